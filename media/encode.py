@@ -1,0 +1,80 @@
+"""Encode one chunk of one rendition, and score it: plain functions, no Beam.
+
+`encode_chunk` stages the chunk's span of the source (O(chunk) bytes), encodes it with
+libx264, and (unless told not to) scores the encode with libvmaf against the same
+frames of the source. Everything happens in a caller-owned scratch folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+
+from media import ffmpeg, vmaf, x264
+from media.errors import MediaError
+from media.ladder import scaled_width
+from media.staging import stage_span
+from media.types import ChunkTask, VmafScore
+
+CHUNK_NAME = "chunk.mp4"
+VMAF_LOG_NAME = "vmaf.json"
+
+
+@dataclass(frozen=True)
+class EncodedChunk:
+    """A chunk encoded into a scratch folder."""
+
+    path: str
+    frame_count: int
+    size_bytes: int
+    encode_s: float
+    encode_cpu_s: float
+    vmaf: VmafScore | None = None
+    vmaf_log_path: str = ""
+    score_s: float = 0.0
+    staged_bytes: int = 0
+    """Bytes of source copied to stage the chunk (O(chunk), not O(title))."""
+
+
+def encode_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str,
+                 timeout_s: float | None = None) -> EncodedChunk:
+    """Encode (and score) `task` from `source` (a local path or seekable file object)."""
+    start_s, end_s = x264.chunk_window_s(task.source, task.chunk)
+    staged = stage_span(source, start_s, end_s, os.path.join(scratch, "source-span.mkv"),
+                        task.source.source_uri)
+    out_path = os.path.join(scratch, CHUNK_NAME)
+    argv = x264.encode_chunk_argv(staged.path, out_path, task.source, task.chunk,
+                                  task.rendition, task.settings, task.segment_frames)
+    run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
+    frames = count_frames(out_path)
+    if frames != task.chunk.frame_count:
+        raise MediaError(
+            f"chunk {task.chunk.index} of {task.title_id} ({task.rendition.rendition_id}) has "
+            f"{frames} frames; expected {task.chunk.frame_count}",
+            hint="The source ends early or has damaged frames; re-export it.",
+        )
+    chunk = EncodedChunk(out_path, frames, os.path.getsize(out_path), run.wall_s, run.cpu_s,
+                         staged_bytes=staged.bytes_copied)
+    if not task.score_vmaf:
+        return chunk
+    log_path = os.path.join(scratch, VMAF_LOG_NAME)
+    height = task.vmaf_height
+    argv = vmaf.score_chunk_argv(out_path, staged.path, task.source, task.chunk,
+                                 scaled_width(task.source, height), height, log_path,
+                                 threads=task.settings.threads)
+    scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
+    score = vmaf.pool_log_file(log_path)
+    return EncodedChunk(out_path, frames, chunk.size_bytes, run.wall_s, run.cpu_s,
+                        score, log_path, scored.wall_s, staged.bytes_copied)
+
+
+def count_frames(path: str) -> int:
+    """Number of video frames in a file, from its packets (no decode)."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        return sum(1 for packet in container.demux(stream) if packet.size)

@@ -1,0 +1,85 @@
+"""The one way this project runs FFmpeg: an argv list, never a shell.
+
+`run` logs the command line (shell-quoted, for copy and paste), passes `-nostdin`,
+and raises `ToolFailed` with the tail of stderr when FFmpeg fails. Machine-readable
+results (libvmaf's JSON log, the files written) are read afterwards; stderr is never
+scraped for numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from media.errors import ToolFailed
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_CHARS = 2000
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """Path of the FFmpeg binary shipped by imageio-ffmpeg (has libx264 and libvmaf)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """What a finished FFmpeg process left behind."""
+
+    argv: tuple[str, ...]
+    wall_s: float
+    cpu_s: float
+    """User + system CPU seconds of the process (and its threads)."""
+    stderr: str
+
+
+def ffmpeg_argv(*args: str) -> list[str]:
+    """FFmpeg's argv with the options every run wants in front."""
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
+
+
+def run(argv: Sequence[str], timeout_s: float | None = None, hint: str | None = None) -> ToolRun:
+    """Run a media tool; raise `ToolFailed` with stderr's tail if it fails or times out."""
+    argv = [str(a) for a in argv]
+    log.debug("running: %s", shlex.join(argv))
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as stderr_file:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_file
+        )
+        timer = threading.Timer(timeout_s, proc.kill) if timeout_s else None
+        if timer:
+            timer.start()
+        try:
+            # wait4, not wait: it also gives the CPU seconds of this one child.
+            _, status, rusage = os.wait4(proc.pid, 0)
+        finally:
+            if timer:
+                timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode("utf-8", "replace")
+    wall_s = time.monotonic() - start
+    if proc.returncode != 0:
+        if timeout_s and wall_s >= timeout_s:
+            stderr += f"\n(killed after the {timeout_s} s limit)"
+        raise ToolFailed(argv, proc.returncode, stderr[-STDERR_TAIL_CHARS:], hint)
+    return ToolRun(tuple(argv), wall_s, rusage.ru_utime + rusage.ru_stime, stderr)
+
+
+def filter_escape(value: str) -> str:
+    """Escape a value (a path) for use inside an FFmpeg filtergraph option."""
+    out = value.replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
+    return out.replace(",", "\\,").replace("[", "\\[").replace("]", "\\]").replace(";", "\\;")

@@ -1,0 +1,70 @@
+"""Ladders: which renditions a title gets.
+
+For now one fixed ladder (the per-title ladder replaces it later): capped-CRF rungs
+from 1080p to 234p, skipping rungs taller than the source. Widths follow the source's
+display aspect ratio, rounded to even numbers as 4:2:0 chroma requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from media.naming import rendition_id
+from media.types import Rendition, SourceInfo
+
+DEFAULT_CRF = 23.0
+BUFSIZE_RATIO = 2.0
+"""VBV buffer = this many seconds' worth of the cap: smooth enough for 4 s segments."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    height: int
+    maxrate_kbps: int
+
+
+FIXED_LADDER: tuple[Rung, ...] = (
+    Rung(1080, 5000),
+    Rung(720, 3000),
+    Rung(540, 1600),
+    Rung(360, 700),
+    Rung(234, 250),
+)
+
+
+def even(value: float) -> int:
+    """Nearest even integer, at least 2."""
+    return max(2, int(round(value / 2)) * 2)
+
+
+def scaled_width(source: SourceInfo, height: int) -> int:
+    """Width at `height` that keeps the source's display aspect ratio."""
+    return even(Fraction(source.width, source.height) * height)
+
+
+def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
+                 rungs: tuple[Rung, ...] = FIXED_LADDER, max_renditions: int = 0) -> list[Rendition]:
+    """The fixed ladder for a source: rungs no taller than the source, tallest first.
+
+    A source shorter than the smallest rung still gets one rendition at its own height.
+    """
+    kept = [r for r in rungs if r.height <= source.height] or [Rung(even(source.height), rungs[-1].maxrate_kbps)]
+    if max_renditions:
+        kept = kept[:max_renditions]
+    return [
+        Rendition(
+            rendition_id=rendition_id(rung.height, rung.maxrate_kbps),
+            width=scaled_width(source, rung.height),
+            height=rung.height,
+            crf=crf,
+            maxrate_kbps=rung.maxrate_kbps,
+            bufsize_kbit=int(rung.maxrate_kbps * BUFSIZE_RATIO),
+        )
+        for rung in kept
+    ]
+
+
+def vmaf_height(source: SourceInfo) -> int:
+    """Display height at which quality is scored: 1080 lines, or the source's if lower."""
+    return even(min(1080, source.height))

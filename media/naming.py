@@ -1,0 +1,115 @@
+"""Output naming: every name is a pure function of (title, track, index).
+
+No uuids, no clocks: a retried bundle rewrites the same object, and a re-run finds the
+chunks an earlier run finished. Names that come from input are sanitised so that they
+stay one path component under the output root.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_VIDEO_SUFFIXES = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+MAX_TITLE_ID_LENGTH = 100
+
+SEGMENT_PATTERN = "seg-{index:05d}.m4s"
+"""Media segment file name; DASH's `$Number%05d$` names the same files."""
+INIT_NAME = "init.mp4"
+PLAYLIST_NAME = "playlist.m3u8"
+MASTER_PLAYLIST = "master.m3u8"
+DASH_MANIFEST = "manifest.mpd"
+REPORT_JSON = "report.json"
+ERRORS_DIR = "_errors"
+WORK_DIR = "_work"
+
+
+def sanitize_title_id(name: str) -> str:
+    """A title id from any string: only [A-Za-z0-9._-], never '.', '..' or empty.
+
+    >>> sanitize_title_id("My Film (2024).mov")
+    'My_Film_2024_.mov'
+    """
+    cleaned = _UNSAFE.sub("_", name).strip("._-")
+    cleaned = re.sub(r"\.{2,}", ".", cleaned)[:MAX_TITLE_ID_LENGTH].strip("._-")
+    return cleaned or "untitled"
+
+
+def title_id_for(source_uri: str) -> str:
+    """The title id of a source: its file name without the extension, sanitised.
+
+    >>> title_id_for("gs://bucket/in/My Film.final.mp4")
+    'My_Film.final'
+    """
+    base = posixpath.basename(source_uri.rstrip("/").replace("\\", "/"))
+    stem = _VIDEO_SUFFIXES.sub("", base) or base
+    return sanitize_title_id(stem)
+
+
+def join(root: str, *parts: str) -> str:
+    """Join a storage root (local path or scheme://bucket/prefix) with relative parts."""
+    for part in parts:
+        if part.startswith("/") or ".." in part.split("/"):
+            raise ValueError(f"refusing to join a path that leaves its root: {part!r}")
+    return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts if p]])
+
+
+def title_root(output_root: str, title_id: str) -> str:
+    return join(output_root, title_id)
+
+
+def track_dir(kind: str, track_id: str) -> str:
+    """Folder of a track relative to the title root, e.g. 'video/720p-3000k'."""
+    return f"{kind}/{track_id}"
+
+
+def segment_name(number: int) -> str:
+    return SEGMENT_PATTERN.format(index=number)
+
+
+def segment_uri(kind: str, track_id: str, number: int) -> str:
+    """Media segment path relative to the title root."""
+    return f"{track_dir(kind, track_id)}/{segment_name(number)}"
+
+
+def init_uri(kind: str, track_id: str) -> str:
+    return f"{track_dir(kind, track_id)}/{INIT_NAME}"
+
+
+def playlist_uri(kind: str, track_id: str) -> str:
+    return f"{track_dir(kind, track_id)}/{PLAYLIST_NAME}"
+
+
+def rendition_id(height: int, maxrate_kbps: int) -> str:
+    """Id of a ladder rung, e.g. '720p-3000k'."""
+    return f"{height}p-{maxrate_kbps}k"
+
+
+def audio_track_id(language: str, position: int) -> str:
+    """Id of an audio track, e.g. 'aac-eng-0'."""
+    return f"aac-{sanitize_title_id(language)}-{position}"
+
+
+def chunk_uri(output_root: str, title_id: str, rendition: str, index: int) -> str:
+    """Where an encoded chunk is kept until its rendition is assembled."""
+    return join(output_root, WORK_DIR, title_id, "chunks", rendition, f"chunk-{index:05d}.mp4")
+
+
+def chunk_record_uri(output_root: str, title_id: str, rendition: str, index: int) -> str:
+    """The JSON record written after a chunk is finished (what a re-run reuses)."""
+    return join(output_root, WORK_DIR, title_id, "chunks", rendition, f"chunk-{index:05d}.json")
+
+
+def work_root(output_root: str, title_id: str) -> str:
+    return join(output_root, WORK_DIR, title_id)
+
+
+def vmaf_log_uri(rendition: str, index: int) -> str:
+    """libvmaf's per-frame JSON log of a chunk, relative to the title root."""
+    return f"vmaf/{rendition}/chunk-{index:05d}.json"
+
+
+def error_record_uri(output_root: str, title_id: str) -> str:
+    """Dead-letter record of a title that was not published."""
+    return join(output_root, ERRORS_DIR, f"{title_id}.json")

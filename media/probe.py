@@ -1,0 +1,139 @@
+"""Inspect a source with PyAV before any compute is spent on it.
+
+`inspect_source` opens the container, finds a decodable video stream, reads its size,
+frame rate, duration, pixel format and colour tags and the audio streams, and decodes
+the first frames to prove the video is decodable. It raises a `MediaError` subclass
+(with a hint for the user) for anything that cannot become a title.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from typing import BinaryIO
+
+import av
+
+from media.errors import FrameRateUnavailable, NoVideoStream, UndecodableVideo, UnreadableSource
+from media.types import AudioStreamInfo, SourceInfo
+
+log = logging.getLogger(__name__)
+
+PROBE_DECODE_FRAMES = 3
+"""Frames decoded at inspection to prove the stream decodes (a full check is separate)."""
+
+# ISO/IEC 23091-2 code points, as FFmpeg names them.
+_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+              8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432"}
+_TRANSFER = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m",
+             8: "linear", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12",
+             16: "smpte2084", 18: "arib-std-b67"}
+_MATRIX = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+           9: "bt2020nc", 10: "bt2020c"}
+_RANGE = {1: "tv", 2: "pc"}
+
+
+def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
+                   size_bytes: int = 0) -> SourceInfo:
+    """Describe a source (a local path or a seekable binary file object)."""
+    try:
+        container = av.open(source, mode="r")
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise UnreadableSource(f"cannot open {source_uri} as media: {exc}") from exc
+    with container:
+        video = _first_video_stream(container, source_uri)
+        frame_rate = _frame_rate(video, source_uri)
+        first_pts_s = _decode_first_frames(container, video, source_uri)
+        frame_count = _frame_count(container, video, frame_rate)
+        if frame_count < 1:
+            raise UndecodableVideo(f"{source_uri} has a video stream with no frames")
+        ctx = video.codec_context
+        return SourceInfo(
+            source_uri=source_uri,
+            title_id=title_id,
+            container=container.format.name,
+            video_codec=ctx.name,
+            width=ctx.width,
+            height=ctx.height,
+            frame_rate=frame_rate,
+            frame_count=frame_count,
+            video_start_s=first_pts_s,
+            pix_fmt=ctx.pix_fmt or "unknown",
+            color_primaries=_PRIMARIES.get(_int(ctx, "color_primaries"), "unknown"),
+            color_transfer=_TRANSFER.get(_int(ctx, "color_trc"), "unknown"),
+            color_matrix=_MATRIX.get(_int(ctx, "colorspace"), "unknown"),
+            color_range=_RANGE.get(_int(ctx, "color_range"), "unknown"),
+            audio=tuple(_audio_streams(container)),
+            size_bytes=size_bytes,
+        )
+
+
+def _int(ctx, name: str) -> int:
+    value = getattr(ctx, name, None)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _first_video_stream(container, source_uri: str):
+    for stream in container.streams.video:
+        # Attached pictures (cover art) are video streams with one frame; not a title.
+        if stream.disposition & av.stream.Disposition.attached_pic:
+            continue
+        if stream.codec_context.width and stream.codec_context.height:
+            return stream
+    raise NoVideoStream(f"{source_uri} has no video stream")
+
+
+def _frame_rate(video, source_uri: str) -> Fraction:
+    for rate in (video.average_rate, video.guessed_rate, video.base_rate):
+        if rate and 0 < rate <= 240:
+            return Fraction(rate.numerator, rate.denominator).limit_denominator(1001)
+    raise FrameRateUnavailable(f"{source_uri}: the video stream declares no frame rate")
+
+
+def _decode_first_frames(container, video, source_uri: str) -> float:
+    """Decode a few frames; return the first frame's presentation time in seconds."""
+    first_pts_s = None
+    decoded = 0
+    try:
+        for frame in container.decode(video):
+            if first_pts_s is None and frame.pts is not None:
+                first_pts_s = float(frame.pts * video.time_base)
+            decoded += 1
+            if decoded >= PROBE_DECODE_FRAMES:
+                break
+    except (av.FFmpegError, ValueError) as exc:
+        raise UndecodableVideo(f"{source_uri}: video does not decode: {exc}") from exc
+    if decoded == 0:
+        raise UndecodableVideo(f"{source_uri}: the video stream yields no decodable frame")
+    if first_pts_s is None:
+        first_pts_s = float(video.start_time * video.time_base) if video.start_time else 0.0
+    return first_pts_s
+
+
+def _frame_count(container, video, frame_rate: Fraction) -> int:
+    if video.frames:
+        return int(video.frames)
+    if video.duration and video.time_base:
+        return round(video.duration * video.time_base * frame_rate)
+    if container.duration:
+        return round(Fraction(container.duration, av.time_base) * frame_rate)
+    return 0
+
+
+def _audio_streams(container) -> list[AudioStreamInfo]:
+    tracks = []
+    for stream in container.streams.audio:
+        ctx = stream.codec_context
+        if not ctx.sample_rate:
+            continue
+        tracks.append(AudioStreamInfo(
+            stream_index=stream.index,
+            codec=ctx.name,
+            channels=ctx.channels,
+            sample_rate_hz=ctx.sample_rate,
+            language=(stream.metadata.get("language") or "und").lower()[:8],
+        ))
+    return tracks

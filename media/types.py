@@ -1,0 +1,243 @@
+"""The small, frozen values that flow between the pipeline's stages.
+
+Elements carry URIs, times and numbers, never frames or media bytes. Exact times are
+frame counts or ticks of a named timescale (or `Fraction`s of a second), never floats
+that drift over a long title.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class IngestEvent:
+    """A source announced to the pipeline."""
+
+    source_uri: str
+    """Where the source lives: a local path or any Beam FileSystems URI (gs://...)."""
+    title_id: str
+    """The title's id: safe as one path component ([A-Za-z0-9._-], never '..')."""
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+    """One audio stream of a source, as inspection found it."""
+
+    stream_index: int
+    """Index of the stream in the source container."""
+    codec: str
+    channels: int
+    sample_rate_hz: int
+    language: str = "und"
+    """ISO 639 language from the stream's tags, 'und' when untagged."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What inspection learned about a decodable source."""
+
+    source_uri: str
+    title_id: str
+    container: str
+    """Container format name as the demuxer reports it (e.g. 'mov,mp4,m4a,3gp,3g2,mj2')."""
+    video_codec: str
+    width: int
+    height: int
+    frame_rate: Fraction
+    """Frames per second, exact (25, 30000/1001, ...)."""
+    frame_count: int
+    """Number of video frames the pipeline will deliver (duration × frame rate)."""
+    video_start_s: float
+    """Presentation time of the first video frame in the source's own timeline."""
+    pix_fmt: str
+    color_primaries: str = "unknown"
+    color_transfer: str = "unknown"
+    color_matrix: str = "unknown"
+    color_range: str = "unknown"
+    audio: tuple[AudioStreamInfo, ...] = ()
+    size_bytes: int = 0
+
+    @property
+    def duration_s(self) -> Fraction:
+        """Duration of the delivered video, exact."""
+        return self.frame_count / self.frame_rate
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One rung of a ladder: a resolution and the encoder's rate control for it."""
+
+    rendition_id: str
+    """Stable id, a pure function of the rung (e.g. '720p-3000k')."""
+    width: int
+    height: int
+    crf: float
+    """x264 constant rate factor (the quality the encoder aims at)."""
+    maxrate_kbps: int
+    """Cap on the rate (VBV maxrate), kb/s."""
+    bufsize_kbit: int
+    """VBV buffer size, kbit."""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """Encoder settings shared by every rendition of a run."""
+
+    preset: str = "medium"
+    """x264 preset."""
+    profile: str = "high"
+    threads: int = 0
+    """Encoder threads per FFmpeg process; 0 lets x264 choose."""
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """A run of whole segments of the title, on the frame grid shared by every rendition."""
+
+    index: int
+    start_frame: int
+    frame_count: int
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.frame_count
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """The unit of parallel work: encode (and score) one chunk for one rendition."""
+
+    source: SourceInfo
+    rendition: Rendition
+    chunk: ChunkSpan
+    chunk_count: int
+    """How many chunks the title has (what the gather waits for)."""
+    segment_frames: int
+    """Frames per segment; every segment starts with an IDR frame."""
+    output_root: str
+    settings: EncodeSettings = field(default_factory=EncodeSettings)
+    score_vmaf: bool = True
+    vmaf_height: int = 1080
+    """Height at which VMAF is computed: min(1080, source height)."""
+    track_position: int = 0
+    """Position of the rendition among the title's tracks (video first, then audio)."""
+    track_count: int = 1
+    """How many tracks (renditions and audio tracks) the title will have."""
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class AudioTask:
+    """Encode one audio stream of a title to AAC-LC stereo segments on the title's grid."""
+
+    source: SourceInfo
+    stream: AudioStreamInfo
+    track_id: str
+    output_root: str
+    segment_s: float
+    """Nominal segment duration (the video grid's), seconds."""
+    bitrate_kbps: int = 128
+    track_position: int = 0
+    track_count: int = 1
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class VmafScore:
+    """Pooled VMAF over the frames of one chunk."""
+
+    mean: float
+    harmonic_mean: float
+    p5: float
+    """5th percentile of per-frame scores."""
+    minimum: float
+    frame_count: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """An encoded chunk, stored at `chunk_uri`, with its measurements."""
+
+    title_id: str
+    rendition_id: str
+    index: int
+    chunk_count: int
+    chunk_uri: str
+    frame_count: int
+    size_bytes: int
+    duration_s: Fraction
+    vmaf: VmafScore | None = None
+    vmaf_log_uri: str = ""
+    encode_s: float = 0.0
+    """Wall seconds the encode took (0 when a finished chunk was reused)."""
+    score_s: float = 0.0
+    reused: bool = False
+    """True when a finished chunk from an earlier run was reused."""
+
+    @property
+    def bitrate_kbps(self) -> float:
+        return float(self.size_bytes * 8 / self.duration_s / 1000) if self.duration_s else 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One CMAF media segment as written."""
+
+    number: int
+    """1-based position in its track."""
+    uri: str
+    """Path relative to the title root (e.g. 'video/720p-3000k/seg-00001.m4s')."""
+    start_ticks: int
+    """baseMediaDecodeTime of the segment, in the track's timescale."""
+    duration_ticks: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class PackagedTrack:
+    """One assembled CMAF track (a video rendition or an audio track), ready to list."""
+
+    kind: str
+    """'video' or 'audio'."""
+    track_id: str
+    codecs: str
+    """RFC 6381 codecs string (e.g. 'avc1.64001f', 'mp4a.40.2')."""
+    timescale: int
+    init_uri: str
+    """Init segment path, relative to the title root."""
+    segments: tuple[Segment, ...]
+    width: int = 0
+    height: int = 0
+    frame_rate: Fraction | None = None
+    language: str = "und"
+    name: str = ""
+    channels: int = 0
+    sample_rate_hz: int = 0
+    chunks: tuple[ChunkResult, ...] = ()
+    """The chunks the track was assembled from (video only), for the report."""
+    rendition: Rendition | None = None
+    track_position: int = 0
+    track_count: int = 1
+
+    @property
+    def duration_s(self) -> Fraction:
+        return Fraction(sum(s.duration_ticks for s in self.segments), self.timescale)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A title that will not be published, and what the user can do about it."""
+
+    title_id: str
+    source_uri: str
+    stage: str
+    error: str
+    hint: str

@@ -1,0 +1,88 @@
+"""Score an encoded chunk against its source with libvmaf, and pool the scores.
+
+The encode is upscaled (bicubic) to the display resolution, min(1080, source height)
+lines, and compared with the same frames of the source scaled to that size, as the
+field measures streaming quality. libvmaf writes a JSON log with a score per frame;
+we pool it ourselves (mean, harmonic mean, 5th percentile, minimum) and keep the log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+
+import ffmpeg as ffmpeg_python
+
+from media.errors import MediaError
+from media.ffmpeg import filter_escape
+from media.types import ChunkSpan, SourceInfo, VmafScore
+from media.x264 import select_chunk
+
+VMAF_MODEL = "vmaf_v0.6.1"
+
+
+def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
+                     chunk: ChunkSpan, width: int, height: int, log_path: str,
+                     threads: int = 0) -> list[str]:
+    """FFmpeg arguments (without the binary) that score one chunk into a JSON log.
+
+    `shortest=1` in the framesync options ends scoring at the shorter input: a chunk
+    whose encode lost frames would otherwise be scored against repeated last frames.
+    """
+    distorted = ffmpeg_python.input(encoded_path).video
+    distorted = distorted.filter("setpts", "PTS-STARTPTS")
+    distorted = distorted.filter("scale", width, height, flags="bicubic").filter("format", "yuv420p")
+    reference = select_chunk(ffmpeg_python.input(staged_path, copyts=None).video, source, chunk)
+    if (source.width, source.height) != (width, height):
+        reference = reference.filter("scale", width, height, flags="bicubic")
+    reference = reference.filter("format", "yuv420p")
+    options = {
+        "model": f"version={VMAF_MODEL}",
+        "log_fmt": "json",
+        "log_path": filter_escape(log_path),
+        "shortest": "1",
+    }
+    options["n_threads"] = str(threads or os.cpu_count() or 1)
+    scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
+    return ffmpeg_python.output(scored, "-", f="null").get_args()
+
+
+def frame_scores(log: dict) -> list[float]:
+    """Per-frame VMAF scores from a libvmaf JSON log."""
+    try:
+        return [float(frame["metrics"]["vmaf"]) for frame in log["frames"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MediaError(f"libvmaf log has no per-frame 'vmaf' scores: {exc}") from exc
+
+
+def harmonic_mean(scores: Sequence[float]) -> float:
+    """VMAF's harmonic mean (scores shifted by 1 so that a 0 does not divide by zero)."""
+    return len(scores) / sum(1.0 / (1.0 + s) for s in scores) - 1.0
+
+
+def percentile(scores: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile (numpy's default method)."""
+    ordered = sorted(scores)
+    position = (len(ordered) - 1) * pct / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def pool(scores: Sequence[float]) -> VmafScore:
+    if not scores:
+        raise MediaError("libvmaf scored no frames")
+    return VmafScore(
+        mean=sum(scores) / len(scores),
+        harmonic_mean=harmonic_mean(scores),
+        p5=percentile(scores, 5),
+        minimum=min(scores),
+        frame_count=len(scores),
+    )
+
+
+def pool_log_file(path: str) -> VmafScore:
+    with open(path, encoding="utf-8") as handle:
+        return pool(frame_scores(json.load(handle)))

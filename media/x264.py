@@ -1,0 +1,85 @@
+"""Build the FFmpeg argv that encodes one chunk of one rendition with libx264.
+
+The chunk is cut exactly from a staged span of the source (timestamps kept, see
+`media.staging`), scaled, and encoded with capped CRF (crf + VBV maxrate/bufsize),
+closed GOPs and an IDR frame at every segment boundary, 8-bit yuv420p. Built with
+`ffmpeg-python`, returned as a plain argv list.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import ffmpeg as ffmpeg_python
+
+from media.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
+
+HALF_FRAME = Fraction(1, 2)
+
+
+def chunk_window_s(source: SourceInfo, chunk: ChunkSpan) -> tuple[float, float]:
+    """Source timeline [start, end) that selects exactly the chunk's frames.
+
+    The cut points sit half a frame before each frame's nominal time, so rounding of
+    stored timestamps (Matroska keeps milliseconds) never moves a frame across a cut.
+    """
+    frame_s = 1 / source.frame_rate
+    start = source.video_start_s + float((chunk.start_frame - HALF_FRAME) * frame_s)
+    end = source.video_start_s + float((chunk.end_frame - HALF_FRAME) * frame_s)
+    return max(0.0, start), end
+
+
+def select_chunk(stream, source: SourceInfo, chunk: ChunkSpan):
+    """Cut the chunk's frames out of the staged span, on a constant frame rate grid."""
+    start_s, end_s = chunk_window_s(source, chunk)
+    stream = stream.filter("trim", start=f"{start_s:.6f}", end=f"{end_s:.6f}")
+    stream = stream.filter("setpts", "PTS-STARTPTS")
+    return stream.filter("fps", fps=_rate(source.frame_rate))
+
+
+def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames: int) -> dict:
+    """Output options for libx264: capped CRF, closed GOP, IDR every segment."""
+    params = f"keyint={segment_frames}:min-keyint={segment_frames}:scenecut=0:open-gop=0"
+    options = {
+        "c:v": "libx264",
+        "preset": settings.preset,
+        "profile:v": settings.profile,
+        "crf": _num(rendition.crf),
+        "maxrate": f"{rendition.maxrate_kbps}k",
+        "bufsize": f"{rendition.bufsize_kbit}k",
+        "pix_fmt": "yuv420p",
+        "x264-params": params,
+        "force_key_frames": f"expr:eq(mod(n,{segment_frames}),0)",
+        "video_track_timescale": str(_timescale(settings, segment_frames)),
+    }
+    if settings.threads:
+        options["threads"] = str(settings.threads)
+    return options
+
+
+def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk: ChunkSpan,
+                      rendition: Rendition, settings: EncodeSettings,
+                      segment_frames: int) -> list[str]:
+    """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file."""
+    video = ffmpeg_python.input(staged_path, copyts=None).video
+    video = select_chunk(video, source, chunk)
+    video = video.filter("scale", rendition.width, rendition.height, flags="bicubic")
+    video = video.filter("setsar", "1").filter("format", "yuv420p")
+    out = ffmpeg_python.output(
+        video, out_path, an=None, **{"frames:v": chunk.frame_count},
+        **x264_options(rendition, settings, segment_frames),
+    )
+    return out.get_args()
+
+
+def _timescale(settings: EncodeSettings, segment_frames: int) -> int:
+    # 90 kHz is exact for every common frame rate, including 30000/1001 and 24000/1001.
+    return 90000
+
+
+def _rate(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,24 @@
+"""ladderflow: per-title adaptive streaming on Apache Beam."""
+
+from setuptools import find_packages, setup
+
+BEAM_VERSION = "2.77.0"
+
+setup(
+    name="ladderflow",
+    version="0.1.0",
+    description="Source video to a streamable title (CMAF, HLS, DASH) on Apache Beam",
+    python_requires=">=3.10",
+    packages=find_packages(include=["media", "media.*", "pipeline", "pipeline.*",
+                                    "transforms", "transforms.*"]),
+    install_requires=[
+        f"apache-beam[gcp]=={BEAM_VERSION}",
+        "imageio-ffmpeg>=0.6",
+        "av>=14",
+        "ffmpeg-python==0.2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "m3u8>=6", "mpegdash>=0.4", "playwright>=1.50", "ruff"],
+    },
+    entry_points={"console_scripts": ["ladderflow=pipeline.__main__:main"]},
+)
