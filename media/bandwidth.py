@@ -6,7 +6,7 @@ Durations are exact `Fraction`s (a float is taken at its exact binary value), so
 two-hour title sums without drift and a value on a rounding boundary rounds the same
 way every time.
 
-    >>> peak_bandwidth_bps([400_000, 600_000, 200_000], [4, 4, 1], target_duration_s=4)
+    >>> peak_bandwidth_bps([400_000, 600_000, 500_000, 200_000], [4, 4, 4, 1], 4)
     1200000
 """
 
@@ -90,14 +90,14 @@ def peak_bandwidth_bps(
     best: Fraction | None = None
     for start in range(len(durations)):
         bits, seconds = 0, Fraction(0)
-        for size, duration in zip(sizes_bytes[start:], durations[start:]):
+        for size, duration in zip(sizes_bytes[start:], durations[start:], strict=True):
             bits, seconds = bits + 8 * size, seconds + duration
-            if seconds >= high:
+            if seconds > high:
                 break
             if seconds >= low and (best is None or bits / seconds > best):
                 best = bits / seconds
     if best is None:
-        best = max(Fraction(8 * size) / d for size, d in zip(sizes_bytes, durations))
+        best = max(Fraction(8 * size) / d for size, d in zip(sizes_bytes, durations, strict=True))
     return math.ceil(best)
 
 
@@ -116,7 +116,7 @@ def segment_bitrates(track: PackagedTrack) -> list[float]:
     """Bit rate of each segment of a track (size_bytes * 8 / duration), bits/s."""
     return [
         float(8 * s.size_bytes / d)
-        for s, d in zip(track.segments, segment_durations_s(track))
+        for s, d in zip(track.segments, segment_durations_s(track), strict=True)
     ]
 
 

@@ -62,7 +62,7 @@ def media_playlist(track: PackagedTrack) -> str:
         "#EXT-X-INDEPENDENT-SEGMENTS",
         f"#EXT-X-MAP:URI={_quoted(_relative_to_track(track, track.init_uri))}",
     ]
-    for segment, duration in zip(track.segments, segment_durations_s(track)):
+    for segment, duration in zip(track.segments, segment_durations_s(track), strict=True):
         lines.append(f"#EXTINF:{_decimal(extinf_s(duration), EXTINF_DECIMALS)},")
         lines.append(_relative_to_track(track, segment.uri))
     lines.append("#EXT-X-ENDLIST")
@@ -74,7 +74,7 @@ def _audio_media_lines(audio: list[PackagedTrack]) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(f"audio track names must differ within a group, got {names}")
     lines = []
-    for position, (track, name) in enumerate(zip(audio, names)):
+    for position, (track, name) in enumerate(zip(audio, names, strict=True)):
         attributes = [
             "TYPE=AUDIO",
             f"GROUP-ID={_quoted(AUDIO_GROUP_ID)}",

@@ -51,7 +51,7 @@ _TRUN_FIRST_FLAGS = 0x4
 _TRUN_HEAD_FIELDS = ((0x1, "i"), (_TRUN_FIRST_FLAGS, "I"))
 _TRUN_DURATION, _TRUN_FLAGS, _TRUN_CTO = 0x100, 0x400, 0x800
 _TRUN_SAMPLE_FIELDS = ((_TRUN_DURATION, "I"), (0x200, "I"), (_TRUN_FLAGS, "I"), (_TRUN_CTO, "I"))
-_TRUN_V1_SAMPLE_FIELDS = _TRUN_SAMPLE_FIELDS
+_TRUN_V1_SAMPLE_FIELDS = _TRUN_SAMPLE_FIELDS[:3] + ((_TRUN_CTO, "i"),)
 """Version 1 trun composition offsets are signed."""
 
 
@@ -211,7 +211,7 @@ def read_init(data: bytes) -> InitInfo:
     fields: dict = {}
     if handler == b"vide":
         fields = _visual_fields(data, entry)
-        if not fields["width"]:  # the coded size is what manifests list; tkhd's is display
+        if not fields["width"]:  # prefer the coded size: tkhd's is the display size
             fields.update(width=tkhd_w >> 16, height=tkhd_h >> 16)
     elif handler == b"soun":
         fields = _audio_fields(data, entry)
@@ -230,9 +230,10 @@ def read_init(data: bytes) -> InitInfo:
 def _sample_entry(data: bytes, stsd: Box) -> Box:
     _, _, body = _full_box(data, stsd)
     (count,) = _unpack(">I", data, body)
-    if count < 1:
+    entry = next(iter_boxes(data, body + 4, stsd.end), None) if count else None
+    if entry is None:
         raise IsobmffError("stsd has no sample entry")
-    return next(iter_boxes(data, body + 4, stsd.end))
+    return entry
 
 
 def _visual_fields(data: bytes, entry: Box) -> dict:

@@ -125,6 +125,8 @@ class ChunkTask:
     """Position of the rendition among the title's tracks (video first, then audio)."""
     track_count: int = 1
     """How many tracks (renditions and audio tracks) the title will have."""
+    rendition_count: int = 1
+    """How many video renditions the title will have."""
 
     @property
     def title_id(self) -> str:
@@ -181,6 +183,8 @@ class ChunkResult:
     score_s: float = 0.0
     reused: bool = False
     """True when a finished chunk from an earlier run was reused."""
+    task: ChunkTask | None = None
+    """The task this chunk answers (what assembly needs of the title and rendition)."""
 
     @property
     def bitrate_kbps(self) -> float:

@@ -1,0 +1,92 @@
+"""The title report (report.json): the ladder, and per chunk its bitrate and VMAF."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from media import bandwidth, naming
+from media.types import ChunkResult, PackagedTrack, SourceInfo
+
+
+def _chunk_entry(chunk: ChunkResult) -> dict:
+    entry = {
+        "index": chunk.index,
+        "start_s": round(float(chunk.task.chunk.start_frame / chunk.task.source.frame_rate), 6)
+        if chunk.task else None,
+        "duration_s": round(float(chunk.duration_s), 6),
+        "frames": chunk.frame_count,
+        "size_bytes": chunk.size_bytes,
+        "bitrate_kbps": round(chunk.bitrate_kbps, 1),
+        "encode_s": round(chunk.encode_s, 3),
+        "score_s": round(chunk.score_s, 3),
+        "reused": chunk.reused,
+        "vmaf": None,
+    }
+    if chunk.vmaf:
+        entry["vmaf"] = {k: round(v, 3) if isinstance(v, float) else v
+                         for k, v in dataclasses.asdict(chunk.vmaf).items()}
+        entry["vmaf_log"] = chunk.vmaf_log_uri
+    return entry
+
+
+def _pooled_vmaf(chunks: Sequence[ChunkResult]) -> dict | None:
+    scored = [c for c in chunks if c.vmaf]
+    if not scored:
+        return None
+    frames = sum(c.vmaf.frame_count for c in scored)
+    return {
+        "mean": round(sum(c.vmaf.mean * c.vmaf.frame_count for c in scored) / frames, 3),
+        "worst_chunk_p5": round(min(c.vmaf.p5 for c in scored), 3),
+        "minimum": round(min(c.vmaf.minimum for c in scored), 3),
+    }
+
+
+def _track_entry(track: PackagedTrack) -> dict:
+    entry = {
+        "kind": track.kind,
+        "id": track.track_id,
+        "codecs": track.codecs,
+        "playlist": naming.playlist_uri(track.kind, track.track_id),
+        "init": track.init_uri,
+        "segments": len(track.segments),
+        "duration_s": round(float(track.duration_s), 6),
+        "peak_bandwidth_bps": bandwidth.track_peak_bandwidth_bps(track),
+        "average_bandwidth_bps": bandwidth.track_average_bandwidth_bps(track),
+    }
+    if track.kind == "video":
+        entry.update(width=track.width, height=track.height,
+                     frame_rate=str(track.frame_rate))
+        if track.rendition:
+            entry["rate_control"] = {"crf": track.rendition.crf,
+                                     "maxrate_kbps": track.rendition.maxrate_kbps,
+                                     "bufsize_kbit": track.rendition.bufsize_kbit}
+        entry["vmaf"] = _pooled_vmaf(track.chunks)
+        entry["chunks"] = [_chunk_entry(c) for c in track.chunks]
+    else:
+        entry.update(language=track.language, channels=track.channels,
+                     sample_rate_hz=track.sample_rate_hz)
+    return entry
+
+
+def title_report(title_id: str, source: SourceInfo | None,
+                 tracks: Sequence[PackagedTrack]) -> dict:
+    """A JSON-ready report of a published title."""
+    report = {
+        "title_id": title_id,
+        "manifests": {"hls": naming.MASTER_PLAYLIST, "dash": naming.DASH_MANIFEST},
+        "source": None,
+        "ladder": [
+            {"id": t.track_id, "width": t.width, "height": t.height,
+             "maxrate_kbps": t.rendition.maxrate_kbps if t.rendition else None,
+             "crf": t.rendition.crf if t.rendition else None}
+            for t in tracks if t.kind == "video"
+        ],
+        "tracks": [_track_entry(t) for t in tracks],
+    }
+    if source:
+        data = dataclasses.asdict(source)
+        data["frame_rate"] = str(source.frame_rate)
+        data["duration_s"] = round(float(source.duration_s), 6)
+        report["source"] = data
+    return report
