@@ -1,0 +1,1 @@
+"""Command line and graph wiring of ladderflow (`python -m pipeline --help`)."""

@@ -1,0 +1,54 @@
+"""ladderflow: source videos in, streamable titles (CMAF, HLS, DASH) out.
+
+    python -m pipeline --input 'in/*.mp4' --output out/
+    python -m pipeline demo --output out/        # makes a 30 s 1080p source and runs it
+
+Any standard Beam flag (--runner, --direct_num_workers, ...) passes through.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from media.errors import ConfigurationError, LadderflowError
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("apache_beam", "google", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _output_of(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--output" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--output="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    from pipeline import launcher
+
+    try:
+        if argv and argv[0] == "demo":
+            from pipeline.demo import make_demo_source
+
+            output = _output_of(argv[1:])
+            if not output:
+                raise ConfigurationError("demo needs --output DEST")
+            source = make_demo_source(os.path.join(output, "_demo"))
+            return launcher.run([*argv[1:], "--input", source])
+        return launcher.run(argv)
+    except LadderflowError as exc:
+        print(f"error: {exc}\nhint: {exc.hint}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Run the pipeline and tell the user, title by title, what became of each source."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from media import naming
+from media.config import JobConfig
+from pipeline.graph import build_pipeline
+from pipeline.options import LadderflowOptions, job_config
+from transforms import _storage
+from transforms.ingest import check_unique_titles, expand_sources
+
+log = logging.getLogger("ladderflow")
+
+
+@dataclass(frozen=True)
+class TitleOutcome:
+    title_id: str
+    source_uri: str
+    published: bool
+    detail: str
+
+
+def outcomes(config: JobConfig, sources: list[str]) -> list[TitleOutcome]:
+    """What the output root says about each source after a run."""
+    results = []
+    for uri in sources:
+        title = naming.title_id_for(uri)
+        error_uri = naming.error_record_uri(config.output_root, title)
+        master = naming.join(naming.title_root(config.output_root, title), naming.MASTER_PLAYLIST)
+        if _storage.exists(error_uri):
+            record = _storage.read_json(error_uri)
+            detail = f"{record.get('stage')}: {record.get('error')} -- {record.get('hint')}"
+            results.append(TitleOutcome(title, uri, False, detail))
+        elif _storage.exists(master):
+            results.append(TitleOutcome(title, uri, True, master))
+        else:
+            results.append(TitleOutcome(title, uri, False, "not published (see the log above)"))
+    return results
+
+
+def summary_lines(results: list[TitleOutcome]) -> list[str]:
+    lines = []
+    for r in results:
+        status = "published" if r.published else "FAILED   "
+        lines.append(f"{status} {r.title_id}: {r.detail}")
+    return lines
+
+
+def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int:
+    """Run the job that `argv` describes; return the process exit status."""
+    options = pipeline_options or PipelineOptions(argv)
+    config = job_config(options)
+    spec = options.view_as(LadderflowOptions).input
+    if not spec:
+        raise SystemExit("error: --input is required (a path, a glob or a comma-separated list)")
+    sources = expand_sources(spec)
+    check_unique_titles(sources)
+    log.info("processing %d source(s) into %s", len(sources), config.output_root)
+    started = time.monotonic()
+    with beam.Pipeline(options=options) as pipeline:
+        build_pipeline(pipeline, sources, config)
+    results = outcomes(config, sources)
+    failed = [r for r in results if not r.published]
+    print(f"\nladderflow: {len(results) - len(failed)} of {len(results)} title(s) published "
+          f"in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    for line in summary_lines(results):
+        print("  " + line, file=sys.stderr)
+    return 1 if failed else 0

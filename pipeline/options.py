@@ -1,0 +1,59 @@
+"""Command-line options of the pipeline, as Beam `PipelineOptions`.
+
+Every standard Beam flag (`--runner`, `--direct_num_workers`, ...) passes through;
+ours are turned into a validated `JobConfig` before the graph is built, so a bad flag
+fails before any work.
+"""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from media.config import X264_PRESETS, JobConfig
+from media.types import EncodeSettings
+
+
+class LadderflowOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--input", help="Sources: a path, a glob, or a comma-separated "
+                            "list of them (local or gs://).")
+        parser.add_argument("--output", help="Output root: each title is published under "
+                            "OUTPUT/<title_id>/, rejects under OUTPUT/_errors/.")
+        parser.add_argument("--segment_seconds", type=float, default=4.0,
+                            help="Segment duration (snapped to whole frames). Default 4.")
+        parser.add_argument("--chunk_segments", type=int, default=3,
+                            help="Segments per encode chunk. Default 3.")
+        parser.add_argument("--crf", type=float, default=23.0,
+                            help="x264 CRF of every rung (capped by the rung's maxrate).")
+        parser.add_argument("--preset", default="medium", choices=X264_PRESETS,
+                            help="x264 preset. Default medium.")
+        parser.add_argument("--encoder_threads", type=int, default=0,
+                            help="Threads per FFmpeg process (0: the encoder decides).")
+        parser.add_argument("--no_vmaf", action="store_true",
+                            help="Skip VMAF scoring (previews, benchmarks).")
+        parser.add_argument("--max_renditions", type=int, default=0,
+                            help="Keep only the N tallest rungs of the ladder (0: all).")
+        parser.add_argument("--audio_kbps", type=int, default=128,
+                            help="AAC-LC stereo bitrate. Default 128.")
+        parser.add_argument("--keep_work", action="store_true",
+                            help="Keep encoded chunks under OUTPUT/_work/ after publishing.")
+        parser.add_argument("--tool_timeout_s", type=float, default=3600.0,
+                            help="Longest one FFmpeg process may run. Default 3600.")
+
+
+def job_config(options: PipelineOptions) -> JobConfig:
+    """The validated JobConfig that the options describe."""
+    opts = options.view_as(LadderflowOptions)
+    return JobConfig(
+        output_root=(opts.output or "").rstrip("/"),
+        segment_s=opts.segment_seconds,
+        chunk_segments=opts.chunk_segments,
+        crf=opts.crf,
+        encode=EncodeSettings(preset=opts.preset, threads=opts.encoder_threads),
+        score_vmaf=not opts.no_vmaf,
+        max_renditions=opts.max_renditions,
+        audio_kbps=opts.audio_kbps,
+        keep_work=opts.keep_work,
+        tool_timeout_s=opts.tool_timeout_s,
+    ).validate()

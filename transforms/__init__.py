@@ -1,0 +1,1 @@
+"""The pipeline's stages as Beam composite transforms, one module per stage."""

@@ -1,0 +1,112 @@
+"""Storage through Beam's FileSystems: local paths and gs:// alike.
+
+Writes go to a temporary name beside the final one and are then renamed, so a reader
+never sees half an object and a retried bundle rewrites the same names (invariant 4).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+_TMP_SUFFIX = ".partial"
+_COPY_BLOCK = 8 << 20
+
+
+def is_local(uri: str) -> bool:
+    return FileSystems.get_scheme(uri) in (None, "file")
+
+
+def local_path(uri: str) -> str:
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+@contextmanager
+def open_source(uri: str) -> Iterator[str | BinaryIO]:
+    """A local path for local files (FFmpeg and PyAV read them directly), else a
+    seekable file object from FileSystems, which reads only the byte ranges asked for."""
+    if is_local(uri):
+        yield local_path(uri)
+        return
+    handle = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def exists(uri: str) -> bool:
+    return FileSystems.exists(uri)
+
+
+def size_of(uri: str) -> int:
+    return FileSystems.match([uri])[0].metadata_list[0].size_in_bytes
+
+
+def read_bytes(uri: str) -> bytes:
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return handle.read()
+
+
+def read_json(uri: str) -> dict:
+    return json.loads(read_bytes(uri).decode("utf-8"))
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write `data` to `uri` atomically (temporary name, then rename)."""
+    _write_atomic(uri, io.BytesIO(data))
+
+
+def write_json(uri: str, value: object) -> None:
+    write_bytes(uri, (json.dumps(value, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def upload(local_file: str, uri: str) -> None:
+    """Copy a local file to `uri` atomically."""
+    with open(local_file, "rb") as handle:
+        _write_atomic(uri, handle)
+
+
+def download(uri: str, local_file: str) -> None:
+    if is_local(uri):
+        shutil.copyfile(local_path(uri), local_file)
+        return
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as src, \
+            open(local_file, "wb") as dst:
+        shutil.copyfileobj(src, dst, _COPY_BLOCK)
+
+
+def _write_atomic(uri: str, stream: BinaryIO) -> None:
+    tmp = uri + _TMP_SUFFIX
+    if is_local(uri):
+        os.makedirs(os.path.dirname(os.path.abspath(local_path(uri))), exist_ok=True)
+    with FileSystems.create(tmp, mime_type="application/octet-stream",
+                            compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        shutil.copyfileobj(stream, out, _COPY_BLOCK)
+    if is_local(uri):
+        os.replace(local_path(tmp), local_path(uri))
+    else:
+        FileSystems.rename([tmp], [uri])
+
+
+def delete_tree(uri: str) -> None:
+    """Delete everything under a folder or prefix (missing is fine)."""
+    if is_local(uri):
+        shutil.rmtree(local_path(uri), ignore_errors=True)
+        return
+    prefix = uri.rstrip("/") + "/"
+    matched = FileSystems.match([prefix + "**"])[0].metadata_list
+    if matched:
+        FileSystems.delete([m.path for m in matched])
+
+
+def delete(uri: str) -> None:
+    if exists(uri):
+        FileSystems.delete([uri])

@@ -1,0 +1,94 @@
+"""Assemble: a rendition's chunks, gathered, become its CMAF track, by stream copy.
+
+Input: ((title_id, rendition_id), [ChunkResult in chunk order]). The chunks are fetched,
+joined and cut into an init segment and one media segment per grid segment (see
+`media.assemble`), and written under `DEST/<title>/video/<rendition>/`. Output: a
+`PackagedTrack` describing what was written, keyed for the per-title gather.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from media import naming
+from media.assemble import assemble_video
+from media.codecs import codecs_string
+from media.errors import MediaError
+from media.types import ChunkResult, PackagedTrack, Segment
+from transforms import _storage
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for
+
+__all__ = ["AssembleRenditions", "write_track"]
+
+log = logging.getLogger(__name__)
+
+
+def write_track(title_root: str, kind: str, track_id: str, init: bytes,
+                segments: list[bytes], timing: list) -> tuple[str, tuple[Segment, ...]]:
+    """Write an init segment and media segments; return the init uri and the segment list."""
+    init_rel = naming.init_uri(kind, track_id)
+    written = []
+    for number, (data, frag) in enumerate(zip(segments, timing, strict=True), start=1):
+        rel = naming.segment_uri(kind, track_id, number)
+        _storage.write_bytes(naming.join(title_root, rel), data)
+        written.append(Segment(number=number, uri=rel, start_ticks=frag.base_decode_ticks,
+                               duration_ticks=frag.duration_ticks, size_bytes=len(data)))
+    _storage.write_bytes(naming.join(title_root, init_rel), init)
+    return init_rel, tuple(written)
+
+
+class _AssembleFn(beam.DoFn):
+    def __init__(self, tool_timeout_s: float):
+        self._timeout_s = tool_timeout_s
+
+    def process(self, element):
+        (title_id, rendition_id), chunks = element
+        chunks: list[ChunkResult] = chunks
+        task = chunks[0].task
+        try:
+            track = self._assemble(chunks)
+        except MediaError as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                title_id, task.source.source_uri, f"assemble ({rendition_id})", exc))
+            return
+        log.info("%s: assembled %s: %d segments", title_id, rendition_id, len(track.segments))
+        yield title_id, track
+
+    def _assemble(self, chunks: list[ChunkResult]) -> PackagedTrack:
+        task = chunks[0].task
+        with tempfile.TemporaryDirectory(prefix="ladderflow-assemble-") as scratch:
+            paths = []
+            for chunk in chunks:
+                path = os.path.join(scratch, f"chunk-{chunk.index:05d}.mp4")
+                _storage.download(chunk.chunk_uri, path)
+                paths.append(path)
+            assembled = assemble_video(paths, [c.duration_s for c in chunks], task.segment_frames,
+                                       task.source.frame_rate, scratch, self._timeout_s)
+        rid = task.rendition.rendition_id
+        init_rel, segments = write_track(naming.title_root(task.output_root, task.title_id),
+                                         "video", rid, assembled.init, assembled.segments,
+                                         assembled.timing)
+        return PackagedTrack(
+            kind="video", track_id=rid, codecs=codecs_string(assembled.init_info),
+            timescale=assembled.init_info.timescale, init_uri=init_rel, segments=segments,
+            width=task.rendition.width, height=task.rendition.height,
+            frame_rate=task.source.frame_rate, chunks=tuple(chunks), rendition=task.rendition,
+            track_position=task.track_position, track_count=task.track_count,
+        )
+
+
+class AssembleRenditions(beam.PTransform):
+    """PCollection[((title, rendition), [ChunkResult])] -> {'main': (title, PackagedTrack), ...}."""
+
+    def __init__(self, tool_timeout_s: float = 3600.0):
+        super().__init__()
+        self._timeout_s = tool_timeout_s
+
+    def expand(self, gathered):
+        return gathered | "StreamCopyToCmaf" >> beam.ParDo(
+            _AssembleFn(self._timeout_s)).with_outputs(DEAD_LETTER, main="main")

@@ -1,0 +1,78 @@
+"""Split: plan a title's ladder and grid, and fan it out into tasks.
+
+For each inspected source: the ladder (fixed for now), the segment grid (shared by
+every rendition), the chunks; then one `ChunkTask` per (chunk, rendition) on the main
+output and one `AudioTask` per audio track on the `audio` output (the first audio
+stream of the source, as AAC-LC stereo).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from media.chunking import plan_chunks, segment_frames
+from media.config import JobConfig
+from media.ladder import fixed_ladder, vmaf_height
+from media.naming import audio_track_id
+from media.types import AudioTask, ChunkTask, SourceInfo
+
+__all__ = ["Split", "AUDIO"]
+
+AUDIO = "audio"
+log = logging.getLogger(__name__)
+
+
+def plan_tasks(source: SourceInfo, config: JobConfig) -> tuple[list[ChunkTask], list[AudioTask]]:
+    """Every task of a title: chunk tasks rendition by rendition, then audio tasks."""
+    renditions = fixed_ladder(source, crf=config.crf, max_renditions=config.max_renditions)
+    frames = segment_frames(source.frame_rate, config.segment_s)
+    chunks = plan_chunks(source.frame_count, frames, config.chunk_segments)
+    audio_streams = list(source.audio[:1])
+    track_count = len(renditions) + len(audio_streams)
+    chunk_tasks = [
+        ChunkTask(source=source, rendition=rendition, chunk=chunk, chunk_count=len(chunks),
+                  segment_frames=frames, output_root=config.output_root, settings=config.encode,
+                  score_vmaf=config.score_vmaf, vmaf_height=vmaf_height(source),
+                  track_position=position, track_count=track_count,
+                  rendition_count=len(renditions))
+        for position, rendition in enumerate(renditions)
+        for chunk in chunks
+    ]
+    audio_tasks = [
+        AudioTask(source=source, stream=stream, track_id=audio_track_id(stream.language, i),
+                  output_root=config.output_root, segment_s=float(frames / source.frame_rate),
+                  bitrate_kbps=config.audio_kbps, track_position=len(renditions) + i,
+                  track_count=track_count)
+        for i, stream in enumerate(audio_streams)
+    ]
+    return chunk_tasks, audio_tasks
+
+
+class _SplitFn(beam.DoFn):
+    def __init__(self, config: JobConfig):
+        self._config = config
+
+    def process(self, source: SourceInfo):
+        chunk_tasks, audio_tasks = plan_tasks(source, self._config)
+        renditions = sorted({t.rendition.rendition_id for t in chunk_tasks})
+        log.info("%s: split into %d chunks x %d renditions (%s), %d audio track(s)",
+                 source.title_id, chunk_tasks[0].chunk_count, len(renditions),
+                 ", ".join(renditions), len(audio_tasks))
+        yield from chunk_tasks
+        for task in audio_tasks:
+            yield pvalue.TaggedOutput(AUDIO, task)
+
+
+class Split(beam.PTransform):
+    """PCollection[SourceInfo] -> {'main': ChunkTask, 'audio': AudioTask}."""
+
+    def __init__(self, config: JobConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, sources):
+        return sources | "PlanTasks" >> beam.ParDo(_SplitFn(self._config)).with_outputs(
+            AUDIO, main="main")
