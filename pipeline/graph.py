@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import apache_beam as beam
 
@@ -50,7 +51,8 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
     _ = encoded.main | "Progress" >> ReportProgress()
     renditions = (
         encoded.main
-        | "KeyByRendition" >> beam.Map(_by_rendition)
+        | "KeyByRendition" >> beam.Map(_by_rendition).with_output_types(
+            tuple[tuple[str, str], Any])
         | "GatherChunks" >> GatherParts()
         | "Assemble" >> AssembleRenditions(config.tool_timeout_s)
     )
@@ -58,7 +60,7 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
     published = (
         (renditions.main, audio.main)
         | "AllTracks" >> beam.Flatten()
-        | "KeyByTitle" >> beam.Map(_by_title)
+        | "KeyByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any])
         | "GatherTracks" >> GatherParts()
         | "Package" >> PackageTitles(config.output_root, config.keep_work)
     )

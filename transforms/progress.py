@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
@@ -38,6 +39,7 @@ class ReportProgress(beam.PTransform):
     def expand(self, results):
         return (
             results
-            | "KeyByTitle" >> beam.Map(lambda r: (r.title_id, r))
+            | "KeyByTitle" >> beam.Map(lambda r: (r.title_id, r)).with_output_types(
+                tuple[str, Any])
             | "Count" >> beam.ParDo(_CountChunksFn())
         )
