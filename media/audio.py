@@ -5,7 +5,8 @@ segment duration, so audio boundaries stay within one AAC frame (21 ms) of the v
 grid for the whole title, without drift. The encoder's priming (1024 samples at the
 start of every AAC stream) is compensated by dropping the source's first 1024 samples,
 so that source time t plays at output time t, in sync with the video, which starts
-at 0. A last segment shorter than `MIN_TAIL_S` is merged into the one before it.
+at 0. Audio that starts before the video is cut, audio that starts after it is padded
+with silence, so output time 0 is the source's first video frame. A last segment shorter than `MIN_TAIL_S` is merged into the one before it.
 """
 
 from __future__ import annotations
@@ -31,18 +32,23 @@ class AudioSegments:
     timing: list[FragmentInfo]
 
 
-def audio_argv(source_path: str, stream_index: int, duration_s: float, start_s: float,
+def audio_argv(source_path: str, stream_index: int, duration_s: float, video_offset_s: float,
                segment_s: float, bitrate_kbps: int, out_dir: str) -> list[str]:
-    """FFmpeg arguments that write init.mp4 and seg_NNNNN.m4s into `out_dir`."""
-    end_sample = round(duration_s * SAMPLE_RATE_HZ)
+    """FFmpeg arguments that write init.mp4 and seg_NNNNN.m4s into `out_dir`.
+
+    `video_offset_s` is where the video starts on the container's timeline, which FFmpeg
+    starts at 0 (the earliest stream start).
+    """
+    skip = round(max(0.0, video_offset_s) * SAMPLE_RATE_HZ) + AAC_PRIMING_SAMPLES
+    end_sample = round(max(0.0, video_offset_s) * SAMPLE_RATE_HZ + duration_s * SAMPLE_RATE_HZ)
     audio_filter = (
-        f"aresample={SAMPLE_RATE_HZ}:first_pts=0,"
-        f"atrim=start_sample={AAC_PRIMING_SAMPLES}:end_sample={end_sample},"
+        # async=1 with first_pts=0 pads silence where the audio starts late.
+        f"aresample={SAMPLE_RATE_HZ}:async=1:first_pts=0,"
+        f"atrim=start_sample={skip}:end_sample={end_sample},"
         "asetpts=PTS-STARTPTS"
     )
-    seek = ["-ss", f"{start_s:.6f}"] if start_s > 0 else []
     return [
-        *seek, "-i", source_path, "-map", f"0:{stream_index}", "-vn", "-sn", "-dn",
+        "-i", source_path, "-map", f"0:{stream_index}", "-vn", "-sn", "-dn",
         "-af", audio_filter, "-c:a", "aac", "-b:a", f"{bitrate_kbps}k", "-ac", "2",
         "-ar", str(SAMPLE_RATE_HZ),
         "-f", "hls", "-hls_time", f"{segment_s:g}", "-hls_playlist_type", "vod",
@@ -52,12 +58,12 @@ def audio_argv(source_path: str, stream_index: int, duration_s: float, start_s: 
     ]
 
 
-def encode_audio(source_path: str, stream_index: int, duration_s: float, start_s: float,
+def encode_audio(source_path: str, stream_index: int, duration_s: float, video_offset_s: float,
                  segment_s: float, bitrate_kbps: int, scratch: str,
                  timeout_s: float | None = None) -> AudioSegments:
     out_dir = os.path.join(scratch, "audio")
     os.makedirs(out_dir, exist_ok=True)
-    argv = audio_argv(source_path, stream_index, duration_s, start_s, segment_s,
+    argv = audio_argv(source_path, stream_index, duration_s, video_offset_s, segment_s,
                       bitrate_kbps, out_dir)
     ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
     with open(os.path.join(out_dir, "init.mp4"), "rb") as handle:

@@ -65,6 +65,8 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
             color_range=_RANGE.get(_int(ctx, "color_range"), "unknown"),
             audio=tuple(_audio_streams(container)),
             size_bytes=size_bytes,
+            container_start_s=(container.start_time / av.time_base
+                               if container.start_time is not None else 0.0),
         )
 
 

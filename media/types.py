@@ -58,6 +58,8 @@ class SourceInfo:
     color_range: str = "unknown"
     audio: tuple[AudioStreamInfo, ...] = ()
     size_bytes: int = 0
+    container_start_s: float = 0.0
+    """Start of the container's timeline (the earliest stream start); FFmpeg shifts it to 0."""
 
     @property
     def duration_s(self) -> Fraction:

@@ -14,6 +14,8 @@ import sys
 
 from media.errors import ConfigurationError, LadderflowError
 
+DEMO_PRESET = ["--preset", "veryfast"]
+
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             if not output:
                 raise ConfigurationError("demo needs --output DEST")
             source = make_demo_source(os.path.join(output, "_demo"))
-            return launcher.run([*argv[1:], "--input", source])
+            # A quick look by default; any --preset the user gives wins.
+            preset = [] if any(a.startswith("--preset") for a in argv) else DEMO_PRESET
+            return launcher.run([*preset, *argv[1:], "--input", source])
         return launcher.run(argv)
     except LadderflowError as exc:
         print(f"error: {exc}\nhint: {exc.hint}", file=sys.stderr)

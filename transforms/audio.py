@@ -51,7 +51,8 @@ class _EncodeAudioFn(beam.DoFn):
                 path = os.path.join(scratch, "source")
                 _storage.download(uri, path)
             encoded = encode_audio(path, task.stream.stream_index, float(task.source.duration_s),
-                                   task.source.video_start_s, task.segment_s,
+                                   task.source.video_start_s - task.source.container_start_s,
+                                   task.segment_s,
                                    task.bitrate_kbps, scratch, self._timeout_s)
         init_rel, segments = write_track(naming.title_root(task.output_root, task.title_id),
                                          "audio", task.track_id, encoded.init,

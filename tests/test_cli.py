@@ -1,0 +1,72 @@
+"""The command line: exit status, the per-title summary, and options checked up front."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.media_factory import make_clip, make_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_sources(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli-sources")
+    make_clip(str(folder / "tiny.mp4"), duration_s=3, width=320, height=180, gop=25)
+    make_text(str(folder / "notes.mp4"))
+    return folder
+
+
+def test_exit_1_with_a_line_per_title_when_some_fail(small_sources, tmp_path):
+    proc = _run("--input", str(small_sources / "*.mp4"), "--output", str(tmp_path),
+                "--preset", "ultrafast", "--no_vmaf")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = proc.stderr[proc.stderr.index("ladderflow: 1 of 2 title(s) published"):]
+    assert "published tiny: " in summary
+    assert "FAILED    notes: inspect:" in summary
+    assert (tmp_path / "tiny" / "master.m3u8").is_file()
+    assert (tmp_path / "_errors" / "notes.json").is_file()
+    assert "encode 1/1 chunks" in proc.stderr  # progress, with the stage
+
+
+def test_exit_0_when_every_title_is_published(small_sources, tmp_path):
+    proc = _run("--input", str(small_sources / "tiny.mp4"), "--output", str(tmp_path),
+                "--preset", "ultrafast", "--no_vmaf", "--max_renditions", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 of 1 title(s) published" in proc.stderr
+    assert [p.name for p in (tmp_path / "tiny" / "video").iterdir()] == ["180p-250k"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--segment_seconds", "0"], "--segment_seconds 0.0: use 0.5 to 20"),
+    (["--crf", "60"], "--crf 60.0: x264 takes 0 to 51"),
+    (["--input", "/nonexistent/*.mp4"], "matches no file"),
+    (["--input", "/nonexistent/film.mp4"], "does not exist"),
+])
+def test_bad_options_fail_before_any_work(args, message, small_sources, tmp_path):
+    base = {"--input": str(small_sources / "tiny.mp4"), "--output": str(tmp_path)}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    proc = _run(*[x for kv in base.items() for x in kv], timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_two_sources_with_one_title_id_are_refused(tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        make_text(str(tmp_path / sub / "film.mp4"))
+    proc = _run("--input", f"{tmp_path}/a/film.mp4,{tmp_path}/b/film.mp4",
+                "--output", str(tmp_path / "out"), timeout=60)
+    assert proc.returncode == 2
+    assert "both make title 'film'" in proc.stderr
