@@ -5,8 +5,9 @@ segment duration, so audio boundaries stay within one AAC frame (21 ms) of the v
 grid for the whole title, without drift. The encoder's priming (1024 samples at the
 start of every AAC stream) is compensated by dropping the source's first 1024 samples,
 so that source time t plays at output time t, in sync with the video, which starts
-at 0. Audio that starts before the video is cut, audio that starts after it is padded
-with silence, so output time 0 is the source's first video frame. A last segment shorter than `MIN_TAIL_S` is merged into the one before it.
+at 0. Audio that starts before the video is cut, audio that starts after it or ends before
+it is padded with silence: output time 0 is the source's first video frame, and the
+audio lasts as long as the video. A last segment shorter than `MIN_TAIL_S` is merged into the one before it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def audio_argv(source_path: str, stream_index: int, duration_s: float, video_off
     audio_filter = (
         # async=1 with first_pts=0 pads silence where the audio starts late.
         f"aresample={SAMPLE_RATE_HZ}:async=1:first_pts=0,"
+        # Audio that ends before the video is padded with silence to the video's end.
+        f"apad=whole_len={end_sample},"
         f"atrim=start_sample={skip}:end_sample={end_sample},"
         "asetpts=PTS-STARTPTS"
     )

@@ -116,13 +116,12 @@ def _decode_first_frames(container, video, source_uri: str) -> float:
 
 
 def _frame_count(container, video, frame_rate: Fraction) -> int:
+    """Frames of the video: from the index where the container keeps one (MP4), else
+    counted from the packets (Matroska, MPEG-TS), which reads but does not decode them."""
     if video.frames:
         return int(video.frames)
-    if video.duration and video.time_base:
-        return round(video.duration * video.time_base * frame_rate)
-    if container.duration:
-        return round(Fraction(container.duration, av.time_base) * frame_rate)
-    return 0
+    container.seek(0)
+    return sum(1 for packet in container.demux(video) if packet.size)
 
 
 def _audio_streams(container) -> list[AudioStreamInfo]:

@@ -44,10 +44,14 @@ def _decoded(encoded) -> tuple[np.ndarray, int]:
         return np.concatenate(chunks), stream.rate
 
 
-def _audio_start_s(path: str) -> float:
+def _source_beep_s(path: str) -> float:
+    """When the beep sounds on the source's own clock, as a player decoding it hears it."""
     with av.open(path) as container:
         stream = container.streams.audio[0]
-        return float(stream.start_time * stream.time_base)
+        frames = list(container.decode(stream))
+        first_pts_s = float(frames[0].pts * stream.time_base)
+        samples = np.concatenate([frame.to_ndarray()[0] for frame in frames])
+        return first_pts_s + _onset_s(samples, stream.rate)
 
 
 @pytest.mark.parametrize("name, container_args, video_delay_s, audio_delay_s", [
@@ -65,7 +69,7 @@ def test_audio_plays_in_sync_with_video(tmp_path, name, container_args, video_de
                                audio_delay_s)
     info = inspect_source(source, source, "beep")
     # Where the beep is on the video's clock: output time 0 is the first video frame.
-    beep_at_s = BEEP_AT_S + _audio_start_s(source) - info.video_start_s
+    beep_at_s = _source_beep_s(source) - info.video_start_s
     assert beep_at_s == pytest.approx(BEEP_AT_S + audio_delay_s - video_delay_s, abs=0.05)
     encoded = encode_audio(source, info.audio[0].stream_index, float(info.duration_s),
                            info.video_start_s - info.container_start_s, SEGMENT_S, 128,
