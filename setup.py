@@ -18,7 +18,8 @@ setup(
         "ffmpeg-python==0.2.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "m3u8>=6", "mpegdash>=0.4", "playwright>=1.50", "ruff"],
+        "test": ["pytest>=8", "m3u8>=6", "mpegdash>=0.4", "playwright>=1.50", "numpy",
+                 "gcp-storage-emulator", "ruff"],
     },
     entry_points={"console_scripts": ["ladderflow=pipeline.__main__:main"]},
 )
