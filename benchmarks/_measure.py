@@ -53,7 +53,8 @@ def run_measured(argv: list[str], log_path: str, env: dict | None = None,
     peak = {"hwm": 0, "tree": 0}
     with open(log_path, "wb") as log:
         start = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})})
         done = threading.Event()
 

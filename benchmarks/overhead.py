@@ -22,13 +22,13 @@ from fractions import Fraction
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._measure import run_measured  # noqa: E402
-from media import ffmpeg  # noqa: E402
-from media.chunking import segment_frames  # noqa: E402
-from media.ladder import fixed_ladder  # noqa: E402
-from media.types import EncodeSettings, SourceInfo  # noqa: E402
-from media.x264 import x264_options  # noqa: E402
-from pipeline.demo import demo_source_argv  # noqa: E402
+from benchmarks._measure import run_measured
+from media import ffmpeg
+from media.chunking import segment_frames
+from media.ladder import fixed_ladder
+from media.types import EncodeSettings, SourceInfo
+from media.x264 import x264_options
+from pipeline.demo import demo_source_argv
 
 
 def baseline_argv(source: str, out_dir: str, preset: str, crf: float,

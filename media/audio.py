@@ -7,7 +7,8 @@ start of every AAC stream) is compensated by dropping the source's first 1024 sa
 so that source time t plays at output time t, in sync with the video, which starts
 at 0. Audio that starts before the video is cut, audio that starts after it or ends before
 it is padded with silence: output time 0 is the source's first video frame, and the
-audio lasts as long as the video. A last segment shorter than `MIN_TAIL_S` is merged into the one before it.
+audio lasts as long as the video. A last segment shorter than `MIN_TAIL_S` is merged
+into the one before it.
 """
 
 from __future__ import annotations

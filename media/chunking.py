@@ -22,11 +22,12 @@ def segment_frames(frame_rate: Fraction, segment_s: float) -> int:
     return max(1, round(Fraction(segment_s) * frame_rate))
 
 
-def plan_chunks(frame_count: int, frames_per_segment: int, segments_per_chunk: int) -> list[ChunkSpan]:
+def plan_chunks(frame_count: int, frames_per_segment: int,
+                segments_per_chunk: int) -> list[ChunkSpan]:
     """Chunks of `segments_per_chunk` whole segments; the last may be shorter.
 
-    >>> plan_chunks(250, 100, 2)
-    [ChunkSpan(index=0, start_frame=0, frame_count=200), ChunkSpan(index=1, start_frame=200, frame_count=50)]
+    >>> [(c.start_frame, c.frame_count) for c in plan_chunks(250, 100, 2)]
+    [(0, 200), (200, 50)]
     """
     if frame_count < 1:
         raise ValueError("a title needs at least one frame")

@@ -85,7 +85,8 @@ def _trun_layout(buf: bytes | bytearray, trun: Box) -> tuple[int, int, int, int]
 
 
 def _record_size(flags: int) -> int:
-    return 4 * sum(bool(flags & bit) for bit in (_TRUN_DURATION, _TRUN_SIZE, _TRUN_FLAGS, _TRUN_CTO))
+    fields = (_TRUN_DURATION, _TRUN_SIZE, _TRUN_FLAGS, _TRUN_CTO)
+    return 4 * sum(bool(flags & bit) for bit in fields)
 
 
 def _cto_position(flags: int) -> int:

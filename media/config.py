@@ -34,7 +34,8 @@ class JobConfig:
     def validate(self) -> JobConfig:
         _check(bool(self.output_root), "--output is required")
         _check(0.5 <= self.segment_s <= 20, f"--segment_seconds {self.segment_s}: use 0.5 to 20")
-        _check(1 <= self.chunk_segments <= 100, f"--chunk_segments {self.chunk_segments}: use 1 to 100")
+        _check(1 <= self.chunk_segments <= 100,
+               f"--chunk_segments {self.chunk_segments}: use 1 to 100")
         _check(0 <= self.crf <= 51, f"--crf {self.crf}: x264 takes 0 to 51")
         _check(self.encode.preset in X264_PRESETS,
                f"--preset {self.encode.preset!r}: use one of {', '.join(X264_PRESETS)}")

@@ -77,9 +77,3 @@ def run(argv: Sequence[str], timeout_s: float | None = None, hint: str | None = 
             stderr += f"\n(killed after the {timeout_s} s limit)"
         raise ToolFailed(argv, proc.returncode, stderr[-STDERR_TAIL_CHARS:], hint)
     return ToolRun(tuple(argv), wall_s, rusage.ru_utime + rusage.ru_stime, stderr)
-
-
-def filter_escape(value: str) -> str:
-    """Escape a value (a path) for use inside an FFmpeg filtergraph option."""
-    out = value.replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
-    return out.replace(",", "\\,").replace("[", "\\[").replace("]", "\\]").replace(";", "\\;")

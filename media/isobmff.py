@@ -51,7 +51,7 @@ _TRUN_FIRST_FLAGS = 0x4
 _TRUN_HEAD_FIELDS = ((0x1, "i"), (_TRUN_FIRST_FLAGS, "I"))
 _TRUN_DURATION, _TRUN_FLAGS, _TRUN_CTO = 0x100, 0x400, 0x800
 _TRUN_SAMPLE_FIELDS = ((_TRUN_DURATION, "I"), (0x200, "I"), (_TRUN_FLAGS, "I"), (_TRUN_CTO, "I"))
-_TRUN_V1_SAMPLE_FIELDS = _TRUN_SAMPLE_FIELDS[:3] + ((_TRUN_CTO, "i"),)
+_TRUN_V1_SAMPLE_FIELDS = (*_TRUN_SAMPLE_FIELDS[:3], (_TRUN_CTO, "i"))
 """Version 1 trun composition offsets are signed."""
 
 
@@ -182,7 +182,8 @@ def _fields(
     present = [(bit, code) for bit, code in table if flags & bit]
     fmt = ">" + "".join(code for _, code in present)
     values = _unpack(fmt, data, offset)
-    return dict(zip((bit for bit, _ in present), values)), offset + struct.calcsize(fmt)
+    bits = [bit for bit, _ in present]
+    return dict(zip(bits, values, strict=True)), offset + struct.calcsize(fmt)
 
 
 def _full_box(data: bytes, box: Box) -> tuple[int, int, int]:

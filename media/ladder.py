@@ -34,8 +34,13 @@ FIXED_LADDER: tuple[Rung, ...] = (
 
 
 def even(value: float) -> int:
-    """Nearest even integer, at least 2."""
-    return max(2, int(round(value / 2)) * 2)
+    """Nearest even integer, at least 2 (for widths: keeps the aspect ratio best)."""
+    return max(2, round(value / 2) * 2)
+
+
+def even_floor(value: float) -> int:
+    """Largest even integer not above `value`, at least 2 (for heights: never upscale)."""
+    return max(2, int(value) // 2 * 2)
 
 
 def scaled_width(source: SourceInfo, height: int) -> int:
@@ -44,12 +49,14 @@ def scaled_width(source: SourceInfo, height: int) -> int:
 
 
 def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
-                 rungs: tuple[Rung, ...] = FIXED_LADDER, max_renditions: int = 0) -> list[Rendition]:
+                 rungs: tuple[Rung, ...] = FIXED_LADDER,
+                 max_renditions: int = 0) -> list[Rendition]:
     """The fixed ladder for a source: rungs no taller than the source, tallest first.
 
     A source shorter than the smallest rung still gets one rendition at its own height.
     """
-    kept = [r for r in rungs if r.height <= source.height] or [Rung(even(source.height), rungs[-1].maxrate_kbps)]
+    kept = [r for r in rungs if r.height <= source.height] or [
+        Rung(even_floor(source.height), rungs[-1].maxrate_kbps)]
     if max_renditions:
         kept = kept[:max_renditions]
     return [
@@ -67,4 +74,4 @@ def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
 
 def vmaf_height(source: SourceInfo) -> int:
     """Display height at which quality is scored: 1080 lines, or the source's if lower."""
-    return even(min(1080, source.height))
+    return even_floor(min(1080, source.height))

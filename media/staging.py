@@ -61,9 +61,9 @@ def _copy_packets(container, video, seek_s, start_s, end_s, out_path) -> StagedS
             if count == 0:
                 first_pts_s = float(packet.pts * tb) if packet.pts is not None else None
                 # Landed after the span start, or not on a keyframe: back off and retry.
-                if not packet.is_keyframe or first_pts_s is None or first_pts_s > start_s + 1e-6:
-                    if seek_s > 0:
-                        return None
+                late = first_pts_s is None or first_pts_s > start_s + 1e-6
+                if (not packet.is_keyframe or late) and seek_s > 0:
+                    return None
             # Packets come in decode order and dts <= pts: once dts reaches the end,
             # no later packet can show a frame before it.
             if packet.dts >= end_pts:

@@ -181,7 +181,7 @@ class ChunkResult:
     vmaf: VmafScore | None = None
     vmaf_log_uri: str = ""
     encode_s: float = 0.0
-    """Wall seconds the encode took (0 when a finished chunk was reused)."""
+    """Wall seconds the encode took (for a reused chunk: as the run that encoded it recorded)."""
     score_s: float = 0.0
     reused: bool = False
     """True when a finished chunk from an earlier run was reused."""

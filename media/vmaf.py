@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import ffmpeg as ffmpeg_python
 
 from media.errors import MediaError
-from media.ffmpeg import filter_escape
 from media.types import ChunkSpan, SourceInfo, VmafScore
 from media.x264 import select_chunk
 
@@ -33,7 +32,8 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     """
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
-    distorted = distorted.filter("scale", width, height, flags="bicubic").filter("format", "yuv420p")
+    distorted = distorted.filter("scale", width, height, flags="bicubic")
+    distorted = distorted.filter("format", "yuv420p")
     reference = select_chunk(ffmpeg_python.input(staged_path, copyts=None).video, source, chunk)
     if (source.width, source.height) != (width, height):
         reference = reference.filter("scale", width, height, flags="bicubic")
@@ -41,7 +41,8 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     options = {
         "model": f"version={VMAF_MODEL}",
         "log_fmt": "json",
-        "log_path": filter_escape(log_path),
+        # ffmpeg-python escapes filter option values itself; escaping here would double it.
+        "log_path": log_path,
         "shortest": "1",
     }
     options["n_threads"] = str(threads or os.cpu_count() or 1)
@@ -84,5 +85,9 @@ def pool(scores: Sequence[float]) -> VmafScore:
 
 
 def pool_log_file(path: str) -> VmafScore:
-    with open(path, encoding="utf-8") as handle:
-        return pool(frame_scores(json.load(handle)))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            log = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"libvmaf wrote no readable log at {path}: {exc}") from exc
+    return pool(frame_scores(log))

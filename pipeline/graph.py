@@ -72,7 +72,8 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
     return GraphOutputs(published=published, dead_letters=dead)
 
 
-def build_pipeline(pipeline: beam.Pipeline, source_uris: list[str], config: JobConfig) -> GraphOutputs:
+def build_pipeline(pipeline: beam.Pipeline, source_uris: list[str],
+                   config: JobConfig) -> GraphOutputs:
     """Add the whole job, from a fixed list of sources, to `pipeline` (not run)."""
     sources = pipeline | "Sources" >> beam.Create(source_uris)
     return build_graph(sources, config)

@@ -11,7 +11,8 @@ def make_clip(path: str, duration_s: float = 12.0, width: int = 960, height: int
               rate: str = "25", audio: bool = True, gop: int = 50,
               pattern: str = "testsrc2") -> str:
     """An H.264 (+ stereo AAC) clip: a moving test pattern with two sine tones."""
-    args = ["-f", "lavfi", "-i", f"{pattern}=size={width}x{height}:rate={rate}:duration={duration_s}"]
+    video = f"{pattern}=size={width}x{height}:rate={rate}:duration={duration_s}"
+    args = ["-f", "lavfi", "-i", video]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration_s}",
                  "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={duration_s}",

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, text=True,
-                          capture_output=True, timeout=timeout)
+                          capture_output=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_exit_0_when_every_title_is_published(small_sources, tmp_path):
 ])
 def test_bad_options_fail_before_any_work(args, message, small_sources, tmp_path):
     base = {"--input": str(small_sources / "tiny.mp4"), "--output": str(tmp_path)}
-    for flag, value in zip(args[::2], args[1::2]):
+    for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value
     proc = _run(*[x for kv in base.items() for x in kv], timeout=60)
     assert proc.returncode == 2, proc.stderr[-2000:]

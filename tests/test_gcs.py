@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -43,7 +42,7 @@ def gcs_emulator():
         try:
             client.create_bucket(BUCKET)
             break
-        except Exception:  # noqa: BLE001 - the emulator is still starting
+        except Exception:
             if time.monotonic() > deadline:
                 proc.kill()
                 raise

@@ -389,7 +389,8 @@ def _hls_cmaf(out: Path, source: list[str], codec: list[str]) -> Path:
             "-i", source[0], *source[1:], "-t", str(DURATION_S), *codec,
             "-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod",
             "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
-            "-hls_segment_filename", str(out / "seg_%05d.m4s"), str(out / "index.m3u8")]  # fmt: skip
+            "-hls_segment_filename", str(out / "seg_%05d.m4s"),
+            str(out / "index.m3u8")]
     done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"{shlex.join(argv)}\n{done.stderr[-2000:]}"
     return out
@@ -399,7 +400,8 @@ def _hls_cmaf(out: Path, source: list[str], codec: list[str]) -> Path:
 def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = [f"testsrc2=size=320x180:rate={FRAME_RATE}"]
     codec = ["-c:v", "libx264", "-profile:v", "high", "-preset", "veryfast",
-             "-pix_fmt", "yuv420p", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"]  # fmt: skip
+             "-pix_fmt", "yuv420p", "-g", "50", "-keyint_min", "50",
+             "-sc_threshold", "0"]
     return _hls_cmaf(tmp_path_factory.mktemp("cmaf") / "video", source, codec)
 
 

@@ -48,7 +48,6 @@ class _AssembleFn(beam.DoFn):
 
     def process(self, element):
         (title_id, rendition_id), chunks = element
-        chunks: list[ChunkResult] = chunks
         task = chunks[0].task
         try:
             track = self._assemble(chunks)

@@ -9,8 +9,6 @@ import apache_beam as beam
 from apache_beam.coders import VarIntCoder
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
-from media.types import ChunkResult
-
 __all__ = ["ReportProgress"]
 
 log = logging.getLogger("ladderflow.progress")
@@ -21,7 +19,6 @@ class _CountChunksFn(beam.DoFn):
 
     def process(self, element, done=beam.DoFn.StateParam(DONE)):
         title_id, result = element
-        result: ChunkResult = result
         count = (done.read() or 0) + 1
         done.write(count)
         total = result.chunk_count * (result.task.rendition_count if result.task else 1)

@@ -19,7 +19,7 @@ from media.ladder import fixed_ladder, vmaf_height
 from media.naming import audio_track_id
 from media.types import AudioTask, ChunkTask, SourceInfo
 
-__all__ = ["Split", "AUDIO"]
+__all__ = ["AUDIO", "Split"]
 
 AUDIO = "audio"
 log = logging.getLogger(__name__)

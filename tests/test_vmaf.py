@@ -1,0 +1,239 @@
+"""Tests for media.vmaf: pooling a hand-made libvmaf log, the scoring argv, and one real run.
+
+The pooled numbers are worked by hand: mean; VMAF's harmonic mean
+n / Σ 1/(1+s) − 1; the 5th percentile with numpy's linear interpolation
+(position (n−1)·0.05 in the sorted scores); the minimum.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+
+import pytest
+
+from media import ffmpeg
+from media.encode import encode_chunk
+from media.errors import MediaError
+from media.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo
+from media.vmaf import (
+    frame_scores,
+    harmonic_mean,
+    percentile,
+    pool,
+    pool_log_file,
+    score_chunk_argv,
+)
+from tests.media_factory import make_clip
+
+POOL_TOLERANCE = 1e-9
+MIN_SELF_VMAF = 90.0
+"""An ultrafast CRF 18 encode of a 320x180 test pattern scores ~94 against its source."""
+
+
+def libvmaf_log(scores: list[float]) -> dict:
+    """A log shaped like libvmaf's `log_fmt=json` output."""
+    return {
+        "version": "3.0.0",
+        "fps": 100.0,
+        "frames": [
+            {"frameNum": i, "metrics": {"integer_adm2": 0.9, "integer_motion": 1.0, "vmaf": s}}
+            for i, s in enumerate(scores)
+        ],
+        "pooled_metrics": {"vmaf": {"min": 0.0, "max": 0.0, "mean": 0.0, "harmonic_mean": 0.0}},
+    }
+
+
+# 11 frames; sorted: 40 60 91 92 93 94 95 96 97 98 99 (sum 955).
+ELEVEN = [95, 93, 97, 40, 92, 96, 94, 91, 98, 60, 99]
+
+POOL_TABLE = [
+    # scores, mean, harmonic mean, p5, minimum
+    # 11 / (1/96+1/94+1/98+1/41+1/93+1/97+1/95+1/92+1/99+1/61+1/100) - 1 = 80.72266;
+    # p5 at position 10·0.05 = 0.5: halfway between 40 and 60.
+    (ELEVEN, 955 / 11, 80.72265998668493, 50.0, 40.0),
+    # 1+s = 1, 2, 4: 3 / (1 + 1/2 + 1/4) - 1 = 12/7 - 1 = 5/7; p5 at 0.1: 0 + 0.1·1.
+    ([3.0, 0.0, 1.0], 4 / 3, 5 / 7, 0.1, 0.0),
+    # p5 at position 4·0.05 = 0.2: 10 + 0.2·10 = 12.
+    ([50.0, 40.0, 30.0, 20.0, 10.0], 30.0,
+     5 / (1 / 11 + 1 / 21 + 1 / 31 + 1 / 41 + 1 / 51) - 1, 12.0, 10.0),
+    # p5 at position 20·0.05 = 1.0: exactly the second smallest.
+    ([100.0] * 19 + [20.0, 80.0], (1900 + 100) / 21, 21 / (19 / 101 + 1 / 21 + 1 / 81) - 1,
+     80.0, 20.0),
+    # one frame: every statistic is that frame
+    ([87.5], 87.5, 87.5, 87.5, 87.5),
+]
+
+
+@pytest.mark.parametrize("scores, mean, hmean, p5, minimum", POOL_TABLE)
+def test_pool_known_answers(scores, mean, hmean, p5, minimum):
+    pooled = pool(frame_scores(libvmaf_log(scores)))
+    assert pooled.mean == pytest.approx(mean, abs=POOL_TOLERANCE)
+    assert pooled.harmonic_mean == pytest.approx(hmean, abs=POOL_TOLERANCE)
+    assert pooled.p5 == pytest.approx(p5, abs=POOL_TOLERANCE)
+    assert pooled.minimum == minimum
+    assert pooled.frame_count == len(scores)
+    assert pooled.minimum <= pooled.p5 <= pooled.mean
+    assert pooled.harmonic_mean <= pooled.mean
+
+
+def test_frame_scores_keeps_frame_order_and_reads_strings():
+    log = {"frames": [{"frameNum": 0, "metrics": {"vmaf": "91.5"}},
+                      {"frameNum": 1, "metrics": {"vmaf": 12}}]}
+    assert frame_scores(log) == [91.5, 12.0]
+
+
+@pytest.mark.parametrize("pct, expected", [(0, 40), (5, 50), (50, 94), (90, 98), (100, 99)])
+def test_percentile_matches_numpy_linear(pct, expected):
+    assert percentile(ELEVEN, pct) == pytest.approx(expected, abs=POOL_TOLERANCE)
+
+
+def test_harmonic_mean_is_finite_with_a_zero_score():
+    assert harmonic_mean([0.0, 0.0]) == 0.0
+
+
+@pytest.mark.parametrize("log", [
+    {},
+    {"frames": None},
+    {"frames": [1, 2]},
+    {"frames": [{"frameNum": 0}]},
+    {"frames": [{"frameNum": 0, "metrics": {"psnr_y": 40.0}}]},
+    {"frames": [{"frameNum": 0, "metrics": {"vmaf": "n/a"}}]},
+    {"frames": [{"frameNum": 0, "metrics": {"vmaf": None}}]},
+    [],
+    "not a log",
+], ids=["empty", "frames-null", "frames-ints", "no-metrics", "no-vmaf", "vmaf-text",
+        "vmaf-null", "list", "str"])
+def test_malformed_log_raises_media_error(log):
+    with pytest.raises(MediaError):
+        frame_scores(log)
+
+
+def test_a_log_without_frames_cannot_be_pooled():
+    with pytest.raises(MediaError, match="no frames"):
+        pool(frame_scores({"frames": []}))
+
+
+def test_pool_log_file_reads_the_json_log(tmp_path):
+    path = tmp_path / "vmaf.json"
+    path.write_text(json.dumps(libvmaf_log(ELEVEN)), encoding="utf-8")
+    pooled = pool_log_file(str(path))
+    assert pooled.frame_count == 11
+    assert pooled.p5 == pytest.approx(50.0, abs=POOL_TOLERANCE)
+
+
+def test_truncated_log_file_raises_media_error(tmp_path):
+    path = tmp_path / "vmaf.json"
+    path.write_text(json.dumps(libvmaf_log(ELEVEN))[:200], encoding="utf-8")
+    with pytest.raises(MediaError):
+        pool_log_file(str(path))
+
+
+# --- the scoring argv -----------------------------------------------------------------
+
+
+def source(width: int = 1920, height: int = 1080, rate: Fraction = Fraction(25),
+           frame_count: int = 300, path: str = "/in/t.mp4") -> SourceInfo:
+    return SourceInfo(source_uri=path, title_id="t", container="mov", video_codec="h264",
+                      width=width, height=height, frame_rate=rate, frame_count=frame_count,
+                      video_start_s=0.0, pix_fmt="yuv420p")
+
+
+def score_argv(src: SourceInfo, width: int, height: int, threads: int = 0) -> list[str]:
+    return score_chunk_argv("/scratch/chunk.mp4", "/scratch/source-span.mkv", src,
+                            ChunkSpan(1, 100, 100), width, height, "/scratch/vmaf.json",
+                            threads=threads)
+
+
+def graph_of(argv: list[str]) -> str:
+    return argv[argv.index("-filter_complex") + 1]
+
+
+def test_score_argv_inputs_and_output():
+    argv = score_argv(source(), 1920, 1080)
+    assert all(isinstance(arg, str) for arg in argv)
+    inputs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-i"]
+    assert inputs == ["/scratch/chunk.mp4", "/scratch/source-span.mkv"]  # distorted first
+    assert "-copyts" in argv
+    assert argv[-3:] == ["-f", "null", "-"]
+
+
+def test_score_argv_libvmaf_options():
+    graph = graph_of(score_argv(source(), 1920, 1080, threads=3))
+    vmaf = graph[graph.index("libvmaf="):]
+    assert "log_fmt=json" in vmaf
+    assert "log_path=/scratch/vmaf.json" in vmaf
+    # '=' inside the model value is escaped once per filtergraph level.
+    assert "model=version\\\\=vmaf_v0.6.1" in vmaf
+    assert "shortest=1" in vmaf
+    assert "n_threads=3" in vmaf
+
+
+@pytest.mark.parametrize("src, size, reference_scaled", [
+    (source(1920, 1080), (1920, 1080), False),   # 720p encode up to the 1080p source
+    (source(3840, 2160), (1920, 1080), True),    # 4K source scored at 1080 lines
+    (source(1280, 536), (1280, 536), False),
+])
+def test_score_argv_upscales_the_distorted_input_bicubic(src, size, reference_scaled):
+    graph = graph_of(score_argv(src, *size))
+    filters = graph.split(";")
+    scale = f"scale={size[0]}:{size[1]}:flags=bicubic"
+    distorted = [f for f in filters if f.startswith("[0:v]")]
+    assert distorted and "setpts=PTS-STARTPTS" in distorted[0]
+    # follow the distorted chain from [0:v] to libvmaf's first input
+    label, seen = distorted[0].rsplit("[", 1)[1].rstrip("]"), [distorted[0]]
+    while "libvmaf" not in seen[-1]:
+        seen.append(next(f for f in filters if f.startswith(f"[{label}]")))
+        label = seen[-1].rsplit("[", 1)[1].rstrip("]")
+    # reaching libvmaf through its first input label: the distorted input is 'main'
+    assert any(scale in f for f in seen)
+    assert graph.count(scale) == (2 if reference_scaled else 1)
+    assert "trim=end=7.980000:start=3.980000" in graph  # the reference is the chunk's frames
+
+
+# --- one real run ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    """A 4 s 320x180 clip encoded as one chunk and scored against its source."""
+    folder = tmp_path_factory.mktemp("vmaf")
+    clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180,
+                     rate="25", audio=False, gop=50)
+    src = SourceInfo(source_uri=clip, title_id="clip", container="mov", video_codec="h264",
+                     width=320, height=180, frame_rate=Fraction(25), frame_count=100,
+                     video_start_s=0.0, pix_fmt="yuv420p")
+    task = ChunkTask(source=src, rendition=Rendition("180p-250k", 320, 180, 18.0, 250, 500),
+                     chunk=ChunkSpan(0, 0, 100), chunk_count=1, segment_frames=50,
+                     output_root=str(folder / "out"),
+                     settings=EncodeSettings(preset="ultrafast"), vmaf_height=180)
+    scratch = folder / "scratch"
+    scratch.mkdir()
+    return task, encode_chunk(task, clip, str(scratch))
+
+
+def test_real_encode_scores_high_against_its_source(encoded):
+    task, chunk = encoded
+    assert chunk.frame_count == task.chunk.frame_count == 100
+    assert chunk.vmaf is not None
+    assert chunk.vmaf.mean > MIN_SELF_VMAF
+    assert chunk.vmaf.frame_count == 100
+    with open(chunk.vmaf_log_path, encoding="utf-8") as handle:
+        log = json.load(handle)
+    assert len(log["frames"]) == task.chunk.frame_count
+    assert [f["frameNum"] for f in log["frames"]] == list(range(100))
+    # libvmaf's own pooled mean agrees with ours
+    assert chunk.vmaf.mean == pytest.approx(log["pooled_metrics"]["vmaf"]["mean"], abs=0.01)
+
+
+@pytest.mark.parametrize("folder_name", ["logs,1", "logs:1"])
+def test_log_path_with_filtergraph_characters(encoded, tmp_path, folder_name):
+    task, chunk = encoded
+    log_dir = tmp_path / folder_name
+    log_dir.mkdir()
+    log_path = str(log_dir / "vmaf.json")
+    staged = os.path.join(os.path.dirname(chunk.path), "source-span.mkv")
+    argv = score_chunk_argv(chunk.path, staged, task.source, task.chunk, 320, 180, log_path)
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*argv))
+    assert pool_log_file(log_path).frame_count == 100
