@@ -73,8 +73,11 @@ def encode_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str,
 
 def count_frames(path: str) -> int:
     """Number of video frames in a file, from its packets (no decode)."""
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        if stream.frames:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size)
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except (av.FFmpegError, IndexError) as exc:
+        raise MediaError(f"the encoder wrote an unreadable chunk {path}: {exc}") from exc

@@ -44,7 +44,10 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
         video = _first_video_stream(container, source_uri)
         frame_rate = _frame_rate(video, source_uri)
         first_pts_s = _decode_first_frames(container, video, source_uri)
-        frame_count = _frame_count(container, video, frame_rate)
+        try:
+            frame_count = _frame_count(container, video, frame_rate)
+        except av.FFmpegError as exc:
+            raise UndecodableVideo(f"{source_uri}: the video stream cannot be read: {exc}") from exc
         if frame_count < 1:
             raise UndecodableVideo(f"{source_uri} has a video stream with no frames")
         ctx = video.codec_context

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import av
 
-from media.errors import UndecodableVideo
+from media.errors import UndecodableVideo, UnreadableSource
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,19 @@ class StagedSpan:
 def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: str,
                source_uri: str = "") -> StagedSpan:
     """Copy the video packets needed to decode [start_s, end_s) into `out_path`."""
-    with av.open(source, mode="r") as container:
-        video = container.streams.video[0]
-        for backoff in SEEK_BACKOFF_S:
-            staged = _copy_packets(container, video, start_s - backoff, start_s, end_s, out_path)
-            if staged is not None:
-                return staged
+    try:
+        with av.open(source, mode="r") as container:
+            video = container.streams.video[0]
+            for backoff in SEEK_BACKOFF_S:
+                staged = _copy_packets(container, video, start_s - backoff, start_s, end_s,
+                                       out_path)
+                if staged is not None:
+                    return staged
+    except (av.FFmpegError, IndexError) as exc:
+        # The source changed or is damaged past what inspection read.
+        raise UnreadableSource(
+            f"{source_uri}: cannot read {start_s:.3f}-{end_s:.3f} s of the source: {exc}"
+        ) from exc
     raise UndecodableVideo(
         f"{source_uri}: no keyframe found at or before {start_s:.3f} s; the source's index "
         "may be damaged", hint="Re-mux the source (for example `ffmpeg -i in -c copy out.mp4`)."

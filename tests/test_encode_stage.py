@@ -1,0 +1,64 @@
+"""The encode DoFn on its own: stored outputs, resume by reuse, and dead letters."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from apache_beam import pvalue
+
+from media.chunking import plan_chunks, segment_frames
+from media.probe import inspect_source
+from media.types import ChunkTask, EncodeSettings, Rendition
+from tests.media_factory import make_clip
+from transforms.encode import _EncodeChunkFn
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory) -> ChunkTask:
+    folder = tmp_path_factory.mktemp("encode-stage")
+    clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180, gop=25)
+    source = inspect_source(clip, clip, "clip")
+    frames = segment_frames(source.frame_rate, 2.0)
+    chunk = plan_chunks(source.frame_count, frames, 1)[1]
+    return ChunkTask(source=source, rendition=Rendition("180p-250k", 320, 180, 23, 250, 500),
+                     chunk=chunk, chunk_count=2, segment_frames=frames,
+                     output_root=str(folder / "out"), settings=EncodeSettings(preset="ultrafast"),
+                     vmaf_height=180)
+
+
+def test_a_finished_chunk_is_stored_and_reused_on_a_rerun(task):
+    first = list(_EncodeChunkFn(60).process(task))
+    assert len(first) == 1 and not first[0].reused
+    result = first[0]
+    assert Path(result.chunk_uri).is_file() and result.frame_count == 50
+    assert result.vmaf is not None and result.vmaf.mean > 80
+    record = json.loads(Path(result.chunk_uri).with_suffix(".json").read_text())
+    assert record["size_bytes"] == Path(result.chunk_uri).stat().st_size
+    mtime = Path(result.chunk_uri).stat().st_mtime_ns
+
+    again = list(_EncodeChunkFn(60).process(task))
+    assert again[0].reused and again[0].size_bytes == result.size_bytes
+    assert again[0].vmaf == result.vmaf
+    assert Path(result.chunk_uri).stat().st_mtime_ns == mtime  # not encoded again
+
+
+def test_other_settings_are_not_served_a_stale_chunk(task):
+    list(_EncodeChunkFn(60).process(task))
+    changed = dataclasses.replace(task, rendition=dataclasses.replace(task.rendition, crf=30))
+    [result] = list(_EncodeChunkFn(60).process(changed))
+    assert not result.reused
+
+
+def test_a_source_that_fails_to_encode_becomes_a_dead_letter(task, tmp_path):
+    broken = tmp_path / "clip.mp4"
+    data = bytearray(Path(task.source.source_uri).read_bytes())
+    broken.write_bytes(bytes(data[: len(data) // 3]))  # the chunk's frames are gone
+    source = dataclasses.replace(task.source, source_uri=str(broken))
+    doomed = dataclasses.replace(task, source=source, output_root=str(tmp_path / "out"))
+    [out] = list(_EncodeChunkFn(60).process(doomed))
+    assert isinstance(out, pvalue.TaggedOutput) and out.tag == "dead_letter"
+    assert out.value.stage.startswith("encode (180p-250k, chunk 1)")
+    assert out.value.hint
