@@ -32,8 +32,25 @@ def _output_of(argv: list[str]) -> str | None:
     return None
 
 
+def _print_help() -> None:
+    import argparse
+
+    from pipeline.options import LadderflowOptions
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Beam's own flags (--runner, --direct_num_workers, --direct_running_mode, "
+               "--temp_location, ...) pass through to the runner.")
+    LadderflowOptions._add_argparse_args(parser)
+    parser.print_help()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        _print_help()
+        return 0
     _setup_logging()
     from pipeline import launcher
 
