@@ -18,7 +18,7 @@ setup(
         "ffmpeg-python==0.2.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "m3u8>=6", "mpegdash>=0.4", "playwright>=1.50", "numpy",
+        "test": ["pytest>=8", "m3u8>=6", "mpegdash>=0.4", "playwright>=1.50", "numpy", "scipy",
                  "gcp-storage-emulator", "ruff"],
     },
     entry_points={"console_scripts": ["ladderflow=pipeline.__main__:main"]},
