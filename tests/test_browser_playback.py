@@ -1,0 +1,298 @@
+"""A published title plays to the end in real Chromium with hls.js and with dash.js.
+
+Each test opens tests/browser/player.html, which plays the title's master.m3u8 (hls.js)
+or manifest.mpd (dash.js) muted at PLAYBACK_RATE, starting on the lowest-bitrate
+rendition with ABR off. Part-way through, the test forces the tallest rendition and
+then checks that the video ended at the manifest's duration, with no player or console
+error, and that the forced rendition is what was decoded afterwards (its height is the
+<video>'s videoHeight).
+
+The title comes from LADDERFLOW_TEST_TITLE_DIR when set, otherwise from the
+`published_title` fixture. The players come from tests/browser/package-lock.json;
+`npm ci` installs them on the first run. Run with:
+
+    LADDERFLOW_TEST_TITLE_DIR=/path/to/title python -m pytest tests/test_browser_playback.py
+"""
+
+from __future__ import annotations
+
+import http.server
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+BROWSER_DIR = Path(__file__).parent / "browser"
+# What player.js loads; kept in step with its LIBRARIES table.
+PLAYER_LIBRARIES = (
+    "node_modules/hls.js/dist/hls.min.js",
+    "node_modules/dashjs/dist/dash.all.min.js",
+)
+TITLE_DIR_ENV = "LADDERFLOW_TEST_TITLE_DIR"
+HLS_MANIFEST = "master.m3u8"
+DASH_MANIFEST = "manifest.mpd"
+
+# The network is closed: without the background-networking flags Chromium keeps
+# trying to reach Google services; --no-sandbox because the tests may run as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+MIME_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".m4s": "video/mp4",
+    ".mp4": "video/mp4",
+    ".js": "text/javascript",
+    ".html": "text/html",
+}
+
+PLAYBACK_RATE = 4
+# Force the switch inside the first 4 s segment, so later segments can change.
+SWITCH_AT_S = 1.0
+START_TIMEOUT_S = 30
+END_TIMEOUT_S = 90
+DURATION_TOLERANCE_S = 0.5
+
+_ISO_DURATION = re.compile(
+    r"P(?:(?P<d>\d+)D)?(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def iso8601_duration_s(text: str) -> Fraction:
+    """Seconds in an xs:duration without years or months, such as MPD's "PT12.0S"."""
+    match = _ISO_DURATION.fullmatch(text.strip())
+    if match is None or not any(match.groupdict().values()):
+        raise ValueError(f"not an xs:duration of days, hours, minutes, seconds: {text!r}")
+    days, hours, minutes = (int(match[k] or 0) for k in "dhm")
+    return ((days * 24 + hours) * 60 + minutes) * 60 + Fraction(match["s"] or 0)
+
+
+def dash_duration_s(mpd: Path) -> Fraction:
+    """The MPD's mediaPresentationDuration, in seconds."""
+    duration = ET.parse(mpd).getroot().get("mediaPresentationDuration")
+    if duration is None:
+        raise ValueError(f"{mpd} has no mediaPresentationDuration")
+    return iso8601_duration_s(duration)
+
+
+def _media_playlist_duration_s(playlist: Path) -> Fraction:
+    segments = [
+        line.removeprefix("#EXTINF:").split(",")[0]
+        for line in playlist.read_text().splitlines()
+        if line.startswith("#EXTINF:")
+    ]
+    return sum((Fraction(duration) for duration in segments), Fraction(0))
+
+
+def hls_duration_s(master: Path) -> Fraction:
+    """The longest variant's duration: the sum of its #EXTINF segment durations."""
+    lines = master.read_text().splitlines()
+    variants = [
+        uri.strip()
+        for tag, uri in itertools.pairwise(lines)
+        if tag.startswith("#EXT-X-STREAM-INF:")
+    ]
+    if not variants:
+        raise ValueError(f"{master} lists no #EXT-X-STREAM-INF variant")
+    return max(_media_playlist_duration_s(master.parent / uri) for uri in variants)
+
+
+def _require(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        pytest.skip(f"browser playback tests need `{program}` on PATH")
+    return path
+
+
+class _TestSiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves /player/... from tests/browser and /title/... from the title folder."""
+
+    server: _TestSite
+    extensions_map: ClassVar[dict[str, str]] = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        **MIME_TYPES,
+    }
+
+    def translate_path(self, path: str) -> str:
+        prefix, _, rest = path.lstrip("/").partition("/")
+        root = self.server.roots.get(prefix)
+        if root is None:
+            return ""  # open("") fails, so the base class answers 404
+        # The base class drops the query, unquotes and discards ".." against directory.
+        self.directory = str(root)
+        return super().translate_path("/" + rest)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a failed request shows up as a browser console error instead
+
+
+class _TestSite(http.server.ThreadingHTTPServer):
+    def __init__(self, roots: dict[str, Path]) -> None:
+        super().__init__(("127.0.0.1", 0), _TestSiteHandler)
+        self.roots = roots
+
+
+@pytest.fixture(scope="session")
+def browser_players() -> Path:
+    """tests/browser with hls.js and dash.js installed from its package-lock.json."""
+    if not all((BROWSER_DIR / library).is_file() for library in PLAYER_LIBRARIES):
+        argv = [_require("npm"), "ci", "--no-audit", "--no-fund"]
+        result = subprocess.run(
+            argv, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300, check=False
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"{' '.join(argv)} in {BROWSER_DIR} failed with {result.returncode}; it "
+                f"needs the npm registry once per clone:\n{result.stderr[-2000:]}"
+            )
+    return BROWSER_DIR
+
+
+@pytest.fixture(scope="session")
+def title_dir(request: pytest.FixtureRequest) -> Path:
+    """A title folder holding master.m3u8 and manifest.mpd and their segments."""
+    override = os.environ.get(TITLE_DIR_ENV)
+    path = Path(override) if override else request.getfixturevalue("published_title")
+    missing = [name for name in (HLS_MANIFEST, DASH_MANIFEST) if not (path / name).is_file()]
+    if missing:
+        source = TITLE_DIR_ENV if override else "the published_title fixture"
+        pytest.fail(f"{path} (from {source}) has no {' or '.join(missing)}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site_url(browser_players: Path, title_dir: Path) -> Iterator[str]:
+    """Base URL of a localhost server of /player/ (tests/browser) and /title/."""
+    site = _TestSite({"player": browser_players, "title": title_dir})
+    thread = threading.Thread(target=site.serve_forever, name="test-site", daemon=True)
+    thread.start()
+    host, port = site.server_address[:2]
+    yield f"http://{host}:{port}"
+    site.shutdown()
+    site.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    executable = _require("chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def player_page(chromium: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """A fresh page, and the console messages and page errors it has logged."""
+    context = chromium.new_context()
+    page = context.new_page()
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(f"console.{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+    # Chromium's console line for a 404 does not name the URL.
+    page.on("response", lambda r: r.ok or messages.append(f"HTTP {r.status}: {r.url}"))
+    yield page, messages
+    context.close()
+
+
+def _report(page: Page, messages: list[str]) -> str:
+    state = page.evaluate("typeof lf === 'undefined' ? 'player.js did not run' : lf.snapshot()")
+    return f"player state: {state}\nconsole:\n" + "\n".join(messages)
+
+
+def _wait_for(page: Page, messages: list[str], condition: str, timeout_s: float) -> None:
+    try:
+        page.wait_for_function(condition, timeout=timeout_s * 1000, polling=50)
+    except PlaywrightTimeoutError:
+        pytest.fail(f"not within {timeout_s} s: {condition}\n{_report(page, messages)}")
+
+
+@pytest.mark.browser
+# Listed first so that a missing chromium skips before `npm ci` and the pipeline run.
+@pytest.mark.usefixtures("chromium")
+@pytest.mark.parametrize(
+    ("player", "manifest", "manifest_duration_s"),
+    [
+        pytest.param("hls", HLS_MANIFEST, hls_duration_s, id="hls.js"),
+        pytest.param("dash", DASH_MANIFEST, dash_duration_s, id="dash.js"),
+    ],
+)
+def test_plays_to_the_end_across_a_forced_switch(
+    player, manifest, manifest_duration_s, player_page, site_url, title_dir
+):
+    page, messages = player_page
+    query = urlencode({"player": player, "src": f"/title/{manifest}", "rate": PLAYBACK_RATE})
+    page.goto(f"{site_url}/player/player.html?{query}")
+    _wait_for(
+        page,
+        messages,
+        f"lf.state.errors.length > 0 || (lf.state.rendered.length > 0"
+        f" && lf.snapshot().currentTime >= {SWITCH_AT_S})",
+        START_TIMEOUT_S,
+    )
+    renditions = page.evaluate("lf.state.renditions")
+    assert len(renditions) >= 2, _report(page, messages)
+    tallest = max(renditions, key=lambda r: r["height"])
+    page.evaluate("i => lf.force(i)", tallest["index"])
+    _wait_for(page, messages, "lf.state.ended || lf.state.errors.length > 0", END_TIMEOUT_S)
+
+    state = page.evaluate("lf.snapshot()")
+    report = _report(page, messages)
+    console_errors = [m for m in messages if m.startswith(("console.error", "pageerror"))]
+    assert state["errors"] == [] and console_errors == [], report
+    assert state["ended"], report
+    expected_s = float(manifest_duration_s(title_dir / manifest))
+    assert abs(state["currentTime"] - expected_s) <= DURATION_TOLERANCE_S, report
+    # One buffered range from 0 to the end: no hole between segments or renditions.
+    assert len(state["buffered"]) == 1, report
+    [(start_s, end_s)] = state["buffered"]
+    assert start_s <= DURATION_TOLERANCE_S, report
+    assert abs(end_s - expected_s) <= DURATION_TOLERANCE_S, report
+    lowest = min(renditions, key=lambda r: r["bitrate"])
+    assert state["rendered"][0]["index"] == lowest["index"], report
+    assert state["rendered"][-1]["index"] == tallest["index"], report
+    assert state["videoHeight"] == tallest["height"], report
+    assert len({r["index"] for r in state["rendered"]}) >= 2, report
+    assert len({r["height"] for r in state["resizes"]}) >= 2, report
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("PT12.0S", Fraction(12)),
+        ("PT0.04S", Fraction(1, 25)),
+        ("PT1M30S", Fraction(90)),
+        ("PT2H0M1.5S", Fraction(7201.5)),
+        ("P1DT1S", Fraction(86401)),
+    ],
+)
+def test_iso8601_duration_s(text, seconds):
+    assert iso8601_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "12S", "PT1.5M", "P1Y", "-PT1S"])
+def test_iso8601_duration_s_rejects(text):
+    with pytest.raises(ValueError):
+        iso8601_duration_s(text)
