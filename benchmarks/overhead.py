@@ -86,7 +86,7 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         print(f"{name} ...", flush=True)
         argv = [sys.executable, "-m", "pipeline", "--input", source, "--output", out,
-                "--preset", args.preset, "--crf", str(args.crf), *extra]
+                "--preset", args.preset, "--crf", str(args.crf), "--ladder", "fixed", *extra]
         results[name] = run_measured(argv, out + ".log")
         if results[name].returncode:
             raise SystemExit(f"{name} failed; see {out}.log")

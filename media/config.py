@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from media.errors import ConfigurationError
 from media.types import EncodeSettings
 
+LADDERS = ("per-title", "fixed")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
 
@@ -30,6 +31,33 @@ class JobConfig:
     """Keep encoded chunks under `_work/` after the title is published."""
     tool_timeout_s: float = 3600.0
     """Longest any one FFmpeg process may run."""
+    ladder: str = "per-title"
+    """'per-title' (trial encodes, convex hull) or 'fixed' (the fixed ladder)."""
+    top_vmaf: float = 95.0
+    """VMAF the top rung aims at."""
+    min_kbps: float = 200.0
+    """Rate of the lowest rung (the ladder's floor)."""
+    max_kbps: float = 0.0
+    """Cap on the top rung's rate (0: no cap)."""
+    step_ratio: float = 1.7
+    """Rate ratio between neighbouring rungs."""
+    max_rungs: int = 8
+    trial_preset: str = "veryfast"
+    trial_crfs: tuple[float, ...] = (18.0, 24.0, 30.0, 36.0)
+    trial_fraction: float = 0.15
+    """Share of the title's segments trial-encoded (at least 3, evenly spread)."""
+    trial_vmaf_subsample: int = 3
+    """Trials score every n-th frame (odd, so it never locks onto a GOP pattern)."""
+    gate_below: float = 1.0
+    """A chunk under target - this is re-encoded at a lower CRF."""
+    gate_above: float = 2.0
+    """A chunk over target + this is re-encoded at a higher CRF (saves bits)."""
+    max_attempts: int = 3
+    """Encodes per chunk at most (the first and two retries)."""
+
+    @property
+    def gates_on(self) -> bool:
+        return self.ladder == "per-title" and self.score_vmaf and self.max_attempts > 1
 
     def validate(self) -> JobConfig:
         _check(bool(self.output_root), "--output is required")
@@ -42,6 +70,19 @@ class JobConfig:
         _check(self.max_renditions >= 0, "--max_renditions must be 0 or more")
         _check(32 <= self.audio_kbps <= 512, f"--audio_kbps {self.audio_kbps}: use 32 to 512")
         _check(self.tool_timeout_s > 0, "--tool_timeout_s must be positive")
+        _check(self.ladder in LADDERS, f"--ladder {self.ladder!r}: use one of {', '.join(LADDERS)}")
+        _check(30 <= self.top_vmaf <= 100, f"--top_vmaf {self.top_vmaf}: use 30 to 100")
+        _check(self.min_kbps > 0, "--min_kbps must be positive")
+        _check(self.max_kbps == 0 or self.max_kbps > self.min_kbps,
+               "--max_kbps must be 0 (no cap) or above --min_kbps")
+        _check(1.2 <= self.step_ratio <= 4, f"--step_ratio {self.step_ratio}: use 1.2 to 4")
+        _check(self.trial_preset in X264_PRESETS, f"--trial_preset {self.trial_preset!r}")
+        _check(len(self.trial_crfs) >= 2 and all(0 <= c <= 51 for c in self.trial_crfs),
+               "--trial_crfs needs at least two CRFs in 0..51")
+        _check(0 < self.trial_fraction <= 1, "--trial_fraction: use a share in (0, 1]")
+        _check(self.trial_vmaf_subsample >= 1, "--trial_vmaf_subsample must be 1 or more")
+        _check(self.max_attempts >= 1, "--max_attempts must be 1 or more")
+        _check(self.gate_below >= 0 and self.gate_above >= 0, "gate tolerances must be >= 0")
         return self
 
 

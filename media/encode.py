@@ -1,8 +1,9 @@
 """Encode one chunk of one rendition, and score it: plain functions, no Beam.
 
-`encode_chunk` stages the chunk's span of the source (O(chunk) bytes), encodes it with
-libx264, and (unless told not to) scores the encode with libvmaf against the same
-frames of the source. Everything happens in a caller-owned scratch folder.
+`stage_chunk` copies the chunk's span of the source into a scratch folder (O(chunk)
+bytes); `encode_staged` encodes it with libx264 and (unless told not to) scores the
+encode with libvmaf against the same frames of the source. A quality gate calls
+`encode_staged` again with another CRF without staging again. `encode_chunk` does both.
 """
 
 from __future__ import annotations
@@ -16,11 +17,8 @@ import av
 from media import ffmpeg, vmaf, x264
 from media.errors import MediaError
 from media.ladder import scaled_width
-from media.staging import stage_span
+from media.staging import StagedSpan, stage_span
 from media.types import ChunkTask, VmafScore
-
-CHUNK_NAME = "chunk.mp4"
-VMAF_LOG_NAME = "vmaf.json"
 
 
 @dataclass(frozen=True)
@@ -39,13 +37,16 @@ class EncodedChunk:
     """Bytes of source copied to stage the chunk (O(chunk), not O(title))."""
 
 
-def encode_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str,
-                 timeout_s: float | None = None) -> EncodedChunk:
-    """Encode (and score) `task` from `source` (a local path or seekable file object)."""
+def stage_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str) -> StagedSpan:
     start_s, end_s = x264.chunk_window_s(task.source, task.chunk)
-    staged = stage_span(source, start_s, end_s, os.path.join(scratch, "source-span.mkv"),
-                        task.source.source_uri)
-    out_path = os.path.join(scratch, CHUNK_NAME)
+    return stage_span(source, start_s, end_s, os.path.join(scratch, "source-span.mkv"),
+                      task.source.source_uri)
+
+
+def encode_staged(task: ChunkTask, staged: StagedSpan, scratch: str, attempt: int = 0,
+                  timeout_s: float | None = None, vmaf_subsample: int = 1) -> EncodedChunk:
+    """Encode the staged chunk with the task's rendition (and score it)."""
+    out_path = os.path.join(scratch, f"chunk-{attempt}.mp4")
     argv = x264.encode_chunk_argv(staged.path, out_path, task.source, task.chunk,
                                   task.rendition, task.settings, task.segment_frames)
     run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
@@ -56,19 +57,26 @@ def encode_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str,
             f"{frames} frames; expected {task.chunk.frame_count}",
             hint="The source ends early or has damaged frames; re-export it.",
         )
-    chunk = EncodedChunk(out_path, frames, os.path.getsize(out_path), run.wall_s, run.cpu_s,
-                         staged_bytes=staged.bytes_copied)
+    size = os.path.getsize(out_path)
     if not task.score_vmaf:
-        return chunk
-    log_path = os.path.join(scratch, VMAF_LOG_NAME)
+        return EncodedChunk(out_path, frames, size, run.wall_s, run.cpu_s,
+                            staged_bytes=staged.bytes_copied)
+    log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
     height = task.vmaf_height
     argv = vmaf.score_chunk_argv(out_path, staged.path, task.source, task.chunk,
                                  scaled_width(task.source, height), height, log_path,
-                                 threads=task.settings.threads)
+                                 threads=task.settings.threads, subsample=vmaf_subsample)
     scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
-    score = vmaf.pool_log_file(log_path)
-    return EncodedChunk(out_path, frames, chunk.size_bytes, run.wall_s, run.cpu_s,
-                        score, log_path, scored.wall_s, staged.bytes_copied)
+    return EncodedChunk(out_path, frames, size, run.wall_s, run.cpu_s,
+                        vmaf.pool_log_file(log_path), log_path, scored.wall_s,
+                        staged.bytes_copied)
+
+
+def encode_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str,
+                 timeout_s: float | None = None, vmaf_subsample: int = 1) -> EncodedChunk:
+    """Stage, encode (and score) `task` from `source` (a local path or seekable file)."""
+    staged = stage_chunk(task, source, scratch)
+    return encode_staged(task, staged, scratch, 0, timeout_s, vmaf_subsample)
 
 
 def count_frames(path: str) -> int:

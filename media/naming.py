@@ -113,3 +113,15 @@ def vmaf_log_uri(rendition: str, index: int) -> str:
 def error_record_uri(output_root: str, title_id: str) -> str:
     """Dead-letter record of a title that was not published."""
     return join(output_root, ERRORS_DIR, f"{title_id}.json")
+
+
+def trial_record_uri(output_root: str, title_id: str, height: int, crf: float,
+                     segment: int) -> str:
+    """The JSON record of one finished trial encode (reused by a re-run)."""
+    name = f"{height}p-crf{crf:g}-seg{segment:05d}.json"
+    return join(output_root, WORK_DIR, title_id, "trials", name)
+
+
+def plan_record_uri(output_root: str, title_id: str) -> str:
+    """The per-title plan: trial points, hull and rungs (read by the report)."""
+    return join(output_root, WORK_DIR, title_id, "plan.json")

@@ -7,7 +7,7 @@ import hashlib
 import json
 from fractions import Fraction
 
-from media.types import ChunkResult, ChunkTask, VmafScore
+from media.types import Attempt, ChunkResult, ChunkTask, VmafScore
 
 RECORD_VERSION = 1
 
@@ -23,6 +23,7 @@ def task_fingerprint(task: ChunkTask) -> str:
         "chunk": dataclasses.asdict(task.chunk),
         "segment_frames": task.segment_frames,
         "score": [task.score_vmaf, task.vmaf_height],
+        "gate": [task.max_attempts, task.gate_below, task.gate_above],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -39,6 +40,7 @@ def chunk_record(result: ChunkResult, fingerprint: str) -> dict:
         "vmaf_log_uri": result.vmaf_log_uri,
         "encode_s": result.encode_s,
         "score_s": result.score_s,
+        "attempts": [dataclasses.asdict(a) for a in result.attempts],
     }
 
 
@@ -62,4 +64,5 @@ def result_from_record(record: dict, task: ChunkTask) -> ChunkResult | None:
         score_s=float(record.get("score_s", 0.0)),
         reused=True,
         task=task,
+        attempts=tuple(Attempt(**a) for a in record.get("attempts", [])),
     )

@@ -21,12 +21,25 @@ def _chunk_entry(chunk: ChunkResult) -> dict:
         "encode_s": round(chunk.encode_s, 3),
         "score_s": round(chunk.score_s, 3),
         "reused": chunk.reused,
+        "crf": chunk.attempts[-1].crf if chunk.attempts else None,
+        "attempts": [dataclasses.asdict(a) for a in chunk.attempts],
         "vmaf": None,
     }
     if chunk.vmaf:
         entry["vmaf"] = {k: round(v, 3) if isinstance(v, float) else v
                          for k, v in dataclasses.asdict(chunk.vmaf).items()}
         entry["vmaf_log"] = chunk.vmaf_log_uri
+    task = chunk.task
+    if task and task.rendition.target_vmaf and chunk.vmaf:
+        target = task.rendition.target_vmaf
+        entry["target_vmaf"] = target
+        entry["met_target"] = chunk.vmaf.mean >= target - task.gate_below
+        entry["within_gate"] = (target - task.gate_below <= chunk.vmaf.mean
+                                <= target + task.gate_above)
+    if chunk.attempts:
+        entry["crf"] = chunk.attempts[-1].crf
+        kept = [a for a in chunk.attempts if chunk.vmaf and a.vmaf == chunk.vmaf.mean]
+        entry["crf"] = kept[-1].crf if kept else entry["crf"]
     return entry
 
 
@@ -61,6 +74,10 @@ def _track_entry(track: PackagedTrack) -> dict:
             entry["rate_control"] = {"crf": track.rendition.crf,
                                      "maxrate_kbps": track.rendition.maxrate_kbps,
                                      "bufsize_kbit": track.rendition.bufsize_kbit}
+            entry["target_vmaf"] = track.rendition.target_vmaf or None
+        entry["chunks_missing_target"] = sum(
+            1 for c in track.chunks if c.task and c.task.rendition.target_vmaf and c.vmaf
+            and c.vmaf.mean < c.task.rendition.target_vmaf - c.task.gate_below)
         entry["vmaf"] = _pooled_vmaf(track.chunks)
         entry["chunks"] = [_chunk_entry(c) for c in track.chunks]
     else:
@@ -70,16 +87,21 @@ def _track_entry(track: PackagedTrack) -> dict:
 
 
 def title_report(title_id: str, source: SourceInfo | None,
-                 tracks: Sequence[PackagedTrack]) -> dict:
-    """A JSON-ready report of a published title."""
+                 tracks: Sequence[PackagedTrack], plan: dict | None = None) -> dict:
+    """A JSON-ready report of a published title (with the ladder plan when there is one)."""
     report = {
         "title_id": title_id,
         "manifests": {"hls": naming.MASTER_PLAYLIST, "dash": naming.DASH_MANIFEST},
         "source": None,
+        "plan": plan or {"mode": "fixed"},
         "ladder": [
             {"id": t.track_id, "width": t.width, "height": t.height,
              "maxrate_kbps": t.rendition.maxrate_kbps if t.rendition else None,
-             "crf": t.rendition.crf if t.rendition else None}
+             "crf": t.rendition.crf if t.rendition else None,
+             "target_vmaf": (t.rendition.target_vmaf or None) if t.rendition else None,
+             "peak_bandwidth_bps": bandwidth.track_peak_bandwidth_bps(t),
+             "average_bandwidth_bps": bandwidth.track_average_bandwidth_bps(t),
+             "vmaf": _pooled_vmaf(t.chunks)}
             for t in tracks if t.kind == "video"
         ],
         "tracks": [_track_entry(t) for t in tracks],

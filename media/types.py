@@ -81,6 +81,10 @@ class Rendition:
     """Cap on the rate (VBV maxrate), kb/s."""
     bufsize_kbit: int
     """VBV buffer size, kbit."""
+    target_vmaf: float = 0.0
+    """Pooled (mean) VMAF every chunk should reach; 0 means no quality gate."""
+    vmaf_per_crf: float = -1.5
+    """Slope of VMAF against CRF near `crf` (from the trials): how far a CRF step moves it."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,12 @@ class ChunkTask:
     """How many tracks (renditions and audio tracks) the title will have."""
     rendition_count: int = 1
     """How many video renditions the title will have."""
+    max_attempts: int = 1
+    """Encodes allowed for the quality gate (1: no gate)."""
+    gate_below: float = 1.0
+    """The gate re-encodes a chunk whose VMAF is under target - gate_below ..."""
+    gate_above: float = 2.0
+    """... or over target + gate_above (bits wasted)."""
 
     @property
     def title_id(self) -> str:
@@ -167,6 +177,67 @@ class VmafScore:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One encode of a chunk: the CRF used and what it gave."""
+
+    crf: float
+    kbps: float
+    vmaf: float | None
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Trial-encode one sample segment of a title at one resolution and CRF."""
+
+    source: SourceInfo
+    width: int
+    height: int
+    crf: float
+    span: ChunkSpan
+    """The sample: one segment of the title's grid."""
+    trial_index: int
+    trial_count: int
+    segment_frames: int
+    output_root: str
+    settings: EncodeSettings = field(default_factory=EncodeSettings)
+    vmaf_height: int = 1080
+    vmaf_subsample: int = 1
+    """Score every n-th frame (odd n keeps sampling from locking onto a GOP pattern)."""
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial encode gave."""
+
+    task: TrialTask
+    size_bytes: int
+    frames: int
+    vmaf_mean: float
+    encode_s: float = 0.0
+    score_s: float = 0.0
+
+    @property
+    def title_id(self) -> str:
+        return self.task.title_id
+
+
+@dataclass(frozen=True)
+class TitlePlan:
+    """A title with the ladder planned for it, ready to split into tasks."""
+
+    source: SourceInfo
+    renditions: tuple[Rendition, ...]
+    mode: str
+    """'per-title' or 'fixed'."""
+    trial_cost_s: float = 0.0
+    """Wall seconds the trial encodes and their scoring took, summed."""
+
+
+@dataclass(frozen=True)
 class ChunkResult:
     """An encoded chunk, stored at `chunk_uri`, with its measurements."""
 
@@ -187,6 +258,8 @@ class ChunkResult:
     """True when a finished chunk from an earlier run was reused."""
     task: ChunkTask | None = None
     """The task this chunk answers (what assembly needs of the title and rendition)."""
+    attempts: tuple[Attempt, ...] = ()
+    """Every encode of the chunk, in order; the last one is the chunk kept."""
 
     @property
     def bitrate_kbps(self) -> float:

@@ -24,11 +24,12 @@ VMAF_MODEL = "vmaf_v0.6.1"
 
 def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
                      chunk: ChunkSpan, width: int, height: int, log_path: str,
-                     threads: int = 0) -> list[str]:
+                     threads: int = 0, subsample: int = 1) -> list[str]:
     """FFmpeg arguments (without the binary) that score one chunk into a JSON log.
 
     `shortest=1` in the framesync options ends scoring at the shorter input: a chunk
     whose encode lost frames would otherwise be scored against repeated last frames.
+    `subsample` n > 1 scores every n-th frame only (libvmaf's n_subsample).
     """
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
@@ -46,6 +47,8 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
         "shortest": "1",
     }
     options["n_threads"] = str(threads or os.cpu_count() or 1)
+    if subsample > 1:
+        options["n_subsample"] = str(subsample)
     scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
     return ffmpeg_python.output(scored, "-", f="null").get_args()
 

@@ -45,13 +45,14 @@ def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames:
         "preset": settings.preset,
         "profile:v": settings.profile,
         "crf": _num(rendition.crf),
-        "maxrate": f"{rendition.maxrate_kbps}k",
-        "bufsize": f"{rendition.bufsize_kbit}k",
         "pix_fmt": "yuv420p",
         "x264-params": params,
         "force_key_frames": f"expr:eq(mod(n,{segment_frames}),0)",
         "video_track_timescale": str(_timescale(settings, segment_frames)),
     }
+    if rendition.maxrate_kbps:  # 0: plain CRF (trial encodes measure the uncapped curve)
+        options["maxrate"] = f"{rendition.maxrate_kbps}k"
+        options["bufsize"] = f"{rendition.bufsize_kbit}k"
     if settings.threads:
         options["threads"] = str(settings.threads)
     return options

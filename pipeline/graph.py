@@ -1,6 +1,7 @@
 """The pipeline graph: sources in, published titles and dead letters out.
 
-    ingest -> Inspect -> Split -> Reshuffle -> Encode+Score -> Gather(title, rendition)
+    ingest -> Inspect -> PlanLadder -> Split -> Reshuffle -> Encode+Score (quality gate)
+           -> Gather(title, rendition)
            -> Assemble -> Gather(title) -> Package (manifests last)
     rejects of every stage -> dead letters (OUTPUT/_errors/<title>.json)
 
@@ -23,6 +24,7 @@ from transforms.gather import GatherParts, Part
 from transforms.ingest import IngestSources
 from transforms.inspect import Inspect
 from transforms.package import PackageTitles
+from transforms.plan import PlanLadder
 from transforms.progress import ReportProgress
 from transforms.split import AUDIO, Split
 
@@ -46,7 +48,8 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
     """Wire every stage onto `sources` (a PCollection of source URIs)."""
     events = sources | "Ingest" >> IngestSources()
     inspected = events | "Inspect" >> Inspect()
-    tasks = inspected.main | "Split" >> Split(config)
+    planned = inspected.main | "PlanLadder" >> PlanLadder(config)
+    tasks = planned["main"] | "Split" >> Split(config)
     encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
     _ = encoded.main | "Progress" >> ReportProgress()
     renditions = (
@@ -65,7 +68,8 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
         | "Package" >> PackageTitles(config.output_root, config.keep_work)
     )
     dead = (
-        (inspected[DEAD_LETTER], encoded[DEAD_LETTER], renditions[DEAD_LETTER], audio[DEAD_LETTER])
+        (inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],
+         renditions[DEAD_LETTER], audio[DEAD_LETTER])
         | "AllRejects" >> beam.Flatten()
         | "DeadLetters" >> WriteDeadLetters(config.output_root)
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from media.config import X264_PRESETS, JobConfig
+from media.config import LADDERS, X264_PRESETS, JobConfig
+from media.errors import ConfigurationError
 from media.types import EncodeSettings
 
 
@@ -40,6 +41,26 @@ class LadderflowOptions(PipelineOptions):
                             help="Keep encoded chunks under OUTPUT/_work/ after publishing.")
         parser.add_argument("--tool_timeout_s", type=float, default=3600.0,
                             help="Longest one FFmpeg process may run. Default 3600.")
+        parser.add_argument("--ladder", default="per-title", choices=LADDERS,
+                            help="per-title: trial encodes and a rate-VMAF convex hull choose "
+                            "each title's rungs (default); fixed: the fixed ladder.")
+        parser.add_argument("--top_vmaf", type=float, default=95.0,
+                            help="VMAF the top rung aims at. Default 95.")
+        parser.add_argument("--min_kbps", type=float, default=200.0,
+                            help="Rate of the lowest rung. Default 200.")
+        parser.add_argument("--max_kbps", type=float, default=0.0,
+                            help="Cap on the top rung's rate (0: none).")
+        parser.add_argument("--step_ratio", type=float, default=1.7,
+                            help="Rate ratio between neighbouring rungs. Default 1.7.")
+        parser.add_argument("--trial_preset", default="veryfast", choices=X264_PRESETS,
+                            help="x264 preset of the trial encodes. Default veryfast.")
+        parser.add_argument("--trial_crfs", default="18,24,30,36",
+                            help="CRFs trial-encoded at every resolution. Default 18,24,30,36.")
+        parser.add_argument("--trial_fraction", type=float, default=0.15,
+                            help="Share of segments trial-encoded (at least 3). Default 0.15.")
+        parser.add_argument("--max_attempts", type=int, default=3,
+                            help="Encodes per chunk at most: a chunk whose VMAF misses its "
+                            "rung's target is re-encoded (default 3: two retries).")
 
 
 def job_config(options: PipelineOptions) -> JobConfig:
@@ -56,4 +77,20 @@ def job_config(options: PipelineOptions) -> JobConfig:
         audio_kbps=opts.audio_kbps,
         keep_work=opts.keep_work,
         tool_timeout_s=opts.tool_timeout_s,
+        ladder=opts.ladder,
+        top_vmaf=opts.top_vmaf,
+        min_kbps=opts.min_kbps,
+        max_kbps=opts.max_kbps,
+        step_ratio=opts.step_ratio,
+        trial_preset=opts.trial_preset,
+        trial_crfs=_floats(opts.trial_crfs, "--trial_crfs"),
+        trial_fraction=opts.trial_fraction,
+        max_attempts=opts.max_attempts,
     ).validate()
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(sorted(float(x) for x in text.split(",") if x.strip()))
+    except ValueError as exc:
+        raise ConfigurationError(f"{flag} {text!r}: give numbers separated by commas") from exc

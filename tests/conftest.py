@@ -55,7 +55,7 @@ def e2e_run(tmp_path_factory) -> E2ERun:
     bad = Path(make_random_bytes(str(sources / "bad.mp4")))
     out = tmp_path_factory.mktemp("out")
     config = JobConfig(output_root=str(out), segment_s=E2E_SEGMENT_S, chunk_segments=1,
-                       encode=EncodeSettings(preset="veryfast")).validate()
+                       encode=EncodeSettings(preset="veryfast"), ladder="fixed").validate()
     options = PipelineOptions(["--runner=DirectRunner"])
     with TestPipeline(options=options, blocking=True) as pipeline:
         outputs = build_pipeline(pipeline, [str(good), str(bad)], config)

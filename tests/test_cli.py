@@ -28,7 +28,7 @@ def small_sources(tmp_path_factory) -> Path:
 
 def test_exit_1_with_a_line_per_title_when_some_fail(small_sources, tmp_path):
     proc = _run("--input", str(small_sources / "*.mp4"), "--output", str(tmp_path),
-                "--preset", "ultrafast", "--no_vmaf")
+                "--preset", "ultrafast", "--no_vmaf", "--ladder", "fixed")
     assert proc.returncode == 1, proc.stderr[-3000:]
     summary = proc.stderr[proc.stderr.index("ladderflow: 1 of 2 title(s) published"):]
     assert "published tiny: " in summary
@@ -40,7 +40,8 @@ def test_exit_1_with_a_line_per_title_when_some_fail(small_sources, tmp_path):
 
 def test_exit_0_when_every_title_is_published(small_sources, tmp_path):
     proc = _run("--input", str(small_sources / "tiny.mp4"), "--output", str(tmp_path),
-                "--preset", "ultrafast", "--no_vmaf", "--max_renditions", "1")
+                "--preset", "ultrafast", "--no_vmaf", "--max_renditions", "1",
+                "--ladder", "fixed")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1 of 1 title(s) published" in proc.stderr
     assert [p.name for p in (tmp_path / "tiny" / "video").iterdir()] == ["180p-250k"]

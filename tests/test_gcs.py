@@ -78,7 +78,7 @@ def test_a_title_from_gs_to_gs(gcs_emulator, tmp_path):
     assert sources == [f"gs://{BUCKET}/in/remote.mp4"]
 
     config = JobConfig(output_root=f"gs://{BUCKET}/out", chunk_segments=1, max_renditions=2,
-                       encode=EncodeSettings(preset="ultrafast")).validate()
+                       encode=EncodeSettings(preset="ultrafast"), ladder="fixed").validate()
     with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
         outputs = build_pipeline(p, sources, config)
         assert_that(outputs.published | beam.Map(lambda t: t.master_uri),

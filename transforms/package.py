@@ -48,8 +48,10 @@ class _PackageFn(beam.DoFn):
             _storage.write_bytes(naming.join(root, naming.playlist_uri(track.kind, track.track_id)),
                                  hls.media_playlist(track).encode())
         source = video[0].chunks[0].task.source if video and video[0].chunks else None
+        plan_uri = naming.plan_record_uri(self._output_root, title_id)
+        plan = _storage.read_json(plan_uri) if _storage.exists(plan_uri) else None
         _storage.write_json(naming.join(root, naming.REPORT_JSON),
-                            title_report(title_id, source, tracks))
+                            title_report(title_id, source, tracks, plan))
         mpd_uri = naming.join(root, naming.DASH_MANIFEST)
         _storage.write_bytes(mpd_uri, dash.mpd(video, audio, title=title_id).encode())
         master_uri = naming.join(root, naming.MASTER_PLAYLIST)

@@ -1,9 +1,9 @@
 """Split: plan a title's ladder and grid, and fan it out into tasks.
 
-For each inspected source: the ladder (fixed for now), the segment grid (shared by
-every rendition), the chunks; then one `ChunkTask` per (chunk, rendition) on the main
-output and one `AudioTask` per audio track on the `audio` output (the first audio
-stream of the source, as AAC-LC stereo).
+For each planned title: the segment grid (shared by every rendition) and the chunks;
+then one `ChunkTask` per (chunk, rendition of the plan) on the main output and one
+`AudioTask` per audio track on the `audio` output (the first audio stream of the
+source, as AAC-LC stereo).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from apache_beam import pvalue
 
 from media.chunking import plan_chunks, segment_frames
 from media.config import JobConfig
-from media.ladder import fixed_ladder, vmaf_height
+from media.ladder import vmaf_height
 from media.naming import audio_track_id
-from media.types import AudioTask, ChunkTask, SourceInfo
+from media.types import AudioTask, ChunkTask, TitlePlan
 
 __all__ = ["AUDIO", "Split"]
 
@@ -25,9 +25,12 @@ AUDIO = "audio"
 log = logging.getLogger(__name__)
 
 
-def plan_tasks(source: SourceInfo, config: JobConfig) -> tuple[list[ChunkTask], list[AudioTask]]:
+def plan_tasks(plan: TitlePlan, config: JobConfig) -> tuple[list[ChunkTask], list[AudioTask]]:
     """Every task of a title: chunk tasks rendition by rendition, then audio tasks."""
-    renditions = fixed_ladder(source, crf=config.crf, max_renditions=config.max_renditions)
+    source = plan.source
+    renditions = list(plan.renditions)
+    if config.max_renditions:
+        renditions = renditions[:config.max_renditions]
     frames = segment_frames(source.frame_rate, config.segment_s)
     chunks = plan_chunks(source.frame_count, frames, config.chunk_segments)
     audio_streams = list(source.audio[:1])
@@ -37,7 +40,9 @@ def plan_tasks(source: SourceInfo, config: JobConfig) -> tuple[list[ChunkTask], 
                   segment_frames=frames, output_root=config.output_root, settings=config.encode,
                   score_vmaf=config.score_vmaf, vmaf_height=vmaf_height(source),
                   track_position=position, track_count=track_count,
-                  rendition_count=len(renditions))
+                  rendition_count=len(renditions),
+                  max_attempts=config.max_attempts if config.gates_on else 1,
+                  gate_below=config.gate_below, gate_above=config.gate_above)
         for position, rendition in enumerate(renditions)
         for chunk in chunks
     ]
@@ -55,8 +60,9 @@ class _SplitFn(beam.DoFn):
     def __init__(self, config: JobConfig):
         self._config = config
 
-    def process(self, source: SourceInfo):
-        chunk_tasks, audio_tasks = plan_tasks(source, self._config)
+    def process(self, plan: TitlePlan):
+        source = plan.source
+        chunk_tasks, audio_tasks = plan_tasks(plan, self._config)
         renditions = sorted({t.rendition.rendition_id for t in chunk_tasks})
         log.info("%s: split into %d chunks x %d renditions (%s), %d audio track(s)",
                  source.title_id, chunk_tasks[0].chunk_count, len(renditions),
@@ -67,7 +73,7 @@ class _SplitFn(beam.DoFn):
 
 
 class Split(beam.PTransform):
-    """PCollection[SourceInfo] -> {'main': ChunkTask, 'audio': AudioTask}."""
+    """PCollection[TitlePlan] -> {'main': ChunkTask, 'audio': AudioTask}."""
 
     def __init__(self, config: JobConfig):
         super().__init__()

@@ -1,0 +1,127 @@
+"""Per-title planning around the hull: what to trial, and how to turn rungs into renditions.
+
+Plain functions: which resolutions and CRFs to trial-encode, which segments of the title
+to sample, how trial results become (rate, VMAF) points, how the chosen rungs become
+`Rendition`s with a quality target, and how a quality gate predicts the CRF for a chunk
+that missed its target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+from media.hull import PlannedRung, TrialPoint, curves
+from media.ladder import even_floor, scaled_width
+from media.naming import rendition_id
+from media.types import Attempt, Rendition, SourceInfo, TrialResult
+
+CANDIDATE_HEIGHTS = (1080, 720, 540, 432, 360, 270, 234)
+TRIAL_CRFS = (18.0, 24.0, 30.0, 36.0)
+DEFAULT_VMAF_PER_CRF = -1.5
+"""VMAF change per CRF step when the trials cannot tell (typical of x264 near VMAF 90)."""
+MAX_CRF_STEP = 8.0
+"""Largest CRF change a quality gate makes in one retry."""
+
+
+def candidate_resolutions(source: SourceInfo,
+                          heights: Sequence[int] = CANDIDATE_HEIGHTS) -> list[tuple[int, int]]:
+    """(width, height) of every candidate no taller than the source, tallest first."""
+    kept = [h for h in heights if h <= source.height] or [even_floor(source.height)]
+    return [(scaled_width(source, h), h) for h in kept]
+
+
+def sample_segments(segment_count: int, fraction: float, min_samples: int = 3,
+                    max_samples: int = 40) -> list[int]:
+    """Indices of the segments to trial: evenly spread, all of them for short titles.
+
+    >>> sample_segments(15, 0.2)
+    [2, 7, 12]
+    >>> sample_segments(3, 0.2)
+    [0, 1, 2]
+    """
+    wanted = max(min_samples, math.ceil(segment_count * fraction))
+    wanted = min(segment_count, max_samples, wanted)
+    stride = segment_count / wanted
+    return sorted({min(segment_count - 1, int(stride * (i + 0.5))) for i in range(wanted)})
+
+
+def trial_points(results: Sequence[TrialResult]) -> list[TrialPoint]:
+    """One point per (resolution, CRF): total bits over total time, frame-weighted VMAF."""
+    groups: dict[tuple[int, int, float], list[TrialResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.task.height, result.task.width, result.task.crf)].append(result)
+    points = []
+    for (height, width, crf), group in sorted(groups.items()):
+        rate = group[0].task.source.frame_rate
+        seconds = sum(r.frames for r in group) / rate
+        kbps = float(sum(r.size_bytes for r in group) * 8 / seconds / 1000)
+        vmaf = sum(r.vmaf_mean * r.frames for r in group) / sum(r.frames for r in group)
+        points.append(TrialPoint(height=height, width=width, crf=crf, kbps=kbps, vmaf=vmaf))
+    return points
+
+
+def vmaf_per_crf(points: Sequence[TrialPoint], height: int, crf: float) -> float:
+    """Slope of VMAF against CRF on the trial curve of `height`, near `crf`."""
+    curve = sorted((p for p in points if p.height == height), key=lambda p: p.crf)
+    if len(curve) < 2:
+        return DEFAULT_VMAF_PER_CRF
+    below = [p for p in curve if p.crf <= crf] or curve[:1]
+    above = [p for p in curve if p.crf > crf] or curve[-1:]
+    a, b = below[-1], above[0]
+    if a.crf == b.crf:
+        a, b = curve[-2], curve[-1]
+    slope = (b.vmaf - a.vmaf) / (b.crf - a.crf)
+    return slope if slope < -0.05 else DEFAULT_VMAF_PER_CRF
+
+
+def renditions_from_rungs(rungs: Sequence[PlannedRung],
+                          points: Sequence[TrialPoint]) -> list[Rendition]:
+    """Renditions for the chosen rungs, each with its VMAF target and CRF slope."""
+    out = []
+    for rung in rungs:
+        crf = round(rung.crf, 1)
+        rid = rendition_id(rung.height, rung.maxrate_kbps)
+        if any(r.rendition_id == rid for r in out):
+            rid = f"{rid}-{len(out)}"
+        out.append(Rendition(
+            rendition_id=rid, width=rung.width, height=rung.height, crf=crf,
+            maxrate_kbps=rung.maxrate_kbps, bufsize_kbit=rung.bufsize_kbit,
+            target_vmaf=round(rung.vmaf, 2),
+            vmaf_per_crf=round(vmaf_per_crf(points, rung.height, crf), 3),
+        ))
+    return out
+
+
+def gate_verdict(vmaf: float, target: float, below: float, above: float) -> int:
+    """-1 when a chunk is too poor (under target - below), +1 when it wastes bits
+    (over target + above), 0 when it is within the window."""
+    if vmaf < target - below:
+        return -1
+    if vmaf > target + above:
+        return 1
+    return 0
+
+
+def next_crf(rendition: Rendition, attempts: Sequence[Attempt]) -> float:
+    """The CRF predicted to bring a chunk to its target VMAF.
+
+    With one attempt: the trial curve's slope from the chunk's own score. With two or
+    more: the secant through the chunk's last two (CRF, VMAF) measurements, which
+    knows this chunk's content better than the title-wide trials do.
+    """
+    last = attempts[-1]
+    slope = rendition.vmaf_per_crf
+    scored = [a for a in attempts if a.vmaf is not None]
+    if len(scored) >= 2 and scored[-1].crf != scored[-2].crf:
+        measured = (scored[-1].vmaf - scored[-2].vmaf) / (scored[-1].crf - scored[-2].crf)
+        if measured < -0.05:
+            slope = measured
+    step = (rendition.target_vmaf - (last.vmaf or 0.0)) / slope
+    step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
+    return round(min(51.0, max(0.0, last.crf + step)), 1)
+
+
+def hull_heights(points: Sequence[TrialPoint]) -> list[int]:
+    return sorted(curves(points))

@@ -1,0 +1,107 @@
+"""Planning helpers: candidates, samples, trial points, rung renditions, the quality gate."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from media.hull import PlannedRung, TrialPoint
+from media.planning import (DEFAULT_VMAF_PER_CRF, MAX_CRF_STEP, candidate_resolutions,
+                            gate_verdict, next_crf, renditions_from_rungs, sample_segments,
+                            trial_points, vmaf_per_crf)
+from media.types import (Attempt, ChunkSpan, EncodeSettings, Rendition, SourceInfo,
+                         TrialResult, TrialTask)
+
+
+def _source(width=1920, height=1080) -> SourceInfo:
+    return SourceInfo("s.mp4", "s", "mp4", "h264", width, height, Fraction(25), 1500, 0.0,
+                      "yuv420p")
+
+
+@pytest.mark.parametrize("size, heights", [
+    ((1920, 1080), [1080, 720, 540, 432, 360, 270, 234]),
+    ((1280, 720), [720, 540, 432, 360, 270, 234]),
+    ((640, 360), [360, 270, 234]),
+    ((320, 180), [180]),
+    ((321, 181), [180]),
+])
+def test_candidates_never_upscale(size, heights):
+    cands = candidate_resolutions(_source(*size))
+    assert [h for _, h in cands] == heights
+    assert all(w % 2 == 0 for w, _ in cands)
+
+
+@pytest.mark.parametrize("count, fraction, expected", [
+    (15, 0.2, [2, 7, 12]),
+    (3, 0.2, [0, 1, 2]),
+    (2, 1.0, [0, 1]),
+    (1, 0.1, [0]),
+    (100, 0.1, [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]),
+])
+def test_samples_are_evenly_spread(count, fraction, expected):
+    assert sample_segments(count, fraction) == expected
+
+
+def test_trial_points_pool_segments_by_bits_and_frames():
+    src = _source()
+
+    def result(seg, size, frames, vmaf):
+        task = TrialTask(src, 1280, 720, 24.0, ChunkSpan(seg, seg * 100, frames), seg, 2, 100,
+                         "/o", EncodeSettings())
+        return TrialResult(task, size, frames, vmaf)
+
+    [point] = trial_points([result(0, 100_000, 100, 90.0), result(1, 300_000, 100, 80.0)])
+    # 400 kB over 8 s = 400 kb/s; VMAF weighted by frames.
+    assert point.kbps == pytest.approx(400.0) and point.vmaf == pytest.approx(85.0)
+    assert (point.height, point.width, point.crf) == (720, 1280, 24.0)
+
+
+POINTS = [TrialPoint(720, 1280, crf, kbps, vmaf) for crf, kbps, vmaf in
+          [(18, 4000, 97), (24, 2000, 93), (30, 1000, 85), (36, 500, 74)]]
+
+
+@pytest.mark.parametrize("crf, slope", [(20, -4 / 6), (24, -8 / 6), (27, -8 / 6),
+                                        (33, -11 / 6), (40, -11 / 6)])
+def test_vmaf_per_crf_follows_the_trial_curve(crf, slope):
+    assert vmaf_per_crf(POINTS, 720, crf) == pytest.approx(slope)
+
+
+def test_vmaf_per_crf_defaults_without_a_curve():
+    assert vmaf_per_crf(POINTS, 1080, 24) == DEFAULT_VMAF_PER_CRF
+
+
+def test_renditions_carry_targets_and_unique_ids():
+    rungs = [PlannedRung(720, 1280, 22.04, 3000, 95.2, 4500, 9000),
+             PlannedRung(720, 1280, 27.5, 1700, 90.0, 4500, 9000)]
+    first, second = renditions_from_rungs(rungs, POINTS)
+    assert (first.rendition_id, first.crf, first.target_vmaf) == ("720p-4500k", 22.0, 95.2)
+    assert second.rendition_id != first.rendition_id
+    assert first.vmaf_per_crf == pytest.approx(-4 / 6, abs=1e-3)
+
+
+@pytest.mark.parametrize("vmaf, verdict", [(93.9, -1), (94.0, 0), (95.0, 0), (97.0, 0),
+                                           (97.01, 1)])
+def test_gate_window(vmaf, verdict):
+    assert gate_verdict(vmaf, 95.0, 1.0, 2.0) == verdict
+
+
+def _rendition(crf=23.0, target=95.0, slope=-1.5) -> Rendition:
+    return Rendition("r", 1280, 720, crf, 3000, 6000, target_vmaf=target, vmaf_per_crf=slope)
+
+
+def test_next_crf_uses_the_trial_slope_after_one_try():
+    # 3 VMAF short at -1.5 per CRF: 2 CRF lower.
+    assert next_crf(_rendition(), [Attempt(23.0, 2500, 92.0)]) == 21.0
+    # 3 over: 2 CRF higher (fewer bits).
+    assert next_crf(_rendition(), [Attempt(23.0, 2500, 98.0)]) == 25.0
+
+
+def test_next_crf_uses_the_chunks_own_secant_after_two():
+    attempts = [Attempt(23.0, 2500, 90.0), Attempt(20.0, 3500, 93.0)]  # -1 per CRF here
+    assert next_crf(_rendition(), attempts) == 18.0
+
+
+def test_next_crf_steps_are_bounded_and_in_range():
+    assert next_crf(_rendition(), [Attempt(23.0, 100, 40.0)]) == 23.0 - MAX_CRF_STEP
+    assert next_crf(_rendition(crf=3.0), [Attempt(3.0, 100, 80.0)]) == 0.0
