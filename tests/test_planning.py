@@ -7,11 +7,26 @@ from fractions import Fraction
 import pytest
 
 from media.hull import PlannedRung, TrialPoint
-from media.planning import (DEFAULT_VMAF_PER_CRF, MAX_CRF_STEP, candidate_resolutions,
-                            gate_verdict, next_crf, renditions_from_rungs, sample_segments,
-                            trial_points, vmaf_per_crf)
-from media.types import (Attempt, ChunkSpan, EncodeSettings, Rendition, SourceInfo,
-                         TrialResult, TrialTask)
+from media.planning import (
+    DEFAULT_VMAF_PER_CRF,
+    MAX_CRF_STEP,
+    candidate_resolutions,
+    gate_verdict,
+    next_crf,
+    renditions_from_rungs,
+    sample_segments,
+    trial_points,
+    vmaf_per_crf,
+)
+from media.types import (
+    Attempt,
+    ChunkSpan,
+    EncodeSettings,
+    Rendition,
+    SourceInfo,
+    TrialResult,
+    TrialTask,
+)
 
 
 def _source(width=1920, height=1080) -> SourceInfo:

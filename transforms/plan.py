@@ -25,9 +25,22 @@ from media.encode import encode_chunk
 from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
 from media.ladder import fixed_ladder, vmaf_height
-from media.planning import candidate_resolutions, renditions_from_rungs, sample_segments, trial_points
-from media.types import (ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo, TitlePlan,
-                         TrialResult, TrialTask)
+from media.planning import (
+    candidate_resolutions,
+    renditions_from_rungs,
+    sample_segments,
+    trial_points,
+)
+from media.types import (
+    ChunkSpan,
+    ChunkTask,
+    EncodeSettings,
+    Rendition,
+    SourceInfo,
+    TitlePlan,
+    TrialResult,
+    TrialTask,
+)
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 from transforms.gather import GatherParts, Part
@@ -104,10 +117,10 @@ class _RunTrialFn(beam.DoFn):
                                chunk_count=1, segment_frames=task.segment_frames,
                                output_root=task.output_root, settings=task.settings,
                                score_vmaf=True, vmaf_height=task.vmaf_height)
-        with tempfile.TemporaryDirectory(prefix="ladderflow-trial-") as scratch:
-            with _storage.open_source(task.source.source_uri) as source:
-                encoded = encode_chunk(chunk_task, source, scratch, self._timeout_s,
-                                       vmaf_subsample=task.vmaf_subsample)
+        with tempfile.TemporaryDirectory(prefix="ladderflow-trial-") as scratch, \
+                _storage.open_source(task.source.source_uri) as source:
+            encoded = encode_chunk(chunk_task, source, scratch, self._timeout_s,
+                                   vmaf_subsample=task.vmaf_subsample)
         return TrialResult(task, encoded.size_bytes, encoded.frame_count, encoded.vmaf.mean,
                            encoded.encode_s, encoded.score_s)
 
