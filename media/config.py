@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from media.errors import ConfigurationError
 from media.types import EncodeSettings
 
-LADDERS = ("per-title", "fixed")
+LADDERS = ("per-title", "fixed", "apple")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
 
@@ -32,7 +32,8 @@ class JobConfig:
     tool_timeout_s: float = 3600.0
     """Longest any one FFmpeg process may run."""
     ladder: str = "per-title"
-    """'per-title' (trial encodes, convex hull) or 'fixed' (the fixed ladder)."""
+    """'per-title' (trial encodes, convex hull), 'fixed' (the fixed capped-CRF ladder) or
+    'apple' (Apple's authoring-spec ladder at fixed bitrates, a benchmark baseline)."""
     top_vmaf: float = 95.0
     """VMAF the top rung aims at."""
     min_kbps: float = 200.0

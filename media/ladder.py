@@ -33,6 +33,30 @@ FIXED_LADDER: tuple[Rung, ...] = (
 )
 
 
+APPLE_LADDER: tuple[tuple[int, int], ...] = (
+    (1080, 7800), (1080, 6000), (720, 4500), (720, 3000), (540, 2000), (432, 1100),
+    (432, 730), (360, 365), (234, 145),
+)
+"""Apple's H.264 ladder (HLS Authoring Specification): (height, average kb/s)."""
+APPLE_MAXRATE_RATIO = 1.1
+"""The authoring spec asks peaks within 110 % of the average for VOD (capped VBR)."""
+
+
+def apple_ladder(source: SourceInfo, max_renditions: int = 0) -> list[Rendition]:
+    """Apple's ladder at fixed average bitrates, rungs no taller than the source."""
+    kept = [(h, kbps) for h, kbps in APPLE_LADDER if h <= source.height]
+    if not kept:
+        kept = [(even_floor(source.height), APPLE_LADDER[-1][1])]
+    if max_renditions:
+        kept = kept[:max_renditions]
+    return [
+        Rendition(rendition_id=rendition_id(h, kbps), width=scaled_width(source, h), height=h,
+                  crf=0.0, maxrate_kbps=int(kbps * APPLE_MAXRATE_RATIO),
+                  bufsize_kbit=int(kbps * BUFSIZE_RATIO), target_kbps=kbps)
+        for h, kbps in kept
+    ]
+
+
 def even(value: float) -> int:
     """Nearest even integer, at least 2 (for widths: keeps the aspect ratio best)."""
     return max(2, round(value / 2) * 2)

@@ -85,6 +85,8 @@ class Rendition:
     """Pooled (mean) VMAF every chunk should reach; 0 means no quality gate."""
     vmaf_per_crf: float = -1.5
     """Slope of VMAF against CRF near `crf` (from the trials): how far a CRF step moves it."""
+    target_kbps: int = 0
+    """Average-bitrate mode (a fixed-bitrate ladder): aim at this rate instead of a CRF."""
 
 
 @dataclass(frozen=True)

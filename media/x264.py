@@ -44,12 +44,15 @@ def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames:
         "c:v": "libx264",
         "preset": settings.preset,
         "profile:v": settings.profile,
-        "crf": _num(rendition.crf),
         "pix_fmt": "yuv420p",
         "x264-params": params,
         "force_key_frames": f"expr:eq(mod(n,{segment_frames}),0)",
         "video_track_timescale": str(_timescale(settings, segment_frames)),
     }
+    if rendition.target_kbps:  # a fixed-bitrate ladder: average bitrate, VBV-capped
+        options["b:v"] = f"{rendition.target_kbps}k"
+    else:
+        options["crf"] = _num(rendition.crf)
     if rendition.maxrate_kbps:  # 0: plain CRF (trial encodes measure the uncapped curve)
         options["maxrate"] = f"{rendition.maxrate_kbps}k"
         options["bufsize"] = f"{rendition.bufsize_kbit}k"

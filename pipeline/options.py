@@ -43,7 +43,8 @@ class LadderflowOptions(PipelineOptions):
                             help="Longest one FFmpeg process may run. Default 3600.")
         parser.add_argument("--ladder", default="per-title", choices=LADDERS,
                             help="per-title: trial encodes and a rate-VMAF convex hull choose "
-                            "each title's rungs (default); fixed: the fixed ladder.")
+                            "each title's rungs (default); fixed: the fixed ladder; apple: "
+                            "Apple's authoring-spec ladder at fixed bitrates (a baseline).")
         parser.add_argument("--top_vmaf", type=float, default=95.0,
                             help="VMAF the top rung aims at. Default 95.")
         parser.add_argument("--min_kbps", type=float, default=200.0,

@@ -62,3 +62,30 @@ def test_a_source_that_fails_to_encode_becomes_a_dead_letter(task, tmp_path):
     assert isinstance(out, pvalue.TaggedOutput) and out.tag == "dead_letter"
     assert out.value.stage.startswith("encode (180p-250k, chunk 1)")
     assert out.value.hint
+
+
+def _try(crf: float, vmaf: float, size: int):
+    from media.encode import EncodedChunk
+    from media.types import Attempt, VmafScore
+    from transforms.encode import _Try
+
+    score = VmafScore(vmaf, vmaf, vmaf, vmaf, 10)
+    return _Try(Attempt(crf, size / 500, vmaf), EncodedChunk(f"{crf}.mp4", 10, size, 1.0, 1.0,
+                                                               score))
+
+
+@pytest.mark.parametrize("tries, kept", [
+    # Within the window [94, 97]: the smallest of those that are.
+    ([(23, 92.0, 1000), (20, 95.5, 1400), (21, 94.2, 1200)], 21),
+    # None within; the smallest that still reaches the target (94).
+    ([(23, 99.0, 1500), (27, 98.0, 1100)], 27),
+    # None reaches it: the best-scoring one.
+    ([(23, 88.0, 1000), (18, 91.0, 1800), (16, 90.5, 2000)], 18),
+])
+def test_the_gate_keeps_the_right_encode(task, tries, kept):
+    from transforms.encode import _best
+
+    gated = dataclasses.replace(task, rendition=dataclasses.replace(task.rendition,
+                                                                    target_vmaf=95.0))
+    chosen = _best([_try(*t) for t in tries], gated)
+    assert chosen.attempt.crf == kept

@@ -24,7 +24,7 @@ from media.config import JobConfig
 from media.encode import encode_chunk
 from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
-from media.ladder import fixed_ladder, vmaf_height
+from media.ladder import apple_ladder, fixed_ladder, vmaf_height
 from media.planning import (
     candidate_resolutions,
     renditions_from_rungs,
@@ -78,6 +78,10 @@ class _TrialTasksFn(beam.DoFn):
             ladder = fixed_ladder(source, crf=self._config.crf,
                                   max_renditions=self._config.max_renditions)
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), "fixed"))
+            return
+        if self._config.ladder == "apple":
+            ladder = apple_ladder(source, max_renditions=self._config.max_renditions)
+            yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), "apple"))
             return
         tasks = trial_tasks(source, self._config)
         log.info("%s: planning: %d trial encodes (%d resolutions x %d CRFs x %d segments)",
