@@ -11,6 +11,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["media", "media.*", "pipeline", "pipeline.*",
                                     "transforms", "transforms.*"]),
+    package_data={"media": ["assets/*"]},
+    include_package_data=True,
     install_requires=[
         f"apache-beam[gcp]=={BEAM_VERSION}",
         "imageio-ffmpeg>=0.6",

@@ -51,7 +51,7 @@ def trial_points(results: Sequence[TrialResult]) -> list[TrialPoint]:
     """One point per (resolution, CRF): total bits over total time, frame-weighted VMAF."""
     groups: dict[tuple[int, int, float], list[TrialResult]] = defaultdict(list)
     for result in results:
-        groups[(result.task.height, result.task.width, result.task.crf)].append(result)
+        groups[(result.task.height, result.task.width, result.crf)].append(result)
     points = []
     for (height, width, crf), group in sorted(groups.items()):
         rate = group[0].task.source.frame_rate

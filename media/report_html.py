@@ -17,6 +17,8 @@ title id is user input), and the same report always renders the same bytes.
 from __future__ import annotations
 
 import importlib.resources
+import math
+import posixpath
 from collections.abc import Sequence
 
 from media import naming, svg
@@ -94,7 +96,8 @@ def hull_svg(plan: dict) -> str:
                          labels=tuple(f"{r['height']}p" for r in _by(rungs, "kbps"))))
     every = [*points, *hull, *rungs]
     panel = Panel(Axis.fit("bitrate, kb/s", (p["kbps"] for p in every), log=True),
-                  Axis.fit("VMAF", (p["vmaf"] for p in every)), tuple(series), height=380)
+                  Axis.fit("VMAF", (p["vmaf"] for p in every), limits=(0, 100)), tuple(series),
+                  height=380)
     return svg.figure("Trial encodes, convex hull and chosen rungs", [panel])
 
 
@@ -116,7 +119,7 @@ def _vmaf_panel(track: dict, chunks: list[tuple[float, dict]], time: Axis) -> Pa
     mean = tuple((x, c["vmaf"]["mean"]) for x, c in scored)
     p5 = tuple((x, c["vmaf"]["p5"]) for x, c in scored if c["vmaf"].get("p5") is not None)
     series = [Series("VMAF mean", mean, svg.colour(0), role="vmaf-mean", step_end=step),
-              Series("VMAF 5th percentile", p5, svg.colour(4), role="vmaf-p5", step_end=step,
+              Series("VMAF p5", p5, svg.colour(4), role="vmaf-p5", step_end=step,
                      dash="3 3", marker="square", marker_size=3)]
     target = track.get("target_vmaf")
     if target is not None:
@@ -124,7 +127,7 @@ def _vmaf_panel(track: dict, chunks: list[tuple[float, dict]], time: Axis) -> Pa
                                 _TARGET_COLOUR, role="target", markers=False, dash=_DASH))
     series += _flagged(scored, lambda c: c["vmaf"]["mean"])
     values = [y for s in series for _, y in s.points]
-    return Panel(time, Axis.fit("VMAF", values), tuple(series))
+    return Panel(time, Axis.fit("VMAF", values, min_span=10, limits=(0, 100)), tuple(series))
 
 
 def _bitrate_panel(track: dict, chunks: list[tuple[float, dict]], time: Axis) -> Panel:
@@ -138,7 +141,8 @@ def _bitrate_panel(track: dict, chunks: list[tuple[float, dict]], time: Axis) ->
                                 markers=False, dash=_DASH))
     series += _flagged(rated, lambda c: c["bitrate_kbps"], missed=False)
     values = [0.0, *(y for s in series for _, y in s.points)]
-    return Panel(time, Axis.fit("bitrate, kb/s", values), tuple(series), height=200)
+    return Panel(time, Axis.fit("bitrate, kb/s", values, limits=(0, math.inf)), tuple(series),
+                 height=200)
 
 
 def _flagged(chunks: list[tuple[float, dict]], y, missed: bool = True) -> list[Series]:
@@ -179,7 +183,8 @@ body{font:15px/1.45 system-ui,sans-serif;color:#1d1d1f;background:#f6f6f8;margin
 main{max-width:1120px;margin:0 auto;padding:24px}
 h1{font-size:26px;margin:0 0 4px;overflow-wrap:anywhere}h2{margin:32px 0 10px;font-size:20px}
 h3{margin:24px 0 6px;font-size:17px;overflow-wrap:anywhere}
-section,article{background:#fff;border:1px solid #ddd;border-radius:8px;padding:4px 18px 16px}
+section,article{background:#fff;border:1px solid #ddd;border-radius:8px;padding:4px 18px 16px;
+margin:16px 0}
 article{margin:12px 0;border-color:#e6e6e6}
 .sub,.note{color:#666}.note{font-size:13px}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}
@@ -188,7 +193,7 @@ th{background:#f0f0f3;font-weight:600}td.n,th.n{text-align:right;font-variant-nu
 table.facts th{background:none;width:13em}
 tr.retried td{background:#fff4e6}tr.missed td{background:#fdecec}
 img{max-width:100%;height:auto;border:1px solid #eee;border-radius:4px;margin:8px 0}
-video{width:100%;max-width:960px;background:#000;border-radius:6px;display:block}
+video{width:100%;max-width:800px;background:#000;border-radius:6px;display:block}
 .controls{margin:10px 0;display:flex;gap:16px;align-items:center;flex-wrap:wrap}
 code{font-size:13px}details summary{cursor:pointer;margin:6px 0}
 """
@@ -240,7 +245,7 @@ _PLAYER_JS = """
 def _page(report: dict, tracks: list[dict], charts: dict[str, str], hull: bool) -> str:
     title = esc(report.get("title_id", "untitled"))
     body = [_player_section(), _source_section(report.get("source")),
-            _ladder_section(report.get("ladder") or []),
+            _ladder_section(report.get("ladder") or [], tracks),
             _plan_section(report.get("plan") or {}, hull),
             _renditions_section(tracks, charts)]
     return "\n".join([
@@ -280,19 +285,22 @@ def _source_section(source: dict | None) -> str:
             ("Audio", "; ".join(
                 f"{a.get('codec')}, {a.get('channels')} ch, {a.get('sample_rate_hz')} Hz, "
                 f"language {a.get('language')}" for a in audio) or "none")]
-    if source.get("source_uri"):
-        rows.insert(0, ("File", source["source_uri"]))
+    if source.get("source_uri"):  # the name only: the rest may be a private bucket's path
+        rows.insert(0, ("File", posixpath.basename(str(source["source_uri"]).rstrip("/"))))
     return ("<section id='source'><h2>Source</h2>" + _facts(rows) + "</section>")
 
 
-def _ladder_section(ladder: list[dict]) -> str:
+def _ladder_section(ladder: list[dict], tracks: list[dict]) -> str:
+    # Reports written before the ladder carried bandwidths and VMAF: take the track's.
+    by_id = {t.get("id"): t for t in tracks}
+    ladder = [{**by_id.get(rung.get("id"), {}), **rung} for rung in ladder]
     head = ["Rendition", "Size", "CRF", "Maxrate kb/s", "Target VMAF", "Peak kb/s",
             "Average kb/s", "VMAF mean", "VMAF worst p5"]
     rows = []
     for rung in ladder:
         vmaf = rung.get("vmaf") or {}
         rows.append([rung.get("id"), f"{rung.get('width')}×{rung.get('height')}",
-                     _f(rung.get("crf"), 2), _f(rung.get("maxrate_kbps"), 0),
+                     _crf(rung.get("crf")), _f(rung.get("maxrate_kbps"), 0),
                      _f(rung.get("target_vmaf"), 2), _kbps(rung.get("peak_bandwidth_bps")),
                      _kbps(rung.get("average_bandwidth_bps")), _f(vmaf.get("mean"), 2),
                      _f(vmaf.get("worst_chunk_p5", vmaf.get("p5")), 2)])
@@ -322,7 +330,7 @@ def _plan_section(plan: dict, hull: bool) -> str:
     head = ["Height", "Width", "CRF", "Predicted kb/s", "Predicted VMAF", "Maxrate kb/s",
             "Buffer kbit"]
     out.append("<h3>Chosen rungs</h3>" + _table(head, [
-        [r.get("height"), r.get("width"), _f(r.get("crf"), 2), _f(r.get("kbps"), 0),
+        [r.get("height"), r.get("width"), _crf(r.get("crf")), _f(r.get("kbps"), 0),
          _f(r.get("vmaf"), 2), r.get("maxrate_kbps"), r.get("bufsize_kbit")]
         for r in plan.get("rungs") or []], numeric_from=0))
     out.append("</section>")
@@ -359,10 +367,10 @@ def _chunk_table(chunks: list[dict]) -> str:
         attempts = c.get("attempts") or []
         met = c.get("met_target")
         rows.append([c.get("index"), _f(c.get("start_s"), 2), _f(c.get("duration_s"), 2),
-                     _f(c.get("bitrate_kbps"), 0), _f(c.get("crf"), 2), _f(vmaf.get("mean"), 2),
+                     _f(c.get("bitrate_kbps"), 0), _crf(c.get("crf")), _f(vmaf.get("mean"), 2),
                      _f(vmaf.get("p5"), 2), _f(vmaf.get("minimum"), 2),
                      "—" if met is None else ("yes" if met else "NO"),
-                     "; ".join(f"{_f(a.get('crf'), 2)} → {_f(a.get('kbps'), 0)}, "
+                     "; ".join(f"{_crf(a.get('crf'))} → {_f(a.get('kbps'), 0)}, "
                                f"{_f(a.get('vmaf'), 2)}" for a in attempts) or "—"])
         classes.append("missed" if met is False else "retried" if len(attempts) > 1 else "")
     opened = " open" if len(chunks) <= _CHUNK_TABLE_OPEN_UP_TO else ""
@@ -401,6 +409,11 @@ def _f(value: object, places: int) -> str:
         return f"{float(value):.{places}f}"
     except (TypeError, ValueError):
         return str(value)
+
+
+def _crf(crf: object) -> str:
+    """A CRF as x264 takes it: 23, 21.5, 18.54."""
+    return svg.num(crf) if isinstance(crf, (int, float)) else _f(crf, 0)
 
 
 def _kbps(bps: object) -> str:

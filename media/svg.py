@@ -24,7 +24,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
 """Tableau 10: distinct in colour and still apart in greyscale."""
 
 MARGIN_LEFT = 64
-MARGIN_RIGHT = 168
+MARGIN_RIGHT = 176
 """Room for the legend, to the right of the plot."""
 MARGIN_TOP = 16
 MARGIN_BOTTOM = 44
@@ -32,6 +32,8 @@ TITLE_HEIGHT = 28
 FONT = "font-family='system-ui, sans-serif' font-size='12'"
 _LOG_MANTISSAS = ((1,), (1, 2, 5), (1, 2, 3, 5, 7), tuple(range(1, 10)))
 _LINEAR_STEPS = (1, 2, 2.5, 5, 10)
+_TICKS = 6
+"""About how many ticks a linear axis gets."""
 
 
 def colour(index: int) -> str:
@@ -76,8 +78,13 @@ class Axis:
             raise ValueError(f"axis {self.label!r}: a log axis needs lo > 0, got {self.lo}")
 
     @classmethod
-    def fit(cls, label: str, values: Iterable[float], log: bool = False) -> Axis:
-        """An axis covering `values` with a margin, on round numbers for a linear axis."""
+    def fit(cls, label: str, values: Iterable[float], log: bool = False, min_span: float = 0.0,
+            limits: tuple[float, float] = (-math.inf, math.inf)) -> Axis:
+        """An axis covering `values` with a margin, on round numbers for a linear axis.
+
+        A linear axis spans at least `min_span` (so that a flat series does not look like
+        noise blown up) and never leaves `limits` (VMAF stops at 100, a bitrate at 0).
+        """
         data = [v for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
         if not data:
             return cls(label, 1.0, 10.0, log) if log else cls(label, 0.0, 1.0)
@@ -85,13 +92,14 @@ class Axis:
         if log:
             spread = max(hi / lo, 1.2) ** 0.08
             return cls(label, lo / spread, hi * spread, True)
-        if hi - lo < 1e-9:
-            pad = abs(lo) * 0.1 or 1.0
-            lo, hi = lo - pad, hi + pad
+        if hi - lo < 1e-9:  # one value: give it room either side
+            min_span = max(min_span, abs(lo) * 0.2 or 2.0)
+        lo, hi = _widen(lo, hi, min_span, limits)
         pad = (hi - lo) * 0.04
-        lo, hi = lo - pad, hi + pad
-        step = _nice_step((hi - lo) / 5)
-        return cls(label, math.floor(lo / step) * step, math.ceil(hi / step) * step)
+        step = _nice_step((hi - lo + 2 * pad) / _TICKS)
+        lo = max(math.floor((lo - pad) / step) * step, limits[0])
+        hi = min(math.ceil((hi + pad) / step) * step, limits[1])
+        return cls(label, lo, hi)
 
     def fraction(self, value: float) -> float:
         """Where `value` falls along the axis, 0 at `lo` and 1 at `hi`."""
@@ -110,13 +118,27 @@ class Axis:
         return _linear_ticks(self.lo, self.hi)
 
 
+def _widen(lo: float, hi: float, span: float,
+           limits: tuple[float, float]) -> tuple[float, float]:
+    """lo..hi grown about its middle to at least `span`, slid back inside `limits`."""
+    if hi - lo >= span:
+        return lo, hi
+    middle = (lo + hi) / 2
+    lo, hi = middle - span / 2, middle + span / 2
+    if hi > limits[1]:
+        lo, hi = lo - (hi - limits[1]), limits[1]
+    elif lo < limits[0]:
+        lo, hi = limits[0], hi + (limits[0] - lo)
+    return max(lo, limits[0]), min(hi, limits[1])
+
+
 def _nice_step(rough: float) -> float:
     scale = 10 ** math.floor(math.log10(rough))
     return next(s * scale for s in _LINEAR_STEPS if s * scale >= rough * 0.999)
 
 
 def _linear_ticks(lo: float, hi: float) -> list[float]:
-    step = _nice_step((hi - lo) / 5)
+    step = _nice_step((hi - lo) / _TICKS)
     first = math.ceil(lo / step - 1e-9)
     count = math.floor(hi / step + 1e-9) - first + 1
     return [round((first + i) * step, 10) for i in range(count)]

@@ -189,16 +189,18 @@ class Attempt:
 
 @dataclass(frozen=True)
 class TrialTask:
-    """Trial-encode one sample segment of a title at one resolution and CRF."""
+    """Trial-encode one sample segment of a title at one resolution, at every trial CRF."""
 
     source: SourceInfo
     width: int
     height: int
-    crf: float
+    crfs: tuple[float, ...]
     span: ChunkSpan
     """The sample: one segment of the title's grid."""
     trial_index: int
+    """Index of this task's first result among the title's trial results."""
     trial_count: int
+    """How many trial results (tasks × CRFs) the title has."""
     segment_frames: int
     output_root: str
     settings: EncodeSettings = field(default_factory=EncodeSettings)
@@ -213,9 +215,12 @@ class TrialTask:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """What one trial encode gave."""
+    """What one trial encode (one CRF of a trial task) gave."""
 
     task: TrialTask
+    crf: float
+    index: int
+    """Position among the title's trial results."""
     size_bytes: int
     frames: int
     vmaf_mean: float

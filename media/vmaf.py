@@ -39,18 +39,26 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     if (source.width, source.height) != (width, height):
         reference = reference.filter("scale", width, height, flags="bicubic")
     reference = reference.filter("format", "yuv420p")
+    options = libvmaf_options(log_path, threads, subsample)
+    scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
+    return ffmpeg_python.output(scored, "-", f="null").get_args()
+
+
+def libvmaf_options(log_path: str, threads: int = 0, subsample: int = 1,
+                    instances: int = 1) -> dict[str, str]:
+    """Options of one libvmaf filter; `instances` filters in one graph share the cores."""
+    cores = threads or os.cpu_count() or 1
     options = {
         "model": f"version={VMAF_MODEL}",
         "log_fmt": "json",
         # ffmpeg-python escapes filter option values itself; escaping here would double it.
         "log_path": log_path,
         "shortest": "1",
+        "n_threads": str(max(1, cores // instances)),
     }
-    options["n_threads"] = str(threads or os.cpu_count() or 1)
     if subsample > 1:
         options["n_subsample"] = str(subsample)
-    scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
-    return ffmpeg_python.output(scored, "-", f="null").get_args()
+    return options
 
 
 def frame_scores(log: dict) -> list[float]:

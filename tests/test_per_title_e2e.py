@@ -43,10 +43,11 @@ def per_title_run(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("per-title-sources")
     flat = _make(src / "flat.mp4", "smptebars=size=640x360:rate=25:duration=8")
     busy = _make(src / "busy.mp4",
-                 "testsrc2=size=640x360:rate=25:duration=8,noise=alls=30:allf=t+u")
+                 "testsrc2=size=640x360:rate=25:duration=8,noise=alls=12:allf=t+u")
     out = tmp_path_factory.mktemp("per-title-out")
     config = JobConfig(output_root=str(out), chunk_segments=1, top_vmaf=TOP_VMAF,
                        min_kbps=MIN_KBPS, trial_crfs=(20.0, 28.0, 36.0), trial_fraction=1.0,
+                       max_rungs=4,
                        encode=EncodeSettings(preset="veryfast"), keep_work=False).validate()
     with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
         outputs = build_pipeline(p, [flat, busy], config)

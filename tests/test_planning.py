@@ -62,9 +62,9 @@ def test_trial_points_pool_segments_by_bits_and_frames():
     src = _source()
 
     def result(seg, size, frames, vmaf):
-        task = TrialTask(src, 1280, 720, 24.0, ChunkSpan(seg, seg * 100, frames), seg, 2, 100,
-                         "/o", EncodeSettings())
-        return TrialResult(task, size, frames, vmaf)
+        task = TrialTask(src, 1280, 720, (24.0,), ChunkSpan(seg, seg * 100, frames), seg, 2,
+                         100, "/o", EncodeSettings())
+        return TrialResult(task, 24.0, seg, size, frames, vmaf)
 
     [point] = trial_points([result(0, 100_000, 100, 90.0), result(1, 300_000, 100, 80.0)])
     # 400 kB over 8 s = 400 kb/s; VMAF weighted by frames.

@@ -18,6 +18,16 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 _TMP_SUFFIX = ".partial"
+_MIME_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".js": "text/javascript",
+}
 _COPY_BLOCK = 8 << 20
 
 
@@ -88,7 +98,8 @@ def _write_atomic(uri: str, stream: BinaryIO) -> None:
     tmp = uri + _TMP_SUFFIX
     if is_local(uri):
         os.makedirs(os.path.dirname(os.path.abspath(local_path(uri))), exist_ok=True)
-    with FileSystems.create(tmp, mime_type="application/octet-stream",
+    mime = _MIME_TYPES.get(os.path.splitext(uri)[1].lower(), "application/octet-stream")
+    with FileSystems.create(tmp, mime_type=mime,
                             compression_type=CompressionTypes.UNCOMPRESSED) as out:
         shutil.copyfileobj(stream, out, _COPY_BLOCK)
     if is_local(uri):

@@ -16,6 +16,7 @@ import apache_beam as beam
 
 from media import dash, hls, naming
 from media.report import title_report
+from media.report_html import render_report
 from media.types import PackagedTrack
 from transforms import _storage
 
@@ -50,8 +51,10 @@ class _PackageFn(beam.DoFn):
         source = video[0].chunks[0].task.source if video and video[0].chunks else None
         plan_uri = naming.plan_record_uri(self._output_root, title_id)
         plan = _storage.read_json(plan_uri) if _storage.exists(plan_uri) else None
-        _storage.write_json(naming.join(root, naming.REPORT_JSON),
-                            title_report(title_id, source, tracks, plan))
+        report = title_report(title_id, source, tracks, plan)
+        _storage.write_json(naming.join(root, naming.REPORT_JSON), report)
+        for path, data in render_report(report).items():
+            _storage.write_bytes(naming.join(root, path), data)
         mpd_uri = naming.join(root, naming.DASH_MANIFEST)
         _storage.write_bytes(mpd_uri, dash.mpd(video, audio, title=title_id).encode())
         master_uri = naming.join(root, naming.MASTER_PLAYLIST)

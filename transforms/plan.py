@@ -21,7 +21,6 @@ from apache_beam import pvalue
 from media import naming
 from media.chunking import segment_count, segment_frames
 from media.config import JobConfig
-from media.encode import encode_chunk
 from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
@@ -31,16 +30,17 @@ from media.planning import (
     sample_segments,
     trial_points,
 )
+from media.staging import stage_span
+from media.trials import run_trials
 from media.types import (
     ChunkSpan,
-    ChunkTask,
     EncodeSettings,
-    Rendition,
     SourceInfo,
     TitlePlan,
     TrialResult,
     TrialTask,
 )
+from media.x264 import chunk_window_s
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 from transforms.gather import GatherParts, Part
@@ -52,20 +52,22 @@ _PLANNED = "planned"
 
 
 def trial_tasks(source: SourceInfo, config: JobConfig) -> list[TrialTask]:
-    """Every trial of a title: sampled segments × candidate resolutions × trial CRFs."""
+    """Every trial task of a title: sampled segments × candidate resolutions, each task
+    encoding its sample at every trial CRF."""
     frames = segment_frames(source.frame_rate, config.segment_s)
     samples = sample_segments(segment_count(source.frame_count, frames), config.trial_fraction)
     spans = [ChunkSpan(i, i * frames, min(frames, source.frame_count - i * frames))
              for i in samples]
-    grid = [(span, width, height, crf) for span in spans
-            for width, height in candidate_resolutions(source) for crf in config.trial_crfs]
+    grid = [(span, width, height) for span in spans
+            for width, height in candidate_resolutions(source)]
+    crfs = tuple(config.trial_crfs)
     settings = EncodeSettings(preset=config.trial_preset, threads=config.encode.threads)
     return [
-        TrialTask(source=source, width=width, height=height, crf=crf, span=span,
-                  trial_index=i, trial_count=len(grid), segment_frames=frames,
-                  output_root=config.output_root, settings=settings,
+        TrialTask(source=source, width=width, height=height, crfs=crfs, span=span,
+                  trial_index=i * len(crfs), trial_count=len(grid) * len(crfs),
+                  segment_frames=frames, output_root=config.output_root, settings=settings,
                   vmaf_height=vmaf_height(source), vmaf_subsample=config.trial_vmaf_subsample)
-        for i, (span, width, height, crf) in enumerate(grid)
+        for i, (span, width, height) in enumerate(grid)
     ]
 
 
@@ -96,45 +98,49 @@ class _RunTrialFn(beam.DoFn):
 
     def process(self, task: TrialTask):
         record_uri = naming.trial_record_uri(task.output_root, task.title_id, task.height,
-                                             task.crf, task.span.index)
+                                             task.span.index)
         if _storage.exists(record_uri):
             record = _storage.read_json(record_uri)
             if record.get("task") == _task_key(task):
-                yield TrialResult(task, record["size_bytes"], record["frames"],
-                                  record["vmaf_mean"], record["encode_s"], record["score_s"])
+                yield from _results(task, record["results"])
                 return
         try:
-            result = self._run(task)
+            encodes, encode_s, score_s = self._run(task)
         except MediaError as exc:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                 task.title_id, task.source.source_uri, "plan (trial encode)", exc))
             return
-        _storage.write_json(record_uri, {"task": _task_key(task), **{
-            k: getattr(result, k) for k in ("size_bytes", "frames", "vmaf_mean", "encode_s",
-                                            "score_s")}})
-        yield result
+        share = len(encodes)
+        results = [{"crf": e.crf, "size_bytes": e.size_bytes, "frames": e.frames,
+                    "vmaf_mean": e.vmaf_mean, "encode_s": encode_s / share,
+                    "score_s": score_s / share} for e in encodes]
+        _storage.write_json(record_uri, {"task": _task_key(task), "results": results})
+        yield from _results(task, results)
 
-    def _run(self, task: TrialTask) -> TrialResult:
-        rendition = Rendition(f"trial-{task.height}p-crf{task.crf:g}", task.width, task.height,
-                              task.crf, maxrate_kbps=0, bufsize_kbit=0)
-        chunk_task = ChunkTask(source=task.source, rendition=rendition, chunk=task.span,
-                               chunk_count=1, segment_frames=task.segment_frames,
-                               output_root=task.output_root, settings=task.settings,
-                               score_vmaf=True, vmaf_height=task.vmaf_height)
-        with tempfile.TemporaryDirectory(prefix="ladderflow-trial-") as scratch, \
-                _storage.open_source(task.source.source_uri) as source:
-            encoded = encode_chunk(chunk_task, source, scratch, self._timeout_s,
-                                   vmaf_subsample=task.vmaf_subsample)
-        return TrialResult(task, encoded.size_bytes, encoded.frame_count, encoded.vmaf.mean,
-                           encoded.encode_s, encoded.score_s)
+    def _run(self, task: TrialTask):
+        with tempfile.TemporaryDirectory(prefix="ladderflow-trial-") as scratch:
+            with _storage.open_source(task.source.source_uri) as source:
+                staged = stage_span(source, *_window(task), f"{scratch}/source-span.mkv",
+                                    task.source.source_uri)
+            return run_trials(task, staged, scratch, self._timeout_s)
+
+
+def _window(task: TrialTask) -> tuple[float, float]:
+    return chunk_window_s(task.source, task.span)
+
+
+def _results(task: TrialTask, results: list[dict]):
+    for i, r in enumerate(results):
+        yield TrialResult(task, r["crf"], task.trial_index + i, r["size_bytes"], r["frames"],
+                          r["vmaf_mean"], r["encode_s"], r["score_s"])
 
 
 def _task_key(task: TrialTask) -> dict:
     """What decides a trial's result; a record made for other settings is not reused."""
     return {"source": [task.source.source_uri, task.source.size_bytes],
             "span": dataclasses.asdict(task.span), "size": [task.width, task.height],
-            "crf": task.crf, "preset": task.settings.preset, "vmaf": [task.vmaf_height,
-                                                                       task.vmaf_subsample]}
+            "crfs": list(task.crfs), "preset": task.settings.preset,
+            "vmaf": [task.vmaf_height, task.vmaf_subsample]}
 
 
 class _ChooseLadderFn(beam.DoFn):
@@ -172,7 +178,7 @@ class _ChooseLadderFn(beam.DoFn):
 
 
 def _by_title(result: TrialResult):
-    return result.title_id, Part(result.task.trial_index, result.task.trial_count, result)
+    return result.title_id, Part(result.index, result.task.trial_count, result)
 
 
 class PlanLadder(beam.PTransform):
