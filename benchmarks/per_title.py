@@ -1,0 +1,175 @@
+"""Per-title ladders against Apple's fixed H.264 ladder, on sources of different complexity.
+
+    python benchmarks/per_title.py [--duration 16] [--preset veryfast] [--work DIR]
+
+For each of three generated 1080p25 sources (flat and cartoon-like, detailed and moving,
+noisy and grain-heavy) it runs the pipeline twice in this one process's run, on this
+machine, with the same x264 settings: `--ladder per-title` (trial encodes, hull, gates)
+and `--ladder apple` (the HLS Authoring Specification ladder, 416x234@145 to
+1920x1080@7800 kb/s, at those average bitrates). It prints, per source:
+
+- BD-rate of the per-title ladder against Apple's, VMAF as the quality axis (PCHIP over
+  log-rate); negative = fewer bits at equal VMAF. Rungs whose VMAF does not rise with
+  rate (saturated at the top) are left out of a curve, as BD-rate needs monotonic curves;
+  the table says how many points each curve kept.
+- planning cost: trial encode + scoring seconds over the final encode seconds;
+- gate accuracy: the share of chunks whose final VMAF is within [target - 1, target + 2],
+  and encodes per chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks._measure import run_measured
+from media import ffmpeg
+from media.bdrate import MIN_POINTS, bd_rate
+
+SOURCES = {
+    # Flat colours, hard edges, little motion: what animation looks like to an encoder.
+    "cartoon": "testsrc=size=1920x1080:rate=25",
+    # Fine detail everywhere, zooming: every frame changes.
+    "detailed": "mandelbrot=size=1920x1080:rate=25",
+    # Moving pattern under strong temporal grain: the hardest to compress.
+    "grain": "testsrc2=size=1920x1080:rate=25,noise=alls=16:allf=t+u",
+}
+GATE_BELOW, GATE_ABOVE = 1.0, 2.0
+
+
+def make_source(path: str, video: str, duration: float) -> None:
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", f"{video},trim=duration={duration}", "-c:v", "libx264",
+        "-preset", "veryfast", "-crf", "10", "-pix_fmt", "yuv420p", "-g", "50", path))
+
+
+def run_pipeline(source: str, out: str, ladder: str, preset: str) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [sys.executable, "-m", "pipeline", "--input", source, "--output", out,
+            "--ladder", ladder, "--preset", preset]
+    measured = run_measured(argv, out + ".log")
+    if measured.returncode:
+        raise SystemExit(f"pipeline ({ladder}) failed on {source}; see {out}.log")
+    title = os.path.splitext(os.path.basename(source))[0]
+    with open(os.path.join(out, title, "report.json"), encoding="utf-8") as handle:
+        report = json.load(handle)
+    report["_wall_s"] = measured.wall_s
+    return report
+
+
+def ladder_points(report: dict) -> list[tuple[float, float]]:
+    """(kb/s, mean VMAF) per rendition: sizes over durations, frame-weighted VMAF."""
+    points = []
+    for track in report["tracks"]:
+        if track["kind"] != "video":
+            continue
+        chunks = track["chunks"]
+        seconds = sum(c["duration_s"] for c in chunks)
+        kbps = sum(c["size_bytes"] for c in chunks) * 8 / seconds / 1000
+        frames = sum(c["vmaf"]["frame_count"] for c in chunks)
+        vmaf = sum(c["vmaf"]["mean"] * c["vmaf"]["frame_count"] for c in chunks) / frames
+        points.append((kbps, vmaf))
+    return sorted(points)
+
+
+def monotonic(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Keep the points whose VMAF rises above every cheaper point's."""
+    kept: list[tuple[float, float]] = []
+    for kbps, vmaf in sorted(points):
+        if not kept or (vmaf > kept[-1][1] and kbps > kept[-1][0]):
+            kept.append((kbps, vmaf))
+    return kept
+
+
+def gate_stats(report: dict) -> tuple[int, int, int]:
+    """(chunks, chunks within [target-1, target+2], encodes) over the gated renditions."""
+    chunks = within = encodes = 0
+    for track in report["tracks"]:
+        for chunk in track.get("chunks", []):
+            target = chunk.get("target_vmaf")
+            if not target:
+                continue
+            chunks += 1
+            encodes += max(1, len(chunk["attempts"]))
+            within += target - GATE_BELOW <= chunk["vmaf"]["mean"] <= target + GATE_ABOVE
+    return chunks, within, encodes
+
+
+def final_encode_s(report: dict) -> tuple[float, float]:
+    encode = score = 0.0
+    for track in report["tracks"]:
+        for chunk in track.get("chunks", []):
+            encode += chunk["encode_s"]
+            score += chunk["score_s"]
+    return encode, score
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=16.0)
+    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--work", default="/tmp/ladderflow-bench-per-title")
+    parser.add_argument("--sources", default=",".join(SOURCES))
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+
+    rows, totals = [], {"chunks": 0, "within": 0, "encodes": 0}
+    for name in args.sources.split(","):
+        source = os.path.join(args.work, f"{name}.mp4")
+        if not os.path.exists(source):
+            print(f"making {name} ({args.duration:g} s 1080p25) ...", flush=True)
+            make_source(source, SOURCES[name], args.duration)
+        print(f"{name}: per-title ...", flush=True)
+        per_title = run_pipeline(source, os.path.join(args.work, f"out-{name}-per-title"),
+                                 "per-title", args.preset)
+        print(f"{name}: apple ...", flush=True)
+        apple = run_pipeline(source, os.path.join(args.work, f"out-{name}-apple"), "apple",
+                             args.preset)
+        test, anchor = monotonic(ladder_points(per_title)), monotonic(ladder_points(apple))
+        try:
+            bd = f"{bd_rate(anchor, test):+.1f} %"
+        except ValueError as exc:
+            bd = f"n/a ({exc})"
+        encode_s, score_s = final_encode_s(per_title)
+        trial_s = per_title["plan"]["trial_cost_s"]
+        chunks, within, encodes = gate_stats(per_title)
+        for key, value in (("chunks", chunks), ("within", within), ("encodes", encodes)):
+            totals[key] += value
+        rows.append((name, bd, len(test), len(ladder_points(per_title)), len(anchor),
+                     trial_s / encode_s, trial_s / (encode_s + score_s), within, chunks,
+                     encodes / max(1, chunks), per_title, apple))
+
+    print(f"\nper-title vs Apple HLS ladder, x264 preset {args.preset}, {args.duration:g} s "
+          f"1080p25 sources, {os.cpu_count()} cores (BD-rate needs {MIN_POINTS}+ points)")
+    for (name, bd, n_test, n_all, n_anchor, plan_enc, plan_all, within, chunks, per_chunk,
+         per_title, apple) in rows:
+        print(f"\n{name}: BD-rate {bd}  [points: per-title {n_test}/{n_all}, apple {n_anchor}/9]")
+        print(f"  planning cost: {plan_enc:.2f} of final encode time "
+              f"({plan_all:.2f} of encode+score)")
+        print(f"  gate: {within}/{chunks} chunks within [target-1, target+2], "
+              f"{per_chunk:.2f} encodes per chunk")
+        for label, report in (("per-title", per_title), ("apple", apple)):
+            ladder = ", ".join(f"{r['height']}p {kbps:.0f}k/{vmaf:.1f}" for r, (kbps, vmaf) in
+                               zip(report["ladder"], _by_ladder(report), strict=True))
+            print(f"  {label:9s} ({report['_wall_s']:.0f} s): {ladder}")
+    share = totals["within"] / max(1, totals["chunks"])
+    print(f"\ngate accuracy over all sources: {share:.1%} of {totals['chunks']} chunks, "
+          f"{totals['encodes'] / max(1, totals['chunks']):.2f} encodes per chunk")
+    return 0
+
+
+def _by_ladder(report: dict) -> list[tuple[float, float]]:
+    """ladder_points in the ladder's own order (tracks and ladder list the same renditions)."""
+    order = {t["id"]: i for i, t in enumerate(report["ladder"])}
+    tracks = sorted((t for t in report["tracks"] if t["kind"] == "video"),
+                    key=lambda t: order[t["id"]])
+    return [ladder_points({"tracks": [t]})[0] for t in tracks]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
