@@ -44,10 +44,12 @@ class JobConfig:
     """Rate ratio between neighbouring rungs."""
     max_rungs: int = 8
     trial_preset: str = "veryfast"
-    trial_crfs: tuple[float, ...] = (18.0, 24.0, 30.0, 36.0)
-    trial_fraction: float = 0.15
-    """Share of the title's segments trial-encoded (at least 3, evenly spread)."""
-    trial_vmaf_subsample: int = 3
+    trial_crfs: tuple[float, ...] = (19.0, 26.0, 33.0)
+    trial_fraction: float = 0.1
+    """Share of the title's segments sampled for trials (at least 3, evenly spread)."""
+    trial_seconds: float = 2.0
+    """Seconds of each sampled segment that are trial-encoded (from its start)."""
+    trial_vmaf_subsample: int = 5
     """Trials score every n-th frame (odd, so it never locks onto a GOP pattern)."""
     gate_below: float = 1.0
     """A chunk under target - this is re-encoded at a lower CRF."""
@@ -82,6 +84,7 @@ class JobConfig:
                "--trial_crfs needs at least two CRFs in 0..51")
         _check(0 < self.trial_fraction <= 1, "--trial_fraction: use a share in (0, 1]")
         _check(self.trial_vmaf_subsample >= 1, "--trial_vmaf_subsample must be 1 or more")
+        _check(self.trial_seconds > 0, "--trial_seconds must be positive")
         _check(self.max_attempts >= 1, "--max_attempts must be 1 or more")
         _check(self.gate_below >= 0 and self.gate_above >= 0, "gate tolerances must be >= 0")
         return self

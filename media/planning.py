@@ -18,7 +18,6 @@ from media.naming import rendition_id
 from media.types import Attempt, Rendition, SourceInfo, TrialResult
 
 CANDIDATE_HEIGHTS = (1080, 720, 540, 432, 360, 270, 234)
-TRIAL_CRFS = (18.0, 24.0, 30.0, 36.0)
 DEFAULT_VMAF_PER_CRF = -1.5
 """VMAF change per CRF step when the trials cannot tell (typical of x264 near VMAF 90)."""
 MAX_CRF_STEP = 8.0

@@ -55,10 +55,13 @@ class LadderflowOptions(PipelineOptions):
                             help="Rate ratio between neighbouring rungs. Default 1.7.")
         parser.add_argument("--trial_preset", default="veryfast", choices=X264_PRESETS,
                             help="x264 preset of the trial encodes. Default veryfast.")
-        parser.add_argument("--trial_crfs", default="18,24,30,36",
-                            help="CRFs trial-encoded at every resolution. Default 18,24,30,36.")
-        parser.add_argument("--trial_fraction", type=float, default=0.15,
-                            help="Share of segments trial-encoded (at least 3). Default 0.15.")
+        parser.add_argument("--trial_crfs", default="19,26,33",
+                            help="CRFs trial-encoded at every resolution. Default 19,26,33.")
+        parser.add_argument("--trial_fraction", type=float, default=0.1,
+                            help="Share of segments sampled for trials (at least 3). "
+                            "Default 0.1.")
+        parser.add_argument("--trial_seconds", type=float, default=2.0,
+                            help="Seconds of each sampled segment trial-encoded. Default 2.")
         parser.add_argument("--max_attempts", type=int, default=3,
                             help="Encodes per chunk at most: a chunk whose VMAF misses its "
                             "rung's target is re-encoded (default 3: two retries).")
@@ -86,6 +89,7 @@ def job_config(options: PipelineOptions) -> JobConfig:
         trial_preset=opts.trial_preset,
         trial_crfs=_floats(opts.trial_crfs, "--trial_crfs"),
         trial_fraction=opts.trial_fraction,
+        trial_seconds=opts.trial_seconds,
         max_attempts=opts.max_attempts,
     ).validate()
 

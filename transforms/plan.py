@@ -56,7 +56,8 @@ def trial_tasks(source: SourceInfo, config: JobConfig) -> list[TrialTask]:
     encoding its sample at every trial CRF."""
     frames = segment_frames(source.frame_rate, config.segment_s)
     samples = sample_segments(segment_count(source.frame_count, frames), config.trial_fraction)
-    spans = [ChunkSpan(i, i * frames, min(frames, source.frame_count - i * frames))
+    trial_frames = max(1, min(frames, round(config.trial_seconds * source.frame_rate)))
+    spans = [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
              for i in samples]
     grid = [(span, width, height) for span in spans
             for width, height in candidate_resolutions(source)]
