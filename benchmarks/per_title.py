@@ -20,6 +20,7 @@ and `--ladder apple` (the HLS Authoring Specification ladder, 416x234@145 to
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -93,7 +94,7 @@ def top_saving(test: list[tuple[float, float]], anchor: list[tuple[float, float]
     if not test or len(anchor) < 2:
         return "n/a"
     kbps, vmaf = test[-1]
-    for (r0, v0), (r1, v1) in zip(anchor, anchor[1:], strict=False):
+    for (r0, v0), (r1, v1) in itertools.pairwise(anchor):
         if v0 <= vmaf <= v1:
             share = (vmaf - v0) / (v1 - v0)
             apple = math.exp(math.log(r0) + share * (math.log(r1) - math.log(r0)))
