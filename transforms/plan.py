@@ -44,6 +44,7 @@ from media.x264 import chunk_window_s
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 from transforms.gather import GatherParts, Part
+from transforms.progress import ReportTrialProgress
 
 __all__ = ["PlanLadder", "trial_tasks"]
 
@@ -205,6 +206,7 @@ class PlanLadder(beam.PTransform):
             | "ChooseRungs" >> beam.ParDo(_ChooseLadderFn(self._config)).with_outputs(
                 DEAD_LETTER, main="main")
         )
+        _ = trials.main | "Progress" >> ReportTrialProgress()
         planned = (fanned[_PLANNED], chosen.main) | "AllPlans" >> beam.Flatten()
         dead = (trials[DEAD_LETTER], chosen[DEAD_LETTER]) | "PlanRejects" >> beam.Flatten()
         return {"main": planned, DEAD_LETTER: dead}
