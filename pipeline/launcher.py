@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from media import naming
 from media.config import JobConfig
@@ -54,9 +55,27 @@ def summary_lines(results: list[TitleOutcome]) -> list[str]:
     return lines
 
 
+def local_parallelism(argv: list[str], options: PipelineOptions) -> None:
+    """On the DirectRunner, run as many bundles at once as there are cores.
+
+    The work is in FFmpeg processes, so threads are enough (no GIL contention), and
+    small renditions, which one x264 cannot spread over every core, share the machine
+    instead of running one after another. An explicit --direct_num_workers wins.
+    """
+    runner = options.view_as(StandardOptions).runner
+    if runner not in (None, "DirectRunner") or any(
+            a.startswith("--direct_num_workers") for a in argv):
+        return
+    direct = options.view_as(DirectOptions)
+    direct.direct_num_workers = os.cpu_count() or 1
+    if not any(a.startswith("--direct_running_mode") for a in argv):
+        direct.direct_running_mode = "multi_threading"
+
+
 def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int:
     """Run the job that `argv` describes; return the process exit status."""
     options = pipeline_options or PipelineOptions(argv)
+    local_parallelism(argv, options)
     config = job_config(options)
     spec = options.view_as(LadderflowOptions).input
     if not spec:
