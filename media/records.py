@@ -41,6 +41,7 @@ def chunk_record(result: ChunkResult, fingerprint: str) -> dict:
         "encode_s": result.encode_s,
         "score_s": result.score_s,
         "attempts": [dataclasses.asdict(a) for a in result.attempts],
+        "kept": result.kept,
     }
 
 
@@ -65,4 +66,5 @@ def result_from_record(record: dict, task: ChunkTask) -> ChunkResult | None:
         reused=True,
         task=task,
         attempts=tuple(Attempt(**a) for a in record.get("attempts", [])),
+        kept=int(record.get("kept", -1)),
     )

@@ -21,7 +21,7 @@ def _chunk_entry(chunk: ChunkResult) -> dict:
         "encode_s": round(chunk.encode_s, 3),
         "score_s": round(chunk.score_s, 3),
         "reused": chunk.reused,
-        "crf": chunk.attempts[-1].crf if chunk.attempts else None,
+        "crf": chunk.attempts[chunk.kept].crf if chunk.attempts else None,
         "attempts": [dataclasses.asdict(a) for a in chunk.attempts],
         "vmaf": None,
     }
@@ -36,10 +36,6 @@ def _chunk_entry(chunk: ChunkResult) -> dict:
         entry["met_target"] = chunk.vmaf.mean >= target - task.gate_below
         entry["within_gate"] = (target - task.gate_below <= chunk.vmaf.mean
                                 <= target + task.gate_above)
-    if chunk.attempts:
-        entry["crf"] = chunk.attempts[-1].crf
-        kept = [a for a in chunk.attempts if chunk.vmaf and a.vmaf == chunk.vmaf.mean]
-        entry["crf"] = kept[-1].crf if kept else entry["crf"]
     return entry
 
 

@@ -266,7 +266,9 @@ class ChunkResult:
     task: ChunkTask | None = None
     """The task this chunk answers (what assembly needs of the title and rendition)."""
     attempts: tuple[Attempt, ...] = ()
-    """Every encode of the chunk, in order; the last one is the chunk kept."""
+    """Every encode of the chunk, in order."""
+    kept: int = -1
+    """Index in `attempts` of the encode that was kept."""
 
     @property
     def bitrate_kbps(self) -> float:

@@ -63,7 +63,8 @@ class _EncodeChunkFn(beam.DoFn):
         with tempfile.TemporaryDirectory(prefix="ladderflow-encode-") as scratch:
             with _storage.open_source(task.source.source_uri) as source:
                 staged = stage_chunk(task, source, scratch)
-            encoded, attempts = self._encode_to_target(task, staged, scratch)
+            kept, attempts = self._encode_to_target(task, staged, scratch)
+            encoded = attempts[kept].encoded
             _storage.upload(encoded.path, chunk_uri)
             log_uri = ""
             if encoded.vmaf_log_path:
@@ -78,7 +79,7 @@ class _EncodeChunkFn(beam.DoFn):
             vmaf=encoded.vmaf, vmaf_log_uri=log_uri,
             encode_s=sum(a.encode_s for a in attempts),
             score_s=sum(a.score_s for a in attempts), task=task,
-            attempts=tuple(a.attempt for a in attempts),
+            attempts=tuple(a.attempt for a in attempts), kept=kept,
         )
         record_uri = naming.chunk_record_uri(task.output_root, task.title_id, rid, index)
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))
@@ -110,7 +111,7 @@ class _EncodeChunkFn(beam.DoFn):
                      task.title_id, rendition.rendition_id, task.chunk.index, score,
                      rendition.target_vmaf, crf)
             rendition = dataclasses.replace(rendition, crf=crf)
-        return _best(tries, task).encoded, tries
+        return tries.index(_best(tries, task)), tries
 
 
 @dataclasses.dataclass(frozen=True)
