@@ -58,6 +58,17 @@ class JobConfig:
     max_attempts: int = 3
     """Encodes per chunk at most (the first and two retries)."""
 
+    def fingerprint(self) -> str:
+        """A digest of the settings that decide a title's output (not where it goes)."""
+        import dataclasses
+        import hashlib
+        import json
+
+        basis = dataclasses.asdict(self)
+        for key in ("output_root", "keep_work", "tool_timeout_s"):
+            basis.pop(key)
+        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
     @property
     def gates_on(self) -> bool:
         return self.ladder == "per-title" and self.score_vmaf and self.max_attempts > 1

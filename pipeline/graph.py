@@ -47,7 +47,7 @@ def _by_title(keyed_track):
 def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
     """Wire every stage onto `sources` (a PCollection of source URIs)."""
     events = sources | "Ingest" >> IngestSources()
-    inspected = events | "Inspect" >> Inspect()
+    inspected = events | "Inspect" >> Inspect(config.output_root, config.fingerprint())
     planned = inspected.main | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
     encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
@@ -65,7 +65,7 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
         | "AllTracks" >> beam.Flatten()
         | "KeyByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any])
         | "GatherTracks" >> GatherParts()
-        | "Package" >> PackageTitles(config.output_root, config.keep_work)
+        | "Package" >> PackageTitles(config.output_root, config.keep_work, config.fingerprint())
     )
     dead = (
         (inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],

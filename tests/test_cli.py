@@ -38,13 +38,20 @@ def test_exit_1_with_a_line_per_title_when_some_fail(small_sources, tmp_path):
     assert "encode 1/1 chunks" in proc.stderr  # progress, with the stage
 
 
-def test_exit_0_when_every_title_is_published(small_sources, tmp_path):
-    proc = _run("--input", str(small_sources / "tiny.mp4"), "--output", str(tmp_path),
-                "--preset", "ultrafast", "--no_vmaf", "--max_renditions", "1",
-                "--ladder", "fixed")
+def test_exit_0_when_every_title_is_published_and_a_rerun_is_a_no_op(small_sources, tmp_path):
+    args = ("--input", str(small_sources / "tiny.mp4"), "--output", str(tmp_path),
+            "--preset", "ultrafast", "--no_vmaf", "--max_renditions", "1", "--ladder", "fixed")
+    proc = _run(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1 of 1 title(s) published" in proc.stderr
     assert [p.name for p in (tmp_path / "tiny" / "video").iterdir()] == ["180p-250k"]
+    master = tmp_path / "tiny" / "master.m3u8"
+    written = master.stat().st_mtime_ns
+
+    again = _run(*args)  # the same command again: nothing to do
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already published from this source with these settings" in again.stderr
+    assert master.stat().st_mtime_ns == written
 
 
 @pytest.mark.parametrize("args, message", [

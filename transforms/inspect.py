@@ -11,6 +11,7 @@ import logging
 import apache_beam as beam
 from apache_beam import pvalue
 
+from media import naming
 from media.errors import MediaError
 from media.probe import inspect_source
 from media.types import IngestEvent, SourceInfo
@@ -22,7 +23,26 @@ __all__ = ["Inspect"]
 log = logging.getLogger(__name__)
 
 
+def already_published(info: SourceInfo, output_root: str, fingerprint: str) -> bool:
+    """True when the title is published from this very source with these settings."""
+    root = naming.title_root(output_root, info.title_id)
+    report_uri = naming.join(root, naming.REPORT_JSON)
+    if not (_storage.exists(naming.join(root, naming.MASTER_PLAYLIST))
+            and _storage.exists(report_uri)):
+        return False
+    report = _storage.read_json(report_uri)
+    source = report.get("source") or {}
+    return (report.get("job_fingerprint") == fingerprint
+            and source.get("source_uri") == info.source_uri
+            and source.get("size_bytes") == info.size_bytes
+            and source.get("frame_count") == info.frame_count)
+
+
 class _InspectFn(beam.DoFn):
+    def __init__(self, output_root: str = "", fingerprint: str = ""):
+        self._output_root = output_root
+        self._fingerprint = fingerprint
+
     def process(self, event: IngestEvent):
         try:
             size = _storage.size_of(event.source_uri)
@@ -38,6 +58,10 @@ class _InspectFn(beam.DoFn):
         log.info("%s: inspected: %dx%d %s fps, %.1f s, %s, %d audio stream(s)",
                  info.title_id, info.width, info.height, _fps(info), float(info.duration_s),
                  info.video_codec, len(info.audio))
+        if self._fingerprint and already_published(info, self._output_root, self._fingerprint):
+            log.info("%s: already published from this source with these settings; skipped",
+                     info.title_id)
+            return
         yield info
 
 
@@ -46,8 +70,18 @@ def _fps(info: SourceInfo) -> str:
 
 
 class Inspect(beam.PTransform):
-    """PCollection[IngestEvent] -> {'main': SourceInfo, 'dead_letter': DeadLetter}."""
+    """PCollection[IngestEvent] -> {'main': SourceInfo, 'dead_letter': DeadLetter}.
+
+    With an output root and the job's settings fingerprint, a title already published
+    from the same source with the same settings is skipped: re-running is a no-op.
+    """
+
+    def __init__(self, output_root: str = "", fingerprint: str = ""):
+        super().__init__()
+        self._output_root = output_root
+        self._fingerprint = fingerprint
 
     def expand(self, events):
-        return events | "Inspect" >> beam.ParDo(_InspectFn()).with_outputs(
+        return events | "Inspect" >> beam.ParDo(
+            _InspectFn(self._output_root, self._fingerprint)).with_outputs(
             DEAD_LETTER, main="main")

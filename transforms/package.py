@@ -35,9 +35,10 @@ class PublishedTitle:
 
 
 class _PackageFn(beam.DoFn):
-    def __init__(self, output_root: str, keep_work: bool):
+    def __init__(self, output_root: str, keep_work: bool, fingerprint: str):
         self._output_root = output_root
         self._keep_work = keep_work
+        self._fingerprint = fingerprint
 
     def process(self, element):
         title_id, tracks = element
@@ -52,6 +53,7 @@ class _PackageFn(beam.DoFn):
         plan_uri = naming.plan_record_uri(self._output_root, title_id)
         plan = _storage.read_json(plan_uri) if _storage.exists(plan_uri) else None
         report = title_report(title_id, source, tracks, plan)
+        report["job_fingerprint"] = self._fingerprint
         _storage.write_json(naming.join(root, naming.REPORT_JSON), report)
         for path, data in render_report(report).items():
             _storage.write_bytes(naming.join(root, path), data)
@@ -71,11 +73,12 @@ class _PackageFn(beam.DoFn):
 class PackageTitles(beam.PTransform):
     """PCollection[(title_id, [PackagedTrack])] -> PCollection[PublishedTitle]."""
 
-    def __init__(self, output_root: str, keep_work: bool = False):
+    def __init__(self, output_root: str, keep_work: bool = False, fingerprint: str = ""):
         super().__init__()
         self._output_root = output_root
         self._keep_work = keep_work
+        self._fingerprint = fingerprint
 
     def expand(self, gathered):
         return gathered | "WriteManifests" >> beam.ParDo(
-            _PackageFn(self._output_root, self._keep_work))
+            _PackageFn(self._output_root, self._keep_work, self._fingerprint))
