@@ -88,9 +88,10 @@ class _TrialTasksFn(beam.DoFn):
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), "apple"))
             return
         tasks = trial_tasks(source, self._config)
-        log.info("%s: planning: %d trial encodes (%d resolutions x %d CRFs x %d segments)",
-                 source.title_id, len(tasks), len({t.height for t in tasks}),
-                 len(self._config.trial_crfs), len({t.span.index for t in tasks}))
+        log.info("%s: planning: %d trial encodes (%d resolutions x %d CRFs x %d sample "
+                 "segments) in %d tasks", source.title_id, tasks[0].trial_count,
+                 len({t.height for t in tasks}), len(self._config.trial_crfs),
+                 len({t.span.index for t in tasks}), len(tasks))
         yield from tasks
 
 
