@@ -48,7 +48,8 @@ def per_title_run(tmp_path_factory) -> Path:
     config = JobConfig(output_root=str(out), chunk_segments=1, top_vmaf=TOP_VMAF,
                        min_kbps=MIN_KBPS, trial_crfs=(20.0, 28.0, 36.0), trial_fraction=1.0,
                        max_rungs=4,
-                       encode=EncodeSettings(preset="veryfast"), keep_work=False).validate()
+                       # Finals with another preset than the trials: the plan calibrates.
+                       encode=EncodeSettings(preset="faster"), keep_work=False).validate()
     with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
         outputs = build_pipeline(p, [flat, busy], config)
         assert_that(outputs.published | beam.Map(lambda t: t.title_id),
@@ -69,6 +70,14 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
         assert len(plan["points"]) == 3 * 3
         assert plan["trial_segments"] == [0, 1]
         assert plan["hull"] and plan["rungs"]
+        # One calibration encode per rung at the final preset, and its CRF moved toward
+        # the rung's target by the trial curve's slope.
+        ladder = _report(per_title_run, title)["ladder"]
+        assert [c["id"] for c in plan["calibration"]] == [r["id"] for r in ladder]
+        for entry, rung in zip(plan["calibration"], ladder, strict=True):
+            assert rung["crf"] == entry["crf"]
+            assert (entry["crf"] - entry["planned_crf"]) * (
+                entry["vmaf_at_planned_crf"] - entry["target_vmaf"]) >= 0
 
 
 def test_each_title_gets_its_own_ladder(per_title_run):

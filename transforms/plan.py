@@ -21,11 +21,13 @@ from apache_beam import pvalue
 from media import naming
 from media.chunking import segment_count, segment_frames
 from media.config import JobConfig
+from media.encode import encode_staged
 from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
 from media.planning import (
     candidate_resolutions,
+    next_crf,
     renditions_from_rungs,
     sample_segments,
     trial_points,
@@ -33,8 +35,11 @@ from media.planning import (
 from media.staging import stage_span
 from media.trials import run_trials
 from media.types import (
+    Attempt,
     ChunkSpan,
+    ChunkTask,
     EncodeSettings,
+    Rendition,
     SourceInfo,
     TitlePlan,
     TrialResult,
@@ -166,6 +171,15 @@ class _ChooseLadderFn(beam.DoFn):
             return
         renditions = renditions_from_rungs(rungs, points)
         cost = sum(r.encode_s + r.score_s for r in results)
+        calibration: list[dict] = []
+        if cfg.trial_preset != cfg.encode.preset:
+            try:
+                renditions, calibration, spent = self._calibrate(results, renditions)
+            except MediaError as exc:
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                    title_id, source.source_uri, "plan (calibration)", exc))
+                return
+            cost += spent
         _storage.write_json(naming.plan_record_uri(cfg.output_root, title_id), {
             "mode": "per-title", "top_vmaf": cfg.top_vmaf, "min_kbps": cfg.min_kbps,
             "step_ratio": cfg.step_ratio, "trial_preset": cfg.trial_preset,
@@ -174,10 +188,44 @@ class _ChooseLadderFn(beam.DoFn):
             "points": [dataclasses.asdict(p) for p in points],
             "hull": [dataclasses.asdict(p) for p in upper_hull(points)],
             "rungs": [dataclasses.asdict(r) for r in rungs],
+            "calibration": calibration,
         })
         log.info("%s: planned %d rungs: %s", title_id, len(renditions), ", ".join(
             f"{r.height}p CRF {r.crf:g} (VMAF {r.target_vmaf:.1f})" for r in renditions))
         yield TitlePlan(source, tuple(renditions), "per-title", cost)
+
+
+    def _calibrate(self, results: list[TrialResult], renditions: list[Rendition]):
+        """Encode one sample per rung with the final preset and move each rung's CRF to
+        where that preset meets the rung's target.
+
+        The trials use a fast preset: the hull's shape (which resolution wins at which
+        rate) carries over, but a slower preset gives more quality at the same CRF, so
+        without this every chunk would miss its target and be encoded twice.
+        """
+        cfg = self._config
+        spans = sorted({r.task.span for r in results}, key=lambda span: span.index)
+        span = spans[len(spans) // 2]
+        first = results[0].task
+        adjusted, records, spent = [], [], 0.0
+        with tempfile.TemporaryDirectory(prefix="ladderflow-calibrate-") as scratch:
+            with _storage.open_source(first.source.source_uri) as source:
+                staged = stage_span(source, *chunk_window_s(first.source, span),
+                                    f"{scratch}/source-span.mkv", first.source.source_uri)
+            for i, rendition in enumerate(renditions):
+                task = ChunkTask(source=first.source, rendition=rendition, chunk=span,
+                                 chunk_count=1, segment_frames=first.segment_frames,
+                                 output_root=cfg.output_root, settings=cfg.encode,
+                                 vmaf_height=first.vmaf_height)
+                encoded = encode_staged(task, staged, scratch, i, cfg.tool_timeout_s,
+                                        vmaf_subsample=first.vmaf_subsample)
+                spent += encoded.encode_s + encoded.score_s
+                crf = next_crf(rendition, [Attempt(rendition.crf, 0.0, encoded.vmaf.mean)])
+                adjusted.append(dataclasses.replace(rendition, crf=crf))
+                records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
+                                "vmaf_at_planned_crf": round(encoded.vmaf.mean, 3),
+                                "target_vmaf": rendition.target_vmaf, "crf": crf})
+        return adjusted, records, spent
 
 
 def _by_title(result: TrialResult):
