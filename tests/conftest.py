@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import (  # noqa: F401 (fixtures, found by name)
+    browser_players,
+    chromium,
+    player_page,
+    site_url,
+    title_dir,
+)
 from tests.media_factory import make_clip, make_random_bytes
 
 E2E_SEGMENT_S = 4.0

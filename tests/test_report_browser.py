@@ -19,14 +19,8 @@ from pathlib import Path
 import pytest
 
 from media.report_html import HULL_SVG, REPORT_HTML, render_report
-from tests.test_browser_playback import (  # noqa: F401 (fixtures, found by name)
-    TITLE_DIR_ENV,
-    _TestSite,
-    _wait_for,
-    chromium,
-    player_page,
-    title_dir,
-)
+from tests.browser_support import TITLE_DIR_ENV, _TestSite
+from tests.test_browser_playback import _wait_for
 from tests.test_report_html import synthetic_plan
 
 pytestmark = pytest.mark.browser
@@ -36,7 +30,7 @@ PLAY_PAST_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def report_site(title_dir: Path, tmp_path_factory) -> Iterator[tuple[str, dict]]:  # noqa: F811
+def report_site(title_dir: Path, tmp_path_factory) -> Iterator[tuple[str, dict]]:
     """URL of report.html of a copy of the title with a per-title plan, and its report."""
     folder = tmp_path_factory.mktemp("report-site") / "title"
     shutil.copytree(title_dir, folder)
@@ -55,7 +49,7 @@ def report_site(title_dir: Path, tmp_path_factory) -> Iterator[tuple[str, dict]]
     thread.join()
 
 
-def test_the_pipeline_publishes_report_html(title_dir):  # noqa: F811
+def test_the_pipeline_publishes_report_html(title_dir):
     if os.environ.get(TITLE_DIR_ENV):
         pytest.skip(f"{TITLE_DIR_ENV} may name a title from before report.html")
     assert (title_dir / REPORT_HTML).is_file()
@@ -63,7 +57,7 @@ def test_the_pipeline_publishes_report_html(title_dir):  # noqa: F811
 
 
 @pytest.mark.usefixtures("chromium")
-def test_report_page_shows_its_charts_and_plays_the_title(report_site, player_page):  # noqa: F811
+def test_report_page_shows_its_charts_and_plays_the_title(report_site, player_page):
     url, report = report_site
     page, messages = player_page
     page.goto(url, wait_until="load")
