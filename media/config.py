@@ -38,8 +38,9 @@ class JobConfig:
     """VMAF the top rung aims at."""
     min_kbps: float = 200.0
     """Rate of the lowest rung (the ladder's floor)."""
-    max_kbps: float = 0.0
-    """Cap on the top rung's rate (0: no cap)."""
+    max_kbps: float = 8000.0
+    """Cap on the top rung's rate (0: no cap). 8 Mb/s is about where H.264 ladders for
+    1080p stop (Apple's top rung is 7.8 Mb/s): grain can otherwise ask for tens of Mb/s."""
     step_ratio: float = 1.7
     """Rate ratio between neighbouring rungs."""
     max_rungs: int = 8

@@ -49,8 +49,8 @@ class LadderflowOptions(PipelineOptions):
                             help="VMAF the top rung aims at. Default 95.")
         parser.add_argument("--min_kbps", type=float, default=200.0,
                             help="Rate of the lowest rung. Default 200.")
-        parser.add_argument("--max_kbps", type=float, default=0.0,
-                            help="Cap on the top rung's rate (0: none).")
+        parser.add_argument("--max_kbps", type=float, default=8000.0,
+                            help="Cap on the top rung's rate (0: none). Default 8000.")
         parser.add_argument("--step_ratio", type=float, default=1.7,
                             help="Rate ratio between neighbouring rungs. Default 1.7.")
         parser.add_argument("--trial_preset", default="veryfast", choices=X264_PRESETS,
