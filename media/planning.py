@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from media.hull import PlannedRung, TrialPoint, curves
+from media.hull import PlannedRung, TrialPoint
 from media.ladder import even_floor, scaled_width
 from media.naming import rendition_id
 from media.types import Attempt, Rendition, SourceInfo, TrialResult
@@ -121,6 +121,3 @@ def next_crf(rendition: Rendition, attempts: Sequence[Attempt]) -> float:
     step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
     return round(min(51.0, max(0.0, last.crf + step)), 1)
 
-
-def hull_heights(points: Sequence[TrialPoint]) -> list[int]:
-    return sorted(curves(points))

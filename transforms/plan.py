@@ -128,13 +128,10 @@ class _RunTrialFn(beam.DoFn):
     def _run(self, task: TrialTask):
         with tempfile.TemporaryDirectory(prefix="ladderflow-trial-") as scratch:
             with _storage.open_source(task.source.source_uri) as source:
-                staged = stage_span(source, *_window(task), f"{scratch}/source-span.mkv",
+                staged = stage_span(source, *chunk_window_s(task.source, task.span),
+                                    f"{scratch}/source-span.mkv",
                                     task.source.source_uri)
             return run_trials(task, staged, scratch, self._timeout_s)
-
-
-def _window(task: TrialTask) -> tuple[float, float]:
-    return chunk_window_s(task.source, task.span)
 
 
 def _results(task: TrialTask, results: list[dict]):
