@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from media.hull import PlannedRung, TrialPoint
+from media.hull import PlannedRung, TrialPoint, choose_rungs, upper_hull
 from media.ladder import even_floor, scaled_width
 from media.naming import rendition_id
 from media.types import Attempt, Rendition, SourceInfo, TrialResult
@@ -44,6 +44,55 @@ def sample_segments(segment_count: int, fraction: float, min_samples: int = 3,
     wanted = min(segment_count, max_samples, wanted)
     stride = segment_count / wanted
     return sorted({min(segment_count - 1, int(stride * (i + 0.5))) for i in range(wanted)})
+
+
+def probe_sample(samples: Sequence[int]) -> int:
+    """The sample trialled first, at every candidate resolution: the middle one."""
+    return samples[len(samples) // 2]
+
+
+def heights_to_refine(points: Sequence[TrialPoint], top_vmaf: float, max_kbps: float | None,
+                      min_kbps: float, step_ratio: float, max_rungs: int) -> list[int]:
+    """The resolutions worth trialling on the other samples, judged from the probe's points.
+
+    The probe sample's hull tells which resolutions can carry the ladder: those of the
+    rungs it calls for, and those on its hull from half a step under the bottom rung to
+    half a step over the top one, plus the hull point just beyond each end (the rungs near
+    the ends sit on the hull segments reaching them). A resolution no hull segment in that
+    range touches would not be chosen on one sample's evidence, and trialling it on every
+    sample costs as much as the resolutions that will be. Tallest first; every probed
+    height when the probe cannot plan a ladder (the final choice then says why).
+    """
+    try:
+        rungs = choose_rungs(points, top_vmaf=top_vmaf, max_kbps=max_kbps, min_kbps=min_kbps,
+                             step_ratio=step_ratio, max_rungs=max_rungs)
+    except ValueError:
+        return sorted({p.height for p in points}, reverse=True)
+    margin = math.sqrt(step_ratio)
+    low = min(r.kbps for r in rungs) / margin
+    high = max(r.kbps for r in rungs) * margin
+    hull = upper_hull(points)
+    inside = [i for i, p in enumerate(hull) if low <= p.kbps <= high]
+    if inside:
+        first, last = max(0, inside[0] - 1), min(len(hull) - 1, inside[-1] + 1)
+    else:  # the range falls within one hull segment: its two ends
+        above = [i for i, p in enumerate(hull) if p.kbps > high] or [len(hull) - 1]
+        first, last = max(0, above[0] - 1), above[0]
+    kept = {r.height for r in rungs} | {p.height for p in hull[first:last + 1]}
+    return sorted(kept, reverse=True)
+
+
+def complete_results(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """The results of the resolutions trialled on every sample.
+
+    A resolution the probe left out has the probe sample alone; mixed into the hull,
+    its one-sample curve would be compared with curves averaged over the whole title.
+    """
+    samples = {r.task.span.index for r in results}
+    by_height: dict[int, set[int]] = defaultdict(set)
+    for result in results:
+        by_height[result.task.height].add(result.task.span.index)
+    return [r for r in results if by_height[r.task.height] == samples]
 
 
 def trial_points(results: Sequence[TrialResult]) -> list[TrialPoint]:

@@ -65,10 +65,19 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
     for title in ("flat", "busy"):
         plan = _report(per_title_run, title)["plan"]
         assert plan["mode"] == "per-title"
-        heights = sorted({p["height"] for p in plan["points"]})
-        assert heights == [234, 270, 360]
-        assert len(plan["points"]) == 3 * 3
+        # The probe (the middle sample) covers every candidate at every CRF; the other
+        # sample, the resolutions the probe's hull kept, which alone make the points.
+        probe = plan["probe"]
+        assert probe["segment"] == 1
+        assert sorted({p["height"] for p in probe["points"]}) == [234, 270, 360]
+        assert len(probe["points"]) == 3 * 3
+        kept = probe["kept_heights"]
+        assert kept and set(kept) <= {234, 270, 360}
+        assert sorted({p["height"] for p in plan["points"]}, reverse=True) == kept
+        assert len(plan["points"]) == 3 * len(kept)
+        assert plan["trial_encodes"] == 3 * 3 + 3 * len(kept)
         assert plan["trial_segments"] == [0, 1]
+        assert {r["height"] for r in plan["rungs"]} <= set(kept)
         assert plan["hull"] and plan["rungs"]
         # One calibration encode per rung at the final preset, and its CRF moved toward
         # the rung's target by the trial curve's slope.

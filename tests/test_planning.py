@@ -11,8 +11,11 @@ from media.planning import (
     DEFAULT_VMAF_PER_CRF,
     MAX_CRF_STEP,
     candidate_resolutions,
+    complete_results,
     gate_verdict,
+    heights_to_refine,
     next_crf,
+    probe_sample,
     renditions_from_rungs,
     sample_segments,
     trial_points,
@@ -56,6 +59,66 @@ def test_candidates_never_upscale(size, heights):
 ])
 def test_samples_are_evenly_spread(count, fraction, expected):
     assert sample_segments(count, fraction) == expected
+
+
+@pytest.mark.parametrize("samples, probe", [([2, 7, 12], 7), ([0], 0), ([0, 1], 1)])
+def test_the_probe_is_the_middle_sample(samples, probe):
+    assert probe_sample(samples) == probe
+
+
+# 540p lies under 720p everywhere and 234p is on the hull only far under the floor: the
+# probe prunes both. The rungs span 200 to 3000 kb/s; 360p@100 is the hull point just
+# under that range, 1080p@6000 the one just over it.
+PROBE = [TrialPoint(h, 2 * h * 16 // 9 // 2, crf, kbps, vmaf) for h, crf, kbps, vmaf in [
+    (1080, 20, 6000, 98), (1080, 26, 3000, 95), (1080, 32, 1500, 85),
+    (720, 20, 2000, 88), (720, 26, 1000, 82), (720, 32, 500, 70),
+    (540, 20, 1600, 78), (540, 26, 800, 70), (540, 32, 400, 60),
+    (360, 20, 500, 62), (360, 26, 250, 55), (360, 32, 100, 40),
+    (234, 20, 120, 33), (234, 26, 60, 25), (234, 32, 30, 15),
+]]
+
+
+def test_the_probe_keeps_the_resolutions_its_hull_uses():
+    assert heights_to_refine(PROBE, top_vmaf=95, max_kbps=None, min_kbps=200,
+                             step_ratio=1.7, max_rungs=8) == [1080, 720, 360]
+
+
+def test_a_lower_floor_brings_the_smallest_resolution_back():
+    assert heights_to_refine(PROBE, top_vmaf=95, max_kbps=None, min_kbps=40,
+                             step_ratio=1.7, max_rungs=8) == [1080, 720, 360, 234]
+
+
+def test_an_easy_title_needs_only_its_top_resolutions():
+    # Every rung would be under the floor: one rung at 1080p, and the hull segment
+    # reaching it from 720p.
+    easy = [p for p in PROBE if p.height in (1080, 720)]
+    easy = [TrialPoint(p.height, p.width, p.crf, p.kbps / 20, p.vmaf) for p in easy]
+    assert heights_to_refine(easy + [p for p in PROBE if p.height < 720 and p.kbps < 60],
+                             top_vmaf=95, max_kbps=None, min_kbps=200, step_ratio=1.7,
+                             max_rungs=8) == [1080, 720]
+
+
+def test_a_probe_that_cannot_plan_keeps_every_resolution():
+    flat = [TrialPoint(720, 1280, 26, 0.0001, 0.0)]
+    assert heights_to_refine([], top_vmaf=95, max_kbps=None, min_kbps=200, step_ratio=1.7,
+                             max_rungs=8) == []
+    assert heights_to_refine(flat, top_vmaf=95, max_kbps=None, min_kbps=200,
+                             step_ratio=1.7, max_rungs=8) == [720]
+
+
+def test_only_resolutions_trialled_on_every_sample_reach_the_hull():
+    src = _source()
+
+    def result(seg, height):
+        task = TrialTask(src, height * 16 // 9, height, (24.0,), ChunkSpan(seg, seg * 100, 50),
+                         0, 4, 100, "/o", EncodeSettings())
+        return TrialResult(task, 24.0, 0, 1000, 50, 80.0)
+
+    probe = [result(3, 720), result(3, 360)]
+    rest = [result(0, 720), result(6, 720)]
+    kept = complete_results(probe + rest)
+    assert {(r.task.height, r.task.span.index) for r in kept} == {(720, 0), (720, 3), (720, 6)}
+    assert complete_results(probe) == probe
 
 
 def test_trial_points_pool_segments_by_bits_and_frames():

@@ -1,11 +1,14 @@
 """PlanLadder: choose each title's rungs from trial encodes (per-title encoding).
 
-For each inspected source: trial tasks (sample segments × candidate resolutions × trial
-CRFs, evenly spread over the title) fan out across workers like the real encodes, each
-encoding one segment with a fast preset and scoring it with VMAF at the display
-resolution. Gathered per title, the (rate, VMAF) points give the convex hull and the
-rungs (`media.hull`). Emits one `TitlePlan` per title. With `--ladder fixed`, the plan
-is the fixed ladder and no trial runs.
+For each inspected source, trial tasks fan out across workers like the real encodes,
+each encoding one sample segment at one resolution and every trial CRF with a fast
+preset, and scoring it with VMAF at the display resolution. Two rounds: the probe (the
+middle sample at every candidate resolution), gathered per title, tells which
+resolutions its hull can use (`media.planning.heights_to_refine`); the other samples,
+evenly spread over the title, are trialled at those alone. Gathered per title again, the
+(rate, VMAF) points give the convex hull and the rungs (`media.hull`). Emits one
+`TitlePlan` per title. With `--ladder fixed` (or `apple`), the plan is that ladder and no
+trial runs.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
 from media.planning import (
     candidate_resolutions,
+    complete_results,
+    heights_to_refine,
     next_crf,
+    probe_sample,
     renditions_from_rungs,
     sample_segments,
     trial_points,
@@ -51,31 +57,48 @@ from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 from transforms.gather import GatherParts, Part
 from transforms.progress import ReportTrialProgress
 
-__all__ = ["PlanLadder", "trial_tasks"]
+__all__ = ["PlanLadder", "probe_tasks", "sample_spans", "trial_tasks"]
 
 log = logging.getLogger(__name__)
 _PLANNED = "planned"
+_PROBED = "probed"
 
 
-def trial_tasks(source: SourceInfo, config: JobConfig) -> list[TrialTask]:
-    """Every trial task of a title: sampled segments × candidate resolutions, each task
-    encoding its sample at every trial CRF."""
+def sample_spans(source: SourceInfo, config: JobConfig) -> list[ChunkSpan]:
+    """The title's trial samples: the first `trial_seconds` of evenly spread segments."""
     frames = segment_frames(source.frame_rate, config.segment_s)
     samples = sample_segments(segment_count(source.frame_count, frames), config.trial_fraction)
     trial_frames = max(1, min(frames, round(config.trial_seconds * source.frame_rate)))
-    spans = [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
-             for i in samples]
-    grid = [(span, width, height) for span in spans
-            for width, height in candidate_resolutions(source)]
+    return [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
+            for i in samples]
+
+
+def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
+                heights: list[int] | None = None, first_index: int = 0,
+                total: int | None = None) -> list[TrialTask]:
+    """Trial tasks for `spans` × `heights` (default: every candidate resolution), each
+    encoding its sample at every trial CRF. Results are numbered from `first_index` among
+    `total` results of the title (default: these tasks' alone)."""
+    frames = segment_frames(source.frame_rate, config.segment_s)
+    sizes = [(w, h) for w, h in candidate_resolutions(source) if heights is None or h in heights]
+    grid = [(span, width, height) for span in spans for width, height in sizes]
     crfs = tuple(config.trial_crfs)
     settings = EncodeSettings(preset=config.trial_preset, threads=config.encode.threads)
+    count = total if total is not None else first_index + len(grid) * len(crfs)
     return [
         TrialTask(source=source, width=width, height=height, crfs=crfs, span=span,
-                  trial_index=i * len(crfs), trial_count=len(grid) * len(crfs),
+                  trial_index=first_index + i * len(crfs), trial_count=count,
                   segment_frames=frames, output_root=config.output_root, settings=settings,
                   vmaf_height=vmaf_height(source), vmaf_subsample=config.trial_vmaf_subsample)
         for i, (span, width, height) in enumerate(grid)
     ]
+
+
+def probe_tasks(source: SourceInfo, config: JobConfig) -> list[TrialTask]:
+    """The first round: the middle sample at every candidate resolution."""
+    spans = sample_spans(source, config)
+    probe = probe_sample([s.index for s in spans])
+    return trial_tasks(source, config, [s for s in spans if s.index == probe])
 
 
 class _TrialTasksFn(beam.DoFn):
@@ -92,11 +115,12 @@ class _TrialTasksFn(beam.DoFn):
             ladder = apple_ladder(source, max_renditions=self._config.max_renditions)
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), "apple"))
             return
-        tasks = trial_tasks(source, self._config)
-        log.info("%s: planning: %d trial encodes (%d resolutions x %d CRFs x %d sample "
-                 "segments) in %d tasks", source.title_id, tasks[0].trial_count,
-                 len({t.height for t in tasks}), len(self._config.trial_crfs),
-                 len({t.span.index for t in tasks}), len(tasks))
+        tasks = probe_tasks(source, self._config)
+        samples = len(sample_spans(source, self._config))
+        log.info("%s: planning: probe sample (segment %d) at %d resolutions x %d CRFs; "
+                 "then %d more sample segments at the resolutions its hull calls for",
+                 source.title_id, tasks[0].span.index, len(tasks),
+                 len(self._config.trial_crfs), samples - 1)
         yield from tasks
 
 
@@ -148,12 +172,42 @@ def _task_key(task: TrialTask) -> dict:
             "vmaf": [task.vmaf_height, task.vmaf_subsample]}
 
 
+class _RefineFn(beam.DoFn):
+    """After the probe: trial the other samples at the resolutions the probe's hull calls
+    for, and pass the probe's results on, numbered among all the title's results."""
+
+    def __init__(self, config: JobConfig):
+        self._config = config
+
+    def process(self, element):
+        title_id, probed = element
+        source = probed[0].task.source
+        cfg = self._config
+        probe = probed[0].task.span.index
+        spans = [s for s in sample_spans(source, cfg) if s.index != probe]
+        heights = heights_to_refine(
+            trial_points(probed), top_vmaf=cfg.top_vmaf, max_kbps=cfg.max_kbps or None,
+            min_kbps=cfg.min_kbps, step_ratio=cfg.step_ratio, max_rungs=cfg.max_rungs)
+        tasks = trial_tasks(source, cfg, spans, heights, first_index=len(probed)) if spans else []
+        total = tasks[0].trial_count if tasks else len(probed)
+        if tasks:
+            left_out = sorted({r.task.height for r in probed} - set(heights), reverse=True)
+            log.info("%s: probe hull calls for %s; trialling %d more sample segments there "
+                     "(%d trial encodes)%s", title_id, ", ".join(f"{h}p" for h in heights),
+                     len(spans), total - len(probed),
+                     f"; left out: {', '.join(f'{h}p' for h in left_out)}" if left_out else "")
+        for result in probed:
+            yield pvalue.TaggedOutput(_PROBED, (title_id, Part(result.index, total, result)))
+        yield from tasks
+
+
 class _ChooseLadderFn(beam.DoFn):
     def __init__(self, config: JobConfig):
         self._config = config
 
     def process(self, element):
-        title_id, results = element
+        title_id, every_result = element
+        results = complete_results(every_result)
         source = results[0].task.source
         cfg = self._config
         points = trial_points(results)
@@ -167,7 +221,7 @@ class _ChooseLadderFn(beam.DoFn):
                 MediaError(f"no ladder could be planned from the trials: {exc}")))
             return
         renditions = renditions_from_rungs(rungs, points)
-        cost = sum(r.encode_s + r.score_s for r in results)
+        cost = sum(r.encode_s + r.score_s for r in every_result)
         calibration: list[dict] = []
         if cfg.trial_preset != cfg.encode.preset:
             try:
@@ -182,6 +236,8 @@ class _ChooseLadderFn(beam.DoFn):
             "step_ratio": cfg.step_ratio, "trial_preset": cfg.trial_preset,
             "trial_segments": sorted({r.task.span.index for r in results}),
             "trial_cost_s": round(cost, 3),
+            "trial_encodes": len(every_result),
+            "probe": _probe_record(every_result),
             "points": [dataclasses.asdict(p) for p in points],
             "hull": [dataclasses.asdict(p) for p in upper_hull(points)],
             "rungs": [dataclasses.asdict(r) for r in rungs],
@@ -225,6 +281,16 @@ class _ChooseLadderFn(beam.DoFn):
         return adjusted, records, spent
 
 
+def _probe_record(results: list[TrialResult]) -> dict:
+    """The probe sample's own points (every candidate resolution) and what it kept."""
+    probe = results[0].task.span.index
+    probed = [r for r in results if r.task.span.index == probe]
+    return {"segment": probe,
+            "points": [dataclasses.asdict(p) for p in trial_points(probed)],
+            "kept_heights": sorted({r.task.height for r in complete_results(results)},
+                                   reverse=True)}
+
+
 def _by_title(result: TrialResult):
     return result.title_id, Part(result.index, result.task.trial_count, result)
 
@@ -239,20 +305,37 @@ class PlanLadder(beam.PTransform):
     def expand(self, sources):
         fanned = sources | "TrialTasks" >> beam.ParDo(_TrialTasksFn(self._config)).with_outputs(
             _PLANNED, main="trials")
-        trials = (
+        timeout_s = self._config.tool_timeout_s
+        probe = (
             fanned.trials
-            | "SpreadOverWorkers" >> beam.Reshuffle()
-            | "TrialEncode" >> beam.ParDo(_RunTrialFn(self._config.tool_timeout_s)).with_outputs(
+            | "SpreadProbe" >> beam.Reshuffle()
+            | "ProbeEncode" >> beam.ParDo(_RunTrialFn(timeout_s)).with_outputs(
+                DEAD_LETTER, main="main")
+        )
+        refine = (
+            probe.main
+            | "KeyProbeByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any])
+            | "GatherProbe" >> GatherParts()
+            | "Refine" >> beam.ParDo(_RefineFn(self._config)).with_outputs(
+                _PROBED, main="tasks")
+        )
+        trials = (
+            refine.tasks
+            | "SpreadTrials" >> beam.Reshuffle()
+            | "TrialEncode" >> beam.ParDo(_RunTrialFn(timeout_s)).with_outputs(
                 DEAD_LETTER, main="main")
         )
         chosen = (
-            trials.main
-            | "KeyByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any])
+            (refine[_PROBED],
+             trials.main | "KeyByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any]))
+            | "WithProbe" >> beam.Flatten()
             | "GatherTrials" >> GatherParts()
             | "ChooseRungs" >> beam.ParDo(_ChooseLadderFn(self._config)).with_outputs(
                 DEAD_LETTER, main="main")
         )
-        _ = trials.main | "Progress" >> ReportTrialProgress()
+        _ = ((probe.main, trials.main) | "AllTrials" >> beam.Flatten()
+             | "Progress" >> ReportTrialProgress())
         planned = (fanned[_PLANNED], chosen.main) | "AllPlans" >> beam.Flatten()
-        dead = (trials[DEAD_LETTER], chosen[DEAD_LETTER]) | "PlanRejects" >> beam.Flatten()
+        dead = ((probe[DEAD_LETTER], trials[DEAD_LETTER], chosen[DEAD_LETTER])
+                | "PlanRejects" >> beam.Flatten())
         return {"main": planned, DEAD_LETTER: dead}
