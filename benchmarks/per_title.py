@@ -12,7 +12,9 @@ and `--ladder apple` (the HLS Authoring Specification ladder, 416x234@145 to
   log-rate); negative = fewer bits at equal VMAF. Rungs whose VMAF does not rise with
   rate (saturated at the top) are left out of a curve, as BD-rate needs monotonic curves;
   the table says how many points each curve kept.
-- planning cost: trial encode + scoring seconds over the final encode seconds;
+- planning cost: trial encode + scoring seconds over the final encode seconds, and the
+  trial encodes made (a probe sample at every resolution, the other samples at the
+  resolutions its hull kept);
 - gate accuracy: the share of chunks whose final VMAF is within [target - 1, target + 2],
   and encodes per chunk.
 """
@@ -170,8 +172,10 @@ def main() -> int:
     for (name, bd, n_test, n_all, n_anchor, plan_enc, plan_all, within, chunks, per_chunk,
          per_title, apple) in rows:
         print(f"\n{name}: BD-rate {bd}  [points: per-title {n_test}/{n_all}, apple {n_anchor}/9]")
+        plan = per_title["plan"]
         print(f"  planning cost: {plan_enc:.2f} of final encode time "
-              f"({plan_all:.2f} of encode+score)")
+              f"({plan_all:.2f} of encode+score); {plan['trial_encodes']} trial encodes, "
+              f"probe kept {', '.join(f'{h}p' for h in plan['probe']['kept_heights'])}")
         print(f"  gate: {within}/{chunks} chunks within [target-1, target+2], "
               f"{per_chunk:.2f} encodes per chunk")
         for label, report in (("per-title", per_title), ("apple", apple)):
