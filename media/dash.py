@@ -85,11 +85,12 @@ def frame_rate_attr(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
-def template_uris(kind: str) -> tuple[str, str]:
+def template_uris(kind: str, media_dir: str = "") -> tuple[str, str]:
     """(initialization, media) SegmentTemplate attributes of a kind of track."""
     rep = "$RepresentationID$"
     media = naming.SEGMENT_PATTERN.replace("{index:05d}", "$Number%05d$")
-    return naming.init_uri(kind, rep), f"{naming.track_dir(kind, rep)}/{media}"
+    return (naming.init_uri(kind, rep, media_dir),
+            f"{naming.track_dir(kind, rep, media_dir)}/{media}")
 
 
 def _resolve(template: str, track_id: str, number: int | None = None) -> str:
@@ -142,7 +143,7 @@ def _representation(parent: ET.Element, track: PackagedTrack, channels: bool) ->
     if channels:
         _el(representation, "AudioChannelConfiguration",
             {"schemeIdUri": CHANNEL_SCHEME, "value": track.channels})
-    init, media = template_uris(track.kind)
+    init, media = template_uris(track.kind, track.media_dir)
     _check_names(track, init, media)
     template = _el(representation, "SegmentTemplate", {
         "timescale": track.timescale, "initialization": init, "media": media,

@@ -48,7 +48,7 @@ def _quoted(value: str) -> str:
 
 
 def _relative_to_track(track: PackagedTrack, uri: str) -> str:
-    return posixpath.relpath(uri, naming.track_dir(track.kind, track.track_id))
+    return posixpath.relpath(uri, naming.track_dir(track.kind, track.track_id, track.media_dir))
 
 
 def media_playlist(track: PackagedTrack) -> str:
@@ -85,7 +85,8 @@ def _audio_media_lines(audio: list[PackagedTrack]) -> list[str]:
         ]
         if track.channels:
             attributes.append(f"CHANNELS={_quoted(str(track.channels))}")
-        attributes.append(f"URI={_quoted(naming.playlist_uri(track.kind, track.track_id))}")
+        attributes.append(
+            f"URI={_quoted(naming.playlist_uri(track.kind, track.track_id, track.media_dir))}")
         lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
     return lines
 
@@ -130,7 +131,7 @@ def multivariant_playlist(video: list[PackagedTrack], audio: list[PackagedTrack]
     variants = []
     for track in video:
         bandwidth, stream_inf = _stream_inf(track, audio)
-        uri = naming.playlist_uri(track.kind, track.track_id)
+        uri = naming.playlist_uri(track.kind, track.track_id, track.media_dir)
         variants.append((bandwidth, track.track_id, stream_inf, uri))
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     lines += _audio_media_lines(audio)

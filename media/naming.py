@@ -59,26 +59,27 @@ def title_root(output_root: str, title_id: str) -> str:
     return join(output_root, title_id)
 
 
-def track_dir(kind: str, track_id: str) -> str:
-    """Folder of a track relative to the title root, e.g. 'video/720p-3000k'."""
-    return f"{kind}/{track_id}"
+def track_dir(kind: str, track_id: str, media_dir: str = "") -> str:
+    """Folder of a track relative to the title root, e.g. 'video/720p-3000k', or
+    'g1700000000000000/video/720p-3000k' for a versioned title."""
+    return f"{media_dir}/{kind}/{track_id}" if media_dir else f"{kind}/{track_id}"
 
 
 def segment_name(number: int) -> str:
     return SEGMENT_PATTERN.format(index=number)
 
 
-def segment_uri(kind: str, track_id: str, number: int) -> str:
+def segment_uri(kind: str, track_id: str, number: int, media_dir: str = "") -> str:
     """Media segment path relative to the title root."""
-    return f"{track_dir(kind, track_id)}/{segment_name(number)}"
+    return f"{track_dir(kind, track_id, media_dir)}/{segment_name(number)}"
 
 
-def init_uri(kind: str, track_id: str) -> str:
-    return f"{track_dir(kind, track_id)}/{INIT_NAME}"
+def init_uri(kind: str, track_id: str, media_dir: str = "") -> str:
+    return f"{track_dir(kind, track_id, media_dir)}/{INIT_NAME}"
 
 
-def playlist_uri(kind: str, track_id: str) -> str:
-    return f"{track_dir(kind, track_id)}/{PLAYLIST_NAME}"
+def playlist_uri(kind: str, track_id: str, media_dir: str = "") -> str:
+    return f"{track_dir(kind, track_id, media_dir)}/{PLAYLIST_NAME}"
 
 
 def rendition_id(height: int, maxrate_kbps: int) -> str:
@@ -105,9 +106,10 @@ def work_root(output_root: str, title_id: str) -> str:
     return join(output_root, WORK_DIR, title_id)
 
 
-def vmaf_log_uri(rendition: str, index: int) -> str:
+def vmaf_log_uri(rendition: str, index: int, media_dir: str = "") -> str:
     """libvmaf's per-frame JSON log of a chunk, relative to the title root."""
-    return f"vmaf/{rendition}/chunk-{index:05d}.json"
+    return join(media_dir, f"vmaf/{rendition}/chunk-{index:05d}.json") if media_dir else (
+        f"vmaf/{rendition}/chunk-{index:05d}.json")
 
 
 def error_record_uri(output_root: str, title_id: str) -> str:

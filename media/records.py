@@ -17,7 +17,8 @@ def task_fingerprint(task: ChunkTask) -> str:
     basis = {
         "version": RECORD_VERSION,
         "source": [task.source.source_uri, task.source.size_bytes, task.source.frame_count,
-                   str(task.source.frame_rate), task.source.width, task.source.height],
+                   str(task.source.frame_rate), task.source.width, task.source.height,
+                   task.source.generation],
         "rendition": dataclasses.asdict(task.rendition),
         "settings": dataclasses.asdict(task.settings),
         "chunk": dataclasses.asdict(task.chunk),

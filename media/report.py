@@ -56,7 +56,7 @@ def _track_entry(track: PackagedTrack) -> dict:
         "kind": track.kind,
         "id": track.track_id,
         "codecs": track.codecs,
-        "playlist": naming.playlist_uri(track.kind, track.track_id),
+        "playlist": naming.playlist_uri(track.kind, track.track_id, track.media_dir),
         "init": track.init_uri,
         "segments": len(track.segments),
         "duration_s": round(float(track.duration_s), 6),

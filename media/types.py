@@ -19,6 +19,17 @@ class IngestEvent:
     """Where the source lives: a local path or any Beam FileSystems URI (gs://...)."""
     title_id: str
     """The title's id: safe as one path component ([A-Za-z0-9._-], never '..')."""
+    generation: str = ""
+    """Version of the source object the event announces (a Cloud Storage object
+    generation, or a watched file's modification time in microseconds); '' for sources
+    named on the command line. A new generation is a new version of the title."""
+    event_id: str = ""
+    """Id of the message that announced it (Pub/Sub message id), for the log."""
+
+    @property
+    def dedup_key(self) -> str:
+        """One key per source version: an event delivered twice has the same one."""
+        return f"{self.source_uri}#{self.generation}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,27 @@ class SourceInfo:
     size_bytes: int = 0
     container_start_s: float = 0.0
     """Start of the container's timeline (the earliest stream start); FFmpeg shifts it to 0."""
+    generation: str = ""
+    """The source version the ingest event announced ('' for command-line sources)."""
+
+    @property
+    def version_key(self) -> tuple[str, str]:
+        """Key of the title's gathers: one per version, so a new generation gathers anew."""
+        return self.title_id, self.generation
+
+    @property
+    def work_id(self) -> str:
+        """The title's work area below `_work/`: one per version, so versions never mix."""
+        return f"{self.title_id}/g{self.generation}" if self.generation else self.title_id
+
+    @property
+    def media_dir(self) -> str:
+        """Folder of this version's tracks below the title root ('' : the root itself).
+
+        A versioned title is published into its own folder and the manifests at the
+        title root switch to it last, so a new version never overwrites segments that
+        players of the old one are reading."""
+        return f"g{self.generation}" if self.generation else ""
 
     @property
     def duration_s(self) -> Fraction:
@@ -314,6 +346,8 @@ class PackagedTrack:
     rendition: Rendition | None = None
     track_position: int = 0
     track_count: int = 1
+    media_dir: str = ""
+    """Version folder of the track below the title root (`SourceInfo.media_dir`)."""
 
     @property
     def duration_s(self) -> Fraction:
@@ -329,3 +363,5 @@ class DeadLetter:
     stage: str
     error: str
     hint: str
+    generation: str = ""
+    """The source version it concerns ('' when unversioned)."""

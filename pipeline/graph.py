@@ -1,11 +1,17 @@
 """The pipeline graph: sources in, published titles and dead letters out.
 
-    ingest -> Inspect -> PlanLadder -> Split -> Reshuffle -> Encode+Score (quality gate)
+    ingest (a list of sources | Pub/Sub notifications | a watched prefix) -> Deduplicate
+           -> Inspect -> PlanLadder -> Split -> Reshuffle -> Encode+Score (quality gate)
            -> Gather(title, rendition)
            -> Assemble -> Gather(title) -> Package (manifests last)
-    rejects of every stage -> dead letters (OUTPUT/_errors/<title>.json)
+           -> "title ready" (--notify_topic)
+    rejects of every stage -> dead letters (OUTPUT/_errors/<title>.json, or
+                              --dead_letter_topic)
 
 `build_graph` only wires labelled stages onto a pipeline; running it is the caller's.
+Batch and streaming share it: only the ingest front differs. Every gather is keyed by
+title *version* (title id, generation), so in a pipeline that runs for days a new
+generation of a source gathers and publishes anew.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from transforms.assemble import AssembleRenditions
 from transforms.audio import EncodeAudio
 from transforms.dead_letter import DEAD_LETTER, WriteDeadLetters
 from transforms.encode import EncodeChunks
+from transforms.events import DeduplicateEvents, ReadStorageNotifications, WatchPrefix
 from transforms.gather import GatherParts, Part
 from transforms.ingest import IngestSources
 from transforms.inspect import Inspect
+from transforms.notify import NotifyTitleReady, PublishDeadLetters
 from transforms.package import PackageTitles
 from transforms.plan import PlanLadder
 from transforms.progress import ReportProgress
@@ -36,18 +44,30 @@ class GraphOutputs:
 
 
 def _by_rendition(result):
-    return (result.title_id, result.rendition_id), Part(result.index, result.chunk_count, result)
+    key = (result.title_id, result.task.source.generation, result.rendition_id)
+    return key, Part(result.index, result.chunk_count, result)
 
 
-def _by_title(keyed_track):
-    title_id, track = keyed_track
-    return title_id, Part(track.track_position, track.track_count, track)
+def _by_version(keyed_track):
+    version_key, track = keyed_track
+    return version_key, Part(track.track_position, track.track_count, track)
 
 
-def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
-    """Wire every stage onto `sources` (a PCollection of source URIs)."""
-    events = sources | "Ingest" >> IngestSources()
-    inspected = events | "Inspect" >> Inspect(config.output_root, config.fingerprint())
+@dataclass(frozen=True)
+class Delivery:
+    """Where the job tells downstream systems about its titles (Pub/Sub topics)."""
+
+    notify_topic: str = ""
+    """A "title ready" message per published title (after its manifests exist)."""
+    dead_letter_topic: str = ""
+    """A "rejected" message per dead letter; without it: records under OUTPUT/_errors/."""
+
+
+def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery = Delivery(),
+                event_rejects: tuple[beam.PCollection, ...] = ()) -> GraphOutputs:
+    """Wire every stage onto `events` (a PCollection of `IngestEvent`s), from any front."""
+    unique = events | "Deduplicate" >> DeduplicateEvents()
+    inspected = unique | "Inspect" >> Inspect(config.output_root, config.fingerprint())
     planned = inspected.main | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
     encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
@@ -55,7 +75,7 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
     renditions = (
         encoded.main
         | "KeyByRendition" >> beam.Map(_by_rendition).with_output_types(
-            tuple[tuple[str, str], Any])
+            tuple[tuple[str, str, str], Any])
         | "GatherChunks" >> GatherParts()
         | "Assemble" >> AssembleRenditions(config.tool_timeout_s)
     )
@@ -63,21 +83,48 @@ def build_graph(sources: beam.PCollection, config: JobConfig) -> GraphOutputs:
     published = (
         (renditions.main, audio.main)
         | "AllTracks" >> beam.Flatten()
-        | "KeyByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any])
+        | "KeyByTitle" >> beam.Map(_by_version).with_output_types(tuple[tuple[str, str], Any])
         | "GatherTracks" >> GatherParts()
         | "Package" >> PackageTitles(config.output_root, config.keep_work, config.fingerprint())
     )
-    dead = (
-        (inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],
+    if delivery.notify_topic:
+        published = published | "NotifyTitleReady" >> NotifyTitleReady(delivery.notify_topic)
+    rejects = (
+        (*event_rejects, inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],
          renditions[DEAD_LETTER], audio[DEAD_LETTER])
         | "AllRejects" >> beam.Flatten()
-        | "DeadLetters" >> WriteDeadLetters(config.output_root)
     )
+    if delivery.dead_letter_topic:
+        dead = rejects | "DeadLetters" >> PublishDeadLetters(delivery.dead_letter_topic)
+    else:
+        dead = rejects | "DeadLetters" >> WriteDeadLetters(config.output_root)
     return GraphOutputs(published=published, dead_letters=dead)
 
 
-def build_pipeline(pipeline: beam.Pipeline, source_uris: list[str],
-                   config: JobConfig) -> GraphOutputs:
-    """Add the whole job, from a fixed list of sources, to `pipeline` (not run)."""
+def build_pipeline(pipeline: beam.Pipeline, source_uris: list[str], config: JobConfig,
+                   delivery: Delivery = Delivery()) -> GraphOutputs:
+    """Add the whole job, from a fixed list of sources (batch), to `pipeline` (not run)."""
     sources = pipeline | "Sources" >> beam.Create(source_uris)
-    return build_graph(sources, config)
+    events = sources | "Ingest" >> IngestSources()
+    return build_graph(events, config, delivery)
+
+
+def build_event_pipeline(pipeline: beam.Pipeline, config: JobConfig, subscription: str = "",
+                         watch: str = "", watch_interval_s: float = 10.0,
+                         delivery: Delivery = Delivery()) -> GraphOutputs:
+    """Add the whole job, fed by events (streaming), to `pipeline` (not run): Cloud
+    Storage notifications from `subscription`, and/or the files that appear under
+    `watch`. The job's own output prefix is never ingested."""
+    fronts, rejects = [], []
+    if subscription:
+        notified = pipeline | "Notifications" >> ReadStorageNotifications(
+            subscription, ignore_prefix=config.output_root)
+        fronts.append(notified.main)
+        rejects.append(notified[DEAD_LETTER])
+    if watch:
+        fronts.append(pipeline | "Watch" >> WatchPrefix(
+            watch, watch_interval_s, ignore_prefix=config.output_root))
+    if not fronts:
+        raise ValueError("an event pipeline needs a subscription or a prefix to watch")
+    events = fronts[0] if len(fronts) == 1 else tuple(fronts) | "AllEvents" >> beam.Flatten()
+    return build_graph(events, config, delivery, tuple(rejects))

@@ -13,8 +13,9 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from media import naming
 from media.config import JobConfig
-from pipeline.graph import build_pipeline
-from pipeline.options import LadderflowOptions, job_config
+from media.errors import ConfigurationError
+from pipeline.graph import Delivery, build_event_pipeline, build_pipeline
+from pipeline.options import LadderflowOptions, job_config, pubsub_path
 from transforms import _storage
 from transforms.ingest import check_unique_titles, expand_sources
 
@@ -77,15 +78,24 @@ def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int
     options = pipeline_options or PipelineOptions(argv)
     local_parallelism(argv, options)
     config = job_config(options)
-    spec = options.view_as(LadderflowOptions).input
+    opts = options.view_as(LadderflowOptions)
+    delivery = Delivery(pubsub_path(opts.notify_topic, "--notify_topic"),
+                        pubsub_path(opts.dead_letter_topic, "--dead_letter_topic"))
+    if opts.subscription or opts.watch:
+        if opts.input:
+            raise ConfigurationError("--input names a fixed list of sources; --subscription "
+                                     "and --watch read events: give one or the other")
+        return run_events(options, config, delivery)
+    spec = opts.input
     if not spec:
-        raise SystemExit("error: --input is required (a path, a glob or a comma-separated list)")
+        raise ConfigurationError("give --input (a path, a glob or a comma-separated list), "
+                                 "--subscription or --watch")
     sources = expand_sources(spec)
     check_unique_titles(sources)
     log.info("processing %d source(s) into %s", len(sources), config.output_root)
     started = time.monotonic()
     with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, sources, config)
+        build_pipeline(pipeline, sources, config, delivery)
     results = outcomes(config, sources)
     failed = [r for r in results if not r.published]
     print(f"\nladderflow: {len(results) - len(failed)} of {len(results)} title(s) published "
@@ -93,3 +103,24 @@ def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int
     for line in summary_lines(results):
         print("  " + line, file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_events(options: PipelineOptions, config: JobConfig, delivery: Delivery) -> int:
+    """Run the event-driven (streaming) job until it is cancelled (Ctrl-C on the
+    DirectRunner; `gcloud dataflow jobs drain` on Dataflow)."""
+    opts = options.view_as(LadderflowOptions)
+    subscription = pubsub_path(opts.subscription, "--subscription", "subscriptions")
+    options.view_as(StandardOptions).streaming = True
+    pipeline = beam.Pipeline(options=options)
+    build_event_pipeline(pipeline, config, subscription=subscription, watch=opts.watch,
+                         watch_interval_s=opts.watch_interval_s, delivery=delivery)
+    fronts = " and ".join(x for x in (subscription and f"notifications from {subscription}",
+                                      opts.watch and f"new files under {opts.watch}") if x)
+    log.info("streaming: processing %s into %s (Ctrl-C stops)", fronts, config.output_root)
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    except KeyboardInterrupt:
+        log.info("stopping: cancelling the pipeline")
+        result.cancel()
+    return 0

@@ -7,6 +7,8 @@ fails before any work.
 
 from __future__ import annotations
 
+import re
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from media.config import LADDERS, X264_PRESETS, JobConfig
@@ -62,6 +64,22 @@ class LadderflowOptions(PipelineOptions):
                             "Default 0.1.")
         parser.add_argument("--trial_seconds", type=float, default=2.0,
                             help="Seconds of each sampled segment trial-encoded. Default 2.")
+        parser.add_argument("--subscription", default="",
+                            help="Read Cloud Storage notifications (OBJECT_FINALIZE, payload "
+                            "JSON_API_V1) from projects/P/subscriptions/S and process each "
+                            "object they announce (streaming; implies --streaming).")
+        parser.add_argument("--watch", default="",
+                            help="Poll a local folder or gs:// prefix for new or rewritten "
+                            "sources (streaming; for runners without a Python Pub/Sub "
+                            "source, such as Flink).")
+        parser.add_argument("--watch_interval_s", type=float, default=10.0,
+                            help="Seconds between two polls of --watch. Default 10.")
+        parser.add_argument("--notify_topic", default="",
+                            help="Publish a \"title ready\" message (title id, manifest "
+                            "URIs, ladder) on projects/P/topics/T per published title.")
+        parser.add_argument("--dead_letter_topic", default="",
+                            help="Publish each rejected event or title (why, and what to do) "
+                            "on projects/P/topics/T instead of writing OUTPUT/_errors/.")
         parser.add_argument("--max_attempts", type=int, default=3,
                             help="Encodes per chunk at most: a chunk whose VMAF misses its "
                             "rung's target is re-encoded (default 3: two retries).")
@@ -99,3 +117,17 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
         return tuple(sorted(float(x) for x in text.split(",") if x.strip()))
     except ValueError as exc:
         raise ConfigurationError(f"{flag} {text!r}: give numbers separated by commas") from exc
+
+
+_TOPIC = re.compile(r"^projects/[^/]+/topics/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
+_SUBSCRIPTION = re.compile(r"^projects/[^/]+/subscriptions/[A-Za-z][-A-Za-z0-9._~%+]{2,254}$")
+
+
+def pubsub_path(value: str, flag: str, kind: str = "topics") -> str:
+    """`value` checked as a full Pub/Sub topic or subscription path ('' passes)."""
+    pattern = _TOPIC if kind == "topics" else _SUBSCRIPTION
+    if value and not pattern.match(value):
+        raise ConfigurationError(
+            f"{flag} {value!r}: give the full path, projects/PROJECT/{kind}/NAME "
+            "(NAME: 3 to 255 characters, starting with a letter)")
+    return value

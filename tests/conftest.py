@@ -15,6 +15,7 @@ from tests.browser_support import (  # noqa: F401 (fixtures, found by name)
     site_url,
     title_dir,
 )
+from tests.emulators import gcs_emulator, pubsub_emulator  # noqa: F401 (fixtures)
 from tests.media_factory import make_clip, make_random_bytes
 
 E2E_SEGMENT_S = 4.0

@@ -2,62 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-
-import pytest
-
+from tests.emulators import GCS_BUCKET as BUCKET
 from tests.media_factory import make_clip
-
-BUCKET = "ladderflow-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator():
-    """gcp-storage-emulator (PyPI) on loopback; Beam and google-cloud-storage both use it."""
-    exe = shutil.which("gcp-storage-emulator")
-    if not exe:
-        pytest.skip("gcp-storage-emulator is not installed (pip install '.[test]')")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    host = f"http://127.0.0.1:{port}"
-    old = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = host
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(project="test", credentials=AnonymousCredentials())
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(BUCKET)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.3)
-    # The emulator needs no credentials; skip Beam's search for them (retries for ~20 s).
-    from apache_beam.internal.gcp import auth
-
-    auth._Credentials._credentials_init, auth._Credentials._credentials = True, None
-    yield client
-    proc.kill()
-    proc.wait()
-    if old is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = old
 
 
 def test_a_title_from_gs_to_gs(gcs_emulator, tmp_path):

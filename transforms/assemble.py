@@ -1,6 +1,6 @@
 """Assemble: a rendition's chunks, gathered, become its CMAF track, by stream copy.
 
-Input: ((title_id, rendition_id), [ChunkResult in chunk order]). The chunks are fetched,
+Input: ((title_id, generation, rendition_id), [ChunkResult in chunk order]). The chunks are fetched,
 joined and cut into an init segment and one media segment per grid segment (see
 `media.assemble`), and written under `DEST/<title>/video/<rendition>/`. Output: a
 `PackagedTrack` describing what was written, keyed for the per-title gather.
@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 
 
 def write_track(title_root: str, kind: str, track_id: str, init: bytes,
-                segments: list[bytes], timing: list) -> tuple[str, tuple[Segment, ...]]:
+                segments: list[bytes], timing: list,
+                media_dir: str = "") -> tuple[str, tuple[Segment, ...]]:
     """Write an init segment and media segments; return the init uri and the segment list."""
-    init_rel = naming.init_uri(kind, track_id)
+    init_rel = naming.init_uri(kind, track_id, media_dir)
     written = []
     for number, (data, frag) in enumerate(zip(segments, timing, strict=True), start=1):
-        rel = naming.segment_uri(kind, track_id, number)
+        rel = naming.segment_uri(kind, track_id, number, media_dir)
         _storage.write_bytes(naming.join(title_root, rel), data)
         written.append(Segment(number=number, uri=rel, start_ticks=frag.base_decode_ticks,
                                duration_ticks=frag.duration_ticks, size_bytes=len(data)))
@@ -47,7 +48,7 @@ class _AssembleFn(beam.DoFn):
         self._timeout_s = tool_timeout_s
 
     def process(self, element):
-        (title_id, rendition_id), chunks = element
+        (title_id, _, rendition_id), chunks = element
         task = chunks[0].task
         try:
             track = self._assemble(chunks)
@@ -56,7 +57,7 @@ class _AssembleFn(beam.DoFn):
                 title_id, task.source.source_uri, f"assemble ({rendition_id})", exc))
             return
         log.info("%s: assembled %s: %d segments", title_id, rendition_id, len(track.segments))
-        yield title_id, track
+        yield task.source.version_key, track
 
     def _assemble(self, chunks: list[ChunkResult]) -> PackagedTrack:
         task = chunks[0].task
@@ -71,18 +72,20 @@ class _AssembleFn(beam.DoFn):
         rid = task.rendition.rendition_id
         init_rel, segments = write_track(naming.title_root(task.output_root, task.title_id),
                                          "video", rid, assembled.init, assembled.segments,
-                                         assembled.timing)
+                                         assembled.timing, task.source.media_dir)
         return PackagedTrack(
             kind="video", track_id=rid, codecs=codecs_string(assembled.init_info),
             timescale=assembled.init_info.timescale, init_uri=init_rel, segments=segments,
             width=task.rendition.width, height=task.rendition.height,
             frame_rate=task.source.frame_rate, chunks=tuple(chunks), rendition=task.rendition,
             track_position=task.track_position, track_count=task.track_count,
+            media_dir=task.source.media_dir,
         )
 
 
 class AssembleRenditions(beam.PTransform):
-    """PCollection[((title, rendition), [ChunkResult])] -> {'main': (title, PackagedTrack), ...}."""
+    """PCollection[((title, generation, rendition), [ChunkResult])]
+    -> {'main': ((title, generation), PackagedTrack), 'dead_letter': DeadLetter}."""
 
     def __init__(self, tool_timeout_s: float = 3600.0):
         super().__init__()

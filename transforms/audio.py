@@ -40,7 +40,7 @@ class _EncodeAudioFn(beam.DoFn):
                 task.title_id, task.source.source_uri, f"audio ({task.track_id})", exc))
             return
         log.info("%s: audio %s: %d segments", task.title_id, task.track_id, len(track.segments))
-        yield task.title_id, track
+        yield task.source.version_key, track
 
     def _encode(self, task: AudioTask) -> PackagedTrack:
         uri = task.source.source_uri
@@ -56,13 +56,15 @@ class _EncodeAudioFn(beam.DoFn):
                                    task.bitrate_kbps, scratch, self._timeout_s)
         init_rel, segments = write_track(naming.title_root(task.output_root, task.title_id),
                                          "audio", task.track_id, encoded.init,
-                                         encoded.segments, encoded.timing)
+                                         encoded.segments, encoded.timing,
+                                         task.source.media_dir)
         return PackagedTrack(
             kind="audio", track_id=task.track_id, codecs=codecs_string(encoded.init_info),
             timescale=encoded.init_info.timescale, init_uri=init_rel, segments=segments,
             language=task.stream.language, name=_display_name(task.stream.language),
             channels=2, sample_rate_hz=SAMPLE_RATE_HZ,
             track_position=task.track_position, track_count=task.track_count,
+            media_dir=task.source.media_dir,
         )
 
 

@@ -47,7 +47,7 @@ class _EncodeChunkFn(beam.DoFn):
                 f"encode ({task.rendition.rendition_id}, chunk {task.chunk.index})", exc))
 
     def _finished(self, task: ChunkTask) -> ChunkResult | None:
-        record_uri = naming.chunk_record_uri(task.output_root, task.title_id,
+        record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id,
                                              task.rendition.rendition_id, task.chunk.index)
         if not _storage.exists(record_uri):
             return None
@@ -59,7 +59,7 @@ class _EncodeChunkFn(beam.DoFn):
 
     def _encode(self, task: ChunkTask) -> ChunkResult:
         rid, index = task.rendition.rendition_id, task.chunk.index
-        chunk_uri = naming.chunk_uri(task.output_root, task.title_id, rid, index)
+        chunk_uri = naming.chunk_uri(task.output_root, task.source.work_id, rid, index)
         with tempfile.TemporaryDirectory(prefix="ladderflow-encode-") as scratch:
             with _storage.open_source(task.source.source_uri) as source:
                 staged = stage_chunk(task, source, scratch)
@@ -68,7 +68,7 @@ class _EncodeChunkFn(beam.DoFn):
             _storage.upload(encoded.path, chunk_uri)
             log_uri = ""
             if encoded.vmaf_log_path:
-                log_uri = naming.vmaf_log_uri(rid, index)
+                log_uri = naming.vmaf_log_uri(rid, index, task.source.media_dir)
                 _storage.upload(encoded.vmaf_log_path,
                                 naming.join(task.output_root, task.title_id, log_uri))
         result = ChunkResult(
@@ -81,7 +81,7 @@ class _EncodeChunkFn(beam.DoFn):
             score_s=sum(a.score_s for a in attempts), task=task,
             attempts=tuple(a.attempt for a in attempts), kept=kept,
         )
-        record_uri = naming.chunk_record_uri(task.output_root, task.title_id, rid, index)
+        record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id, rid, index)
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))
         return result
 

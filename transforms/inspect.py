@@ -6,6 +6,7 @@ source becomes a `DeadLetter` on the `dead_letter` output and the others carry o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import apache_beam as beam
@@ -15,6 +16,7 @@ from media import naming
 from media.errors import MediaError
 from media.probe import inspect_source
 from media.types import IngestEvent, SourceInfo
+from media.versions import is_superseded, published_generation
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 
@@ -23,19 +25,31 @@ __all__ = ["Inspect"]
 log = logging.getLogger(__name__)
 
 
-def already_published(info: SourceInfo, output_root: str, fingerprint: str) -> bool:
-    """True when the title is published from this very source with these settings."""
+def published_report(info: SourceInfo, output_root: str) -> dict | None:
+    """The report of the title as published now (None when it is not published)."""
     root = naming.title_root(output_root, info.title_id)
     report_uri = naming.join(root, naming.REPORT_JSON)
     if not (_storage.exists(naming.join(root, naming.MASTER_PLAYLIST))
             and _storage.exists(report_uri)):
-        return False
-    report = _storage.read_json(report_uri)
+        return None
+    return _storage.read_json(report_uri)
+
+
+def already_published(info: SourceInfo, report: dict | None, fingerprint: str) -> str:
+    """Why the title needs no work ('' when it does): published from this very source
+    version with these settings, or a newer version of it is published already."""
+    if report is None:
+        return ""
+    if is_superseded(published_generation(report), info.generation):
+        return (f"generation {published_generation(report)} is published, newer than "
+                f"{info.generation}")
     source = report.get("source") or {}
-    return (report.get("job_fingerprint") == fingerprint
+    same = (report.get("job_fingerprint") == fingerprint
             and source.get("source_uri") == info.source_uri
             and source.get("size_bytes") == info.size_bytes
-            and source.get("frame_count") == info.frame_count)
+            and source.get("frame_count") == info.frame_count
+            and str(source.get("generation") or "") == info.generation)
+    return "already published from this source with these settings" if same else ""
 
 
 class _InspectFn(beam.DoFn):
@@ -51,6 +65,7 @@ class _InspectFn(beam.DoFn):
                                  hint="Upload the file again; the copy is empty.")
             with _storage.open_source(event.source_uri) as source:
                 info = inspect_source(source, event.source_uri, event.title_id, size)
+            info = dataclasses.replace(info, generation=event.generation)
         except MediaError as exc:
             yield pvalue.TaggedOutput(
                 DEAD_LETTER, dead_letter_for(event.title_id, event.source_uri, "inspect", exc))
@@ -58,10 +73,12 @@ class _InspectFn(beam.DoFn):
         log.info("%s: inspected: %dx%d %s fps, %.1f s, %s, %d audio stream(s)",
                  info.title_id, info.width, info.height, _fps(info), float(info.duration_s),
                  info.video_codec, len(info.audio))
-        if self._fingerprint and already_published(info, self._output_root, self._fingerprint):
-            log.info("%s: already published from this source with these settings; skipped",
-                     info.title_id)
-            return
+        if self._fingerprint:
+            reason = already_published(
+                info, published_report(info, self._output_root), self._fingerprint)
+            if reason:
+                log.info("%s: %s; skipped", info.title_id, reason)
+                return
         yield info
 
 

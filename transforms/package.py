@@ -1,7 +1,7 @@
 """Package and publish: manifests over the written segments, written last.
 
-Input: (title_id, [PackagedTrack]) once every rendition and audio track of the title is
-assembled. Writes each media playlist and `report.json`, then the DASH MPD and, last of
+Input: ((title_id, generation), [PackagedTrack]) once every rendition and audio track of
+the title is assembled. Writes each media playlist and `report.json`, then the DASH MPD and, last of
 all, the HLS multivariant playlist: a title whose manifests exist is complete
 (invariant 4). Clears a stale dead-letter record of the title and, unless asked to
 keep it, the title's work area.
@@ -18,6 +18,7 @@ from media import dash, hls, naming
 from media.report import title_report
 from media.report_html import render_report
 from media.types import PackagedTrack
+from media.versions import is_superseded, published_generation, stale_dirs
 from transforms import _storage
 
 __all__ = ["PackageTitles", "PublishedTitle"]
@@ -32,6 +33,11 @@ class PublishedTitle:
     mpd_uri: str
     renditions: int
     duration_s: float
+    source_uri: str = ""
+    generation: str = ""
+    report_uri: str = ""
+    ladder: tuple[dict, ...] = ()
+    """Per rendition: id, width, height, bandwidth (b/s, peak and average), VMAF."""
 
 
 class _PackageFn(beam.DoFn):
@@ -41,37 +47,61 @@ class _PackageFn(beam.DoFn):
         self._fingerprint = fingerprint
 
     def process(self, element):
-        title_id, tracks = element
+        (title_id, generation), tracks = element
         tracks: list[PackagedTrack] = sorted(tracks, key=lambda t: t.track_position)
         video = [t for t in tracks if t.kind == "video"]
         audio = [t for t in tracks if t.kind == "audio"]
-        root = naming.title_root(self._output_root, title_id)
-        for track in tracks:
-            _storage.write_bytes(naming.join(root, naming.playlist_uri(track.kind, track.track_id)),
-                                 hls.media_playlist(track).encode())
         source = video[0].chunks[0].task.source if video and video[0].chunks else None
-        plan_uri = naming.plan_record_uri(self._output_root, title_id)
+        root = naming.title_root(self._output_root, title_id)
+        report_uri = naming.join(root, naming.REPORT_JSON)
+        previous = _storage.read_json(report_uri) if _storage.exists(report_uri) else None
+        work_id = source.work_id if source else title_id
+        if is_superseded(published_generation(previous), generation):
+            log.warning("%s: generation %s is superseded by the published generation %s; "
+                        "not published", title_id, generation, published_generation(previous))
+            self._clean(work_id, [naming.join(root, f"g{generation}")])
+            return
+        for track in tracks:
+            _storage.write_bytes(
+                naming.join(root, naming.playlist_uri(track.kind, track.track_id, track.media_dir)),
+                hls.media_playlist(track).encode())
+        plan_uri = naming.plan_record_uri(self._output_root, work_id)
         plan = _storage.read_json(plan_uri) if _storage.exists(plan_uri) else None
         report = title_report(title_id, source, tracks, plan)
         report["job_fingerprint"] = self._fingerprint
-        _storage.write_json(naming.join(root, naming.REPORT_JSON), report)
+        _storage.write_json(report_uri, report)
         for path, data in render_report(report).items():
             _storage.write_bytes(naming.join(root, path), data)
         mpd_uri = naming.join(root, naming.DASH_MANIFEST)
         _storage.write_bytes(mpd_uri, dash.mpd(video, audio, title=title_id).encode())
         master_uri = naming.join(root, naming.MASTER_PLAYLIST)
         _storage.write_bytes(master_uri, hls.multivariant_playlist(video, audio).encode())
+        # Published: what the previous version used and this one does not can go.
+        track_dirs = {naming.track_dir(t.kind, t.track_id, t.media_dir) for t in tracks}
+        stale = [naming.join(root, d) for d in stale_dirs(previous, track_dirs)]
         _storage.delete(naming.error_record_uri(self._output_root, title_id))
-        if not self._keep_work:
-            _storage.delete_tree(naming.work_root(self._output_root, title_id))
+        self._clean(work_id, stale)
         duration = float(max(t.duration_s for t in tracks))
-        log.info("%s: published %d renditions, %.1f s: %s", title_id, len(video), duration,
-                 master_uri)
-        yield PublishedTitle(title_id, master_uri, mpd_uri, len(video), duration)
+        version = f" (generation {generation})" if generation else ""
+        log.info("%s: published%s %d renditions, %.1f s: %s", title_id, version, len(video),
+                 duration, master_uri)
+        yield PublishedTitle(
+            title_id, master_uri, mpd_uri, len(video), duration,
+            source_uri=source.source_uri if source else "", generation=generation,
+            report_uri=report_uri, ladder=tuple(
+                {k: entry.get(k) for k in ("id", "width", "height", "peak_bandwidth_bps",
+                                           "average_bandwidth_bps", "vmaf")}
+                for entry in report.get("ladder", [])))
+
+    def _clean(self, work_id: str, folders: list[str]) -> None:
+        for folder in folders:
+            _storage.delete_tree(folder)
+        if not self._keep_work:
+            _storage.delete_tree(naming.work_root(self._output_root, work_id))
 
 
 class PackageTitles(beam.PTransform):
-    """PCollection[(title_id, [PackagedTrack])] -> PCollection[PublishedTitle]."""
+    """PCollection[((title_id, generation), [PackagedTrack])] -> PCollection[PublishedTitle]."""
 
     def __init__(self, output_root: str, keep_work: bool = False, fingerprint: str = ""):
         super().__init__()

@@ -62,6 +62,8 @@ __all__ = ["PlanLadder", "probe_tasks", "sample_spans", "trial_tasks"]
 log = logging.getLogger(__name__)
 _PLANNED = "planned"
 _PROBED = "probed"
+_KEYED = tuple[tuple[str, str], Any]
+"""(title id, generation) and a part: trial results gathered per title version."""
 
 
 def sample_spans(source: SourceInfo, config: JobConfig) -> list[ChunkSpan]:
@@ -180,8 +182,9 @@ class _RefineFn(beam.DoFn):
         self._config = config
 
     def process(self, element):
-        title_id, probed = element
+        version, probed = element
         source = probed[0].task.source
+        title_id = source.title_id
         cfg = self._config
         probe = probed[0].task.span.index
         spans = [s for s in sample_spans(source, cfg) if s.index != probe]
@@ -197,7 +200,7 @@ class _RefineFn(beam.DoFn):
                      len(spans), total - len(probed),
                      f"; left out: {', '.join(f'{h}p' for h in left_out)}" if left_out else "")
         for result in probed:
-            yield pvalue.TaggedOutput(_PROBED, (title_id, Part(result.index, total, result)))
+            yield pvalue.TaggedOutput(_PROBED, (version, Part(result.index, total, result)))
         yield from tasks
 
 
@@ -206,9 +209,10 @@ class _ChooseLadderFn(beam.DoFn):
         self._config = config
 
     def process(self, element):
-        title_id, every_result = element
+        _, every_result = element
         results = complete_results(every_result)
         source = results[0].task.source
+        title_id = source.title_id
         cfg = self._config
         points = trial_points(results)
         try:
@@ -291,8 +295,8 @@ def _probe_record(results: list[TrialResult]) -> dict:
                                    reverse=True)}
 
 
-def _by_title(result: TrialResult):
-    return result.title_id, Part(result.index, result.task.trial_count, result)
+def _by_version(result: TrialResult):
+    return result.task.source.version_key, Part(result.index, result.task.trial_count, result)
 
 
 class PlanLadder(beam.PTransform):
@@ -314,7 +318,7 @@ class PlanLadder(beam.PTransform):
         )
         refine = (
             probe.main
-            | "KeyProbeByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any])
+            | "KeyProbeByTitle" >> beam.Map(_by_version).with_output_types(_KEYED)
             | "GatherProbe" >> GatherParts()
             | "Refine" >> beam.ParDo(_RefineFn(self._config)).with_outputs(
                 _PROBED, main="tasks")
@@ -327,7 +331,7 @@ class PlanLadder(beam.PTransform):
         )
         chosen = (
             (refine[_PROBED],
-             trials.main | "KeyByTitle" >> beam.Map(_by_title).with_output_types(tuple[str, Any]))
+             trials.main | "KeyByTitle" >> beam.Map(_by_version).with_output_types(_KEYED))
             | "WithProbe" >> beam.Flatten()
             | "GatherTrials" >> GatherParts()
             | "ChooseRungs" >> beam.ParDo(_ChooseLadderFn(self._config)).with_outputs(

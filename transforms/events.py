@@ -1,0 +1,153 @@
+"""Ingest fronts for events: Cloud Storage notifications on Pub/Sub, a watched prefix,
+and the dedup that makes each source version run once.
+
+- `ReadStorageNotifications`: Pub/Sub messages in, `IngestEvent`s out; other event
+  types are ignored and counted (Beam metrics `ladderflow.ingest/ignored: ...`), and a
+  message that is not a notification becomes a dead letter: the pipeline reads on.
+- `WatchPrefix`: `fileio.MatchContinuously` over a local folder or a gs:// prefix, for
+  runners without a Python Pub/Sub source (Flink); a file rewritten later is a new
+  generation.
+- `DeduplicateEvents`: a stateful DoFn keyed by (source, generation) lets the first
+  event of a version through and drops the rest (Pub/Sub delivers at least once, and
+  Cloud Storage may notify twice).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.coders import BooleanCoder
+from apache_beam.io import fileio
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
+from media.events import Ignored, MalformedEvent, rejected_event, storage_event, watched_file_event
+from media.types import IngestEvent
+from transforms.dead_letter import DEAD_LETTER
+
+__all__ = ["DeduplicateEvents", "ReadStorageNotifications", "WatchPrefix", "watch_pattern"]
+
+log = logging.getLogger(__name__)
+NAMESPACE = "ladderflow.ingest"
+
+
+def _count_ignored(ignored: Ignored) -> None:
+    Metrics.counter(NAMESPACE, f"ignored: {ignored.reason}").inc()
+    log.info("ignored event (%s): %s", ignored.reason, ignored.detail)
+
+
+class _ParseNotificationFn(beam.DoFn):
+    def __init__(self, ignore_prefix: str):
+        self._ignore_prefix = ignore_prefix
+        self._received = Metrics.counter(NAMESPACE, "notifications")
+        self._malformed = Metrics.counter(NAMESPACE, "malformed")
+
+    def process(self, message):
+        self._received.inc()
+        message_id = getattr(message, "message_id", "") or ""
+        try:
+            event = storage_event(message.data or b"", message.attributes, message_id,
+                                  self._ignore_prefix)
+        except MalformedEvent as exc:
+            self._malformed.inc()
+            yield pvalue.TaggedOutput(DEAD_LETTER,
+                                      rejected_event(message_id, message.attributes, exc))
+            return
+        if isinstance(event, Ignored):
+            _count_ignored(event)
+            return
+        log.info("%s: notified: %s generation %s (message %s)", event.title_id,
+                 event.source_uri, event.generation, message_id or "?")
+        yield event
+
+
+class ReadStorageNotifications(beam.PTransform):
+    """PBegin -> {'main': IngestEvent, 'dead_letter': DeadLetter}, from a subscription to
+    a Cloud Storage notification topic (payload format JSON_API_V1 or NONE)."""
+
+    def __init__(self, subscription: str, ignore_prefix: str = ""):
+        super().__init__()
+        self._subscription = subscription
+        self._ignore_prefix = ignore_prefix
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=self._subscription,
+                                                     with_attributes=True)
+            | "ParseNotification" >> beam.ParDo(
+                _ParseNotificationFn(self._ignore_prefix)).with_outputs(DEAD_LETTER, main="main")
+        )
+
+
+def watch_pattern(prefix: str) -> str:
+    """The glob `MatchContinuously` polls for a watched folder or prefix."""
+    if any(c in prefix for c in "*?["):
+        return prefix
+    return prefix.rstrip("/") + "/*"
+
+
+class _WatchedFileFn(beam.DoFn):
+    def __init__(self, ignore_prefix: str):
+        self._ignore_prefix = ignore_prefix
+
+    def process(self, metadata):
+        event = watched_file_event(metadata.path, metadata.last_updated_in_seconds,
+                                   self._ignore_prefix)
+        if isinstance(event, Ignored):
+            _count_ignored(event)
+            return
+        log.info("%s: found %s (generation %s)", event.title_id, event.source_uri,
+                 event.generation)
+        yield event
+
+
+class WatchPrefix(beam.PTransform):
+    """PBegin -> PCollection[IngestEvent] of every file that appears (or changes) under
+    `prefix`, polled every `interval_s` seconds."""
+
+    def __init__(self, prefix: str, interval_s: float = 10.0, ignore_prefix: str = ""):
+        super().__init__()
+        self._prefix = prefix
+        self._interval_s = interval_s
+        self._ignore_prefix = ignore_prefix
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "MatchContinuously" >> fileio.MatchContinuously(
+                watch_pattern(self._prefix), interval=self._interval_s,
+                match_updated_files=True)
+            | "ToIngestEvent" >> beam.ParDo(_WatchedFileFn(self._ignore_prefix))
+        )
+
+
+class _FirstOfVersionFn(beam.DoFn):
+    SEEN = ReadModifyWriteStateSpec("seen", BooleanCoder())
+
+    def __init__(self):
+        self._duplicates = Metrics.counter(NAMESPACE, "duplicates")
+
+    def process(self, element, seen=beam.DoFn.StateParam(SEEN)):
+        _, event = element
+        if seen.read():
+            self._duplicates.inc()
+            log.info("%s: duplicate event for %s generation %s dropped", event.title_id,
+                     event.source_uri, event.generation or "-")
+            return
+        seen.write(True)
+        yield event
+
+
+class DeduplicateEvents(beam.PTransform):
+    """PCollection[IngestEvent] -> the first event of each (source, generation)."""
+
+    def expand(self, events):
+        return (
+            events
+            | "KeyByVersion" >> beam.Map(lambda e: (e.dedup_key, e)).with_output_types(
+                tuple[str, IngestEvent])
+            | "FirstOfVersion" >> beam.ParDo(_FirstOfVersionFn())
+        )
