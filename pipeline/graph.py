@@ -16,12 +16,14 @@ generation of a source gathers and publishes anew.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 
 from media.config import JobConfig
+from media.types import IngestEvent
 from transforms.assemble import AssembleRenditions
 from transforms.audio import EncodeAudio
 from transforms.dead_letter import DEAD_LETTER, WriteDeadLetters
@@ -101,12 +103,23 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     return GraphOutputs(published=published, dead_letters=dead)
 
 
+def own_output_prefix(output_root: str) -> str:
+    """The prefix of what the job writes: never ingested, even when watched."""
+    return output_root if "://" in output_root else os.path.abspath(output_root)
+
+
 def build_pipeline(pipeline: beam.Pipeline, source_uris: list[str], config: JobConfig,
                    delivery: Delivery = Delivery()) -> GraphOutputs:
     """Add the whole job, from a fixed list of sources (batch), to `pipeline` (not run)."""
     sources = pipeline | "Sources" >> beam.Create(source_uris)
     events = sources | "Ingest" >> IngestSources()
     return build_graph(events, config, delivery)
+
+
+def build_events_batch(pipeline: beam.Pipeline, events: list[IngestEvent], config: JobConfig,
+                       delivery: Delivery = Delivery()) -> GraphOutputs:
+    """Add the whole job, from a fixed list of ingest events (batch), to `pipeline`."""
+    return build_graph(pipeline | "Events" >> beam.Create(events), config, delivery)
 
 
 def build_event_pipeline(pipeline: beam.Pipeline, config: JobConfig, subscription: str = "",
@@ -116,14 +129,15 @@ def build_event_pipeline(pipeline: beam.Pipeline, config: JobConfig, subscriptio
     Storage notifications from `subscription`, and/or the files that appear under
     `watch`. The job's own output prefix is never ingested."""
     fronts, rejects = [], []
+    own_output = own_output_prefix(config.output_root)
     if subscription:
         notified = pipeline | "Notifications" >> ReadStorageNotifications(
-            subscription, ignore_prefix=config.output_root)
+            subscription, ignore_prefix=own_output)
         fronts.append(notified.main)
         rejects.append(notified[DEAD_LETTER])
     if watch:
         fronts.append(pipeline | "Watch" >> WatchPrefix(
-            watch, watch_interval_s, ignore_prefix=config.output_root))
+            watch, watch_interval_s, ignore_prefix=own_output))
     if not fronts:
         raise ValueError("an event pipeline needs a subscription or a prefix to watch")
     events = fronts[0] if len(fronts) == 1 else tuple(fronts) | "AllEvents" >> beam.Flatten()

@@ -14,8 +14,15 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from media import naming
 from media.config import JobConfig
 from media.errors import ConfigurationError
-from pipeline.graph import Delivery, build_event_pipeline, build_pipeline
+from pipeline.graph import (
+    Delivery,
+    build_event_pipeline,
+    build_events_batch,
+    build_pipeline,
+    own_output_prefix,
+)
 from pipeline.options import LadderflowOptions, job_config, pubsub_path
+from pipeline.watch import watch_in_batches
 from transforms import _storage
 from transforms.ingest import check_unique_titles, expand_sources
 
@@ -110,6 +117,11 @@ def run_events(options: PipelineOptions, config: JobConfig, delivery: Delivery) 
     DirectRunner; `gcloud dataflow jobs drain` on Dataflow)."""
     opts = options.view_as(LadderflowOptions)
     subscription = pubsub_path(opts.subscription, "--subscription", "subscriptions")
+    if opts.watch and _on_direct_runner(options):
+        if subscription:
+            raise ConfigurationError("on the DirectRunner, give --subscription or --watch, "
+                                     "not both (run two jobs)")
+        return watch_locally(options, config, delivery)
     options.view_as(StandardOptions).streaming = True
     pipeline = beam.Pipeline(options=options)
     build_event_pipeline(pipeline, config, subscription=subscription, watch=opts.watch,
@@ -123,4 +135,35 @@ def run_events(options: PipelineOptions, config: JobConfig, delivery: Delivery) 
     except KeyboardInterrupt:
         log.info("stopping: cancelling the pipeline")
         result.cancel()
+    return 0
+
+
+def _on_direct_runner(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner in (None, "DirectRunner")
+
+
+def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Delivery,
+                  polls: int | None = None) -> int:
+    """`--watch` on the DirectRunner: a batch job per poll that found new sources
+    (see `pipeline.watch`). Runs until Ctrl-C."""
+    opts = options.view_as(LadderflowOptions)
+    options.view_as(StandardOptions).streaming = False
+
+    def run_batch(events):
+        started = time.monotonic()
+        with beam.Pipeline(options=options) as pipeline:
+            build_events_batch(pipeline, events, config, delivery)
+        results = outcomes(config, [e.source_uri for e in events])
+        log.info("batch of %d source(s) done in %.1f s", len(events),
+                 time.monotonic() - started)
+        for line in summary_lines(results):
+            log.info("  %s", line)
+
+    log.info("watching %s every %g s into %s (Ctrl-C stops)", opts.watch,
+             opts.watch_interval_s, config.output_root)
+    try:
+        watch_in_batches(opts.watch, opts.watch_interval_s, own_output_prefix(config.output_root),
+                         run_batch, polls)
+    except KeyboardInterrupt:
+        log.info("stopped watching %s", opts.watch)
     return 0

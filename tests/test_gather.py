@@ -104,3 +104,30 @@ def test_gather_in_streaming_with_a_watermark_between_batches():
         assert_that(gathered, equal_to([
             ("a", ["a0", "a1", "a2"]), ("b", ["b0", "b1"]), ("d", ["d0"]),
         ]))
+
+
+def test_each_version_of_a_title_gathers_on_its_own_in_streaming():
+    """Keys are (title, generation): a new generation fires again, and a version whose
+    parts are still missing holds back neither the other title nor the next version."""
+    v1, v2, other = ("movie", "1"), ("movie", "2"), ("trailer", "7")
+    stream = (
+        BeamTestStream()
+        .advance_watermark_to(0)
+        .add_elements([TimestampedValue(e, 1) for e in
+                       parts(v1, 2, [1], "v1-") + parts(other, 2, [1, 1], "t-")])
+        .advance_watermark_to(50)
+        .add_elements([TimestampedValue(e, 51) for e in
+                       parts(v2, 3, [2, 0], "v2-") + parts(other, 2, [0], "t-")
+                       + parts(v1, 2, [0, 1], "v1-")])
+        .advance_watermark_to(100)
+        .add_elements([TimestampedValue(e, 101) for e in parts(v1, 2, [0], "v1-")])
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with BeamTestPipeline(options=options) as pipeline:
+        gathered = pipeline | stream | GatherParts()
+        # v2 never gets its part 1: it never fires, and the others still do, once each.
+        assert_that(gathered, equal_to([
+            (v1, ["v1-0", "v1-1"]), (other, ["t-0", "t-1"]),
+        ]))

@@ -6,7 +6,9 @@ and the dedup that makes each source version run once.
   message that is not a notification becomes a dead letter: the pipeline reads on.
 - `WatchPrefix`: `fileio.MatchContinuously` over a local folder or a gs:// prefix, for
   runners without a Python Pub/Sub source (Flink); a file rewritten later is a new
-  generation.
+  generation. (Beam's Python DirectRunner runs a splittable source such as this one on
+  its FnApiRunner, which never fires a GroupByKey below it while the source runs; on
+  the DirectRunner, `--watch` is served by `pipeline.watch` instead.)
 - `DeduplicateEvents`: a stateful DoFn keyed by (source, generation) lets the first
   event of a version through and drops the rest (Pub/Sub delivers at least once, and
   Cloud Storage may notify twice).
@@ -22,6 +24,7 @@ from apache_beam.coders import BooleanCoder
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
 from media.events import Ignored, MalformedEvent, rejected_event, storage_event, watched_file_event
 from media.types import IngestEvent
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = "ladderflow.ingest"
 
 
-def _count_ignored(ignored: Ignored) -> None:
+def count_ignored(ignored: Ignored) -> None:
     Metrics.counter(NAMESPACE, f"ignored: {ignored.reason}").inc()
     log.info("ignored event (%s): %s", ignored.reason, ignored.detail)
 
@@ -56,7 +59,7 @@ class _ParseNotificationFn(beam.DoFn):
                                       rejected_event(message_id, message.attributes, exc))
             return
         if isinstance(event, Ignored):
-            _count_ignored(event)
+            count_ignored(event)
             return
         log.info("%s: notified: %s generation %s (message %s)", event.title_id,
                  event.source_uri, event.generation, message_id or "?")
@@ -97,7 +100,7 @@ class _WatchedFileFn(beam.DoFn):
         event = watched_file_event(metadata.path, metadata.last_updated_in_seconds,
                                    self._ignore_prefix)
         if isinstance(event, Ignored):
-            _count_ignored(event)
+            count_ignored(event)
             return
         log.info("%s: found %s (generation %s)", event.title_id, event.source_uri,
                  event.generation)
@@ -108,18 +111,20 @@ class WatchPrefix(beam.PTransform):
     """PBegin -> PCollection[IngestEvent] of every file that appears (or changes) under
     `prefix`, polled every `interval_s` seconds."""
 
-    def __init__(self, prefix: str, interval_s: float = 10.0, ignore_prefix: str = ""):
+    def __init__(self, prefix: str, interval_s: float = 10.0, ignore_prefix: str = "",
+                 stop_timestamp=MAX_TIMESTAMP):
         super().__init__()
         self._prefix = prefix
         self._interval_s = interval_s
         self._ignore_prefix = ignore_prefix
+        self._stop_timestamp = stop_timestamp
 
     def expand(self, pbegin):
         return (
             pbegin
             | "MatchContinuously" >> fileio.MatchContinuously(
                 watch_pattern(self._prefix), interval=self._interval_s,
-                match_updated_files=True)
+                match_updated_files=True, stop_timestamp=self._stop_timestamp)
             | "ToIngestEvent" >> beam.ParDo(_WatchedFileFn(self._ignore_prefix))
         )
 

@@ -1,0 +1,65 @@
+"""`--watch`: the CLI in streaming mode polls a local folder (the ingest for runners
+without a Python Pub/Sub source) and publishes each source that lands there."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.media_factory import make_clip
+
+WAIT_S = 300
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the pipeline exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not appear within {WAIT_S} s:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+
+
+def test_a_file_dropped_into_a_watched_folder_is_published(tmp_path):
+    drop, out, log = tmp_path / "drop", tmp_path / "out", tmp_path / "pipeline.log"
+    drop.mkdir()
+    argv = [sys.executable, "-m", "pipeline", "--watch", str(drop), "--watch_interval_s", "1",
+            "--output", str(out), "--ladder", "fixed", "--max_renditions", "1",
+            "--chunk_segments", "1", "--preset", "ultrafast", "--no_vmaf"]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[1], start_new_session=True)
+    try:
+        # Copy tools write under a temporary name, then rename: only the final name counts.
+        partial = make_clip(str(tmp_path / "four.mp4"), duration_s=4, width=320, height=180,
+                            gop=25)
+        os.replace(partial, drop / "four.mp4.part")
+        clip = make_clip(str(tmp_path / "three.mp4"), duration_s=4, width=320, height=180,
+                         gop=25)
+        os.replace(clip, drop / "three.mp4")
+        _wait_for(out / "three" / "master.m3u8", proc, log)
+        report = json.loads((out / "three" / "report.json").read_text())
+        mtime_us = round(os.stat(drop / "three.mp4").st_mtime * 1_000_000)
+        assert abs(int(report["source"]["generation"]) - mtime_us) <= 1
+        master = (out / "three" / "master.m3u8").read_text()
+        assert f"g{report['source']['generation']}/video/" in master
+        assert proc.poll() is None  # still watching
+        assert not (out / "four").exists()
+        assert "ignored event (partial or hidden)" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]
