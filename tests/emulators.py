@@ -47,40 +47,45 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def gcs_emulator():
-    """A storage client on the emulator, with bucket GCS_BUCKET made; Beam's gs://
-    FileSystems and google-cloud-storage both go there."""
+@contextlib.contextmanager
+def running_gcs_emulator(bucket: str = GCS_BUCKET):
+    """gcp-storage-emulator on a free loopback port with `bucket` made; yields a storage
+    client. STORAGE_EMULATOR_HOST points there meanwhile (Beam's gs:// FileSystems and
+    google-cloud-storage both honour it)."""
     exe = shutil.which("gcp-storage-emulator")
     if not exe:
-        pytest.skip("gcp-storage-emulator is not installed (pip install '.[test]')")
+        raise FileNotFoundError("gcp-storage-emulator is not installed (pip install '.[test]')")
     port = free_port()
     proc = subprocess.Popen([exe, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     old = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    try:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
 
-    client = storage.Client(project="test", credentials=AnonymousCredentials())
-    _retry(lambda: client.create_bucket(GCS_BUCKET), 30, proc, "gcp-storage-emulator")
-    # The emulator needs no credentials; skip Beam's search for them (retries for ~20 s).
-    from apache_beam.internal.gcp import auth
+        client = storage.Client(project="test", credentials=AnonymousCredentials())
+        _retry(lambda: client.create_bucket(bucket), 30, proc, "gcp-storage-emulator")
+        # The emulator needs no credentials; skip Beam's search for them (~20 s of retries).
+        from apache_beam.internal.gcp import auth
 
-    auth._Credentials._credentials_init, auth._Credentials._credentials = True, None
-    yield client
-    _stop(proc)
-    _restore("STORAGE_EMULATOR_HOST", old)
+        auth._Credentials._credentials_init, auth._Credentials._credentials = True, None
+        yield client
+    finally:
+        _stop(proc)
+        _restore("STORAGE_EMULATOR_HOST", old)
 
 
-@pytest.fixture(scope="session")
-def pubsub_emulator():
-    """(publisher, subscriber) clients on the Google Cloud CLI's Pub/Sub emulator."""
+@contextlib.contextmanager
+def running_pubsub_emulator():
+    """The Google Cloud CLI's Pub/Sub emulator on a free loopback port; yields
+    (publisher, subscriber) clients. PUBSUB_EMULATOR_HOST points there meanwhile."""
     gcloud = shutil.which("gcloud")
     if not gcloud:
-        pytest.skip("gcloud is not installed: the Pub/Sub emulator comes with the Google "
-                    "Cloud CLI (`gcloud components install pubsub-emulator`)")
+        raise FileNotFoundError("gcloud is not installed: the Pub/Sub emulator comes with "
+                                "the Google Cloud CLI (`gcloud components install "
+                                "pubsub-emulator`)")
     port = free_port()
     proc = subprocess.Popen(
         [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}",
@@ -88,15 +93,36 @@ def pubsub_emulator():
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     old = os.environ.get("PUBSUB_EMULATOR_HOST")
     os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{port}"
-    from google.cloud import pubsub_v1
+    try:
+        from google.cloud import pubsub_v1
 
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    _retry(lambda: list(publisher.list_topics(request={"project": f"projects/{PUBSUB_PROJECT}"},
-                                              timeout=5)),
-           90, proc, "the Pub/Sub emulator")
-    yield publisher, subscriber
-    _stop(proc)
-    _restore("PUBSUB_EMULATOR_HOST", old)
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        project = f"projects/{PUBSUB_PROJECT}"
+        _retry(lambda: list(publisher.list_topics(request={"project": project}, timeout=5)),
+               90, proc, "the Pub/Sub emulator")
+        yield publisher, subscriber
+    finally:
+        _stop(proc)
+        _restore("PUBSUB_EMULATOR_HOST", old)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A storage client on the GCS emulator, bucket GCS_BUCKET made."""
+    if not shutil.which("gcp-storage-emulator"):
+        pytest.skip("gcp-storage-emulator is not installed (pip install '.[test]')")
+    with running_gcs_emulator() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """(publisher, subscriber) clients on the Pub/Sub emulator."""
+    if not shutil.which("gcloud"):
+        pytest.skip("gcloud is not installed: the Pub/Sub emulator comes with the Google "
+                    "Cloud CLI (`gcloud components install pubsub-emulator`)")
+    with running_pubsub_emulator() as clients:
+        yield clients
 
 
 def _restore(name: str, old: str | None) -> None:

@@ -332,7 +332,7 @@ class PlanLadder(beam.PTransform):
         chosen = (
             (refine[_PROBED],
              trials.main | "KeyByTitle" >> beam.Map(_by_version).with_output_types(_KEYED))
-            | "WithProbe" >> beam.Flatten()
+            | "WithProbe" >> beam.Flatten().with_output_types(_KEYED)
             | "GatherTrials" >> GatherParts()
             | "ChooseRungs" >> beam.ParDo(_ChooseLadderFn(self._config)).with_outputs(
                 DEAD_LETTER, main="main")
