@@ -59,6 +59,11 @@ def test_exit_0_when_every_title_is_published_and_a_rerun_is_a_no_op(small_sourc
     (["--crf", "60"], "--crf 60.0: x264 takes 0 to 51"),
     (["--input", "/nonexistent/*.mp4"], "matches no file"),
     (["--input", "/nonexistent/film.mp4"], "does not exist"),
+    (["--notify_topic", "titles"], "--notify_topic 'titles': give the full path, "
+                                   "projects/PROJECT/topics/NAME"),
+    (["--dead_letter_topic", "projects/p/subscriptions/rejects"], "projects/PROJECT/topics/"),
+    (["--subscription", "projects/p/subscriptions/in"], "--input names a fixed list of "
+                                                        "sources; --subscription and --watch"),
 ])
 def test_bad_options_fail_before_any_work(args, message, small_sources, tmp_path):
     base = {"--input": str(small_sources / "tiny.mp4"), "--output": str(tmp_path)}
@@ -78,3 +83,15 @@ def test_two_sources_with_one_title_id_are_refused(tmp_path):
                 "--output", str(tmp_path / "out"), timeout=60)
     assert proc.returncode == 2
     assert "both make title 'film'" in proc.stderr
+
+
+def test_a_subscription_must_be_a_full_path(tmp_path):
+    proc = _run("--subscription", "in", "--output", str(tmp_path), timeout=60)
+    assert proc.returncode == 2
+    assert "projects/PROJECT/subscriptions/NAME" in proc.stderr
+
+
+def test_no_input_says_what_to_give(tmp_path):
+    proc = _run("--output", str(tmp_path), timeout=60)
+    assert proc.returncode == 2
+    assert "give --input" in proc.stderr and "--subscription or --watch" in proc.stderr
