@@ -1,11 +1,13 @@
 """The DASH MPD (ISO/IEC 23009-1, live profile) over the title's CMAF segments.
 
-One static Period: a video AdaptationSet with one Representation per rendition, and
-one audio AdaptationSet per language. Each Representation carries a SegmentTemplate
-whose `$RepresentationID$`/`$Number%05d$` names are exactly the files `media.naming`
-writes (checked, so a drift between the two fails here rather than in a player), and
-a SegmentTimeline with the written segments' exact start times and durations. The
-same segments serve the HLS playlists of `media.hls`.
+One static Period: a video AdaptationSet with one Representation per rendition, one
+audio AdaptationSet per language (the first in the role "main", the others
+"alternate"), and one text AdaptationSet per subtitle track (WebVTT sidecar files).
+Each media Representation carries a SegmentTemplate whose
+`$RepresentationID$`/`$Number%05d$` names are exactly the files `media.naming` writes
+(checked, so a drift between the two fails here rather than in a player), and a
+SegmentTimeline with the written segments' exact start times and durations. The same
+segments serve the HLS playlists of `media.hls`.
 """
 
 from __future__ import annotations
@@ -182,7 +184,8 @@ def _video_set(period: ET.Element, video: list[PackagedTrack], set_id: int) -> N
         _representation(adaptation_set, track, channels=False)
 
 
-def _audio_set(period: ET.Element, tracks: list[PackagedTrack], set_id: int) -> None:
+def _audio_set(period: ET.Element, tracks: list[PackagedTrack], set_id: int,
+               role: str = "main") -> None:
     """One language's AdaptationSet; channels go on it when all its tracks agree."""
     adaptation_set = _el(period, "AdaptationSet", {
         "id": set_id, "contentType": "audio", "mimeType": "audio/mp4",
@@ -193,9 +196,24 @@ def _audio_set(period: ET.Element, tracks: list[PackagedTrack], set_id: int) -> 
     if shared:
         _el(adaptation_set, "AudioChannelConfiguration",
             {"schemeIdUri": CHANNEL_SCHEME, "value": tracks[0].channels})
-    _el(adaptation_set, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main"})
+    _el(adaptation_set, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
     for track in _by_bandwidth(tracks):
         _representation(adaptation_set, track, channels=not shared and track.channels > 0)
+
+
+def _text_set(period: ET.Element, track: PackagedTrack, set_id: int) -> None:
+    """A subtitle track: its whole WebVTT file (`sidecar_uri`) as the Representation's
+    BaseURL, which dash.js and Shaka Player both read."""
+    adaptation_set = _el(period, "AdaptationSet", {
+        "id": set_id, "contentType": "text", "mimeType": "text/vtt", "lang": track.language,
+    })
+    role = "forced-subtitle" if track.forced else "subtitle"
+    _el(adaptation_set, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
+    if track.name:
+        _el(adaptation_set, "Label").text = track.name
+    representation = _el(adaptation_set, "Representation", {
+        "id": track.track_id, "bandwidth": max(1, track_peak_bandwidth_bps(track))})
+    _el(representation, "BaseURL").text = track.sidecar_uri
 
 
 def _check_tracks(video: list[PackagedTrack], audio: list[PackagedTrack]) -> None:
@@ -209,9 +227,11 @@ def _check_tracks(video: list[PackagedTrack], audio: list[PackagedTrack]) -> Non
         raise ValueError(f"Representation ids must be unique in a Period, got {ids}")
 
 
-def mpd(video: list[PackagedTrack], audio: list[PackagedTrack], title: str = "") -> str:
+def mpd(video: list[PackagedTrack], audio: list[PackagedTrack], title: str = "",
+        subtitles: list[PackagedTrack] | None = None) -> str:
     """The static MPD (`manifest.mpd` at the title root) of a title's tracks, as text."""
     _check_tracks(video, audio)
+    subtitles = subtitles or []
     duration = max(track.duration_s for track in video + audio)
     # The default namespace as a plain xmlns attribute: ElementTree's default_namespace
     # option refuses unqualified attributes, and register_namespace is process-global.
@@ -227,6 +247,8 @@ def mpd(video: list[PackagedTrack], audio: list[PackagedTrack], title: str = "")
     for track in audio:
         languages.setdefault(track.language, []).append(track)
     for set_id, tracks in enumerate(languages.values(), start=1):
-        _audio_set(period, tracks, set_id)
+        _audio_set(period, tracks, set_id, role="main" if set_id == 1 else "alternate")
+    for set_id, track in enumerate(subtitles, start=len(languages) + 1):
+        _text_set(period, track, set_id)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"

@@ -24,10 +24,12 @@ from media.bandwidth import (
 )
 from media.types import PackagedTrack
 
-__all__ = ["AUDIO_GROUP_ID", "HLS_VERSION", "media_playlist", "multivariant_playlist"]
+__all__ = ["AUDIO_GROUP_ID", "HLS_VERSION", "SUBTITLES_GROUP_ID", "media_playlist",
+           "multivariant_playlist"]
 
 HLS_VERSION = 7
 AUDIO_GROUP_ID = "audio"
+SUBTITLES_GROUP_ID = "subs"
 
 
 def _decimal(value: Fraction, places: int) -> str:
@@ -52,7 +54,14 @@ def _relative_to_track(track: PackagedTrack, uri: str) -> str:
 
 
 def media_playlist(track: PackagedTrack) -> str:
-    """The VOD media playlist of one track (video rendition or audio track)."""
+    """The VOD media playlist of one track (video rendition, audio or subtitle track)."""
+    if track.kind == "subtitles":
+        from media.subtitles import subtitle_media_playlist
+
+        durations = [Fraction(s.duration_ticks, track.timescale) for s in track.segments]
+        return subtitle_media_playlist(
+            [_relative_to_track(track, s.uri) for s in track.segments], durations,
+            max(1, math.ceil(max(durations))))
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{HLS_VERSION}",
@@ -91,7 +100,28 @@ def _audio_media_lines(audio: list[PackagedTrack]) -> list[str]:
     return lines
 
 
-def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack]) -> tuple[int, str]:
+def _subtitle_media_lines(subtitles: list[PackagedTrack]) -> list[str]:
+    names = [track.name or track.language for track in subtitles]
+    if len(set(names)) != len(names):
+        raise ValueError(f"subtitle track names must differ within a group, got {names}")
+    lines = []
+    for track, name in zip(subtitles, names, strict=True):
+        attributes = [
+            "TYPE=SUBTITLES",
+            f"GROUP-ID={_quoted(SUBTITLES_GROUP_ID)}",
+            f"LANGUAGE={_quoted(track.language)}",
+            f"NAME={_quoted(name)}",
+            "DEFAULT=NO",
+            "AUTOSELECT=YES",
+            f"FORCED={'YES' if track.forced else 'NO'}",
+            f"URI={_quoted(naming.playlist_uri(track.kind, track.track_id, track.media_dir))}",
+        ]
+        lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
+    return lines
+
+
+def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack],
+                subtitles: bool = False) -> tuple[int, str]:
     """(BANDWIDTH, EXT-X-STREAM-INF line) of one variant.
 
     A variant plays its video with any one track of the audio group, so per RFC 8216
@@ -116,11 +146,17 @@ def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack]) -> tuple[int, 
         attributes.append(f"FRAME-RATE={_decimal(Fraction(video.frame_rate), 3)}")
     if audio:
         attributes.append(f"AUDIO={_quoted(AUDIO_GROUP_ID)}")
+    if subtitles:
+        attributes.append(f"SUBTITLES={_quoted(SUBTITLES_GROUP_ID)}")
     return bandwidth, "#EXT-X-STREAM-INF:" + ",".join(attributes)
 
 
-def multivariant_playlist(video: list[PackagedTrack], audio: list[PackagedTrack]) -> str:
-    """`master.m3u8`: every audio track in one group and one variant per video track.
+def multivariant_playlist(video: list[PackagedTrack], audio: list[PackagedTrack],
+                          subtitles: list[PackagedTrack] | None = None,
+                          iframe_lines: list[str] | None = None) -> str:
+    """`master.m3u8`: every audio track in one group, every subtitle track in another,
+    one variant per video track, and the I-frame playlists' EXT-X-I-FRAME-STREAM-INF
+    lines (`iframe_lines`, from `media.iframes`).
 
     Variants are listed by BANDWIDTH ascending (ties by track id). Players that start
     with the first variant listed (AVPlayer) then start on the cheapest rung, which
@@ -129,12 +165,15 @@ def multivariant_playlist(video: list[PackagedTrack], audio: list[PackagedTrack]
     if not video:
         raise ValueError("a multivariant playlist needs at least one video track")
     variants = []
+    subtitles = subtitles or []
     for track in video:
-        bandwidth, stream_inf = _stream_inf(track, audio)
+        bandwidth, stream_inf = _stream_inf(track, audio, bool(subtitles))
         uri = naming.playlist_uri(track.kind, track.track_id, track.media_dir)
         variants.append((bandwidth, track.track_id, stream_inf, uri))
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     lines += _audio_media_lines(audio)
+    lines += _subtitle_media_lines(subtitles)
     for _, _, stream_inf, uri in sorted(variants):
         lines += [stream_inf, uri]
+    lines += iframe_lines or []
     return "\n".join(lines) + "\n"

@@ -12,12 +12,15 @@ import re
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _VIDEO_SUFFIXES = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+_PACKAGE_SUFFIX = re.compile(r"\.title\.json$", re.IGNORECASE)
+"""A title package (`media.title_package`): NAME.title.json is title NAME."""
 MAX_TITLE_ID_LENGTH = 100
 
 SEGMENT_PATTERN = "seg-{index:05d}.m4s"
 """Media segment file name; DASH's `$Number%05d$` names the same files."""
 INIT_NAME = "init.mp4"
 PLAYLIST_NAME = "playlist.m3u8"
+IFRAME_PLAYLIST_NAME = "iframes.m3u8"
 MASTER_PLAYLIST = "master.m3u8"
 DASH_MANIFEST = "manifest.mpd"
 REPORT_JSON = "report.json"
@@ -43,7 +46,8 @@ def title_id_for(source_uri: str) -> str:
     'My_Film.final'
     """
     base = posixpath.basename(source_uri.rstrip("/").replace("\\", "/"))
-    stem = _VIDEO_SUFFIXES.sub("", base) or base
+    stem = _PACKAGE_SUFFIX.sub("", base) if _PACKAGE_SUFFIX.search(base) else (
+        _VIDEO_SUFFIXES.sub("", base) or base)
     return sanitize_title_id(stem)
 
 
@@ -80,6 +84,31 @@ def init_uri(kind: str, track_id: str, media_dir: str = "") -> str:
 
 def playlist_uri(kind: str, track_id: str, media_dir: str = "") -> str:
     return f"{track_dir(kind, track_id, media_dir)}/{PLAYLIST_NAME}"
+
+
+def iframe_playlist_uri(kind: str, track_id: str, media_dir: str = "") -> str:
+    """The HLS I-frame playlist of a video track (byte ranges into its segments)."""
+    return f"{track_dir(kind, track_id, media_dir)}/{IFRAME_PLAYLIST_NAME}"
+
+
+SUBTITLE_SEGMENT_PATTERN = "seg-{index:05d}.vtt"
+SUBTITLE_SIDECAR = "subtitles.vtt"
+
+
+def subtitle_segment_uri(track_id: str, number: int, media_dir: str = "") -> str:
+    """A segmented WebVTT file (HLS), relative to the title root."""
+    return f"{track_dir('subtitles', track_id, media_dir)}/" + SUBTITLE_SEGMENT_PATTERN.format(
+        index=number)
+
+
+def subtitle_sidecar_uri(track_id: str, media_dir: str = "") -> str:
+    """The whole WebVTT file of a subtitle track (DASH), relative to the title root."""
+    return f"{track_dir('subtitles', track_id, media_dir)}/{SUBTITLE_SIDECAR}"
+
+
+def subtitle_track_id(language: str, position: int) -> str:
+    """Id of a subtitle track, e.g. 'vtt-eng-0'."""
+    return f"vtt-{sanitize_title_id(language)}-{position}"
 
 
 def rendition_id(height: int, maxrate_kbps: int) -> str:

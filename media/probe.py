@@ -14,7 +14,13 @@ from typing import BinaryIO
 
 import av
 
-from media.errors import FrameRateUnavailable, NoVideoStream, UndecodableVideo, UnreadableSource
+from media.errors import (
+    FrameRateUnavailable,
+    MediaError,
+    NoVideoStream,
+    UndecodableVideo,
+    UnreadableSource,
+)
 from media.types import AudioStreamInfo, SourceInfo
 
 log = logging.getLogger(__name__)
@@ -141,3 +147,18 @@ def _audio_streams(container) -> list[AudioStreamInfo]:
             language=(stream.metadata.get("language") or "und").lower()[:8],
         ))
     return tracks
+
+
+def inspect_audio_file(source: str | BinaryIO, source_uri: str) -> AudioStreamInfo:
+    """The first audio stream of a separate audio file (a title package's track)."""
+    try:
+        container = av.open(source, mode="r")
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableSource(f"{source_uri} cannot be opened as audio: {exc}") from exc
+    with container:
+        streams = _audio_streams(container)
+        if not streams:
+            raise MediaError(f"{source_uri} has no decodable audio stream",
+                             hint="Name an audio file (WAV, FLAC, AAC, ...) in the title "
+                                  "package's \"audio\" list.")
+        return streams[0]

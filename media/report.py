@@ -63,9 +63,16 @@ def _track_entry(track: PackagedTrack) -> dict:
         "peak_bandwidth_bps": bandwidth.track_peak_bandwidth_bps(track),
         "average_bandwidth_bps": bandwidth.track_average_bandwidth_bps(track),
     }
+    if track.kind != "video":
+        entry.update(language=track.language, name=track.name)
+    if track.kind == "subtitles":
+        entry.update(forced=track.forced, sidecar=track.sidecar_uri)
     if track.kind == "video":
         entry.update(width=track.width, height=track.height,
                      frame_rate=str(track.frame_rate))
+        if track.iframe_ranges:
+            entry["iframe_playlist"] = naming.iframe_playlist_uri(
+                track.kind, track.track_id, track.media_dir)
         if track.rendition:
             entry["rate_control"] = {"crf": track.rendition.crf,
                                      "maxrate_kbps": track.rendition.maxrate_kbps,

@@ -43,6 +43,20 @@ class AudioStreamInfo:
     sample_rate_hz: int
     language: str = "und"
     """ISO 639 language from the stream's tags, 'und' when untagged."""
+    uri: str = ""
+    """The file the stream is in, when not the video source (a title package's audio)."""
+    name: str = ""
+    """Display name (a title package's "name"); '' lets the player show the language."""
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    """One subtitle file of a title (SRT or WebVTT), from its title package."""
+
+    uri: str
+    language: str
+    name: str = ""
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,11 @@ class SourceInfo:
     """Start of the container's timeline (the earliest stream start); FFmpeg shifts it to 0."""
     generation: str = ""
     """The source version the ingest event announced ('' for command-line sources)."""
+    package_uri: str = ""
+    """The title package (`*.title.json`) the title came from, '' for a plain video file."""
+    subtitles: tuple[SubtitleTrack, ...] = ()
+    metadata_json: str = ""
+    """The title package's "metadata" object as JSON ('' when none)."""
 
     @property
     def version_key(self) -> tuple[str, str]:
@@ -190,6 +209,23 @@ class AudioTask:
     segment_s: float
     """Nominal segment duration (the video grid's), seconds."""
     bitrate_kbps: int = 128
+    track_position: int = 0
+    track_count: int = 1
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class SubtitleTask:
+    """Convert one subtitle file to WebVTT and segment it on the title's grid."""
+
+    source: SourceInfo
+    track: SubtitleTrack
+    track_id: str
+    output_root: str
+    segment_frames: int
     track_position: int = 0
     track_count: int = 1
 
@@ -348,6 +384,12 @@ class PackagedTrack:
     track_count: int = 1
     media_dir: str = ""
     """Version folder of the track below the title root (`SourceInfo.media_dir`)."""
+    forced: bool = False
+    """Subtitles: forced (shown with no subtitles chosen, for foreign dialogue)."""
+    sidecar_uri: str = ""
+    """Subtitles: the whole WebVTT file (relative to the title root), which DASH lists."""
+    iframe_ranges: tuple[tuple[int, int], ...] = ()
+    """Video: (offset, length) of each segment's IDR frame in its file (I-frame playlist)."""
 
     @property
     def duration_s(self) -> Fraction:

@@ -36,7 +36,8 @@ from transforms.notify import NotifyTitleReady, PublishDeadLetters
 from transforms.package import PackageTitles
 from transforms.plan import PlanLadder
 from transforms.progress import ReportProgress
-from transforms.split import AUDIO, Split
+from transforms.split import AUDIO, SUBTITLES, Split
+from transforms.subtitles import ConvertSubtitles
 
 
 @dataclass
@@ -82,8 +83,9 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
         | "Assemble" >> AssembleRenditions(config.tool_timeout_s)
     )
     audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s)
+    subtitles = tasks[SUBTITLES] | "Subtitles" >> ConvertSubtitles()
     published = (
-        (renditions.main, audio.main)
+        (renditions.main, audio.main, subtitles.main)
         | "AllTracks" >> beam.Flatten()
         | "KeyByTitle" >> beam.Map(_by_version).with_output_types(tuple[tuple[str, str], Any])
         | "GatherTracks" >> GatherParts()
@@ -93,7 +95,7 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
         published = published | "NotifyTitleReady" >> NotifyTitleReady(delivery.notify_topic)
     rejects = (
         (*event_rejects, inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],
-         renditions[DEAD_LETTER], audio[DEAD_LETTER])
+         renditions[DEAD_LETTER], audio[DEAD_LETTER], subtitles[DEAD_LETTER])
         | "AllRejects" >> beam.Flatten()
     )
     if delivery.dead_letter_topic:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from media import ffmpeg
@@ -42,3 +43,48 @@ def make_text(path: str) -> str:
 def ensure_dir(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     return path
+
+
+SRT_ENGLISH = """1
+00:00:00,500 --> 00:00:02,000
+Hello from the first segment.
+
+2
+00:00:03,500 --> 00:00:04,500
+<i>This one crosses</i> into the second.
+
+3
+00:00:05,000 --> 00:00:07,500
+And the <b>last</b> line.
+"""
+
+
+def make_title_package(folder: str, duration_s: float = 8.0, width: int = 640,
+                       height: int = 360) -> str:
+    """A title package (`film.title.json`): a video with English audio inside it (a 440 Hz
+    tone), a French 5.1 WAV beside it (an 880 Hz tone, to be downmixed), and English SRT
+    subtitles. Returns the package's path."""
+    os.makedirs(folder, exist_ok=True)
+    video = os.path.join(folder, "film.mp4")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={duration_s}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration_s}",
+        "-map", "0:v", "-map", "1:a", "-ac", "2", "-c:a", "aac", "-b:a", "128k",
+        "-metadata:s:a:0", "language=eng",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "25",
+        "-pix_fmt", "yuv420p", video))
+    french = os.path.join(folder, "audio-fr.wav")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", f"sine=frequency=880:sample_rate=48000:duration={duration_s}",
+        "-af", "pan=5.1|FL=c0|FR=c0|FC=c0|LFE=c0|BL=c0|BR=c0", "-c:a", "pcm_s16le", french))
+    with open(os.path.join(folder, "film-en.srt"), "w", encoding="utf-8") as handle:
+        handle.write(SRT_ENGLISH)
+    package = os.path.join(folder, "film.title.json")
+    with open(package, "w", encoding="utf-8") as handle:
+        json.dump({
+            "video": "film.mp4",
+            "audio": [{"uri": "audio-fr.wav", "language": "fra", "name": "Français"}],
+            "subtitles": [{"uri": "film-en.srt", "language": "eng", "name": "English"}],
+            "metadata": {"studio": "ladderflow tests"},
+        }, handle, indent=2)
+    return package

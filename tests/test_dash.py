@@ -158,7 +158,9 @@ def test_audio_set_per_language():
     assert [r.audio_channel_configurations[0].value for r in eng_set.representations] == [
         "1", "2"]
     assert fra_set.audio_channel_configurations[0].value == "6"
-    assert [role.value for role in fra_set.roles] == ["main"]
+    # The first language is the main one; the others are alternates.
+    assert [role.value for role in eng_set.roles] == ["main"]
+    assert [role.value for role in fra_set.roles] == ["alternate"]
 
 
 def test_no_audio_gives_only_a_video_set():

@@ -19,6 +19,7 @@ from media import naming
 from media.assemble import assemble_video
 from media.codecs import codecs_string
 from media.errors import MediaError
+from media.iframes import iframe_range
 from media.types import ChunkResult, PackagedTrack, Segment
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
@@ -80,6 +81,8 @@ class _AssembleFn(beam.DoFn):
             frame_rate=task.source.frame_rate, chunks=tuple(chunks), rendition=task.rendition,
             track_position=task.track_position, track_count=task.track_count,
             media_dir=task.source.media_dir,
+            iframe_ranges=tuple(iframe_range(segment, init=assembled.init)
+                                for segment in assembled.segments),
         )
 
 

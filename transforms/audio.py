@@ -43,7 +43,11 @@ class _EncodeAudioFn(beam.DoFn):
         yield task.source.version_key, track
 
     def _encode(self, task: AudioTask) -> PackagedTrack:
-        uri = task.source.source_uri
+        # A title package's audio file starts where the video does; a stream of the
+        # video source is placed by the source's own timestamps.
+        uri = task.stream.uri or task.source.source_uri
+        video_offset_s = (0.0 if task.stream.uri else
+                          task.source.video_start_s - task.source.container_start_s)
         with tempfile.TemporaryDirectory(prefix="ladderflow-audio-") as scratch:
             if _storage.is_local(uri):
                 path = _storage.local_path(uri)
@@ -51,7 +55,7 @@ class _EncodeAudioFn(beam.DoFn):
                 path = os.path.join(scratch, "source")
                 _storage.download(uri, path)
             encoded = encode_audio(path, task.stream.stream_index, float(task.source.duration_s),
-                                   task.source.video_start_s - task.source.container_start_s,
+                                   video_offset_s,
                                    task.segment_s,
                                    task.bitrate_kbps, scratch, self._timeout_s)
         init_rel, segments = write_track(naming.title_root(task.output_root, task.title_id),
@@ -61,7 +65,8 @@ class _EncodeAudioFn(beam.DoFn):
         return PackagedTrack(
             kind="audio", track_id=task.track_id, codecs=codecs_string(encoded.init_info),
             timescale=encoded.init_info.timescale, init_uri=init_rel, segments=segments,
-            language=task.stream.language, name=_display_name(task.stream.language),
+            language=task.stream.language,
+            name=task.stream.name or _display_name(task.stream.language),
             channels=2, sample_rate_hz=SAMPLE_RATE_HZ,
             track_position=task.track_position, track_count=task.track_count,
             media_dir=task.source.media_dir,

@@ -14,8 +14,9 @@ from apache_beam import pvalue
 
 from media import naming
 from media.errors import MediaError
-from media.probe import inspect_source
-from media.types import IngestEvent, SourceInfo
+from media.probe import inspect_audio_file, inspect_source
+from media.title_package import is_title_package, parse_title_package
+from media.types import IngestEvent, SourceInfo, SubtitleTrack
 from media.versions import is_superseded, published_generation
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
@@ -52,6 +53,48 @@ def already_published(info: SourceInfo, report: dict | None, fingerprint: str) -
     return "already published from this source with these settings" if same else ""
 
 
+def _require(uri: str, what: str) -> int:
+    if not _storage.exists(uri):
+        raise MediaError(f"{what} {uri} does not exist",
+                         hint="Check the path (title package URIs are relative to the "
+                              "package file) and that the file was uploaded.")
+    size = _storage.size_of(uri)
+    if size == 0:
+        raise MediaError(f"{what} {uri} is empty (0 bytes)",
+                         hint="Upload the file again; the copy is empty.")
+    return size
+
+
+def inspect_video(uri: str, title_id: str) -> SourceInfo:
+    size = _require(uri, "the video")
+    with _storage.open_source(uri) as source:
+        return inspect_source(source, uri, title_id, size)
+
+
+def inspect_package(package_uri: str, title_id: str) -> SourceInfo:
+    """A title package: its video inspected, its audio files probed and its subtitle
+    files parsed, so that a broken track stops the title before any encode."""
+    from media.subtitles import read_subtitles
+
+    _require(package_uri, "the title package")
+    package = parse_title_package(_storage.read_bytes(package_uri), package_uri)
+    info = inspect_video(package.video, title_id)
+    audio = list(info.audio)
+    for item in package.audio:
+        _require(item.uri, "the audio file")
+        with _storage.open_source(item.uri) as source:
+            stream = inspect_audio_file(source, item.uri)
+        audio.append(dataclasses.replace(stream, language=item.language, name=item.name,
+                                         uri=item.uri))
+    subtitles = []
+    for item in package.subtitles:
+        _require(item.uri, "the subtitle file")
+        read_subtitles(_storage.read_bytes(item.uri), item.uri)
+        subtitles.append(SubtitleTrack(item.uri, item.language, item.name, item.forced))
+    return dataclasses.replace(info, audio=tuple(audio), subtitles=tuple(subtitles),
+                               package_uri=package_uri, metadata_json=package.metadata_json)
+
+
 class _InspectFn(beam.DoFn):
     def __init__(self, output_root: str = "", fingerprint: str = ""):
         self._output_root = output_root
@@ -59,20 +102,18 @@ class _InspectFn(beam.DoFn):
 
     def process(self, event: IngestEvent):
         try:
-            size = _storage.size_of(event.source_uri)
-            if size == 0:
-                raise MediaError(f"{event.source_uri} is empty (0 bytes)",
-                                 hint="Upload the file again; the copy is empty.")
-            with _storage.open_source(event.source_uri) as source:
-                info = inspect_source(source, event.source_uri, event.title_id, size)
+            if is_title_package(event.source_uri):
+                info = inspect_package(event.source_uri, event.title_id)
+            else:
+                info = inspect_video(event.source_uri, event.title_id)
             info = dataclasses.replace(info, generation=event.generation)
         except MediaError as exc:
             yield pvalue.TaggedOutput(
                 DEAD_LETTER, dead_letter_for(event.title_id, event.source_uri, "inspect", exc))
             return
-        log.info("%s: inspected: %dx%d %s fps, %.1f s, %s, %d audio stream(s)",
-                 info.title_id, info.width, info.height, _fps(info), float(info.duration_s),
-                 info.video_codec, len(info.audio))
+        log.info("%s: inspected: %dx%d %s fps, %.1f s, %s, %d audio track(s), %d subtitle "
+                 "track(s)", info.title_id, info.width, info.height, _fps(info),
+                 float(info.duration_s), info.video_codec, len(info.audio), len(info.subtitles))
         if self._fingerprint:
             reason = already_published(
                 info, published_report(info, self._output_root), self._fingerprint)

@@ -10,11 +10,14 @@ keep it, the title's work area.
 from __future__ import annotations
 
 import logging
+import posixpath
 from dataclasses import dataclass
+from fractions import Fraction
 
 import apache_beam as beam
 
 from media import dash, hls, naming
+from media.iframes import IFrame, iframe_bandwidth_bps, iframe_playlist, iframe_stream_inf
 from media.report import title_report
 from media.report_html import render_report
 from media.types import PackagedTrack
@@ -51,6 +54,7 @@ class _PackageFn(beam.DoFn):
         tracks: list[PackagedTrack] = sorted(tracks, key=lambda t: t.track_position)
         video = [t for t in tracks if t.kind == "video"]
         audio = [t for t in tracks if t.kind == "audio"]
+        subtitles = [t for t in tracks if t.kind == "subtitles"]
         source = video[0].chunks[0].task.source if video and video[0].chunks else None
         root = naming.title_root(self._output_root, title_id)
         report_uri = naming.join(root, naming.REPORT_JSON)
@@ -72,10 +76,14 @@ class _PackageFn(beam.DoFn):
         _storage.write_json(report_uri, report)
         for path, data in render_report(report).items():
             _storage.write_bytes(naming.join(root, path), data)
+        iframe_lines = [_write_iframe_playlist(root, track) for track in video
+                        if track.iframe_ranges]
         mpd_uri = naming.join(root, naming.DASH_MANIFEST)
-        _storage.write_bytes(mpd_uri, dash.mpd(video, audio, title=title_id).encode())
+        _storage.write_bytes(mpd_uri, dash.mpd(video, audio, title=title_id,
+                                               subtitles=subtitles).encode())
         master_uri = naming.join(root, naming.MASTER_PLAYLIST)
-        _storage.write_bytes(master_uri, hls.multivariant_playlist(video, audio).encode())
+        _storage.write_bytes(master_uri, hls.multivariant_playlist(
+            video, audio, subtitles, iframe_lines).encode())
         # Published: what the previous version used and this one does not can go.
         track_dirs = {naming.track_dir(t.kind, t.track_id, t.media_dir) for t in tracks}
         stale = [naming.join(root, d) for d in stale_dirs(previous, track_dirs)]
@@ -98,6 +106,20 @@ class _PackageFn(beam.DoFn):
             _storage.delete_tree(folder)
         if not self._keep_work:
             _storage.delete_tree(naming.work_root(self._output_root, work_id))
+
+
+def _write_iframe_playlist(root: str, track: PackagedTrack) -> str:
+    """Write a video track's I-frame playlist; return its EXT-X-I-FRAME-STREAM-INF line."""
+    folder = naming.track_dir(track.kind, track.track_id, track.media_dir)
+    iframes = [IFrame(posixpath.relpath(segment.uri, folder), offset, length,
+                      Fraction(segment.duration_ticks, track.timescale))
+               for segment, (offset, length) in zip(track.segments, track.iframe_ranges,
+                                                    strict=True)]
+    uri = naming.iframe_playlist_uri(track.kind, track.track_id, track.media_dir)
+    text = iframe_playlist(posixpath.relpath(track.init_uri, folder), iframes)
+    _storage.write_bytes(naming.join(root, uri), text.encode())
+    return iframe_stream_inf(iframe_bandwidth_bps(iframes), track.codecs, track.width,
+                             track.height, uri)
 
 
 class PackageTitles(beam.PTransform):

@@ -2,8 +2,9 @@
 
 For each planned title: the segment grid (shared by every rendition) and the chunks;
 then one `ChunkTask` per (chunk, rendition of the plan) on the main output and one
-`AudioTask` per audio track on the `audio` output (the first audio stream of the
-source, as AAC-LC stereo).
+`AudioTask` per audio track on the `audio` output (every audio stream of the source and
+every audio file of its title package, as AAC-LC stereo), and one `SubtitleTask` per
+subtitle file on the `subtitles` output.
 """
 
 from __future__ import annotations
@@ -16,25 +17,29 @@ from apache_beam import pvalue
 from media.chunking import plan_chunks, segment_frames
 from media.config import JobConfig
 from media.ladder import vmaf_height
-from media.naming import audio_track_id
-from media.types import AudioTask, ChunkTask, TitlePlan
+from media.naming import audio_track_id, subtitle_track_id
+from media.types import AudioTask, ChunkTask, SubtitleTask, TitlePlan
 
-__all__ = ["AUDIO", "Split"]
+__all__ = ["AUDIO", "SUBTITLES", "Split"]
 
 AUDIO = "audio"
+SUBTITLES = "subtitles"
 log = logging.getLogger(__name__)
 
 
-def plan_tasks(plan: TitlePlan, config: JobConfig) -> tuple[list[ChunkTask], list[AudioTask]]:
-    """Every task of a title: chunk tasks rendition by rendition, then audio tasks."""
+def plan_tasks(plan: TitlePlan, config: JobConfig
+               ) -> tuple[list[ChunkTask], list[AudioTask], list[SubtitleTask]]:
+    """Every task of a title: chunk tasks rendition by rendition, then a task per audio
+    track (every audio stream of the source, then a title package's audio files), then
+    one per subtitle track."""
     source = plan.source
     renditions = list(plan.renditions)
     if config.max_renditions:
         renditions = renditions[:config.max_renditions]
     frames = segment_frames(source.frame_rate, config.segment_s)
     chunks = plan_chunks(source.frame_count, frames, config.chunk_segments)
-    audio_streams = list(source.audio[:1])
-    track_count = len(renditions) + len(audio_streams)
+    audio_streams = list(source.audio)
+    track_count = len(renditions) + len(audio_streams) + len(source.subtitles)
     chunk_tasks = [
         ChunkTask(source=source, rendition=rendition, chunk=chunk, chunk_count=len(chunks),
                   segment_frames=frames, output_root=config.output_root, settings=config.encode,
@@ -53,7 +58,14 @@ def plan_tasks(plan: TitlePlan, config: JobConfig) -> tuple[list[ChunkTask], lis
                   track_count=track_count)
         for i, stream in enumerate(audio_streams)
     ]
-    return chunk_tasks, audio_tasks
+    first_subtitle = len(renditions) + len(audio_streams)
+    subtitle_tasks = [
+        SubtitleTask(source=source, track=track, track_id=subtitle_track_id(track.language, i),
+                     output_root=config.output_root, segment_frames=frames,
+                     track_position=first_subtitle + i, track_count=track_count)
+        for i, track in enumerate(source.subtitles)
+    ]
+    return chunk_tasks, audio_tasks, subtitle_tasks
 
 
 class _SplitFn(beam.DoFn):
@@ -62,18 +74,21 @@ class _SplitFn(beam.DoFn):
 
     def process(self, plan: TitlePlan):
         source = plan.source
-        chunk_tasks, audio_tasks = plan_tasks(plan, self._config)
+        chunk_tasks, audio_tasks, subtitle_tasks = plan_tasks(plan, self._config)
         renditions = sorted({t.rendition.rendition_id for t in chunk_tasks})
-        log.info("%s: split into %d chunks x %d renditions (%s), %d audio track(s)",
-                 source.title_id, chunk_tasks[0].chunk_count, len(renditions),
-                 ", ".join(renditions), len(audio_tasks))
+        log.info("%s: split into %d chunks x %d renditions (%s), %d audio track(s), "
+                 "%d subtitle track(s)", source.title_id, chunk_tasks[0].chunk_count,
+                 len(renditions), ", ".join(renditions), len(audio_tasks), len(subtitle_tasks))
         yield from chunk_tasks
         for task in audio_tasks:
             yield pvalue.TaggedOutput(AUDIO, task)
+        for task in subtitle_tasks:
+            yield pvalue.TaggedOutput(SUBTITLES, task)
 
 
 class Split(beam.PTransform):
-    """PCollection[TitlePlan] -> {'main': ChunkTask, 'audio': AudioTask}."""
+    """PCollection[TitlePlan] -> {'main': ChunkTask, 'audio': AudioTask,
+    'subtitles': SubtitleTask}."""
 
     def __init__(self, config: JobConfig):
         super().__init__()
@@ -81,4 +96,4 @@ class Split(beam.PTransform):
 
     def expand(self, sources):
         return sources | "PlanTasks" >> beam.ParDo(_SplitFn(self._config)).with_outputs(
-            AUDIO, main="main")
+            AUDIO, SUBTITLES, main="main")
