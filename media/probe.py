@@ -162,3 +162,24 @@ def inspect_audio_file(source: str | BinaryIO, source_uri: str) -> AudioStreamIn
                              hint="Name an audio file (WAV, FLAC, AAC, ...) in the title "
                                   "package's \"audio\" list.")
         return streams[0]
+
+
+STANDARD_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001),
+                  Fraction(30), Fraction(50), Fraction(60000, 1001), Fraction(60))
+
+
+def constant_rate(source: str | BinaryIO, source_uri: str) -> Fraction:
+    """The constant frame rate a variable-frame-rate source is normalised to: the
+    stream's base rate (the rate its timestamps are multiples of), snapped to the nearest
+    standard rate within 1 %, and never above 60 fps."""
+    try:
+        with av.open(source, mode="r") as container:
+            video = _first_video_stream(container, source_uri)
+            rate = video.base_rate or video.guessed_rate or video.average_rate
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise UnreadableSource(f"cannot open {source_uri} as media: {exc}") from exc
+    rate = Fraction(rate) if rate else Fraction(25)
+    nearest = min(STANDARD_RATES, key=lambda r: abs(r - rate))
+    if abs(nearest - rate) <= nearest / 100:
+        return nearest
+    return min(rate, Fraction(60)).limit_denominator(1001)

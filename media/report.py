@@ -112,6 +112,8 @@ def title_report(title_id: str, source: SourceInfo | None,
     if source:
         data = dataclasses.asdict(source)
         data["frame_rate"] = str(source.frame_rate)
+        data["sample_aspect_ratio"] = str(source.sample_aspect_ratio)
+        report["inspection"] = data.pop("findings")
         data["duration_s"] = round(float(source.duration_s), 6)
         report["source"] = data
     return report

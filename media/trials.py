@@ -20,7 +20,7 @@ from media.errors import MediaError
 from media.ladder import scaled_width
 from media.staging import StagedSpan
 from media.types import Rendition, TrialTask
-from media.x264 import select_chunk, x264_options
+from media.x264 import source_frames, x264_options
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ def _trial_rendition(task: TrialTask, crf: float) -> Rendition:
 
 def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str]) -> list[str]:
     """Decode and scale the sample once; encode it at every CRF of the task."""
-    video = ffmpeg_python.input(staged_path, copyts=None).video
-    video = select_chunk(video, task.source, task.span)
+    video = source_frames(staged_path, task.source, task.span)
     video = video.filter("scale", task.width, task.height, flags="bicubic")
     video = video.filter("setsar", "1").filter("format", "yuv420p")
     branches = video.filter_multi_output("split", len(task.crfs))
@@ -57,9 +56,8 @@ def trial_score_argv(task: TrialTask, staged_path: str, encoded: Sequence[str],
     """Decode the reference once; score every encode of the task with its own libvmaf."""
     height = task.vmaf_height
     width = scaled_width(task.source, height)
-    reference = select_chunk(ffmpeg_python.input(staged_path, copyts=None).video,
-                             task.source, task.span)
-    if (task.source.width, task.source.height) != (width, height):
+    reference = source_frames(staged_path, task.source, task.span)
+    if vmaf.needs_scaling(task.source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic")
     references = reference.filter("format", "yuv420p").filter_multi_output("split", len(encoded))
     outputs = []

@@ -92,6 +92,20 @@ class SourceInfo:
     subtitles: tuple[SubtitleTrack, ...] = ()
     metadata_json: str = ""
     """The title package's "metadata" object as JSON ('' when none)."""
+    coded_width: int = 0
+    """Width of the coded frames (`width` is the displayed width: after rotation and
+    non-square pixels); 0 when the same."""
+    coded_height: int = 0
+    interlaced: bool = False
+    """Deinterlaced before encoding (`media.conditioning`)."""
+    rotation_deg: int = 0
+    """Clockwise turn the display matrix asks for (0, 90, 180, 270)."""
+    sample_aspect_ratio: Fraction = Fraction(1)
+    hdr: str = ""
+    """'pq' or 'hlg' for an HDR source (tone-mapped to SDR for the H.264 ladder)."""
+    variable_frame_rate: bool = False
+    findings: tuple = ()
+    """`media.inspection.Finding`s below fatal: they go into the report."""
 
     @property
     def version_key(self) -> tuple[str, str]:

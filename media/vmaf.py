@@ -17,7 +17,7 @@ import ffmpeg as ffmpeg_python
 
 from media.errors import MediaError
 from media.types import ChunkSpan, SourceInfo, VmafScore
-from media.x264 import select_chunk
+from media.x264 import source_frames
 
 VMAF_MODEL = "vmaf_v0.6.1"
 
@@ -35,13 +35,20 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
     distorted = distorted.filter("scale", width, height, flags="bicubic")
     distorted = distorted.filter("format", "yuv420p")
-    reference = select_chunk(ffmpeg_python.input(staged_path, copyts=None).video, source, chunk)
-    if (source.width, source.height) != (width, height):
-        reference = reference.filter("scale", width, height, flags="bicubic")
+    reference = source_frames(staged_path, source, chunk)
+    if needs_scaling(source, width, height):
+        reference = reference.filter("scale", width, height, flags="bicubic").filter(
+            "setsar", "1")
     reference = reference.filter("format", "yuv420p")
     options = libvmaf_options(log_path, threads, subsample)
     scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
     return ffmpeg_python.output(scored, "-", f="null").get_args()
+
+
+def needs_scaling(source: SourceInfo, width: int, height: int) -> bool:
+    """Whether the (conditioned) reference must be scaled to `width`x`height`: its size
+    differs, or its pixels are not square (`width` is the display width)."""
+    return (source.width, source.height) != (width, height) or source.sample_aspect_ratio != 1
 
 
 def libvmaf_options(log_path: str, threads: int = 0, subsample: int = 1,

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import ffmpeg as ffmpeg_python
 
+from media.conditioning import condition
 from media.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
 
 HALF_FRAME = Fraction(1, 2)
@@ -35,6 +36,14 @@ def select_chunk(stream, source: SourceInfo, chunk: ChunkSpan):
     stream = stream.filter("trim", start=f"{start_s:.6f}", end=f"{end_s:.6f}")
     stream = stream.filter("setpts", "PTS-STARTPTS")
     return stream.filter("fps", fps=_rate(source.frame_rate))
+
+
+def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan):
+    """The chunk's frames from a staged span, on the title's grid and conditioned
+    (`media.conditioning`: deinterlaced, rotated, tone-mapped), as an ffmpeg-python
+    stream. FFmpeg's auto-rotation is off: `condition` turns the picture itself."""
+    video = ffmpeg_python.input(staged_path, copyts=None, noautorotate=None).video
+    return condition(select_chunk(video, source, chunk), source)
 
 
 def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames: int) -> dict:
@@ -65,8 +74,7 @@ def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk
                       rendition: Rendition, settings: EncodeSettings,
                       segment_frames: int) -> list[str]:
     """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file."""
-    video = ffmpeg_python.input(staged_path, copyts=None).video
-    video = select_chunk(video, source, chunk)
+    video = source_frames(staged_path, source, chunk)
     video = video.filter("scale", rendition.width, rendition.height, flags="bicubic")
     video = video.filter("setsar", "1").filter("format", "yuv420p")
     out = ffmpeg_python.output(

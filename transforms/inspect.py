@@ -6,15 +6,21 @@ source becomes a `DeadLetter` on the `dead_letter` output and the others carry o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import tempfile
+from fractions import Fraction
 
 import apache_beam as beam
 from apache_beam import pvalue
 
 from media import naming
 from media.errors import MediaError
-from media.probe import inspect_audio_file, inspect_source
+from media.inspection import inspect_file
+from media.ladder import even
+from media.probe import constant_rate, inspect_audio_file, inspect_source
 from media.title_package import is_title_package, parse_title_package
 from media.types import IngestEvent, SourceInfo, SubtitleTrack
 from media.versions import is_superseded, published_generation
@@ -65,10 +71,55 @@ def _require(uri: str, what: str) -> int:
     return size
 
 
-def inspect_video(uri: str, title_id: str) -> SourceInfo:
+def inspect_video(uri: str, title_id: str, timeout_s: float | None = None) -> SourceInfo:
+    """Probe the video, then the inspection suite (`media.inspection`: a whole decode,
+    black/frozen video, audio gaps and silence, A/V sync, colour, timing). A fatal
+    finding raises; the others travel with the title into its report, and the facts
+    (interlacing, rotation, pixel aspect, HDR) decide how it is conditioned."""
     size = _require(uri, "the video")
     with _storage.open_source(uri) as source:
-        return inspect_source(source, uri, title_id, size)
+        info = inspect_source(source, uri, title_id, size)
+    with _local_copy(uri) as path:
+        findings, facts = inspect_file(path, timeout_s=timeout_s)
+        if facts.variable_frame_rate:
+            rate = constant_rate(path, uri)
+            info = dataclasses.replace(info, frame_rate=rate,
+                                       frame_count=max(1, round(info.duration_s * rate)))
+    fatal = [f for f in findings if f.severity == "fatal"]
+    if fatal:
+        raise MediaError(f"{uri}: {fatal[0].message}", hint=fatal[0].hint)
+    for finding in findings:
+        if finding.severity == "warning":
+            log.warning("%s: inspection: %s", title_id, finding.message)
+    return with_facts(info, facts, tuple(findings))
+
+
+def with_facts(info: SourceInfo, facts, findings: tuple = ()) -> SourceInfo:
+    """`info` with the inspection's facts: the displayed size (rotation and non-square
+    pixels applied), and what conditioning needs."""
+    width, height = info.width, info.height
+    sar = facts.sample_aspect_ratio or Fraction(1)
+    display_width = even(Fraction(width) * sar) if sar != 1 else width
+    display_height = height
+    if facts.rotation_deg in (90, 270):
+        display_width, display_height = display_height, display_width
+    return dataclasses.replace(
+        info, width=display_width, height=display_height, coded_width=width,
+        coded_height=height, interlaced=facts.interlaced, rotation_deg=facts.rotation_deg,
+        sample_aspect_ratio=sar, hdr=facts.hdr,
+        variable_frame_rate=facts.variable_frame_rate, findings=findings)
+
+
+@contextlib.contextmanager
+def _local_copy(uri: str):
+    """A local path of the source: itself, or a download (the whole file is decoded)."""
+    if _storage.is_local(uri):
+        yield _storage.local_path(uri)
+        return
+    with tempfile.TemporaryDirectory(prefix="ladderflow-inspect-") as scratch:
+        path = os.path.join(scratch, "source")
+        _storage.download(uri, path)
+        yield path
 
 
 def inspect_package(package_uri: str, title_id: str) -> SourceInfo:
