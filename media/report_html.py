@@ -245,6 +245,7 @@ _PLAYER_JS = """
 def _page(report: dict, tracks: list[dict], charts: dict[str, str], hull: bool) -> str:
     title = esc(report.get("title_id", "untitled"))
     body = [_player_section(), _source_section(report.get("source")),
+            _inspection_section(report.get("inspection") or []),
             _ladder_section(report.get("ladder") or [], tracks),
             _plan_section(report.get("plan") or {}, hull),
             _renditions_section(tracks, charts)]
@@ -377,6 +378,25 @@ def _chunk_table(chunks: list[dict]) -> str:
     return (f"<details{opened}><summary>Chunks ({len(chunks)})</summary>"
             + _table(head, rows, numeric_from=0, numeric_to=8, row_classes=classes)
             + "</details>")
+
+
+def _inspection_section(findings: list[dict]) -> str:
+    """What inspection found, most severe first: what it means and what to do."""
+    if not findings:
+        return ""
+    rows = [(f.get("severity"), f.get("code"), f.get("message"), f.get("hint"),
+             _span(f.get("start_s"), f.get("end_s"))) for f in findings]
+    return ("<section id='inspection'><h2>Inspection</h2>"
+            + _table(("Severity", "Finding", "Message", "What to do", "When"), rows,
+                     numeric_from=5,
+                     row_classes=["missed" if r[0] == "warning" else "" for r in rows])
+            + "</section>")
+
+
+def _span(start: object, end: object) -> str:
+    if start is None:
+        return "—"
+    return f"{_f(start, 1)}–{_f(end, 1)} s" if end is not None else f"from {_f(start, 1)} s"
 
 
 def _facts(rows: Sequence[tuple[str, object]]) -> str:

@@ -322,3 +322,20 @@ def test_vendored_hls_js_is_the_version_the_browser_tests_pin():
     pinned = json.loads((Path(__file__).parent / "browser" / "package.json").read_text())
     readme = (Path(__file__).parents[1] / "media" / "assets" / "README.md").read_text()
     assert f"**{pinned['dependencies']['hls.js']}**" in readme
+
+
+def test_inspection_findings_are_listed_with_what_to_do():
+    report = make_report(plan={"mode": "fixed"})
+    report["inspection"] = [
+        {"severity": "warning", "code": "black", "message": "Black video <for> 2.5 s.",
+         "hint": "Check the edit.", "start_s": 1.0, "end_s": 3.5},
+        {"severity": "info", "code": "rotated", "message": "Rotated 90°.", "hint": "None.",
+         "start_s": None, "end_s": None},
+    ]
+    text = render_report(report)[REPORT_HTML].decode()
+    section = text[text.index("<section id='inspection'>"):]
+    section = section[:section.index("</section>")]
+    assert "Black video &lt;for&gt; 2.5 s." in section and "Check the edit." in section
+    assert "1.0–3.5 s" in section and "Rotated 90°." in section
+    assert "<section id='inspection'>" not in render_report(
+        make_report(plan={"mode": "fixed"}))[REPORT_HTML].decode()
