@@ -39,6 +39,8 @@ ROLE_SCHEME = "urn:mpeg:dash:role:2011"
 MIN_BUFFER_TIME = "PT2S"
 START_NUMBER = 1
 """`naming.segment_name` numbers segments from 1."""
+MAIN_SELECTION_PRIORITY = 2
+"""AdaptationSet@selectionPriority of the main audio set; the others have the default, 1."""
 
 
 class TimelineEntry(NamedTuple):
@@ -186,16 +188,24 @@ def _video_set(period: ET.Element, video: list[PackagedTrack], set_id: int) -> N
 
 def _audio_set(period: ET.Element, tracks: list[PackagedTrack], set_id: int,
                role: str = "main") -> None:
-    """One language's AdaptationSet; channels go on it when all its tracks agree."""
+    """One language's AdaptationSet; channels go on it when all its tracks agree, and so
+    does a Label (the name a player lists, as HLS's NAME) when they share a name.
+
+    The main set has the higher selectionPriority: dash.js starts on the set of highest
+    priority and, between equals, on the highest bandwidth, ignoring Role."""
     adaptation_set = _el(period, "AdaptationSet", {
         "id": set_id, "contentType": "audio", "mimeType": "audio/mp4",
         "lang": tracks[0].language, "segmentAlignment": "true", "startWithSAP": 1,
+        "selectionPriority": MAIN_SELECTION_PRIORITY if role == "main" else 1,
     })
     channel_counts = {track.channels for track in tracks}
     shared = len(channel_counts) == 1 and tracks[0].channels > 0
     if shared:
         _el(adaptation_set, "AudioChannelConfiguration",
             {"schemeIdUri": CHANNEL_SCHEME, "value": tracks[0].channels})
+    names = {track.name for track in tracks}
+    if len(names) == 1 and tracks[0].name:
+        _el(adaptation_set, "Label").text = tracks[0].name
     _el(adaptation_set, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
     for track in _by_bandwidth(tracks):
         _representation(adaptation_set, track, channels=not shared and track.channels > 0)
@@ -207,10 +217,10 @@ def _text_set(period: ET.Element, track: PackagedTrack, set_id: int) -> None:
     adaptation_set = _el(period, "AdaptationSet", {
         "id": set_id, "contentType": "text", "mimeType": "text/vtt", "lang": track.language,
     })
-    role = "forced-subtitle" if track.forced else "subtitle"
-    _el(adaptation_set, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
     if track.name:
         _el(adaptation_set, "Label").text = track.name
+    role = "forced-subtitle" if track.forced else "subtitle"
+    _el(adaptation_set, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
     representation = _el(adaptation_set, "Representation", {
         "id": track.track_id, "bandwidth": max(1, track_peak_bandwidth_bps(track))})
     _el(representation, "BaseURL").text = track.sidecar_uri

@@ -121,7 +121,7 @@ def _subtitle_media_lines(subtitles: list[PackagedTrack]) -> list[str]:
 
 
 def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack],
-                subtitles: bool = False) -> tuple[int, str]:
+                subtitles: list[PackagedTrack] | None = None) -> tuple[int, str]:
     """(BANDWIDTH, EXT-X-STREAM-INF line) of one variant.
 
     A variant plays its video with any one track of the audio group, so per RFC 8216
@@ -135,6 +135,9 @@ def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack],
         bandwidth += max(track_peak_bandwidth_bps(track) for track in audio)
         average += max(track_average_bandwidth_bps(track) for track in audio)
         codecs += [track.codecs for track in audio]
+    if subtitles:  # the largest subtitle rendition too (HLS authoring spec 9.13)
+        bandwidth += max(track_peak_bandwidth_bps(track) for track in subtitles)
+        average += max(track_average_bandwidth_bps(track) for track in subtitles)
     attributes = [
         f"BANDWIDTH={bandwidth}",
         f"AVERAGE-BANDWIDTH={average}",
@@ -167,7 +170,7 @@ def multivariant_playlist(video: list[PackagedTrack], audio: list[PackagedTrack]
     variants = []
     subtitles = subtitles or []
     for track in video:
-        bandwidth, stream_inf = _stream_inf(track, audio, bool(subtitles))
+        bandwidth, stream_inf = _stream_inf(track, audio, subtitles)
         uri = naming.playlist_uri(track.kind, track.track_id, track.media_dir)
         variants.append((bandwidth, track.track_id, stream_inf, uri))
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]

@@ -26,6 +26,7 @@ equal outputs; ties are broken by explicit keys.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -318,6 +319,10 @@ def _check(top_vmaf: float, max_kbps: float | None, min_kbps: float, step_ratio:
         raise ValueError(f"max_rungs must be at least 1, got {max_rungs}")
 
 
+MIN_RUNGS = 2
+"""Apple's HLS Authoring Specification (9.9): a title MUST offer more than one bit rate."""
+
+
 def choose_rungs(points: Iterable[TrialPoint], top_vmaf: float = 95.0,
                  max_kbps: float | None = None, min_kbps: float = 200.0,
                  step_ratio: float = 1.7, max_rungs: int = 8) -> list[PlannedRung]:
@@ -330,8 +335,9 @@ def choose_rungs(points: Iterable[TrialPoint], top_vmaf: float = 95.0,
     - Then each rung's rate is the one above divided by `step_ratio`, for as long as it
       stays at or above `min_kbps`. Where that walk stops more than half a step (√ratio)
       above the floor, one last rung sits on the floor, so the bottom rung always lies
-      within half a step of it and never below it (unless the top itself is below it:
-      an easy title whose top is under the floor gets that one rung).
+      within half a step of it and never below it, unless the top itself is below it:
+      an easy title whose top is under the floor gets that rung and one a step below
+      it (`MIN_RUNGS`: players need somewhere to go).
     - Resolution: see `_pick_height`, chosen among the heights of the hull segment over
       the rate. Heights never grow as the rate falls: only heights no taller than the
       rung above are candidates, and where the hull offers none (a noisy hull that turns
@@ -362,4 +368,23 @@ def choose_rungs(points: Iterable[TrialPoint], top_vmaf: float = 95.0,
         rung = _rung(by_height[_pick_height(hull, by_height, target, cap)], target)
         if not rungs or _far_enough(rung, rungs[-1], step_ratio):
             rungs.append(rung)
+    if len(rungs) < MIN_RUNGS <= max_rungs:
+        rungs += _second_rung(rungs[-1], hull, by_height, step_ratio)
     return rungs
+
+
+def _second_rung(top: PlannedRung, hull: Sequence[TrialPoint],
+                 by_height: dict[int, list[TrialPoint]],
+                 step_ratio: float) -> list[PlannedRung]:
+    """A rung under an easy title's only one (whose top is already under the floor), as a
+    player needs somewhere to go (HLS authoring spec 9.9): a step below it on the hull.
+    Where no CRF gets that low (a still picture costs its keyframes whatever the CRF),
+    the rung keeps the CRF limit and its VBV cap holds it to the step's rate; its VMAF
+    is then the curve's at that CRF, an upper bound the gates measure."""
+    target = top.kbps / step_ratio
+    rung = _rung(by_height[_pick_height(hull, by_height, target, top.height)], target)
+    if _far_enough(rung, top, step_ratio):
+        return [rung]
+    maxrate = max(1, round(MAXRATE_RATIO * target))
+    return [dataclasses.replace(rung, kbps=target, maxrate_kbps=maxrate,
+                                bufsize_kbit=round(BUFSIZE_RATIO * maxrate))]

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from media.bandwidth import peak_bandwidth_bps
 from media.isobmff import (
     SAMPLE_IS_NON_SYNC,
     Box,
@@ -307,10 +308,14 @@ def iframe_playlist(init_uri_rel: str, iframes: Sequence[IFrame]) -> str:
 
 
 def iframe_bandwidth_bps(iframes: Sequence[IFrame]) -> int:
-    """BANDWIDTH of an I-frame stream: the largest length × 8 / duration, rounded up."""
+    """BANDWIDTH of an I-frame stream: RFC 8216's peak, the largest bit rate over any run
+    of I-frames lasting 0.5 to 1.5 times the target duration (as for media playlists,
+    `media.bandwidth.peak_bandwidth_bps`), so a short last segment does not inflate it."""
     if not iframes:
         raise ValueError("no I-frames: a bit rate needs at least one")
-    return math.ceil(max(Fraction(8 * frame.length) / frame.duration for frame in iframes))
+    durations = [frame.duration for frame in iframes]
+    return peak_bandwidth_bps([frame.length for frame in iframes], durations,
+                              math.ceil(max(durations)))
 
 
 def iframe_stream_inf(bandwidth_bps: int, codecs: str, width: int, height: int, uri: str) -> str:

@@ -304,11 +304,14 @@ def test_top_rung_is_made_good_on_its_own_curve_across_a_bridging_segment():
     assert top.vmaf == pytest.approx(95.0)
 
 
-def test_top_below_the_floor_gives_one_rung():
+def test_top_below_the_floor_gives_that_rung_and_one_a_step_below():
     points = [pt(360, k, v, crf=c) for k, v, c in [(20, 90, 30), (40, 96, 24), (80, 98, 18)]]
-    rungs = choose_rungs(points, top_vmaf=95.0, min_kbps=200.0)
-    assert len(rungs) == 1
+    rungs = choose_rungs(points, top_vmaf=95.0, min_kbps=200.0, step_ratio=1.7)
+    assert len(rungs) == 2  # HLS authoring spec 9.9: more than one bit rate
     assert rungs[0].vmaf == pytest.approx(95.0, abs=VMAF_TOL)
+    assert rungs[1].kbps == pytest.approx(rungs[0].kbps / 1.7)
+    assert rungs[1].vmaf < rungs[0].vmaf
+    assert len(choose_rungs(points, top_vmaf=95.0, min_kbps=200.0, max_rungs=1)) == 1
 
 
 def test_max_rungs_keeps_the_tallest():

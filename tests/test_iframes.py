@@ -417,3 +417,12 @@ def test_malformed_segments_raise_a_media_error(track, make, message):
 def test_audio_track_is_refused(track, audio_init):
     with pytest.raises(IFrameError, match="video tracks"):
         iframe_range(track.segments[0], init=audio_init)
+
+
+def test_a_short_last_segment_does_not_inflate_the_bandwidth():
+    from media.bandwidth import peak_bandwidth_bps
+
+    frames = [IFrame(f"seg-{i}.m4s", 100, 4000, Fraction(d)) for i, d in enumerate((4, 4, 1))]
+    # RFC 8216's peak: windows of 2 to 6 s; the 1 s tail alone is no window.
+    assert iframe_bandwidth_bps(frames) == peak_bandwidth_bps([4000] * 3, [4, 4, 1], 4)
+    assert iframe_bandwidth_bps(frames) < 8 * 4000 / 1

@@ -134,3 +134,12 @@ def test_one_segment_grid_for_every_rendition(per_title_run):
             starts.add(tuple(Fraction(t.earliest_presentation_ticks, init.timescale)
                              for t in timing))
         assert starts == {(Fraction(0), Fraction(4))}
+
+
+def test_titles_meet_the_hls_authoring_rules(per_title_run):
+    # Here rather than in tests/test_hls_authoring.py: per_title_run is module-scoped, and
+    # requesting it from another module would run this pipeline a second time.
+    from tests.hls_authoring import check_hls_title
+
+    violations = [f"{t}: {v}" for t in ("flat", "busy") for v in check_hls_title(per_title_run / t)]
+    assert violations == [], "\n".join(["HLS authoring violations:", *violations])

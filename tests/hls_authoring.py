@@ -1,0 +1,845 @@
+"""A checker for the HLS Authoring Specification for Apple Devices, VOD fMP4 rules.
+
+`check_hls_title(title_dir)` reads `title_dir/master.m3u8` and every playlist it names
+(variants, EXT-X-MEDIA renditions, I-frame playlists) with a small parser of its own that
+looks at the raw lines, measures the bit rates from the segment files on disk, and returns
+one human-readable line per violation ([] when the title conforms).
+
+Rule numbers are those of Apple's "HLS Authoring Specification for Apple Devices" (the
+2023 edition: 1.x video, 7.x media segmentation, 8.x media playlists, 9.x multivariant
+playlist) and of RFC 8216 (HLS, protocol version 7) where Apple defers to it. What is
+checked, and how:
+
+Every playlist
+  - the first line is exactly `#EXTM3U` (RFC 8216 4.3.1.1);
+  - exactly one EXT-X-VERSION, and high enough for what the playlist uses (RFC 8216 7):
+    floating-point EXTINF needs 3, EXT-X-BYTERANGE / EXT-X-I-FRAMES-ONLY 4, EXT-X-MAP in
+    an I-frame playlist 5, EXT-X-MAP in any other Media Playlist 6. (Apple's authoring
+    spec has no EXT-X-VERSION rule of its own; RFC 8216 7 asks 6, not 7, for fMP4's
+    EXT-X-MAP. Version 7 is what RFC 8216 describes, and the playlists here declare it.)
+
+Multivariant playlist (9.x)
+  - EXT-X-INDEPENDENT-SEGMENTS (9.11 SHOULD; required here because every segment this
+    pipeline writes starts with an IDR, 7.4);
+  - every EXT-X-STREAM-INF has BANDWIDTH, AVERAGE-BANDWIDTH (9.14), CODECS (9.1), and,
+    when it carries video, RESOLUTION (9.2) and FRAME-RATE (9.15), in their RFC 8216
+    value formats, and is followed by a URI;
+  - at least two variants (9.9 "You MUST provide multiple bit rates of video");
+  - every EXT-X-MEDIA has TYPE, GROUP-ID and NAME (RFC 8216 4.3.4.1) and LANGUAGE unless
+    TYPE=VIDEO (8.10); names differ within a group, at most one DEFAULT=YES per group;
+  - AUDIO= / SUBTITLES= of a variant names an existing group of that TYPE;
+  - every EXT-X-I-FRAME-STREAM-INF has BANDWIDTH, CODECS (9.3), RESOLUTION (9.4) and URI,
+    and its playlist has EXT-X-I-FRAMES-ONLY (6.8);
+  - CODECS: each entry is an RFC 6381 string of a known form (`avc1.PPCCLL`, `hvc1...`,
+    `av01...`, `mp4a.40.N`, `ac-3`, `ec-3`, `wvtt`, `stpp...`, ...); an H.264 entry is at
+    most High profile, level 5.2 (1.3b) and equals the profile/compatibility/level bytes
+    of the avcC box in the variant's init segment; a variant with an AUDIO group lists an
+    audio codec, one with video a video codec (RFC 8216 4.3.4.2).
+
+Media playlists (7.x, 8.x)
+  - EXT-X-PLAYLIST-TYPE:VOD (8.6) and EXT-X-ENDLIST (a VOD playlist is complete);
+  - EXT-X-MAP when the segments are fMP4 (`.m4s`, `.mp4`) (8.20);
+  - EXT-X-TARGETDURATION is a decimal-integer >= 1; every EXTINF, rounded half up to an
+    integer, is <= it (RFC 8216 4.3.3.1), and no EXTINF exceeds it by more than 0.5 s
+    (7.7);
+  - segment duration (7.6 "SHOULD be nominally" the target): every segment but the last
+    lies within 1 s of the target duration. The last segment may be any shorter length;
+  - every segment and init file exists on disk (a BYTERANGE lies inside its file);
+  - audio and video playlists share one target duration (8.2; I-frame and subtitle
+    playlists may differ for VOD, 6.12 / 5.7) and cover the same duration of content
+    (8.3, 8.7): their EXTINF sums differ by at most one video frame (1 / the highest
+    FRAME-RATE), the accuracy 8.1 asks of EXTINF sums.
+
+Measured bandwidth (1.26, 1.27, 9.13)
+  Per media playlist, from the files on disk and the EXTINF durations as written: the
+  segment bit rate is size * 8 / EXTINF (RFC 8216 4.3.4.2; the init segment is not a
+  Media Segment and is not counted; a BYTERANGE counts its length). The peak is the
+  largest bit rate of any contiguous run of segments whose total duration lies between
+  0.5 and 1.5 target durations (RFC 8216's definition, the one media/bandwidth.py
+  follows; the largest single-segment rate when no run qualifies); the average is all
+  bits over all EXTINF time. A variant's measured peak is its video playlist's peak plus
+  the largest peak among the renditions of its AUDIO group (and of its SUBTITLES group):
+  the "largest sum of peak segment bit rates produced by any playable combination of
+  renditions" of 9.13; its average likewise with averages. BANDWIDTH must lie within
+  10 % of the measured peak (1.27) and AVERAGE-BANDWIDTH within 10 % of the measured
+  average (1.26), "within 10 % of the attribute": |measured - declared| <= 0.1 * declared.
+  I-frame variants are held to 1.27 against their own playlist.
+
+Not checked: rules on the media samples (IDRs, continuity, loudness), 6.1's I-frame
+playlists (absence is not reported), 7.5's 6 s target (a SHOULD; the pipeline's segment
+length is an option), delivery, encryption and live-only rules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+__all__ = ["check_hls_title"]
+
+MASTER = "master.m3u8"
+BANDWIDTH_TOLERANCE = Fraction(1, 10)
+NOMINAL_SEGMENT_SLACK_S = Fraction(1)
+MAX_OVER_TARGET_S = Fraction(1, 2)
+H264_MAX_LEVEL_IDC = 52  # 1.3b: at most High profile, level 5.2
+H264_PROFILES_UP_TO_HIGH = {66: "Baseline", 77: "Main", 88: "Extended", 100: "High"}
+FMP4_SUFFIXES = (".m4s", ".mp4")
+
+_VIDEO_CODECS = [
+    r"avc[13]\.[0-9A-Fa-f]{6}",
+    r"(hvc1|hev1)\.[ABC]?\d{1,3}\.[0-9A-Fa-f]{1,8}\.[LH]\d{1,3}(\.[0-9A-Fa-f]{1,2}){0,6}",
+    r"(dvh1|dvhe|dvav|dva1)\.\d{2}\.\d{2}",
+    r"av01\.\d\.\d{2}[MH]\.\d{2}(\.\d\.\d{3}\.\d{2}\.\d{2}\.\d{2}\.\d)?",
+    r"mjpg",
+]
+_AUDIO_CODECS = [r"mp4a\.40\.\d{1,2}", r"mp4a\.(69|6B|6b)", r"ac-3", r"ec-3", r"alac", r"fLaC"]
+_TEXT_CODECS = [r"wvtt", r"stpp(\.ttml(\.im1[ti])?)?"]
+_CODEC_KINDS = {
+    kind: re.compile("|".join(f"(?:{p})" for p in patterns))
+    for kind, patterns in (
+        ("video", _VIDEO_CODECS),
+        ("audio", _AUDIO_CODECS),
+        ("text", _TEXT_CODECS),
+    )
+}
+_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"\r\n]*"|[^",]*)(,|$)')
+_DECIMAL_INTEGER = re.compile(r"\d{1,20}")
+_DECIMAL_FLOAT = re.compile(r"\d+(\.\d+)?")
+_RESOLUTION = re.compile(r"(\d+)x(\d+)")
+_EXTINF = re.compile(r"(\d+(?:\.\d+)?),(.*)")
+_BYTERANGE = re.compile(r"(\d+)(?:@(\d+))?")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Tag:
+    name: str
+    value: str | None
+    line: int
+
+
+@dataclass
+class _Segment:
+    uri: str
+    duration: Fraction | None
+    line: int
+    byterange: tuple[int, int | None] | None = None
+
+
+@dataclass
+class _Playlist:
+    rel: str  # path relative to the title folder, for messages
+    path: Path
+    tags: list[_Tag] = field(default_factory=list)
+    segments: list[_Segment] = field(default_factory=list)
+    uris: list[tuple[int, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def named(self, name: str) -> list[_Tag]:
+        return [t for t in self.tags if t.name == name]
+
+    def has(self, name: str) -> bool:
+        return any(t.name == name for t in self.tags)
+
+
+@dataclass
+class _Stats:
+    target: int
+    peak_bps: Fraction
+    average_bps: Fraction
+    total_s: Fraction
+
+
+def _read_playlist(title_dir: Path, rel: str) -> _Playlist | None:
+    path = title_dir / rel
+    playlist = _Playlist(rel, path)
+    if not path.is_file():
+        return None
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip("\r") != "#EXTM3U":
+        playlist.problems.append(
+            f"{rel}: the first line is {lines[0][:40]!r}, not '#EXTM3U' (RFC 8216 4.3.1.1: "
+            "every playlist starts with #EXTM3U)"
+        )
+    pending_extinf: _Tag | None = None
+    pending_range: tuple[int, int | None] | None = None
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            if not line.startswith("#EXT"):
+                continue  # a comment
+            name, colon, value = line[1:].partition(":")
+            tag = _Tag(name, value if colon else None, number)
+            playlist.tags.append(tag)
+            if name == "EXTINF":
+                pending_extinf = tag
+            elif name == "EXT-X-BYTERANGE":
+                match = _BYTERANGE.fullmatch(value or "")
+                if match is None:
+                    playlist.problems.append(
+                        f"{rel}:{number}: EXT-X-BYTERANGE {value!r} is not <n>[@<o>]"
+                    )
+                else:
+                    offset = int(match.group(2)) if match.group(2) else None
+                    pending_range = (int(match.group(1)), offset)
+            continue
+        playlist.uris.append((number, line))
+        if pending_extinf is not None:
+            duration = None
+            match = _EXTINF.fullmatch(pending_extinf.value or "")
+            if match is None:
+                playlist.problems.append(
+                    f"{rel}:{pending_extinf.line}: EXTINF {pending_extinf.value!r} is not "
+                    "'<duration>,[<title>]' (RFC 8216 4.3.2.1)"
+                )
+            else:
+                duration = Fraction(match.group(1))
+            playlist.segments.append(_Segment(line, duration, number, pending_range))
+        pending_extinf, pending_range = None, None
+    if pending_extinf is not None:
+        playlist.problems.append(
+            f"{rel}:{pending_extinf.line}: EXTINF without a URI line after it (RFC 8216 4.3.2.1)"
+        )
+    return playlist
+
+
+def _attributes(tag: _Tag, rel: str, problems: list[str]) -> dict[str, str]:
+    """A tag's attribute-list, values as written (quoted strings keep their quotes)."""
+    text = tag.value or ""
+    found: dict[str, str] = {}
+    pos = 0
+    while pos < len(text):
+        match = _ATTRIBUTE.match(text, pos)
+        if match is None:
+            problems.append(
+                f"{rel}:{tag.line}: #{tag.name} has a malformed attribute-list "
+                f"at {text[pos : pos + 30]!r} (RFC 8216 4.2)"
+            )
+            break
+        if match.group(1) in found:
+            problems.append(
+                f"{rel}:{tag.line}: #{tag.name} repeats {match.group(1)} "
+                "(RFC 8216 4.2: an AttributeName appears at most once)"
+            )
+        found[match.group(1)] = match.group(2)
+        pos = match.end()
+        if not match.group(3):
+            break
+    return found
+
+
+def _quoted(attrs: dict[str, str], name: str) -> str | None:
+    value = attrs.get(name)
+    if value is None or len(value) < 2 or not (value[0] == value[-1] == '"'):
+        return None
+    return value[1:-1]
+
+
+def _resolve(base_rel: str, uri: str) -> str | None:
+    """A URI relative to the playlist at `base_rel`, as a path relative to the title."""
+    if _SCHEME.match(uri) or uri.startswith("/"):
+        return None
+    parts = base_rel.split("/")[:-1]
+    for piece in uri.split("?")[0].split("/"):
+        if piece in ("", "."):
+            continue
+        if piece == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def _pct(measured: Fraction, declared: int) -> str:
+    return f"{float((measured - declared) / declared * 100):+.1f} %"
+
+
+# --- init segment: the avcC of an H.264 track ---------------------------------------------
+
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+_VISUAL_ENTRIES = {b"avc1", b"avc3", b"encv"}
+_VISUAL_ENTRY_HEADER = 78  # SampleEntry (8) + VisualSampleEntry fields (70)
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    pos = start
+    while pos + 8 <= end:
+        size, kind, header = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8], 8
+        if size == 1:
+            size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _avcc_bytes(data: bytes, start: int = 0, end: int | None = None) -> bytes | None:
+    """AVCProfileIndication, profile_compatibility, AVCLevelIndication of the first avcC."""
+    end = len(data) if end is None else end
+    for kind, body, stop in _boxes(data, start, end):
+        if kind == b"avcC" and stop - body >= 4:
+            return data[body + 1 : body + 4]
+        inner = None
+        if kind in _CONTAINERS:
+            inner = _avcc_bytes(data, body, stop)
+        elif kind == b"stsd":
+            inner = _avcc_bytes(data, body + 8, stop)
+        elif kind in _VISUAL_ENTRIES:
+            inner = _avcc_bytes(data, body + _VISUAL_ENTRY_HEADER, stop)
+        if inner is not None:
+            return inner
+    return None
+
+
+# --- the checker ---------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, title_dir: Path) -> None:
+        self.title = title_dir
+        self.out: list[str] = []
+        self.media: dict[str, _Playlist] = {}
+        self.stats: dict[str, _Stats | None] = {}
+
+    # every playlist
+
+    def _version(self, playlist: _Playlist, needed: int, why: str) -> None:
+        versions = playlist.named("EXT-X-VERSION")
+        if not versions:
+            self.out.append(
+                f"{playlist.rel}: no EXT-X-VERSION tag (it MUST be present in a "
+                "playlist using tags or attributes beyond protocol version 1, "
+                "RFC 8216 4.3.1.2 / 7)"
+            )
+            return
+        if len(versions) > 1:
+            self.out.append(
+                f"{playlist.rel}: {len(versions)} EXT-X-VERSION tags (RFC 8216 "
+                "4.3.1.2: at most one)"
+            )
+        value = versions[0].value or ""
+        if not _DECIMAL_INTEGER.fullmatch(value):
+            self.out.append(f"{playlist.rel}: EXT-X-VERSION {value!r} is not a decimal-integer")
+        elif int(value) < needed:
+            self.out.append(
+                f"{playlist.rel}: EXT-X-VERSION {value} but {why} requires "
+                f"version {needed} or higher (RFC 8216 7)"
+            )
+
+    # multivariant playlist
+
+    def run(self) -> list[str]:
+        master = _read_playlist(self.title, MASTER)
+        if master is None:
+            return [f"{MASTER}: missing from {self.title}"]
+        self.out += master.problems
+        self._version(master, 1, "")
+        if any(t.name in ("EXTINF", "EXT-X-TARGETDURATION") for t in master.tags):
+            self.out.append(
+                f"{MASTER}: holds media segment tags (EXTINF, TARGETDURATION); a "
+                "playlist is either a Media or a Multivariant Playlist (RFC 8216 4.1)"
+            )
+        if not master.has("EXT-X-INDEPENDENT-SEGMENTS"):
+            self.out.append(
+                f"{MASTER}: no EXT-X-INDEPENDENT-SEGMENTS (9.11: with segments that "
+                "start with an IDR it SHOULD be in the Multivariant Playlist; 9.12: "
+                "else every video Media Playlist MUST carry it)"
+            )
+        groups = self._renditions(master)
+        variants = self._variants(master, groups)
+        self._i_frame_variants(master)
+        self._cross_playlist(variants, groups)
+        return self.out
+
+    def _renditions(self, master: _Playlist) -> dict[tuple[str, str], list[str]]:
+        """(TYPE, GROUP-ID) -> media playlist paths of its renditions (those with a URI)."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        names: dict[tuple[str, str], list[str]] = {}
+        defaults: dict[tuple[str, str], int] = {}
+        for tag in master.named("EXT-X-MEDIA"):
+            where = f"{MASTER}:{tag.line}: EXT-X-MEDIA"
+            attrs = _attributes(tag, MASTER, self.out)
+            kind = attrs.get("TYPE")
+            if kind is None:
+                self.out.append(f"{where} has no TYPE (RFC 8216 4.3.4.1: REQUIRED)")
+            elif kind not in ("AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"):
+                self.out.append(
+                    f"{where} TYPE={kind} is not AUDIO, VIDEO, SUBTITLES or CLOSED-CAPTIONS"
+                )
+            for name in ("GROUP-ID", "NAME"):
+                if name not in attrs:
+                    self.out.append(f"{where} has no {name} (RFC 8216 4.3.4.1: REQUIRED)")
+                elif _quoted(attrs, name) is None:
+                    self.out.append(f"{where} {name} is not a quoted-string")
+            if kind != "VIDEO":
+                if "LANGUAGE" not in attrs:
+                    self.out.append(
+                        f"{where} has no LANGUAGE (8.10: MUST be in every EXT-X-MEDIA "
+                        "that doesn't have TYPE=VIDEO)"
+                    )
+                elif not _quoted(attrs, "LANGUAGE"):
+                    self.out.append(f"{where} LANGUAGE is not a non-empty quoted-string")
+            group, uri = _quoted(attrs, "GROUP-ID"), _quoted(attrs, "URI")
+            if kind == "SUBTITLES" and uri is None:
+                self.out.append(f"{where} TYPE=SUBTITLES has no URI (RFC 8216 4.3.4.1: REQUIRED)")
+            if kind == "CLOSED-CAPTIONS" and "URI" in attrs:
+                self.out.append(
+                    f"{where} TYPE=CLOSED-CAPTIONS has a URI (RFC 8216 4.3.4.1: MUST NOT)"
+                )
+            if kind is None or group is None:
+                continue
+            key = (kind, group)
+            groups.setdefault(key, [])
+            names.setdefault(key, [])
+            name = _quoted(attrs, "NAME")
+            if name is not None and name in names[key]:
+                self.out.append(
+                    f"{where} NAME={name!r} repeats in group {group!r} (RFC 8216 "
+                    "4.3.4.1.1: names differ within a group)"
+                )
+            names[key].append(name or "")
+            if attrs.get("DEFAULT") == "YES":
+                defaults[key] = defaults.get(key, 0) + 1
+                if attrs.get("AUTOSELECT", "YES") != "YES":
+                    self.out.append(f"{where} DEFAULT=YES needs AUTOSELECT=YES (RFC 8216 4.3.4.1)")
+            if uri is not None and kind != "CLOSED-CAPTIONS":
+                rel = self._media_playlist(uri, f"{where} URI")
+                groups[key].append(rel or f"<unreadable {uri}>")  # no stats: not measured
+        for (kind, group), count in defaults.items():
+            if count > 1:
+                self.out.append(
+                    f"{MASTER}: group {kind} {group!r} has {count} DEFAULT=YES "
+                    "renditions (RFC 8216 4.3.4.1.1: at most one)"
+                )
+        return groups
+
+    def _variants(
+        self, master: _Playlist, groups: dict[tuple[str, str], list[str]]
+    ) -> list[tuple[dict[str, str], str | None]]:
+        variants: list[tuple[dict[str, str], str | None]] = []
+        uri_lines = dict(master.uris)
+        for tag in master.named("EXT-X-STREAM-INF"):
+            where = f"{MASTER}:{tag.line}: EXT-X-STREAM-INF"
+            attrs = _attributes(tag, MASTER, self.out)
+            uri = uri_lines.get(tag.line + 1)
+            if uri is None:
+                self.out.append(f"{where} is not followed by its URI line (RFC 8216 4.3.4.2)")
+            for name in ("BANDWIDTH", "AVERAGE-BANDWIDTH"):
+                if name not in attrs:
+                    rule = "RFC 8216 4.3.4.2: REQUIRED" if name == "BANDWIDTH" else "9.14: MUST"
+                    self.out.append(f"{where} has no {name} ({rule})")
+                elif not _DECIMAL_INTEGER.fullmatch(attrs[name]) or int(attrs[name]) == 0:
+                    self.out.append(
+                        f"{where} {name}={attrs[name]} is not a positive decimal-integer"
+                    )
+            codecs = self._codecs(attrs, where, "9.1")
+            has_video = any(_CODEC_KINDS["video"].fullmatch(c) for c in codecs) or not codecs
+            if has_video:
+                self._resolution(attrs, where, "9.2")
+                if "FRAME-RATE" not in attrs:
+                    self.out.append(f"{where} has no FRAME-RATE (9.15: MUST for video)")
+                elif not _DECIMAL_FLOAT.fullmatch(attrs["FRAME-RATE"]):
+                    self.out.append(
+                        f"{where} FRAME-RATE={attrs['FRAME-RATE']} is not a decimal-floating-point"
+                    )
+                elif Fraction(attrs["FRAME-RATE"]) > 60:
+                    self.out.append(f"{where} FRAME-RATE={attrs['FRAME-RATE']} is above 60 (1.19)")
+            if "VIDEO-RANGE" in attrs and attrs["VIDEO-RANGE"] not in ("SDR", "HLG", "PQ"):
+                self.out.append(f"{where} VIDEO-RANGE={attrs['VIDEO-RANGE']} is not SDR, HLG or PQ")
+            for kind, attr in (("AUDIO", "AUDIO"), ("SUBTITLES", "SUBTITLES")):
+                if attr not in attrs:
+                    continue
+                group = _quoted(attrs, attr)
+                if group is None or (kind, group) not in groups:
+                    self.out.append(
+                        f"{where} {attr}={attrs[attr]} names no EXT-X-MEDIA group "
+                        f"of TYPE={kind} (RFC 8216 4.3.4.2)"
+                    )
+            if (
+                "AUDIO" in attrs
+                and codecs
+                and not any(_CODEC_KINDS["audio"].fullmatch(c) for c in codecs)
+            ):
+                self.out.append(
+                    f"{where} has AUDIO= but CODECS lists no audio codec "
+                    "(RFC 8216 4.3.4.2: every format of every rendition)"
+                )
+            video_rel = self._media_playlist(uri, f"{where} URI") if uri else None
+            if video_rel is not None:
+                self._avcc_matches(video_rel, codecs, where)
+                self._variant_bandwidth(attrs, video_rel, groups, where)
+            variants.append((attrs, video_rel))
+        if len(variants) < 2:
+            self.out.append(
+                f"{MASTER}: {len(variants)} variant(s); 9.9: You MUST provide "
+                "multiple bit rates of video"
+            )
+        return variants
+
+    def _i_frame_variants(self, master: _Playlist) -> None:
+        for tag in master.named("EXT-X-I-FRAME-STREAM-INF"):
+            where = f"{MASTER}:{tag.line}: EXT-X-I-FRAME-STREAM-INF"
+            attrs = _attributes(tag, MASTER, self.out)
+            if "BANDWIDTH" not in attrs:
+                self.out.append(f"{where} has no BANDWIDTH (RFC 8216 4.3.4.3: REQUIRED)")
+            elif not _DECIMAL_INTEGER.fullmatch(attrs["BANDWIDTH"]):
+                self.out.append(f"{where} BANDWIDTH={attrs['BANDWIDTH']} is not a decimal-integer")
+            self._codecs(attrs, where, "9.3")
+            self._resolution(attrs, where, "9.4")
+            uri = _quoted(attrs, "URI")
+            if uri is None:
+                self.out.append(f"{where} has no quoted URI (RFC 8216 4.3.4.3: REQUIRED)")
+                continue
+            rel = self._media_playlist(uri, f"{where} URI")
+            if rel is None:
+                continue
+            if not self.media[rel].has("EXT-X-I-FRAMES-ONLY"):
+                self.out.append(f"{rel}: an I-frame playlist without EXT-X-I-FRAMES-ONLY (6.8)")
+            stats = self.stats.get(rel)
+            if stats is not None and _DECIMAL_INTEGER.fullmatch(attrs.get("BANDWIDTH", "")):
+                self._within(
+                    where, "BANDWIDTH", int(attrs["BANDWIDTH"]), stats.peak_bps, "peak", "1.27"
+                )
+                if _DECIMAL_INTEGER.fullmatch(attrs.get("AVERAGE-BANDWIDTH", "")):
+                    self._within(
+                        where,
+                        "AVERAGE-BANDWIDTH",
+                        int(attrs["AVERAGE-BANDWIDTH"]),
+                        stats.average_bps,
+                        "average",
+                        "1.26",
+                    )
+
+    def _codecs(self, attrs: dict[str, str], where: str, rule: str) -> list[str]:
+        if "CODECS" not in attrs:
+            self.out.append(f"{where} has no CODECS ({rule}: MUST)")
+            return []
+        value = _quoted(attrs, "CODECS")
+        if value is None:
+            self.out.append(f"{where} CODECS is not a quoted-string")
+            return []
+        codecs = value.split(",")
+        for codec in codecs:
+            if not any(p.fullmatch(codec) for p in _CODEC_KINDS.values()):
+                self.out.append(
+                    f"{where} CODECS entry {codec!r} is not an RFC 6381 codecs "
+                    "string of a known form (avc1.PPCCLL, hvc1..., av01..., "
+                    "mp4a.40.N, ac-3, ec-3, wvtt, stpp...)"
+                )
+            elif re.fullmatch(r"avc[13]\.[0-9A-Fa-f]{6}", codec):
+                profile, level = int(codec[5:7], 16), int(codec[9:11], 16)
+                if profile not in H264_PROFILES_UP_TO_HIGH or level > H264_MAX_LEVEL_IDC:
+                    self.out.append(
+                        f"{where} CODECS {codec}: H.264 profile_idc {profile}, "
+                        f"level {level / 10:g}; 1.3b: MUST be at most High "
+                        "profile, level 5.2"
+                    )
+        return codecs
+
+    def _resolution(self, attrs: dict[str, str], where: str, rule: str) -> None:
+        if "RESOLUTION" not in attrs:
+            self.out.append(f"{where} has no RESOLUTION ({rule}: MUST)")
+        elif not _RESOLUTION.fullmatch(attrs["RESOLUTION"]) or "0" in (
+            attrs["RESOLUTION"].split("x")
+        ):
+            self.out.append(
+                f"{where} RESOLUTION={attrs['RESOLUTION']} is not a "
+                "decimal-resolution <width>x<height>"
+            )
+
+    def _avcc_matches(self, video_rel: str, codecs: list[str], where: str) -> None:
+        playlist = self.media[video_rel]
+        maps = playlist.named("EXT-X-MAP")
+        init_uri = _quoted(_attributes(maps[0], video_rel, []), "URI") if maps else None
+        init_rel = _resolve(video_rel, init_uri) if init_uri else None
+        if init_rel is None or not (self.title / init_rel).is_file():
+            return  # reported with the media playlist
+        if not codecs:
+            return  # reported: no CODECS
+        avcc = _avcc_bytes((self.title / init_rel).read_bytes())
+        avc = [c for c in codecs if re.fullmatch(r"avc[13]\.[0-9A-Fa-f]{6}", c)]
+        if avcc is None:
+            if avc:
+                self.out.append(f"{where} CODECS says {avc[0]} but {init_rel} has no avcC box")
+            return
+        expected = avcc.hex()
+        if not avc:
+            self.out.append(
+                f"{where} CODECS {','.join(codecs)!r} lists no avc1.{expected} for "
+                f"the H.264 track of {init_rel}"
+            )
+        elif all(c[5:].lower() != expected for c in avc):
+            self.out.append(
+                f"{where} CODECS {avc[0]} does not match {init_rel}'s avcC "
+                f"(profile/compatibility/level {expected}): RFC 6381 / RFC 8216 "
+                "4.3.4.2"
+            )
+
+    def _variant_bandwidth(
+        self,
+        attrs: dict[str, str],
+        video_rel: str,
+        groups: dict[tuple[str, str], list[str]],
+        where: str,
+    ) -> None:
+        """9.13 / 1.26 / 1.27: video plus the largest rendition of each group it names."""
+        video = self.stats.get(video_rel)
+        if video is None:
+            return
+        peak, average = video.peak_bps, video.average_bps
+        for kind in ("AUDIO", "SUBTITLES"):
+            if kind not in attrs:
+                continue
+            key = (kind, _quoted(attrs, kind) or "")
+            if key not in groups:
+                return  # reported: names no group
+            members = [self.stats.get(rel) for rel in groups[key]]
+            if not members:
+                continue  # renditions without URI: carried in the variant's own segments
+            known = [s for s in members if s is not None]
+            if len(known) != len(members):
+                return  # a rendition could not be measured; reported with its playlist
+            peak += max(s.peak_bps for s in known)
+            average += max(s.average_bps for s in known)
+        if _DECIMAL_INTEGER.fullmatch(attrs.get("BANDWIDTH", "")):
+            self._within(where, "BANDWIDTH", int(attrs["BANDWIDTH"]), peak, "peak", "1.27")
+        if _DECIMAL_INTEGER.fullmatch(attrs.get("AVERAGE-BANDWIDTH", "")):
+            self._within(
+                where,
+                "AVERAGE-BANDWIDTH",
+                int(attrs["AVERAGE-BANDWIDTH"]),
+                average,
+                "average",
+                "1.26",
+            )
+
+    def _within(
+        self, where: str, name: str, declared: int, measured: Fraction, what: str, rule: str
+    ) -> None:
+        if declared <= 0 or abs(measured - declared) > BANDWIDTH_TOLERANCE * declared:
+            self.out.append(
+                f"{where} {name}={declared} but the measured {what} bit rate is "
+                f"{math.ceil(measured)} bit/s ({_pct(measured, declared) if declared else 'n/a'}"
+                f"); {rule}: MUST be within 10 % of the attribute"
+            )
+
+    # media playlists
+
+    def _media_playlist(self, uri: str, where: str) -> str | None:
+        rel = _resolve(MASTER, uri)
+        if rel is None:
+            self.out.append(
+                f"{where} {uri!r} is not a relative URI inside the title; cannot check it on disk"
+            )
+            return None
+        if rel in self.media:
+            return rel
+        playlist = _read_playlist(self.title, rel)
+        if playlist is None:
+            self.out.append(f"{where} {uri!r}: {rel} does not exist")
+            return None
+        self.media[rel] = playlist
+        self.stats[rel] = self._check_media(playlist)
+        return rel
+
+    def _check_media(self, playlist: _Playlist) -> _Stats | None:
+        rel, out = playlist.rel, self.out
+        out += playlist.problems
+        i_frames = playlist.has("EXT-X-I-FRAMES-ONLY")
+        maps = playlist.named("EXT-X-MAP")
+        needed, why = 1, ""
+        if any(s.duration is not None and s.duration.denominator != 1 for s in playlist.segments):
+            needed, why = 3, "floating-point EXTINF"
+        if i_frames or playlist.has("EXT-X-BYTERANGE"):
+            needed, why = 4, "EXT-X-BYTERANGE / EXT-X-I-FRAMES-ONLY"
+        if maps:
+            needed, why = (
+                (5, "EXT-X-MAP in an I-frame playlist")
+                if i_frames
+                else (6, "EXT-X-MAP in a Media Playlist without EXT-X-I-FRAMES-ONLY")
+            )
+        self._version(playlist, needed, why)
+        kinds = [t.value for t in playlist.named("EXT-X-PLAYLIST-TYPE")]
+        if kinds != ["VOD"]:
+            out.append(
+                f"{rel}: EXT-X-PLAYLIST-TYPE is {kinds or 'absent'}, not one VOD (8.6: "
+                "VOD playlists MUST carry EXT-X-PLAYLIST-TYPE:VOD)"
+            )
+        if not playlist.has("EXT-X-ENDLIST"):
+            out.append(f"{rel}: no EXT-X-ENDLIST (a VOD playlist is complete, RFC 8216 4.3.3.5)")
+        if any(t.name == "EXT-X-STREAM-INF" for t in playlist.tags):
+            out.append(f"{rel}: a media playlist holding EXT-X-STREAM-INF (RFC 8216 4.1)")
+        if len(playlist.uris) != len(playlist.segments):
+            out.append(
+                f"{rel}: {len(playlist.uris) - len(playlist.segments)} URI line(s) without an "
+                "EXTINF before them (RFC 8216 4.3.2.1: every Media Segment has one)"
+            )
+        if not playlist.segments:
+            out.append(f"{rel}: no media segments")
+            return None
+        fmp4 = any(s.uri.split("?")[0].endswith(FMP4_SUFFIXES) for s in playlist.segments)
+        if fmp4 and not maps:
+            out.append(
+                f"{rel}: fMP4 segments but no EXT-X-MAP (8.20: If using fMP4, EXT-X-MAP "
+                "tags MUST be present)"
+            )
+        for tag in maps:
+            init = _quoted(_attributes(tag, rel, out), "URI")
+            init_rel = _resolve(rel, init) if init else None
+            if init is None:
+                out.append(f"{rel}:{tag.line}: EXT-X-MAP has no quoted URI (RFC 8216 4.3.2.5)")
+            elif init_rel is None or not (self.title / init_rel).is_file():
+                out.append(f"{rel}:{tag.line}: init segment {init!r} does not exist")
+
+        target = self._target(playlist)
+        sizes: list[int] = []
+        ok = target is not None
+        for index, segment in enumerate(playlist.segments):
+            where = f"{rel}:{segment.line}"
+            seg_rel = _resolve(rel, segment.uri)
+            if seg_rel is None or not (self.title / seg_rel).is_file():
+                out.append(f"{where}: segment {segment.uri!r} does not exist")
+                ok = False
+                continue
+            size = (self.title / seg_rel).stat().st_size
+            if segment.byterange is not None:
+                length, offset = segment.byterange
+                if offset is not None and offset + length > size:
+                    out.append(
+                        f"{where}: EXT-X-BYTERANGE {length}@{offset} runs past the end "
+                        f"of {segment.uri} ({size} bytes)"
+                    )
+                size = length
+            sizes.append(size)
+            duration = segment.duration
+            if duration is None:
+                ok = False
+                continue
+            if duration <= 0:
+                out.append(f"{where}: EXTINF {float(duration)} is not positive")
+                ok = False
+                continue
+            if target is None:
+                continue
+            if _round_half_up(duration) > target:
+                out.append(
+                    f"{where}: EXTINF {float(duration):g} rounds to "
+                    f"{_round_half_up(duration)} > EXT-X-TARGETDURATION {target} "
+                    "(RFC 8216 4.3.3.1)"
+                )
+            if duration > target + MAX_OVER_TARGET_S:
+                out.append(
+                    f"{where}: EXTINF {float(duration):g} exceeds the target duration "
+                    f"{target} by more than 0.5 s (7.7: MUST NOT)"
+                )
+            last = index == len(playlist.segments) - 1
+            if not last and abs(duration - target) > NOMINAL_SEGMENT_SLACK_S:
+                out.append(
+                    f"{where}: EXTINF {float(duration):g} of a segment other than the "
+                    f"last is more than 1 s from the target duration {target} (7.6: "
+                    "segment durations SHOULD be nominally the target)"
+                )
+        if not ok or target is None:
+            return None
+        durations = [s.duration for s in playlist.segments if s.duration is not None]
+        total = sum(durations, Fraction(0))
+        return _Stats(
+            target, _peak_bps(sizes, durations, target), Fraction(8 * sum(sizes)) / total, total
+        )
+
+    def _target(self, playlist: _Playlist) -> int | None:
+        tags = playlist.named("EXT-X-TARGETDURATION")
+        if len(tags) != 1:
+            self.out.append(
+                f"{playlist.rel}: {len(tags)} EXT-X-TARGETDURATION tags, not one "
+                "(RFC 8216 4.3.3.1: REQUIRED, once)"
+            )
+            return None
+        value = tags[0].value or ""
+        if not _DECIMAL_INTEGER.fullmatch(value) or int(value) < 1:
+            self.out.append(
+                f"{playlist.rel}: EXT-X-TARGETDURATION {value!r} is not a positive "
+                "decimal-integer (RFC 8216 4.3.3.1)"
+            )
+            return None
+        return int(value)
+
+    # across playlists
+
+    def _cross_playlist(
+        self,
+        variants: list[tuple[dict[str, str], str | None]],
+        groups: dict[tuple[str, str], list[str]],
+    ) -> None:
+        """8.2 one target duration, 8.3 / 8.7 one duration, over audio and video playlists."""
+        rates = [
+            Fraction(a["FRAME-RATE"])
+            for a, _ in variants
+            if _DECIMAL_FLOAT.fullmatch(a.get("FRAME-RATE", ""))
+        ]
+        rates = [r for r in rates if r > 0]
+        frame_s = 1 / max(rates) if rates else Fraction(1, 60)
+        rels = {rel for _, rel in variants if rel is not None}
+        for (kind, _), members in groups.items():
+            if kind in ("AUDIO", "VIDEO"):
+                rels.update(members)
+        stats = {rel: s for rel in sorted(rels) if (s := self.stats.get(rel)) is not None}
+        if not stats:
+            return
+        targets = {rel: s.target for rel, s in stats.items()}
+        if len(set(targets.values())) > 1:
+            self.out.append(
+                f"audio and video playlists use different target durations "
+                f"{targets} (8.2: MUST all use the same target duration)"
+            )
+        totals = {rel: s.total_s for rel, s in stats.items()}
+        longest, shortest = max(totals.values()), min(totals.values())
+        if longest - shortest > frame_s:
+            spread = {rel: f"{float(t):.6f}" for rel, t in totals.items()}
+            self.out.append(
+                f"audio and video playlists cover different durations {spread}: "
+                f"they differ by {float(longest - shortest) * 1000:.1f} ms, more "
+                f"than one video frame ({float(frame_s) * 1000:.1f} ms) (8.3 / 8.7: "
+                "MUST contain the same duration / cover the same time range)"
+            )
+
+
+def _peak_bps(sizes: list[int], durations: list[Fraction], target: int) -> Fraction:
+    """RFC 8216 peak segment bit rate: the largest rate of a contiguous run of segments
+    lasting 0.5 to 1.5 target durations; the largest single-segment rate if none does."""
+    low, high = Fraction(target, 2), Fraction(3 * target, 2)
+    best: Fraction | None = None
+    for start in range(len(sizes)):
+        bits, seconds = 0, Fraction(0)
+        for size, duration in zip(sizes[start:], durations[start:], strict=True):
+            bits, seconds = bits + 8 * size, seconds + duration
+            if seconds > high:
+                break
+            if seconds >= low and (best is None or bits / seconds > best):
+                best = bits / seconds
+    if best is None:
+        best = max(Fraction(8 * s) / d for s, d in zip(sizes, durations, strict=True))
+    return best
+
+
+def check_hls_title(title_dir: Path) -> list[str]:
+    """Every violation of the checked HLS authoring rules in one title folder; [] if none."""
+    return _Checker(Path(title_dir)).run()
