@@ -77,10 +77,14 @@ def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
                  max_renditions: int = 0) -> list[Rendition]:
     """The fixed ladder for a source: rungs no taller than the source, tallest first.
 
-    A source shorter than the smallest rung still gets one rendition at its own height.
+    A source shorter than the smallest rung still gets a rendition at its own height.
+    Where only one rung fits, a second at the same height and half its cap is added:
+    a player needs another bit rate to go to (HLS authoring spec 9.9).
     """
     kept = [r for r in rungs if r.height <= source.height] or [
         Rung(even_floor(source.height), rungs[-1].maxrate_kbps)]
+    if len(kept) == 1:
+        kept.append(Rung(kept[0].height, max(1, kept[0].maxrate_kbps // 2)))
     if max_renditions:
         kept = kept[:max_renditions]
     return [

@@ -146,24 +146,29 @@ def test_fixed_ladder_scope_source_keeps_its_aspect_with_even_widths():
         assert abs(Fraction(r.width, r.height) - aspect) <= Fraction(1, r.height)
 
 
-def test_source_shorter_than_the_smallest_rung_gets_one_rendition_at_its_height():
+def test_source_shorter_than_the_smallest_rung_gets_two_rates_at_its_height():
     ladder = fixed_ladder(source(356, 200))
+    # Two bit rates at least (HLS authoring spec 9.9): the second at half the cap.
     assert [(r.rendition_id, r.width, r.height, r.maxrate_kbps) for r in ladder] == [
-        ("200p-250k", 356, 200, 250),
+        ("200p-250k", 356, 200, 250), ("200p-125k", 356, 200, 125),
     ]
+
+
+def test_a_source_with_room_for_one_rung_gets_a_second_rate():
+    assert [r.rendition_id for r in fixed_ladder(source(426, 240))] == [
+        "234p-250k", "234p-125k"]
 
 
 @pytest.mark.parametrize("height", [203, 207, 231])
 def test_odd_height_source_is_never_upscaled(height):
     ladder = fixed_ladder(source(360, height))
-    assert len(ladder) == 1
-    assert ladder[0].height <= height
-    assert ladder[0].height % 2 == 0
+    assert len(ladder) == 2
+    assert all(r.height <= height and r.height % 2 == 0 for r in ladder)
 
 
 @pytest.mark.parametrize("height, expected", [(201, 200), (205, 204), (233, 232)])
 def test_odd_height_sources_that_round_down(height, expected):
-    assert [r.height for r in fixed_ladder(source(360, height))] == [expected]
+    assert [r.height for r in fixed_ladder(source(360, height))] == [expected, expected]
 
 
 @pytest.mark.parametrize("max_renditions, expected", [

@@ -27,7 +27,7 @@ def inspected_run(tmp_path_factory) -> Path:
     clips = Clips(str(tmp_path_factory.mktemp("inspection-sources")))
     sources = [getattr(clips, name) for name in NAMES]
     out = tmp_path_factory.mktemp("inspection-out")
-    config = JobConfig(output_root=str(out), ladder="fixed", max_renditions=1,
+    config = JobConfig(output_root=str(out), ladder="fixed", max_renditions=2,
                        chunk_segments=1, encode=EncodeSettings(preset="ultrafast"),
                        score_vmaf=False).validate()
     with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
@@ -121,3 +121,12 @@ def test_odd_sizes_and_late_audio_still_publish(inspected_run):
     offset = _report(inspected_run, "offset")
     assert "av_offset" in _codes(offset)
     assert {t["kind"] for t in offset["tracks"]} == {"video", "audio"}
+
+
+def test_every_published_title_meets_the_hls_authoring_rules(inspected_run):
+    from tests.hls_authoring import check_hls_title
+
+    published = [name for name in NAMES if (inspected_run / name / "master.m3u8").exists()]
+    assert len(published) == len(NAMES) - 1  # all but the truncated one
+    problems = {name: check_hls_title(inspected_run / name) for name in published}
+    assert problems == {name: [] for name in published}

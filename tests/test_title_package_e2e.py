@@ -126,3 +126,9 @@ def test_the_report_names_every_track_and_keeps_the_package_metadata(package_tit
     assert tracks[("subtitles", "vtt-eng-0")]["language"] == "eng"
     assert report["source"]["package_uri"].endswith("film.title.json")
     assert json.loads(report["source"]["metadata_json"]) == {"studio": "ladderflow tests"}
+
+
+def test_the_title_meets_the_hls_authoring_rules(package_title):
+    from tests.hls_authoring import check_hls_title
+
+    assert check_hls_title(package_title) == []
