@@ -82,6 +82,10 @@ class JobConfig:
         _check(0 <= self.crf <= 51, f"--crf {self.crf}: x264 takes 0 to 51")
         _check(self.encode.preset in X264_PRESETS,
                f"--preset {self.encode.preset!r}: use one of {', '.join(X264_PRESETS)}")
+        from media.encoders import ENCODER_NAMES
+
+        _check(self.encode.encoder in ENCODER_NAMES,
+               f"--encoder {self.encode.encoder!r}: use one of {', '.join(ENCODER_NAMES)}")
         _check(self.max_renditions >= 0, "--max_renditions must be 0 or more")
         _check(32 <= self.audio_kbps <= 512, f"--audio_kbps {self.audio_kbps}: use 32 to 512")
         _check(self.tool_timeout_s > 0, "--tool_timeout_s must be positive")

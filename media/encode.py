@@ -8,6 +8,7 @@ encode with libvmaf against the same frames of the source. A quality gate calls
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -15,6 +16,7 @@ from typing import BinaryIO
 import av
 
 from media import ffmpeg, vmaf, x264
+from media.encoders import resolve_encoder
 from media.errors import MediaError
 from media.ladder import scaled_width
 from media.staging import StagedSpan, stage_span
@@ -35,6 +37,7 @@ class EncodedChunk:
     score_s: float = 0.0
     staged_bytes: int = 0
     """Bytes of source copied to stage the chunk (O(chunk), not O(title))."""
+    encoder: str = "x264"
 
 
 def stage_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str) -> StagedSpan:
@@ -47,8 +50,10 @@ def encode_staged(task: ChunkTask, staged: StagedSpan, scratch: str, attempt: in
                   timeout_s: float | None = None, vmaf_subsample: int = 1) -> EncodedChunk:
     """Encode the staged chunk with the task's rendition (and score it)."""
     out_path = os.path.join(scratch, f"chunk-{attempt}.mp4")
+    encoder, _ = resolve_encoder(task.settings.encoder)
+    settings = dataclasses.replace(task.settings, encoder=encoder.name)
     argv = x264.encode_chunk_argv(staged.path, out_path, task.source, task.chunk,
-                                  task.rendition, task.settings, task.segment_frames)
+                                  task.rendition, settings, task.segment_frames)
     run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
     frames = count_frames(out_path)
     if frames != task.chunk.frame_count:
@@ -60,7 +65,7 @@ def encode_staged(task: ChunkTask, staged: StagedSpan, scratch: str, attempt: in
     size = os.path.getsize(out_path)
     if not task.score_vmaf:
         return EncodedChunk(out_path, frames, size, run.wall_s, run.cpu_s,
-                            staged_bytes=staged.bytes_copied)
+                            staged_bytes=staged.bytes_copied, encoder=encoder.name)
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
     height = task.vmaf_height
     argv = vmaf.score_chunk_argv(out_path, staged.path, task.source, task.chunk,
@@ -69,7 +74,7 @@ def encode_staged(task: ChunkTask, staged: StagedSpan, scratch: str, attempt: in
     scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
     return EncodedChunk(out_path, frames, size, run.wall_s, run.cpu_s,
                         vmaf.pool_log_file(log_path), log_path, scored.wall_s,
-                        staged.bytes_copied)
+                        staged.bytes_copied, encoder.name)
 
 
 def encode_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str,

@@ -44,6 +44,7 @@ def chunk_record(result: ChunkResult, fingerprint: str) -> dict:
         "score_s": result.score_s,
         "attempts": [dataclasses.asdict(a) for a in result.attempts],
         "kept": result.kept,
+        "encoder": result.encoder,
     }
 
 
@@ -69,4 +70,5 @@ def result_from_record(record: dict, task: ChunkTask) -> ChunkResult | None:
         task=task,
         attempts=tuple(Attempt(**a) for a in record.get("attempts", [])),
         kept=int(record.get("kept", -1)),
+        encoder=str(record.get("encoder", "x264")),
     )

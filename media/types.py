@@ -159,10 +159,12 @@ class EncodeSettings:
     """Encoder settings shared by every rendition of a run."""
 
     preset: str = "medium"
-    """x264 preset."""
+    """x264 preset (mapped onto the other encoders' own presets)."""
     profile: str = "high"
     threads: int = 0
     """Encoder threads per FFmpeg process; 0 lets x264 choose."""
+    encoder: str = "x264"
+    """`media.encoders` name, or 'auto' (NVENC where a probe encode works, else x264)."""
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,8 @@ class ChunkResult:
     """Every encode of the chunk, in order."""
     kept: int = -1
     """Index in `attempts` of the encode that was kept."""
+    encoder: str = "x264"
+    """The encoder that made it (`auto` resolved on the worker)."""
 
     @property
     def bitrate_kbps(self) -> float:

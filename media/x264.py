@@ -77,10 +77,15 @@ def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk
     video = source_frames(staged_path, source, chunk)
     video = video.filter("scale", rendition.width, rendition.height, flags="bicubic")
     video = video.filter("setsar", "1").filter("format", "yuv420p")
+    if settings.encoder == "x264":
+        options = x264_options(rendition, settings, segment_frames)
+    else:
+        from media.encoders import encoder_named, video_options
+
+        options = video_options(encoder_named(settings.encoder), rendition, settings,
+                                segment_frames)
     out = ffmpeg_python.output(
-        video, out_path, an=None, **{"frames:v": chunk.frame_count},
-        **x264_options(rendition, settings, segment_frames),
-    )
+        video, out_path, an=None, **{"frames:v": chunk.frame_count}, **options)
     return out.get_args()
 
 

@@ -31,6 +31,10 @@ class LadderflowOptions(PipelineOptions):
                             help="x264 CRF of every rung (capped by the rung's maxrate).")
         parser.add_argument("--preset", default="medium", choices=X264_PRESETS,
                             help="x264 preset. Default medium.")
+        parser.add_argument("--encoder", default="x264",
+                            help="Video encoder: x264 (default), x265, svtav1, nvenc-h264, "
+                            "nvenc-hevc, nvenc-av1, or auto (NVENC H.264 where a probe "
+                            "encode works on the worker, else x264).")
         parser.add_argument("--encoder_threads", type=int, default=0,
                             help="Threads per FFmpeg process (0: the encoder decides).")
         parser.add_argument("--no_vmaf", action="store_true",
@@ -93,7 +97,8 @@ def job_config(options: PipelineOptions) -> JobConfig:
         segment_s=opts.segment_seconds,
         chunk_segments=opts.chunk_segments,
         crf=opts.crf,
-        encode=EncodeSettings(preset=opts.preset, threads=opts.encoder_threads),
+        encode=EncodeSettings(preset=opts.preset, threads=opts.encoder_threads,
+                              encoder=opts.encoder),
         score_vmaf=not opts.no_vmaf,
         max_renditions=opts.max_renditions,
         audio_kbps=opts.audio_kbps,

@@ -62,6 +62,13 @@ class _AssembleFn(beam.DoFn):
 
     def _assemble(self, chunks: list[ChunkResult]) -> PackagedTrack:
         task = chunks[0].task
+        encoders = sorted({chunk.encoder for chunk in chunks})
+        if len(encoders) > 1:  # `--encoder auto` resolved differently on two workers
+            raise MediaError(
+                f"the chunks of {task.rendition.rendition_id} were made by different "
+                f"encoders ({', '.join(encoders)}), which cannot be joined",
+                hint="Some workers could use NVENC and others could not; run again with "
+                     "--encoder set explicitly (e.g. x264 or nvenc-h264).")
         with tempfile.TemporaryDirectory(prefix="ladderflow-assemble-") as scratch:
             paths = []
             for chunk in chunks:

@@ -18,6 +18,7 @@ from apache_beam import pvalue
 
 from media import naming
 from media.encode import EncodedChunk, encode_staged, stage_chunk
+from media.encoders import resolve_encoder
 from media.errors import MediaError
 from media.planning import gate_verdict, next_crf
 from media.records import chunk_record, result_from_record, task_fingerprint
@@ -35,6 +36,9 @@ class _EncodeChunkFn(beam.DoFn):
         self._timeout_s = tool_timeout_s
 
     def process(self, task: ChunkTask):
+        if not getattr(self, "_told", False):
+            self._told = True
+            log.info("encoder on this worker: %s", resolve_encoder(task.settings.encoder)[1])
         reused = self._finished(task)
         if reused is not None:
             yield reused
@@ -79,7 +83,7 @@ class _EncodeChunkFn(beam.DoFn):
             vmaf=encoded.vmaf, vmaf_log_uri=log_uri,
             encode_s=sum(a.encode_s for a in attempts),
             score_s=sum(a.score_s for a in attempts), task=task,
-            attempts=tuple(a.attempt for a in attempts), kept=kept,
+            attempts=tuple(a.attempt for a in attempts), kept=kept, encoder=encoded.encoder,
         )
         record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id, rid, index)
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))

@@ -227,7 +227,7 @@ class _ChooseLadderFn(beam.DoFn):
         renditions = renditions_from_rungs(rungs, points)
         cost = sum(r.encode_s + r.score_s for r in every_result)
         calibration: list[dict] = []
-        if cfg.trial_preset != cfg.encode.preset:
+        if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
             try:
                 renditions, calibration, spent = self._calibrate(results, renditions)
             except MediaError as exc:

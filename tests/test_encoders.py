@@ -1,0 +1,66 @@
+"""Encoders: options that keep every encoder on the segment grid, and `auto`, which
+probes NVENC with a real encode and falls back to x264 where it does not work."""
+
+from __future__ import annotations
+
+import pytest
+
+from media.encoders import (
+    ENCODER_NAMES,
+    ENCODERS,
+    encoder_named,
+    probe_nvenc,
+    resolve_encoder,
+    video_options,
+)
+from media.errors import MediaError
+from media.types import EncodeSettings, Rendition
+
+RUNG = Rendition("720p-3000k", 1280, 720, 24.0, 3000, 6000)
+
+
+@pytest.mark.parametrize("name", [n for n in ENCODERS if n != "x264"])
+def test_every_encoder_keeps_the_grid_and_the_cap(name):
+    options = video_options(ENCODERS[name], RUNG, EncodeSettings(preset="fast"), 100)
+    assert options["c:v"] == ENCODERS[name].codec
+    assert options["force_key_frames"] == "expr:eq(mod(n,100),0)"
+    assert (options["maxrate"], options["bufsize"]) == ("3000k", "6000k")
+    assert options["pix_fmt"] == "yuv420p"
+    grid = options.get("x265-params", "") + options.get("g", "")
+    assert "keyint=100:min-keyint=100:scenecut=0:open-gop=0" in grid or options["g"] == "100"
+
+
+def test_hevc_is_tagged_hvc1_for_hls():
+    for name in ("x265", "nvenc-hevc"):
+        assert video_options(ENCODERS[name], RUNG, EncodeSettings(), 100)["tag:v"] == "hvc1"
+
+
+def test_quality_values_are_clamped_to_each_encoders_range():
+    steep = Rendition("x", 640, 360, 70.0, 0, 0)
+    assert video_options(ENCODERS["svtav1"], steep, EncodeSettings(), 50)["crf"] == "63"
+    assert video_options(ENCODERS["x265"], steep, EncodeSettings(), 50)["crf"] == "51"
+    assert "maxrate" not in video_options(ENCODERS["x265"], steep, EncodeSettings(), 50)
+
+
+def test_a_fixed_bitrate_rung_uses_an_average_bitrate():
+    rung = Rendition("x", 640, 360, 23.0, 1500, 3000, target_kbps=1000)
+    options = video_options(ENCODERS["nvenc-h264"], rung, EncodeSettings(), 50)
+    assert options["b:v"] == "1000k" and "cq" not in options
+
+
+def test_unknown_encoder_is_refused():
+    with pytest.raises(MediaError, match="unknown encoder 'x266'"):
+        encoder_named("x266")
+    assert "auto" in ENCODER_NAMES
+
+
+def test_auto_falls_back_to_x264_and_says_why_where_nvenc_does_not_work():
+    probe = probe_nvenc("h264_nvenc")
+    encoder, why = resolve_encoder("auto")
+    if probe.works:  # a machine with NVENC
+        assert encoder.name == "nvenc-h264" and "NVENC works" in why
+    else:
+        assert encoder.name == "x264"
+        assert why.startswith("auto: NVENC unavailable (") and probe.detail in why
+        assert probe.detail  # the reason FFmpeg gave, e.g. "Cannot load libcuda.so.1"
+    assert resolve_encoder("x265")[0].codec == "libx265"
