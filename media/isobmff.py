@@ -38,6 +38,8 @@ SAMPLE_IS_NON_SYNC = 0x00010000
 
 _VISUAL_ENTRY_HEADER = 78
 """Bytes of a VisualSampleEntry before its child boxes (avcC, pasp, btrt, ...)."""
+_DECODER_CONFIGS = {"avcC": "avc_config", "hvcC": "hevc_config", "av1C": "av1_config"}
+"""Decoder configuration boxes of a visual sample entry → the InitInfo field of its payload."""
 _MPEG4_AUDIO = 0x40
 """esds objectTypeIndication of MPEG-4 Audio (AAC and its kin)."""
 _AUDIO_ENTRY_HEADER = 28
@@ -94,6 +96,10 @@ class InitInfo:
     height: int = 0
     avc_config: bytes | None = None
     """Raw payload of the avcC box (AVCDecoderConfigurationRecord), for H.264 tracks."""
+    hevc_config: bytes | None = None
+    """Raw payload of the hvcC box (HEVCDecoderConfigurationRecord), for hvc1/hev1 tracks."""
+    av1_config: bytes | None = None
+    """Raw payload of the av1C box (AV1CodecConfigurationRecord), for av01 tracks."""
     channels: int = 0
     sample_rate_hz: int = 0
     audio_object_type: int | None = None
@@ -239,10 +245,14 @@ def _sample_entry(data: bytes, stsd: Box) -> Box:
 
 def _visual_fields(data: bytes, entry: Box) -> dict:
     width, height = _unpack(">HH", data, entry.payload_start + 24)
+    fields: dict = {"width": width, "height": height, "avc_config": None}
     start = entry.payload_start + _VISUAL_ENTRY_HEADER
-    avcc = next((b for b in iter_boxes(data, start, entry.end) if b.type == "avcC"), None)
-    config = bytes(data[avcc.payload_start : avcc.end]) if avcc else None
-    return {"width": width, "height": height, "avc_config": config}
+    for child in iter_boxes(data, start, entry.end):
+        name = _DECODER_CONFIGS.get(child.type)
+        if name:  # an entry has one decoder configuration: the boxes after it go unread
+            fields[name] = bytes(data[child.payload_start : child.end])
+            break
+    return fields
 
 
 def _audio_fields(data: bytes, entry: Box) -> dict:
