@@ -64,3 +64,42 @@ def test_auto_falls_back_to_x264_and_says_why_where_nvenc_does_not_work():
         assert why.startswith("auto: NVENC unavailable (") and probe.detail in why
         assert probe.detail  # the reason FFmpeg gave, e.g. "Cannot load libcuda.so.1"
     assert resolve_encoder("x265")[0].codec == "libx265"
+
+
+@pytest.fixture(scope="module")
+def encoded_titles(tmp_path_factory):
+    """The same 4 s clip published with x265 and with SVT-AV1 (fixed ladder, 2 rungs)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+
+    from media.config import JobConfig
+    from pipeline.graph import build_pipeline
+    from tests.media_factory import make_clip
+
+    clip = make_clip(str(tmp_path_factory.mktemp("enc-src") / "clip.mp4"), duration_s=4,
+                     width=320, height=180, gop=25)
+    roots = {}
+    for name in ("x265", "svtav1"):
+        out = tmp_path_factory.mktemp(f"enc-{name}")
+        config = JobConfig(output_root=str(out), ladder="fixed", chunk_segments=1,
+                           score_vmaf=False,
+                           encode=EncodeSettings(preset="ultrafast", encoder=name)).validate()
+        with BeamTestPipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+            build_pipeline(p, [clip], config)
+        roots[name] = out / "clip"
+    return roots
+
+
+@pytest.mark.parametrize("name, prefix", [("x265", "hvc1.1.6.L"), ("svtav1", "av01.0.")])
+def test_hevc_and_av1_ladders_are_published_on_the_grid(encoded_titles, name, prefix):
+    import json
+
+    from tests.hls_authoring import check_hls_title
+
+    title = encoded_titles[name]
+    report = json.loads((title / "report.json").read_text())
+    video = [t for t in report["tracks"] if t["kind"] == "video"]
+    assert len(video) == 2 and all(t["codecs"].startswith(prefix) for t in video)
+    assert all(t["segments"] == 1 and t["duration_s"] == pytest.approx(4.0) for t in video)
+    # The assembler checked the grid (an IDR first in every segment) before writing.
+    assert check_hls_title(title) == []
