@@ -101,8 +101,11 @@ def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int
     check_unique_titles(sources)
     log.info("processing %d source(s) into %s", len(sources), config.output_root)
     started = time.monotonic()
-    with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, sources, config, delivery)
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, sources, config, delivery)
+    if submits_only(options):
+        return _submitted(pipeline.run(), config)
+    pipeline.run().wait_until_finish()
     results = outcomes(config, sources)
     failed = [r for r in results if not r.published]
     print(f"\nladderflow: {len(results) - len(failed)} of {len(results)} title(s) published "
@@ -130,11 +133,29 @@ def run_events(options: PipelineOptions, config: JobConfig, delivery: Delivery) 
                                       opts.watch and f"new files under {opts.watch}") if x)
     log.info("streaming: processing %s into %s (Ctrl-C stops)", fronts, config.output_root)
     result = pipeline.run()
+    if submits_only(options):
+        return _submitted(result, config)
     try:
         result.wait_until_finish()
     except KeyboardInterrupt:
         log.info("stopping: cancelling the pipeline")
         result.cancel()
+    return 0
+
+
+def submits_only(options: PipelineOptions) -> bool:
+    """Dataflow jobs are submitted and left to run: a Flex Template launcher must exit
+    once its job is created, and the job's outcome is on Dataflow and under OUTPUT."""
+    runner = options.view_as(StandardOptions).runner
+    return str(runner or "").endswith("DataflowRunner")
+
+
+def _submitted(result, config: JobConfig) -> int:
+    job = getattr(result, "job_id", None)
+    job_id = job() if callable(job) else job
+    print(f"\nladderflow: submitted Dataflow job {job_id or '(id unknown)'}; titles will "
+          f"appear under {config.output_root}, rejects under {config.output_root}/_errors/",
+          file=sys.stderr)
     return 0
 
 

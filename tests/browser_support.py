@@ -150,3 +150,48 @@ def player_page(chromium: Browser) -> Iterator[tuple[Page, list[str]]]:
     page.on("response", lambda r: r.ok or messages.append(f"HTTP {r.status}: {r.url}"))
     yield page, messages
     context.close()
+
+
+# What conformance.js loads besides PLAYER_LIBRARIES (tests/test_player_conformance.py).
+SHAKA_LIBRARY = "node_modules/shaka-player/dist/shaka-player.compiled.js"
+
+
+@pytest.fixture(scope="session")
+def conformance_players(browser_players: Path) -> Path:
+    """tests/browser with hls.js, dash.js and shaka-player, from its package-lock.json.
+
+    browser_players installs only when hls.js or dash.js is missing; a clone installed
+    before shaka-player joined package.json installs again here.
+    """
+    if not (BROWSER_DIR / SHAKA_LIBRARY).is_file():
+        argv = [_require("npm"), "ci", "--no-audit", "--no-fund"]
+        result = subprocess.run(
+            argv, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300, check=False
+        )
+        if result.returncode != 0 or not (BROWSER_DIR / SHAKA_LIBRARY).is_file():
+            pytest.fail(
+                f"{' '.join(argv)} in {BROWSER_DIR} failed with {result.returncode} or "
+                f"installed no {SHAKA_LIBRARY}:\n{result.stderr[-2000:]}"
+            )
+    return browser_players
+
+
+class SiteServer:
+    """`with SiteServer({"player": ..., "title": ...}) as base_url:` serves each folder
+    under /<its key>/ on localhost, as site_url does, for as long as the block runs."""
+
+    def __init__(self, roots: dict[str, Path]) -> None:
+        self._site = _TestSite(roots)
+        self._thread = threading.Thread(
+            target=self._site.serve_forever, name="test-site", daemon=True
+        )
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        host, port = self._site.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._site.shutdown()
+        self._site.server_close()
+        self._thread.join()

@@ -35,7 +35,7 @@ def test_exit_1_with_a_line_per_title_when_some_fail(small_sources, tmp_path):
     assert "FAILED    notes: inspect:" in summary
     assert (tmp_path / "tiny" / "master.m3u8").is_file()
     assert (tmp_path / "_errors" / "notes.json").is_file()
-    assert "encode 1/1 chunks" in proc.stderr  # progress, with the stage
+    assert "encode 1/2 chunks" in proc.stderr  # progress, with the stage (two rates)
 
 
 def test_exit_0_when_every_title_is_published_and_a_rerun_is_a_no_op(small_sources, tmp_path):

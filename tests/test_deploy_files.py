@@ -1,0 +1,852 @@
+"""The deployment files: Dockerfile, .dockerignore and the Flex Template metadata.
+
+No image is built here (there is no Docker engine to build one): the files are parsed and
+held against the code they deploy, so that the Beam and Python versions, the template's
+parameters and the pipeline's options cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from packaging.specifiers import SpecifierSet
+
+from media.encoders import ENCODER_NAMES, ENCODERS
+from media.errors import ConfigurationError
+from pipeline.options import LadderflowOptions, job_config, pubsub_path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+METADATA = REPO / "templates" / "metadata.json"
+LAUNCH = REPO / "templates" / "launch.py"
+SETUP = REPO / "setup.py"
+
+
+# --- A small Dockerfile parser ---------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    keyword: str  # upper case
+    args: str  # the rest of the logical line, continuation lines joined
+    line: int
+
+
+@dataclass
+class Stage:
+    raw_image: str  # as written, ${ARG}s and all
+    image: str  # with the global ARGs' defaults substituted
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+    def env(self) -> dict[str, str]:
+        """Every ENV of the stage, later ones winning (values as written)."""
+        result: dict[str, str] = {}
+        for instruction in self.all("ENV"):
+            result.update(parse_env(instruction.args))
+        return result
+
+    def args(self) -> dict[str, str | None]:
+        return dict(parse_arg(i.args) for i in self.all("ARG"))
+
+    def copies(self) -> list[Copy]:
+        """COPY and ADD instructions, destinations made absolute against WORKDIR."""
+        workdir = PurePosixPath("/")
+        result = []
+        for instruction in self.instructions:
+            if instruction.keyword == "WORKDIR":
+                workdir = workdir / instruction.args.strip()
+            elif instruction.keyword in ("COPY", "ADD"):
+                copy = parse_copy(instruction.args)
+                copy.dest = str(workdir / copy.dest) + ("/" if copy.dest.endswith("/") else "")
+                result.append(copy)
+        return result
+
+    def commands(self) -> list[list[str]]:
+        """The shell commands of every RUN (split at &&, || and ;), as word lists."""
+        return [command for i in self.all("RUN") for command in split_commands(i.args)]
+
+
+@dataclass
+class Copy:
+    sources: list[str]
+    dest: str
+    source_stage: str | None  # --from=
+
+
+@dataclass
+class Dockerfile:
+    global_args: dict[str, str | None]
+    stages: list[Stage]
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def stage(self, name: str) -> Stage:
+        matches = [s for s in self.stages if s.name == name]
+        assert matches, f"no stage named {name!r}"
+        return matches[0]
+
+
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, line) with comments dropped and continuations joined."""
+    result, parts, start = [], [], 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if stripped.startswith("#") or (not stripped and not parts):
+            continue
+        if not parts:
+            start = number
+        if stripped.endswith("\\"):
+            parts.append(stripped[:-1].strip())
+            continue
+        parts.append(stripped)
+        result.append((start, " ".join(p for p in parts if p)))
+        parts = []
+    assert not parts, "the Dockerfile ends inside a continued line"
+    return result
+
+
+def substitute(text: str, variables: dict[str, str | None]) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        assert variables.get(name) is not None, f"${name} has no value in {text!r}"
+        return variables[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, text)
+
+
+def parse_arg(args: str) -> tuple[str, str | None]:
+    name, sep, default = args.strip().partition("=")
+    return name, (shlex.split(default)[0] if default else "") if sep else None
+
+
+def parse_env(args: str) -> dict[str, str]:
+    words = shlex.split(args)
+    if "=" not in words[0]:  # the old form: ENV KEY value
+        return {words[0]: " ".join(words[1:])}
+    return dict(word.split("=", 1) for word in words)
+
+
+def parse_copy(args: str) -> Copy:
+    words = shlex.split(args)
+    flags = {}
+    while words and words[0].startswith("--"):
+        key, _, value = words.pop(0)[2:].partition("=")
+        flags[key] = value
+    if words and words[0].startswith("["):  # the JSON form
+        words = json.loads(" ".join(words))
+    return Copy(sources=words[:-1], dest=words[-1], source_stage=flags.get("from"))
+
+
+def split_commands(script: str) -> list[list[str]]:
+    commands, current = [], []
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    for word in lexer:
+        if word in ("&&", ";", "||"):
+            commands.append(current)
+            current = []
+        else:
+            current.append(word)
+    commands.append(current)
+    return [c for c in commands if c]
+
+
+def parse_dockerfile(text: str) -> Dockerfile:
+    global_args: dict[str, str | None] = {}
+    stages: list[Stage] = []
+    for number, line in logical_lines(text):
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            words = [w for w in rest.split() if not w.startswith("--")]
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            assert len(words) in (1, 3), f"line {number}: FROM {rest!r}"
+            stages.append(Stage(words[0], substitute(words[0], global_args), name))
+        elif not stages:
+            assert keyword == "ARG", f"line {number}: only ARG may come before FROM"
+            global_args.update([parse_arg(rest)])
+        else:
+            stages[-1].instructions.append(Instruction(keyword, rest.strip(), number))
+    assert stages, "no FROM"
+    return Dockerfile(global_args, stages)
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Dockerfile:
+    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def test_the_parser_reads_what_docker_reads():
+    parsed = parse_dockerfile(
+        "# a comment\nARG V=1.0\nFROM base:${V} AS one\n"
+        'ENV A=1 \\\n    B="two words"\n# inside\nWORKDIR /w\nCOPY --from=one src/ ./dst/\n'
+        'FROM $V\nENTRYPOINT ["/x"]\n'
+    )
+    assert parsed.global_args == {"V": "1.0"}
+    assert [(s.image, s.name) for s in parsed.stages] == [("base:1.0", "one"), ("1.0", None)]
+    assert parsed.stage("one").env() == {"A": "1", "B": "two words"}
+    assert parsed.stage("one").copies() == [Copy(["src/"], "/w/dst/", "one")]
+    assert split_commands("a b && c 'd && e'; f") == [["a", "b"], ["c", "d && e"], ["f"]]
+
+
+# --- What setup.py says (read, never executed) -------------------------------------------
+
+
+def setup_py() -> tuple[str, ast.Call]:
+    """setup.py's BEAM_VERSION literal and its setup(...) call."""
+    tree = ast.parse(SETUP.read_text(encoding="utf-8"))
+    versions = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["BEAM_VERSION"]
+        and isinstance(node.value, ast.Constant)
+    ]
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup"
+    ]
+    assert len(versions) == 1 and len(calls) == 1
+    return versions[0], calls[0]
+
+
+def setup_keyword(call: ast.Call, name: str) -> ast.expr:
+    return next(k.value for k in call.keywords if k.arg == name)
+
+
+def test_beam_version_has_one_source_setup_py(dockerfile):
+    beam_version, call = setup_py()
+    # setup.py pins apache-beam through BEAM_VERSION, and writes the version nowhere else.
+    requirements = setup_keyword(call, "install_requires").elts
+    pinned = [
+        r
+        for r in requirements
+        if isinstance(r, ast.JoinedStr)
+        and any(
+            isinstance(v, ast.FormattedValue) and getattr(v.value, "id", "") == "BEAM_VERSION"
+            for v in r.values
+        )
+        and str(r.values[0].value).startswith("apache-beam")
+    ]
+    assert len(pinned) == 1, "apache-beam must be pinned with BEAM_VERSION in setup.py"
+    assert SETUP.read_text(encoding="utf-8").count(beam_version) == 1
+
+    # The Dockerfile's ARG agrees, and is what picks the SDK image and is checked at build.
+    assert dockerfile.global_args["BEAM_VERSION"] == beam_version
+    sdk = [s for s in dockerfile.stages if s.image.startswith("apache/beam_python")]
+    assert len(sdk) == 1
+    assert "${BEAM_VERSION}" in sdk[0].raw_image
+    assert sdk[0].image.endswith(f"_sdk:{beam_version}")
+    assert "BEAM_VERSION" in dockerfile.final.args()
+    assert any(
+        "apache_beam" in run.args and "${BEAM_VERSION}" in run.args
+        for run in dockerfile.final.all("RUN")
+    )
+
+
+def final_python(dockerfile: Dockerfile) -> str:
+    """The X.Y of the interpreter the final image runs everything with."""
+    venvs = [
+        word[len("python") :]
+        for command in dockerfile.final.commands()
+        for i, word in enumerate(command)
+        if re.fullmatch(r"python3\.\d+", word) and command[i + 1 : i + 3] == ["-m", "venv"]
+    ]
+    assert len(venvs) == 1, "the final stage should create one venv with a pythonX.Y"
+    return venvs[0]
+
+
+def test_one_python_version_everywhere(dockerfile):
+    python = final_python(dockerfile)
+    beam = [
+        re.fullmatch(r"apache/beam_python(\d+\.\d+)_sdk:.+", s.image) for s in dockerfile.stages
+    ]
+    launcher = [
+        re.fullmatch(r".*/python(\d)(\d+)-template-launcher-base(:.+)?", s.image)
+        for s in dockerfile.stages
+    ]
+    beam_python = [m.group(1) for m in beam if m]
+    launcher_python = [f"{m.group(1)}.{m.group(2)}" for m in launcher if m]
+    assert beam_python == [python], "the Beam SDK image's Python is the image's Python"
+    assert launcher_python == [python], "the template launcher's Python is the image's Python"
+    # The interpreter comes from apt, and the build checks the version it got.
+    installs = [c for c in dockerfile.final.commands() if c[:2] == ["apt-get", "install"]]
+    assert any(f"python{python}" in c and f"python{python}-venv" in c for c in installs)
+    major, minor = python.split(".")
+    assert any(f"({major}, {minor})" in run.args for run in dockerfile.final.all("RUN"))
+    # setup.py accepts it.
+    _, call = setup_py()
+    requires = setup_keyword(call, "python_requires").value
+    assert SpecifierSet(requires).contains(python), (requires, python)
+
+
+def test_final_image_is_an_nvidia_cuda_runtime_image(dockerfile):
+    assert re.fullmatch(
+        r"nvidia/cuda:\d+\.\d+(\.\d+)?-runtime-ubuntu\d+\.\d+", dockerfile.final.image
+    ), dockerfile.final.image
+    env = dockerfile.final.env()
+    assert {"compute", "video", "utility"} <= set(env["NVIDIA_DRIVER_CAPABILITIES"].split(","))
+    # The CUDA image's LD_LIBRARY_PATH is where Dataflow and GKE mount the driver: keep it.
+    assert "/usr/local/nvidia/lib64" in env.get("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64")
+
+
+def test_beam_boot_and_template_launcher_come_from_their_images(dockerfile):
+    copies = {c.dest: c for c in dockerfile.final.copies() if c.source_stage}
+    boot = copies["/opt/apache/beam"]
+    assert boot.sources == ["/opt/apache/beam"]
+    assert dockerfile.stage(boot.source_stage).image.startswith("apache/beam_python")
+    launcher = copies["/opt/google/dataflow/python_template_launcher"]
+    assert launcher.sources == ["/opt/google/dataflow/python_template_launcher"]
+    assert dockerfile.stage(launcher.source_stage).image.startswith(
+        "gcr.io/dataflow-templates-base/"
+    )
+
+
+def test_the_build_checks_that_ffmpeg_has_every_encoder(dockerfile):
+    checks = " ".join(
+        run.args for run in dockerfile.final.all("RUN") if "imageio_ffmpeg" in run.args
+    )
+    missing = [e.codec for e in ENCODERS.values() if not re.search(rf"\b{e.codec}\b", checks)]
+    assert not missing, f"the image build does not check FFmpeg for {missing}"
+
+
+def test_entrypoint_is_the_beam_boot_program(dockerfile):
+    entrypoints = dockerfile.final.all("ENTRYPOINT")
+    assert entrypoints, "no ENTRYPOINT in the final stage"
+    assert json.loads(entrypoints[-1].args) == ["/opt/apache/beam/boot"]
+
+
+def test_the_boot_program_runs_the_python_that_has_the_packages(dockerfile):
+    env = dockerfile.final.env()
+    venv = env.get("VIRTUAL_ENV")
+    if venv is None:
+        pytest.skip("no virtual environment: packages go to the system Python")
+    assert env["PATH"].startswith(f"{venv}/bin:")
+    assert any(command[-1] == venv and "venv" in command for command in dockerfile.final.commands())
+    # Else boot makes a fresh venv per worker that does not see the packages in this one.
+    assert env.get("RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT") == "1"
+
+
+def test_the_project_is_installed_then_pip_check_runs(dockerfile):
+    commands = dockerfile.final.commands()
+
+    def index(predicate) -> int:
+        found = [i for i, c in enumerate(commands) if predicate(c)]
+        assert found, "not in any RUN"
+        return found[0]
+
+    install = index(
+        lambda c: (
+            c[:2] == ["pip", "install"] and c[-1] == "." and "--no-cache-dir" in c and "-e" not in c
+        )
+    )
+    check = index(lambda c: c == ["pip", "check"])
+    assert install < check
+    # The whole project is copied in before it is installed.
+    steps = dockerfile.final.instructions
+    copy_all = [
+        n
+        for n, i in enumerate(steps)
+        if i.keyword == "COPY"
+        and parse_copy(i.args).sources == ["."]
+        and not parse_copy(i.args).source_stage
+    ]
+    install_run = [
+        n
+        for n, i in enumerate(steps)
+        if i.keyword == "RUN"
+        and ["pip", "install", "--no-cache-dir", "."] in split_commands(i.args)
+    ]
+    assert copy_all and install_run and copy_all[0] < install_run[0]
+
+
+def repo_path_of(image_path: str, dockerfile: Dockerfile) -> Path:
+    """The file in this repository that the final stage copies to `image_path`."""
+    for copy in reversed(dockerfile.final.copies()):
+        if copy.source_stage:
+            continue
+        dest = copy.dest.rstrip("/")
+        for source in copy.sources:
+            if image_path == dest and not source.endswith("/") and source != ".":
+                return REPO / source
+            if image_path.startswith(dest + "/"):
+                relative = image_path[len(dest) + 1 :]
+                base = REPO / source
+                if source == "." or base.is_dir():
+                    return base / relative
+                if copy.dest.endswith("/") and relative == Path(source).name:
+                    return base
+    raise AssertionError(f"nothing is copied to {image_path}")
+
+
+@pytest.mark.parametrize(
+    "variable, repo_file",
+    [
+        ("FLEX_TEMPLATE_PYTHON_PY_FILE", "templates/launch.py"),
+        ("FLEX_TEMPLATE_PYTHON_SETUP_FILE", "setup.py"),
+    ],
+)
+def test_flex_template_files_are_in_the_image(dockerfile, variable, repo_file):
+    image_path = dockerfile.final.env()[variable]
+    assert image_path.startswith("/"), f"{variable} should be absolute"
+    source = repo_path_of(image_path, dockerfile)
+    assert source.resolve() == (REPO / repo_file).resolve()
+    assert source.is_file()
+    assert not dockerignored(repo_file), f"{repo_file} is left out of the build context"
+
+
+def test_launch_py_runs_the_pipeline_command():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(LAUNCH), "--help"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "python -m pipeline" in proc.stdout and "--subscription" in proc.stdout
+
+
+# --- .dockerignore ---------------------------------------------------------------------
+
+
+def dockerignore_patterns() -> list[tuple[bool, re.Pattern]]:
+    """(is an exception, regex) per line, with Docker's meaning of *, ? and **."""
+    patterns = []
+    for raw in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        line = line.lstrip("!").strip().strip("/")
+        regex = ""
+        i = 0
+        while i < len(line):
+            if line.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif line.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif line[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif line[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            elif line[i] == "[":
+                end = line.index("]", i)
+                regex, i = regex + line[i : end + 1], end + 1
+            else:
+                regex, i = regex + re.escape(line[i]), i + 1
+        patterns.append((negate, re.compile(regex)))
+    return patterns
+
+
+def dockerignored(path: str) -> bool:
+    """Whether Docker leaves `path` (relative to the repository) out of the context: the
+    last pattern matching it, or a folder above it, decides."""
+    parts = PurePosixPath(path).parts
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    excluded = False
+    for negate, pattern in dockerignore_patterns():
+        if any(pattern.fullmatch(p) for p in prefixes):
+            excluded = not negate
+    return excluded
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".git/HEAD",
+        "tests/browser/node_modules/hls.js/package.json",
+        "pipeline/__pycache__/graph.cpython-311.pyc",
+        "out/title/master.m3u8",
+        ".pytest_cache/v/cache/nodeids",
+        "ladderflow.egg-info/PKG-INFO",
+    ],
+)
+def test_dockerignore_leaves_out(path):
+    assert dockerignored(path)
+
+
+def test_dockerignore_keeps_what_the_image_needs():
+    needed = ["setup.py", "pyproject.toml", "templates/launch.py", "templates/metadata.json"]
+    for package in ("media", "pipeline", "transforms"):
+        for folder, dirs, files in os.walk(REPO / package):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            needed += [
+                str(Path(folder, f).relative_to(REPO))
+                for f in files
+                if not f.endswith((".pyc", ".pyo"))
+            ]
+    assert "media/assets/hls.min.js" in needed  # package_data rides along
+    left_out = [path for path in needed if dockerignored(path)]
+    assert not left_out
+
+
+# --- templates/metadata.json ---------------------------------------------------------------
+
+# google.dataflow.v1beta3 TemplateMetadata / ParameterMetadata, as JSON.
+TEMPLATE_KEYS = {
+    "name",
+    "description",
+    "parameters",
+    "streaming",
+    "supportsAtLeastOnce",
+    "supportsExactlyOnce",
+    "defaultStreamingMode",
+}
+PARAMETER_KEYS = {
+    "name",
+    "label",
+    "helpText",
+    "isOptional",
+    "regexes",
+    "paramType",
+    "customMetadata",
+    "groupName",
+    "parentName",
+    "parentTriggerValues",
+    "enumOptions",
+    "defaultValue",
+    "hiddenUi",
+}
+PARAM_TYPES = {
+    "DEFAULT",
+    "TEXT",
+    "GCS_READ_BUCKET",
+    "GCS_WRITE_BUCKET",
+    "GCS_READ_FILE",
+    "GCS_WRITE_FILE",
+    "GCS_READ_FOLDER",
+    "GCS_WRITE_FOLDER",
+    "PUBSUB_TOPIC",
+    "PUBSUB_SUBSCRIPTION",
+    "BIGQUERY_TABLE",
+    "JAVASCRIPT_UDF_FILE",
+    "SERVICE_ACCOUNT",
+    "MACHINE_TYPE",
+    "KMS_KEY_NAME",
+    "WORKER_REGION",
+    "WORKER_ZONE",
+    "BOOLEAN",
+    "ENUM",
+    "NUMBER",
+    "KAFKA_TOPIC",
+    "KAFKA_READ_TOPIC",
+    "KAFKA_WRITE_TOPIC",
+}
+
+
+@pytest.fixture(scope="module")
+def metadata() -> dict:
+    return json.loads(METADATA.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def parameters(metadata) -> dict[str, dict]:
+    return {p["name"]: p for p in metadata["parameters"]}
+
+
+def option_actions() -> dict[str, argparse.Action]:
+    """Every LadderflowOptions option, by name without the dashes."""
+    parser = argparse.ArgumentParser(add_help=False)
+    LadderflowOptions._add_argparse_args(parser)
+    return {a.option_strings[0][2:]: a for a in parser._actions if a.option_strings}
+
+
+def load_launch():
+    spec = importlib.util.spec_from_file_location("ladderflow_flex_launch", LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_metadata_has_dataflows_schema(metadata):
+    assert set(metadata) <= TEMPLATE_KEYS
+    assert metadata["name"] and metadata["description"]
+    for parameter in metadata["parameters"]:
+        assert set(parameter) <= PARAMETER_KEYS, parameter["name"]
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", parameter["name"])
+        assert parameter["label"].strip() and parameter["helpText"].strip(), parameter["name"]
+        assert isinstance(parameter["isOptional"], bool)
+        assert parameter.get("paramType", "TEXT") in PARAM_TYPES
+        assert all(isinstance(r, str) for r in parameter.get("regexes", []))
+
+
+def test_metadata_parses_as_the_dataflow_api_message():
+    types = pytest.importorskip("google.cloud.dataflow_v1beta3.types")
+    parsed = types.TemplateMetadata.from_json(METADATA.read_text(encoding="utf-8"))
+    names = [p["name"] for p in json.loads(METADATA.read_text(encoding="utf-8"))["parameters"]]
+    assert [p.name for p in parsed.parameters] == names
+
+
+@pytest.mark.skipif(shutil.which("gcloud") is None, reason="needs the Google Cloud CLI")
+def test_gcloud_puts_every_parameter_in_the_template_spec(parameters):
+    proc = subprocess.run(
+        [
+            "gcloud",
+            "dataflow",
+            "flex-template",
+            "build",
+            "gs://bucket/templates/ladderflow.json",
+            "--image=europe-docker.pkg.dev/project/repo/ladderflow:test",
+            "--sdk-language=PYTHON",
+            f"--metadata-file={METADATA}",
+            "--print-only",
+            "--format=json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    spec = json.loads(proc.stdout)
+    spec = json.loads(spec) if isinstance(spec, str) else spec  # printed as a JSON string
+    assert spec["sdkInfo"]["language"] == "PYTHON"
+    assert {p["name"]: p for p in spec["metadata"]["parameters"]} == parameters
+
+
+def test_every_parameter_is_an_option_and_every_option_a_parameter(metadata):
+    names = [p["name"] for p in metadata["parameters"]]
+    assert len(names) == len(set(names))
+    assert set(names) == set(option_actions())
+
+
+def test_output_is_required_and_the_three_fronts_are_offered(parameters):
+    assert parameters["output"]["isOptional"] is False
+    for front in ("input", "subscription", "watch"):  # one of them is needed
+        assert parameters[front]["isOptional"] is True
+        assert "not two of them" in parameters[front]["helpText"]
+    others = set(parameters) - {"output"}
+    assert all(parameters[name]["isOptional"] for name in others)
+
+
+def test_regexes_compile_and_are_anchored(metadata):
+    for parameter in metadata["parameters"]:
+        for regex in parameter.get("regexes", []):
+            re.compile(regex)
+            assert regex.startswith("^") and regex.endswith("$"), (parameter["name"], regex)
+
+
+TOPICS = (
+    ["projects/p/topics/titles-ready", "projects/my-proj/topics/T_1.x~y%z+w"],
+    [
+        "t",
+        "titles-ready",
+        "projects/p/subscriptions/sub",
+        "projects/p/topics/ab",
+        "projects/p/topics/1abc",
+        "projects//topics/abc",
+        "projects/p/topics/a/b",
+    ],
+)
+SUBSCRIPTIONS = (
+    ["projects/p/subscriptions/ladderflow-in"],
+    [
+        "ladderflow-in",
+        "projects/p/topics/drops",
+        "projects/p/subscriptions/x",
+        "projects/p/subscriptions/9in",
+    ],
+)
+FLOATS = (["4", "4.0", "0.1", "1.7", ".5", "3600"], ["", "abc", "-1", "1e3", "4 s", "1,5"])
+INTS = (["0", "3", "128"], ["", "1.5", "-1", "three", "3 "])
+BOOLS = (["true", "false"], ["", "yes", "True", "1", "--no_vmaf"])
+PRESETS = (["ultrafast", "medium", "veryslow", "placebo"], ["", "Medium", "slowest", "medium "])
+# Local paths are refused on purpose: the template runs on Dataflow, whose launcher and
+# workers share no file system; gs:// is what both can read and write.
+SAMPLES: dict[str, tuple[list[str], list[str]]] = {
+    "input": (
+        [
+            "gs://studio/masters/film.mov",
+            "gs://studio/in/*.mp4",
+            "gs://studio/a.mp4,gs://studio/b.mov",
+            "gs://studio/a.mp4, gs://other/b.mov",
+        ],
+        [
+            "",
+            "in/film.mov",
+            "/data/film.mov",
+            "gs://studio",
+            "gs://studio/a.mp4,",
+            "s3://studio/a.mp4",
+            "gs://studio/a.mp4,/data/b.mov",
+        ],
+    ),
+    "output": (
+        ["gs://studio-out/titles", "gs://studio-out", "gs://studio-out/titles/"],
+        ["", "out/", "/data/out", "s3://b/out", "gs://"],
+    ),
+    "watch": (["gs://studio-drop/in/", "gs://studio-drop"], ["", "drop/", "/data/drop"]),
+    "subscription": SUBSCRIPTIONS,
+    "notify_topic": TOPICS,
+    "dead_letter_topic": TOPICS,
+    "ladder": (["per-title", "fixed", "apple"], ["", "per_title", "Fixed", "adaptive"]),
+    "preset": PRESETS,
+    "encoder": (list(ENCODER_NAMES), ["", "nvenc", "h264_nvenc", "X264", "libx264"]),
+    "trial_preset": PRESETS,
+    "trial_crfs": (["19,26,33", "19, 26, 33", "20.5,30"], ["", "19;26", "19,,26", "a,b", "19,"]),
+    "no_vmaf": BOOLS,
+    "keep_work": BOOLS,
+    **dict.fromkeys(
+        (
+            "segment_seconds",
+            "crf",
+            "tool_timeout_s",
+            "top_vmaf",
+            "min_kbps",
+            "max_kbps",
+            "step_ratio",
+            "trial_fraction",
+            "trial_seconds",
+            "watch_interval_s",
+        ),
+        FLOATS,
+    ),
+    **dict.fromkeys(
+        ("chunk_segments", "encoder_threads", "max_renditions", "audio_kbps", "max_attempts"), INTS
+    ),
+}
+
+
+def accepts(parameter: dict, value: str) -> bool:
+    return all(re.search(regex, value) for regex in parameter.get("regexes", []))
+
+
+def test_every_parameter_has_samples(parameters):
+    assert set(SAMPLES) == set(parameters)
+    assert all(parameters[name].get("regexes") for name in SAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_regexes_accept_and_refuse_samples(parameters, name):
+    good, bad = SAMPLES[name]
+    assert [v for v in good if not accepts(parameters[name], v)] == []
+    assert [v for v in bad if accepts(parameters[name], v)] == []
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("subscription", "subscriptions"),
+        ("notify_topic", "topics"),
+        ("dead_letter_topic", "topics"),
+    ],
+)
+def test_pubsub_regexes_agree_with_the_pipeline(parameters, name, kind):
+    good, bad = SUBSCRIPTIONS if kind == "subscriptions" else TOPICS
+    for value in good + bad:
+        try:
+            pubsub_path(value, f"--{name}", kind)
+            pipeline_accepts = True
+        except ConfigurationError:
+            pipeline_accepts = False
+        assert accepts(parameters[name], value) == pipeline_accepts, value
+
+
+# Options whose values the pipeline checks against a list of its own, not argparse choices.
+VALUE_LISTS = {"encoder": ENCODER_NAMES}
+
+
+def test_parameter_types_follow_the_options(parameters):
+    for name, action in option_actions().items():
+        kind = parameters[name].get("paramType", "TEXT")
+        values = action.choices or VALUE_LISTS.get(name)
+        if values:
+            assert kind == "ENUM", name
+            assert [o["value"] for o in parameters[name]["enumOptions"]] == list(values)
+            assert all(accepts(parameters[name], v) for v in values)
+        elif action.nargs == 0:
+            assert kind == "BOOLEAN", name
+        elif action.type in (int, float):
+            assert kind == "NUMBER", name
+        else:
+            assert kind not in ("ENUM", "BOOLEAN", "NUMBER"), name
+
+
+def test_default_values_are_the_options_defaults(parameters):
+    for name, action in option_actions().items():
+        parameter = parameters[name]
+        if action.default in (None, ""):
+            assert "defaultValue" not in parameter, name
+            continue
+        shown = parameter["defaultValue"]
+        assert accepts(parameter, shown), name
+        if action.nargs == 0:
+            assert shown == str(action.default).lower(), name
+        elif action.type in (int, float):
+            assert action.type(shown) == action.default, name
+        else:
+            assert shown == action.default, name
+
+
+def flex_launch_options(argv: list[str]) -> LadderflowOptions:
+    """The options the pipeline sees when the template launcher passes `argv`."""
+    return PipelineOptions(load_launch().flex_argv(argv)).view_as(LadderflowOptions)
+
+
+def test_parameters_reach_the_pipeline_as_the_template_passes_them(parameters):
+    actions = option_actions()
+    argv = [f"--{name}={SAMPLES[name][0][0]}" for name in parameters]
+    options = flex_launch_options(argv)
+    for name, action in actions.items():
+        value = SAMPLES[name][0][0]
+        expected = (value == "true") if action.nargs == 0 else (action.type or str)(value)
+        assert getattr(options, name) == expected, name
+
+
+def test_the_template_defaults_make_a_valid_job(parameters):
+    argv = [
+        f"--{name}={p['defaultValue']}" for name, p in parameters.items() if "defaultValue" in p
+    ]
+    argv += ["--input=gs://studio/in/*.mov", "--output=gs://studio-out/titles"]
+    config = job_config(PipelineOptions(load_launch().flex_argv(argv)))
+    assert config == job_config(PipelineOptions(["--output", "gs://studio-out/titles"]))
+
+
+def test_flex_argv_turns_boolean_parameters_into_flags():
+    flex_argv = load_launch().flex_argv
+    assert flex_argv(
+        [
+            "--no_vmaf=true",
+            "--keep_work=False",
+            "--runner=DataflowRunner",
+            "--input=gs://b/a.mp4",
+            "--keep_work",
+            "--streaming",
+        ]
+    ) == [
+        "--no_vmaf",
+        "--runner=DataflowRunner",
+        "--input=gs://b/a.mp4",
+        "--keep_work",
+        "--streaming",
+    ]
+    assert flex_launch_options(["--no_vmaf=TRUE"]).no_vmaf is True
+    assert flex_launch_options(["--no_vmaf=false"]).no_vmaf is False
+    with pytest.raises(SystemExit):  # a value that is neither is argparse's to refuse
+        flex_launch_options(["--no_vmaf=maybe"])
