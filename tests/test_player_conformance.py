@@ -354,3 +354,24 @@ def test_shows_subtitles(player, conformance_site):
             and abs(end_s - srt_end) <= CUE_TOLERANCE_S
             for srt_start, srt_end, srt_text in SRT_CUES
         ), report
+
+
+@ALL_PLAYERS
+def test_shows_subtitles_chosen_as_playback_starts(player):
+    # The usual case: subtitles turned on when the title opens, while video is still
+    # being buffered. Every player, shaka on HLS included, shows the cues at their times.
+    player.call("showSubtitles", "eng")
+    player.page.evaluate("lfc.play()")
+    state = player.play_to_the_end()
+    report = player.report()
+    assert state["activeText"] is not None, report
+    assert primary_language(state["activeText"]["language"]) == "en", report
+    shown = [(c["startTime"], c["endTime"], strip_markup(c["text"])) for c in state["cuesShown"]]
+    assert shown, report
+    for start_s, end_s, text in shown:
+        assert any(
+            text == srt_text
+            and abs(start_s - srt_start) <= CUE_TOLERANCE_S
+            and abs(end_s - srt_end) <= CUE_TOLERANCE_S
+            for srt_start, srt_end, srt_text in SRT_CUES
+        ), report
