@@ -154,6 +154,12 @@ def report_without_timings(title: Path) -> dict:
     return strip(json.loads((title / "report.json").read_text()))
 
 
+def test_the_baseline_meets_the_hls_authoring_rules(direct_title):
+    from tests.hls_authoring import check_hls_title
+
+    assert check_hls_title(direct_title) == []
+
+
 def assert_same_title(title: Path, baseline: Path) -> None:
     playlists = media_playlists(title)
     assert playlists == media_playlists(baseline)

@@ -32,7 +32,7 @@ def test_a_file_dropped_into_a_watched_folder_is_published(tmp_path):
     drop, out, log = tmp_path / "drop", tmp_path / "out", tmp_path / "pipeline.log"
     drop.mkdir()
     argv = [sys.executable, "-m", "pipeline", "--watch", str(drop), "--watch_interval_s", "1",
-            "--output", str(out), "--ladder", "fixed", "--max_renditions", "1",
+            "--output", str(out), "--ladder", "fixed", "--max_renditions", "2",
             "--chunk_segments", "1", "--preset", "ultrafast", "--no_vmaf"]
     with open(log, "w") as sink:
         proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT,
@@ -52,6 +52,9 @@ def test_a_file_dropped_into_a_watched_folder_is_published(tmp_path):
         master = (out / "three" / "master.m3u8").read_text()
         assert f"g{report['source']['generation']}/video/" in master
         assert proc.poll() is None  # still watching
+        from tests.hls_authoring import check_hls_title
+
+        assert check_hls_title(out / "three") == []
         assert not (out / "four").exists()
         assert "ignored event (partial or hidden)" in log.read_text()
     finally:
