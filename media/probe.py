@@ -39,12 +39,26 @@ _MATRIX = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
 _RANGE = {1: "tv", 2: "pc"}
 
 
+SOURCE_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mxf,avi,flv,mpeg,mpegvideo,"
+                  "ogg,wav,w64,aiff,caf,flac,mp3,aac,ac3,eac3,h264,hevc,ivf,asf,dv,yuv4mpegpipe")
+"""Demuxers a source may be read with (FFmpeg's format_whitelist). Playlists and scripts
+that name other files (HLS, DASH, concat, image sequences, ...) are not sources: opened
+as media they would read whatever files they name, `/etc/passwd` included."""
+SOURCE_OPEN_OPTIONS = {"format_whitelist": SOURCE_FORMATS}
+
+
 def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
                    size_bytes: int = 0) -> SourceInfo:
     """Describe a source (a local path or a seekable binary file object)."""
     try:
-        container = av.open(source, mode="r")
+        container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)
     except (av.FFmpegError, ValueError, OSError) as exc:
+        kind = _file_list_kind(source)
+        if kind:
+            raise UnreadableSource(
+                f"{source_uri} is {kind}, not a media file",
+                hint="Give the video file itself: playlists and scripts that name other "
+                     "files are refused, as they could read any file they name.") from exc
         raise UnreadableSource(f"cannot open {source_uri} as media: {exc}") from exc
     with container:
         video = _first_video_stream(container, source_uri)
@@ -77,6 +91,26 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
             container_start_s=(container.start_time / av.time_base
                                if container.start_time is not None else 0.0),
         )
+
+
+_FILE_LISTS = ((b"#EXTM3U", "an HLS playlist"), (b"ffconcat", "an FFmpeg concat script"),
+               (b"file ", "an FFmpeg concat script"), (b"<?xml", "an XML document (a DASH "
+               "manifest?)"), (b"<MPD", "a DASH manifest"), (b"[playlist]", "a playlist"))
+
+
+def _file_list_kind(source: str | BinaryIO) -> str:
+    """What a file that names other files is ('' when it is not one of those)."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as handle:
+                head = handle.read(64)
+        else:
+            source.seek(0)
+            head = source.read(64)
+    except (OSError, ValueError, AttributeError):
+        return ""
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return next((kind for magic, kind in _FILE_LISTS if head.startswith(magic)), "")
 
 
 def _int(ctx, name: str) -> int:
@@ -152,7 +186,7 @@ def _audio_streams(container) -> list[AudioStreamInfo]:
 def inspect_audio_file(source: str | BinaryIO, source_uri: str) -> AudioStreamInfo:
     """The first audio stream of a separate audio file (a title package's track)."""
     try:
-        container = av.open(source, mode="r")
+        container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise UnreadableSource(f"{source_uri} cannot be opened as audio: {exc}") from exc
     with container:
@@ -173,7 +207,7 @@ def constant_rate(source: str | BinaryIO, source_uri: str) -> Fraction:
     stream's base rate (the rate its timestamps are multiples of), snapped to the nearest
     standard rate within 1 %, and never above 60 fps."""
     try:
-        with av.open(source, mode="r") as container:
+        with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
             video = _first_video_stream(container, source_uri)
             rate = video.base_rate or video.guessed_rate or video.average_rate
     except (av.FFmpegError, OSError, ValueError) as exc:

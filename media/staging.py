@@ -16,6 +16,7 @@ from typing import BinaryIO
 import av
 
 from media.errors import UndecodableVideo, UnreadableSource
+from media.probe import SOURCE_OPEN_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: s
                source_uri: str = "") -> StagedSpan:
     """Copy the video packets needed to decode [start_s, end_s) into `out_path`."""
     try:
-        with av.open(source, mode="r") as container:
+        with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
             video = container.streams.video[0]
             for backoff in SEEK_BACKOFF_S:
                 staged = _copy_packets(container, video, start_s - backoff, start_s, end_s,
