@@ -7,7 +7,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
-from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.test_stream import TestStream as BeamTestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
@@ -33,7 +33,7 @@ def test_duplicates_are_dropped_in_batch():
 
 def test_duplicates_and_out_of_order_generations_in_streaming():
     stream = (
-        TestStream()
+        BeamTestStream()
         .advance_watermark_to(0)
         .add_elements([TimestampedValue(e, 1) for e in
                        (event("a", "2", "m1"), event("b", "5", "m2"), event("a", "2", "m3"))])
