@@ -4,12 +4,56 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from media.errors import ConfigurationError
+from media.errors import ConfigurationError, SourceOverLimit
 from media.types import EncodeSettings
 
 LADDERS = ("per-title", "fixed", "apple")
+DEFAULT_MAX_DURATION_S = 6 * 3600.0
+DEFAULT_MAX_WIDTH, DEFAULT_MAX_HEIGHT = 7680, 4320
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """The largest source a job takes, checked at inspection before any encode: the
+    file's size first (before it is opened), then the coded frame size and the duration
+    of the video (from the probe, before the whole file is decoded)."""
+
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    max_width: int = DEFAULT_MAX_WIDTH
+    max_height: int = DEFAULT_MAX_HEIGHT
+    max_source_bytes: int = 0
+    """0: no limit."""
+
+    def check_bytes(self, uri: str, size_bytes: int) -> None:
+        if self.max_source_bytes and size_bytes > self.max_source_bytes:
+            raise SourceOverLimit(
+                f"{uri} is {size_bytes} bytes, over the source size limit of "
+                f"{self.max_source_bytes} bytes (--max_source_bytes)",
+                hint="Re-export the source at a lower bit rate, or raise --max_source_bytes "
+                     "(0: no limit) if the job should take files this large.")
+
+    def check_video(self, uri: str, width: int, height: int, duration_s: float) -> None:
+        if width > self.max_width or height > self.max_height:
+            raise SourceOverLimit(
+                f"{uri} is {width}x{height}, over the frame size limit of "
+                f"{self.max_width}x{self.max_height} (--max_width x --max_height; the coded "
+                "size, before rotation)",
+                hint=f"Scale the source down to at most {self.max_width}x{self.max_height} "
+                     "before submitting it, or raise --max_width/--max_height.")
+        if duration_s > self.max_duration_s:
+            raise SourceOverLimit(
+                f"{uri} is {_hms(duration_s)} ({duration_s:.3f} s) long, over the duration "
+                f"limit of {_hms(self.max_duration_s)} ({self.max_duration_s:g} s, "
+                "--max_duration_s)",
+                hint="Split the source into shorter titles, or raise --max_duration_s if "
+                     "the job should take sources this long.")
+
+
+def _hms(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +102,13 @@ class JobConfig:
     """A chunk over target + this is re-encoded at a higher CRF (saves bits)."""
     max_attempts: int = 3
     """Encodes per chunk at most (the first and two retries)."""
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    """Longest source video accepted (seconds); longer ones are rejected at inspection."""
+    max_width: int = DEFAULT_MAX_WIDTH
+    max_height: int = DEFAULT_MAX_HEIGHT
+    """Largest coded frame accepted (before rotation); larger ones are rejected."""
+    max_source_bytes: int = 0
+    """Largest source video file accepted, in bytes (0: no limit)."""
 
     def fingerprint(self) -> str:
         """A digest of the settings that decide a title's output (not where it goes)."""
@@ -69,6 +120,11 @@ class JobConfig:
         for key in ("output_root", "keep_work", "tool_timeout_s"):
             basis.pop(key)
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def source_limits(self) -> SourceLimits:
+        return SourceLimits(self.max_duration_s, self.max_width, self.max_height,
+                            self.max_source_bytes)
 
     @property
     def gates_on(self) -> bool:
@@ -103,6 +159,10 @@ class JobConfig:
         _check(self.trial_seconds > 0, "--trial_seconds must be positive")
         _check(self.max_attempts >= 1, "--max_attempts must be 1 or more")
         _check(self.gate_below >= 0 and self.gate_above >= 0, "gate tolerances must be >= 0")
+        _check(self.max_duration_s > 0, "--max_duration_s must be positive")
+        _check(self.max_width >= 1 and self.max_height >= 1,
+               "--max_width and --max_height must be 1 or more")
+        _check(self.max_source_bytes >= 0, "--max_source_bytes must be 0 (no limit) or more")
         return self
 
 

@@ -4,6 +4,11 @@
 bytes); `encode_staged` encodes it with libx264 and (unless told not to) scores the
 encode with libvmaf against the same frames of the source. A quality gate calls
 `encode_staged` again with another CRF without staging again. `encode_chunk` does both.
+
+An encoded chunk that is unreadable or has the wrong number of frames raises `BadChunk`
+(a retry may fix it; the encode DoFn retries it a bounded number of times). The fault
+hooks of `media.faults` (kill the FFmpeg process, corrupt the encoded chunk) are here;
+they cost nothing unless `LADDERFLOW_FAULTS` is set.
 """
 
 from __future__ import annotations
@@ -15,12 +20,26 @@ from typing import BinaryIO
 
 import av
 
-from media import ffmpeg, vmaf, x264
+from media import faults, ffmpeg, vmaf, x264
 from media.encoders import resolve_encoder
 from media.errors import MediaError
 from media.ladder import scaled_width
 from media.staging import StagedSpan, stage_span
 from media.types import ChunkTask, VmafScore
+
+
+class BadChunk(MediaError):
+    """An encoded chunk failed its check: unreadable, or not the frames it should have."""
+
+    hint = (
+        "The source ends early or has damaged frames (re-export it), or the worker's "
+        "disk failed (run again: finished chunks are reused)."
+    )
+
+
+def fault_label(task: ChunkTask) -> str:
+    """What the rules of `LADDERFLOW_FAULTS` match against: title/rendition/chunk index."""
+    return f"{task.title_id}/{task.rendition.rendition_id}/{task.chunk.index}"
 
 
 @dataclass(frozen=True)
@@ -42,43 +61,91 @@ class EncodedChunk:
 
 def stage_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str) -> StagedSpan:
     start_s, end_s = x264.chunk_window_s(task.source, task.chunk)
-    return stage_span(source, start_s, end_s, os.path.join(scratch, "source-span.mkv"),
-                      task.source.source_uri)
+    return stage_span(
+        source, start_s, end_s, os.path.join(scratch, "source-span.mkv"), task.source.source_uri
+    )
 
 
-def encode_staged(task: ChunkTask, staged: StagedSpan, scratch: str, attempt: int = 0,
-                  timeout_s: float | None = None, vmaf_subsample: int = 1) -> EncodedChunk:
+def encode_staged(
+    task: ChunkTask,
+    staged: StagedSpan,
+    scratch: str,
+    attempt: int = 0,
+    timeout_s: float | None = None,
+    vmaf_subsample: int = 1,
+) -> EncodedChunk:
     """Encode the staged chunk with the task's rendition (and score it)."""
     out_path = os.path.join(scratch, f"chunk-{attempt}.mp4")
     encoder, _ = resolve_encoder(task.settings.encoder)
     settings = dataclasses.replace(task.settings, encoder=encoder.name)
-    argv = x264.encode_chunk_argv(staged.path, out_path, task.source, task.chunk,
-                                  task.rendition, settings, task.segment_frames)
-    run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
+    argv = x264.encode_chunk_argv(
+        staged.path,
+        out_path,
+        task.source,
+        task.chunk,
+        task.rendition,
+        settings,
+        task.segment_frames,
+    )
+    label = fault_label(task)
+    run = ffmpeg.run(
+        ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=faults.ffmpeg_hook("encode", label)
+    )
+    faults.corrupt_chunk(label, out_path)
     frames = count_frames(out_path)
     if frames != task.chunk.frame_count:
-        raise MediaError(
+        raise BadChunk(
             f"chunk {task.chunk.index} of {task.title_id} ({task.rendition.rendition_id}) has "
-            f"{frames} frames; expected {task.chunk.frame_count}",
-            hint="The source ends early or has damaged frames; re-export it.",
+            f"{frames} frames; expected {task.chunk.frame_count}"
         )
     size = os.path.getsize(out_path)
     if not task.score_vmaf:
-        return EncodedChunk(out_path, frames, size, run.wall_s, run.cpu_s,
-                            staged_bytes=staged.bytes_copied, encoder=encoder.name)
+        return EncodedChunk(
+            out_path,
+            frames,
+            size,
+            run.wall_s,
+            run.cpu_s,
+            staged_bytes=staged.bytes_copied,
+            encoder=encoder.name,
+        )
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
     height = task.vmaf_height
-    argv = vmaf.score_chunk_argv(out_path, staged.path, task.source, task.chunk,
-                                 scaled_width(task.source, height), height, log_path,
-                                 threads=task.settings.threads, subsample=vmaf_subsample)
-    scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s)
-    return EncodedChunk(out_path, frames, size, run.wall_s, run.cpu_s,
-                        vmaf.pool_log_file(log_path), log_path, scored.wall_s,
-                        staged.bytes_copied, encoder.name)
+    argv = vmaf.score_chunk_argv(
+        out_path,
+        staged.path,
+        task.source,
+        task.chunk,
+        scaled_width(task.source, height),
+        height,
+        log_path,
+        threads=task.settings.threads,
+        subsample=vmaf_subsample,
+    )
+    scored = ffmpeg.run(
+        ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=faults.ffmpeg_hook("score", label)
+    )
+    return EncodedChunk(
+        out_path,
+        frames,
+        size,
+        run.wall_s,
+        run.cpu_s,
+        vmaf.pool_log_file(log_path),
+        log_path,
+        scored.wall_s,
+        staged.bytes_copied,
+        encoder.name,
+    )
 
 
-def encode_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str,
-                 timeout_s: float | None = None, vmaf_subsample: int = 1) -> EncodedChunk:
+def encode_chunk(
+    task: ChunkTask,
+    source: str | BinaryIO,
+    scratch: str,
+    timeout_s: float | None = None,
+    vmaf_subsample: int = 1,
+) -> EncodedChunk:
     """Stage, encode (and score) `task` from `source` (a local path or seekable file)."""
     staged = stage_chunk(task, source, scratch)
     return encode_staged(task, staged, scratch, 0, timeout_s, vmaf_subsample)
@@ -93,4 +160,4 @@ def count_frames(path: str) -> int:
                 return int(stream.frames)
             return sum(1 for packet in container.demux(stream) if packet.size)
     except (av.FFmpegError, IndexError) as exc:
-        raise MediaError(f"the encoder wrote an unreadable chunk {path}: {exc}") from exc
+        raise BadChunk(f"the encoder wrote an unreadable chunk {path}: {exc}") from exc

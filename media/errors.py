@@ -55,9 +55,26 @@ class ToolFailed(MediaError):
 
     hint = "FFmpeg could not process the source; the log above shows its last lines."
 
-    def __init__(self, argv: list[str], returncode: int, stderr_tail: str, hint: str | None = None):
+    def __init__(
+        self,
+        argv: list[str],
+        returncode: int,
+        stderr_tail: str,
+        hint: str | None = None,
+        timed_out: bool = False,
+    ):
         self.argv = argv
         self.returncode = returncode
+        """The exit status; negative: killed by that signal."""
         self.stderr_tail = stderr_tail
+        self.timed_out = timed_out
+        """Killed because it ran past its time limit."""
         tool = argv[0].rsplit("/", 1)[-1] if argv else "tool"
         super().__init__(f"{tool} exited with {returncode}: {stderr_tail.strip()[-600:]}", hint)
+
+
+class SourceOverLimit(MediaError):
+    """The source is larger than the job accepts (`--max_duration_s`, `--max_width`,
+    `--max_height`, `--max_source_bytes`); rejected at inspection, before any encode."""
+
+    hint = "The source is over one of the job's source limits; raise the limit or split it."

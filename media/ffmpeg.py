@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from media.errors import ToolFailed
@@ -50,8 +50,17 @@ def ffmpeg_argv(*args: str) -> list[str]:
     return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
 
 
-def run(argv: Sequence[str], timeout_s: float | None = None, hint: str | None = None) -> ToolRun:
-    """Run a media tool; raise `ToolFailed` with stderr's tail if it fails or times out."""
+def run(
+    argv: Sequence[str],
+    timeout_s: float | None = None,
+    hint: str | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
+) -> ToolRun:
+    """Run a media tool; raise `ToolFailed` with stderr's tail if it fails or times out.
+
+    `on_start`, if given, is called with the process once it has started (the fault
+    hooks of `media.faults` use it to kill it).
+    """
     argv = [str(a) for a in argv]
     log.debug("running: %s", shlex.join(argv))
     start = time.monotonic()
@@ -63,6 +72,8 @@ def run(argv: Sequence[str], timeout_s: float | None = None, hint: str | None = 
         if timer:
             timer.start()
         try:
+            if on_start is not None:
+                on_start(proc)
             # wait4, not wait: it also gives the CPU seconds of this one child.
             _, status, rusage = os.wait4(proc.pid, 0)
         finally:
@@ -73,7 +84,10 @@ def run(argv: Sequence[str], timeout_s: float | None = None, hint: str | None = 
         stderr = stderr_file.read().decode("utf-8", "replace")
     wall_s = time.monotonic() - start
     if proc.returncode != 0:
-        if timeout_s and wall_s >= timeout_s:
+        timed_out = bool(timeout_s and wall_s >= timeout_s)
+        if timed_out:
             stderr += f"\n(killed after the {timeout_s} s limit)"
-        raise ToolFailed(argv, proc.returncode, stderr[-STDERR_TAIL_CHARS:], hint)
+        raise ToolFailed(
+            argv, proc.returncode, stderr[-STDERR_TAIL_CHARS:], hint, timed_out=timed_out
+        )
     return ToolRun(tuple(argv), wall_s, rusage.ru_utime + rusage.ru_stime, stderr)

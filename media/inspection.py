@@ -868,40 +868,49 @@ def _isobmff_truncation(path: str) -> str:
     ISO BMFF). Walks the top-level boxes: one that runs past the end of the file, or a
     file without `moov` (the index a writer adds when it finishes), is truncated."""
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as handle:
-            head = handle.read(8)
-            if len(head) < 8 or head[4:8] != b"ftyp":
-                return ""
-            position, seen = 0, set()
-            for _ in range(100_000):
-                if position >= size:
-                    break
-                handle.seek(position)
-                header = handle.read(16)
-                if len(header) < 8:
-                    return f"it ends inside a box header at byte {position} of {size}"
-                box_size, kind = struct.unpack(">I4s", header[:8])
-                name = kind.decode("latin-1")
-                if box_size == 1:
-                    if len(header) < 16:
-                        return f"it ends inside a box header at byte {position} of {size}"
-                    box_size = struct.unpack(">Q", header[8:16])[0]
-                elif box_size == 0:  # the box runs to the end of the file
-                    seen.add(name)
-                    break
-                if box_size < 8:
-                    return ""  # not a box structure we understand; let the demuxer judge
-                seen.add(name)
-                if position + box_size > size:
-                    missing = position + box_size - size
-                    return (
-                        f"its '{name}' box needs {missing} more bytes than the file has "
-                        f"(the file is {size} bytes, about "
-                        f"{100 * size / (size + missing):.0f} % of what it should be)"
-                    )
-                position += box_size
+            return isobmff_truncation(handle)
     except OSError:
+        return ""
+
+
+def isobmff_truncation(handle) -> str:
+    """`_isobmff_truncation` of an open, seekable binary file (read from its start)."""
+    try:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
+        head = handle.read(8)
+        if len(head) < 8 or head[4:8] != b"ftyp":
+            return ""
+        position, seen = 0, set()
+        for _ in range(100_000):
+            if position >= size:
+                break
+            handle.seek(position)
+            header = handle.read(16)
+            if len(header) < 8:
+                return f"it ends inside a box header at byte {position} of {size}"
+            box_size, kind = struct.unpack(">I4s", header[:8])
+            name = kind.decode("latin-1")
+            if box_size == 1:
+                if len(header) < 16:
+                    return f"it ends inside a box header at byte {position} of {size}"
+                box_size = struct.unpack(">Q", header[8:16])[0]
+            elif box_size == 0:  # the box runs to the end of the file
+                seen.add(name)
+                break
+            if box_size < 8:
+                return ""  # not a box structure we understand; let the demuxer judge
+            seen.add(name)
+            if position + box_size > size:
+                missing = position + box_size - size
+                return (
+                    f"its '{name}' box needs {missing} more bytes than the file has "
+                    f"(the file is {size} bytes, about "
+                    f"{100 * size / (size + missing):.0f} % of what it should be)"
+                )
+            position += box_size
+    except (OSError, ValueError):
         return ""
     if "moov" not in seen:
         return "it has no 'moov' box (the index a writer adds when it finishes the file)"

@@ -59,6 +59,12 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
                 f"{source_uri} is {kind}, not a media file",
                 hint="Give the video file itself: playlists and scripts that name other "
                      "files are refused, as they could read any file they name.") from exc
+        cut = _truncation(source)
+        if cut:
+            raise UnreadableSource(
+                f"{source_uri} is truncated: {cut}",
+                hint="Re-export the source from the editing or capture tool, or upload it "
+                     "again: the file as received is incomplete.") from exc
         raise UnreadableSource(f"cannot open {source_uri} as media: {exc}") from exc
     with container:
         video = _first_video_stream(container, source_uri)
@@ -111,6 +117,20 @@ def _file_list_kind(source: str | BinaryIO) -> str:
         return ""
     head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     return next((kind for magic, kind in _FILE_LISTS if head.startswith(magic)), "")
+
+
+def _truncation(source: str | BinaryIO) -> str:
+    """Why an MP4/MOV that FFmpeg cannot open looks cut short ('' when it does not): a
+    copy cut before its index (`moov`) is written, or inside it, does not open at all."""
+    from media.inspection import isobmff_truncation
+
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as handle:
+                return isobmff_truncation(handle)
+        return isobmff_truncation(source)
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _int(ctx, name: str) -> int:

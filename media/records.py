@@ -45,6 +45,7 @@ def chunk_record(result: ChunkResult, fingerprint: str) -> dict:
         "attempts": [dataclasses.asdict(a) for a in result.attempts],
         "kept": result.kept,
         "encoder": result.encoder,
+        "retries": list(result.retries),
     }
 
 
@@ -71,4 +72,5 @@ def result_from_record(record: dict, task: ChunkTask) -> ChunkResult | None:
         attempts=tuple(Attempt(**a) for a in record.get("attempts", [])),
         kept=int(record.get("kept", -1)),
         encoder=str(record.get("encoder", "x264")),
+        retries=tuple(str(r) for r in record.get("retries", [])),
     )

@@ -23,6 +23,7 @@ def _chunk_entry(chunk: ChunkResult) -> dict:
         "reused": chunk.reused,
         "crf": chunk.attempts[chunk.kept].crf if chunk.attempts else None,
         "attempts": [dataclasses.asdict(a) for a in chunk.attempts],
+        "retries": list(chunk.retries),
         "vmaf": None,
     }
     if chunk.vmaf:

@@ -11,8 +11,9 @@ A source named `NAME.title.json` is a package (the title id is NAME):
     }
 
 URIs are relative to the JSON file or absolute (a path starting with '/', or any URI
-with a scheme such as gs://). Audio streams inside the video file are tracks too; the
-package's audio files come after them. Plain functions: parsing and checking only;
+with a scheme such as gs://); a package in object storage names no local path, and its
+relative paths stay in its bucket. Audio streams inside the video file are tracks too;
+the package's audio files come after them. Plain functions: parsing and checking only;
 reading the files is the caller's.
 """
 
@@ -73,12 +74,27 @@ def is_title_package(uri: str) -> bool:
 
 
 def resolve_uri(uri: str, package_uri: str) -> str:
-    """`uri` as written in the package at `package_uri`, made absolute."""
-    if "://" in uri or uri.startswith("/"):
+    """`uri` as written in the package at `package_uri`, made absolute.
+
+    A package in object storage (gs://...) names objects: a local path ('/...') there
+    would be a file of whichever worker runs it, and a relative path stays in the
+    package's bucket; both are refused otherwise."""
+    if "://" in uri:
         return uri
     if "://" in package_uri:
-        return posixpath.normpath(posixpath.join(posixpath.dirname(package_uri), uri)).replace(
-            ":/", "://", 1)
+        if uri.startswith("/"):
+            raise TitlePackageError(
+                f"{package_uri}: {uri!r} is a local path; a package in object storage names "
+                "objects (gs://...) or paths relative to itself")
+        scheme, rest = package_uri.split("://", 1)
+        bucket, _, key = rest.partition("/")
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(key), uri))
+        if path == ".." or path.startswith("../"):
+            raise TitlePackageError(
+                f"{package_uri}: {uri!r} leaves the bucket {scheme}://{bucket}/")
+        return f"{scheme}://{bucket}/{path}"
+    if uri.startswith("/"):
+        return uri
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(package_uri)), uri))
 
 

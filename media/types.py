@@ -355,6 +355,8 @@ class ChunkResult:
     """Index in `attempts` of the encode that was kept."""
     encoder: str = "x264"
     """The encoder that made it (`auto` resolved on the worker)."""
+    retries: tuple[str, ...] = ()
+    """Why each try before the one that made it failed (transient faults), in order."""
 
     @property
     def bitrate_kbps(self) -> float:

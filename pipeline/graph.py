@@ -70,7 +70,8 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
                 event_rejects: tuple[beam.PCollection, ...] = ()) -> GraphOutputs:
     """Wire every stage onto `events` (a PCollection of `IngestEvent`s), from any front."""
     unique = events | "Deduplicate" >> DeduplicateEvents()
-    inspected = unique | "Inspect" >> Inspect(config.output_root, config.fingerprint())
+    inspected = unique | "Inspect" >> Inspect(
+        config.output_root, config.fingerprint(), config.source_limits)
     planned = inspected.main | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
     encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)

@@ -11,7 +11,14 @@ import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from media.config import LADDERS, X264_PRESETS, JobConfig
+from media.config import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MAX_HEIGHT,
+    DEFAULT_MAX_WIDTH,
+    LADDERS,
+    X264_PRESETS,
+    JobConfig,
+)
 from media.errors import ConfigurationError
 from media.types import EncodeSettings
 
@@ -87,6 +94,19 @@ class LadderflowOptions(PipelineOptions):
         parser.add_argument("--max_attempts", type=int, default=3,
                             help="Encodes per chunk at most: a chunk whose VMAF misses its "
                             "rung's target is re-encoded (default 3: two retries).")
+        parser.add_argument("--max_duration_s", type=float, default=DEFAULT_MAX_DURATION_S,
+                            help="Longest source accepted, in seconds of video; a longer one "
+                            "is rejected at inspection, before any encode. Default 21600 "
+                            "(6 h).")
+        parser.add_argument("--max_width", type=int, default=DEFAULT_MAX_WIDTH,
+                            help="Widest coded frame accepted (before rotation); a wider "
+                            "source is rejected at inspection. Default 7680.")
+        parser.add_argument("--max_height", type=int, default=DEFAULT_MAX_HEIGHT,
+                            help="Tallest coded frame accepted (before rotation); a taller "
+                            "source is rejected at inspection. Default 4320.")
+        parser.add_argument("--max_source_bytes", type=int, default=0,
+                            help="Largest source video file accepted, in bytes; a larger one "
+                            "is rejected before it is opened (0: no limit, the default).")
 
 
 def job_config(options: PipelineOptions) -> JobConfig:
@@ -114,6 +134,10 @@ def job_config(options: PipelineOptions) -> JobConfig:
         trial_fraction=opts.trial_fraction,
         trial_seconds=opts.trial_seconds,
         max_attempts=opts.max_attempts,
+        max_duration_s=opts.max_duration_s,
+        max_width=opts.max_width,
+        max_height=opts.max_height,
+        max_source_bytes=opts.max_source_bytes,
     ).validate()
 
 

@@ -724,11 +724,22 @@ SAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "trial_fraction",
             "trial_seconds",
             "watch_interval_s",
+            "max_duration_s",
         ),
         FLOATS,
     ),
     **dict.fromkeys(
-        ("chunk_segments", "encoder_threads", "max_renditions", "audio_kbps", "max_attempts"), INTS
+        (
+            "chunk_segments",
+            "encoder_threads",
+            "max_renditions",
+            "audio_kbps",
+            "max_attempts",
+            "max_width",
+            "max_height",
+            "max_source_bytes",
+        ),
+        INTS,
     ),
 }
 

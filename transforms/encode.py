@@ -3,37 +3,91 @@
 A `Reshuffle` first, so the runner spreads the (chunk, rendition) tasks over workers
 instead of fusing them with the fan-out. Each task stages only its chunk's span of the
 source, encodes it with x264, scores it with libvmaf, and stores the chunk, its VMAF
-log and a record of the finished work. A task whose record exists (same settings) is
-not encoded again: re-running resumes (invariant 6).
+log and a record of the finished work. A task whose record exists (same settings, and
+its chunk there with the recorded size) is not encoded again: re-running resumes
+(invariant 6).
+
+A try that fails for a reason another try may not meet (the FFmpeg process killed by a
+signal, an OSError from storage, an encoded chunk that fails its frame-count check:
+`transient`) is made again, from staging on, in a fresh scratch folder, up to
+`max_tries` tries in all; then, or at once for any other `MediaError` (a source FFmpeg
+cannot read fails the same way every time), the title goes to the dead letter with the
+cause. A task yields one result or one dead letter, never both and never two: the chunk
+and its record are written under fixed names, so a retry overwrites what a failed try
+left. Tries that failed are listed in the result (`retries`) and in report.json.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import tempfile
+import time
 
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media import naming
-from media.encode import EncodedChunk, encode_staged, stage_chunk
+from media import faults, naming
+from media.encode import BadChunk, EncodedChunk, encode_staged, fault_label, stage_chunk
 from media.encoders import resolve_encoder
-from media.errors import MediaError
+from media.errors import MediaError, ToolFailed
 from media.planning import gate_verdict, next_crf
 from media.records import chunk_record, result_from_record, task_fingerprint
 from media.types import Attempt, ChunkResult, ChunkTask
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 
-__all__ = ["EncodeChunks"]
+__all__ = ["CHUNK_TRIES", "EncodeChunks", "transient"]
 
 log = logging.getLogger(__name__)
 
+CHUNK_TRIES = 3
+"""Tries per chunk at most when a try fails for a transient reason (see `transient`)."""
+RETRY_BACKOFF_S = 0.25
+"""Wait before the second try; doubled before each later one."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether another try may succeed where this one failed: an FFmpeg process killed by
+    a signal (not for running past its time limit), a storage error (OSError), or an
+    encoded chunk that failed its check. A source that FFmpeg cannot read is not."""
+    if isinstance(exc, ToolFailed):
+        return exc.returncode < 0 and not exc.timed_out
+    return isinstance(exc, (OSError, BadChunk))
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, ToolFailed) and exc.returncode < 0 and not exc.timed_out:
+        try:
+            name = signal.Signals(-exc.returncode).name
+        except ValueError:
+            name = f"signal {-exc.returncode}"
+        return f"FFmpeg was killed by {name}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _hint(exc: BaseException) -> str:
+    if isinstance(exc, ToolFailed):
+        return (
+            "FFmpeg was killed again and again (out of memory? a preempted worker?); "
+            "run again, on workers with more memory (finished chunks are reused)."
+        )
+    if isinstance(exc, OSError):
+        return "Storage failed again and again; run again (finished chunks are reused)."
+    return getattr(exc, "hint", "")
+
 
 class _EncodeChunkFn(beam.DoFn):
-    def __init__(self, tool_timeout_s: float):
+    def __init__(
+        self,
+        tool_timeout_s: float,
+        max_tries: int = CHUNK_TRIES,
+        retry_backoff_s: float = RETRY_BACKOFF_S,
+    ):
         self._timeout_s = tool_timeout_s
+        self._max_tries = max(1, max_tries)
+        self._backoff_s = retry_backoff_s
 
     def process(self, task: ChunkTask):
         if not getattr(self, "_told", False):
@@ -43,49 +97,100 @@ class _EncodeChunkFn(beam.DoFn):
         if reused is not None:
             yield reused
             return
-        try:
-            yield self._encode(task)
-        except MediaError as exc:
-            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
-                task.title_id, task.source.source_uri,
-                f"encode ({task.rendition.rendition_id}, chunk {task.chunk.index})", exc))
+        stage = f"encode ({task.rendition.rendition_id}, chunk {task.chunk.index})"
+        failed: list[str] = []
+        while True:
+            try:
+                result = self._encode(task, tuple(failed))
+            except (MediaError, OSError) as exc:
+                if not transient(exc):  # a MediaError of the source: the same every time
+                    yield pvalue.TaggedOutput(
+                        DEAD_LETTER,
+                        dead_letter_for(task.title_id, task.source.source_uri, stage, exc),
+                    )
+                    return
+                failed.append(_cause(exc))
+                if len(failed) >= self._max_tries:
+                    hint = _hint(exc)
+                    yield pvalue.TaggedOutput(
+                        DEAD_LETTER,
+                        dead_letter_for(
+                            task.title_id,
+                            task.source.source_uri,
+                            stage,
+                            MediaError(
+                                f"{stage} failed {len(failed)} times: {'; '.join(failed)}", hint
+                            ),
+                        ),
+                    )
+                    return
+                log.warning(
+                    "%s: %s failed (try %d of %d), trying again: %s",
+                    task.title_id,
+                    stage,
+                    len(failed),
+                    self._max_tries,
+                    failed[-1],
+                )
+                time.sleep(self._backoff_s * 2 ** (len(failed) - 1))
+                continue
+            yield result
+            return
 
     def _finished(self, task: ChunkTask) -> ChunkResult | None:
-        record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id,
-                                             task.rendition.rendition_id, task.chunk.index)
+        record_uri = naming.chunk_record_uri(
+            task.output_root, task.source.work_id, task.rendition.rendition_id, task.chunk.index
+        )
         if not _storage.exists(record_uri):
             return None
         result = result_from_record(_storage.read_json(record_uri), task)
-        if result is not None and _storage.exists(result.chunk_uri):
-            log.debug("%s: reusing finished chunk %s", task.title_id, result.chunk_uri)
+        if (
+            result is not None
+            and _storage.exists(result.chunk_uri)
+            and _storage.size_of(result.chunk_uri) == result.size_bytes
+        ):
+            log.info("%s: reusing finished chunk %s", task.title_id, result.chunk_uri)
             return result
         return None
 
-    def _encode(self, task: ChunkTask) -> ChunkResult:
+    def _encode(self, task: ChunkTask, retries: tuple[str, ...] = ()) -> ChunkResult:
         rid, index = task.rendition.rendition_id, task.chunk.index
+        label = fault_label(task)
         chunk_uri = naming.chunk_uri(task.output_root, task.source.work_id, rid, index)
         with tempfile.TemporaryDirectory(prefix="ladderflow-encode-") as scratch:
             with _storage.open_source(task.source.source_uri) as source:
                 staged = stage_chunk(task, source, scratch)
             kept, attempts = self._encode_to_target(task, staged, scratch)
             encoded = attempts[kept].encoded
+            faults.storage_write("chunk", label, chunk_uri)
             _storage.upload(encoded.path, chunk_uri)
             log_uri = ""
             if encoded.vmaf_log_path:
                 log_uri = naming.vmaf_log_uri(rid, index, task.source.media_dir)
-                _storage.upload(encoded.vmaf_log_path,
-                                naming.join(task.output_root, task.title_id, log_uri))
+                _storage.upload(
+                    encoded.vmaf_log_path, naming.join(task.output_root, task.title_id, log_uri)
+                )
         result = ChunkResult(
-            title_id=task.title_id, rendition_id=rid, index=index,
-            chunk_count=task.chunk_count, chunk_uri=chunk_uri,
-            frame_count=encoded.frame_count, size_bytes=encoded.size_bytes,
+            title_id=task.title_id,
+            rendition_id=rid,
+            index=index,
+            chunk_count=task.chunk_count,
+            chunk_uri=chunk_uri,
+            frame_count=encoded.frame_count,
+            size_bytes=encoded.size_bytes,
             duration_s=task.chunk.frame_count / task.source.frame_rate,
-            vmaf=encoded.vmaf, vmaf_log_uri=log_uri,
+            vmaf=encoded.vmaf,
+            vmaf_log_uri=log_uri,
             encode_s=sum(a.encode_s for a in attempts),
-            score_s=sum(a.score_s for a in attempts), task=task,
-            attempts=tuple(a.attempt for a in attempts), kept=kept, encoder=encoded.encoder,
+            score_s=sum(a.score_s for a in attempts),
+            task=task,
+            attempts=tuple(a.attempt for a in attempts),
+            kept=kept,
+            encoder=encoded.encoder,
+            retries=retries,
         )
         record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id, rid, index)
+        faults.storage_write("record", label, record_uri)
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))
         return result
 
@@ -105,15 +210,23 @@ class _EncodeChunkFn(beam.DoFn):
             kbps = encoded.size_bytes * 8 / float(task.chunk.frame_count / task.source.frame_rate)
             score = encoded.vmaf.mean if encoded.vmaf else None
             tries.append(_Try(Attempt(rendition.crf, round(kbps / 1000, 1), score), encoded))
-            if not gated or gate_verdict(score, rendition.target_vmaf, task.gate_below,
-                                         task.gate_above) == 0:
+            if (
+                not gated
+                or gate_verdict(score, rendition.target_vmaf, task.gate_below, task.gate_above) == 0
+            ):
                 break
             crf = next_crf(rendition, [t.attempt for t in tries])
             if crf == rendition.crf:
                 break
-            log.info("%s: %s chunk %d: VMAF %.2f, target %.2f: re-encoding at CRF %g",
-                     task.title_id, rendition.rendition_id, task.chunk.index, score,
-                     rendition.target_vmaf, crf)
+            log.info(
+                "%s: %s chunk %d: VMAF %.2f, target %.2f: re-encoding at CRF %g",
+                task.title_id,
+                rendition.rendition_id,
+                task.chunk.index,
+                score,
+                rendition.target_vmaf,
+                crf,
+            )
             rendition = dataclasses.replace(rendition, crf=crf)
         return tries.index(_best(tries, task)), tries
 
@@ -138,8 +251,11 @@ def _best(tries: list[_Try], task: ChunkTask) -> _Try:
     target = task.rendition.target_vmaf
     if len(tries) == 1 or not target:
         return tries[-1]
-    within = [t for t in tries if gate_verdict(t.attempt.vmaf, target, task.gate_below,
-                                               task.gate_above) == 0]
+    within = [
+        t
+        for t in tries
+        if gate_verdict(t.attempt.vmaf, target, task.gate_below, task.gate_above) == 0
+    ]
     if within:
         return min(within, key=lambda t: t.encoded.size_bytes)
     reaching = [t for t in tries if t.attempt.vmaf >= target - task.gate_below]
@@ -151,14 +267,17 @@ def _best(tries: list[_Try], task: ChunkTask) -> _Try:
 class EncodeChunks(beam.PTransform):
     """PCollection[ChunkTask] -> {'main': ChunkResult, 'dead_letter': DeadLetter}."""
 
-    def __init__(self, tool_timeout_s: float = 3600.0):
+    def __init__(self, tool_timeout_s: float = 3600.0, max_tries: int = CHUNK_TRIES):
         super().__init__()
         self._timeout_s = tool_timeout_s
+        self._max_tries = max_tries
 
     def expand(self, tasks):
         return (
             tasks
             | "SpreadOverWorkers" >> beam.Reshuffle()
-            | "EncodeAndScore" >> beam.ParDo(_EncodeChunkFn(self._timeout_s)).with_outputs(
-                DEAD_LETTER, main="main")
+            | "EncodeAndScore"
+            >> beam.ParDo(_EncodeChunkFn(self._timeout_s, self._max_tries)).with_outputs(
+                DEAD_LETTER, main="main"
+            )
         )

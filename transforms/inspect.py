@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from media import naming
+from media.config import SourceLimits
 from media.errors import MediaError
 from media.inspection import inspect_file
 from media.ladder import even
@@ -71,14 +72,20 @@ def _require(uri: str, what: str) -> int:
     return size
 
 
-def inspect_video(uri: str, title_id: str, timeout_s: float | None = None) -> SourceInfo:
+def inspect_video(uri: str, title_id: str, timeout_s: float | None = None,
+                  limits: SourceLimits = SourceLimits()) -> SourceInfo:
     """Probe the video, then the inspection suite (`media.inspection`: a whole decode,
     black/frozen video, audio gaps and silence, A/V sync, colour, timing). A fatal
     finding raises; the others travel with the title into its report, and the facts
-    (interlacing, rotation, pixel aspect, HDR) decide how it is conditioned."""
+    (interlacing, rotation, pixel aspect, HDR) decide how it is conditioned.
+
+    The job's source limits are checked as early as each can be: the file's size before
+    it is opened, the frame size and duration after the probe, before the whole decode."""
     size = _require(uri, "the video")
+    limits.check_bytes(uri, size)
     with _storage.open_source(uri) as source:
         info = inspect_source(source, uri, title_id, size)
+    limits.check_video(uri, info.width, info.height, float(info.duration_s))
     with _local_copy(uri) as path:
         findings, facts = inspect_file(path, timeout_s=timeout_s)
         if facts.variable_frame_rate:
@@ -122,14 +129,15 @@ def _local_copy(uri: str):
         yield path
 
 
-def inspect_package(package_uri: str, title_id: str) -> SourceInfo:
+def inspect_package(package_uri: str, title_id: str,
+                    limits: SourceLimits = SourceLimits()) -> SourceInfo:
     """A title package: its video inspected, its audio files probed and its subtitle
     files parsed, so that a broken track stops the title before any encode."""
     from media.subtitles import read_subtitles
 
     _require(package_uri, "the title package")
     package = parse_title_package(_storage.read_bytes(package_uri), package_uri)
-    info = inspect_video(package.video, title_id)
+    info = inspect_video(package.video, title_id, limits=limits)
     audio = list(info.audio)
     for item in package.audio:
         _require(item.uri, "the audio file")
@@ -147,16 +155,18 @@ def inspect_package(package_uri: str, title_id: str) -> SourceInfo:
 
 
 class _InspectFn(beam.DoFn):
-    def __init__(self, output_root: str = "", fingerprint: str = ""):
+    def __init__(self, output_root: str = "", fingerprint: str = "",
+                 limits: SourceLimits = SourceLimits()):
         self._output_root = output_root
         self._fingerprint = fingerprint
+        self._limits = limits
 
     def process(self, event: IngestEvent):
         try:
             if is_title_package(event.source_uri):
-                info = inspect_package(event.source_uri, event.title_id)
+                info = inspect_package(event.source_uri, event.title_id, self._limits)
             else:
-                info = inspect_video(event.source_uri, event.title_id)
+                info = inspect_video(event.source_uri, event.title_id, limits=self._limits)
             info = dataclasses.replace(info, generation=event.generation)
         except MediaError as exc:
             yield pvalue.TaggedOutput(
@@ -183,14 +193,17 @@ class Inspect(beam.PTransform):
 
     With an output root and the job's settings fingerprint, a title already published
     from the same source with the same settings is skipped: re-running is a no-op.
+    A source over the job's `limits` (duration, frame size, file size) is a dead letter.
     """
 
-    def __init__(self, output_root: str = "", fingerprint: str = ""):
+    def __init__(self, output_root: str = "", fingerprint: str = "",
+                 limits: SourceLimits = SourceLimits()):
         super().__init__()
         self._output_root = output_root
         self._fingerprint = fingerprint
+        self._limits = limits
 
     def expand(self, events):
         return events | "Inspect" >> beam.ParDo(
-            _InspectFn(self._output_root, self._fingerprint)).with_outputs(
+            _InspectFn(self._output_root, self._fingerprint, self._limits)).with_outputs(
             DEAD_LETTER, main="main")
