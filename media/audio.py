@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from media import ffmpeg
 from media.errors import MediaError
 from media.isobmff import FragmentInfo, InitInfo, read_fragment, read_init
-from media.probe import SOURCE_FORMATS
+from media.probe import SOURCE_INPUT_OPTIONS
 
 SAMPLE_RATE_HZ = 48000
 AAC_PRIMING_SAMPLES = 1024
@@ -53,7 +53,7 @@ def audio_argv(source_path: str, stream_index: int, duration_s: float, video_off
         "asetpts=PTS-STARTPTS"
     )
     return [
-        "-format_whitelist", SOURCE_FORMATS, "-i", source_path,
+        *SOURCE_INPUT_OPTIONS, "-i", source_path,
         "-map", f"0:{stream_index}", "-vn", "-sn", "-dn",
         "-af", audio_filter, "-c:a", "aac", "-b:a", f"{bitrate_kbps}k", "-ac", "2",
         "-ar", str(SAMPLE_RATE_HZ),

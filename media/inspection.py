@@ -66,6 +66,7 @@ import av
 
 from media import ffmpeg
 from media.errors import MediaError, NoVideoStream, ToolFailed, UnreadableSource
+from media.probe import SOURCE_INPUT_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -651,6 +652,7 @@ def _decode_pass(
             "-max_error_rate",
             "1",  # decode to the end, however damaged
             "-noautorotate",
+            *SOURCE_INPUT_OPTIONS,
             "-i",
             summary.path,
             "-map",
@@ -1408,6 +1410,7 @@ def _idet(summary: StreamSummary) -> IdetCounts | None:
             ffmpeg.run(
                 ffmpeg.ffmpeg_argv(
                     "-noautorotate",
+                    *SOURCE_INPUT_OPTIONS,
                     "-i",
                     summary.path,
                     "-map",

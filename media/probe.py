@@ -44,7 +44,12 @@ SOURCE_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mxf,avi,flv,mpeg
 """Demuxers a source may be read with (FFmpeg's format_whitelist). Playlists and scripts
 that name other files (HLS, DASH, concat, image sequences, ...) are not sources: opened
 as media they would read whatever files they name, `/etc/passwd` included."""
-SOURCE_OPEN_OPTIONS = {"format_whitelist": SOURCE_FORMATS}
+SOURCE_OPEN_OPTIONS = {"format_whitelist": SOURCE_FORMATS, "protocol_whitelist": "file"}
+"""Options every opening of a source gets: the demuxers above, and only the local file
+protocol (a source is a local path or a file object by then; nothing it names is
+fetched over the network or through another protocol)."""
+SOURCE_INPUT_OPTIONS = ("-format_whitelist", SOURCE_FORMATS, "-protocol_whitelist", "file")
+"""The same, as FFmpeg command-line input options."""
 
 
 def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
