@@ -140,6 +140,8 @@ class JobConfig:
                f"--preset {self.encode.preset!r}: use one of {', '.join(X264_PRESETS)}")
         from media.encoders import ENCODER_NAMES
 
+        _check(self.encode.decoder in ("auto", "cpu", "nvdec"),
+               f"--decoder {self.encode.decoder!r}: use auto, cpu or nvdec")
         _check(self.encode.encoder in ENCODER_NAMES,
                f"--encoder {self.encode.encoder!r}: use one of {', '.join(ENCODER_NAMES)}")
         _check(self.max_renditions >= 0, "--max_renditions must be 0 or more")

@@ -121,6 +121,7 @@ def encode_staged(
         log_path,
         threads=task.settings.threads,
         subsample=vmaf_subsample,
+        decoder=task.settings.decoder,
     )
     scored = ffmpeg.run(
         ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=faults.ffmpeg_hook("score", label)

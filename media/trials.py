@@ -38,7 +38,7 @@ def _trial_rendition(task: TrialTask, crf: float) -> Rendition:
 
 def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str]) -> list[str]:
     """Decode and scale the sample once; encode it at every CRF of the task."""
-    video = source_frames(staged_path, task.source, task.span)
+    video = source_frames(staged_path, task.source, task.span, task.settings.decoder)
     video = video.filter("scale", task.width, task.height, flags="bicubic")
     video = video.filter("setsar", "1").filter("format", "yuv420p")
     branches = video.filter_multi_output("split", len(task.crfs))
@@ -56,7 +56,7 @@ def trial_score_argv(task: TrialTask, staged_path: str, encoded: Sequence[str],
     """Decode the reference once; score every encode of the task with its own libvmaf."""
     height = task.vmaf_height
     width = scaled_width(task.source, height)
-    reference = source_frames(staged_path, task.source, task.span)
+    reference = source_frames(staged_path, task.source, task.span, task.settings.decoder)
     if vmaf.needs_scaling(task.source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic")
     references = reference.filter("format", "yuv420p").filter_multi_output("split", len(encoded))

@@ -165,6 +165,8 @@ class EncodeSettings:
     """Encoder threads per FFmpeg process; 0 lets x264 choose."""
     encoder: str = "x264"
     """`media.encoders` name, or 'auto' (NVENC where a probe encode works, else x264)."""
+    decoder: str = "auto"
+    """'auto' (NVDEC where a probe decode works, else the CPU), 'cpu' or 'nvdec'."""
 
 
 @dataclass(frozen=True)

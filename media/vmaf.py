@@ -24,7 +24,7 @@ VMAF_MODEL = "vmaf_v0.6.1"
 
 def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
                      chunk: ChunkSpan, width: int, height: int, log_path: str,
-                     threads: int = 0, subsample: int = 1) -> list[str]:
+                     threads: int = 0, subsample: int = 1, decoder: str = "cpu") -> list[str]:
     """FFmpeg arguments (without the binary) that score one chunk into a JSON log.
 
     `shortest=1` in the framesync options ends scoring at the shorter input: a chunk
@@ -35,7 +35,7 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
     distorted = distorted.filter("scale", width, height, flags="bicubic")
     distorted = distorted.filter("format", "yuv420p")
-    reference = source_frames(staged_path, source, chunk)
+    reference = source_frames(staged_path, source, chunk, decoder)
     if needs_scaling(source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic").filter(
             "setsar", "1")

@@ -13,6 +13,7 @@ from fractions import Fraction
 import ffmpeg as ffmpeg_python
 
 from media.conditioning import condition
+from media.hwaccel import decode_input_options
 from media.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
 
 HALF_FRAME = Fraction(1, 2)
@@ -38,11 +39,15 @@ def select_chunk(stream, source: SourceInfo, chunk: ChunkSpan):
     return stream.filter("fps", fps=_rate(source.frame_rate))
 
 
-def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan):
+def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan,
+                  decoder: str = "cpu"):
     """The chunk's frames from a staged span, on the title's grid and conditioned
     (`media.conditioning`: deinterlaced, rotated, tone-mapped), as an ffmpeg-python
-    stream. FFmpeg's auto-rotation is off: `condition` turns the picture itself."""
-    video = ffmpeg_python.input(staged_path, copyts=None, noautorotate=None).video
+    stream. FFmpeg's auto-rotation is off: `condition` turns the picture itself.
+    `decoder` 'auto' or 'nvdec' decodes on a CUDA device where one works
+    (`media.hwaccel`); the frames come back to system memory either way."""
+    video = ffmpeg_python.input(staged_path, copyts=None, noautorotate=None,
+                                **decode_input_options(decoder)).video
     return condition(select_chunk(video, source, chunk), source)
 
 
@@ -74,7 +79,7 @@ def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk
                       rendition: Rendition, settings: EncodeSettings,
                       segment_frames: int) -> list[str]:
     """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file."""
-    video = source_frames(staged_path, source, chunk)
+    video = source_frames(staged_path, source, chunk, settings.decoder)
     video = video.filter("scale", rendition.width, rendition.height, flags="bicubic")
     video = video.filter("setsar", "1").filter("format", "yuv420p")
     if settings.encoder == "x264":

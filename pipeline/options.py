@@ -42,6 +42,9 @@ class LadderflowOptions(PipelineOptions):
                             help="Video encoder: x264 (default), x265, svtav1, nvenc-h264, "
                             "nvenc-hevc, nvenc-av1, or auto (NVENC H.264 where a probe "
                             "encode works on the worker, else x264).")
+        parser.add_argument("--decoder", default="auto", choices=("auto", "cpu", "nvdec"),
+                            help="Source decoding: auto (NVDEC where a probe decode works on "
+                            "the worker, else the CPU; default), cpu, or nvdec.")
         parser.add_argument("--encoder_threads", type=int, default=0,
                             help="Threads per FFmpeg process (0: the encoder decides).")
         parser.add_argument("--no_vmaf", action="store_true",
@@ -118,7 +121,7 @@ def job_config(options: PipelineOptions) -> JobConfig:
         chunk_segments=opts.chunk_segments,
         crf=opts.crf,
         encode=EncodeSettings(preset=opts.preset, threads=opts.encoder_threads,
-                              encoder=opts.encoder),
+                              encoder=opts.encoder, decoder=opts.decoder),
         score_vmaf=not opts.no_vmaf,
         max_renditions=opts.max_renditions,
         audio_kbps=opts.audio_kbps,

@@ -708,6 +708,7 @@ SAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "ladder": (["per-title", "fixed", "apple"], ["", "per_title", "Fixed", "adaptive"]),
     "preset": PRESETS,
     "encoder": (list(ENCODER_NAMES), ["", "nvenc", "h264_nvenc", "X264", "libx264"]),
+    "decoder": (["auto", "cpu", "nvdec"], ["", "cuda", "gpu", "CPU"]),
     "trial_preset": PRESETS,
     "trial_crfs": (["19,26,33", "19, 26, 33", "20.5,30"], ["", "19;26", "19,,26", "a,b", "19,"]),
     "no_vmaf": BOOLS,

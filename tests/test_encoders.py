@@ -103,3 +103,31 @@ def test_hevc_and_av1_ladders_are_published_on_the_grid(encoded_titles, name, pr
     assert all(t["segments"] == 1 and t["duration_s"] == pytest.approx(4.0) for t in video)
     # The assembler checked the grid (an IDR first in every segment) before writing.
     assert check_hls_title(title) == []
+
+
+def test_nvdec_is_used_only_where_a_probe_decode_works():
+    from media.hwaccel import decode_input_options, probe_nvdec, use_nvdec
+
+    probe = probe_nvdec()
+    assert use_nvdec("auto") is probe.works and probe.detail
+    assert use_nvdec("cpu") is False and decode_input_options("cpu") == {}
+    assert decode_input_options("nvdec") == {"hwaccel": "cuda"}
+    if not probe.works:  # this machine: the reason FFmpeg gave, and the CPU decodes
+        assert decode_input_options("auto") == {}
+
+
+def test_the_encode_command_decodes_on_the_gpu_only_when_asked():
+    from fractions import Fraction
+
+    from media.types import ChunkSpan, SourceInfo
+    from media.x264 import encode_chunk_argv
+
+    source = SourceInfo("s.mp4", "s", "mp4", "h264", 1280, 720, Fraction(25), 100, 0.0,
+                        "yuv420p")
+    chunk = ChunkSpan(0, 0, 100)
+    gpu = encode_chunk_argv("in.mkv", "out.mp4", source, chunk, RUNG,
+                            EncodeSettings(decoder="nvdec"), 100)
+    cpu = encode_chunk_argv("in.mkv", "out.mp4", source, chunk, RUNG,
+                            EncodeSettings(decoder="cpu"), 100)
+    assert gpu[gpu.index("-hwaccel") + 1] == "cuda" and gpu.index("-hwaccel") < gpu.index("-i")
+    assert "-hwaccel" not in cpu
