@@ -325,6 +325,20 @@ def test_selects_second_audio(player):
     assert any(re.search(r"/aac-fra-[^/]+/seg-\d+\.m4s$", path) for path in requests), report
 
 
+def assert_shown_cues_are_the_srt_cues(state: dict, report: str) -> None:
+    """At least one cue was shown, and each cue shown is an SRT cue at its SRT time (a
+    busy CPU may skip a short one)."""
+    shown = [(c["startTime"], c["endTime"], strip_markup(c["text"])) for c in state["cuesShown"]]
+    assert shown, report
+    for start_s, end_s, text in shown:
+        assert any(
+            text == srt_text
+            and abs(start_s - srt_start) <= CUE_TOLERANCE_S
+            and abs(end_s - srt_end) <= CUE_TOLERANCE_S
+            for srt_start, srt_end, srt_text in SRT_CUES
+        ), report
+
+
 @pytest.mark.parametrize(("player_name", "manifest"), SUBTITLE_PLAYERS)
 def test_shows_subtitles(player, conformance_site):
     # Once the title is buffered to its end (all of 8 s loads at once), and before
@@ -344,16 +358,7 @@ def test_shows_subtitles(player, conformance_site):
     assert len(showing) == 1 and primary_language(showing[0]["language"]) == "en", report
     # The player got every cue once (the second is in both WebVTT segments of HLS).
     assert showing[0]["cues"] == len(SRT_CUES), report
-    shown = [(c["startTime"], c["endTime"], strip_markup(c["text"])) for c in state["cuesShown"]]
-    assert shown, report
-    # Each cue shown is an SRT cue at its SRT time (a busy CPU may skip a short one).
-    for start_s, end_s, text in shown:
-        assert any(
-            text == srt_text
-            and abs(start_s - srt_start) <= CUE_TOLERANCE_S
-            and abs(end_s - srt_end) <= CUE_TOLERANCE_S
-            for srt_start, srt_end, srt_text in SRT_CUES
-        ), report
+    assert_shown_cues_are_the_srt_cues(state, report)
 
 
 @pytest.mark.parametrize(("player_name", "manifest"), SUBTITLE_PLAYERS)
@@ -366,12 +371,4 @@ def test_shows_subtitles_chosen_as_playback_starts(player):
     report = player.report()
     assert state["activeText"] is not None, report
     assert primary_language(state["activeText"]["language"]) == "en", report
-    shown = [(c["startTime"], c["endTime"], strip_markup(c["text"])) for c in state["cuesShown"]]
-    assert shown, report
-    for start_s, end_s, text in shown:
-        assert any(
-            text == srt_text
-            and abs(start_s - srt_start) <= CUE_TOLERANCE_S
-            and abs(end_s - srt_end) <= CUE_TOLERANCE_S
-            for srt_start, srt_end, srt_text in SRT_CUES
-        ), report
+    assert_shown_cues_are_the_srt_cues(state, report)
