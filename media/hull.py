@@ -32,6 +32,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from media.ladder import BUFSIZE_RATIO
+
 __all__ = [
     "BUFSIZE_RATIO",
     "CRF_EXTRAPOLATION",
@@ -48,9 +50,7 @@ MAXRATE_RATIO = 1.5
 take more bits than the average, up to the cap; 1.5× keeps the peak (HLS BANDWIDTH)
 well inside the HLS authoring guideline of at most 2× the average for VOD, while rarely
 binding on ordinary scenes, so the CRF, not the cap, sets the quality."""
-BUFSIZE_RATIO = 2.0
-"""VBV buffer = this many seconds of maxrate (as in media.ladder's fixed ladder): smooth
-enough for 4 s segments without letting one segment run far over the cap."""
+# BUFSIZE_RATIO (VBV buffer = this many seconds of maxrate) is the fixed ladder's own.
 CRF_EXTRAPOLATION = 4.0
 """How far (in CRF) a rung may reach beyond the CRFs that were trial-encoded."""
 CRF_RANGE = (0.0, 51.0)
