@@ -62,11 +62,14 @@ RUN python3.11 -m venv /opt/venv \
 COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
 COPY --from=template_launcher /opt/google/dataflow/python_template_launcher /opt/google/dataflow/python_template_launcher
 
-# The project, installed (not editable) with its pinned apache-beam[gcp]. The source stays
-# in /template: setup.py is handed to the launched job (FLEX_TEMPLATE_PYTHON_SETUP_FILE).
+# The project, installed (not editable) with its pinned apache-beam[gcp], then its gpu
+# extra (torch and vmaf-torch: --vmaf_backend auto scores VMAF on the GPU where one works;
+# PyPI's torch wheels bring their own CUDA libraries and need only the driver). The source
+# stays in /template: setup.py is handed to the launched job (FLEX_TEMPLATE_PYTHON_SETUP_FILE).
 WORKDIR /template
 COPY . /template
 RUN pip install --no-cache-dir . \
+    && pip install --no-cache-dir ".[gpu]" \
     && pip check
 
 # Fail the build, not a job, when the image is not what the comments above promise.
@@ -78,6 +81,7 @@ RUN python -c "import sys; sys.exit(sys.version_info[:2] != (3, 11) and sys.vers
        done \
     && "$ffmpeg" -hide_banner -decoders | grep -qw h264_cuvid \
     && "$ffmpeg" -hide_banner -filters | grep -qw libvmaf \
+    && python -c "import torch, vmaf_torch" \
     && test -x /opt/apache/beam/boot \
     && test -x /opt/google/dataflow/python_template_launcher
 

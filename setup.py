@@ -3,6 +3,7 @@
 from setuptools import find_packages, setup
 
 BEAM_VERSION = "2.77.0"
+GPU_REQUIRES = ["vmaf-torch==1.1.0", "torch"]
 
 setup(
     name="ladderflow",
@@ -20,8 +21,11 @@ setup(
         "ffmpeg-python==0.2.0",
     ],
     extras_require={
+        # VMAF on the GPU (--vmaf_backend auto|torch); PyPI's torch wheels bring CUDA.
+        "gpu": GPU_REQUIRES,
+        # The GPU extra too: the agreement tests run vmaf-torch on the CPU.
         "test": ["pytest>=8", "m3u8>=6", "mpegdash>=0.4", "playwright>=1.50", "numpy", "scipy",
-                 "gcp-storage-emulator", "ruff"],
+                 "gcp-storage-emulator", "ruff", *GPU_REQUIRES],
     },
     entry_points={"console_scripts": ["ladderflow=pipeline.__main__:main"]},
 )

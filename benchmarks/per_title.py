@@ -1,6 +1,7 @@
 """Per-title ladders against Apple's fixed H.264 ladder, on sources of different complexity.
 
-    python benchmarks/per_title.py [--duration 16] [--preset veryfast] [--work DIR]
+    python benchmarks/per_title.py [--duration 16] [--preset medium] [--work DIR]
+        [--sources cartoon,detailed,grain] [--cost_durations 60,120] [--cost_sources cartoon]
 
 For each of three generated 1080p25 sources (flat and cartoon-like, detailed and moving,
 noisy and grain-heavy) it runs the pipeline twice in this one process's run, on this
@@ -17,6 +18,11 @@ and `--ladder apple` (the HLS Authoring Specification ladder, 416x234@145 to
   resolutions its hull kept);
 - gate accuracy: the share of chunks whose final VMAF is within [target - 1, target + 2],
   and encodes per chunk.
+
+Planning is a per-title cost: a title's trials (three samples at least, a tenth of its
+segments at most 40) grow far more slowly than its final encodes. `--cost_durations`
+runs the per-title pipeline alone on longer versions of `--cost_sources` and prints the
+planning cost at each length, so the table shows how it falls with the title's length.
 """
 
 from __future__ import annotations
@@ -133,18 +139,60 @@ def final_encode_s(report: dict) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=16.0)
-    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--preset", default="medium",
+                        help="x264 preset of the final encodes (the pipeline's default)")
     parser.add_argument("--work", default="/tmp/ladderflow-bench-per-title")
-    parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument("--sources", default=",".join(SOURCES),
+                        help="sources compared with Apple's ladder ('' for none)")
+    parser.add_argument("--cost_durations", default="",
+                        help="title lengths (s) at which to measure planning cost alone")
+    parser.add_argument("--cost_sources", default="cartoon")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
+    if args.sources:
+        compare_with_apple(args)
+    if args.cost_durations:
+        planning_cost_by_length(args)
+    return 0
+
+
+def source_file(work: str, name: str, duration: float) -> str:
+    path = os.path.join(work, f"{name}.mp4" if duration == 16 else f"{name}-{duration:g}s.mp4")
+    if not os.path.exists(path):
+        print(f"making {name} ({duration:g} s 1080p25) ...", flush=True)
+        make_source(path, SOURCES[name], duration)
+    return path
+
+
+def planning_cost_by_length(args) -> None:
+    """Planning cost of the per-title pipeline alone on longer titles."""
+    rows = []
+    for name in args.cost_sources.split(","):
+        for duration in (float(d) for d in args.cost_durations.split(",")):
+            source = source_file(args.work, name, duration)
+            print(f"{name} {duration:g} s: per-title ...", flush=True)
+            report = run_pipeline(source, os.path.join(args.work, f"cost-{name}-{duration:g}"),
+                                  "per-title", args.preset, ["--min_kbps", "145"])
+            encode_s, score_s = final_encode_s(report)
+            trial_s = report["plan"]["trial_cost_s"]
+            rows.append((name, duration, trial_s, encode_s, score_s,
+                         report["plan"]["trial_encodes"], len(report["ladder"]),
+                         report["_wall_s"]))
+    print(f"\nplanning cost by title length, final preset {args.preset}, "
+          f"{os.cpu_count()} cores")
+    print("source    length  trials s  final encode s  cost/encode  cost/(encode+score)  "
+          "trial encodes  rungs  wall s")
+    for name, duration, trial_s, encode_s, score_s, trials, rungs, wall in rows:
+        print(f"{name:9s} {duration:5.0f} s {trial_s:8.1f} {encode_s:15.1f} "
+              f"{trial_s / encode_s:12.2f} {trial_s / (encode_s + score_s):20.2f} "
+              f"{trials:14d} {rungs:6d} {wall:7.0f}")
+
+
+def compare_with_apple(args) -> None:
 
     rows, totals = [], {"chunks": 0, "within": 0, "encodes": 0}
     for name in args.sources.split(","):
-        source = os.path.join(args.work, f"{name}.mp4")
-        if not os.path.exists(source):
-            print(f"making {name} ({args.duration:g} s 1080p25) ...", flush=True)
-            make_source(source, SOURCES[name], args.duration)
+        source = source_file(args.work, name, args.duration)
         print(f"{name}: per-title ...", flush=True)
         # The floor of Apple's ladder, so both ladders span the same low end.
         per_title = run_pipeline(source, os.path.join(args.work, f"out-{name}-per-title"),
@@ -185,7 +233,6 @@ def main() -> int:
     share = totals["within"] / max(1, totals["chunks"])
     print(f"\ngate accuracy over all sources: {share:.1%} of {totals['chunks']} chunks, "
           f"{totals['encodes'] / max(1, totals['chunks']):.2f} encodes per chunk")
-    return 0
 
 
 def _by_ladder(report: dict) -> list[tuple[float, float]]:

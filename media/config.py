@@ -144,6 +144,11 @@ class JobConfig:
                f"--decoder {self.encode.decoder!r}: use auto, cpu or nvdec")
         _check(self.encode.encoder in ENCODER_NAMES,
                f"--encoder {self.encode.encoder!r}: use one of {', '.join(ENCODER_NAMES)}")
+        from media.gpu_vmaf import VMAF_BACKENDS
+
+        _check(self.encode.vmaf_backend in VMAF_BACKENDS,
+               f"--vmaf_backend {self.encode.vmaf_backend!r}: use one of "
+               f"{', '.join(VMAF_BACKENDS)}")
         _check(self.max_renditions >= 0, "--max_renditions must be 0 or more")
         _check(32 <= self.audio_kbps <= 512, f"--audio_kbps {self.audio_kbps}: use 32 to 512")
         _check(self.tool_timeout_s > 0, "--tool_timeout_s must be positive")

@@ -2,7 +2,8 @@
 
 `stage_chunk` copies the chunk's span of the source into a scratch folder (O(chunk)
 bytes); `encode_staged` encodes it with libx264 and (unless told not to) scores the
-encode with libvmaf against the same frames of the source. A quality gate calls
+encode against the same frames of the source, with libvmaf or vmaf-torch
+(`score_encoded`, `--vmaf_backend`). A quality gate calls
 `encode_staged` again with another CRF without staging again. `encode_chunk` does both.
 
 An encoded chunk that is unreadable or has the wrong number of frames raises `BadChunk`
@@ -14,18 +15,22 @@ they cost nothing unless `LADDERFLOW_FAULTS` is set.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import av
 
-from media import faults, ffmpeg, vmaf, x264
+from media import faults, ffmpeg, gpu_vmaf, vmaf, x264
 from media.encoders import resolve_encoder
 from media.errors import MediaError
 from media.ladder import scaled_width
 from media.staging import StagedSpan, stage_span
 from media.types import ChunkTask, VmafScore
+
+log = logging.getLogger(__name__)
 
 
 class BadChunk(MediaError):
@@ -110,34 +115,74 @@ def encode_staged(
             encoder=encoder.name,
         )
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
-    height = task.vmaf_height
-    argv = vmaf.score_chunk_argv(
-        out_path,
-        staged.path,
-        task.source,
-        task.chunk,
-        scaled_width(task.source, height),
-        height,
-        log_path,
-        threads=task.settings.threads,
-        subsample=vmaf_subsample,
-        decoder=task.settings.decoder,
-    )
-    scored = ffmpeg.run(
-        ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=faults.ffmpeg_hook("score", label)
-    )
+    score, score_s = score_encoded(task, out_path, staged.path, log_path, vmaf_subsample,
+                                   timeout_s, label)
     return EncodedChunk(
         out_path,
         frames,
         size,
         run.wall_s,
         run.cpu_s,
-        vmaf.pool_log_file(log_path),
+        score,
         log_path,
-        scored.wall_s,
+        score_s,
         staged.bytes_copied,
         encoder.name,
     )
+
+
+def score_encoded(
+    task: ChunkTask,
+    encoded_path: str,
+    staged_path: str,
+    log_path: str,
+    subsample: int = 1,
+    timeout_s: float | None = None,
+    label: str = "",
+) -> tuple[VmafScore, float]:
+    """Score an encoded chunk against the same frames of its source, with the VMAF
+    backend of the task's settings (`media.gpu_vmaf`): the pooled score and wall seconds.
+    Either backend leaves a libvmaf-shaped JSON log at `log_path`."""
+    height = task.vmaf_height
+    width = scaled_width(task.source, height)
+    backend = gpu_vmaf.resolve_vmaf_backend(task.settings.vmaf_backend)
+    hook = faults.ffmpeg_hook("score", label)
+    if backend.name == "torch":
+        start = time.monotonic()
+        try:
+            score = gpu_vmaf.score_chunk(
+                encoded_path,
+                staged_path,
+                task.source,
+                task.chunk,
+                width,
+                height,
+                log_path,
+                device=backend.device,
+                subsample=subsample,
+                decoder=task.settings.decoder,
+                timeout_s=timeout_s,
+                on_start=hook,
+            )
+            return score, time.monotonic() - start
+        except gpu_vmaf.GpuVmafFailed as exc:
+            if task.settings.vmaf_backend != "auto":
+                raise
+            log.warning("%s; scoring this chunk with libvmaf instead", exc)
+    argv = vmaf.score_chunk_argv(
+        encoded_path,
+        staged_path,
+        task.source,
+        task.chunk,
+        width,
+        height,
+        log_path,
+        threads=task.settings.threads,
+        subsample=subsample,
+        decoder=task.settings.decoder,
+    )
+    scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
+    return vmaf.pool_log_file(log_path), scored.wall_s
 
 
 def encode_chunk(

@@ -8,6 +8,7 @@ that missed its target.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,13 +16,17 @@ from collections.abc import Sequence
 from media.hull import PlannedRung, TrialPoint, choose_rungs, upper_hull
 from media.ladder import even_floor, scaled_width
 from media.naming import rendition_id
-from media.types import Attempt, Rendition, SourceInfo, TrialResult
+from media.types import Attempt, ChunkSpan, Rendition, SourceInfo, TrialResult
 
 CANDIDATE_HEIGHTS = (1080, 720, 540, 432, 360, 270, 234)
 DEFAULT_VMAF_PER_CRF = -1.5
 """VMAF change per CRF step when the trials cannot tell (typical of x264 near VMAF 90)."""
 MAX_CRF_STEP = 8.0
 """Largest CRF change a quality gate makes in one retry."""
+PROBE_SHARE = 0.5
+"""Share of its sample that the probe encodes: the probe only picks the resolutions worth
+trialling, and it is the one round run at every resolution, so it is the dearest."""
+MIN_PROBE_FRAMES = 12
 
 
 def candidate_resolutions(source: SourceInfo,
@@ -49,6 +54,17 @@ def sample_segments(segment_count: int, fraction: float, min_samples: int = 3,
 def probe_sample(samples: Sequence[int]) -> int:
     """The sample trialled first, at every candidate resolution: the middle one."""
     return samples[len(samples) // 2]
+
+
+def probe_span(sample: ChunkSpan, share: float = PROBE_SHARE) -> ChunkSpan:
+    """The probe's part of its sample: the first `share` of its frames (at least
+    MIN_PROBE_FRAMES, so that the probe sees more than the keyframe).
+
+    >>> probe_span(ChunkSpan(2, 200, 50))
+    ChunkSpan(index=2, start_frame=200, frame_count=25)
+    """
+    frames = max(MIN_PROBE_FRAMES, round(sample.frame_count * share))
+    return dataclasses.replace(sample, frame_count=min(sample.frame_count, frames))
 
 
 def heights_to_refine(points: Sequence[TrialPoint], top_vmaf: float, max_kbps: float | None,

@@ -167,6 +167,10 @@ class EncodeSettings:
     """`media.encoders` name, or 'auto' (NVENC where a probe encode works, else x264)."""
     decoder: str = "auto"
     """'auto' (NVDEC where a probe decode works, else the CPU), 'cpu' or 'nvdec'."""
+    vmaf_backend: str = "auto"
+    """How chunks are scored (`media.gpu_vmaf`): 'auto' (vmaf-torch on CUDA where a probe
+    score works, else libvmaf), 'libvmaf', or 'torch' (vmaf-torch, on the CPU without a
+    GPU). Trial encodes are always scored with libvmaf."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,19 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     whose encode lost frames would otherwise be scored against repeated last frames.
     `subsample` n > 1 scores every n-th frame only (libvmaf's n_subsample).
     """
+    distorted, reference = scoring_streams(encoded_path, staged_path, source, chunk, width,
+                                           height, decoder)
+    options = libvmaf_options(log_path, threads, subsample)
+    scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
+    return ffmpeg_python.output(scored, "-", f="null").get_args()
+
+
+def scoring_streams(encoded_path: str, staged_path: str, source: SourceInfo,
+                    chunk: ChunkSpan, width: int, height: int, decoder: str = "cpu"):
+    """The (distorted, reference) ffmpeg-python streams that VMAF compares, both
+    `width`x`height` yuv420p: the encode upscaled bicubic, and the chunk's conditioned
+    source frames (scaled only where their size or pixel shape differs). libvmaf and
+    `media.gpu_vmaf` score the same two streams."""
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
     distorted = distorted.filter("scale", width, height, flags="bicubic")
@@ -40,9 +53,7 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
         reference = reference.filter("scale", width, height, flags="bicubic").filter(
             "setsar", "1")
     reference = reference.filter("format", "yuv420p")
-    options = libvmaf_options(log_path, threads, subsample)
-    scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
-    return ffmpeg_python.output(scored, "-", f="null").get_args()
+    return distorted, reference
 
 
 def needs_scaling(source: SourceInfo, width: int, height: int) -> bool:

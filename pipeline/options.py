@@ -20,6 +20,7 @@ from media.config import (
     JobConfig,
 )
 from media.errors import ConfigurationError
+from media.gpu_vmaf import VMAF_BACKENDS
 from media.types import EncodeSettings
 
 
@@ -45,6 +46,11 @@ class LadderflowOptions(PipelineOptions):
         parser.add_argument("--decoder", default="auto", choices=("auto", "cpu", "nvdec"),
                             help="Source decoding: auto (NVDEC where a probe decode works on "
                             "the worker, else the CPU; default), cpu, or nvdec.")
+        parser.add_argument("--vmaf_backend", default="auto", choices=VMAF_BACKENDS,
+                            help="Chunk VMAF scoring: auto (vmaf-torch on the GPU where a "
+                            "probe score works on the worker, else libvmaf; default), libvmaf, "
+                            "or torch (vmaf-torch; on the CPU, slowly, without a GPU). Trial "
+                            "encodes are scored with libvmaf.")
         parser.add_argument("--encoder_threads", type=int, default=0,
                             help="Threads per FFmpeg process (0: the encoder decides).")
         parser.add_argument("--no_vmaf", action="store_true",
@@ -121,7 +127,8 @@ def job_config(options: PipelineOptions) -> JobConfig:
         chunk_segments=opts.chunk_segments,
         crf=opts.crf,
         encode=EncodeSettings(preset=opts.preset, threads=opts.encoder_threads,
-                              encoder=opts.encoder, decoder=opts.decoder),
+                              encoder=opts.encoder, decoder=opts.decoder,
+                              vmaf_backend=opts.vmaf_backend),
         score_vmaf=not opts.no_vmaf,
         max_renditions=opts.max_renditions,
         audio_kbps=opts.audio_kbps,

@@ -709,6 +709,7 @@ SAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "preset": PRESETS,
     "encoder": (list(ENCODER_NAMES), ["", "nvenc", "h264_nvenc", "X264", "libx264"]),
     "decoder": (["auto", "cpu", "nvdec"], ["", "cuda", "gpu", "CPU"]),
+    "vmaf_backend": (["auto", "libvmaf", "torch"], ["", "gpu", "cuda", "vmaf-torch", "LIBVMAF"]),
     "trial_preset": PRESETS,
     "trial_crfs": (["19,26,33", "19, 26, 33", "20.5,30"], ["", "19;26", "19,,26", "a,b", "19,"]),
     "no_vmaf": BOOLS,
