@@ -94,6 +94,8 @@ class JobConfig:
     """Share of the title's segments sampled for trials (at least 3, evenly spread)."""
     trial_seconds: float = 2.0
     """Seconds of each sampled segment that are trial-encoded (from its start)."""
+    vmaf_subsample: int = 1
+    """Final chunks score every n-th frame (1: all; an odd n never locks onto a GOP)."""
     trial_vmaf_subsample: int = 5
     """Trials score every n-th frame (odd, so it never locks onto a GOP pattern)."""
     gate_below: float = 1.0
@@ -163,6 +165,9 @@ class JobConfig:
                "--trial_crfs needs at least two CRFs in 0..51")
         _check(0 < self.trial_fraction <= 1, "--trial_fraction: use a share in (0, 1]")
         _check(self.trial_vmaf_subsample >= 1, "--trial_vmaf_subsample must be 1 or more")
+        _check(self.vmaf_subsample >= 1 and self.vmaf_subsample % 2 == 1,
+               f"--vmaf_subsample {self.vmaf_subsample}: use 1 (every frame) or an odd step, "
+               "which never locks onto the GOP pattern")
         _check(self.trial_seconds > 0, "--trial_seconds must be positive")
         _check(self.max_attempts >= 1, "--max_attempts must be 1 or more")
         _check(self.gate_below >= 0 and self.gate_above >= 0, "gate tolerances must be >= 0")

@@ -54,6 +54,8 @@ binding on ordinary scenes, so the CRF, not the cap, sets the quality."""
 CRF_EXTRAPOLATION = 4.0
 """How far (in CRF) a rung may reach beyond the CRFs that were trial-encoded."""
 CRF_RANGE = (0.0, 51.0)
+NEAR_GAP = math.log(1.1)
+"""How far (in ln-rate: 10 %) past its trials a curve still competes for a rung's rate."""
 """x264's CRF range for 8-bit video."""
 VMAF_RANGE = (0.0, 100.0)
 
@@ -188,6 +190,12 @@ def _reaches(curve: Sequence[TrialPoint], kbps: float) -> bool:
     return curve[0].kbps <= kbps <= curve[-1].kbps
 
 
+def _nearly_reaches(curve: Sequence[TrialPoint], kbps: float) -> bool:
+    """Within NEAR_GAP of the rates the curve covers: its end pair, extended that little,
+    predicts as well as trials a few percent apart would."""
+    return _gap(curve, kbps) <= NEAR_GAP
+
+
 def _gap(curve: Sequence[TrialPoint], kbps: float) -> float:
     """Distance in ln-rate from `kbps` to the nearest rate the curve covers."""
     return max(0.0, math.log(curve[0].kbps / kbps), math.log(kbps / curve[-1].kbps))
@@ -259,8 +267,10 @@ def _pick_height(hull: Sequence[TrialPoint], by_height: dict[int, list[TrialPoin
 
     Of the heights at the ends of the hull segment over `kbps` (none taller than `cap`),
     the one whose own curve, interpolated in ln-rate, gives the higher VMAF at `kbps`;
-    a curve that does not reach `kbps` loses to one that does, and if neither does the
-    one that comes nearer wins. Ties go to the shorter height, as cheaper to encode and
+    a curve that does not reach `kbps` (not even within NEAR_GAP, extrapolated) loses to
+    one that does, and if neither does the one that comes nearer wins. (Without the
+    margin a rate a hair under a taller curve's lowest trial, as where the hull reaches
+    the top VMAF right at that trial, went to the shorter curve, which gives far less.) Ties go to the shorter height, as cheaper to encode and
     to decode for the same predicted quality.
     """
     candidates = [h for h in _hull_heights(hull, kbps) if cap is None or h <= cap]
@@ -269,7 +279,7 @@ def _pick_height(hull: Sequence[TrialPoint], by_height: dict[int, list[TrialPoin
 
     def score(height: int) -> tuple[bool, float, int]:
         curve = by_height[height]
-        if _reaches(curve, kbps):
+        if _nearly_reaches(curve, kbps):
             return True, _vmaf_on(curve, kbps), -height
         return False, -_gap(curve, kbps), -height
 

@@ -24,7 +24,7 @@ def task_fingerprint(task: ChunkTask) -> str:
         "settings": dataclasses.asdict(task.settings),
         "chunk": dataclasses.asdict(task.chunk),
         "segment_frames": task.segment_frames,
-        "score": [task.score_vmaf, task.vmaf_height],
+        "score": [task.score_vmaf, task.vmaf_height, task.vmaf_subsample],
         "gate": [task.max_attempts, task.gate_below, task.gate_above],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]

@@ -214,6 +214,8 @@ class ChunkTask:
     """The gate re-encodes a chunk whose VMAF is under target - gate_below ..."""
     gate_above: float = 2.0
     """... or over target + gate_above (bits wasted)."""
+    vmaf_subsample: int = 1
+    """Score every n-th frame of the chunk (1: every frame; odd n, libvmaf's n_subsample)."""
 
     @property
     def title_id(self) -> str:

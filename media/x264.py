@@ -1,4 +1,5 @@
-"""Build the FFmpeg argv that encodes one chunk of one rendition with libx264.
+"""Build the FFmpeg argv that encodes one chunk of one rendition with libx264, or of
+every rendition at once (one decode).
 
 The chunk is cut exactly from a staged span of the source (timestamps kept, see
 `media.staging`), scaled, and encoded with capped CRF (crf + VBV maxrate/bufsize),
@@ -8,6 +9,7 @@ closed GOPs and an IDR frame at every segment boundary, 8-bit yuv420p. Built wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 import ffmpeg as ffmpeg_python
@@ -82,16 +84,46 @@ def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk
     video = source_frames(staged_path, source, chunk, settings.decoder)
     video = video.filter("scale", rendition.width, rendition.height, flags="bicubic")
     video = video.filter("setsar", "1").filter("format", "yuv420p")
-    if settings.encoder == "x264":
-        options = x264_options(rendition, settings, segment_frames)
-    else:
-        from media.encoders import encoder_named, video_options
-
-        options = video_options(encoder_named(settings.encoder), rendition, settings,
-                                segment_frames)
+    options = _video_options(rendition, settings, segment_frames)
     out = ffmpeg_python.output(
         video, out_path, an=None, **{"frames:v": chunk.frame_count}, **options)
     return out.get_args()
+
+
+def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: SourceInfo,
+                           chunk: ChunkSpan, renditions: Sequence[Rendition],
+                           settings: EncodeSettings, segment_frames: int) -> list[str]:
+    """One FFmpeg process for every rendition of one chunk: the source decoded once,
+    scaled once per distinct size, each rendition encoded with the options
+    `encode_chunk_argv` gives it alone."""
+    sizes = list(dict.fromkeys((r.width, r.height) for r in renditions))
+    video = source_frames(staged_path, source, chunk, settings.decoder)
+    # A split node yields as many outputs as are indexed (iterating it never ends).
+    copies = video.filter_multi_output("split", len(sizes)) if len(sizes) > 1 else None
+    branches: dict[tuple[int, int], list] = {}
+    for i, (width, height) in enumerate(sizes):
+        scaled = (copies[i] if copies is not None else video).filter(
+            "scale", width, height, flags="bicubic")
+        scaled = scaled.filter("setsar", "1").filter("format", "yuv420p")
+        users = sum(1 for r in renditions if (r.width, r.height) == (width, height))
+        split = scaled.filter_multi_output("split", users) if users > 1 else None
+        branches[(width, height)] = (
+            [split[j] for j in range(users)] if split is not None else [scaled])
+    outputs = []
+    for rendition, path in zip(renditions, out_paths, strict=True):
+        stream = branches[(rendition.width, rendition.height)].pop(0)
+        outputs.append(ffmpeg_python.output(stream, path, an=None,
+                                            **{"frames:v": chunk.frame_count},
+                                            **_video_options(rendition, settings, segment_frames)))
+    return ffmpeg_python.merge_outputs(*outputs).get_args()
+
+
+def _video_options(rendition: Rendition, settings: EncodeSettings, segment_frames: int) -> dict:
+    if settings.encoder == "x264":
+        return x264_options(rendition, settings, segment_frames)
+    from media.encoders import encoder_named, video_options
+
+    return video_options(encoder_named(settings.encoder), rendition, settings, segment_frames)
 
 
 def _timescale(settings: EncodeSettings, segment_frames: int) -> int:

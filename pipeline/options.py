@@ -51,6 +51,10 @@ class LadderflowOptions(PipelineOptions):
                             "probe score works on the worker, else libvmaf; default), libvmaf, "
                             "or torch (vmaf-torch; on the CPU, slowly, without a GPU). Trial "
                             "encodes are scored with libvmaf.")
+        parser.add_argument("--vmaf_subsample", type=int, default=1,
+                            help="Score every n-th frame of each chunk (1: every frame, the "
+                            "default; an odd step such as 5 scores faster; see the README's "
+                            "performance section for its error).")
         parser.add_argument("--encoder_threads", type=int, default=0,
                             help="Threads per FFmpeg process (0: the encoder decides).")
         parser.add_argument("--no_vmaf", action="store_true",
@@ -130,6 +134,7 @@ def job_config(options: PipelineOptions) -> JobConfig:
                               encoder=opts.encoder, decoder=opts.decoder,
                               vmaf_backend=opts.vmaf_backend),
         score_vmaf=not opts.no_vmaf,
+        vmaf_subsample=opts.vmaf_subsample,
         max_renditions=opts.max_renditions,
         audio_kbps=opts.audio_kbps,
         keep_work=opts.keep_work,

@@ -734,6 +734,7 @@ SAMPLES: dict[str, tuple[list[str], list[str]]] = {
         (
             "chunk_segments",
             "encoder_threads",
+            "vmaf_subsample",
             "max_renditions",
             "audio_kbps",
             "max_attempts",

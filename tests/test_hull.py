@@ -371,3 +371,19 @@ def test_bad_settings_raise(kwargs, message):
 def test_no_trials_raise():
     with pytest.raises(ValueError, match="trial-encode"):
         choose_rungs([])
+
+
+def test_a_rate_a_hair_under_a_taller_curve_goes_to_that_curve():
+    # A flat, cartoon-like title (measured): the hull reaches VMAF 95 at 114.2 kb/s, just
+    # under 1080p's cheapest trial (114.8 kb/s, VMAF 95.1). 720p covers that rate but gives
+    # only 90 there; the top rung must be 1080p at about 95, not 720p at 90.
+    points = [
+        pt(720, 172.0, 90.5, 19), pt(720, 106.0, 90.0, 26), pt(720, 77.1, 88.2, 33),
+        pt(1080, 272.8, 97.8, 19), pt(1080, 161.5, 97.6, 26), pt(1080, 114.8, 95.1, 33),
+        pt(540, 121.0, 85.6, 19), pt(540, 77.0, 84.2, 26), pt(540, 59.4, 81.2, 33),
+    ]
+    top = choose_rungs(points, top_vmaf=95.0, max_kbps=8000, min_kbps=145, step_ratio=1.7,
+                       max_rungs=8)[0]
+    assert top.height == 1080
+    assert top.vmaf == pytest.approx(95.0, abs=0.2)
+    assert 33 <= top.crf <= 33 + 1

@@ -206,7 +206,8 @@ class _EncodeChunkFn(beam.DoFn):
         gated = task.max_attempts > 1 and task.score_vmaf and rendition.target_vmaf > 0
         for attempt in range(task.max_attempts if gated else 1):
             current = dataclasses.replace(task, rendition=rendition)
-            encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s)
+            encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
+                                    task.vmaf_subsample)
             kbps = encoded.size_bytes * 8 / float(task.chunk.frame_count / task.source.frame_rate)
             score = encoded.vmaf.mean if encoded.vmaf else None
             tries.append(_Try(Attempt(rendition.crf, round(kbps / 1000, 1), score), encoded))

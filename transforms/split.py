@@ -47,7 +47,8 @@ def plan_tasks(plan: TitlePlan, config: JobConfig
                   track_position=position, track_count=track_count,
                   rendition_count=len(renditions),
                   max_attempts=config.max_attempts if config.gates_on else 1,
-                  gate_below=config.gate_below, gate_above=config.gate_above)
+                  gate_below=config.gate_below, gate_above=config.gate_above,
+                  vmaf_subsample=config.vmaf_subsample)
         for position, rendition in enumerate(renditions)
         for chunk in chunks
     ]
