@@ -1,4 +1,5 @@
-"""Helpers for benchmarks: run a command, time it, and sample its memory."""
+"""Helpers for benchmarks: run a command, time it, and sample its memory and its
+encoders' CPU time."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ class Measured:
     peak_tree_rss_mib: float
     """Largest sampled sum of resident memory of the process and all its descendants."""
     returncode: int
+    encoder_cpu_s: float = 0.0
+    """CPU seconds (user + system) of the command's encoder processes (FFmpeg running
+    libx264), as last sampled before each ended."""
+    encode_span_s: float = 0.0
+    """Seconds from the first sample that saw an encoder process to the last."""
+
+    def encoder_utilisation(self, cores: int | None = None) -> float:
+        """Encoder CPU seconds over (the encode stage's wall seconds x cores)."""
+        cores = cores or os.cpu_count() or 1
+        return self.encoder_cpu_s / (self.encode_span_s * cores) if self.encode_span_s else 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -38,6 +49,23 @@ def _rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _encoder_cpu_s(pid: int) -> float | None:
+    """CPU seconds of `pid` if it is an FFmpeg process encoding with libx264, else None."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+        if not any(b"ffmpeg" in a for a in argv[:1]) or b"libx264" not in argv:
+            return None
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _tree(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
@@ -51,6 +79,8 @@ def run_measured(argv: list[str], log_path: str, env: dict | None = None,
                  interval_s: float = 0.2) -> Measured:
     """Run `argv` to completion, logging its output to `log_path`."""
     peak = {"hwm": 0, "tree": 0}
+    encoders: dict[int, float] = {}
+    span: list[float] = []
     with open(log_path, "wb") as log:
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -61,7 +91,17 @@ def run_measured(argv: list[str], log_path: str, env: dict | None = None,
         def sample():
             while not done.is_set():
                 peak["hwm"] = max(peak["hwm"], _rss_kib(proc.pid, "VmHWM"))
-                peak["tree"] = max(peak["tree"], sum(_rss_kib(p) for p in _tree(proc.pid)))
+                tree = _tree(proc.pid)
+                peak["tree"] = max(peak["tree"], sum(_rss_kib(p) for p in tree))
+                seen = False
+                for pid in tree:
+                    cpu = _encoder_cpu_s(pid)
+                    if cpu is not None:
+                        encoders[pid] = max(encoders.get(pid, 0.0), cpu)
+                        seen = True
+                if seen:
+                    now = time.monotonic()
+                    span[:] = [span[0] if span else now, now]
                 done.wait(interval_s)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -70,4 +110,5 @@ def run_measured(argv: list[str], log_path: str, env: dict | None = None,
         wall = time.monotonic() - start
         done.set()
         sampler.join()
-    return Measured(wall, peak["hwm"] / 1024, peak["tree"] / 1024, proc.returncode)
+    return Measured(wall, peak["hwm"] / 1024, peak["tree"] / 1024, proc.returncode,
+                    sum(encoders.values()), span[1] - span[0] if span else 0.0)

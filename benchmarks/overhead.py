@@ -9,7 +9,9 @@ on this machine:
      (capped CRF, closed GOP, IDR every segment), plus the AAC audio;
   2. the pipeline (DirectRunner) with --no_vmaf;
   3. the pipeline with VMAF scoring on.
-It prints the wall-time ratios pipeline/baseline and the pipeline's peak memory.
+It prints the wall-time ratios pipeline/baseline, the pipeline's peak memory, and the
+encoders' utilisation: CPU seconds of every FFmpeg process encoding with libx264 over
+(the seconds from the first to the last sample that saw one x cores).
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ def main() -> int:
         print(f"{name:29s}: {measured.wall_s:8.1f} s   ratio {measured.wall_s / base.wall_s:5.2f}x"
               f"   peak RSS: python {measured.peak_rss_mib:6.0f} MiB,"
               f" with FFmpeg children {measured.peak_tree_rss_mib:6.0f} MiB")
+        print(f"{'':29s}  encoder utilisation {measured.encoder_utilisation():.2f} "
+              f"({measured.encoder_cpu_s:.0f} encoder CPU s over {measured.encode_span_s:.0f} s "
+              f"of encode stage x {os.cpu_count()} cores)")
+    print(f"{'baseline':29s}  encoder utilisation {base.encoder_utilisation():.2f}")
     return 0
 
 

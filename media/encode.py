@@ -5,6 +5,9 @@ bytes); `encode_staged` encodes it with libx264 and (unless told not to) scores 
 encode against the same frames of the source, with libvmaf or vmaf-torch
 (`score_encoded`, `--vmaf_backend`). A quality gate calls
 `encode_staged` again with another CRF without staging again. `encode_chunk` does both.
+`encode_renditions` makes the first encodes of every rendition of a chunk in one FFmpeg
+process, which decodes the span once rather than once per rendition; `scored` then
+scores each.
 
 An encoded chunk that is unreadable or has the wrong number of frames raises `BadChunk`
 (a retry may fix it; the encode DoFn retries it a bounded number of times). The fault
@@ -18,6 +21,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -96,39 +100,83 @@ def encode_staged(
     run = ffmpeg.run(
         ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=faults.ffmpeg_hook("encode", label)
     )
-    faults.corrupt_chunk(label, out_path)
+    encoded = _checked(task, out_path, run.wall_s, run.cpu_s, staged, encoder.name)
+    return scored(task, encoded, staged, scratch, attempt, timeout_s, vmaf_subsample)
+
+
+def encode_renditions(
+    tasks: Sequence[ChunkTask],
+    staged: StagedSpan,
+    scratch: str,
+    timeout_s: float | None = None,
+) -> list[EncodedChunk | BadChunk]:
+    """The first encodes of several renditions of one chunk, in one FFmpeg process.
+
+    The staged span is decoded once and scaled once per size, instead of once per
+    rendition. Each rendition's chunk goes to `rendition_scratch(scratch, task)`. A
+    rendition whose chunk fails its check has its `BadChunk` in its place in the list;
+    a failure of the process itself (killed, timed out) raises, as it fails them all.
+    The process's seconds are shared among the renditions by pixels per frame. The
+    encodes are not scored (`scored` does that, one rendition at a time).
+    """
+    first = tasks[0]
+    encoder, _ = resolve_encoder(first.settings.encoder)
+    settings = dataclasses.replace(first.settings, encoder=encoder.name)
+    paths = [os.path.join(rendition_scratch(scratch, task), "chunk-0.mp4") for task in tasks]
+    argv = x264.encode_renditions_argv(
+        staged.path, paths, first.source, first.chunk, [t.rendition for t in tasks], settings,
+        first.segment_frames)
+    hook = faults.ffmpeg_hook_all("encode", [fault_label(task) for task in tasks])
+    run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
+    pixels = [t.rendition.width * t.rendition.height for t in tasks]
+    out: list[EncodedChunk | BadChunk] = []
+    for task, path, count in zip(tasks, paths, pixels, strict=True):
+        share = count / sum(pixels)
+        try:
+            out.append(_checked(task, path, run.wall_s * share, run.cpu_s * share, staged,
+                                encoder.name))
+        except BadChunk as exc:
+            out.append(exc)
+    return out
+
+
+def rendition_scratch(scratch: str, task: ChunkTask) -> str:
+    """A rendition's own folder in a scratch folder that several renditions share."""
+    folder = os.path.join(scratch, task.rendition.rendition_id)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _checked(task: ChunkTask, out_path: str, wall_s: float, cpu_s: float,
+             staged: StagedSpan, encoder: str) -> EncodedChunk:
+    """The encoded chunk at `out_path`, once it has the frames it should have."""
+    faults.corrupt_chunk(fault_label(task), out_path)
     frames = count_frames(out_path)
     if frames != task.chunk.frame_count:
         raise BadChunk(
             f"chunk {task.chunk.index} of {task.title_id} ({task.rendition.rendition_id}) has "
             f"{frames} frames; expected {task.chunk.frame_count}"
         )
-    size = os.path.getsize(out_path)
+    return EncodedChunk(out_path, frames, os.path.getsize(out_path), wall_s, cpu_s,
+                        staged_bytes=staged.bytes_copied, encoder=encoder)
+
+
+def scored(
+    task: ChunkTask,
+    encoded: EncodedChunk,
+    staged: StagedSpan,
+    scratch: str,
+    attempt: int = 0,
+    timeout_s: float | None = None,
+    vmaf_subsample: int = 1,
+) -> EncodedChunk:
+    """`encoded` with its VMAF score (unchanged when the task does not score)."""
     if not task.score_vmaf:
-        return EncodedChunk(
-            out_path,
-            frames,
-            size,
-            run.wall_s,
-            run.cpu_s,
-            staged_bytes=staged.bytes_copied,
-            encoder=encoder.name,
-        )
+        return encoded
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
-    score, score_s = score_encoded(task, out_path, staged.path, log_path, vmaf_subsample,
-                                   timeout_s, label)
-    return EncodedChunk(
-        out_path,
-        frames,
-        size,
-        run.wall_s,
-        run.cpu_s,
-        score,
-        log_path,
-        score_s,
-        staged.bytes_copied,
-        encoder.name,
-    )
+    score, score_s = score_encoded(task, encoded.path, staged.path, log_path, vmaf_subsample,
+                                   timeout_s, fault_label(task))
+    return dataclasses.replace(encoded, vmaf=score, vmaf_log_path=log_path, score_s=score_s)
 
 
 def score_encoded(

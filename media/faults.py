@@ -150,6 +150,21 @@ def ffmpeg_hook(site: str, label: str) -> Callable[[subprocess.Popen], None] | N
     return on_start
 
 
+def ffmpeg_hook_all(site: str, labels: list[str]) -> Callable[[subprocess.Popen], None] | None:
+    """`ffmpeg_hook` for one process that does the work of several events (every
+    rendition of a chunk): each label counts as its own event, and the process is killed
+    if a rule fires for any of them."""
+    if not os.environ.get(ENV):
+        return None
+
+    def on_start(proc: subprocess.Popen) -> None:
+        fired = [fire("kill-ffmpeg", site, label) for label in labels]  # count every one
+        if any(fired):
+            os.kill(proc.pid, signal.SIGKILL)
+
+    return on_start
+
+
 def storage_write(site: str, label: str, uri: str) -> None:
     """Raise OSError if a rule says this write fails."""
     if os.environ.get(ENV) and fire("storage-write", site, label):

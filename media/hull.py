@@ -270,8 +270,9 @@ def _pick_height(hull: Sequence[TrialPoint], by_height: dict[int, list[TrialPoin
     a curve that does not reach `kbps` (not even within NEAR_GAP, extrapolated) loses to
     one that does, and if neither does the one that comes nearer wins. (Without the
     margin a rate a hair under a taller curve's lowest trial, as where the hull reaches
-    the top VMAF right at that trial, went to the shorter curve, which gives far less.) Ties go to the shorter height, as cheaper to encode and
-    to decode for the same predicted quality.
+    the top VMAF right at that trial, went to the shorter curve, which gives far less.)
+    Ties go to the shorter height, as cheaper to encode and to decode for the same
+    predicted quality.
     """
     candidates = [h for h in _hull_heights(hull, kbps) if cap is None or h <= cap]
     if not candidates and cap is not None:

@@ -337,6 +337,18 @@ class TitlePlan:
 
 
 @dataclass(frozen=True)
+class ChunkGroup:
+    """The tasks of every rendition of one chunk of a title, tallest first: encoded in one
+    FFmpeg process that decodes the chunk once (then scored, and gated, one by one)."""
+
+    tasks: tuple[ChunkTask, ...]
+
+    @property
+    def title_id(self) -> str:
+        return self.tasks[0].title_id
+
+
+@dataclass(frozen=True)
 class ChunkResult:
     """An encoded chunk, stored at `chunk_uri`, with its measurements."""
 

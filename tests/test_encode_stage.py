@@ -89,3 +89,52 @@ def test_the_gate_keeps_the_right_encode(task, tries, kept):
                                                                     target_vmaf=95.0))
     chosen = _best([_try(*t) for t in tries], gated)
     assert chosen.attempt.crf == kept
+
+
+# --- every rendition of a chunk in one FFmpeg process -----------------------------------
+
+
+def _group(task: ChunkTask, out: str):
+    from media.types import ChunkGroup
+
+    one_thread = dataclasses.replace(task.settings, threads=1)  # x264 is deterministic so
+    renditions = [Rendition("180p-250k", 320, 180, 23, 250, 500),
+                  Rendition("180p-150k", 320, 180, 28, 150, 300),
+                  Rendition("90p-80k", 160, 90, 26, 80, 160)]
+    return ChunkGroup(tuple(dataclasses.replace(task, rendition=r, output_root=out,
+                                                settings=one_thread) for r in renditions))
+
+
+def test_a_chunks_renditions_encoded_together_equal_those_encoded_alone(task, tmp_path):
+    group = _group(task, str(tmp_path / "together"))
+    together = list(_EncodeChunkFn(60).process(group))
+    alone = [r for t in group.tasks
+             for r in _EncodeChunkFn(60).process(dataclasses.replace(
+                 t, output_root=str(tmp_path / "alone")))]
+    assert [r.rendition_id for r in together] == ["180p-250k", "180p-150k", "90p-80k"]
+    for a, b in zip(together, alone, strict=True):
+        assert Path(a.chunk_uri).read_bytes() == Path(b.chunk_uri).read_bytes()
+        assert a.vmaf == b.vmaf and a.frame_count == b.frame_count == 50
+    # One process's seconds, shared by pixels: the two 320x180 renditions four times
+    # the 160x90 one's share.
+    assert together[0].encode_s == pytest.approx(4 * together[2].encode_s, rel=1e-6)
+
+
+def test_a_group_reuses_finished_renditions_and_encodes_the_rest(task, tmp_path):
+    group = _group(task, str(tmp_path / "out"))
+    [done] = list(_EncodeChunkFn(60).process(group.tasks[1]))
+    results = list(_EncodeChunkFn(60).process(group))
+    assert {r.rendition_id: r.reused for r in results} == {
+        "180p-150k": True, "180p-250k": False, "90p-80k": False}
+    assert next(r for r in results if r.reused).size_bytes == done.size_bytes
+
+
+def test_a_killed_group_process_costs_each_rendition_one_try(task, tmp_path, monkeypatch):
+    from media import faults
+
+    monkeypatch.setenv(faults.ENV, "kill-ffmpeg:encode@/90p-80k/:1")
+    faults.reset()
+    results = list(_EncodeChunkFn(60, retry_backoff_s=0).process(_group(task, str(tmp_path))))
+    assert faults.fired() == {"kill-ffmpeg:encode@/90p-80k/:1": 1}
+    assert sorted(r.rendition_id for r in results) == ["180p-150k", "180p-250k", "90p-80k"]
+    assert all(r.retries == ("FFmpeg was killed by SIGKILL",) for r in results), results

@@ -29,12 +29,21 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from media import faults, naming
-from media.encode import BadChunk, EncodedChunk, encode_staged, fault_label, stage_chunk
+from media.encode import (
+    BadChunk,
+    EncodedChunk,
+    encode_renditions,
+    encode_staged,
+    fault_label,
+    rendition_scratch,
+    scored,
+    stage_chunk,
+)
 from media.encoders import resolve_encoder
 from media.errors import MediaError, ToolFailed
 from media.planning import gate_verdict, next_crf
 from media.records import chunk_record, result_from_record, task_fingerprint
-from media.types import Attempt, ChunkResult, ChunkTask
+from media.types import Attempt, ChunkGroup, ChunkResult, ChunkTask
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 
@@ -89,53 +98,94 @@ class _EncodeChunkFn(beam.DoFn):
         self._max_tries = max(1, max_tries)
         self._backoff_s = retry_backoff_s
 
-    def process(self, task: ChunkTask):
+    def process(self, element: ChunkTask | ChunkGroup):
+        tasks = element.tasks if isinstance(element, ChunkGroup) else (element,)
         if not getattr(self, "_told", False):
             self._told = True
-            log.info("encoder on this worker: %s", resolve_encoder(task.settings.encoder)[1])
-        reused = self._finished(task)
-        if reused is not None:
-            yield reused
-            return
+            log.info("encoder on this worker: %s", resolve_encoder(tasks[0].settings.encoder)[1])
+        pending = []
+        for task in tasks:
+            reused = self._finished(task)
+            if reused is not None:
+                yield reused
+            else:
+                pending.append(task)
+        left: list[tuple[ChunkTask, BaseException | None]] = [(t, None) for t in pending]
+        if len(pending) > 1:
+            left = yield from self._encode_together(pending)
+        for task, failure in left:
+            yield from self._encode_alone(task, failure)
+
+    def _encode_together(self, tasks: list[ChunkTask]):
+        """Stage the chunk once and make the first encode of every rendition in one FFmpeg
+        process; then score, gate and store each. Yields the results; returns the
+        renditions to encode alone, each with the failure of its first try."""
+        left: list[tuple[ChunkTask, BaseException | None]] = []
+        settled: set[str] = set()
+        try:
+            with tempfile.TemporaryDirectory(prefix="ladderflow-encode-") as scratch:
+                with _storage.open_source(tasks[0].source.source_uri) as source:
+                    staged = stage_chunk(tasks[0], source, scratch)
+                firsts = encode_renditions(tasks, staged, scratch, self._timeout_s)
+                for task, first in zip(tasks, firsts, strict=True):
+                    settled.add(task.rendition.rendition_id)
+                    if isinstance(first, BaseException):
+                        left.append((task, first))
+                        continue
+                    try:
+                        result = self._finish(task, staged, rendition_scratch(scratch, task),
+                                              first)
+                    except (MediaError, OSError) as exc:
+                        left.append((task, exc))
+                        continue
+                    yield result
+        except (MediaError, OSError) as exc:  # staging or the shared process: all of them
+            left += [(t, exc) for t in tasks if t.rendition.rendition_id not in settled]
+        return left
+
+    def _encode_alone(self, task: ChunkTask, failure: BaseException | None = None):
+        """Encode one rendition of one chunk, trying again after a transient failure;
+        `failure` is that of a first try already made (with the other renditions)."""
         stage = f"encode ({task.rendition.rendition_id}, chunk {task.chunk.index})"
         failed: list[str] = []
         while True:
-            try:
-                result = self._encode(task, tuple(failed))
-            except (MediaError, OSError) as exc:
-                if not transient(exc):  # a MediaError of the source: the same every time
-                    yield pvalue.TaggedOutput(
-                        DEAD_LETTER,
-                        dead_letter_for(task.title_id, task.source.source_uri, stage, exc),
-                    )
+            if failure is None:
+                try:
+                    yield self._encode(task, tuple(failed))
                     return
-                failed.append(_cause(exc))
-                if len(failed) >= self._max_tries:
-                    hint = _hint(exc)
-                    yield pvalue.TaggedOutput(
-                        DEAD_LETTER,
-                        dead_letter_for(
-                            task.title_id,
-                            task.source.source_uri,
-                            stage,
-                            MediaError(
-                                f"{stage} failed {len(failed)} times: {'; '.join(failed)}", hint
-                            ),
-                        ),
-                    )
-                    return
-                log.warning(
-                    "%s: %s failed (try %d of %d), trying again: %s",
-                    task.title_id,
-                    stage,
-                    len(failed),
-                    self._max_tries,
-                    failed[-1],
+                except (MediaError, OSError) as exc:
+                    failure = exc
+            if not transient(failure):  # a MediaError of the source: the same every time
+                yield pvalue.TaggedOutput(
+                    DEAD_LETTER,
+                    dead_letter_for(task.title_id, task.source.source_uri, stage, failure),
                 )
-                time.sleep(self._backoff_s * 2 ** (len(failed) - 1))
-                continue
-            yield result
-            return
+                return
+            failed.append(_cause(failure))
+            if len(failed) >= self._max_tries:
+                yield pvalue.TaggedOutput(
+                    DEAD_LETTER,
+                    dead_letter_for(
+                        task.title_id,
+                        task.source.source_uri,
+                        stage,
+                        MediaError(
+                            f"{stage} failed {len(failed)} times: {'; '.join(failed)}",
+                            _hint(failure),
+                        ),
+                    ),
+                )
+                return
+            log.warning(
+                "%s: %s failed (try %d of %d), trying again: %s",
+                task.title_id,
+                stage,
+                len(failed),
+                self._max_tries,
+                failed[-1],
+            )
+            time.sleep(self._backoff_s * 2 ** (len(failed) - 1))
+            failure = None
 
     def _finished(self, task: ChunkTask) -> ChunkResult | None:
         record_uri = naming.chunk_record_uri(
@@ -154,22 +204,28 @@ class _EncodeChunkFn(beam.DoFn):
         return None
 
     def _encode(self, task: ChunkTask, retries: tuple[str, ...] = ()) -> ChunkResult:
-        rid, index = task.rendition.rendition_id, task.chunk.index
-        label = fault_label(task)
-        chunk_uri = naming.chunk_uri(task.output_root, task.source.work_id, rid, index)
         with tempfile.TemporaryDirectory(prefix="ladderflow-encode-") as scratch:
             with _storage.open_source(task.source.source_uri) as source:
                 staged = stage_chunk(task, source, scratch)
-            kept, attempts = self._encode_to_target(task, staged, scratch)
-            encoded = attempts[kept].encoded
-            faults.storage_write("chunk", label, chunk_uri)
-            _storage.upload(encoded.path, chunk_uri)
-            log_uri = ""
-            if encoded.vmaf_log_path:
-                log_uri = naming.vmaf_log_uri(rid, index, task.source.media_dir)
-                _storage.upload(
-                    encoded.vmaf_log_path, naming.join(task.output_root, task.title_id, log_uri)
-                )
+            return self._finish(task, staged, scratch, retries=retries)
+
+    def _finish(self, task: ChunkTask, staged, scratch: str, first: EncodedChunk | None = None,
+                retries: tuple[str, ...] = ()) -> ChunkResult:
+        """Gate (from `first`, an unscored first encode, if given), store the chunk kept,
+        its VMAF log and its record."""
+        rid, index = task.rendition.rendition_id, task.chunk.index
+        label = fault_label(task)
+        chunk_uri = naming.chunk_uri(task.output_root, task.source.work_id, rid, index)
+        kept, attempts = self._encode_to_target(task, staged, scratch, first)
+        encoded = attempts[kept].encoded
+        faults.storage_write("chunk", label, chunk_uri)
+        _storage.upload(encoded.path, chunk_uri)
+        log_uri = ""
+        if encoded.vmaf_log_path:
+            log_uri = naming.vmaf_log_uri(rid, index, task.source.media_dir)
+            _storage.upload(
+                encoded.vmaf_log_path, naming.join(task.output_root, task.title_id, log_uri)
+            )
         result = ChunkResult(
             title_id=task.title_id,
             rendition_id=rid,
@@ -194,7 +250,8 @@ class _EncodeChunkFn(beam.DoFn):
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))
         return result
 
-    def _encode_to_target(self, task: ChunkTask, staged, scratch: str):
+    def _encode_to_target(self, task: ChunkTask, staged, scratch: str,
+                          first: EncodedChunk | None = None):
         """Encode; while the quality gate says so, re-encode at a predicted CRF.
 
         The gate compares the chunk's mean-pooled VMAF with the rung's target: the
@@ -206,8 +263,12 @@ class _EncodeChunkFn(beam.DoFn):
         gated = task.max_attempts > 1 and task.score_vmaf and rendition.target_vmaf > 0
         for attempt in range(task.max_attempts if gated else 1):
             current = dataclasses.replace(task, rendition=rendition)
-            encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
-                                    task.vmaf_subsample)
+            if attempt == 0 and first is not None:
+                encoded = scored(current, first, staged, scratch, 0, self._timeout_s,
+                                 task.vmaf_subsample)
+            else:
+                encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
+                                        task.vmaf_subsample)
             kbps = encoded.size_bytes * 8 / float(task.chunk.frame_count / task.source.frame_rate)
             score = encoded.vmaf.mean if encoded.vmaf else None
             tries.append(_Try(Attempt(rendition.crf, round(kbps / 1000, 1), score), encoded))
@@ -266,7 +327,8 @@ def _best(tries: list[_Try], task: ChunkTask) -> _Try:
 
 
 class EncodeChunks(beam.PTransform):
-    """PCollection[ChunkTask] -> {'main': ChunkResult, 'dead_letter': DeadLetter}."""
+    """PCollection[ChunkGroup | ChunkTask] -> {'main': ChunkResult (one per task),
+    'dead_letter': DeadLetter}."""
 
     def __init__(self, tool_timeout_s: float = 3600.0, max_tries: int = CHUNK_TRIES):
         super().__init__()

@@ -1,7 +1,9 @@
 """Split: plan a title's ladder and grid, and fan it out into tasks.
 
 For each planned title: the segment grid (shared by every rendition) and the chunks;
-then one `ChunkTask` per (chunk, rendition of the plan) on the main output and one
+then one `ChunkTask` per (chunk, rendition of the plan), grouped by chunk into a
+`ChunkGroup` (the encode stage decodes each chunk once for all its renditions), on the
+main output, and one
 `AudioTask` per audio track on the `audio` output (every audio stream of the source and
 every audio file of its title package, as AAC-LC stereo), and one `SubtitleTask` per
 subtitle file on the `subtitles` output.
@@ -18,9 +20,9 @@ from media.chunking import plan_chunks, segment_frames
 from media.config import JobConfig
 from media.ladder import vmaf_height
 from media.naming import audio_track_id, subtitle_track_id
-from media.types import AudioTask, ChunkTask, SubtitleTask, TitlePlan
+from media.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, TitlePlan
 
-__all__ = ["AUDIO", "SUBTITLES", "Split"]
+__all__ = ["AUDIO", "SUBTITLES", "Split", "chunk_groups", "plan_tasks"]
 
 AUDIO = "audio"
 SUBTITLES = "subtitles"
@@ -69,6 +71,14 @@ def plan_tasks(plan: TitlePlan, config: JobConfig
     return chunk_tasks, audio_tasks, subtitle_tasks
 
 
+def chunk_groups(tasks: list[ChunkTask]) -> list[ChunkGroup]:
+    """The tasks grouped by chunk, renditions in ladder order: one encode process each."""
+    by_chunk: dict[int, list[ChunkTask]] = {}
+    for task in tasks:
+        by_chunk.setdefault(task.chunk.index, []).append(task)
+    return [ChunkGroup(tuple(group)) for _, group in sorted(by_chunk.items())]
+
+
 class _SplitFn(beam.DoFn):
     def __init__(self, config: JobConfig):
         self._config = config
@@ -80,7 +90,7 @@ class _SplitFn(beam.DoFn):
         log.info("%s: split into %d chunks x %d renditions (%s), %d audio track(s), "
                  "%d subtitle track(s)", source.title_id, chunk_tasks[0].chunk_count,
                  len(renditions), ", ".join(renditions), len(audio_tasks), len(subtitle_tasks))
-        yield from chunk_tasks
+        yield from chunk_groups(chunk_tasks)
         for task in audio_tasks:
             yield pvalue.TaggedOutput(AUDIO, task)
         for task in subtitle_tasks:
@@ -88,7 +98,7 @@ class _SplitFn(beam.DoFn):
 
 
 class Split(beam.PTransform):
-    """PCollection[TitlePlan] -> {'main': ChunkTask, 'audio': AudioTask,
+    """PCollection[TitlePlan] -> {'main': ChunkGroup, 'audio': AudioTask,
     'subtitles': SubtitleTask}."""
 
     def __init__(self, config: JobConfig):
