@@ -31,11 +31,20 @@ class Measured:
 
 
 def _children(pid: int) -> list[int]:
+    """Children of every thread of `pid` (a thread's children are listed under it alone,
+    and the runner starts FFmpeg from its worker threads)."""
+    found = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
-            return [int(p) for p in handle.read().split()]
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as handle:
+                found += [int(p) for p in handle.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 def _rss_kib(pid: int, field: str = "VmRSS") -> int:
