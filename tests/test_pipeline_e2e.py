@@ -120,7 +120,9 @@ def test_top_rung_vmaf_is_above_90_and_logs_are_kept(e2e_run):
         for chunk in track["chunks"]:
             assert chunk["bitrate_kbps"] > 0
             log = json.loads((e2e_run.title_dir / chunk["vmaf_log"]).read_text())
-            assert len(log["frames"]) == SEGMENT_FRAMES
+            # Every 5th frame of the chunk is scored (the default --vmaf_subsample).
+            assert [f["frameNum"] for f in log["frames"]] == list(range(0, SEGMENT_FRAMES, 5))
+            assert chunk["vmaf"]["frame_count"] == len(log["frames"])
 
 
 def test_audio_is_aac_lc_stereo_on_the_grid(e2e_run):
