@@ -1,20 +1,22 @@
 """Encode and score: the expensive, parallel stage.
 
-A `Reshuffle` first, so the runner spreads the (chunk, rendition) tasks over workers
-instead of fusing them with the fan-out. Each task stages only its chunk's span of the
-source, encodes it with x264, scores it with libvmaf, and stores the chunk, its VMAF
-log and a record of the finished work. A task whose record exists (same settings, and
-its chunk there with the recorded size) is not encoded again: re-running resumes
-(invariant 6).
+A `Reshuffle` first, so the runner spreads the chunk groups (every rendition of one
+chunk, `ChunkGroup`) over workers instead of fusing them with the fan-out. A group stages
+only its chunk's span of the source, makes the first encode of every rendition in one
+FFmpeg process (one decode), then scores, gates and stores each rendition: the chunk, its
+VMAF log and a record of the finished work. A lone `ChunkTask` is encoded on its own. A
+task whose record exists (same settings, and its chunk there with the recorded size) is
+not encoded again: re-running resumes (invariant 6).
 
 A try that fails for a reason another try may not meet (the FFmpeg process killed by a
 signal, an OSError from storage, an encoded chunk that fails its frame-count check:
 `transient`) is made again, from staging on, in a fresh scratch folder, up to
-`max_tries` tries in all; then, or at once for any other `MediaError` (a source FFmpeg
-cannot read fails the same way every time), the title goes to the dead letter with the
-cause. A task yields one result or one dead letter, never both and never two: the chunk
-and its record are written under fixed names, so a retry overwrites what a failed try
-left. Tries that failed are listed in the result (`retries`) and in report.json.
+`max_tries` tries in all (a failed shared first try counts as one for each rendition);
+then, or at once for any other `MediaError` (a source FFmpeg cannot read fails the same
+way every time), the title goes to the dead letter with the cause. A task yields one
+result or one dead letter, never both and never two: the chunk and its record are
+written under fixed names, so a retry overwrites what a failed try left. Tries that
+failed are listed in the result (`retries`) and in report.json.
 """
 
 from __future__ import annotations
