@@ -32,7 +32,7 @@ from media.encoders import resolve_encoder
 from media.errors import MediaError
 from media.ladder import scaled_width
 from media.staging import StagedSpan, stage_span
-from media.types import ChunkTask, VmafScore
+from media.types import ChunkTask, EncodeSettings, VmafScore
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ def encode_staged(
 ) -> EncodedChunk:
     """Encode the staged chunk with the task's rendition (and score it)."""
     out_path = os.path.join(scratch, f"chunk-{attempt}.mp4")
-    encoder, _ = resolve_encoder(task.settings.encoder)
-    settings = dataclasses.replace(task.settings, encoder=encoder.name)
+    settings = _resolved(task.settings)
     argv = x264.encode_chunk_argv(
         staged.path,
         out_path,
@@ -100,7 +99,7 @@ def encode_staged(
     run = ffmpeg.run(
         ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=faults.ffmpeg_hook("encode", label)
     )
-    encoded = _checked(task, out_path, run.wall_s, run.cpu_s, staged, encoder.name)
+    encoded = _checked(task, out_path, run.wall_s, run.cpu_s, staged, settings.encoder)
     return scored(task, encoded, staged, scratch, attempt, timeout_s, vmaf_subsample)
 
 
@@ -120,8 +119,7 @@ def encode_renditions(
     encodes are not scored (`scored` does that, one rendition at a time).
     """
     first = tasks[0]
-    encoder, _ = resolve_encoder(first.settings.encoder)
-    settings = dataclasses.replace(first.settings, encoder=encoder.name)
+    settings = _resolved(first.settings)
     paths = [os.path.join(rendition_scratch(scratch, task), "chunk-0.mp4") for task in tasks]
     argv = x264.encode_renditions_argv(
         staged.path, paths, first.source, first.chunk, [t.rendition for t in tasks], settings,
@@ -134,10 +132,16 @@ def encode_renditions(
         share = count / sum(pixels)
         try:
             out.append(_checked(task, path, run.wall_s * share, run.cpu_s * share, staged,
-                                encoder.name))
+                                settings.encoder))
         except BadChunk as exc:
             out.append(exc)
     return out
+
+
+def _resolved(settings: EncodeSettings) -> EncodeSettings:
+    """`settings` with the encoder this worker uses for it (`--encoder auto` resolved)."""
+    encoder, _ = resolve_encoder(settings.encoder)
+    return dataclasses.replace(settings, encoder=encoder.name)
 
 
 def rendition_scratch(scratch: str, task: ChunkTask) -> str:

@@ -81,13 +81,8 @@ def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk
                       rendition: Rendition, settings: EncodeSettings,
                       segment_frames: int) -> list[str]:
     """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file."""
-    video = source_frames(staged_path, source, chunk, settings.decoder)
-    video = video.filter("scale", rendition.width, rendition.height, flags="bicubic")
-    video = video.filter("setsar", "1").filter("format", "yuv420p")
-    options = _video_options(rendition, settings, segment_frames)
-    out = ffmpeg_python.output(
-        video, out_path, an=None, **{"frames:v": chunk.frame_count}, **options)
-    return out.get_args()
+    return encode_renditions_argv(staged_path, [out_path], source, chunk, [rendition],
+                                  settings, segment_frames)
 
 
 def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: SourceInfo,
