@@ -234,6 +234,7 @@ def score_encoded(
         decoder=task.settings.decoder,
     )
     scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
+    vmaf.renumber_thinned(log_path, subsample)
     return vmaf.pool_log_file(log_path), scored.wall_s
 
 

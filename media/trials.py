@@ -57,12 +57,14 @@ def trial_score_argv(task: TrialTask, staged_path: str, encoded: Sequence[str],
     height = task.vmaf_height
     width = scaled_width(task.source, height)
     reference = source_frames(staged_path, task.source, task.span, task.settings.decoder)
+    reference = vmaf.thinned(reference, task.vmaf_subsample)
     if vmaf.needs_scaling(task.source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic")
     references = reference.filter("format", "yuv420p").filter_multi_output("split", len(encoded))
     outputs = []
     for i, (path, log_path) in enumerate(zip(encoded, log_paths, strict=True)):
         distorted = ffmpeg_python.input(path).video.filter("setpts", "PTS-STARTPTS")
+        distorted = vmaf.thinned(distorted, task.vmaf_subsample)
         distorted = distorted.filter("scale", width, height, flags="bicubic")
         distorted = distorted.filter("format", "yuv420p")
         options = vmaf.libvmaf_options(log_path, task.settings.threads, task.vmaf_subsample,

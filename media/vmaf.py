@@ -29,31 +29,70 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
 
     `shortest=1` in the framesync options ends scoring at the shorter input: a chunk
     whose encode lost frames would otherwise be scored against repeated last frames.
-    `subsample` n > 1 scores every n-th frame only (libvmaf's n_subsample).
+    `subsample` n > 1 scores every n-th frame only (`thinned`, libvmaf's n_subsample).
     """
     distorted, reference = scoring_streams(encoded_path, staged_path, source, chunk, width,
-                                           height, decoder)
+                                           height, decoder, subsample)
     options = libvmaf_options(log_path, threads, subsample)
     scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
     return ffmpeg_python.output(scored, "-", f="null").get_args()
 
 
 def scoring_streams(encoded_path: str, staged_path: str, source: SourceInfo,
-                    chunk: ChunkSpan, width: int, height: int, decoder: str = "cpu"):
+                    chunk: ChunkSpan, width: int, height: int, decoder: str = "cpu",
+                    subsample: int = 1):
     """The (distorted, reference) ffmpeg-python streams that VMAF compares, both
     `width`x`height` yuv420p: the encode upscaled bicubic, and the chunk's conditioned
     source frames (scaled only where their size or pixel shape differs). libvmaf and
-    `media.gpu_vmaf` score the same two streams."""
+    `media.gpu_vmaf` score the same two streams; libvmaf passes its `subsample` step,
+    and both streams are `thinned` to the frames it needs before they are scaled."""
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
+    distorted = thinned(distorted, subsample)
     distorted = distorted.filter("scale", width, height, flags="bicubic")
     distorted = distorted.filter("format", "yuv420p")
-    reference = source_frames(staged_path, source, chunk, decoder)
+    reference = thinned(source_frames(staged_path, source, chunk, decoder), subsample)
     if needs_scaling(source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic").filter(
             "setsar", "1")
     reference = reference.filter("format", "yuv420p")
     return distorted, reference
+
+
+THINNED_STEP = 3
+"""libvmaf's step on a thinned stream: every scored frame comes with its two neighbours."""
+
+
+def thinned(stream, subsample: int):
+    """The frames libvmaf needs to score every `subsample`-th frame of `stream`.
+
+    VMAF's motion feature compares each frame with the one before and the one after it,
+    so libvmaf reads every frame even when it scores every n-th. A scored frame and its
+    two neighbours are all it uses: this keeps frames n-1, n and n+1 of every n-th and
+    drops the rest before they are scaled and compared. On the thinned stream libvmaf
+    scores every THINNED_STEP-th frame: the same frames, with the same scores (n 0, s,
+    2s... sit at positions 0, 3, 6...). Steps of 3 or less keep every frame.
+    """
+    if subsample <= THINNED_STEP:
+        return stream
+    return stream.filter("select", f"lt(mod(n+1,{subsample}),{THINNED_STEP})")
+
+
+def libvmaf_step(subsample: int) -> int:
+    """libvmaf's n_subsample for a `thinned` stream scored every `subsample`-th frame."""
+    return subsample if subsample <= THINNED_STEP else THINNED_STEP
+
+
+def renumber_thinned(log_path: str, subsample: int) -> None:
+    """Give the frames of a log scored on a `thinned` stream their numbers in the chunk."""
+    if subsample <= THINNED_STEP:
+        return
+    with open(log_path, encoding="utf-8") as handle:
+        log = json.load(handle)
+    for frame in log.get("frames", []):
+        frame["frameNum"] = frame["frameNum"] // THINNED_STEP * subsample
+    with open(log_path, "w", encoding="utf-8") as handle:
+        json.dump(log, handle)
 
 
 def needs_scaling(source: SourceInfo, width: int, height: int) -> bool:
@@ -74,8 +113,8 @@ def libvmaf_options(log_path: str, threads: int = 0, subsample: int = 1,
         "shortest": "1",
         "n_threads": str(max(1, cores // instances)),
     }
-    if subsample > 1:
-        options["n_subsample"] = str(subsample)
+    if subsample > 1:  # the stream is `thinned` to the frames that step needs
+        options["n_subsample"] = str(libvmaf_step(subsample))
     return options
 
 

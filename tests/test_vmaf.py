@@ -237,3 +237,42 @@ def test_log_path_with_filtergraph_characters(encoded, tmp_path, folder_name):
     argv = score_chunk_argv(chunk.path, staged, task.source, task.chunk, 320, 180, log_path)
     ffmpeg.run(ffmpeg.ffmpeg_argv(*argv))
     assert pool_log_file(log_path).frame_count == 100
+
+
+THINNED_TOLERANCE = 1e-6
+"""The thinned stream scores the same frames from the same pixels: equal to print precision."""
+
+
+@pytest.mark.parametrize("step", [5, 9])
+def test_thinned_scoring_gives_the_scores_of_every_frame_subsampling(encoded, tmp_path, step):
+    """Scoring every `step`-th frame from the thinned streams (each scored frame and its
+    two neighbours) gives, frame for frame, what libvmaf's own n_subsample gives when it
+    reads every frame: motion still sees the frames before and after."""
+    import ffmpeg as ffmpeg_python
+
+    from media.vmaf import libvmaf_options, renumber_thinned, scoring_streams
+
+    task, chunk = encoded
+    staged = os.path.join(os.path.dirname(chunk.path), "source-span.mkv")
+    thin_log = str(tmp_path / "thinned.json")
+    argv = score_chunk_argv(chunk.path, staged, task.source, task.chunk, 320, 180, thin_log,
+                            subsample=step)
+    assert "select=" in graph_of(argv) and f"n_subsample={min(step, 3)}" in graph_of(argv)
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*argv))
+    renumber_thinned(thin_log, step)
+
+    full_log = str(tmp_path / "every-frame.json")
+    distorted, reference = scoring_streams(chunk.path, staged, task.source, task.chunk, 320, 180)
+    options = libvmaf_options(full_log) | {"n_subsample": str(step)}
+    scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*ffmpeg_python.output(scored, "-", f="null").get_args()))
+
+    with open(thin_log, encoding="utf-8") as a, open(full_log, encoding="utf-8") as b:
+        thin, full = json.load(a)["frames"], json.load(b)["frames"]
+    assert [f["frameNum"] for f in thin] == [f["frameNum"] for f in full] == list(
+        range(0, 100, step))
+    for mine, theirs in zip(thin, full, strict=True):
+        assert mine["metrics"]["vmaf"] == pytest.approx(theirs["metrics"]["vmaf"],
+                                                        abs=THINNED_TOLERANCE)
+        assert mine["metrics"]["integer_motion2"] == pytest.approx(
+            theirs["metrics"]["integer_motion2"], abs=THINNED_TOLERANCE)
