@@ -24,15 +24,22 @@ VMAF_MODEL = "vmaf_v0.6.1"
 
 def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
                      chunk: ChunkSpan, width: int, height: int, log_path: str,
-                     threads: int = 0, subsample: int = 1, decoder: str = "cpu") -> list[str]:
+                     threads: int = 0, subsample: int = 1, decoder: str = "cpu",
+                     reference_path: str = "") -> list[str]:
     """FFmpeg arguments (without the binary) that score one chunk into a JSON log.
 
     `shortest=1` in the framesync options ends scoring at the shorter input: a chunk
     whose encode lost frames would otherwise be scored against repeated last frames.
     `subsample` n > 1 scores every n-th frame only (`thinned`, libvmaf's n_subsample).
+    `reference_path`, if given, is the chunk's reference as `store_reference` wrote it
+    for this size and step: read instead of decoding the staged source again.
     """
-    distorted, reference = scoring_streams(encoded_path, staged_path, source, chunk, width,
-                                           height, decoder, subsample)
+    distorted = distorted_frames(encoded_path, width, height, subsample)
+    if reference_path:
+        reference = stored_reference(reference_path)
+    else:
+        reference = reference_frames(source_frames(staged_path, source, chunk, decoder),
+                                     source, width, height, subsample)
     options = libvmaf_options(log_path, threads, subsample)
     scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
     return ffmpeg_python.output(scored, "-", f="null").get_args()
@@ -46,17 +53,49 @@ def scoring_streams(encoded_path: str, staged_path: str, source: SourceInfo,
     source frames (scaled only where their size or pixel shape differs). libvmaf and
     `media.gpu_vmaf` score the same two streams; libvmaf passes its `subsample` step,
     and both streams are `thinned` to the frames it needs before they are scaled."""
+    reference = source_frames(staged_path, source, chunk, decoder)
+    return (distorted_frames(encoded_path, width, height, subsample),
+            reference_frames(reference, source, width, height, subsample))
+
+
+def distorted_frames(encoded_path: str, width: int, height: int, subsample: int = 1):
+    """An encode's frames as VMAF sees them: `thinned`, upscaled bicubic, yuv420p."""
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
     distorted = thinned(distorted, subsample)
     distorted = distorted.filter("scale", width, height, flags="bicubic")
-    distorted = distorted.filter("format", "yuv420p")
-    reference = thinned(source_frames(staged_path, source, chunk, decoder), subsample)
+    return distorted.filter("format", "yuv420p")
+
+
+def reference_frames(frames, source: SourceInfo, width: int, height: int, subsample: int = 1):
+    """The conditioned source `frames` (a stream) as VMAF compares them: `thinned`,
+    scaled to `width`x`height` only where their size or pixel shape differs, yuv420p."""
+    reference = thinned(frames, subsample)
     if needs_scaling(source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic").filter(
             "setsar", "1")
-    reference = reference.filter("format", "yuv420p")
-    return distorted, reference
+    return reference.filter("format", "yuv420p")
+
+
+def store_reference(reference, path: str):
+    """An ffmpeg-python output that keeps a `reference_frames` stream at `path` for later
+    scoring runs (`stored_reference`): luma only, raw, in NUT. VMAF reads luma alone,
+    and raw frames cost nothing to read back, so a chunk's source is decoded once for
+    every encode that is scored against it."""
+    return ffmpeg_python.output(reference.filter("format", "gray"), path, f="nut",
+                                **{"c:v": "rawvideo"})
+
+
+def stored_reference(path: str):
+    """The reference frames `store_reference` kept, as the yuv420p stream libvmaf takes."""
+    return ffmpeg_python.input(path, f="nut").video.filter("format", "yuv420p")
+
+
+def stored_reference_bytes(frame_count: int, width: int, height: int, subsample: int = 1) -> int:
+    """Bytes `store_reference` writes for `frame_count` frames at one size and step."""
+    kept = frame_count if subsample <= THINNED_STEP else (
+        sum(1 for n in range(frame_count) if (n + 1) % subsample < THINNED_STEP))
+    return kept * width * height
 
 
 THINNED_STEP = 3

@@ -276,3 +276,39 @@ def test_thinned_scoring_gives_the_scores_of_every_frame_subsampling(encoded, tm
                                                         abs=THINNED_TOLERANCE)
         assert mine["metrics"]["integer_motion2"] == pytest.approx(
             theirs["metrics"]["integer_motion2"], abs=THINNED_TOLERANCE)
+
+
+STORED_TOLERANCE = 1e-3
+"""Scores from the stored luma against scores from the decoded source (VMAF reads luma only)."""
+
+
+@pytest.mark.parametrize("step", [1, 5])
+def test_a_stored_reference_scores_as_the_decoded_source(encoded, tmp_path, step):
+    from media.vmaf import (
+        reference_frames,
+        renumber_thinned,
+        store_reference,
+        stored_reference_bytes,
+    )
+    from media.x264 import source_frames
+
+    task, chunk = encoded
+    staged = os.path.join(os.path.dirname(chunk.path), "source-span.mkv")
+    stored = str(tmp_path / "reference.nut")
+    frames = source_frames(staged, task.source, task.chunk)
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*store_reference(
+        reference_frames(frames, task.source, 320, 180, step), stored).get_args()))
+    header = os.path.getsize(stored) - stored_reference_bytes(100, 320, 180, step)
+    assert 0 < header < 4096  # raw luma of the kept frames, and a small NUT header
+
+    logs = {}
+    for name, reference_path in (("decoded", ""), ("stored", stored)):
+        logs[name] = str(tmp_path / f"{name}.json")
+        ffmpeg.run(ffmpeg.ffmpeg_argv(*score_chunk_argv(
+            chunk.path, staged, task.source, task.chunk, 320, 180, logs[name], subsample=step,
+            reference_path=reference_path)))
+        renumber_thinned(logs[name], step)
+    decoded, kept = pool_log_file(logs["decoded"]), pool_log_file(logs["stored"])
+    assert kept.frame_count == decoded.frame_count == len(range(0, 100, step))
+    assert kept.mean == pytest.approx(decoded.mean, abs=STORED_TOLERANCE)
+    assert kept.minimum == pytest.approx(decoded.minimum, abs=STORED_TOLERANCE)
