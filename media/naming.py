@@ -146,9 +146,9 @@ def error_record_uri(output_root: str, title_id: str) -> str:
     return join(output_root, ERRORS_DIR, f"{title_id}.json")
 
 
-def trial_record_uri(output_root: str, title_id: str, height: int, segment: int) -> str:
-    """The JSON record of one finished trial task (reused by a re-run)."""
-    name = f"{height}p-seg{segment:05d}.json"
+def trial_record_uri(output_root: str, title_id: str, segment: int) -> str:
+    """The JSON record of one finished trial task, one sample segment (reused by a re-run)."""
+    name = f"seg{segment:05d}.json"
     return join(output_root, WORK_DIR, title_id, "trials", name)
 
 

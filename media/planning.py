@@ -107,15 +107,15 @@ def complete_results(results: Sequence[TrialResult]) -> list[TrialResult]:
     samples = {r.task.span.index for r in results}
     by_height: dict[int, set[int]] = defaultdict(set)
     for result in results:
-        by_height[result.task.height].add(result.task.span.index)
-    return [r for r in results if by_height[r.task.height] == samples]
+        by_height[result.height].add(result.task.span.index)
+    return [r for r in results if by_height[r.height] == samples]
 
 
 def trial_points(results: Sequence[TrialResult]) -> list[TrialPoint]:
     """One point per (resolution, CRF): total bits over total time, frame-weighted VMAF."""
     groups: dict[tuple[int, int, float], list[TrialResult]] = defaultdict(list)
     for result in results:
-        groups[(result.task.height, result.task.width, result.crf)].append(result)
+        groups[(result.height, result.width, result.crf)].append(result)
     points = []
     for (height, width, crf), group in sorted(groups.items()):
         rate = group[0].task.source.frame_rate

@@ -1,9 +1,11 @@
-"""Trial encodes: one sample segment at one resolution, every trial CRF in one pass.
+"""Trial encodes: one sample segment at several resolutions, every trial CRF, two processes.
 
-A trial task decodes its staged sample once, scales it once and feeds one x264 encoder
-per CRF (FFmpeg's split filter); scoring decodes the reference once and runs one
-libvmaf per encode. Against one process per CRF, that saves the repeated decoding and
-scaling, which at small trial sizes is much of the work.
+The encode process decodes the staged sample once, scales it once per resolution and
+feeds one x264 encoder per (resolution, CRF) (FFmpeg's split filter). The same process
+keeps the sample's VMAF reference frames (scaled to the display size, thinned to the
+frames the scoring step needs) as raw luma. The score process reads them back and runs
+one libvmaf per encode. Against one process pair per resolution, that saves decoding
+the sample twice per resolution, which on a high-bitrate mezzanine is much of the work.
 """
 
 from __future__ import annotations
@@ -25,48 +27,60 @@ from media.x264 import source_frames, x264_options
 
 @dataclass(frozen=True)
 class TrialEncode:
+    width: int
+    height: int
     crf: float
     size_bytes: int
     frames: int
     vmaf_mean: float
 
 
-def _trial_rendition(task: TrialTask, crf: float) -> Rendition:
+def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
+    """(width, height, CRF) of every encode of the task, in result order."""
+    return [(width, height, crf) for width, height in task.sizes for crf in task.crfs]
+
+
+def _trial_rendition(width: int, height: int, crf: float) -> Rendition:
     # maxrate 0: plain CRF, so the trials measure the encoder's uncapped curve.
-    return Rendition(f"trial-{task.height}p-crf{crf:g}", task.width, task.height, crf, 0, 0)
+    return Rendition(f"trial-{height}p-crf{crf:g}", width, height, crf, 0, 0)
 
 
-def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str]) -> list[str]:
-    """Decode and scale the sample once; encode it at every CRF of the task."""
+def vmaf_size(task: TrialTask) -> tuple[int, int]:
+    return scaled_width(task.source, task.vmaf_height), task.vmaf_height
+
+
+def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str],
+                      reference_path: str) -> list[str]:
+    """Decode the sample once; encode it at every size and CRF of the task, and keep its
+    VMAF reference frames at `reference_path` (`media.vmaf.store_reference`)."""
     video = source_frames(staged_path, task.source, task.span, task.settings.decoder)
-    video = video.filter("scale", task.width, task.height, flags="bicubic")
-    video = video.filter("setsar", "1").filter("format", "yuv420p")
-    branches = video.filter_multi_output("split", len(task.crfs))
-    outputs = [
-        ffmpeg_python.output(branches[i], path, an=None, **{"frames:v": task.span.frame_count},
-                             **x264_options(_trial_rendition(task, crf), task.settings,
-                                            task.segment_frames))
-        for i, (crf, path) in enumerate(zip(task.crfs, out_paths, strict=True))
-    ]
+    branches = video.filter_multi_output("split", len(task.sizes) + 1)
+    outputs = [vmaf.store_reference(
+        vmaf.reference_frames(branches[len(task.sizes)], task.source, *vmaf_size(task),
+                              task.vmaf_subsample), reference_path)]
+    paths = iter(out_paths)
+    for i, (width, height) in enumerate(task.sizes):
+        scaled = branches[i].filter("scale", width, height, flags="bicubic")
+        scaled = scaled.filter("setsar", "1").filter("format", "yuv420p")
+        per_crf = scaled.filter_multi_output("split", len(task.crfs))
+        for j, crf in enumerate(task.crfs):
+            options = x264_options(_trial_rendition(width, height, crf), task.settings,
+                                   task.segment_frames)
+            outputs.append(ffmpeg_python.output(per_crf[j], next(paths), an=None,
+                                                **{"frames:v": task.span.frame_count},
+                                                **options))
     return ffmpeg_python.merge_outputs(*outputs).get_args()
 
 
-def trial_score_argv(task: TrialTask, staged_path: str, encoded: Sequence[str],
+def trial_score_argv(task: TrialTask, reference_path: str, encoded: Sequence[str],
                      log_paths: Sequence[str]) -> list[str]:
-    """Decode the reference once; score every encode of the task with its own libvmaf."""
-    height = task.vmaf_height
-    width = scaled_width(task.source, height)
-    reference = source_frames(staged_path, task.source, task.span, task.settings.decoder)
-    reference = vmaf.thinned(reference, task.vmaf_subsample)
-    if vmaf.needs_scaling(task.source, width, height):
-        reference = reference.filter("scale", width, height, flags="bicubic")
-    references = reference.filter("format", "yuv420p").filter_multi_output("split", len(encoded))
+    """Read the kept reference once; score every encode of the task with its own libvmaf."""
+    width, height = vmaf_size(task)
+    references = vmaf.stored_reference(reference_path).filter_multi_output(
+        "split", len(encoded))
     outputs = []
     for i, (path, log_path) in enumerate(zip(encoded, log_paths, strict=True)):
-        distorted = ffmpeg_python.input(path).video.filter("setpts", "PTS-STARTPTS")
-        distorted = vmaf.thinned(distorted, task.vmaf_subsample)
-        distorted = distorted.filter("scale", width, height, flags="bicubic")
-        distorted = distorted.filter("format", "yuv420p")
+        distorted = vmaf.distorted_frames(path, width, height, task.vmaf_subsample)
         options = vmaf.libvmaf_options(log_path, task.settings.threads, task.vmaf_subsample,
                                        instances=len(encoded))
         scored = ffmpeg_python.filter([distorted, references[i]], "libvmaf", **options)
@@ -76,19 +90,24 @@ def trial_score_argv(task: TrialTask, staged_path: str, encoded: Sequence[str],
 
 def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
                timeout_s: float | None = None) -> tuple[list[TrialEncode], float, float]:
-    """Encode and score the task's sample at every CRF: (results, encode s, score s)."""
-    encoded = [os.path.join(scratch, f"trial-crf{crf:g}.mp4") for crf in task.crfs]
-    logs = [os.path.join(scratch, f"trial-crf{crf:g}.json") for crf in task.crfs]
-    run = ffmpeg.run(ffmpeg.ffmpeg_argv(*trial_encode_argv(task, staged.path, encoded)),
-                     timeout_s=timeout_s)
-    scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*trial_score_argv(task, staged.path, encoded, logs)),
+    """Encode and score the task's sample at every size and CRF: (results, encode s,
+    score s), the results in `trial_grid` order."""
+    grid = trial_grid(task)
+    names = [f"trial-{height}p-crf{crf:g}" for _, height, crf in grid]
+    encoded = [os.path.join(scratch, f"{name}.mp4") for name in names]
+    logs = [os.path.join(scratch, f"{name}.json") for name in names]
+    reference = os.path.join(scratch, "reference.nut")
+    run = ffmpeg.run(ffmpeg.ffmpeg_argv(*trial_encode_argv(task, staged.path, encoded,
+                                                           reference)), timeout_s=timeout_s)
+    scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*trial_score_argv(task, reference, encoded, logs)),
                         timeout_s=timeout_s)
     results = []
-    for crf, path, log in zip(task.crfs, encoded, logs, strict=True):
+    for (width, height, crf), path, log in zip(grid, encoded, logs, strict=True):
         frames = count_frames(path)
         if frames != task.span.frame_count:
-            raise MediaError(f"trial at {task.height}p CRF {crf:g} has {frames} frames; "
+            raise MediaError(f"trial at {height}p CRF {crf:g} has {frames} frames; "
                              f"expected {task.span.frame_count}")
         score = vmaf.pool_log_file(log)
-        results.append(TrialEncode(crf, os.path.getsize(path), frames, score.mean))
+        results.append(TrialEncode(width, height, crf, os.path.getsize(path), frames,
+                                   score.mean))
     return results, run.wall_s, scored.wall_s

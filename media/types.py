@@ -281,18 +281,20 @@ class Attempt:
 
 @dataclass(frozen=True)
 class TrialTask:
-    """Trial-encode one sample segment of a title at one resolution, at every trial CRF."""
+    """Trial-encode one sample segment of a title at several resolutions, at every trial
+    CRF: one decode of the sample serves them all."""
 
     source: SourceInfo
-    width: int
-    height: int
+    sizes: tuple[tuple[int, int], ...]
+    """(width, height) of each resolution trialled, tallest first."""
     crfs: tuple[float, ...]
     span: ChunkSpan
     """The sample: one segment of the title's grid."""
     trial_index: int
-    """Index of this task's first result among the title's trial results."""
+    """Index of this task's first result among the title's trial results (its results
+    are numbered size by size, CRF by CRF)."""
     trial_count: int
-    """How many trial results (tasks × CRFs) the title has."""
+    """How many trial results (samples × sizes × CRFs) the title has."""
     segment_frames: int
     output_root: str
     settings: EncodeSettings = field(default_factory=EncodeSettings)
@@ -307,9 +309,11 @@ class TrialTask:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """What one trial encode (one CRF of a trial task) gave."""
+    """What one trial encode (one size and CRF of a trial task) gave."""
 
     task: TrialTask
+    width: int
+    height: int
     crf: float
     index: int
     """Position among the title's trial results."""

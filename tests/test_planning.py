@@ -112,14 +112,15 @@ def test_only_resolutions_trialled_on_every_sample_reach_the_hull():
     src = _source()
 
     def result(seg, height):
-        task = TrialTask(src, height * 16 // 9, height, (24.0,), ChunkSpan(seg, seg * 100, 50),
-                         0, 4, 100, "/o", EncodeSettings())
-        return TrialResult(task, 24.0, 0, 1000, 50, 80.0)
+        size = (height * 16 // 9, height)
+        task = TrialTask(src, (size,), (24.0,), ChunkSpan(seg, seg * 100, 50), 0, 4, 100, "/o",
+                         EncodeSettings())
+        return TrialResult(task, *size, 24.0, 0, 1000, 50, 80.0)
 
     probe = [result(3, 720), result(3, 360)]
     rest = [result(0, 720), result(6, 720)]
     kept = complete_results(probe + rest)
-    assert {(r.task.height, r.task.span.index) for r in kept} == {(720, 0), (720, 3), (720, 6)}
+    assert {(r.height, r.task.span.index) for r in kept} == {(720, 0), (720, 3), (720, 6)}
     assert complete_results(probe) == probe
 
 
@@ -127,9 +128,9 @@ def test_trial_points_pool_segments_by_bits_and_frames():
     src = _source()
 
     def result(seg, size, frames, vmaf):
-        task = TrialTask(src, 1280, 720, (24.0,), ChunkSpan(seg, seg * 100, frames), seg, 2,
-                         100, "/o", EncodeSettings())
-        return TrialResult(task, 24.0, seg, size, frames, vmaf)
+        task = TrialTask(src, ((1280, 720),), (24.0,), ChunkSpan(seg, seg * 100, frames), seg,
+                         2, 100, "/o", EncodeSettings())
+        return TrialResult(task, 1280, 720, 24.0, seg, size, frames, vmaf)
 
     [point] = trial_points([result(0, 100_000, 100, 90.0), result(1, 300_000, 100, 80.0)])
     # 400 kB over 8 s = 400 kb/s; VMAF weighted by frames.

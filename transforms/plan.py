@@ -77,23 +77,23 @@ def sample_spans(source: SourceInfo, config: JobConfig) -> list[ChunkSpan]:
 
 
 def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
-                heights: list[int] | None = None, first_index: int = 0,
-                total: int | None = None) -> list[TrialTask]:
-    """Trial tasks for `spans` × `heights` (default: every candidate resolution), each
-    encoding its sample at every trial CRF. Results are numbered from `first_index` among
-    `total` results of the title (default: these tasks' alone)."""
+                heights: list[int] | None = None, first_index: int = 0) -> list[TrialTask]:
+    """One trial task per sample of `spans`, each encoding its sample at `heights`
+    (default: every candidate resolution) and every trial CRF. Results are numbered from
+    `first_index` among the title's results: the tasks' own after those before them."""
     frames = segment_frames(source.frame_rate, config.segment_s)
-    sizes = [(w, h) for w, h in candidate_resolutions(source) if heights is None or h in heights]
-    grid = [(span, width, height) for span in spans for width, height in sizes]
+    sizes = tuple((w, h) for w, h in candidate_resolutions(source)
+                  if heights is None or h in heights)
     crfs = tuple(config.trial_crfs)
+    per_task = len(sizes) * len(crfs)
     settings = EncodeSettings(preset=config.trial_preset, threads=config.encode.threads)
-    count = total if total is not None else first_index + len(grid) * len(crfs)
     return [
-        TrialTask(source=source, width=width, height=height, crfs=crfs, span=span,
-                  trial_index=first_index + i * len(crfs), trial_count=count,
+        TrialTask(source=source, sizes=sizes, crfs=crfs, span=span,
+                  trial_index=first_index + i * per_task,
+                  trial_count=first_index + len(spans) * per_task,
                   segment_frames=frames, output_root=config.output_root, settings=settings,
                   vmaf_height=vmaf_height(source), vmaf_subsample=config.trial_vmaf_subsample)
-        for i, (span, width, height) in enumerate(grid)
+        for i, span in enumerate(spans)
     ]
 
 
@@ -122,7 +122,7 @@ class _TrialTasksFn(beam.DoFn):
         samples = len(sample_spans(source, self._config))
         log.info("%s: planning: probe sample (segment %d) at %d resolutions x %d CRFs; "
                  "then %d more sample segments at the resolutions its hull calls for",
-                 source.title_id, tasks[0].span.index, len(tasks),
+                 source.title_id, tasks[0].span.index, len(tasks[0].sizes),
                  len(self._config.trial_crfs), samples - 1)
         yield from tasks
 
@@ -132,8 +132,7 @@ class _RunTrialFn(beam.DoFn):
         self._timeout_s = tool_timeout_s
 
     def process(self, task: TrialTask):
-        record_uri = naming.trial_record_uri(task.output_root, task.title_id, task.height,
-                                             task.span.index)
+        record_uri = naming.trial_record_uri(task.output_root, task.title_id, task.span.index)
         if _storage.exists(record_uri):
             record = _storage.read_json(record_uri)
             if record.get("task") == _task_key(task):
@@ -145,10 +144,12 @@ class _RunTrialFn(beam.DoFn):
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                 task.title_id, task.source.source_uri, "plan (trial encode)", exc))
             return
-        share = len(encodes)
-        results = [{"crf": e.crf, "size_bytes": e.size_bytes, "frames": e.frames,
-                    "vmaf_mean": e.vmaf_mean, "encode_s": encode_s / share,
-                    "score_s": score_s / share} for e in encodes]
+        # The processes' seconds are shared among the encodes by pixels per frame.
+        pixels = [e.width * e.height for e in encodes]
+        results = [{"size": [e.width, e.height], "crf": e.crf, "size_bytes": e.size_bytes,
+                    "frames": e.frames, "vmaf_mean": e.vmaf_mean,
+                    "encode_s": encode_s * p / sum(pixels), "score_s": score_s / len(encodes)}
+                   for e, p in zip(encodes, pixels, strict=True)]
         _storage.write_json(record_uri, {"task": _task_key(task), "results": results})
         yield from _results(task, results)
 
@@ -163,14 +164,15 @@ class _RunTrialFn(beam.DoFn):
 
 def _results(task: TrialTask, results: list[dict]):
     for i, r in enumerate(results):
-        yield TrialResult(task, r["crf"], task.trial_index + i, r["size_bytes"], r["frames"],
-                          r["vmaf_mean"], r["encode_s"], r["score_s"])
+        width, height = r["size"]
+        yield TrialResult(task, width, height, r["crf"], task.trial_index + i, r["size_bytes"],
+                          r["frames"], r["vmaf_mean"], r["encode_s"], r["score_s"])
 
 
 def _task_key(task: TrialTask) -> dict:
     """What decides a trial's result; a record made for other settings is not reused."""
     return {"source": [task.source.source_uri, task.source.size_bytes],
-            "span": dataclasses.asdict(task.span), "size": [task.width, task.height],
+            "span": dataclasses.asdict(task.span), "sizes": [list(s) for s in task.sizes],
             "crfs": list(task.crfs), "preset": task.settings.preset,
             "vmaf": [task.vmaf_height, task.vmaf_subsample]}
 
@@ -195,7 +197,7 @@ class _RefineFn(beam.DoFn):
         tasks = trial_tasks(source, cfg, spans, heights, first_index=len(probed)) if spans else []
         total = tasks[0].trial_count if tasks else len(probed)
         if tasks:
-            left_out = sorted({r.task.height for r in probed} - set(heights), reverse=True)
+            left_out = sorted({r.height for r in probed} - set(heights), reverse=True)
             log.info("%s: probe hull calls for %s; trialling %d more sample segments there "
                      "(%d trial encodes)%s", title_id, ", ".join(f"{h}p" for h in heights),
                      len(spans), total - len(probed),
@@ -292,7 +294,7 @@ def _probe_record(results: list[TrialResult]) -> dict:
     probed = [r for r in results if r.task.span.index == probe]
     return {"segment": probe,
             "points": [dataclasses.asdict(p) for p in trial_points(probed)],
-            "kept_heights": sorted({r.task.height for r in complete_results(results)},
+            "kept_heights": sorted({r.height for r in complete_results(results)},
                                    reverse=True)}
 
 

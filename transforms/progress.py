@@ -33,7 +33,7 @@ def chunk_line(result: ChunkResult, count: int) -> str:
 def trial_line(result: TrialResult, count: int) -> str:
     task = result.task
     return (f"{task.title_id}: plan {count}/{task.trial_count} trial encodes "
-            f"({task.height}p segment {task.span.index} CRF {result.crf:g}: "
+            f"({result.height}p segment {task.span.index} CRF {result.crf:g}: "
             f"VMAF {result.vmaf_mean:.1f})")
 
 
