@@ -8,7 +8,9 @@ that missed its target.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,6 +25,8 @@ DEFAULT_VMAF_PER_CRF = -1.5
 """VMAF change per CRF step when the trials cannot tell (typical of x264 near VMAF 90)."""
 MAX_CRF_STEP = 8.0
 """Largest CRF change a quality gate makes in one retry."""
+MAX_CRF_OFFSET = 6.0
+"""Largest CRF change a chunk gets from the trial samples near it."""
 PROBE_SHARE = 0.5
 """Share of its sample that the probe encodes: the probe only picks the resolutions worth
 trialling, and it is the one round run at every resolution, so it is the dearest."""
@@ -140,9 +144,10 @@ def vmaf_per_crf(points: Sequence[TrialPoint], height: int, crf: float) -> float
     return slope if slope < -0.05 else DEFAULT_VMAF_PER_CRF
 
 
-def renditions_from_rungs(rungs: Sequence[PlannedRung],
-                          points: Sequence[TrialPoint]) -> list[Rendition]:
-    """Renditions for the chosen rungs, each with its VMAF target and CRF slope."""
+def renditions_from_rungs(rungs: Sequence[PlannedRung], points: Sequence[TrialPoint],
+                          results: Sequence[TrialResult] = ()) -> list[Rendition]:
+    """Renditions for the chosen rungs, each with its VMAF target, CRF slope and, from
+    the trial `results` of each sample, its CRF changes over the title (`crf_offsets`)."""
     out = []
     for rung in rungs:
         crf = round(rung.crf, 1)
@@ -154,8 +159,91 @@ def renditions_from_rungs(rungs: Sequence[PlannedRung],
             maxrate_kbps=rung.maxrate_kbps, bufsize_kbit=rung.bufsize_kbit,
             target_vmaf=round(rung.vmaf, 2),
             vmaf_per_crf=round(vmaf_per_crf(points, rung.height, crf), 3),
+            crf_offsets=crf_offsets(results, points, rung.height, crf),
         ))
     return out
+
+
+def _vmaf_at(curve: Sequence[tuple[float, float]], crf: float) -> float:
+    """VMAF at `crf` on a (CRF, VMAF) curve sorted by CRF: piecewise linear, extended
+    past its ends along the end segments."""
+    i = min(max(bisect.bisect_left([c for c, _ in curve], crf), 1), len(curve) - 1)
+    (c0, v0), (c1, v1) = curve[i - 1], curve[i]
+    return v0 + (v1 - v0) * (crf - c0) / (c1 - c0)
+
+
+def _crf_at(curve: Sequence[tuple[float, float]], vmaf: float) -> float:
+    """The CRF where a (CRF, VMAF) curve sorted by CRF reaches `vmaf`: on the segment
+    that crosses it, else along the nearer end segment (its slope at least
+    DEFAULT_VMAF_PER_CRF's sign: a flat end must not send the CRF far away)."""
+    for (c0, v0), (c1, v1) in itertools.pairwise(curve):
+        if min(v0, v1) <= vmaf <= max(v0, v1) and v0 != v1:
+            return c0 + (c1 - c0) * (vmaf - v0) / (v1 - v0)
+    (c0, v0), (c1, v1) = curve[:2] if vmaf > curve[0][1] else curve[-2:]
+    slope = min((v1 - v0) / (c1 - c0), -0.05)
+    anchor_crf, anchor_vmaf = (c0, v0) if vmaf > curve[0][1] else (c1, v1)
+    return anchor_crf + (vmaf - anchor_vmaf) / slope
+
+
+def crf_offsets(results: Sequence[TrialResult], points: Sequence[TrialPoint], height: int,
+                crf: float) -> tuple[tuple[int, float], ...]:
+    """(middle frame, CRF change) of each trial sample at `height`: the change that brings
+    that sample, on its own trial curve, to the VMAF the title's curve gives at `crf`.
+
+    Content gets harder and easier along a title; one CRF for all of it misses the
+    target wherever it differs from the average. The samples measured how much, and a
+    chunk takes the change interpolated from the samples around it (`chunk_crf`), so
+    its first encode is closer to the target and the quality gate re-encodes less.
+    """
+    title = sorted((p.crf, p.vmaf) for p in points if p.height == height)
+    by_sample: dict[ChunkSpan, list[tuple[float, float]]] = defaultdict(list)
+    for result in results:
+        if result.height == height:
+            by_sample[result.task.span].append((result.crf, result.vmaf_mean))
+    if len(title) < 2:
+        return ()
+    target = _vmaf_at(title, crf)
+    offsets = []
+    for span, curve in sorted(by_sample.items(), key=lambda item: item[0].start_frame):
+        if len(curve) < 2:
+            continue
+        change = _crf_at(sorted(curve), target) - crf
+        change = max(-MAX_CRF_OFFSET, min(MAX_CRF_OFFSET, change))
+        offsets.append((span.start_frame + span.frame_count // 2, round(change, 2)))
+    return tuple(offsets)
+
+
+def crf_offset_at(rendition: Rendition, frame: float) -> float:
+    """The rendition's CRF change at `frame`: linear between the samples around it,
+    the nearest sample's beyond the first and the last."""
+    offsets = rendition.crf_offsets
+    if not offsets:
+        return 0.0
+    frames = [f for f, _ in offsets]
+    i = bisect.bisect_left(frames, frame)
+    if i == 0:
+        return offsets[0][1]
+    if i == len(offsets):
+        return offsets[-1][1]
+    (f0, c0), (f1, c1) = offsets[i - 1], offsets[i]
+    return c0 + (c1 - c0) * (frame - f0) / (f1 - f0)
+
+
+def chunk_crf(rendition: Rendition, chunk: ChunkSpan) -> Rendition:
+    """`rendition` with the CRF for `chunk`: its own plus the change at the chunk's
+    middle frame (`crf_offsets`)."""
+    if not rendition.crf_offsets or rendition.target_kbps:
+        return rendition
+    change = crf_offset_at(rendition, chunk.start_frame + chunk.frame_count / 2)
+    return dataclasses.replace(rendition,
+                               crf=round(min(51.0, max(0.0, rendition.crf + change)), 1))
+
+
+def gate_aim(rendition: Rendition, config) -> float:
+    """The VMAF a chunk's CRF aims at: the middle of the gate's window [target - below,
+    target + above], so that a chunk a little easier or harder than predicted still
+    lands inside it (`config`: a `JobConfig`, or a `ChunkTask` with the same fields)."""
+    return round(rendition.target_vmaf + (config.gate_above - config.gate_below) / 2, 2)
 
 
 def gate_verdict(vmaf: float, target: float, below: float, above: float) -> int:

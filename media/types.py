@@ -152,6 +152,10 @@ class Rendition:
     """Slope of VMAF against CRF near `crf` (from the trials): how far a CRF step moves it."""
     target_kbps: int = 0
     """Average-bitrate mode (a fixed-bitrate ladder): aim at this rate instead of a CRF."""
+    crf_offsets: tuple[tuple[int, float], ...] = ()
+    """(frame, CRF change) at each trial sample of a per-title ladder: how much easier
+    (+) or harder (-) to encode the title is there than on average. A chunk's CRF is
+    `crf` plus the change at its middle frame (`media.planning.chunk_crf`)."""
 
 
 @dataclass(frozen=True)

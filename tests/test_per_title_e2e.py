@@ -79,14 +79,16 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
         assert plan["trial_segments"] == [0, 1]
         assert {r["height"] for r in plan["rungs"]} <= set(kept)
         assert plan["hull"] and plan["rungs"]
-        # One calibration encode per rung at the final preset, and its CRF moved toward
-        # the rung's target by the trial curve's slope.
+        # One calibration encode per rung at the final preset, at the calibration
+        # sample's own CRF, and the rung's CRF moved toward the middle of the gate's
+        # window by the trial curve's slope.
         ladder = _report(per_title_run, title)["ladder"]
         assert [c["id"] for c in plan["calibration"]] == [r["id"] for r in ladder]
         for entry, rung in zip(plan["calibration"], ladder, strict=True):
             assert rung["crf"] == entry["crf"]
+            assert entry["aim_vmaf"] == pytest.approx(entry["target_vmaf"] + 0.5)
             assert (entry["crf"] - entry["planned_crf"]) * (
-                entry["vmaf_at_planned_crf"] - entry["target_vmaf"]) >= 0
+                entry["vmaf_at_sample_crf"] - entry["aim_vmaf"]) >= 0
 
 
 def test_each_title_gets_its_own_ladder(per_title_run):

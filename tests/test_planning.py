@@ -193,3 +193,84 @@ def test_the_probe_encodes_the_first_half_of_its_sample():
     # Never fewer than MIN_PROBE_FRAMES, never more than the sample.
     assert probe_span(ChunkSpan(0, 0, 16)) == ChunkSpan(0, 0, MIN_PROBE_FRAMES)
     assert probe_span(ChunkSpan(0, 0, 5)) == ChunkSpan(0, 0, 5)
+
+
+# --- a CRF for each chunk, from the samples around it -----------------------------------
+
+SLOPE = -1.5
+"""VMAF per CRF step of the synthetic sample curves below."""
+
+
+def _sample_results(shifts: dict[int, float]) -> list[TrialResult]:
+    """Trial results of 100-frame samples at 720p starting at each key frame, with curves
+    VMAF = 93 + shift + SLOPE * (CRF - 19): a sample with shift +3 is easier than one
+    with shift 0 by two CRF steps."""
+    src = _source()
+    out = []
+    for start, shift in shifts.items():
+        task = TrialTask(src, ((1280, 720),), (19.0, 26.0, 33.0), ChunkSpan(start // 100, start,
+                         100), 0, 9, 100, "/o", EncodeSettings())
+        for crf in (19.0, 26.0, 33.0):
+            out.append(TrialResult(task, 1280, 720, crf, 0, 50_000, 100,
+                                   93 + shift + SLOPE * (crf - 19)))
+    return out
+
+
+def test_crf_offsets_bring_each_sample_to_the_titles_quality():
+    from media.planning import crf_offsets
+
+    results = _sample_results({0: 3.0, 700: 0.0, 1400: -3.0})
+    points = trial_points(results)  # the title: the mean of the three, shift 0
+    offsets = crf_offsets(results, points, 720, 26.0)
+    # each sample's middle frame; the easy one may take 2 CRF steps more, the hard 2 less
+    assert offsets == ((50, 2.0), (750, 0.0), (1450, -2.0))
+    assert crf_offsets(results, points, 1080, 26.0) == ()  # no trials at that height
+
+
+def test_crf_offsets_beyond_the_trialled_crfs_follow_the_end_slope_and_are_capped():
+    from media.planning import MAX_CRF_OFFSET, crf_offsets
+
+    results = _sample_results({0: 12.0, 700: 0.0, 1400: -30.0})
+    points = trial_points(results)  # title VMAF at CRF 19: 93 - 6 = 87
+    offsets = dict(crf_offsets(results, points, 720, 19.0))
+    # the easy sample reaches 87 at CRF 19 + 18 / 1.5 = 31: inside its curve
+    assert offsets[50] == pytest.approx(MAX_CRF_OFFSET)  # 12 steps, capped
+    assert offsets[1450] == pytest.approx(-MAX_CRF_OFFSET)  # far below its curve: capped
+    assert offsets[750] == pytest.approx((87 - 93) / SLOPE)  # 4 steps up, along its curve
+
+
+def test_a_chunk_takes_the_change_interpolated_at_its_middle_frame():
+    from media.planning import chunk_crf
+
+    rendition = Rendition("720p-1000k", 1280, 720, 26.0, 1500, 3000, target_vmaf=82.5,
+                          crf_offsets=((50, 2.0), (750, 0.0), (1450, -2.0)))
+    crf_of = {start: chunk_crf(rendition, ChunkSpan(0, start, 100)).crf
+              for start in (0, 300, 700, 1050, 1400)}
+    # middles 50 (a sample), 350 (3/7 of the way from 2 to 0), 750, 1100 (halfway), 1450
+    assert crf_of == {0: 28.0, 300: 27.1, 700: 26.0, 1050: 25.0, 1400: 24.0}
+    before = chunk_crf(rendition, ChunkSpan(0, 0, 20))  # middle 10: before the first sample
+    assert before.crf == 28.0
+    assert chunk_crf(Rendition("a", 1280, 720, 26.0, 1500, 3000), ChunkSpan(0, 0, 100)).crf == 26.0
+
+
+def test_chunk_crfs_follow_a_title_that_gets_harder():
+    """Chunks between samples of rising difficulty get falling CRFs: the first encodes
+    follow the content instead of missing the target on both ends."""
+    from media.planning import chunk_crf, crf_offsets
+
+    results = _sample_results({0: 4.0, 500: 2.0, 1000: 0.0, 1500: -2.0, 2000: -4.0})
+    points = trial_points(results)
+    [rung] = renditions_from_rungs([PlannedRung(720, 1280, 26.0, 1000.0, 82.5, 1500, 3000)],
+                                   points, results)
+    assert rung.crf_offsets == crf_offsets(results, points, 720, 26.0)
+    crfs = [chunk_crf(rung, ChunkSpan(i, i * 200, 200)).crf for i in range(10)]
+    assert crfs == sorted(crfs, reverse=True) and crfs[0] > 26.0 > crfs[-1]
+
+
+def test_the_aim_is_the_middle_of_the_gates_window():
+    from media.config import JobConfig
+    from media.planning import gate_aim
+
+    rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, target_vmaf=90.0)
+    assert gate_aim(rendition, JobConfig(output_root="/o")) == 90.5  # window [89, 92]
+    assert gate_aim(rendition, JobConfig(output_root="/o", gate_below=2.0, gate_above=2.0)) == 90.0

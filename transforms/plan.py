@@ -30,7 +30,9 @@ from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
 from media.planning import (
     candidate_resolutions,
+    chunk_crf,
     complete_results,
+    gate_aim,
     heights_to_refine,
     next_crf,
     probe_sample,
@@ -227,7 +229,7 @@ class _ChooseLadderFn(beam.DoFn):
                 title_id, source.source_uri, "plan (ladder)",
                 MediaError(f"no ladder could be planned from the trials: {exc}")))
             return
-        renditions = renditions_from_rungs(rungs, points)
+        renditions = renditions_from_rungs(rungs, points, results)
         cost = sum(r.encode_s + r.score_s for r in every_result)
         calibration: list[dict] = []
         if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
@@ -254,10 +256,9 @@ class _ChooseLadderFn(beam.DoFn):
             f"{r.height}p CRF {r.crf:g} (VMAF {r.target_vmaf:.1f})" for r in renditions))
         yield TitlePlan(source, tuple(renditions), "per-title", cost)
 
-
     def _calibrate(self, results: list[TrialResult], renditions: list[Rendition]):
         """Encode one sample per rung with the final preset and move each rung's CRF to
-        where that preset meets the rung's target.
+        where that preset meets the middle of the gate's window (`gate_aim`).
 
         The trials use a fast preset: the hull's shape (which resolution wins at which
         rate) carries over, but a slower preset gives more quality at the same CRF, so
@@ -273,18 +274,25 @@ class _ChooseLadderFn(beam.DoFn):
                 staged = stage_span(source, *chunk_window_s(first.source, span),
                                     f"{scratch}/source-span.mkv", first.source.source_uri)
             for i, rendition in enumerate(renditions):
-                task = ChunkTask(source=first.source, rendition=rendition, chunk=span,
+                # The sample's own CRF (`crf_offsets`): calibrate the preset, not the
+                # sample's difference from the title.
+                here = chunk_crf(rendition, span)
+                task = ChunkTask(source=first.source, rendition=here, chunk=span,
                                  chunk_count=1, segment_frames=first.segment_frames,
                                  output_root=cfg.output_root, settings=cfg.encode,
                                  vmaf_height=first.vmaf_height)
                 encoded = encode_staged(task, staged, scratch, i, cfg.tool_timeout_s,
                                         vmaf_subsample=first.vmaf_subsample)
                 spent += encoded.encode_s + encoded.score_s
-                crf = next_crf(rendition, [Attempt(rendition.crf, 0.0, encoded.vmaf.mean)])
+                aimed = dataclasses.replace(here, target_vmaf=gate_aim(here, cfg))
+                moved = next_crf(aimed, [Attempt(here.crf, 0.0, encoded.vmaf.mean)]) - here.crf
+                crf = round(min(51.0, max(0.0, rendition.crf + moved)), 1)
                 adjusted.append(dataclasses.replace(rendition, crf=crf))
                 records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
-                                "vmaf_at_planned_crf": round(encoded.vmaf.mean, 3),
-                                "target_vmaf": rendition.target_vmaf, "crf": crf})
+                                "sample_crf": here.crf,
+                                "vmaf_at_sample_crf": round(encoded.vmaf.mean, 3),
+                                "target_vmaf": rendition.target_vmaf,
+                                "aim_vmaf": aimed.target_vmaf, "crf": crf})
         return adjusted, records, spent
 
 
