@@ -256,8 +256,10 @@ def gate_verdict(vmaf: float, target: float, below: float, above: float) -> int:
     return 0
 
 
-def next_crf(rendition: Rendition, attempts: Sequence[Attempt]) -> float:
-    """The CRF predicted to bring a chunk to its target VMAF.
+def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
+             aim: float | None = None) -> float:
+    """The CRF predicted to bring a chunk to `aim` (default: its target VMAF; the gate
+    aims at the middle of its window, `gate_aim`).
 
     With one attempt: the trial curve's slope from the chunk's own score. With two or
     more: the secant through the chunk's last two (CRF, VMAF) measurements, which
@@ -270,7 +272,8 @@ def next_crf(rendition: Rendition, attempts: Sequence[Attempt]) -> float:
         measured = (scored[-1].vmaf - scored[-2].vmaf) / (scored[-1].crf - scored[-2].crf)
         if measured < -0.05:
             slope = measured
-    step = (rendition.target_vmaf - (last.vmaf or 0.0)) / slope
+    goal = rendition.target_vmaf if aim is None else aim
+    step = (goal - (last.vmaf or 0.0)) / slope
     step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
     return round(min(51.0, max(0.0, last.crf + step)), 1)
 

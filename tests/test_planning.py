@@ -274,3 +274,10 @@ def test_the_aim_is_the_middle_of_the_gates_window():
     rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, target_vmaf=90.0)
     assert gate_aim(rendition, JobConfig(output_root="/o")) == 90.5  # window [89, 92]
     assert gate_aim(rendition, JobConfig(output_root="/o", gate_below=2.0, gate_above=2.0)) == 90.0
+
+
+def test_next_crf_can_aim_above_the_target():
+    rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, target_vmaf=90.0, vmaf_per_crf=-2.0)
+    first = [Attempt(26.0, 900.0, 88.0)]
+    assert next_crf(rendition, first) == 25.0  # 2 VMAF short: one CRF step down
+    assert next_crf(rendition, first, aim=90.5) == 24.8

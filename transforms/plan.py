@@ -284,15 +284,16 @@ class _ChooseLadderFn(beam.DoFn):
                 encoded = encode_staged(task, staged, scratch, i, cfg.tool_timeout_s,
                                         vmaf_subsample=first.vmaf_subsample)
                 spent += encoded.encode_s + encoded.score_s
-                aimed = dataclasses.replace(here, target_vmaf=gate_aim(here, cfg))
-                moved = next_crf(aimed, [Attempt(here.crf, 0.0, encoded.vmaf.mean)]) - here.crf
+                aim = gate_aim(here, cfg)
+                moved = next_crf(here, [Attempt(here.crf, 0.0, encoded.vmaf.mean)],
+                                 aim) - here.crf
                 crf = round(min(51.0, max(0.0, rendition.crf + moved)), 1)
                 adjusted.append(dataclasses.replace(rendition, crf=crf))
                 records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
                                 "sample_crf": here.crf,
                                 "vmaf_at_sample_crf": round(encoded.vmaf.mean, 3),
                                 "target_vmaf": rendition.target_vmaf,
-                                "aim_vmaf": aimed.target_vmaf, "crf": crf})
+                                "aim_vmaf": aim, "crf": crf})
         return adjusted, records, spent
 
 
