@@ -3,74 +3,135 @@
     python benchmarks/scoring.py [--duration 12] [--preset medium] [--sources ...]
 
 For each generated 1080p25 source (the per-title benchmark's cartoon, detailed and grain)
-it encodes every chunk of the fixed ladder with the pipeline's own functions
-(`media.encode`: staged span, x264 at the pipeline's settings) and scores each encode at
-the display resolution with libvmaf on every frame, then again with frame subsampling at
-odd steps (`--vmaf_subsample`: every n-th frame; an odd step never locks onto a GOP
-pattern). It prints, in this one run on this machine:
+it encodes every chunk of the fixed ladder as the pipeline does (`media.encode`: staged
+span, every rendition in one FFmpeg process, x264 at the pipeline's settings), and scores
+each encode at the display resolution with libvmaf on every frame, then with frame
+subsampling at odd steps (`--vmaf_subsample`: every n-th frame; an odd step never locks
+onto a GOP pattern), each time twice: against the source decoded again, and against the
+chunk's reference frames as an encode process keeps them (`media.vmaf.store_reference`).
+It prints, in this one run on this machine:
 
-- scoring time over encode time for every frame and for each step;
+- encode time, and what keeping the every-frame reference adds to it (the same encodes
+  made once more without it);
+- scoring time over encode time, decoding the source and reading the kept reference,
+  for every frame and for each step;
 - the error of each step's pooled (mean) chunk score against every-frame scoring: the
-  mean and the largest absolute difference over all chunks.
+  mean and the largest absolute difference over all chunks; and the largest difference
+  between scores from the kept reference and from the decoded source.
 
 Each encode and each scoring is one FFmpeg process with the cores to itself, one after
-the other, so the times compare like for like.
+the other, so the times compare like for like. The pipeline keeps one reference, for its
+own step, in its encode process; the references of the other steps are kept here by one
+more process per chunk, which is not timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
 import tempfile
 
+import ffmpeg as ffmpeg_python
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.per_title import SOURCES, make_source
+from media import ffmpeg, vmaf
 from media.chunking import plan_chunks, segment_frames
-from media.encode import encode_staged, score_encoded, stage_chunk
+from media.encode import (
+    encode_renditions,
+    reference_file,
+    rendition_scratch,
+    score_encoded,
+    stage_chunk,
+    vmaf_size,
+)
 from media.ladder import fixed_ladder, vmaf_height
 from media.probe import inspect_source
 from media.types import ChunkTask, EncodeSettings
+from media.x264 import source_frames
 
 SEGMENT_S, CHUNK_SEGMENTS = 4.0, 3
+WAYS = ("decoded", "stored")
 
 
-def chunk_tasks(path: str, preset: str) -> list[ChunkTask]:
-    """The fixed ladder's chunk tasks for `path`, as the pipeline's Split makes them."""
+def chunk_groups(path: str, preset: str) -> list[list[ChunkTask]]:
+    """The fixed ladder's chunk tasks for `path`, as the pipeline's Split makes them,
+    grouped by chunk (every rendition of a chunk is encoded in one process)."""
     source = inspect_source(path, path, os.path.splitext(os.path.basename(path))[0])
     frames = segment_frames(source.frame_rate, SEGMENT_S)
     settings = EncodeSettings(preset=preset, vmaf_backend="libvmaf")
     chunks = plan_chunks(source.frame_count, frames, CHUNK_SEGMENTS)
-    return [ChunkTask(source=source, rendition=rendition, chunk=chunk, chunk_count=len(chunks),
-                      segment_frames=frames, output_root="", settings=settings,
-                      vmaf_height=vmaf_height(source))
-            for rendition in fixed_ladder(source) for chunk in chunks]
+    return [[ChunkTask(source=source, rendition=rendition, chunk=chunk,
+                       chunk_count=len(chunks), segment_frames=frames, output_root="",
+                       settings=settings, vmaf_height=vmaf_height(source))
+             for rendition in fixed_ladder(source)] for chunk in chunks]
+
+
+def keep_references(task: ChunkTask, staged_path: str, work: str, steps: list[int]) -> dict:
+    """Keep the chunk's reference frames for each of `steps` in one process; {step: path}."""
+    width, height = vmaf_size(task)
+    frames = source_frames(staged_path, task.source, task.chunk, task.settings.decoder)
+    copies = frames.filter_multi_output("split", len(steps))
+    paths = {step: reference_file(work, task, step) for step in steps}
+    outputs = [vmaf.store_reference(vmaf.reference_frames(
+        copies[i], task.source, width, height, step), paths[step])
+        for i, step in enumerate(steps)]
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*ffmpeg_python.merge_outputs(*outputs).get_args()))
+    return paths
 
 
 def measure(path: str, preset: str, steps: list[int]) -> dict:
-    """Encode and score every chunk; {'encode_s', 'score_s': {step: s}, 'errors': {step: [..]}}."""
-    encode_s, score_s = 0.0, dict.fromkeys([1, *steps], 0.0)
+    """Encode and score every chunk: {'encode_s', 'plain_s' (the encodes without a kept
+    reference), 'score_s': {way: {step: s}}, 'errors': {step: [..]}, 'drift': {step: [..]}}."""
+    all_steps = [1, *steps]
+    encode_s = plain_s = 0.0
+    score_s = {way: dict.fromkeys(all_steps, 0.0) for way in WAYS}
     errors: dict[int, list[float]] = {step: [] for step in steps}
+    drift: dict[int, list[float]] = {step: [] for step in all_steps}
     with tempfile.TemporaryDirectory(prefix="ladderflow-bench-scoring-") as scratch:
-        for i, task in enumerate(chunk_tasks(path, preset)):
-            work = os.path.join(scratch, str(i))
+        for group in chunk_groups(path, preset):
+            work = os.path.join(scratch, str(group[0].chunk.index))
             os.makedirs(work)
-            staged = stage_chunk(task, path, work)
-            encoded = encode_staged(task, staged, work, 0, vmaf_subsample=1)
-            encode_s += encoded.encode_s
-            score_s[1] += encoded.score_s
-            for step in steps:
-                score, seconds = score_encoded(task, encoded.path, staged.path,
-                                               os.path.join(work, f"vmaf-{step}.json"), step)
-                score_s[step] += seconds
-                errors[step].append(score.mean - encoded.vmaf.mean)
-            print(f"  {task.rendition.rendition_id} chunk {task.chunk.index}: "
-                  f"VMAF {encoded.vmaf.mean:.2f}; "
-                  + ", ".join(f"step {s} {e[-1]:+.2f}" for s, e in errors.items()), flush=True)
+            staged = stage_chunk(group[0], path, work)
+            plain = encode_renditions([dataclasses.replace(t, score_vmaf=False) for t in group],
+                                      staged, os.path.join(work, "plain"))
+            plain_s += sum(_ok(e).encode_s for e in plain)
+            firsts = [_ok(e) for e in encode_renditions(group, staged, work, vmaf_subsample=1)]
+            encode_s += sum(e.encode_s for e in firsts)
+            references = {1: firsts[0].reference_path,
+                          **keep_references(group[0], staged.path, work, steps)}
+            for task, encoded in zip(group, firsts, strict=True):
+                out = rendition_scratch(work, task)
+                means: dict[tuple[str, int], float] = {}
+                for step in all_steps:
+                    for way in WAYS:
+                        score, seconds = score_encoded(
+                            task, encoded.path, staged.path,
+                            os.path.join(out, f"vmaf-{way}-{step}.json"), step,
+                            reference_path=references[step] if way == "stored" else "")
+                        score_s[way][step] += seconds
+                        means[way, step] = score.mean
+                    drift[step].append(means["stored", step] - means["decoded", step])
+                    if step != 1:
+                        errors[step].append(means["decoded", step] - means["decoded", 1])
+                print(f"  {task.rendition.rendition_id} chunk {task.chunk.index}: "
+                      f"VMAF {means['decoded', 1]:.2f}; "
+                      + ", ".join(f"step {s} {e[-1]:+.2f}" for s, e in errors.items())
+                      + f"; stored-decoded max {max(abs(d[-1]) for d in drift.values()):.4f}",
+                      flush=True)
             shutil.rmtree(work)
-    return {"encode_s": encode_s, "score_s": score_s, "errors": errors}
+    return {"encode_s": encode_s, "plain_s": plain_s, "score_s": score_s, "errors": errors,
+            "drift": drift}
+
+
+def _ok(encoded):
+    if isinstance(encoded, BaseException):
+        raise encoded
+    return encoded
 
 
 def main() -> int:
@@ -91,18 +152,31 @@ def main() -> int:
         print(f"{name}: encoding and scoring the fixed ladder ...", flush=True)
         results[name] = measure(path, args.preset, steps)
 
+    all_steps = [1, *steps]
     print(f"\nscoring cost, fixed ladder, x264 preset {args.preset}, {args.duration:g} s 1080p25 "
           f"sources, VMAF at 1080p, {os.cpu_count()} cores")
-    print("source     encode s  " + "  ".join(f"{'step ' + str(s):>22s}" for s in [1, *steps]))
-    print("                     " + "  ".join(f"{'score/encode  err mean/max':>22s}"
-                                              for _ in [1, *steps]))
+    print("encode s: every rendition of a chunk in one process, keeping the every-frame "
+          "reference (in brackets: what keeping it adds)")
+    print("score/encode: decoding the source / reading the kept reference")
+    print("source     encode s (keep)  " + "  ".join(f"{'step ' + str(s):>13s}"
+                                                   for s in all_steps))
     for name, r in results.items():
-        cells = [f"{r['score_s'][1] / r['encode_s']:13.2f}  {'(reference)':>8s}"]
+        keep = r["encode_s"] - r["plain_s"]
+        cells = [f"{r['score_s']['decoded'][s] / r['encode_s']:.2f} / "
+                 f"{r['score_s']['stored'][s] / r['encode_s']:.2f}" for s in all_steps]
+        print(f"{name:9s} {r['encode_s']:9.1f} ({keep:+5.1f})  "
+              + "  ".join(f"{c:>13s}" for c in cells))
+    print("\npooled (mean) error against every frame, mean/max; then the largest "
+          "difference between stored and decoded scores at any step")
+    print("source   " + "  ".join(f"{'step ' + str(s):>11s}" for s in steps)
+          + "  stored-decoded")
+    for name, r in results.items():
+        cells = []
         for step in steps:
             errs = [abs(e) for e in r["errors"][step]]
-            cells.append(f"{r['score_s'][step] / r['encode_s']:13.2f}  "
-                         f"{sum(errs) / len(errs):.2f}/{max(errs):.2f}")
-        print(f"{name:9s} {r['encode_s']:9.1f}  " + "  ".join(f"{c:>22s}" for c in cells))
+            cells.append(f"{sum(errs) / len(errs):.2f}/{max(errs):.2f}")
+        largest = max(abs(d) for ds in r["drift"].values() for d in ds)
+        print(f"{name:9s}" + "  ".join(f"{c:>11s}" for c in cells) + f"  {largest:14.4f}")
     return 0
 
 

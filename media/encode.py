@@ -9,6 +9,12 @@ encode against the same frames of the source, with libvmaf or vmaf-torch
 process, which decodes the span once rather than once per rendition; `scored` then
 scores each.
 
+The encode process of a chunk that will be scored with libvmaf also keeps the chunk's
+VMAF reference frames, which it decodes anyway (`media.vmaf.store_reference`: raw frames
+at the VMAF size and step, up to `REFERENCE_CAP_BYTES`), in the scratch folder: every
+libvmaf scoring of that chunk's encodes (each rendition, each gate re-encode) reads
+them instead of decoding the source again.
+
 An encoded chunk that is unreadable or has the wrong number of frames raises `BadChunk`
 (a retry may fix it; the encode DoFn retries it a bounded number of times). The fault
 hooks of `media.faults` (kill the FFmpeg process, corrupt the encoded chunk) are here;
@@ -17,6 +23,7 @@ they cost nothing unless `LADDERFLOW_FAULTS` is set.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -35,6 +42,10 @@ from media.staging import StagedSpan, stage_span
 from media.types import ChunkTask, EncodeSettings, VmafScore
 
 log = logging.getLogger(__name__)
+
+REFERENCE_CAP_BYTES = 1 << 30
+"""Most bytes of VMAF reference frames kept for one chunk (at one size and step); a
+chunk whose reference would take more is scored from its staged source, decoded again."""
 
 
 class BadChunk(MediaError):
@@ -66,6 +77,8 @@ class EncodedChunk:
     staged_bytes: int = 0
     """Bytes of source copied to stage the chunk (O(chunk), not O(title))."""
     encoder: str = "x264"
+    reference_path: str = ""
+    """The chunk's VMAF reference frames kept for scoring it ('' if none: decode them)."""
 
 
 def stage_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str) -> StagedSpan:
@@ -82,10 +95,24 @@ def encode_staged(
     attempt: int = 0,
     timeout_s: float | None = None,
     vmaf_subsample: int = 1,
+    reference_path: str = "",
 ) -> EncodedChunk:
-    """Encode the staged chunk with the task's rendition (and score it)."""
+    """Encode the staged chunk with the task's rendition (and score it).
+
+    Scoring reads the chunk's VMAF reference frames from `reference_path` (kept by an
+    earlier encode of the chunk), else from `reference_file` in `scratch` if it is
+    there; else this encode keeps them there (`keeps_reference`) for this and later
+    scorings of the chunk at the same size and step.
+    """
     out_path = os.path.join(scratch, f"chunk-{attempt}.mp4")
     settings = _resolved(task.settings)
+    keep = ""
+    if not reference_path:
+        found = reference_file(scratch, task, vmaf_subsample)
+        if os.path.isfile(found):
+            reference_path = found
+        elif keeps_reference(task, vmaf_subsample):
+            keep = found
     argv = x264.encode_chunk_argv(
         staged.path,
         out_path,
@@ -94,12 +121,12 @@ def encode_staged(
         task.rendition,
         settings,
         task.segment_frames,
+        _reference_output(task, keep, vmaf_subsample),
     )
-    label = fault_label(task)
-    run = ffmpeg.run(
-        ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=faults.ffmpeg_hook("encode", label)
-    )
+    hook = faults.ffmpeg_hook("encode", fault_label(task))
+    run = _run_encode(argv, keep, timeout_s, hook)
     encoded = _checked(task, out_path, run.wall_s, run.cpu_s, staged, settings.encoder)
+    encoded = dataclasses.replace(encoded, reference_path=reference_path or keep)
     return scored(task, encoded, staged, scratch, attempt, timeout_s, vmaf_subsample)
 
 
@@ -108,6 +135,7 @@ def encode_renditions(
     staged: StagedSpan,
     scratch: str,
     timeout_s: float | None = None,
+    vmaf_subsample: int | None = None,
 ) -> list[EncodedChunk | BadChunk]:
     """The first encodes of several renditions of one chunk, in one FFmpeg process.
 
@@ -116,26 +144,84 @@ def encode_renditions(
     rendition whose chunk fails its check has its `BadChunk` in its place in the list;
     a failure of the process itself (killed, timed out) raises, as it fails them all.
     The process's seconds are shared among the renditions by pixels per frame. The
-    encodes are not scored (`scored` does that, one rendition at a time).
+    encodes are not scored (`scored` does that, one rendition at a time). Where they
+    will be scored with libvmaf (`keeps_reference`), the process also keeps the chunk's
+    VMAF reference frames at `reference_file(scratch, ...)` for the step
+    `vmaf_subsample` (None: the tasks' own), and each encode carries its path.
     """
     first = tasks[0]
     settings = _resolved(first.settings)
+    step = first.vmaf_subsample if vmaf_subsample is None else vmaf_subsample
+    keep = reference_file(scratch, first, step) if keeps_reference(first, step) else ""
     paths = [os.path.join(rendition_scratch(scratch, task), "chunk-0.mp4") for task in tasks]
     argv = x264.encode_renditions_argv(
         staged.path, paths, first.source, first.chunk, [t.rendition for t in tasks], settings,
-        first.segment_frames)
+        first.segment_frames, _reference_output(first, keep, step))
     hook = faults.ffmpeg_hook_all("encode", [fault_label(task) for task in tasks])
-    run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
+    run = _run_encode(argv, keep, timeout_s, hook)
     pixels = [t.rendition.width * t.rendition.height for t in tasks]
     out: list[EncodedChunk | BadChunk] = []
     for task, path, count in zip(tasks, paths, pixels, strict=True):
         share = count / sum(pixels)
         try:
-            out.append(_checked(task, path, run.wall_s * share, run.cpu_s * share, staged,
-                                settings.encoder))
+            encoded = _checked(task, path, run.wall_s * share, run.cpu_s * share, staged,
+                               settings.encoder)
+            out.append(dataclasses.replace(encoded, reference_path=keep))
         except BadChunk as exc:
             out.append(exc)
     return out
+
+
+def reference_file(scratch: str, task: ChunkTask, subsample: int) -> str:
+    """Where the chunk's VMAF reference frames are kept in `scratch`: named after the size
+    and step they hold, as they serve no scoring at another size or step."""
+    width, height = vmaf_size(task)
+    return os.path.join(scratch, f"reference-{width}x{height}-s{subsample}.nut")
+
+
+def vmaf_size(task: ChunkTask) -> tuple[int, int]:
+    """The (width, height) at which the task's encodes are scored."""
+    return scaled_width(task.source, task.vmaf_height), task.vmaf_height
+
+
+def keeps_reference(task: ChunkTask, subsample: int) -> bool:
+    """Whether an encode of the task's chunk keeps its VMAF reference frames: they will
+    be scored with libvmaf (vmaf-torch decodes the source itself) and the frames kept
+    for the step `subsample` take at most `REFERENCE_CAP_BYTES`."""
+    if not task.score_vmaf or task.settings.vmaf_backend == "torch":  # no torch import
+        return False
+    if gpu_vmaf.resolve_vmaf_backend(task.settings.vmaf_backend).name == "torch":
+        return False
+    width, height = vmaf_size(task)
+    size = vmaf.stored_reference_bytes(task.chunk.frame_count, width, height, subsample)
+    if size > REFERENCE_CAP_BYTES:
+        log.debug("chunk %d of %s: its VMAF reference would take %d bytes (over %d); "
+                  "scoring from the source", task.chunk.index, task.title_id, size,
+                  REFERENCE_CAP_BYTES)
+        return False
+    return True
+
+
+def _reference_output(task: ChunkTask, path: str, subsample: int):
+    """The encode's extra output that keeps the chunk's VMAF reference frames at `path`
+    (a function of the decoded source frames; None without a path)."""
+    if not path:
+        return None
+    width, height = vmaf_size(task)
+    return lambda frames: vmaf.store_reference(
+        vmaf.reference_frames(frames, task.source, width, height, subsample), path)
+
+
+def _run_encode(argv: list[str], keep: str, timeout_s: float | None, hook) -> ffmpeg.ToolRun:
+    """Run an encode process; if it fails, remove the reference frames it was keeping at
+    `keep`, so that no scoring reads a part of them."""
+    try:
+        return ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
+    except BaseException:
+        if keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(keep)
+        raise
 
 
 def _resolved(settings: EncodeSettings) -> EncodeSettings:
@@ -174,12 +260,13 @@ def scored(
     timeout_s: float | None = None,
     vmaf_subsample: int = 1,
 ) -> EncodedChunk:
-    """`encoded` with its VMAF score (unchanged when the task does not score)."""
+    """`encoded` with its VMAF score (unchanged when the task does not score), scored
+    against its `reference_path` where it has one."""
     if not task.score_vmaf:
         return encoded
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
     score, score_s = score_encoded(task, encoded.path, staged.path, log_path, vmaf_subsample,
-                                   timeout_s, fault_label(task))
+                                   timeout_s, fault_label(task), encoded.reference_path)
     return dataclasses.replace(encoded, vmaf=score, vmaf_log_path=log_path, score_s=score_s)
 
 
@@ -191,12 +278,22 @@ def score_encoded(
     subsample: int = 1,
     timeout_s: float | None = None,
     label: str = "",
+    reference_path: str = "",
 ) -> tuple[VmafScore, float]:
     """Score an encoded chunk against the same frames of its source, with the VMAF
     backend of the task's settings (`media.gpu_vmaf`): the pooled score and wall seconds.
-    Either backend leaves a libvmaf-shaped JSON log at `log_path`."""
-    height = task.vmaf_height
-    width = scaled_width(task.source, height)
+    Either backend leaves a libvmaf-shaped JSON log at `log_path`.
+
+    libvmaf reads the source frames from `reference_path`, if given: the chunk's
+    reference frames as an encode kept them (`reference_file`, which must be the one for
+    this size and step); vmaf-torch decodes the staged source whatever it is given.
+    A failure of that scoring is a failure: it is not scored from the source instead.
+    """
+    width, height = vmaf_size(task)
+    if reference_path and os.path.basename(reference_path) != os.path.basename(
+            reference_file("", task, subsample)):
+        raise ValueError(f"{reference_path} holds no VMAF reference at {width}x{height}, "
+                         f"step {subsample}")
     backend = gpu_vmaf.resolve_vmaf_backend(task.settings.vmaf_backend)
     hook = faults.ffmpeg_hook("score", label)
     if backend.name == "torch":
@@ -232,6 +329,7 @@ def score_encoded(
         threads=task.settings.threads,
         subsample=subsample,
         decoder=task.settings.decoder,
+        reference_path=reference_path,
     )
     scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
     vmaf.renumber_thinned(log_path, subsample)

@@ -3,7 +3,7 @@
 The encode process decodes the staged sample once, scales it once per resolution and
 feeds one x264 encoder per (resolution, CRF) (FFmpeg's split filter). The same process
 keeps the sample's VMAF reference frames (scaled to the display size, thinned to the
-frames the scoring step needs) as raw luma. The score process reads them back and runs
+frames the scoring step needs) as raw frames. The score process reads them back and runs
 one libvmaf per encode. Against one process pair per resolution, that saves decoding
 the sample twice per resolution, which on a high-bitrate mezzanine is much of the work.
 """

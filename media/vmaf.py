@@ -79,11 +79,11 @@ def reference_frames(frames, source: SourceInfo, width: int, height: int, subsam
 
 def store_reference(reference, path: str):
     """An ffmpeg-python output that keeps a `reference_frames` stream at `path` for later
-    scoring runs (`stored_reference`): luma only, raw, in NUT. VMAF reads luma alone,
-    and raw frames cost nothing to read back, so a chunk's source is decoded once for
-    every encode that is scored against it."""
-    return ffmpeg_python.output(reference.filter("format", "gray"), path, f="nut",
-                                **{"c:v": "rawvideo"})
+    scoring runs (`stored_reference`): raw yuv420p in NUT, so a chunk's source is decoded
+    once for every encode that is scored against it, and reading it back costs nothing.
+    (Luma alone would be smaller, but FFmpeg takes its gray format as full range and
+    would stretch the picture's levels on the way in: the frames are kept as they are.)"""
+    return ffmpeg_python.output(reference, path, f="nut", **{"c:v": "rawvideo"})
 
 
 def stored_reference(path: str):
@@ -95,7 +95,7 @@ def stored_reference_bytes(frame_count: int, width: int, height: int, subsample:
     """Bytes `store_reference` writes for `frame_count` frames at one size and step."""
     kept = frame_count if subsample <= THINNED_STEP else (
         sum(1 for n in range(frame_count) if (n + 1) % subsample < THINNED_STEP))
-    return kept * width * height
+    return kept * (width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2))
 
 
 THINNED_STEP = 3

@@ -9,7 +9,7 @@ closed GOPs and an IDR frame at every segment boundary, 8-bit yuv420p. Built wit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import ffmpeg as ffmpeg_python
@@ -78,23 +78,31 @@ def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames:
 
 
 def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk: ChunkSpan,
-                      rendition: Rendition, settings: EncodeSettings,
-                      segment_frames: int) -> list[str]:
+                      rendition: Rendition, settings: EncodeSettings, segment_frames: int,
+                      source_output: Callable | None = None) -> list[str]:
     """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file."""
     return encode_renditions_argv(staged_path, [out_path], source, chunk, [rendition],
-                                  settings, segment_frames)
+                                  settings, segment_frames, source_output)
 
 
 def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: SourceInfo,
                            chunk: ChunkSpan, renditions: Sequence[Rendition],
-                           settings: EncodeSettings, segment_frames: int) -> list[str]:
+                           settings: EncodeSettings, segment_frames: int,
+                           source_output: Callable | None = None) -> list[str]:
     """One FFmpeg process for every rendition of one chunk: the source decoded once,
     scaled once per distinct size, each rendition encoded with the options
-    `encode_chunk_argv` gives it alone."""
+    `encode_chunk_argv` gives it alone.
+
+    `source_output`, if given, maps the decoded source frames (an ffmpeg-python stream)
+    to one more output of the same process, such as the chunk's VMAF reference frames
+    (`media.vmaf.store_reference`): they are then decoded once for the encodes and it.
+    The encodes are the same with or without it.
+    """
     sizes = list(dict.fromkeys((r.width, r.height) for r in renditions))
     video = source_frames(staged_path, source, chunk, settings.decoder)
+    branch_count = len(sizes) + (source_output is not None)
     # A split node yields as many outputs as are indexed (iterating it never ends).
-    copies = video.filter_multi_output("split", len(sizes)) if len(sizes) > 1 else None
+    copies = video.filter_multi_output("split", branch_count) if branch_count > 1 else None
     branches: dict[tuple[int, int], list] = {}
     for i, (width, height) in enumerate(sizes):
         scaled = (copies[i] if copies is not None else video).filter(
@@ -110,6 +118,8 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
         outputs.append(ffmpeg_python.output(stream, path, an=None,
                                             **{"frames:v": chunk.frame_count},
                                             **_video_options(rendition, settings, segment_frames)))
+    if source_output is not None:
+        outputs.append(source_output(copies[len(sizes)]))
     return ffmpeg_python.merge_outputs(*outputs).get_args()
 
 

@@ -62,7 +62,7 @@ def test_every_size_and_crf_in_grid_order(trialled):
 
 
 def test_one_decode_of_the_sample_for_every_encode_and_one_for_every_score(trialled):
-    task, staged, scratch, _, _, _ = trialled
+    task, staged, _, _, _, _ = trialled
     paths = [f"/x/{i}.mp4" for i in range(4)]
     encode = trial_encode_argv(task, staged.path, paths, "/x/reference.nut")
     assert [encode[i + 1] for i, a in enumerate(encode) if a == "-i"] == [staged.path]

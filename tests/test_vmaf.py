@@ -279,7 +279,7 @@ def test_thinned_scoring_gives_the_scores_of_every_frame_subsampling(encoded, tm
 
 
 STORED_TOLERANCE = 1e-3
-"""Scores from the stored luma against scores from the decoded source (VMAF reads luma only)."""
+"""Scores from the kept raw frames against scores from the decoded source."""
 
 
 @pytest.mark.parametrize("step", [1, 5])
@@ -299,7 +299,7 @@ def test_a_stored_reference_scores_as_the_decoded_source(encoded, tmp_path, step
     ffmpeg.run(ffmpeg.ffmpeg_argv(*store_reference(
         reference_frames(frames, task.source, 320, 180, step), stored).get_args()))
     header = os.path.getsize(stored) - stored_reference_bytes(100, 320, 180, step)
-    assert 0 < header < 4096  # raw luma of the kept frames, and a small NUT header
+    assert 0 < header < 4096  # the kept raw frames, and a small NUT header
 
     logs = {}
     for name, reference_path in (("decoded", ""), ("stored", stored)):

@@ -3,8 +3,9 @@
 A `Reshuffle` first, so the runner spreads the chunk groups (every rendition of one
 chunk, `ChunkGroup`) over workers instead of fusing them with the fan-out. A group stages
 only its chunk's span of the source, makes the first encode of every rendition in one
-FFmpeg process (one decode), then scores, gates and stores each rendition: the chunk, its
-VMAF log and a record of the finished work. A lone `ChunkTask` is encoded on its own. A
+FFmpeg process (one decode; it also keeps the chunk's VMAF reference frames, which every
+libvmaf scoring of the chunk reads), then scores, gates and stores each rendition: the
+chunk, its VMAF log and a record of the finished work. A lone `ChunkTask` is encoded on its own. A
 task whose record exists (same settings, and its chunk there with the recorded size) is
 not encoded again: re-running resumes (invariant 6).
 
@@ -259,10 +260,13 @@ class _EncodeChunkFn(beam.DoFn):
         The gate compares the chunk's mean-pooled VMAF with the rung's target: the
         trials that set the target are mean-pooled too, so both sides are on one scale
         (the harmonic mean and 5th percentile stay in the report for the worst frames).
+        Every encode is scored against the reference frames the first one kept, if it
+        kept them (`first`'s are in the group's scratch folder, above `scratch`).
         """
         rendition = task.rendition
         tries: list[_Try] = []
         gated = task.max_attempts > 1 and task.score_vmaf and rendition.target_vmaf > 0
+        reference = first.reference_path if first is not None else ""
         for attempt in range(task.max_attempts if gated else 1):
             current = dataclasses.replace(task, rendition=rendition)
             if attempt == 0 and first is not None:
@@ -270,7 +274,8 @@ class _EncodeChunkFn(beam.DoFn):
                                  task.vmaf_subsample)
             else:
                 encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
-                                        task.vmaf_subsample)
+                                        task.vmaf_subsample, reference)
+            reference = encoded.reference_path  # the chunk's reference frames, if kept
             kbps = encoded.size_bytes * 8 / float(task.chunk.frame_count / task.source.frame_rate)
             score = encoded.vmaf.mean if encoded.vmaf else None
             tries.append(_Try(Attempt(rendition.crf, round(kbps / 1000, 1), score), encoded))

@@ -1,0 +1,216 @@
+"""A chunk's VMAF reference frames, kept by its encode process and read by every libvmaf
+scoring of its encodes instead of a decode of the source (real FFmpeg, a small clip)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from media import encode as encode_module
+from media import faults, ffmpeg
+from media.chunking import plan_chunks, segment_frames
+from media.encode import (
+    encode_renditions,
+    encode_staged,
+    keeps_reference,
+    reference_file,
+    rendition_scratch,
+    score_encoded,
+    scored,
+    stage_chunk,
+)
+from media.errors import ToolFailed
+from media.probe import inspect_source
+from media.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
+from media.vmaf import stored_reference_bytes
+from tests.media_factory import make_clip
+from transforms.encode import _EncodeChunkFn
+
+TOLERANCE = 1e-3
+"""Pooled (mean) VMAF from the kept reference against VMAF from the decoded source."""
+NUT_HEADER_MAX = 4096
+"""Bytes a kept reference takes beyond its raw frames: NUT's header and packet headers."""
+RENDITIONS = (Rendition("180p-250k", 320, 180, 23, 250, 500),
+              Rendition("180p-150k", 320, 180, 28, 150, 300),
+              Rendition("90p-80k", 160, 90, 26, 80, 160))
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory) -> ChunkTask:
+    folder = tmp_path_factory.mktemp("stored-reference")
+    clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180, gop=25,
+                     audio=False)
+    source = inspect_source(clip, clip, "clip")
+    frames = segment_frames(source.frame_rate, 2.0)
+    chunk = plan_chunks(source.frame_count, frames, 1)[1]
+    return ChunkTask(source=source, rendition=RENDITIONS[0], chunk=chunk, chunk_count=2,
+                     segment_frames=frames, output_root=str(folder / "out"),
+                     settings=EncodeSettings(preset="ultrafast", threads=1,
+                                             vmaf_backend="libvmaf"),
+                     vmaf_height=180)
+
+
+def _tasks(task: ChunkTask, **changes) -> list[ChunkTask]:
+    return [dataclasses.replace(task, rendition=r, **changes) for r in RENDITIONS]
+
+
+@pytest.fixture
+def argvs(monkeypatch) -> list[list[str]]:
+    """Every FFmpeg argv run from now on."""
+    seen: list[list[str]] = []
+    real = ffmpeg.run
+
+    def recording(argv, *args, **kwargs):
+        seen.append([str(a) for a in argv])
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg, "run", recording)
+    return seen
+
+
+def _scorings(argvs: list[list[str]]) -> list[list[str]]:
+    return [argv for argv in argvs if any("libvmaf" in a for a in argv)]
+
+
+def _inputs(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "-i"]
+
+
+def _group_encode(task: ChunkTask, scratch: Path, step: int, **changes):
+    tasks = _tasks(task, vmaf_subsample=step, **changes)
+    scratch.mkdir(parents=True, exist_ok=True)
+    staged = stage_chunk(tasks[0], task.source.source_uri, str(scratch))
+    return tasks, staged, encode_renditions(tasks, staged, str(scratch))
+
+
+@pytest.mark.parametrize("step, vmaf_height", [(1, 180), (5, 180), (5, 360)])
+def test_a_group_encode_keeps_the_reference_and_it_scores_as_the_source(task, tmp_path, step,
+                                                                         vmaf_height):
+    tasks, staged, firsts = _group_encode(task, tmp_path, step, vmaf_height=vmaf_height)
+    width = 320 * vmaf_height // 180
+    kept = tmp_path / f"reference-{width}x{vmaf_height}-s{step}.nut"
+    assert str(kept) == reference_file(str(tmp_path), tasks[0], step)
+    header = kept.stat().st_size - stored_reference_bytes(50, width, vmaf_height, step)
+    assert 0 < header < NUT_HEADER_MAX  # the raw frames the step needs
+    for t, first in zip(tasks, firsts, strict=True):
+        assert first.reference_path == str(kept)
+        folder = rendition_scratch(str(tmp_path), t)
+        stored, _ = score_encoded(t, first.path, staged.path, os.path.join(folder, "s.json"),
+                                  step, reference_path=first.reference_path)
+        decoded, _ = score_encoded(t, first.path, staged.path, os.path.join(folder, "d.json"),
+                                   step)
+        assert stored.frame_count == decoded.frame_count == len(range(0, 50, step))
+        assert stored.mean == pytest.approx(decoded.mean, abs=TOLERANCE)
+        assert 50 < decoded.mean < 100
+
+
+def test_the_encodes_are_the_same_with_or_without_the_reference(task, tmp_path):
+    _, _, keeping = _group_encode(task, tmp_path / "keeping", 5)
+    _, _, plain = _group_encode(task, tmp_path / "plain", 5, score_vmaf=False)
+    assert all(e.reference_path for e in keeping)
+    assert not any(e.reference_path for e in plain)
+    assert not list((tmp_path / "plain").glob("*.nut"))
+    for a, b in zip(keeping, plain, strict=True):
+        assert Path(a.path).read_bytes() == Path(b.path).read_bytes()
+
+
+def test_first_scores_and_gate_re_encodes_read_the_reference(task, tmp_path, argvs):
+    tasks, staged, firsts = _group_encode(task, tmp_path, 5)
+    kept = firsts[0].reference_path
+    folder = rendition_scratch(str(tmp_path), tasks[1])
+    first = scored(tasks[1], firsts[1], staged, folder, 0, vmaf_subsample=5)
+    again = dataclasses.replace(tasks[1], rendition=dataclasses.replace(tasks[1].rendition,
+                                                                        crf=34))
+    regated = encode_staged(again, staged, folder, 1, vmaf_subsample=5, reference_path=kept)
+    assert regated.reference_path == kept and regated.vmaf.mean != first.vmaf.mean
+    encodes = [a for a in argvs if not any("libvmaf" in x for x in a)]
+    assert [_inputs(a) for a in _scorings(argvs)] == [
+        [firsts[1].path, kept], [regated.path, kept]]
+    # The group process kept it; the re-encode did not keep it again.
+    assert [any(x == kept for x in a) for a in encodes] == [True, False]
+
+
+def test_a_lone_encode_keeps_the_reference_for_its_own_re_encodes(task, tmp_path, argvs):
+    staged = stage_chunk(task, task.source.source_uri, str(tmp_path))
+    first = encode_staged(task, staged, str(tmp_path), 0, vmaf_subsample=5)
+    assert first.reference_path == reference_file(str(tmp_path), task, 5)
+    again = dataclasses.replace(task, rendition=dataclasses.replace(task.rendition, crf=34))
+    second = encode_staged(again, staged, str(tmp_path), 1, vmaf_subsample=5)
+    assert second.reference_path == first.reference_path
+    assert [_inputs(a)[1] for a in _scorings(argvs)] == [first.reference_path] * 2
+
+
+def test_a_gated_group_scores_every_encode_from_the_reference(task, tmp_path, argvs):
+    gated = [dataclasses.replace(t, output_root=str(tmp_path / "out"), max_attempts=2,
+                                 vmaf_subsample=5,
+                                 rendition=dataclasses.replace(t.rendition, target_vmaf=99.9))
+             for t in _tasks(task)]
+    results = list(_EncodeChunkFn(60).process(ChunkGroup(tuple(gated))))
+    assert [len(r.attempts) for r in results] == [2, 2, 2]  # each one re-encoded once
+    scorings = _scorings(argvs)
+    assert len(scorings) == 6
+    # One reference, kept by the group's process, read by every scoring.
+    [kept] = {_inputs(a)[1] for a in scorings}
+    assert kept.endswith("reference-320x180-s5.nut")
+    keeping = [a for a in argvs if kept in a and a not in scorings]
+    assert len(keeping) == 1 and len([o for o in keeping[0] if o.endswith(".mp4")]) == 3
+
+
+def test_over_the_cap_nothing_is_kept_and_the_source_is_decoded(task, tmp_path, argvs,
+                                                                 monkeypatch):
+    monkeypatch.setattr(encode_module, "REFERENCE_CAP_BYTES",
+                        stored_reference_bytes(50, 320, 180, 5) - 1)
+    tasks, staged, firsts = _group_encode(task, tmp_path, 5)
+    assert not list(tmp_path.glob("*.nut"))
+    assert not any(e.reference_path for e in firsts)
+    out = scored(tasks[0], firsts[0], staged, rendition_scratch(str(tmp_path), tasks[0]), 0,
+                 vmaf_subsample=5)
+    assert out.vmaf is not None and out.vmaf.frame_count == 10 and out.vmaf.mean > 50
+    [scoring] = _scorings(argvs)
+    assert _inputs(scoring) == [firsts[0].path, staged.path]
+
+
+def test_a_failed_group_encode_keeps_nothing(task, tmp_path, monkeypatch):
+    kept = Path(reference_file(str(tmp_path), task, 5))
+
+    def kill_once_writing(site, labels):
+        def on_start(proc):
+            deadline = time.monotonic() + 30
+            while not (kept.exists() and kept.stat().st_size) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            proc.kill()
+        return on_start
+
+    monkeypatch.setattr(faults, "ffmpeg_hook_all", kill_once_writing)
+    with pytest.raises(ToolFailed):
+        _group_encode(task, tmp_path, 5)
+    assert not kept.exists()
+
+
+def test_a_failed_scoring_from_the_reference_is_not_scored_from_the_source(task, tmp_path,
+                                                                           argvs):
+    tasks, staged, firsts = _group_encode(task, tmp_path, 5)
+    os.remove(firsts[0].reference_path)
+    with pytest.raises(ToolFailed):
+        scored(tasks[0], firsts[0], staged, rendition_scratch(str(tmp_path), tasks[0]), 0,
+               vmaf_subsample=5)
+    assert len(_scorings(argvs)) == 1
+
+
+def test_a_reference_serves_only_its_own_size_and_step(task, tmp_path):
+    _, staged, firsts = _group_encode(task, tmp_path, 5)
+    with pytest.raises(ValueError, match="step 1"):
+        score_encoded(task, firsts[0].path, staged.path, str(tmp_path / "x.json"), 1,
+                      reference_path=firsts[0].reference_path)
+
+
+def test_no_reference_is_kept_for_vmaf_torch_or_without_scoring(task):
+    torch = dataclasses.replace(task, settings=dataclasses.replace(task.settings,
+                                                                   vmaf_backend="torch"))
+    assert keeps_reference(task, 5)
+    assert not keeps_reference(torch, 5)
+    assert not keeps_reference(dataclasses.replace(task, score_vmaf=False), 5)
