@@ -38,6 +38,7 @@ from media import faults, ffmpeg, gpu_vmaf, vmaf, x264
 from media.encoders import resolve_encoder
 from media.errors import MediaError
 from media.ladder import scaled_width
+from media.planning import chunk_crf
 from media.staging import StagedSpan, stage_span
 from media.types import ChunkTask, EncodeSettings, VmafScore
 
@@ -155,7 +156,8 @@ def encode_renditions(
     keep = reference_file(scratch, first, step) if keeps_reference(first, step) else ""
     paths = [os.path.join(rendition_scratch(scratch, task), "chunk-0.mp4") for task in tasks]
     argv = x264.encode_renditions_argv(
-        staged.path, paths, first.source, first.chunk, [t.rendition for t in tasks], settings,
+        staged.path, paths, first.source, first.chunk,
+        [chunk_crf(t.rendition, t.chunk) for t in tasks], settings,
         first.segment_frames, _reference_output(first, keep, step))
     hook = faults.ffmpeg_hook_all("encode", [fault_label(task) for task in tasks])
     run = _run_encode(argv, keep, timeout_s, hook)

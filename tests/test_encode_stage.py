@@ -11,7 +11,7 @@ from apache_beam import pvalue
 
 from media.chunking import plan_chunks, segment_frames
 from media.probe import inspect_source
-from media.types import ChunkTask, EncodeSettings, Rendition
+from media.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
 from tests.media_factory import make_clip
 from transforms.encode import _EncodeChunkFn
 
@@ -138,3 +138,27 @@ def test_a_killed_group_process_costs_each_rendition_one_try(task, tmp_path, mon
     assert faults.fired() == {"kill-ffmpeg:encode@/90p-80k/:1": 1}
     assert sorted(r.rendition_id for r in results) == ["180p-150k", "180p-250k", "90p-80k"]
     assert all(r.retries == ("FFmpeg was killed by SIGKILL",) for r in results), results
+
+
+def test_each_chunk_is_encoded_at_its_own_crf_together_or_alone(task, tmp_path):
+    """A per-title rendition's CRF changes over the title (`crf_offsets`): the chunk's
+    first encode, in a group or alone, is made at the CRF at its middle frame, and the
+    plan's rendition is what the result still names."""
+    from media.planning import chunk_crf
+
+    # samples at frames 0 and 100: the chunk (frames 50-99, middle 75) gets +1.5
+    changing = Rendition("180p-250k", 320, 180, 23, 250, 500, crf_offsets=((0, 0.0),
+                                                                            (100, 2.0)))
+    assert task.chunk.start_frame == 50 and chunk_crf(changing, task.chunk).crf == 24.5
+    plain = dataclasses.replace(task, rendition=dataclasses.replace(changing, crf_offsets=()),
+                                output_root=str(tmp_path / "plain"))
+    changed = dataclasses.replace(task, rendition=changing, output_root=str(tmp_path / "alone"))
+    [at_23] = _EncodeChunkFn(60).process(plain)
+    [alone] = _EncodeChunkFn(60).process(changed)
+    [together, _] = _EncodeChunkFn(60).process(ChunkGroup((
+        dataclasses.replace(changed, output_root=str(tmp_path / "together")),
+        dataclasses.replace(plain, rendition=Rendition("90p-80k", 160, 90, 26, 80, 160),
+                            output_root=str(tmp_path / "together")))))
+    assert [a.crf for a in alone.attempts] == [a.crf for a in together.attempts] == [24.5]
+    assert alone.size_bytes < at_23.size_bytes  # a higher CRF: fewer bits
+    assert alone.task.rendition == changing

@@ -44,7 +44,7 @@ from media.encode import (
 )
 from media.encoders import resolve_encoder
 from media.errors import MediaError, ToolFailed
-from media.planning import gate_verdict, next_crf
+from media.planning import chunk_crf, gate_aim, gate_verdict, next_crf
 from media.records import chunk_record, result_from_record, task_fingerprint
 from media.types import Attempt, ChunkGroup, ChunkResult, ChunkTask
 from transforms import _storage
@@ -255,7 +255,8 @@ class _EncodeChunkFn(beam.DoFn):
 
     def _encode_to_target(self, task: ChunkTask, staged, scratch: str,
                           first: EncodedChunk | None = None):
-        """Encode; while the quality gate says so, re-encode at a predicted CRF.
+        """Encode at the chunk's own CRF (`chunk_crf`); while the quality gate says so,
+        re-encode at the CRF predicted to reach the middle of its window (`gate_aim`).
 
         The gate compares the chunk's mean-pooled VMAF with the rung's target: the
         trials that set the target are mean-pooled too, so both sides are on one scale
@@ -263,7 +264,7 @@ class _EncodeChunkFn(beam.DoFn):
         Every encode is scored against the reference frames the first one kept, if it
         kept them (`first`'s are in the group's scratch folder, above `scratch`).
         """
-        rendition = task.rendition
+        rendition = chunk_crf(task.rendition, task.chunk)  # this chunk's own CRF
         tries: list[_Try] = []
         gated = task.max_attempts > 1 and task.score_vmaf and rendition.target_vmaf > 0
         reference = first.reference_path if first is not None else ""
@@ -284,7 +285,7 @@ class _EncodeChunkFn(beam.DoFn):
                 or gate_verdict(score, rendition.target_vmaf, task.gate_below, task.gate_above) == 0
             ):
                 break
-            crf = next_crf(rendition, [t.attempt for t in tries])
+            crf = next_crf(rendition, [t.attempt for t in tries], gate_aim(rendition, task))
             if crf == rendition.crf:
                 break
             log.info(

@@ -24,7 +24,7 @@ from apache_beam import pvalue
 from media import naming
 from media.chunking import segment_count, segment_frames
 from media.config import JobConfig
-from media.encode import encode_staged
+from media.encode import encode_renditions, rendition_scratch, scored
 from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
@@ -273,17 +273,22 @@ class _ChooseLadderFn(beam.DoFn):
             with _storage.open_source(first.source.source_uri) as source:
                 staged = stage_span(source, *chunk_window_s(first.source, span),
                                     f"{scratch}/source-span.mkv", first.source.source_uri)
-            for i, rendition in enumerate(renditions):
-                # The sample's own CRF (`crf_offsets`): calibrate the preset, not the
-                # sample's difference from the title.
-                here = chunk_crf(rendition, span)
-                task = ChunkTask(source=first.source, rendition=here, chunk=span,
-                                 chunk_count=1, segment_frames=first.segment_frames,
-                                 output_root=cfg.output_root, settings=cfg.encode,
-                                 vmaf_height=first.vmaf_height)
-                encoded = encode_staged(task, staged, scratch, i, cfg.tool_timeout_s,
-                                        vmaf_subsample=first.vmaf_subsample)
+            # The sample's own CRFs (`crf_offsets`): calibrate the preset, not the
+            # sample's difference from the title. One process encodes every rung.
+            tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=span,
+                               chunk_count=1, segment_frames=first.segment_frames,
+                               output_root=cfg.output_root, settings=cfg.encode,
+                               vmaf_height=first.vmaf_height,
+                               vmaf_subsample=first.vmaf_subsample)
+                     for rendition in renditions]
+            encodes = encode_renditions(tasks, staged, scratch, cfg.tool_timeout_s)
+            for task, first_encode in zip(tasks, encodes, strict=True):
+                if isinstance(first_encode, MediaError):
+                    raise first_encode
+                encoded = scored(task, first_encode, staged, rendition_scratch(scratch, task),
+                                 0, cfg.tool_timeout_s, task.vmaf_subsample)
                 spent += encoded.encode_s + encoded.score_s
+                rendition, here = task.rendition, chunk_crf(task.rendition, span)
                 aim = gate_aim(here, cfg)
                 moved = next_crf(here, [Attempt(here.crf, 0.0, encoded.vmaf.mean)],
                                  aim) - here.crf
