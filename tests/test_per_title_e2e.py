@@ -87,6 +87,17 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
         for entry, rung in zip(plan["calibration"], ladder, strict=True):
             assert rung["crf"] == entry["crf"]
             assert entry["aim_vmaf"] == pytest.approx(entry["target_vmaf"] + 0.5)
+            # a second encode only where the first missed the aim by more than 0.5
+            first = entry["tries"][0]
+            assert first == [entry["sample_crf"], entry["vmaf_at_sample_crf"]]
+            if abs(first[1] - entry["aim_vmaf"]) <= 0.5:
+                assert len(entry["tries"]) == 1
+            else:  # the second at another CRF; the rung then takes the secant's slope
+                assert len(entry["tries"]) == 2 and entry["tries"][1][0] != first[0]
+                (c0, v0), (c1, v1) = entry["tries"]
+                if (v1 - v0) / (c1 - c0) < -0.05:
+                    assert entry["vmaf_per_crf"] == pytest.approx((v1 - v0) / (c1 - c0),
+                                                                  abs=1e-3)
             assert (entry["crf"] - entry["planned_crf"]) * (
                 entry["vmaf_at_sample_crf"] - entry["aim_vmaf"]) >= 0
 

@@ -63,6 +63,10 @@ from transforms.progress import ReportTrialProgress
 __all__ = ["PlanLadder", "probe_tasks", "sample_spans", "trial_tasks"]
 
 log = logging.getLogger(__name__)
+CALIBRATION_ROUNDS = 2
+"""Encodes of the calibration sample per rung at most."""
+CALIBRATION_TOLERANCE = 0.5
+"""How far (VMAF) from its aim a rung's calibration encode may land without a second."""
 _PLANNED = "planned"
 _PROBED = "probed"
 _KEYED = tuple[tuple[str, str], Any]
@@ -262,44 +266,83 @@ class _ChooseLadderFn(beam.DoFn):
 
         The trials use a fast preset: the hull's shape (which resolution wins at which
         rate) carries over, but a slower preset gives more quality at the same CRF, so
-        without this every chunk would miss its target and be encoded twice.
+        without this every chunk would miss its target and be encoded twice. The
+        sample is encoded at its own CRF (`crf_offsets`: this calibrates the preset,
+        not the sample's difference from the title). A rung more than
+        CALIBRATION_TOLERANCE from its aim is encoded once more at the CRF the trial
+        curve's slope predicts; the secant through its two scores, the final preset's
+        own slope there, then places the rung's CRF and is the slope its quality gate
+        steps by. Each round encodes every rung in one process.
         """
         cfg = self._config
         spans = sorted({r.task.span for r in results}, key=lambda span: span.index)
         span = spans[len(spans) // 2]
         first = results[0].task
-        adjusted, records, spent = [], [], 0.0
+        here = [dataclasses.replace(chunk_crf(r, span), crf_offsets=()) for r in renditions]
+        aims = [gate_aim(r, cfg) for r in here]
+        tries: list[list[Attempt]] = [[] for _ in renditions]
+        spent = 0.0
         with tempfile.TemporaryDirectory(prefix="ladderflow-calibrate-") as scratch:
             with _storage.open_source(first.source.source_uri) as source:
                 staged = stage_span(source, *chunk_window_s(first.source, span),
                                     f"{scratch}/source-span.mkv", first.source.source_uri)
-            # The sample's own CRFs (`crf_offsets`): calibrate the preset, not the
-            # sample's difference from the title. One process encodes every rung.
-            tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=span,
-                               chunk_count=1, segment_frames=first.segment_frames,
-                               output_root=cfg.output_root, settings=cfg.encode,
-                               vmaf_height=first.vmaf_height,
-                               vmaf_subsample=first.vmaf_subsample)
-                     for rendition in renditions]
-            encodes = encode_renditions(tasks, staged, scratch, cfg.tool_timeout_s)
-            for task, first_encode in zip(tasks, encodes, strict=True):
-                if isinstance(first_encode, MediaError):
-                    raise first_encode
-                encoded = scored(task, first_encode, staged, rendition_scratch(scratch, task),
-                                 0, cfg.tool_timeout_s, task.vmaf_subsample)
-                spent += encoded.encode_s + encoded.score_s
-                rendition, here = task.rendition, chunk_crf(task.rendition, span)
-                aim = gate_aim(here, cfg)
-                moved = next_crf(here, [Attempt(here.crf, 0.0, encoded.vmaf.mean)],
-                                 aim) - here.crf
-                crf = round(min(51.0, max(0.0, rendition.crf + moved)), 1)
-                adjusted.append(dataclasses.replace(rendition, crf=crf))
-                records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
-                                "sample_crf": here.crf,
-                                "vmaf_at_sample_crf": round(encoded.vmaf.mean, 3),
-                                "target_vmaf": rendition.target_vmaf,
-                                "aim_vmaf": aim, "crf": crf})
+            todo = list(range(len(renditions)))
+            for _ in range(CALIBRATION_ROUNDS):
+                crfs = {i: next_crf(here[i], tries[i], aims[i]) if tries[i] else here[i].crf
+                        for i in todo}
+                todo = [i for i in todo if not tries[i] or crfs[i] != tries[i][-1].crf]
+                if not todo:
+                    break
+                scores, seconds = self._calibration_round(
+                    first, span, staged, scratch,
+                    [dataclasses.replace(here[i], crf=crfs[i]) for i in todo])
+                spent += seconds
+                for i, vmaf in zip(todo, scores, strict=True):
+                    tries[i].append(Attempt(crfs[i], 0.0, vmaf))
+                todo = [i for i in todo if abs(tries[i][-1].vmaf - aims[i])
+                        > CALIBRATION_TOLERANCE]
+        adjusted, records = [], []
+        for rendition, sample, aim, attempts in zip(renditions, here, aims, tries, strict=True):
+            moved = next_crf(sample, attempts, aim) - sample.crf
+            crf = round(min(51.0, max(0.0, rendition.crf + moved)), 1)
+            slope = _secant(attempts) or rendition.vmaf_per_crf
+            adjusted.append(dataclasses.replace(rendition, crf=crf, vmaf_per_crf=slope))
+            records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
+                            "sample_crf": sample.crf,
+                            "vmaf_at_sample_crf": round(attempts[0].vmaf, 3),
+                            "tries": [[a.crf, round(a.vmaf, 3)] for a in attempts],
+                            "target_vmaf": rendition.target_vmaf, "aim_vmaf": aim,
+                            "vmaf_per_crf": slope, "crf": crf})
         return adjusted, records, spent
+
+    def _calibration_round(self, first: TrialTask, span: ChunkSpan, staged, scratch: str,
+                           renditions: list[Rendition]) -> tuple[list[float], float]:
+        """Encode the sample once per rendition in one process and score each: the
+        pooled VMAF of each, and the seconds spent."""
+        cfg = self._config
+        tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=span,
+                           chunk_count=1, segment_frames=first.segment_frames,
+                           output_root=cfg.output_root, settings=cfg.encode,
+                           vmaf_height=first.vmaf_height, vmaf_subsample=first.vmaf_subsample)
+                 for rendition in renditions]
+        scores, spent = [], 0.0
+        for task, unscored in zip(tasks, encode_renditions(tasks, staged, scratch,
+                                                           cfg.tool_timeout_s), strict=True):
+            if isinstance(unscored, MediaError):
+                raise unscored
+            encoded = scored(task, unscored, staged, rendition_scratch(scratch, task), 0,
+                             cfg.tool_timeout_s, task.vmaf_subsample)
+            spent += encoded.encode_s + encoded.score_s
+            scores.append(encoded.vmaf.mean)
+        return scores, spent
+
+
+def _secant(attempts: list[Attempt]) -> float | None:
+    """VMAF per CRF step between the last two attempts, where they measured a fall."""
+    if len(attempts) < 2 or attempts[-1].crf == attempts[-2].crf:
+        return None
+    slope = (attempts[-1].vmaf - attempts[-2].vmaf) / (attempts[-1].crf - attempts[-2].crf)
+    return round(slope, 3) if slope < -0.05 else None
 
 
 def _probe_record(results: list[TrialResult]) -> dict:
