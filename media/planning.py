@@ -229,6 +229,17 @@ def crf_offset_at(rendition: Rendition, frame: float) -> float:
     return c0 + (c1 - c0) * (frame - f0) / (f1 - f0)
 
 
+OFFSET_SCALE = (0.5, 2.5)
+"""Bounds of the factor that carries CRF changes from the trial preset to the final one."""
+
+
+def scaled_offsets(rendition: Rendition, factor: float) -> Rendition:
+    """`rendition` with its CRF changes times `factor` (within OFFSET_SCALE)."""
+    factor = max(OFFSET_SCALE[0], min(OFFSET_SCALE[1], factor))
+    return dataclasses.replace(rendition, crf_offsets=tuple(
+        (frame, round(change * factor, 2)) for frame, change in rendition.crf_offsets))
+
+
 def chunk_crf(rendition: Rendition, chunk: ChunkSpan) -> Rendition:
     """`rendition` with the CRF for `chunk`: its own plus the change at the chunk's
     middle frame (`crf_offsets`)."""

@@ -98,7 +98,7 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
                 if (v1 - v0) / (c1 - c0) < -0.05:
                     assert entry["vmaf_per_crf"] == pytest.approx((v1 - v0) / (c1 - c0),
                                                                   abs=1e-3)
-            assert (entry["crf"] - entry["planned_crf"]) * (
+            assert (entry["sample_crf_aimed"] - entry["sample_crf"]) * (
                 entry["vmaf_at_sample_crf"] - entry["aim_vmaf"]) >= 0
 
 

@@ -281,3 +281,15 @@ def test_next_crf_can_aim_above_the_target():
     first = [Attempt(26.0, 900.0, 88.0)]
     assert next_crf(rendition, first) == 25.0  # 2 VMAF short: one CRF step down
     assert next_crf(rendition, first, aim=90.5) == 24.8
+
+
+def test_crf_changes_scale_to_the_final_presets_slope_within_bounds():
+    from media.planning import OFFSET_SCALE, scaled_offsets
+
+    rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, crf_offsets=((50, 1.0),
+                                                                          (750, -2.0)))
+    assert scaled_offsets(rendition, 2.0).crf_offsets == ((50, 2.0), (750, -4.0))
+    assert scaled_offsets(rendition, 9.0).crf_offsets == (
+        (50, OFFSET_SCALE[1]), (750, -2 * OFFSET_SCALE[1]))
+    assert scaled_offsets(rendition, 0.1).crf_offsets == (
+        (50, OFFSET_SCALE[0]), (750, -2 * OFFSET_SCALE[0]))

@@ -32,6 +32,7 @@ from media.planning import (
     candidate_resolutions,
     chunk_crf,
     complete_results,
+    crf_offset_at,
     gate_aim,
     heights_to_refine,
     next_crf,
@@ -39,6 +40,7 @@ from media.planning import (
     probe_span,
     renditions_from_rungs,
     sample_segments,
+    scaled_offsets,
     trial_points,
 )
 from media.staging import stage_span
@@ -303,16 +305,21 @@ class _ChooseLadderFn(beam.DoFn):
                         > CALIBRATION_TOLERANCE]
         adjusted, records = [], []
         for rendition, sample, aim, attempts in zip(renditions, here, aims, tries, strict=True):
-            moved = next_crf(sample, attempts, aim) - sample.crf
-            crf = round(min(51.0, max(0.0, rendition.crf + moved)), 1)
             slope = _secant(attempts) or rendition.vmaf_per_crf
-            adjusted.append(dataclasses.replace(rendition, crf=crf, vmaf_per_crf=slope))
+            # The samples' CRF changes were read off the trial preset's curve; where the
+            # final preset's is flatter, the same quality gap takes more CRF steps.
+            offsets = scaled_offsets(rendition, rendition.vmaf_per_crf / slope)
+            at_sample = crf_offset_at(offsets, span.start_frame + span.frame_count / 2)
+            sample_crf = next_crf(sample, attempts, aim)
+            crf = round(min(51.0, max(0.0, sample_crf - at_sample)), 1)
+            adjusted.append(dataclasses.replace(offsets, crf=crf, vmaf_per_crf=slope))
             records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
-                            "sample_crf": sample.crf,
+                            "sample_crf": sample.crf, "sample_crf_aimed": sample_crf,
                             "vmaf_at_sample_crf": round(attempts[0].vmaf, 3),
                             "tries": [[a.crf, round(a.vmaf, 3)] for a in attempts],
                             "target_vmaf": rendition.target_vmaf, "aim_vmaf": aim,
-                            "vmaf_per_crf": slope, "crf": crf})
+                            "vmaf_per_crf": slope, "crf_offsets": offsets.crf_offsets,
+                            "crf": crf})
         return adjusted, records, spent
 
     def _calibration_round(self, first: TrialTask, span: ChunkSpan, staged, scratch: str,
