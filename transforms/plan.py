@@ -1,14 +1,16 @@
 """PlanLadder: choose each title's rungs from trial encodes (per-title encoding).
 
 For each inspected source, trial tasks fan out across workers like the real encodes,
-each encoding one sample segment at one resolution and every trial CRF with a fast
-preset, and scoring it with VMAF at the display resolution. Two rounds: the probe (the
-middle sample at every candidate resolution), gathered per title, tells which
-resolutions its hull can use (`media.planning.heights_to_refine`); the other samples,
-evenly spread over the title, are trialled at those alone. Gathered per title again, the
-(rate, VMAF) points give the convex hull and the rungs (`media.hull`). Emits one
-`TitlePlan` per title. With `--ladder fixed` (or `apple`), the plan is that ladder and no
-trial runs.
+one per sample segment, each decoding its sample once to encode it at its resolutions
+and every trial CRF with a fast preset, and scoring each encode with VMAF at the display
+resolution (`media.trials`). Two rounds: the probe (the middle sample at every candidate
+resolution), gathered per title, tells which resolutions its hull can use
+(`media.planning.heights_to_refine`); the other samples, evenly spread over the title,
+are trialled at those alone. Gathered per title again, the (rate, VMAF) points give the
+convex hull and the rungs (`media.hull`), each sample's own curves the CRF changes over
+the title (`media.planning.crf_offsets`), and a calibration at the final preset the
+rungs' CRFs. Emits one `TitlePlan` per title. With `--ladder fixed` (or `apple`), the
+plan is that ladder and no trial runs.
 """
 
 from __future__ import annotations
