@@ -40,7 +40,7 @@ from media.errors import MediaError
 from media.ladder import scaled_width
 from media.planning import chunk_crf
 from media.staging import StagedSpan, stage_span
-from media.types import ChunkTask, EncodeSettings, VmafScore
+from media.types import ChunkTask, EncodeSettings, TrialTask, VmafScore
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def reference_file(scratch: str, task: ChunkTask, subsample: int) -> str:
     return os.path.join(scratch, f"reference-{width}x{height}-s{subsample}.nut")
 
 
-def vmaf_size(task: ChunkTask) -> tuple[int, int]:
+def vmaf_size(task: ChunkTask | TrialTask) -> tuple[int, int]:
     """The (width, height) at which the task's encodes are scored."""
     return scaled_width(task.source, task.vmaf_height), task.vmaf_height
 

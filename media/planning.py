@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from media.hull import PlannedRung, TrialPoint, choose_rungs, upper_hull
+from media.hull import CRF_RANGE, PlannedRung, TrialPoint, choose_rungs, upper_hull
 from media.ladder import even_floor, scaled_width
 from media.naming import rendition_id
 from media.types import Attempt, ChunkSpan, Rendition, SourceInfo, TrialResult
@@ -23,6 +23,8 @@ from media.types import Attempt, ChunkSpan, Rendition, SourceInfo, TrialResult
 CANDIDATE_HEIGHTS = (1080, 720, 540, 432, 360, 270, 234)
 DEFAULT_VMAF_PER_CRF = -1.5
 """VMAF change per CRF step when the trials cannot tell (typical of x264 near VMAF 90)."""
+FLAT_SLOPE = -0.05
+"""A VMAF-per-CRF slope no steeper than this measures nothing (noise, a saturated curve)."""
 MAX_CRF_STEP = 8.0
 """Largest CRF change a quality gate makes in one retry."""
 MAX_CRF_OFFSET = 6.0
@@ -141,7 +143,7 @@ def vmaf_per_crf(points: Sequence[TrialPoint], height: int, crf: float) -> float
     if a.crf == b.crf:
         a, b = curve[-2], curve[-1]
     slope = (b.vmaf - a.vmaf) / (b.crf - a.crf)
-    return slope if slope < -0.05 else DEFAULT_VMAF_PER_CRF
+    return slope if slope < FLAT_SLOPE else DEFAULT_VMAF_PER_CRF
 
 
 def renditions_from_rungs(rungs: Sequence[PlannedRung], points: Sequence[TrialPoint],
@@ -180,7 +182,7 @@ def _crf_at(curve: Sequence[tuple[float, float]], vmaf: float) -> float:
         if min(v0, v1) <= vmaf <= max(v0, v1) and v0 != v1:
             return c0 + (c1 - c0) * (vmaf - v0) / (v1 - v0)
     (c0, v0), (c1, v1) = curve[:2] if vmaf > curve[0][1] else curve[-2:]
-    slope = min((v1 - v0) / (c1 - c0), -0.05)
+    slope = min((v1 - v0) / (c1 - c0), FLAT_SLOPE)
     anchor_crf, anchor_vmaf = (c0, v0) if vmaf > curve[0][1] else (c1, v1)
     return anchor_crf + (vmaf - anchor_vmaf) / slope
 
@@ -246,8 +248,7 @@ def chunk_crf(rendition: Rendition, chunk: ChunkSpan) -> Rendition:
     if not rendition.crf_offsets or rendition.target_kbps:
         return rendition
     change = crf_offset_at(rendition, chunk.start_frame + chunk.frame_count / 2)
-    return dataclasses.replace(rendition,
-                               crf=round(min(51.0, max(0.0, rendition.crf + change)), 1))
+    return dataclasses.replace(rendition, crf=crf_in_range(rendition.crf + change))
 
 
 def gate_aim(rendition: Rendition, config) -> float:
@@ -277,14 +278,24 @@ def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
     knows this chunk's content better than the title-wide trials do.
     """
     last = attempts[-1]
-    slope = rendition.vmaf_per_crf
-    scored = [a for a in attempts if a.vmaf is not None]
-    if len(scored) >= 2 and scored[-1].crf != scored[-2].crf:
-        measured = (scored[-1].vmaf - scored[-2].vmaf) / (scored[-1].crf - scored[-2].crf)
-        if measured < -0.05:
-            slope = measured
+    slope = measured_slope(attempts) or rendition.vmaf_per_crf
     goal = rendition.target_vmaf if aim is None else aim
     step = (goal - (last.vmaf or 0.0)) / slope
     step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
-    return round(min(51.0, max(0.0, last.crf + step)), 1)
+    return crf_in_range(last.crf + step)
+
+
+def measured_slope(attempts: Sequence[Attempt]) -> float | None:
+    """VMAF per CRF step through the last two scored attempts at different CRFs, where
+    they measured a fall (None otherwise)."""
+    scored = [a for a in attempts if a.vmaf is not None]
+    if len(scored) < 2 or scored[-1].crf == scored[-2].crf:
+        return None
+    slope = (scored[-1].vmaf - scored[-2].vmaf) / (scored[-1].crf - scored[-2].crf)
+    return slope if slope < FLAT_SLOPE else None
+
+
+def crf_in_range(crf: float) -> float:
+    """`crf` within x264's range, to a tenth."""
+    return round(min(CRF_RANGE[1], max(CRF_RANGE[0], crf)), 1)
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import ffmpeg as ffmpeg_python
 
 from media import ffmpeg, vmaf
-from media.encode import count_frames
+from media.encode import count_frames, vmaf_size
 from media.errors import MediaError
-from media.ladder import scaled_width
 from media.staging import StagedSpan
 from media.types import Rendition, TrialTask
 from media.x264 import source_frames, x264_options
@@ -43,10 +42,6 @@ def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
 def _trial_rendition(width: int, height: int, crf: float) -> Rendition:
     # maxrate 0: plain CRF, so the trials measure the encoder's uncapped curve.
     return Rendition(f"trial-{height}p-crf{crf:g}", width, height, crf, 0, 0)
-
-
-def vmaf_size(task: TrialTask) -> tuple[int, int]:
-    return scaled_width(task.source, task.vmaf_height), task.vmaf_height
 
 
 def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str],

@@ -34,9 +34,11 @@ from media.planning import (
     candidate_resolutions,
     chunk_crf,
     complete_results,
+    crf_in_range,
     crf_offset_at,
     gate_aim,
     heights_to_refine,
+    measured_slope,
     next_crf,
     probe_sample,
     probe_span,
@@ -307,13 +309,14 @@ class _ChooseLadderFn(beam.DoFn):
                         > CALIBRATION_TOLERANCE]
         adjusted, records = [], []
         for rendition, sample, aim, attempts in zip(renditions, here, aims, tries, strict=True):
-            slope = _secant(attempts) or rendition.vmaf_per_crf
+            measured = measured_slope(attempts)
+            slope = round(measured, 3) if measured is not None else rendition.vmaf_per_crf
             # The samples' CRF changes were read off the trial preset's curve; where the
             # final preset's is flatter, the same quality gap takes more CRF steps.
             offsets = scaled_offsets(rendition, rendition.vmaf_per_crf / slope)
             at_sample = crf_offset_at(offsets, span.start_frame + span.frame_count / 2)
             sample_crf = next_crf(sample, attempts, aim)
-            crf = round(min(51.0, max(0.0, sample_crf - at_sample)), 1)
+            crf = crf_in_range(sample_crf - at_sample)
             adjusted.append(dataclasses.replace(offsets, crf=crf, vmaf_per_crf=slope))
             records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
                             "sample_crf": sample.crf, "sample_crf_aimed": sample_crf,
@@ -344,14 +347,6 @@ class _ChooseLadderFn(beam.DoFn):
             spent += encoded.encode_s + encoded.score_s
             scores.append(encoded.vmaf.mean)
         return scores, spent
-
-
-def _secant(attempts: list[Attempt]) -> float | None:
-    """VMAF per CRF step between the last two attempts, where they measured a fall."""
-    if len(attempts) < 2 or attempts[-1].crf == attempts[-2].crf:
-        return None
-    slope = (attempts[-1].vmaf - attempts[-2].vmaf) / (attempts[-1].crf - attempts[-2].crf)
-    return round(slope, 3) if slope < -0.05 else None
 
 
 def _probe_record(results: list[TrialResult]) -> dict:
