@@ -54,9 +54,9 @@ binding on ordinary scenes, so the CRF, not the cap, sets the quality."""
 CRF_EXTRAPOLATION = 4.0
 """How far (in CRF) a rung may reach beyond the CRFs that were trial-encoded."""
 CRF_RANGE = (0.0, 51.0)
+"""x264's CRF range for 8-bit video."""
 NEAR_GAP = math.log(1.1)
 """How far (in ln-rate: 10 %) past its trials a curve still competes for a rung's rate."""
-"""x264's CRF range for 8-bit video."""
 VMAF_RANGE = (0.0, 100.0)
 
 
