@@ -122,7 +122,7 @@ def encode_staged(
         task.rendition,
         settings,
         task.segment_frames,
-        _reference_output(task, keep, vmaf_subsample),
+        reference_output(task, keep, vmaf_subsample),
     )
     hook = faults.ffmpeg_hook("encode", fault_label(task))
     run = _run_encode(argv, keep, timeout_s, hook)
@@ -158,7 +158,7 @@ def encode_renditions(
     argv = x264.encode_renditions_argv(
         staged.path, paths, first.source, first.chunk,
         [chunk_crf(t.rendition, t.chunk) for t in tasks], settings,
-        first.segment_frames, _reference_output(first, keep, step))
+        first.segment_frames, reference_output(first, keep, step))
     hook = faults.ffmpeg_hook_all("encode", [fault_label(task) for task in tasks])
     run = _run_encode(argv, keep, timeout_s, hook)
     pixels = [t.rendition.width * t.rendition.height for t in tasks]
@@ -204,7 +204,7 @@ def keeps_reference(task: ChunkTask, subsample: int) -> bool:
     return True
 
 
-def _reference_output(task: ChunkTask, path: str, subsample: int):
+def reference_output(task: ChunkTask | TrialTask, path: str, subsample: int):
     """The encode's extra output that keeps the chunk's VMAF reference frames at `path`
     (a function of the decoded source frames; None without a path)."""
     if not path:

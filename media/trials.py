@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import ffmpeg as ffmpeg_python
 
 from media import ffmpeg, vmaf
-from media.encode import count_frames, vmaf_size
+from media.encode import count_frames, reference_output, vmaf_size
 from media.errors import MediaError
 from media.staging import StagedSpan
 from media.types import Rendition, TrialTask
-from media.x264 import source_frames, x264_options
+from media.x264 import encode_renditions_argv
 
 
 @dataclass(frozen=True)
@@ -46,25 +46,13 @@ def _trial_rendition(width: int, height: int, crf: float) -> Rendition:
 
 def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str],
                       reference_path: str) -> list[str]:
-    """Decode the sample once; encode it at every size and CRF of the task, and keep its
-    VMAF reference frames at `reference_path` (`media.vmaf.store_reference`)."""
-    video = source_frames(staged_path, task.source, task.span, task.settings.decoder)
-    branches = video.filter_multi_output("split", len(task.sizes) + 1)
-    outputs = [vmaf.store_reference(
-        vmaf.reference_frames(branches[len(task.sizes)], task.source, *vmaf_size(task),
-                              task.vmaf_subsample), reference_path)]
-    paths = iter(out_paths)
-    for i, (width, height) in enumerate(task.sizes):
-        scaled = branches[i].filter("scale", width, height, flags="bicubic")
-        scaled = scaled.filter("setsar", "1").filter("format", "yuv420p")
-        per_crf = scaled.filter_multi_output("split", len(task.crfs))
-        for j, crf in enumerate(task.crfs):
-            options = x264_options(_trial_rendition(width, height, crf), task.settings,
-                                   task.segment_frames)
-            outputs.append(ffmpeg_python.output(per_crf[j], next(paths), an=None,
-                                                **{"frames:v": task.span.frame_count},
-                                                **options))
-    return ffmpeg_python.merge_outputs(*outputs).get_args()
+    """Decode the sample once; encode it at every size and CRF of the task (the chunk
+    encoder's one-process graph, `media.x264.encode_renditions_argv`), and keep its VMAF
+    reference frames at `reference_path` (`media.vmaf.store_reference`)."""
+    renditions = [_trial_rendition(*size_crf) for size_crf in trial_grid(task)]
+    return encode_renditions_argv(staged_path, out_paths, task.source, task.span, renditions,
+                                  task.settings, task.segment_frames,
+                                  reference_output(task, reference_path, task.vmaf_subsample))
 
 
 def trial_score_argv(task: TrialTask, reference_path: str, encoded: Sequence[str],
