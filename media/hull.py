@@ -263,28 +263,28 @@ def _hull_heights(hull: Sequence[TrialPoint], kbps: float) -> tuple[int, ...]:
 
 def _pick_height(hull: Sequence[TrialPoint], by_height: dict[int, list[TrialPoint]],
                  kbps: float, cap: int | None) -> int:
-    """The resolution of a rung at `kbps`.
+    """The resolution of a rung at `kbps`: the one whose own curve gives most at that rate.
 
-    Of the heights at the ends of the hull segment over `kbps` (none taller than `cap`),
-    the one whose own curve, interpolated in ln-rate, gives the higher VMAF at `kbps`;
-    a curve that does not reach `kbps` (not even within NEAR_GAP, extrapolated) loses to
-    one that does, and if neither does the one that comes nearer wins. (Without the
-    margin a rate a hair under a taller curve's lowest trial, as where the hull reaches
-    the top VMAF right at that trial, went to the shorter curve, which gives far less.)
-    Ties go to the shorter height, as cheaper to encode and to decode for the same
-    predicted quality.
+    Every height no taller than `cap` whose curve reaches `kbps` (or nearly: within
+    NEAR_GAP, extrapolated) competes, scored by its VMAF there, interpolated in ln-rate.
+    A rung is one encode at one resolution, so its quality is that curve's, not the
+    hull's: where the hull bridges a long way between two resolutions (a detailed title
+    whose curves all sag under the chord from its cheapest to its best trial), a
+    resolution in between gives far more at the rung's rate than either end. Where no
+    curve reaches `kbps`, the heights at the ends of the hull segment over it compete
+    and the one that comes nearer wins. (Without the margin a rate a hair under a taller
+    curve's lowest trial, as where the hull reaches the top VMAF right at that trial,
+    went to the shorter curve, which gives far less.) Ties go to the shorter height, as
+    cheaper to encode and to decode for the same predicted quality.
     """
-    candidates = [h for h in _hull_heights(hull, kbps) if cap is None or h <= cap]
-    if not candidates and cap is not None:
-        return cap
-
-    def score(height: int) -> tuple[bool, float, int]:
-        curve = by_height[height]
-        if _nearly_reaches(curve, kbps):
-            return True, _vmaf_on(curve, kbps), -height
-        return False, -_gap(curve, kbps), -height
-
-    return max(candidates, key=score)
+    allowed = [h for h in by_height if cap is None or h <= cap]
+    reaching = [h for h in allowed if _nearly_reaches(by_height[h], kbps)]
+    if reaching:
+        return max(reaching, key=lambda h: (_vmaf_on(by_height[h], kbps), -h))
+    candidates = [h for h in _hull_heights(hull, kbps) if h in allowed]
+    if not candidates:
+        return cap if cap is not None else _hull_heights(hull, kbps)[0]
+    return max(candidates, key=lambda h: (-_gap(by_height[h], kbps), -h))
 
 
 def _targets(top_kbps: float, min_kbps: float, step_ratio: float) -> list[float]:
@@ -349,13 +349,14 @@ def choose_rungs(points: Iterable[TrialPoint], top_vmaf: float = 95.0,
       within half a step of it and never below it, unless the top itself is below it:
       an easy title whose top is under the floor gets that rung and one a step below
       it (`MIN_RUNGS`: players need somewhere to go).
-    - Resolution: see `_pick_height`, chosen among the heights of the hull segment over
-      the rate. Heights never grow as the rate falls: only heights no taller than the
-      rung above are candidates, and where the hull offers none (a noisy hull that turns
-      back to a taller height at a lower rate) the rung keeps the height of the rung
-      above. So two rungs share a height only where the hull stays on (or comes back to)
-      that height between their rates; they are then a full step apart, or at least
-      half a step for the floor rung and for rungs the CRF limits moved.
+    - Resolution: see `_pick_height`, the height whose own curve gives the most VMAF
+      at the rate (the hull says which resolution wins where trials sit; between them,
+      along a long hull edge, the curves do). Heights never grow as the rate falls: only
+      heights no taller than the rung above are candidates, and where none reaches the
+      rate the rung keeps the height of the rung above. So two rungs share a height only
+      where that height's curve beats the others at both rates; they are then a full
+      step apart, or at least half a step for the floor rung and for rungs the CRF
+      limits moved.
     - CRF, rate and VMAF: interpolated on that height's own curve (`_estimate`). A rung
       the CRF limits push to within half a step of the rung above is left out.
     - `max_rungs`: the tallest rungs are kept.

@@ -387,3 +387,32 @@ def test_a_rate_a_hair_under_a_taller_curve_goes_to_that_curve():
     assert top.height == 1080
     assert top.vmaf == pytest.approx(95.0, abs=0.2)
     assert 33 <= top.crf <= 33 + 1
+
+
+def test_rungs_under_a_long_hull_edge_go_to_the_curve_that_gives_most():
+    # A very detailed title (a deep fractal zoom, measured): every curve sags under the
+    # chord from 234p's cheapest trial (VMAF 0) to 1080p's best, so the hull is that one
+    # edge. Rungs along it belong to the resolutions in between, not to its two ends:
+    # at 1.1 Mb/s 234p (extrapolated to CRF 15) predicts VMAF 23, 540p gives 37.
+    points = [
+        pt(234, 603, 15.1, 19), pt(234, 206, 1.9, 26), pt(234, 92, 0.0, 33),
+        pt(540, 4666, 55.5, 19), pt(540, 1392, 41.7, 26), pt(540, 387, 15.4, 33),
+        pt(720, 9794, 67.9, 19), pt(720, 3350, 55.3, 26), pt(720, 742, 28.9, 33),
+        pt(1080, 29360, 91.8, 19), pt(1080, 14013, 78.8, 26), pt(1080, 3803, 52.8, 33),
+    ]
+    assert heights(upper_hull(points)) == [234, 1080]
+    rungs = choose_rungs(points, top_vmaf=95.0, min_kbps=145, step_ratio=1.7)
+    assert [r.height for r in rungs] == sorted((r.height for r in rungs), reverse=True)
+    assert {540, 720} <= {r.height for r in rungs}
+    by_height = curves(points)
+    for rung in rungs:
+        # No curve that covers the rung's rate (and is no taller) gives more there.
+        for height, curve in by_height.items():
+            if height <= rung.height and curve[0].kbps <= rung.kbps <= curve[-1].kbps:
+                left = [p for p in curve if p.kbps <= rung.kbps][-1]
+                right = next(p for p in curve if p.kbps >= rung.kbps)
+                share = (0.0 if right.kbps == left.kbps else
+                         math.log(rung.kbps / left.kbps) / math.log(right.kbps / left.kbps))
+                assert rung.vmaf >= left.vmaf + share * (right.vmaf - left.vmaf) - 1e-9
+    at_1100 = min(rungs, key=lambda r: abs(math.log(r.kbps / 1100)))
+    assert at_1100.height == 540 and at_1100.vmaf > 30

@@ -100,6 +100,21 @@ def test_an_easy_title_needs_only_its_top_resolutions():
                              max_rungs=8) == [1080, 720]
 
 
+def test_resolutions_under_a_long_hull_edge_are_kept_where_rungs_fall_on_them():
+    # A deep fractal zoom (measured): every curve sags under the chord from 234p's
+    # cheapest trial to 1080p's best, so the hull is that one edge. The rungs along it
+    # fall on 720p and 540p, which must be trialled on the other samples too.
+    detailed = [TrialPoint(h, 2 * h * 16 // 9 // 2, crf, kbps, vmaf)
+                for h, crf, kbps, vmaf in [
+                    (1080, 19, 29360, 91.8), (1080, 26, 14013, 78.8), (1080, 33, 3803, 52.8),
+                    (720, 19, 9794, 67.9), (720, 26, 3350, 55.3), (720, 33, 742, 28.9),
+                    (540, 19, 4666, 55.5), (540, 26, 1392, 41.7), (540, 33, 387, 15.4),
+                    (234, 19, 603, 15.1), (234, 26, 206, 1.9), (234, 33, 92, 0.0)]]
+    kept = heights_to_refine(detailed, top_vmaf=95, max_kbps=None, min_kbps=145,
+                             step_ratio=1.7, max_rungs=8)
+    assert {1080, 720, 540} <= set(kept)
+
+
 def test_a_probe_that_cannot_plan_keeps_every_resolution():
     flat = [TrialPoint(720, 1280, 26, 0.0001, 0.0)]
     assert heights_to_refine([], top_vmaf=95, max_kbps=None, min_kbps=200, step_ratio=1.7,
