@@ -41,6 +41,7 @@ __all__ = [
     "PlannedRung",
     "TrialPoint",
     "choose_rungs",
+    "contending_heights",
     "curves",
     "upper_hull",
 ]
@@ -400,3 +401,22 @@ def _second_rung(top: PlannedRung, hull: Sequence[TrialPoint],
     maxrate = max(1, round(MAXRATE_RATIO * target))
     return [dataclasses.replace(rung, kbps=target, maxrate_kbps=maxrate,
                                 bufsize_kbit=round(BUFSIZE_RATIO * maxrate))]
+
+
+def contending_heights(points: Iterable[TrialPoint], rungs: Sequence[PlannedRung],
+                       margin: float) -> list[int]:
+    """The heights that could carry `rungs`: each rung's own, and every height whose
+    curve reaches the rung's rate (within NEAR_GAP) and gives there no less than
+    `margin` VMAF under the rung's. Tallest first.
+
+    On other evidence (other samples of the title) one of these may win the rung; a
+    height left out would have given at least `margin` less where the points say.
+    """
+    by_height = curves(points)
+    kept = {rung.height for rung in rungs}
+    for rung in rungs:
+        for height, curve in by_height.items():
+            if (_nearly_reaches(curve, rung.kbps)
+                    and _vmaf_on(curve, rung.kbps) >= rung.vmaf - margin):
+                kept.add(height)
+    return sorted(kept, reverse=True)

@@ -15,7 +15,13 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from media.hull import CRF_RANGE, PlannedRung, TrialPoint, choose_rungs, upper_hull
+from media.hull import (
+    CRF_RANGE,
+    PlannedRung,
+    TrialPoint,
+    choose_rungs,
+    contending_heights,
+)
 from media.ladder import even_floor, scaled_width
 from media.naming import rendition_id
 from media.types import Attempt, ChunkSpan, Rendition, SourceInfo, TrialResult
@@ -33,6 +39,9 @@ PROBE_SHARE = 0.5
 """Share of its sample that the probe encodes: the probe only picks the resolutions worth
 trialling, and it is the one round run at every resolution, so it is the dearest."""
 MIN_PROBE_FRAMES = 12
+CONTENDER_MARGIN = 3.0
+"""How far (VMAF) under a rung the probe may put a resolution that is still trialled on
+the other samples: half of the 6 VMAF usually taken as one just noticeable difference."""
 
 
 def candidate_resolutions(source: SourceInfo,
@@ -77,31 +86,20 @@ def heights_to_refine(points: Sequence[TrialPoint], top_vmaf: float, max_kbps: f
                       min_kbps: float, step_ratio: float, max_rungs: int) -> list[int]:
     """The resolutions worth trialling on the other samples, judged from the probe's points.
 
-    The probe sample's hull tells which resolutions can carry the ladder: those of the
-    rungs it calls for, and those on its hull from half a step under the bottom rung to
-    half a step over the top one, plus the hull point just beyond each end (the rungs near
-    the ends sit on the hull segments reaching them). A resolution no hull segment in that
-    range touches would not be chosen on one sample's evidence, and trialling it on every
-    sample costs as much as the resolutions that will be. Tallest first; every probed
-    height when the probe cannot plan a ladder (the final choice then says why).
+    Those that could carry the ladder the probe calls for (`contending_heights`): each
+    rung's own resolution, and any other whose curve comes within CONTENDER_MARGIN of it
+    at the rung's rate, since on the title's other samples it may win that rung. A
+    resolution further behind at every rung would not be chosen on one sample's
+    evidence, and trialling it on every sample costs as much as the resolutions that
+    will be. Tallest first; every probed height when the probe cannot plan a ladder (the
+    final choice then says why).
     """
     try:
         rungs = choose_rungs(points, top_vmaf=top_vmaf, max_kbps=max_kbps, min_kbps=min_kbps,
                              step_ratio=step_ratio, max_rungs=max_rungs)
     except ValueError:
         return sorted({p.height for p in points}, reverse=True)
-    margin = math.sqrt(step_ratio)
-    low = min(r.kbps for r in rungs) / margin
-    high = max(r.kbps for r in rungs) * margin
-    hull = upper_hull(points)
-    inside = [i for i, p in enumerate(hull) if low <= p.kbps <= high]
-    if inside:
-        first, last = max(0, inside[0] - 1), min(len(hull) - 1, inside[-1] + 1)
-    else:  # the range falls within one hull segment: its two ends
-        above = [i for i, p in enumerate(hull) if p.kbps > high] or [len(hull) - 1]
-        first, last = max(0, above[0] - 1), above[0]
-    kept = {r.height for r in rungs} | {p.height for p in hull[first:last + 1]}
-    return sorted(kept, reverse=True)
+    return contending_heights(points, rungs, CONTENDER_MARGIN)
 
 
 def complete_results(results: Sequence[TrialResult]) -> list[TrialResult]:

@@ -96,8 +96,9 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
                 assert len(entry["tries"]) == 2 and entry["tries"][1][0] != first[0]
                 (c0, v0), (c1, v1) = entry["tries"]
                 if (v1 - v0) / (c1 - c0) < -0.05:
-                    assert entry["vmaf_per_crf"] == pytest.approx((v1 - v0) / (c1 - c0),
-                                                                  abs=1e-3)
+                    # the record rounds scores and slope to 3 decimals
+                    assert entry["vmaf_per_crf"] == pytest.approx(
+                        (v1 - v0) / (c1 - c0), abs=1e-3 / abs(c1 - c0) + 5e-4)
             assert (entry["sample_crf_aimed"] - entry["sample_crf"]) * (
                 entry["vmaf_at_sample_crf"] - entry["aim_vmaf"]) >= 0
 

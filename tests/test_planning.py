@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from media.hull import PlannedRung, TrialPoint
+from media.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
 from media.planning import (
     DEFAULT_VMAF_PER_CRF,
     MAX_CRF_STEP,
@@ -113,6 +113,29 @@ def test_resolutions_under_a_long_hull_edge_are_kept_where_rungs_fall_on_them():
     kept = heights_to_refine(detailed, top_vmaf=95, max_kbps=None, min_kbps=145,
                              step_ratio=1.7, max_rungs=8)
     assert {1080, 720, 540} <= set(kept)
+
+
+def test_a_flat_title_refines_only_the_resolutions_within_reach_of_its_rungs():
+    # A flat, cartoon-like probe (measured): rungs at 1080p (139 kb/s, VMAF 95) and 540p
+    # (82 kb/s, 82). At 139 kb/s 720p gives 90; at 82 kb/s 720p's cheapest trial is 14 %
+    # away (out of reach) and 432p gives 72. Every other height is more than 3 VMAF
+    # behind at both rates, so only the rungs' own two are trialled further.
+    cartoon = [TrialPoint(h, 2 * h * 16 // 9 // 2, crf, kbps, vmaf)
+               for h, crf, kbps, vmaf in [
+                   (1080, 19, 306.9, 97.7), (1080, 26, 180.1, 97.6), (1080, 33, 138.6, 95.0),
+                   (720, 19, 206.6, 90.4), (720, 26, 126.5, 90.0), (720, 33, 94.2, 88.1),
+                   (540, 19, 146.0, 85.6), (540, 26, 95.8, 84.4), (540, 33, 74.9, 80.7),
+                   (432, 19, 122.6, 78.1), (432, 26, 85.4, 73.1), (432, 33, 65.2, 67.3),
+                   (360, 19, 114.7, 75.4), (360, 26, 76.9, 71.2), (360, 33, 60.0, 71.1),
+                   (270, 19, 88.4, 61.8), (270, 26, 64.9, 57.9), (270, 33, 54.6, 53.5),
+                   (234, 19, 79.7, 47.6), (234, 26, 56.2, 44.4), (234, 33, 44.6, 37.5)]]
+    rungs = choose_rungs(cartoon, top_vmaf=95, max_kbps=None, min_kbps=145,
+                         step_ratio=1.7, max_rungs=8)
+    assert [r.height for r in rungs] == [1080, 540]
+    assert heights_to_refine(cartoon, top_vmaf=95, max_kbps=None, min_kbps=145,
+                             step_ratio=1.7, max_rungs=8) == [1080, 540]
+    # A wider margin lets the near neighbours back in.
+    assert contending_heights(cartoon, rungs, margin=10.0) == [1080, 720, 540, 432]
 
 
 def test_a_probe_that_cannot_plan_keeps_every_resolution():
