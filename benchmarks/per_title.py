@@ -178,6 +178,7 @@ def planning_cost_by_length(args) -> None:
             rows.append((name, duration, trial_s, encode_s, score_s,
                          report["plan"]["trial_encodes"], len(report["ladder"]),
                          report["_wall_s"]))
+            print(f"  planning seconds: {_split(report['plan'])}", flush=True)
     print(f"\nplanning cost by title length, final preset {args.preset}, "
           f"{os.cpu_count()} cores")
     print("source    length  trials s  final encode s  cost/encode  cost/(encode+score)  "
@@ -224,6 +225,8 @@ def compare_with_apple(args) -> None:
         print(f"  planning cost: {plan_enc:.2f} of final encode time "
               f"({plan_all:.2f} of encode+score); {plan['trial_encodes']} trial encodes, "
               f"probe kept {', '.join(f'{h}p' for h in plan['probe']['kept_heights'])}")
+        print(f"  planning seconds: {_split(plan)}; final encode "
+              f"{final_encode_s(per_title)[0]:.1f} s")
         print(f"  gate: {within}/{chunks} chunks within [target-1, target+2], "
               f"{per_chunk:.2f} encodes per chunk")
         for label, report in (("per-title", per_title), ("apple", apple)):
@@ -233,6 +236,12 @@ def compare_with_apple(args) -> None:
     share = totals["within"] / max(1, totals["chunks"])
     print(f"\ngate accuracy over all sources: {share:.1%} of {totals['chunks']} chunks, "
           f"{totals['encodes'] / max(1, totals['chunks']):.2f} encodes per chunk")
+
+
+def _split(plan: dict) -> str:
+    """Where the planning seconds went: the probe, the other samples, the calibration."""
+    split = plan.get("trial_cost_split_s") or {}
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in split.items()) or "n/a"
 
 
 def _by_ladder(report: dict) -> list[tuple[float, float]]:

@@ -14,10 +14,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import av
 import ffmpeg as ffmpeg_python
 
 from media import ffmpeg, vmaf
-from media.encode import count_frames, reference_output, vmaf_size
+from media.encode import BadChunk, reference_output, vmaf_size
 from media.errors import MediaError
 from media.staging import StagedSpan
 from media.types import Rendition, TrialTask
@@ -32,6 +33,19 @@ class TrialEncode:
     size_bytes: int
     frames: int
     vmaf_mean: float
+    keyframe_bytes: int
+    """Bytes of the encode's first frame, its one keyframe."""
+
+
+def packet_sizes(path: str) -> list[int]:
+    """Bytes of each video frame of an encode, in decode order (no decode): the first is
+    its keyframe."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            return [packet.size for packet in container.demux(stream) if packet.size]
+    except (av.FFmpegError, IndexError) as exc:
+        raise BadChunk(f"the encoder wrote an unreadable trial {path}: {exc}") from exc
 
 
 def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
@@ -86,11 +100,12 @@ def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
                         timeout_s=timeout_s)
     results = []
     for (width, height, crf), path, log in zip(grid, encoded, logs, strict=True):
-        frames = count_frames(path)
+        sizes = packet_sizes(path)
+        frames = len(sizes)
         if frames != task.span.frame_count:
             raise MediaError(f"trial at {height}p CRF {crf:g} has {frames} frames; "
                              f"expected {task.span.frame_count}")
         score = vmaf.pool_log_file(log)
         results.append(TrialEncode(width, height, crf, os.path.getsize(path), frames,
-                                   score.mean))
+                                   score.mean, sizes[0]))
     return results, run.wall_s, scored.wall_s

@@ -326,6 +326,8 @@ class TrialResult:
     vmaf_mean: float
     encode_s: float = 0.0
     score_s: float = 0.0
+    keyframe_bytes: int = 0
+    """Bytes of the trial's one keyframe, its first frame (0: not measured)."""
 
     @property
     def title_id(self) -> str:

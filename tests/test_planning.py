@@ -14,6 +14,7 @@ from media.planning import (
     candidate_resolutions,
     complete_results,
     gate_verdict,
+    gop_bytes,
     heights_to_refine,
     next_crf,
     probe_sample,
@@ -174,6 +175,26 @@ def test_trial_points_pool_segments_by_bits_and_frames():
     # 400 kB over 8 s = 400 kb/s; VMAF weighted by frames.
     assert point.kbps == pytest.approx(400.0) and point.vmaf == pytest.approx(85.0)
     assert (point.height, point.width, point.crf) == (720, 1280, 24.0)
+
+
+def test_a_short_sample_counts_its_keyframe_once_per_gop():
+    src = _source()
+
+    def result(frames, size, keyframe):
+        task = TrialTask(src, ((1280, 720),), (24.0,), ChunkSpan(0, 0, frames), 0, 1, 100,
+                         "/o", EncodeSettings())
+        return TrialResult(task, 1280, 720, 24.0, 0, size, frames, 80.0,
+                           keyframe_bytes=keyframe)
+
+    # 25 frames: a 20 kB keyframe and 24 frames of 2 kB. In a 100-frame GOP the keyframe
+    # is 20 of 218 kB, so 25 frames carry 54.5 kB: 174.4 kb/s at 25 fps, not 217.6.
+    short = result(25, 20_000 + 24 * 2_000, 20_000)
+    assert gop_bytes(short) == pytest.approx(25 * (20_000 + 99 * 2_000) / 100)
+    [point] = trial_points([short])
+    assert point.kbps == pytest.approx(25 * 2180 * 8 / 1000 / (25 / 25))
+    # A whole GOP, or a keyframe never measured (records of older runs): as encoded.
+    assert gop_bytes(result(100, 218_000, 20_000)) == 218_000
+    assert gop_bytes(result(25, 68_000, 0)) == 68_000
 
 
 POINTS = [TrialPoint(720, 1280, crf, kbps, vmaf) for crf, kbps, vmaf in

@@ -15,7 +15,13 @@ import pytest
 
 from media import ffmpeg, vmaf
 from media.staging import stage_span
-from media.trials import run_trials, trial_encode_argv, trial_grid, trial_score_argv
+from media.trials import (
+    packet_sizes,
+    run_trials,
+    trial_encode_argv,
+    trial_grid,
+    trial_score_argv,
+)
 from media.types import ChunkSpan, EncodeSettings, SourceInfo, TrialTask
 from media.x264 import chunk_window_s
 from tests.media_factory import make_clip
@@ -59,6 +65,12 @@ def test_every_size_and_crf_in_grid_order(trialled):
     # the quarter-size encodes lose to the full-size ones at the same CRF
     assert results[2].vmaf_mean < results[0].vmaf_mean
     assert encode_s > 0 and score_s > 0
+    # the one keyframe is each encode's first frame, and its largest
+    for r in results:
+        path = os.path.join(trialled[2], f"trial-{r.height}p-crf{r.crf:g}.mp4")
+        sizes = packet_sizes(path)
+        assert r.keyframe_bytes == sizes[0] == max(sizes) and len(sizes) == r.frames
+        assert sum(sizes) < r.size_bytes  # the rest is the container's
 
 
 def test_one_decode_of_the_sample_for_every_encode_and_one_for_every_score(trialled):

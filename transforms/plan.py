@@ -4,9 +4,9 @@ For each inspected source, trial tasks fan out across workers like the real enco
 one per sample segment, each decoding its sample once to encode it at its resolutions
 and every trial CRF with a fast preset, and scoring each encode with VMAF at the display
 resolution (`media.trials`). Two rounds: the probe (the middle sample at every candidate
-resolution), gathered per title, tells which resolutions its hull can use
-(`media.planning.heights_to_refine`); the other samples, evenly spread over the title,
-are trialled at those alone. Gathered per title again, the (rate, VMAF) points give the
+resolution), gathered per title, tells which resolutions could carry the ladder it calls
+for (`media.planning.heights_to_refine`); the other samples, evenly spread over the
+title, are trialled at those alone. Gathered per title again, the (rate, VMAF) points give the
 convex hull and the rungs (`media.hull`), each sample's own curves the CRF changes over
 the title (`media.planning.crf_offsets`), and a calibration at the final preset the
 rungs' CRFs. Emits one `TitlePlan` per title. With `--ladder fixed` (or `apple`), the
@@ -160,6 +160,7 @@ class _RunTrialFn(beam.DoFn):
         pixels = [e.width * e.height for e in encodes]
         results = [{"size": [e.width, e.height], "crf": e.crf, "size_bytes": e.size_bytes,
                     "frames": e.frames, "vmaf_mean": e.vmaf_mean,
+                    "keyframe_bytes": e.keyframe_bytes,
                     "encode_s": encode_s * p / sum(pixels), "score_s": score_s / len(encodes)}
                    for e, p in zip(encodes, pixels, strict=True)]
         _storage.write_json(record_uri, {"task": _task_key(task), "results": results})
@@ -178,7 +179,8 @@ def _results(task: TrialTask, results: list[dict]):
     for i, r in enumerate(results):
         width, height = r["size"]
         yield TrialResult(task, width, height, r["crf"], task.trial_index + i, r["size_bytes"],
-                          r["frames"], r["vmaf_mean"], r["encode_s"], r["score_s"])
+                          r["frames"], r["vmaf_mean"], r["encode_s"], r["score_s"],
+                          r.get("keyframe_bytes", 0))
 
 
 def _task_key(task: TrialTask) -> dict:
@@ -240,7 +242,13 @@ class _ChooseLadderFn(beam.DoFn):
                 MediaError(f"no ladder could be planned from the trials: {exc}")))
             return
         renditions = renditions_from_rungs(rungs, points, results)
-        cost = sum(r.encode_s + r.score_s for r in every_result)
+        probe = every_result[0].task.span.index
+        split = {"probe": sum(r.encode_s + r.score_s for r in every_result
+                              if r.task.span.index == probe),
+                 "refine": sum(r.encode_s + r.score_s for r in every_result
+                               if r.task.span.index != probe),
+                 "calibration": 0.0}
+        cost = split["probe"] + split["refine"]
         calibration: list[dict] = []
         if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
             try:
@@ -250,11 +258,13 @@ class _ChooseLadderFn(beam.DoFn):
                     title_id, source.source_uri, "plan (calibration)", exc))
                 return
             cost += spent
+            split["calibration"] = spent
         _storage.write_json(naming.plan_record_uri(cfg.output_root, title_id), {
             "mode": "per-title", "top_vmaf": cfg.top_vmaf, "min_kbps": cfg.min_kbps,
             "step_ratio": cfg.step_ratio, "trial_preset": cfg.trial_preset,
             "trial_segments": sorted({r.task.span.index for r in results}),
             "trial_cost_s": round(cost, 3),
+            "trial_cost_split_s": {k: round(v, 3) for k, v in split.items()},
             "trial_encodes": len(every_result),
             "probe": _probe_record(every_result),
             "points": [dataclasses.asdict(p) for p in points],
