@@ -92,19 +92,17 @@ class JobConfig:
     trial_crfs: tuple[float, ...] = (19.0, 26.0, 33.0)
     trial_fraction: float = 0.1
     """Share of the title's segments sampled for trials (at least 3, evenly spread)."""
-    trial_seconds: float = 2.0
-    """Seconds of each sampled segment that are trial-encoded (from its start)."""
+    trial_seconds: float = 1.0
+    """Seconds of each sampled segment that are trial-encoded (from its start). Their
+    rates are counted as the final GOP would spend them (`media.planning.gop_bytes`), so a
+    short sample measures the rate as well as a long one; 1 s costs half of 2 s."""
     vmaf_subsample: int = 5
     """Final chunks score every n-th frame (1: all; an odd n never locks onto a GOP).
     Every 5th frame keeps pooled chunk scores within 0.25 VMAF of every frame's
     (benchmarks/scoring.py) at about half the scoring time."""
-    trial_vmaf_subsample: int = 9
-    """Trials score every n-th frame (odd, so it never locks onto a GOP pattern). Every
-    9th takes a fifth to a third less scoring time than every 5th, and moves trial
-    scores by at most 0.75 VMAF against every frame's, about as much as every 5th does
-    and mostly the same way for all of a sample's trials: the hull's shape and the
-    samples' differences, which is what planning reads from them, hardly change (the
-    calibration at the final preset then scores at `vmaf_subsample`)."""
+    trial_vmaf_subsample: int = 5
+    """Trials score every n-th frame (odd, so it never locks onto a GOP pattern): five of
+    a 1 s sample's 25 frames, with their neighbours for motion."""
     gate_below: float = 1.0
     """A chunk under target - this is re-encoded at a lower CRF."""
     gate_above: float = 2.0

@@ -35,10 +35,6 @@ MAX_CRF_STEP = 8.0
 """Largest CRF change a quality gate makes in one retry."""
 MAX_CRF_OFFSET = 6.0
 """Largest CRF change a chunk gets from the trial samples near it."""
-PROBE_SHARE = 0.5
-"""Share of its sample that the probe encodes: the probe only picks the resolutions worth
-trialling, and it is the one round run at every resolution, so it is the dearest."""
-MIN_PROBE_FRAMES = 12
 CONTENDER_MARGIN = 3.0
 """How far (VMAF) under a rung the probe may put a resolution that is still trialled on
 the other samples: half of the 6 VMAF usually taken as one just noticeable difference."""
@@ -69,17 +65,6 @@ def sample_segments(segment_count: int, fraction: float, min_samples: int = 3,
 def probe_sample(samples: Sequence[int]) -> int:
     """The sample trialled first, at every candidate resolution: the middle one."""
     return samples[len(samples) // 2]
-
-
-def probe_span(sample: ChunkSpan, share: float = PROBE_SHARE) -> ChunkSpan:
-    """The probe's part of its sample: the first `share` of its frames (at least
-    MIN_PROBE_FRAMES, so that the probe sees more than the keyframe).
-
-    >>> probe_span(ChunkSpan(2, 200, 50))
-    ChunkSpan(index=2, start_frame=200, frame_count=25)
-    """
-    frames = max(MIN_PROBE_FRAMES, round(sample.frame_count * share))
-    return dataclasses.replace(sample, frame_count=min(sample.frame_count, frames))
 
 
 def heights_to_refine(points: Sequence[TrialPoint], top_vmaf: float, max_kbps: float | None,

@@ -87,8 +87,8 @@ class LadderflowOptions(PipelineOptions):
         parser.add_argument("--trial_fraction", type=float, default=0.1,
                             help="Share of segments sampled for trials (at least 3). "
                             "Default 0.1.")
-        parser.add_argument("--trial_seconds", type=float, default=2.0,
-                            help="Seconds of each sampled segment trial-encoded. Default 2.")
+        parser.add_argument("--trial_seconds", type=float, default=1.0,
+                            help="Seconds of each sampled segment trial-encoded. Default 1.")
         parser.add_argument("--subscription", default="",
                             help="Read Cloud Storage notifications (OBJECT_FINALIZE, payload "
                             "JSON_API_V1) from projects/P/subscriptions/S and process each "

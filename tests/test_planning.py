@@ -10,7 +10,6 @@ from media.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
 from media.planning import (
     DEFAULT_VMAF_PER_CRF,
     MAX_CRF_STEP,
-    MIN_PROBE_FRAMES,
     candidate_resolutions,
     complete_results,
     gate_verdict,
@@ -18,7 +17,6 @@ from media.planning import (
     heights_to_refine,
     next_crf,
     probe_sample,
-    probe_span,
     renditions_from_rungs,
     sample_segments,
     trial_points,
@@ -245,13 +243,6 @@ def test_next_crf_uses_the_chunks_own_secant_after_two():
 def test_next_crf_steps_are_bounded_and_in_range():
     assert next_crf(_rendition(), [Attempt(23.0, 100, 40.0)]) == 23.0 - MAX_CRF_STEP
     assert next_crf(_rendition(crf=3.0), [Attempt(3.0, 100, 80.0)]) == 0.0
-
-
-def test_the_probe_encodes_the_first_half_of_its_sample():
-    assert probe_span(ChunkSpan(2, 200, 50)) == ChunkSpan(2, 200, 25)
-    # Never fewer than MIN_PROBE_FRAMES, never more than the sample.
-    assert probe_span(ChunkSpan(0, 0, 16)) == ChunkSpan(0, 0, MIN_PROBE_FRAMES)
-    assert probe_span(ChunkSpan(0, 0, 5)) == ChunkSpan(0, 0, 5)
 
 
 # --- a CRF for each chunk, from the samples around it -----------------------------------

@@ -41,7 +41,6 @@ from media.planning import (
     measured_slope,
     next_crf,
     probe_sample,
-    probe_span,
     renditions_from_rungs,
     sample_segments,
     scaled_offsets,
@@ -110,10 +109,10 @@ def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
 
 
 def probe_tasks(source: SourceInfo, config: JobConfig) -> list[TrialTask]:
-    """The first round: the first part of the middle sample at every candidate resolution."""
+    """The first round: the middle sample at every candidate resolution."""
     spans = sample_spans(source, config)
     probe = probe_sample([s.index for s in spans])
-    return trial_tasks(source, config, [probe_span(s) for s in spans if s.index == probe])
+    return trial_tasks(source, config, [s for s in spans if s.index == probe])
 
 
 class _TrialTasksFn(beam.DoFn):
