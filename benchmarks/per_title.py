@@ -225,8 +225,9 @@ def compare_with_apple(args) -> None:
         print(f"  planning cost: {plan_enc:.2f} of final encode time "
               f"({plan_all:.2f} of encode+score); {plan['trial_encodes']} trial encodes, "
               f"probe kept {', '.join(f'{h}p' for h in plan['probe']['kept_heights'])}")
-        print(f"  planning seconds: {_split(plan)}; final encode "
-              f"{final_encode_s(per_title)[0]:.1f} s")
+        encode_s, score_s = final_encode_s(per_title)
+        print(f"  planning seconds: {_split(plan)}; final encode {encode_s:.1f} s, "
+              f"its scoring {score_s:.1f} s ({score_s / encode_s:.2f} of encode time)")
         print(f"  gate: {within}/{chunks} chunks within [target-1, target+2], "
               f"{per_chunk:.2f} encodes per chunk")
         for label, report in (("per-title", per_title), ("apple", apple)):

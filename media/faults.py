@@ -140,20 +140,13 @@ def fire(kind: str, site: str, label: str) -> bool:
 
 def ffmpeg_hook(site: str, label: str) -> Callable[[subprocess.Popen], None] | None:
     """A hook for `ffmpeg.run(on_start=...)` that may kill the process; None without faults."""
-    if not os.environ.get(ENV):
-        return None
-
-    def on_start(proc: subprocess.Popen) -> None:
-        if fire("kill-ffmpeg", site, label):
-            os.kill(proc.pid, signal.SIGKILL)
-
-    return on_start
+    return ffmpeg_hook_all(site, [label])
 
 
 def ffmpeg_hook_all(site: str, labels: list[str]) -> Callable[[subprocess.Popen], None] | None:
     """`ffmpeg_hook` for one process that does the work of several events (every
     rendition of a chunk): each label counts as its own event, and the process is killed
-    if a rule fires for any of them."""
+    if a rule fires for any of them. None without faults."""
     if not os.environ.get(ENV):
         return None
 
