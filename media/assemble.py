@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from media import ffmpeg
-from media.cmaf import split_fragmented_mp4
+from media.cmaf import split_fragmented_file
 from media.errors import MediaError
 from media.isobmff import FragmentInfo, InitInfo, read_fragment, read_init
 
@@ -23,9 +23,12 @@ FRAGMENTED_FLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf"
 
 @dataclass(frozen=True)
 class AssembledTrack:
+    """A rendition cut into CMAF segments. Its segments are read one at a time from the
+    joined file in `scratch`, which must outlive their use."""
+
     init: bytes
     init_info: InitInfo
-    segments: list[bytes]
+    segments: Sequence[bytes]
     timing: list[FragmentInfo]
 
 
@@ -56,8 +59,7 @@ def assemble_video(chunk_paths: Sequence[str], durations_s: Sequence[Fraction],
         handle.write(concat_script(chunk_paths, durations_s))
     joined = os.path.join(scratch, "joined.mp4")
     ffmpeg.run(ffmpeg.ffmpeg_argv(*concat_argv(script, joined)), timeout_s=timeout_s)
-    with open(joined, "rb") as handle:
-        split = split_fragmented_mp4(handle.read())
+    split = split_fragmented_file(joined)
     init = read_init(split.init)
     timing = [read_fragment(seg, init) for seg in split.segments]
     check_grid(timing, init.timescale, segment_frames, frame_rate,

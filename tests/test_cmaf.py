@@ -18,7 +18,7 @@ import pytest
 
 from media import ffmpeg
 from media.assemble import check_grid, concat_script
-from media.cmaf import STYP, split_fragmented_mp4
+from media.cmaf import STYP, split_fragmented_file, split_fragmented_mp4
 from media.errors import MediaError
 from media.isobmff import FragmentInfo, find_all, iter_boxes, read_fragment, read_init
 from tests.media_factory import make_clip
@@ -126,6 +126,35 @@ def test_styp_box_is_a_cmaf_segment_type():
 def test_split_rejects_what_is_not_a_fragmented_mp4(data, message):
     with pytest.raises(MediaError, match=message):
         split_fragmented_mp4(data)
+
+
+@pytest.mark.parametrize("flags, bframes", [(CMAF_FLAGS, True), (PLAIN_FRAGMENT_FLAGS, True),
+                                           (CMAF_FLAGS, False)])
+def test_a_file_splits_as_its_bytes_do_one_segment_at_a_time(fragmented, tmp_path, flags,
+                                                            bframes):
+    data = fragmented(flags, bframes)
+    path = tmp_path / "rendition.mp4"
+    path.write_bytes(data)
+    in_memory, from_file = split_fragmented_mp4(data), split_fragmented_file(str(path))
+    assert from_file.init == in_memory.init
+    assert from_file.presentation_shift_ticks == in_memory.presentation_shift_ticks
+    assert len(from_file.segments) == len(in_memory.segments) == 3
+    assert list(from_file.segments) == in_memory.segments
+    assert from_file.segments[1:] == in_memory.segments[1:]
+    # Segments are read from the file when asked for, not held: a byte changed in the
+    # last mdat after the split shows in the last segment read afterwards.
+    last_mdat = [b for b in iter_boxes(data) if b.type == "mdat"][-1]
+    changed = bytearray(data)
+    changed[last_mdat.end - 1] ^= 0xFF
+    path.write_bytes(bytes(changed))
+    assert from_file.segments[-1][-1] == in_memory.segments[-1][-1] ^ 0xFF
+    assert from_file.segments[0] == in_memory.segments[0]
+
+
+def test_an_empty_file_is_not_an_mp4(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(MediaError, match="empty"):
+        split_fragmented_file(str(tmp_path / "empty.mp4"))
 
 
 # --- media.assemble -------------------------------------------------------------------

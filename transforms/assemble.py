@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -36,7 +37,7 @@ def write_track(
     kind: str,
     track_id: str,
     init: bytes,
-    segments: list[bytes],
+    segments: Sequence[bytes],
     timing: list,
     media_dir: str = "",
 ) -> tuple[str, tuple[Segment, ...]]:
@@ -109,16 +110,20 @@ class _AssembleFn(beam.DoFn):
                 scratch,
                 self._timeout_s,
             )
-        rid = task.rendition.rendition_id
-        init_rel, segments = write_track(
-            naming.title_root(task.output_root, task.title_id),
-            "video",
-            rid,
-            assembled.init,
-            assembled.segments,
-            assembled.timing,
-            task.source.media_dir,
-        )
+            # The segments are read from the joined file one at a time, while it exists.
+            rid = task.rendition.rendition_id
+            init_rel, segments = write_track(
+                naming.title_root(task.output_root, task.title_id),
+                "video",
+                rid,
+                assembled.init,
+                assembled.segments,
+                assembled.timing,
+                task.source.media_dir,
+            )
+            iframe_ranges = tuple(
+                iframe_range(segment, init=assembled.init) for segment in assembled.segments
+            )
         return PackagedTrack(
             kind="video",
             track_id=rid,
@@ -134,9 +139,7 @@ class _AssembleFn(beam.DoFn):
             track_position=task.track_position,
             track_count=task.track_count,
             media_dir=task.source.media_dir,
-            iframe_ranges=tuple(
-                iframe_range(segment, init=assembled.init) for segment in assembled.segments
-            ),
+            iframe_ranges=iframe_ranges,
         )
 
 
