@@ -105,8 +105,8 @@ def gop_bytes(result: TrialResult) -> float:
 
     A sample is encoded from a keyframe and is shorter than the final encode's GOP (one
     segment, `segment_frames`), so its one keyframe is a larger share of its bits than
-    in a chunk: measured on a flat title, a 1 s sample's rate came out 41 % over a 4 s
-    chunk's, a 2 s sample's 15 %. Here the keyframe counts once per GOP and the other
+    in a chunk: measured on a flat title, a 1 s sample's rate came out 41–48 % over a 4 s
+    chunk's, a 2 s sample's 15–18 %. Here the keyframe counts once per GOP and the other
     frames at their own average: within 5 % of the chunk's rate on both (and on
     detailed and grainy titles the gap left is the content's own change over time).
     """
