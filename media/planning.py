@@ -269,6 +269,20 @@ def gate_verdict(vmaf: float, target: float, below: float, above: float) -> int:
     return 0
 
 
+CAPPED_SHARE = 0.9
+"""An encode whose average rate reaches this share of its rung's VBV maxrate is held by
+the cap. Measured on a deep fractal zoom: chunks the cap held averaged 1.10–1.13× the
+maxrate (the VBV buffer lets the average run a little over it), the others 0.3–0.6×."""
+
+
+def held_by_cap(rendition: Rendition, attempt: Attempt) -> bool:
+    """Whether the rung's VBV cap, not its CRF, set this encode's quality: a lower CRF
+    would spend no more bits and give no more VMAF (a capped rung's peak is its promise
+    to players: its HLS BANDWIDTH)."""
+    return (rendition.maxrate_kbps > 0
+            and attempt.kbps >= CAPPED_SHARE * rendition.maxrate_kbps)
+
+
 def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
              aim: float | None = None) -> float:
     """The CRF predicted to bring a chunk to `aim` (default: its target VMAF; the gate

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from media import bandwidth, naming
+from media.planning import held_by_cap
 from media.types import ChunkResult, PackagedTrack, SourceInfo
 
 
@@ -37,6 +38,9 @@ def _chunk_entry(chunk: ChunkResult) -> dict:
         entry["met_target"] = chunk.vmaf.mean >= target - task.gate_below
         entry["within_gate"] = (target - task.gate_below <= chunk.vmaf.mean
                                 <= target + task.gate_above)
+        if not entry["met_target"] and chunk.attempts:
+            # Why: the rung's VBV cap held this chunk, so no CRF could reach the target.
+            entry["held_by_cap"] = held_by_cap(task.rendition, chunk.attempts[chunk.kept])
     return entry
 
 

@@ -370,7 +370,8 @@ def _chunk_table(chunks: list[dict]) -> str:
         rows.append([c.get("index"), _f(c.get("start_s"), 2), _f(c.get("duration_s"), 2),
                      _f(c.get("bitrate_kbps"), 0), _crf(c.get("crf")), _f(vmaf.get("mean"), 2),
                      _f(vmaf.get("p5"), 2), _f(vmaf.get("minimum"), 2),
-                     "—" if met is None else ("yes" if met else "NO"),
+                     "—" if met is None else ("yes" if met else
+                                              "NO (VBV cap)" if c.get("held_by_cap") else "NO"),
                      "; ".join(f"{_crf(a.get('crf'))} → {_f(a.get('kbps'), 0)}, "
                                f"{_f(a.get('vmaf'), 2)}" for a in attempts) or "—"])
         classes.append("missed" if met is False else "retried" if len(attempts) > 1 else "")

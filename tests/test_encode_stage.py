@@ -162,3 +162,28 @@ def test_each_chunk_is_encoded_at_its_own_crf_together_or_alone(task, tmp_path):
     assert [a.crf for a in alone.attempts] == [a.crf for a in together.attempts] == [24.5]
     assert alone.size_bytes < at_23.size_bytes  # a higher CRF: fewer bits
     assert alone.task.rendition == changing
+
+
+def test_the_gate_does_not_retry_a_chunk_the_vbv_cap_holds(task, tmp_path):
+    """A target out of reach (VMAF 99 at CRF 30): capped at 40 kb/s the first encode
+    spends the cap, so a lower CRF could add no bits: one encode, kept, and the report
+    says why it missed. With room under the cap the gate tries a lower CRF."""
+    from media.planning import held_by_cap
+    from media.report import _chunk_entry
+
+    def gate(maxrate: int, out: str):
+        rendition = Rendition("180p", 320, 180, 30, maxrate, 2 * maxrate, target_vmaf=99.0)
+        gated = dataclasses.replace(task, rendition=rendition, output_root=str(tmp_path / out),
+                                    max_attempts=3, score_vmaf=True)
+        [result] = _EncodeChunkFn(60).process(gated)
+        return result
+
+    capped = gate(40, "capped")
+    assert [a.crf for a in capped.attempts] == [30]
+    assert capped.attempts[0].kbps >= 0.9 * 40
+    entry = _chunk_entry(capped)
+    assert entry["met_target"] is False and entry["held_by_cap"] is True
+    roomy = gate(20_000, "roomy")
+    assert len(roomy.attempts) > 1 and roomy.attempts[1].crf < 30
+    assert not held_by_cap(roomy.task.rendition, roomy.attempts[0])
+    assert not _chunk_entry(roomy).get("held_by_cap")

@@ -15,6 +15,7 @@ from media.planning import (
     gate_verdict,
     gop_bytes,
     heights_to_refine,
+    held_by_cap,
     next_crf,
     probe_sample,
     renditions_from_rungs,
@@ -343,3 +344,14 @@ def test_crf_changes_scale_to_the_final_presets_slope_within_bounds():
         (50, OFFSET_SCALE[1]), (750, -2 * OFFSET_SCALE[1]))
     assert scaled_offsets(rendition, 0.1).crf_offsets == (
         (50, OFFSET_SCALE[0]), (750, -2 * OFFSET_SCALE[0]))
+
+
+@pytest.mark.parametrize("maxrate, kbps, held", [
+    (1000, 1130, True),   # VBV lets the average run a little over the cap
+    (1000, 900, True),
+    (1000, 600, False),   # room under the cap: a lower CRF can spend more
+    (0, 5000, False),     # uncapped (a trial, or plain CRF)
+])
+def test_a_chunk_at_its_rungs_vbv_cap_is_held_by_it(maxrate, kbps, held):
+    rendition = Rendition("720p", 1280, 720, 26.0, maxrate, 2 * maxrate, target_vmaf=80.0)
+    assert held_by_cap(rendition, Attempt(26.0, kbps, 70.0)) is held

@@ -44,7 +44,7 @@ from media.encode import (
 )
 from media.encoders import resolve_encoder
 from media.errors import MediaError, ToolFailed
-from media.planning import chunk_crf, gate_aim, gate_verdict, next_crf
+from media.planning import chunk_crf, gate_aim, gate_verdict, held_by_cap, next_crf
 from media.records import chunk_record, result_from_record, task_fingerprint
 from media.types import Attempt, ChunkGroup, ChunkResult, ChunkTask
 from transforms import _storage
@@ -280,10 +280,17 @@ class _EncodeChunkFn(beam.DoFn):
             kbps = encoded.size_bytes * 8 / float(task.chunk.frame_count / task.source.frame_rate)
             score = encoded.vmaf.mean if encoded.vmaf else None
             tries.append(_Try(Attempt(rendition.crf, round(kbps / 1000, 1), score), encoded))
-            if (
-                not gated
-                or gate_verdict(score, rendition.target_vmaf, task.gate_below, task.gate_above) == 0
-            ):
+            verdict = gate_verdict(score, rendition.target_vmaf, task.gate_below,
+                                   task.gate_above) if gated else 0
+            if verdict == 0:
+                break
+            if verdict < 0 and held_by_cap(rendition, tries[-1].attempt):
+                log.info(
+                    "%s: %s chunk %d: VMAF %.2f, target %.2f, at the rung's VBV cap "
+                    "(%.0f of %d kb/s): a lower CRF would not add bits; kept, flagged",
+                    task.title_id, rendition.rendition_id, task.chunk.index, score,
+                    rendition.target_vmaf, tries[-1].attempt.kbps, rendition.maxrate_kbps,
+                )
                 break
             crf = next_crf(rendition, [t.attempt for t in tries], gate_aim(rendition, task))
             if crf == rendition.crf:
