@@ -113,9 +113,10 @@ def top_saving(test: list[tuple[float, float]], anchor: list[tuple[float, float]
     return f"above every Apple rung's VMAF ({vmaf:.1f} vs {anchor[-1][1]:.1f})"
 
 
-def gate_stats(report: dict) -> tuple[int, int, int]:
-    """(chunks, chunks within [target-1, target+2], encodes) over the gated renditions."""
-    chunks = within = encodes = 0
+def gate_stats(report: dict) -> tuple[int, int, int, int]:
+    """(chunks, chunks within [target-1, target+2], encodes, chunks the VBV cap held under
+    the window) over the gated renditions."""
+    chunks = within = encodes = capped = 0
     for track in report["tracks"]:
         for chunk in track.get("chunks", []):
             target = chunk.get("target_vmaf")
@@ -124,7 +125,8 @@ def gate_stats(report: dict) -> tuple[int, int, int]:
             chunks += 1
             encodes += max(1, len(chunk["attempts"]))
             within += target - GATE_BELOW <= chunk["vmaf"]["mean"] <= target + GATE_ABOVE
-    return chunks, within, encodes
+            capped += bool(chunk.get("held_by_cap"))
+    return chunks, within, encodes, capped
 
 
 def final_encode_s(report: dict) -> tuple[float, float]:
@@ -178,7 +180,10 @@ def planning_cost_by_length(args) -> None:
             rows.append((name, duration, trial_s, encode_s, score_s,
                          report["plan"]["trial_encodes"], len(report["ladder"]),
                          report["_wall_s"]))
-            print(f"  planning seconds: {_split(report['plan'])}", flush=True)
+            chunks, within, encodes, capped = gate_stats(report)
+            print(f"  planning seconds: {_split(report['plan'])}; gate: {within}/{chunks} "
+                  f"within the window ({capped} held by the VBV cap), "
+                  f"{encodes / max(1, chunks):.2f} encodes per chunk", flush=True)
     print(f"\nplanning cost by title length, final preset {args.preset}, "
           f"{os.cpu_count()} cores")
     print("source    length  trials s  final encode s  cost/encode  cost/(encode+score)  "
@@ -191,7 +196,7 @@ def planning_cost_by_length(args) -> None:
 
 def compare_with_apple(args) -> None:
 
-    rows, totals = [], {"chunks": 0, "within": 0, "encodes": 0}
+    rows, totals = [], {"chunks": 0, "within": 0, "encodes": 0, "capped": 0}
     for name in args.sources.split(","):
         source = source_file(args.work, name, args.duration)
         print(f"{name}: per-title ...", flush=True)
@@ -208,18 +213,19 @@ def compare_with_apple(args) -> None:
             bd = f"n/a ({exc})"
         encode_s, score_s = final_encode_s(per_title)
         trial_s = per_title["plan"]["trial_cost_s"]
-        chunks, within, encodes = gate_stats(per_title)
-        for key, value in (("chunks", chunks), ("within", within), ("encodes", encodes)):
+        chunks, within, encodes, capped = gate_stats(per_title)
+        for key, value in (("chunks", chunks), ("within", within), ("encodes", encodes),
+                           ("capped", capped)):
             totals[key] += value
         bd += f"; at the top rung's VMAF: {top_saving(test, anchor)}"
         rows.append((name, bd, len(test), len(ladder_points(per_title)), len(anchor),
                      trial_s / encode_s, trial_s / (encode_s + score_s), within, chunks,
-                     encodes / max(1, chunks), per_title, apple))
+                     encodes / max(1, chunks), capped, per_title, apple))
 
     print(f"\nper-title vs Apple HLS ladder, x264 preset {args.preset}, {args.duration:g} s "
           f"1080p25 sources, {os.cpu_count()} cores (BD-rate needs {MIN_POINTS}+ points)")
     for (name, bd, n_test, n_all, n_anchor, plan_enc, plan_all, within, chunks, per_chunk,
-         per_title, apple) in rows:
+         capped, per_title, apple) in rows:
         print(f"\n{name}: BD-rate {bd}  [points: per-title {n_test}/{n_all}, apple {n_anchor}/9]")
         plan = per_title["plan"]
         print(f"  planning cost: {plan_enc:.2f} of final encode time "
@@ -228,14 +234,15 @@ def compare_with_apple(args) -> None:
         encode_s, score_s = final_encode_s(per_title)
         print(f"  planning seconds: {_split(plan)}; final encode {encode_s:.1f} s, "
               f"its scoring {score_s:.1f} s ({score_s / encode_s:.2f} of encode time)")
-        print(f"  gate: {within}/{chunks} chunks within [target-1, target+2], "
-              f"{per_chunk:.2f} encodes per chunk")
+        print(f"  gate: {within}/{chunks} chunks within [target-1, target+2] ({capped} held "
+              f"under it by the VBV cap), {per_chunk:.2f} encodes per chunk")
         for label, report in (("per-title", per_title), ("apple", apple)):
             ladder = ", ".join(f"{r['height']}p {kbps:.0f}k/{vmaf:.1f}" for r, (kbps, vmaf) in
                                zip(report["ladder"], _by_ladder(report), strict=True))
             print(f"  {label:9s} ({report['_wall_s']:.0f} s): {ladder}")
     share = totals["within"] / max(1, totals["chunks"])
-    print(f"\ngate accuracy over all sources: {share:.1%} of {totals['chunks']} chunks, "
+    print(f"\ngate accuracy over all sources: {share:.1%} of {totals['chunks']} chunks "
+          f"({totals['capped']} held under the window by the VBV cap), "
           f"{totals['encodes'] / max(1, totals['chunks']):.2f} encodes per chunk")
 
 

@@ -50,7 +50,9 @@ MAXRATE_RATIO = 1.5
 """VBV maxrate = this × the rung's expected average rate. Capped CRF lets a hard scene
 take more bits than the average, up to the cap; 1.5× keeps the peak (HLS BANDWIDTH)
 well inside the HLS authoring guideline of at most 2× the average for VOD, while rarely
-binding on ordinary scenes, so the CRF, not the cap, sets the quality."""
+binding on ordinary scenes, so the CRF, not the cap, sets the quality. A rendition's cap
+may be wider where a trial sample shows a harder stretch needs it
+(`media.planning.peak_ratio`)."""
 # BUFSIZE_RATIO (VBV buffer = this many seconds of maxrate) is the fixed ladder's own.
 CRF_EXTRAPOLATION = 4.0
 """How far (in CRF) a rung may reach beyond the CRFs that were trial-encoded."""

@@ -16,7 +16,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from media.hull import (
+    BUFSIZE_RATIO,
     CRF_RANGE,
+    MAXRATE_RATIO,
     PlannedRung,
     TrialPoint,
     choose_rungs,
@@ -154,22 +156,59 @@ def renditions_from_rungs(rungs: Sequence[PlannedRung], points: Sequence[TrialPo
     out = []
     for rung in rungs:
         crf = round(rung.crf, 1)
-        rid = rendition_id(rung.height, rung.maxrate_kbps)
+        offsets = crf_offsets(results, points, rung.height, crf)
+        ratio = min(PEAK_RATIO_LIMIT, max(MAXRATE_RATIO, peak_ratio(results, points,
+                                                                    rung.height, crf, offsets)))
+        maxrate = max(1, round(ratio * rung.kbps))
+        rid = rendition_id(rung.height, maxrate)
         if any(r.rendition_id == rid for r in out):
             rid = f"{rid}-{len(out)}"
         out.append(Rendition(
             rendition_id=rid, width=rung.width, height=rung.height, crf=crf,
-            maxrate_kbps=rung.maxrate_kbps, bufsize_kbit=rung.bufsize_kbit,
+            maxrate_kbps=maxrate, bufsize_kbit=round(BUFSIZE_RATIO * maxrate),
             target_vmaf=round(rung.vmaf, 2),
             vmaf_per_crf=round(vmaf_per_crf(points, rung.height, crf), 3),
-            crf_offsets=crf_offsets(results, points, rung.height, crf),
+            crf_offsets=offsets,
         ))
     return out
 
 
-def _vmaf_at(curve: Sequence[tuple[float, float]], crf: float) -> float:
-    """VMAF at `crf` on a (CRF, VMAF) curve sorted by CRF: piecewise linear, extended
-    past its ends along the end segments."""
+PEAK_RATIO_LIMIT = 2.0
+"""HLS Authoring Specification: a VOD variant's peak bit rate SHOULD be at most 200 % of
+its average. A rung's VBV cap never goes above this share of its expected average."""
+
+
+def peak_ratio(results: Sequence[TrialResult], points: Sequence[TrialPoint], height: int,
+               crf: float, offsets: Sequence[tuple[int, float]]) -> float:
+    """How far over the title's average rate the hardest sample goes at its own CRF.
+
+    For each sample at `height`: its rate at `crf` plus its CRF change (`offsets`, as
+    `crf_offsets` gives them), over the title's rate at `crf`; rates are interpolated
+    in ln-rate against CRF (x264's rate falls about exponentially with CRF). The rung's
+    VBV cap leaves that much room (between MAXRATE_RATIO and PEAK_RATIO_LIMIT times its
+    average), so a hard stretch the samples saw is encoded at the CRF meant for it
+    rather than held by the cap. 0 when the samples cannot say.
+    """
+    title = sorted((p.crf, math.log(p.kbps)) for p in points if p.height == height)
+    by_sample: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for result in results:
+        if result.height == height:
+            seconds = result.frames / result.task.source.frame_rate
+            rate = gop_bytes(result) * 8 / float(seconds) / 1000
+            middle = result.task.span.start_frame + result.task.span.frame_count // 2
+            by_sample[middle].append((result.crf, math.log(rate)))
+    changes = dict(offsets)
+    if len(title) < 2:
+        return 0.0
+    at_title = _piecewise_at(title, crf)
+    ratios = [math.exp(_piecewise_at(sorted(curve), crf + changes[middle]) - at_title)
+              for middle, curve in by_sample.items() if len(curve) >= 2 and middle in changes]
+    return max(ratios, default=0.0)
+
+
+def _piecewise_at(curve: Sequence[tuple[float, float]], crf: float) -> float:
+    """The value at `crf` of a (CRF, value) curve sorted by CRF (VMAF, or ln-rate):
+    piecewise linear, extended past its ends along the end segments."""
     i = min(max(bisect.bisect_left([c for c, _ in curve], crf), 1), len(curve) - 1)
     (c0, v0), (c1, v1) = curve[i - 1], curve[i]
     return v0 + (v1 - v0) * (crf - c0) / (c1 - c0)
@@ -205,7 +244,7 @@ def crf_offsets(results: Sequence[TrialResult], points: Sequence[TrialPoint], he
             by_sample[result.task.span].append((result.crf, result.vmaf_mean))
     if len(title) < 2:
         return ()
-    target = _vmaf_at(title, crf)
+    target = _piecewise_at(title, crf)
     offsets = []
     for span, curve in sorted(by_sample.items(), key=lambda item: item[0].start_frame):
         if len(curve) < 2:

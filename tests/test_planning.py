@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import pytest
@@ -355,3 +356,42 @@ def test_crf_changes_scale_to_the_final_presets_slope_within_bounds():
 def test_a_chunk_at_its_rungs_vbv_cap_is_held_by_it(maxrate, kbps, held):
     rendition = Rendition("720p", 1280, 720, 26.0, maxrate, 2 * maxrate, target_vmaf=80.0)
     assert held_by_cap(rendition, Attempt(26.0, kbps, 70.0)) is held
+
+
+def _two_samples(hard_kbps_at_20: float) -> list[TrialResult]:
+    """720p trials at CRF 20 and 32 of an easy sample (frames 0-99: 2000 and 500 kb/s,
+    VMAF 90 and 78) and a hard one (frames 500-599: VMAF 86 and 74, its rate falling
+    four times over the same 12 steps)."""
+    src = _source()
+
+    def sample(seg, crf, kbps, vmaf):
+        task = TrialTask(src, ((1280, 720),), (20.0, 32.0), ChunkSpan(seg, seg * 100, 100),
+                         0, 4, 100, "/o", EncodeSettings())
+        return TrialResult(task, 1280, 720, crf, 0, round(kbps * 1000 / 8 * 4), 100, vmaf)
+
+    return [sample(0, 20.0, 2000, 90.0), sample(0, 32.0, 500, 78.0),
+            sample(5, 20.0, hard_kbps_at_20, 86.0), sample(5, 32.0, hard_kbps_at_20 / 4, 74.0)]
+
+
+@pytest.mark.parametrize("hard_kbps_at_20, title_kbps, ratio", [
+    # Pooled: 3000 and 750 kb/s, VMAF 88 and 76; at CRF 26 the title gives VMAF 82 at
+    # 1500 kb/s. The hard sample reaches 82 two steps lower, at CRF 24, where it needs
+    # 4000 x 4^(-4/12) = 2520 kb/s: 1.68 times the average.
+    (4000, 1500, 2520 / 1500),
+    # Twice as hard: 5040 kb/s against 2500, over the HLS limit of 2: held at 2.
+    (8000, 2500, 2.0),
+    # Hardly harder: under 1.5, the cap stays at 1.5 times the average.
+    (2400, math.sqrt(2200 * 550), 1.5),
+])
+def test_a_rungs_cap_leaves_room_for_its_hardest_sample(hard_kbps_at_20, title_kbps, ratio):
+    results = _two_samples(hard_kbps_at_20)
+    points = trial_points(results)
+    rung = PlannedRung(height=720, width=1280, crf=26.0, kbps=title_kbps, vmaf=82.0,
+                       maxrate_kbps=round(1.5 * title_kbps),
+                       bufsize_kbit=round(3 * title_kbps))
+    [rendition] = renditions_from_rungs([rung], points, results)
+    assert rendition.maxrate_kbps == pytest.approx(ratio * title_kbps, rel=0.01)
+    assert rendition.bufsize_kbit == 2 * rendition.maxrate_kbps
+    # Without the samples the cap is the plain 1.5 times the average.
+    [plain] = renditions_from_rungs([rung], points)
+    assert plain.maxrate_kbps == round(1.5 * title_kbps)

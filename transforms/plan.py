@@ -268,7 +268,10 @@ class _ChooseLadderFn(beam.DoFn):
             "probe": _probe_record(every_result),
             "points": [dataclasses.asdict(p) for p in points],
             "hull": [dataclasses.asdict(p) for p in upper_hull(points)],
-            "rungs": [dataclasses.asdict(r) for r in rungs],
+            # the rungs as the hull predicts them, with the VBV cap their renditions got
+            "rungs": [dataclasses.asdict(dataclasses.replace(
+                rung, maxrate_kbps=rendition.maxrate_kbps, bufsize_kbit=rendition.bufsize_kbit))
+                for rung, rendition in zip(rungs, renditions, strict=True)],
             "calibration": calibration,
         })
         log.info("%s: planned %d rungs: %s", title_id, len(renditions), ", ".join(
