@@ -72,13 +72,18 @@ def test_the_probe_is_the_middle_sample(samples, probe):
 # 540p lies under 720p everywhere and 234p is on the hull only far under the floor: the
 # probe prunes both. The rungs span 200 to 3000 kb/s; 360p@100 is the hull point just
 # under that range, 1080p@6000 the one just over it.
-PROBE = [TrialPoint(h, 2 * h * 16 // 9 // 2, crf, kbps, vmaf) for h, crf, kbps, vmaf in [
+def _points(rows) -> list[TrialPoint]:
+    """Trial points from (height, CRF, kb/s, VMAF) rows, 16:9 widths."""
+    return [TrialPoint(h, 2 * h * 16 // 9 // 2, crf, kbps, vmaf) for h, crf, kbps, vmaf in rows]
+
+
+PROBE = _points([
     (1080, 20, 6000, 98), (1080, 26, 3000, 95), (1080, 32, 1500, 85),
     (720, 20, 2000, 88), (720, 26, 1000, 82), (720, 32, 500, 70),
     (540, 20, 1600, 78), (540, 26, 800, 70), (540, 32, 400, 60),
     (360, 20, 500, 62), (360, 26, 250, 55), (360, 32, 100, 40),
     (234, 20, 120, 33), (234, 26, 60, 25), (234, 32, 30, 15),
-]]
+])
 
 
 def test_the_probe_keeps_the_resolutions_its_hull_uses():
@@ -105,12 +110,11 @@ def test_resolutions_under_a_long_hull_edge_are_kept_where_rungs_fall_on_them():
     # A deep fractal zoom (measured): every curve sags under the chord from 234p's
     # cheapest trial to 1080p's best, so the hull is that one edge. The rungs along it
     # fall on 720p and 540p, which must be trialled on the other samples too.
-    detailed = [TrialPoint(h, 2 * h * 16 // 9 // 2, crf, kbps, vmaf)
-                for h, crf, kbps, vmaf in [
-                    (1080, 19, 29360, 91.8), (1080, 26, 14013, 78.8), (1080, 33, 3803, 52.8),
-                    (720, 19, 9794, 67.9), (720, 26, 3350, 55.3), (720, 33, 742, 28.9),
-                    (540, 19, 4666, 55.5), (540, 26, 1392, 41.7), (540, 33, 387, 15.4),
-                    (234, 19, 603, 15.1), (234, 26, 206, 1.9), (234, 33, 92, 0.0)]]
+    detailed = _points([
+        (1080, 19, 29360, 91.8), (1080, 26, 14013, 78.8), (1080, 33, 3803, 52.8),
+        (720, 19, 9794, 67.9), (720, 26, 3350, 55.3), (720, 33, 742, 28.9),
+        (540, 19, 4666, 55.5), (540, 26, 1392, 41.7), (540, 33, 387, 15.4),
+        (234, 19, 603, 15.1), (234, 26, 206, 1.9), (234, 33, 92, 0.0)])
     kept = heights_to_refine(detailed, top_vmaf=95, max_kbps=None, min_kbps=145,
                              step_ratio=1.7, max_rungs=8)
     assert {1080, 720, 540} <= set(kept)
@@ -121,15 +125,14 @@ def test_a_flat_title_refines_only_the_resolutions_within_reach_of_its_rungs():
     # (82 kb/s, 82). At 139 kb/s 720p gives 90; at 82 kb/s 720p's cheapest trial is 14 %
     # away (out of reach) and 432p gives 72. Every other height is more than 3 VMAF
     # behind at both rates, so only the rungs' own two are trialled further.
-    cartoon = [TrialPoint(h, 2 * h * 16 // 9 // 2, crf, kbps, vmaf)
-               for h, crf, kbps, vmaf in [
-                   (1080, 19, 306.9, 97.7), (1080, 26, 180.1, 97.6), (1080, 33, 138.6, 95.0),
-                   (720, 19, 206.6, 90.4), (720, 26, 126.5, 90.0), (720, 33, 94.2, 88.1),
-                   (540, 19, 146.0, 85.6), (540, 26, 95.8, 84.4), (540, 33, 74.9, 80.7),
-                   (432, 19, 122.6, 78.1), (432, 26, 85.4, 73.1), (432, 33, 65.2, 67.3),
-                   (360, 19, 114.7, 75.4), (360, 26, 76.9, 71.2), (360, 33, 60.0, 71.1),
-                   (270, 19, 88.4, 61.8), (270, 26, 64.9, 57.9), (270, 33, 54.6, 53.5),
-                   (234, 19, 79.7, 47.6), (234, 26, 56.2, 44.4), (234, 33, 44.6, 37.5)]]
+    cartoon = _points([
+        (1080, 19, 306.9, 97.7), (1080, 26, 180.1, 97.6), (1080, 33, 138.6, 95.0),
+        (720, 19, 206.6, 90.4), (720, 26, 126.5, 90.0), (720, 33, 94.2, 88.1),
+        (540, 19, 146.0, 85.6), (540, 26, 95.8, 84.4), (540, 33, 74.9, 80.7),
+        (432, 19, 122.6, 78.1), (432, 26, 85.4, 73.1), (432, 33, 65.2, 67.3),
+        (360, 19, 114.7, 75.4), (360, 26, 76.9, 71.2), (360, 33, 60.0, 71.1),
+        (270, 19, 88.4, 61.8), (270, 26, 64.9, 57.9), (270, 33, 54.6, 53.5),
+        (234, 19, 79.7, 47.6), (234, 26, 56.2, 44.4), (234, 33, 44.6, 37.5)])
     rungs = choose_rungs(cartoon, top_vmaf=95, max_kbps=None, min_kbps=145,
                          step_ratio=1.7, max_rungs=8)
     assert [r.height for r in rungs] == [1080, 540]
