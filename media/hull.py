@@ -285,8 +285,8 @@ def _pick_height(hull: Sequence[TrialPoint], by_height: dict[int, list[TrialPoin
     if reaching:
         return max(reaching, key=lambda h: (_vmaf_on(by_height[h], kbps), -h))
     candidates = [h for h in _hull_heights(hull, kbps) if h in allowed]
-    if not candidates:
-        return cap if cap is not None else _hull_heights(hull, kbps)[0]
+    if not candidates:  # only a cap leaves none
+        return cap
     return max(candidates, key=lambda h: (-_gap(by_height[h], kbps), -h))
 
 

@@ -190,20 +190,29 @@ def peak_ratio(results: Sequence[TrialResult], points: Sequence[TrialPoint], hei
     rather than held by the cap. 0 when the samples cannot say.
     """
     title = sorted((p.crf, math.log(p.kbps)) for p in points if p.height == height)
+    if len(title) < 2:
+        return 0.0
+    changes = dict(offsets)
+    at_title = _piecewise_at(title, crf)
+    ln_rates = _sample_curves(results, height, lambda r: math.log(
+        gop_bytes(r) * 8 / float(r.frames / r.task.source.frame_rate) / 1000))
+    ratios = [math.exp(_piecewise_at(curve, crf + changes[middle]) - at_title)
+              for middle, curve in ln_rates.items() if middle in changes]
+    return max(ratios, default=0.0)
+
+
+def _sample_curves(results: Sequence[TrialResult], height: int,
+                   value) -> dict[int, list[tuple[float, float]]]:
+    """Each sample's (CRF, `value(result)`) curve at `height`, sorted by CRF, keyed by the
+    sample's middle frame in frame order; samples with fewer than two CRFs are left out."""
     by_sample: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for result in results:
         if result.height == height:
-            seconds = result.frames / result.task.source.frame_rate
-            rate = gop_bytes(result) * 8 / float(seconds) / 1000
-            middle = result.task.span.start_frame + result.task.span.frame_count // 2
-            by_sample[middle].append((result.crf, math.log(rate)))
-    changes = dict(offsets)
-    if len(title) < 2:
-        return 0.0
-    at_title = _piecewise_at(title, crf)
-    ratios = [math.exp(_piecewise_at(sorted(curve), crf + changes[middle]) - at_title)
-              for middle, curve in by_sample.items() if len(curve) >= 2 and middle in changes]
-    return max(ratios, default=0.0)
+            span = result.task.span
+            by_sample[span.start_frame + span.frame_count // 2].append((result.crf,
+                                                                         value(result)))
+    return {middle: sorted(curve) for middle, curve in sorted(by_sample.items())
+            if len(curve) >= 2}
 
 
 def _piecewise_at(curve: Sequence[tuple[float, float]], crf: float) -> float:
@@ -238,20 +247,14 @@ def crf_offsets(results: Sequence[TrialResult], points: Sequence[TrialPoint], he
     its first encode is closer to the target and the quality gate re-encodes less.
     """
     title = sorted((p.crf, p.vmaf) for p in points if p.height == height)
-    by_sample: dict[ChunkSpan, list[tuple[float, float]]] = defaultdict(list)
-    for result in results:
-        if result.height == height:
-            by_sample[result.task.span].append((result.crf, result.vmaf_mean))
     if len(title) < 2:
         return ()
     target = _piecewise_at(title, crf)
     offsets = []
-    for span, curve in sorted(by_sample.items(), key=lambda item: item[0].start_frame):
-        if len(curve) < 2:
-            continue
-        change = _crf_at(sorted(curve), target) - crf
+    for middle, curve in _sample_curves(results, height, lambda r: r.vmaf_mean).items():
+        change = _crf_at(curve, target) - crf
         change = max(-MAX_CRF_OFFSET, min(MAX_CRF_OFFSET, change))
-        offsets.append((span.start_frame + span.frame_count // 2, round(change, 2)))
+        offsets.append((middle, round(change, 2)))
     return tuple(offsets)
 
 

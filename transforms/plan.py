@@ -242,12 +242,9 @@ class _ChooseLadderFn(beam.DoFn):
             return
         renditions = renditions_from_rungs(rungs, points, results)
         probe = every_result[0].task.span.index
-        split = {"probe": sum(r.encode_s + r.score_s for r in every_result
-                              if r.task.span.index == probe),
-                 "refine": sum(r.encode_s + r.score_s for r in every_result
-                               if r.task.span.index != probe),
-                 "calibration": 0.0}
-        cost = split["probe"] + split["refine"]
+        split = {"probe": 0.0, "refine": 0.0, "calibration": 0.0}
+        for r in every_result:
+            split["probe" if r.task.span.index == probe else "refine"] += r.encode_s + r.score_s
         calibration: list[dict] = []
         if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
             try:
@@ -256,8 +253,8 @@ class _ChooseLadderFn(beam.DoFn):
                 yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                     title_id, source.source_uri, "plan (calibration)", exc))
                 return
-            cost += spent
             split["calibration"] = spent
+        cost = sum(split.values())
         _storage.write_json(naming.plan_record_uri(cfg.output_root, title_id), {
             "mode": "per-title", "top_vmaf": cfg.top_vmaf, "min_kbps": cfg.min_kbps,
             "step_ratio": cfg.step_ratio, "trial_preset": cfg.trial_preset,
