@@ -7,20 +7,21 @@ it encodes every chunk of the fixed ladder as the pipeline does (`media.encode`:
 span, every rendition in one FFmpeg process, x264 at the pipeline's settings), and scores
 each encode at the display resolution with libvmaf on every frame, then with frame
 subsampling at odd steps (`--vmaf_subsample`: every n-th frame; an odd step never locks
-onto a GOP pattern), each time twice: against the source decoded again, and against the
-chunk's reference frames as an encode process keeps them (`media.vmaf.store_reference`).
+onto a GOP pattern), each time three ways: against the source decoded again; against the
+chunk's reference frames as an encode process keeps them (`media.vmaf.store_reference`),
+one process per rendition; and as the pipeline scores a chunk's first encodes, every
+rendition in one process that reads the kept reference once (`media.encode.scored_together`).
 It prints, in this one run on this machine:
 
 - encode time, and what keeping the every-frame reference adds to it (the same encodes
   made once more without it);
-- scoring time over encode time, decoding the source and reading the kept reference,
-  for every frame and for each step;
+- scoring time over encode time, each of the three ways, for every frame and each step;
 - the error of each step's pooled (mean) chunk score against every-frame scoring: the
   mean and the largest absolute difference over all chunks; and the largest difference
   between scores from the kept reference and from the decoded source.
 
-Each encode and each scoring is one FFmpeg process with the cores to itself, one after
-the other, so the times compare like for like. The pipeline keeps one reference, for its
+Each encode and each scoring (one process) has the cores to itself, one after the other,
+so the times compare like for like. The pipeline keeps one reference, for its
 own step, in its encode process; the references of the other steps are kept here by one
 more process per chunk, which is not timed.
 """
@@ -46,6 +47,7 @@ from media.encode import (
     reference_file,
     rendition_scratch,
     score_encoded,
+    scored_together,
     stage_chunk,
     vmaf_size,
 )
@@ -89,7 +91,7 @@ def measure(path: str, preset: str, steps: list[int]) -> dict:
     reference), 'score_s': {way: {step: s}}, 'errors': {step: [..]}, 'drift': {step: [..]}}."""
     all_steps = [1, *steps]
     encode_s = plain_s = 0.0
-    score_s = {way: dict.fromkeys(all_steps, 0.0) for way in WAYS}
+    score_s = {way: dict.fromkeys(all_steps, 0.0) for way in (*WAYS, "together")}
     errors: dict[int, list[float]] = {step: [] for step in steps}
     drift: dict[int, list[float]] = {step: [] for step in all_steps}
     with tempfile.TemporaryDirectory(prefix="ladderflow-bench-scoring-") as scratch:
@@ -104,6 +106,14 @@ def measure(path: str, preset: str, steps: list[int]) -> dict:
             encode_s += sum(e.encode_s for e in firsts)
             references = {1: firsts[0].reference_path,
                           **keep_references(group[0], staged.path, work, steps)}
+            for step in all_steps:  # what the pipeline does: one process per chunk
+                together = os.path.join(work, f"together-{step}")
+                tasks = [dataclasses.replace(t, vmaf_subsample=step) for t in group]
+                for task in tasks:
+                    rendition_scratch(together, task)  # made on the way
+                done = scored_together(tasks, [dataclasses.replace(
+                    e, reference_path=references[step]) for e in firsts], together)
+                score_s["together"][step] += sum(_ok(d).score_s for d in done)
             for task, encoded in zip(group, firsts, strict=True):
                 out = rendition_scratch(work, task)
                 means: dict[tuple[str, int], float] = {}
@@ -157,15 +167,16 @@ def main() -> int:
           f"sources, VMAF at 1080p, {os.cpu_count()} cores")
     print("encode s: every rendition of a chunk in one process, keeping the every-frame "
           "reference (in brackets: what keeping it adds)")
-    print("score/encode: decoding the source / reading the kept reference")
-    print("source     encode s (keep)  " + "  ".join(f"{'step ' + str(s):>13s}"
+    print("score/encode: decoding the source / reading the kept reference / reading it once "
+          "for every rendition of the chunk, in one process (the pipeline)")
+    print("source     encode s (keep)  " + "  ".join(f"{'step ' + str(s):>20s}"
                                                    for s in all_steps))
     for name, r in results.items():
         keep = r["encode_s"] - r["plain_s"]
-        cells = [f"{r['score_s']['decoded'][s] / r['encode_s']:.2f} / "
-                 f"{r['score_s']['stored'][s] / r['encode_s']:.2f}" for s in all_steps]
+        cells = [" / ".join(f"{r['score_s'][way][s] / r['encode_s']:.2f}"
+                            for way in (*WAYS, "together")) for s in all_steps]
         print(f"{name:9s} {r['encode_s']:9.1f} ({keep:+5.1f})  "
-              + "  ".join(f"{c:>13s}" for c in cells))
+              + "  ".join(f"{c:>20s}" for c in cells))
     print("\npooled (mean) error against every frame, mean/max; then the largest "
           "difference between stored and decoded scores at any step")
     print("source   " + "  ".join(f"{'step ' + str(s):>11s}" for s in steps)

@@ -96,10 +96,11 @@ class JobConfig:
     """Seconds of each sampled segment that are trial-encoded (from its start). Their
     rates are counted as the final GOP would spend them (`media.planning.gop_bytes`), so a
     short sample measures the rate as well as a long one; 1 s costs half of 2 s."""
-    vmaf_subsample: int = 5
-    """Final chunks score every n-th frame (1: all; an odd n never locks onto a GOP).
-    Every 5th frame keeps pooled chunk scores within 0.25 VMAF of every frame's
-    (benchmarks/scoring.py) at about half the scoring time."""
+    vmaf_subsample: int = 15
+    """Final chunks score every n-th frame (1: all; an odd n never locks onto a GOP), but
+    at least `media.vmaf.MIN_SCORED_FRAMES` of each chunk (`media.vmaf.chunk_step`: a
+    4 s tail chunk at 25 fps is scored every 5th frame). Every 15th frame of a 12 s chunk
+    pools within 0.3 VMAF of every frame's (benchmarks/scoring.py)."""
     trial_vmaf_subsample: int = 5
     """Trials score every n-th frame (odd, so it never locks onto a GOP pattern): five of
     a 1 s sample's 25 frames, with their neighbours for motion."""

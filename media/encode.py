@@ -6,8 +6,8 @@ encode against the same frames of the source, with libvmaf or vmaf-torch
 (`score_encoded`, `--vmaf_backend`). A quality gate calls
 `encode_staged` again with another CRF without staging again. `encode_chunk` does both.
 `encode_renditions` makes the first encodes of every rendition of a chunk in one FFmpeg
-process, which decodes the span once rather than once per rendition; `scored` then
-scores each.
+process, which decodes the span once rather than once per rendition;
+`scored_together` scores them in one libvmaf process (`scored` scores one encode).
 
 The encode process of a chunk that will be scored with libvmaf also keeps the chunk's
 VMAF reference frames, which it decodes anyway (`media.vmaf.store_reference`: raw frames
@@ -145,7 +145,7 @@ def encode_renditions(
     rendition whose chunk fails its check has its `BadChunk` in its place in the list;
     a failure of the process itself (killed, timed out) raises, as it fails them all.
     The process's seconds are shared among the renditions by pixels per frame. The
-    encodes are not scored (`scored` does that, one rendition at a time). Where they
+    encodes are not scored (`scored_together` or `scored` does that). Where they
     will be scored with libvmaf (`keeps_reference`), the process also keeps the chunk's
     VMAF reference frames at `reference_file(scratch, ...)` for the step
     `vmaf_subsample` (None: the tasks' own), and each encode carries its path.
@@ -272,6 +272,49 @@ def scored(
     return dataclasses.replace(encoded, vmaf=score, vmaf_log_path=log_path, score_s=score_s)
 
 
+def scored_together(
+    tasks: Sequence[ChunkTask],
+    encodes: Sequence[EncodedChunk | BaseException],
+    scratch: str,
+    timeout_s: float | None = None,
+) -> list[EncodedChunk | BaseException]:
+    """The first encodes of a chunk's renditions (`encode_renditions`), scored in one
+    libvmaf process that reads the chunk's kept reference frames once: each with its
+    score, its log (`vmaf-0.json` in its rendition's scratch folder, as `scored` names
+    it) and an equal share of the process's seconds (each scores the same frames at the
+    same size). An encode that is not scored here (its task does not score, no kept
+    reference, a failure in its place) comes back as it was, as does every encode if
+    fewer than two can be scored together or the process fails: `scored` then scores
+    each on its own, and a failure there is that rendition's alone."""
+    ready = [i for i, (task, encoded) in enumerate(zip(tasks, encodes, strict=True))
+             if isinstance(encoded, EncodedChunk) and task.score_vmaf and encoded.reference_path]
+    if len(ready) < 2:
+        return list(encodes)
+    first = tasks[ready[0]]
+    step = first.vmaf_subsample  # the step of the reference its encode process kept
+    logs = [os.path.join(rendition_scratch(scratch, tasks[i]), "vmaf-0.json") for i in ready]
+    argv = vmaf.score_many_argv(encodes[ready[0]].reference_path,
+                                [encodes[i].path for i in ready], logs, *vmaf_size(first),
+                                step, first.settings.threads)
+    hook = faults.ffmpeg_hook_all("score", [fault_label(tasks[i]) for i in ready])
+    try:
+        run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
+    except MediaError as exc:
+        log.warning("%s chunk %d: scoring its renditions together failed (%s); scoring "
+                    "each on its own", first.title_id, first.chunk.index, exc)
+        return list(encodes)
+    out = list(encodes)
+    for i, log_path in zip(ready, logs, strict=True):
+        try:
+            vmaf.renumber_thinned(log_path, step)
+            score = vmaf.pool_log_file(log_path)
+        except (MediaError, OSError, ValueError):  # left to `scored`, its failure its own
+            continue
+        out[i] = dataclasses.replace(encodes[i], vmaf=score, vmaf_log_path=log_path,
+                                     score_s=run.wall_s / len(ready))
+    return out
+
+
 def score_encoded(
     task: ChunkTask,
     encoded_path: str,
@@ -351,12 +394,23 @@ def encode_chunk(
 
 
 def count_frames(path: str) -> int:
-    """Number of video frames in a file, from its packets (no decode)."""
+    """Number of video frames in a file: from its header where it says, else from its
+    packets (no decode)."""
+    try:
+        with av.open(path) as container:
+            if container.streams.video[0].frames:
+                return int(container.streams.video[0].frames)
+    except (av.FFmpegError, IndexError) as exc:
+        raise BadChunk(f"the encoder wrote an unreadable chunk {path}: {exc}") from exc
+    return len(packet_sizes(path))
+
+
+def packet_sizes(path: str, what: str = "chunk") -> list[int]:
+    """Bytes of each video frame of an encode, in decode order (no decode): the first is
+    its keyframe. `what` names the encode in the error."""
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            return sum(1 for packet in container.demux(stream) if packet.size)
+            return [packet.size for packet in container.demux(stream) if packet.size]
     except (av.FFmpegError, IndexError) as exc:
-        raise BadChunk(f"the encoder wrote an unreadable chunk {path}: {exc}") from exc
+        raise BadChunk(f"the encoder wrote an unreadable {what} {path}: {exc}") from exc

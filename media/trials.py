@@ -14,11 +14,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import av
-import ffmpeg as ffmpeg_python
-
 from media import ffmpeg, vmaf
-from media.encode import BadChunk, reference_output, vmaf_size
+from media.encode import packet_sizes, reference_output, vmaf_size
 from media.errors import MediaError
 from media.staging import StagedSpan
 from media.types import Rendition, TrialTask
@@ -35,17 +32,6 @@ class TrialEncode:
     vmaf_mean: float
     keyframe_bytes: int
     """Bytes of the encode's first frame, its one keyframe."""
-
-
-def packet_sizes(path: str) -> list[int]:
-    """Bytes of each video frame of an encode, in decode order (no decode): the first is
-    its keyframe."""
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            return [packet.size for packet in container.demux(stream) if packet.size]
-    except (av.FFmpegError, IndexError) as exc:
-        raise BadChunk(f"the encoder wrote an unreadable trial {path}: {exc}") from exc
 
 
 def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
@@ -73,16 +59,8 @@ def trial_score_argv(task: TrialTask, reference_path: str, encoded: Sequence[str
                      log_paths: Sequence[str]) -> list[str]:
     """Read the kept reference once; score every encode of the task with its own libvmaf."""
     width, height = vmaf_size(task)
-    references = vmaf.stored_reference(reference_path).filter_multi_output(
-        "split", len(encoded))
-    outputs = []
-    for i, (path, log_path) in enumerate(zip(encoded, log_paths, strict=True)):
-        distorted = vmaf.distorted_frames(path, width, height, task.vmaf_subsample)
-        options = vmaf.libvmaf_options(log_path, task.settings.threads, task.vmaf_subsample,
-                                       instances=len(encoded))
-        scored = ffmpeg_python.filter([distorted, references[i]], "libvmaf", **options)
-        outputs.append(ffmpeg_python.output(scored, "-", f="null"))
-    return ffmpeg_python.merge_outputs(*outputs).get_args()
+    return vmaf.score_many_argv(reference_path, encoded, log_paths, width, height,
+                                task.vmaf_subsample, task.settings.threads)
 
 
 def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
@@ -100,7 +78,7 @@ def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
                         timeout_s=timeout_s)
     results = []
     for (width, height, crf), path, log in zip(grid, encoded, logs, strict=True):
-        sizes = packet_sizes(path)
+        sizes = packet_sizes(path, "trial")
         frames = len(sizes)
         if frames != task.span.frame_count:
             raise MediaError(f"trial at {height}p CRF {crf:g} has {frames} frames; "

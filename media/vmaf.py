@@ -45,6 +45,26 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     return ffmpeg_python.output(scored, "-", f="null").get_args()
 
 
+def score_many_argv(reference_path: str, encoded_paths: Sequence[str],
+                    log_paths: Sequence[str], width: int, height: int, subsample: int = 1,
+                    threads: int = 0) -> list[str]:
+    """FFmpeg arguments that read a span's kept reference frames once (`stored_reference`)
+    and score each of `encoded_paths`, encodes of that span (a trial sample's sizes and
+    CRFs, a chunk's renditions), with its own libvmaf into its own JSON log. Against a
+    process per encode, this spares a start and a read of the reference per encode, and
+    the libvmafs share the cores."""
+    references = stored_reference(reference_path).filter_multi_output(
+        "split", len(encoded_paths))
+    outputs = []
+    for i, (path, log_path) in enumerate(zip(encoded_paths, log_paths, strict=True)):
+        options = libvmaf_options(log_path, threads, subsample, instances=len(encoded_paths))
+        scored = ffmpeg_python.filter(
+            [distorted_frames(path, width, height, subsample), references[i]], "libvmaf",
+            **options)
+        outputs.append(ffmpeg_python.output(scored, "-", f="null"))
+    return ffmpeg_python.merge_outputs(*outputs).get_args()
+
+
 def scoring_streams(encoded_path: str, staged_path: str, source: SourceInfo,
                     chunk: ChunkSpan, width: int, height: int, decoder: str = "cpu",
                     subsample: int = 1):
@@ -96,6 +116,23 @@ def stored_reference_bytes(frame_count: int, width: int, height: int, subsample:
     kept = frame_count if subsample <= THINNED_STEP else (
         sum(1 for n in range(frame_count) if (n + 1) % subsample < THINNED_STEP))
     return kept * (width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2))
+
+
+MIN_SCORED_FRAMES = 20
+"""Frames a chunk's pooled score comes from, at least, whatever the step asked for."""
+
+
+def chunk_step(frame_count: int, step: int) -> int:
+    """The step a chunk of `frame_count` frames is scored at: `step`, or the largest odd
+    step below it that still scores MIN_SCORED_FRAMES of its frames (1: every frame).
+
+    The error of a subsampled mean grows as the frames it is taken from get fewer, not
+    with the step itself: every 15th frame of a 12 s chunk (20 frames) pools within 0.3
+    VMAF of every frame's (benchmarks/scoring.py), but of a 4 s tail chunk it would be 7.
+    """
+    while step > 1 and -(-frame_count // step) < MIN_SCORED_FRAMES:
+        step -= 2
+    return max(step, 1)
 
 
 THINNED_STEP = 3

@@ -51,11 +51,11 @@ class LadderflowOptions(PipelineOptions):
                             "probe score works on the worker, else libvmaf; default), libvmaf, "
                             "or torch (vmaf-torch; on the CPU, slowly, without a GPU). Trial "
                             "encodes are scored with libvmaf.")
-        parser.add_argument("--vmaf_subsample", type=int, default=5,
+        parser.add_argument("--vmaf_subsample", type=int, default=15,
                             help="Score every n-th frame of each chunk: 1 (every frame) or an "
-                            "odd step. Default 5 (pooled scores within 0.25 VMAF of every "
-                            "frame's at about half the time; see the README's performance "
-                            "section).")
+                            "odd step, made smaller where a chunk would have fewer than 20 "
+                            "frames scored. Default 15 (pooled scores within 0.3 VMAF of "
+                            "every frame's; see the README's performance section).")
         parser.add_argument("--encoder_threads", type=int, default=0,
                             help="Threads per FFmpeg process (0: the encoder decides).")
         parser.add_argument("--no_vmaf", action="store_true",

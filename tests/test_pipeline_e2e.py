@@ -120,7 +120,8 @@ def test_top_rung_vmaf_is_above_90_and_logs_are_kept(e2e_run):
         for chunk in track["chunks"]:
             assert chunk["bitrate_kbps"] > 0
             log = json.loads((e2e_run.title_dir / chunk["vmaf_log"]).read_text())
-            # Every 5th frame of the chunk is scored (the default --vmaf_subsample).
+            # The default --vmaf_subsample (15) comes down to every 5th frame on a
+            # 100-frame chunk, so that 20 of its frames are scored.
             assert [f["frameNum"] for f in log["frames"]] == list(range(0, SEGMENT_FRAMES, 5))
             assert chunk["vmaf"]["frame_count"] == len(log["frames"])
 

@@ -21,6 +21,7 @@ from media.encode import (
     rendition_scratch,
     score_encoded,
     scored,
+    scored_together,
     stage_chunk,
 )
 from media.errors import ToolFailed
@@ -155,9 +156,10 @@ def test_a_gated_group_scores_every_encode_from_the_reference(task, tmp_path, ar
     results = list(_EncodeChunkFn(60).process(ChunkGroup(tuple(gated))))
     assert [len(r.attempts) for r in results] == [2, 2, 2]  # each one re-encoded once
     scorings = _scorings(argvs)
-    assert len(scorings) == 6
+    # The three first encodes scored in one process, then each re-encode on its own.
+    assert [len(_inputs(a)) for a in scorings] == [4, 2, 2, 2]
     # One reference, kept by the group's process, read by every scoring.
-    [kept] = {_inputs(a)[1] for a in scorings}
+    [kept] = {i for a in scorings for i in _inputs(a) if i.endswith(".nut")}
     assert kept.endswith("reference-320x180-s5.nut")
     keeping = [a for a in argvs if kept in a and a not in scorings]
     assert len(keeping) == 1 and len([o for o in keeping[0] if o.endswith(".mp4")]) == 3
@@ -217,3 +219,40 @@ def test_no_reference_is_kept_for_vmaf_torch_or_without_scoring(task):
     assert keeps_reference(task, 5)
     assert not keeps_reference(torch, 5)
     assert not keeps_reference(dataclasses.replace(task, score_vmaf=False), 5)
+
+
+def test_a_groups_first_encodes_score_together_as_each_alone(task, tmp_path, argvs):
+    tasks, staged, firsts = _group_encode(task, tmp_path, 5)
+    together = scored_together(tasks, firsts, str(tmp_path))
+    [joint] = _scorings(argvs)
+    assert sorted(_inputs(joint)) == sorted([*(e.path for e in firsts),
+                                             firsts[0].reference_path])
+    for t, first, done in zip(tasks, firsts, together, strict=True):
+        assert done.vmaf_log_path == os.path.join(rendition_scratch(str(tmp_path), t),
+                                                  "vmaf-0.json")
+        alone_dir = tmp_path / "alone" / t.rendition.rendition_id
+        alone_dir.mkdir(parents=True)
+        alone = scored(t, first, staged, str(alone_dir), 0, vmaf_subsample=5)
+        assert done.vmaf == alone.vmaf  # the same frames, the same scores
+        assert done.vmaf.frame_count == 10 and done.score_s == together[0].score_s > 0
+    assert len({d.vmaf.mean for d in together}) == 3
+
+
+def test_a_failed_joint_scoring_leaves_each_rendition_to_be_scored_alone(task, tmp_path,
+                                                                         argvs, monkeypatch):
+    monkeypatch.setenv(faults.ENV, "kill-ffmpeg:score:1")
+    faults.reset()
+    results = list(_EncodeChunkFn(60).process(ChunkGroup(tuple(
+        _tasks(task, vmaf_subsample=5, output_root=str(tmp_path / "out"))))))
+    assert faults.fired() == {"kill-ffmpeg:score:1": 1}
+    assert [len(_inputs(a)) for a in _scorings(argvs)] == [4, 2, 2, 2]
+    assert [r.vmaf.frame_count for r in results] == [10, 10, 10]
+    assert all(r.retries == () and len(r.attempts) == 1 for r in results)
+
+
+def test_one_encode_to_score_is_left_to_scored(task, tmp_path, argvs):
+    tasks, _, firsts = _group_encode(task, tmp_path, 5)
+    mixed = [firsts[0], ValueError("its encode failed"), firsts[2]]
+    unscoring = [tasks[0], tasks[1], dataclasses.replace(tasks[2], score_vmaf=False)]
+    assert scored_together(unscoring, mixed, str(tmp_path)) == mixed
+    assert not _scorings(argvs)

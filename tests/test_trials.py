@@ -14,9 +14,9 @@ from fractions import Fraction
 import pytest
 
 from media import ffmpeg, vmaf
+from media.encode import packet_sizes
 from media.staging import stage_span
 from media.trials import (
-    packet_sizes,
     run_trials,
     trial_encode_argv,
     trial_grid,

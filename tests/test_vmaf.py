@@ -14,10 +14,13 @@ from fractions import Fraction
 import pytest
 
 from media import ffmpeg
+from media.config import JobConfig
 from media.encode import encode_chunk
 from media.errors import MediaError
-from media.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo
+from media.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo, TitlePlan
 from media.vmaf import (
+    MIN_SCORED_FRAMES,
+    chunk_step,
     frame_scores,
     harmonic_mean,
     percentile,
@@ -312,3 +315,36 @@ def test_a_stored_reference_scores_as_the_decoded_source(encoded, tmp_path, step
     assert kept.frame_count == decoded.frame_count == len(range(0, 100, step))
     assert kept.mean == pytest.approx(decoded.mean, abs=STORED_TOLERANCE)
     assert kept.minimum == pytest.approx(decoded.minimum, abs=STORED_TOLERANCE)
+
+
+@pytest.mark.parametrize("frames, step, expected", [
+    (300, 15, 15),  # a 12 s chunk at 25 fps: 20 frames at the step asked for
+    (299, 15, 15),  # frames 0, 15, ... 285: still 20
+    (285, 15, 13),  # 19 at 15; 22 at 13
+    (100, 15, 5),  # a 4 s tail chunk: every 5th frame, 20 of them
+    (60, 15, 3),
+    (40, 15, 1),  # too short for any step: every frame
+    (1000, 1, 1),
+    (100, 5, 5),
+])
+def test_chunk_step_keeps_enough_frames_scored(frames, step, expected):
+    assert chunk_step(frames, step) == expected
+
+
+def test_chunk_step_is_odd_no_larger_than_asked_and_scores_enough_frames():
+    for frames in range(1, 400):
+        for step in (1, 3, 5, 9, 15, 25):
+            got = chunk_step(frames, step)
+            assert got <= step and got % 2 == 1
+            assert got == 1 or -(-frames // got) >= MIN_SCORED_FRAMES
+
+
+def test_split_gives_a_short_tail_chunk_a_finer_step():
+    from transforms.split import plan_tasks
+
+    source = SourceInfo(source_uri="/in/t.mp4", title_id="t", container="mov",
+                        video_codec="h264", width=640, height=360, frame_rate=Fraction(25),
+                        frame_count=400, video_start_s=0.0, pix_fmt="yuv420p")
+    plan = TitlePlan(source, (Rendition("360p", 640, 360, 23, 800, 1600),), "fixed")
+    tasks, _, _ = plan_tasks(plan, JobConfig(output_root="/out", vmaf_subsample=15))
+    assert [(t.chunk.frame_count, t.vmaf_subsample) for t in tasks] == [(300, 15), (100, 5)]

@@ -40,6 +40,7 @@ from media.encode import (
     fault_label,
     rendition_scratch,
     scored,
+    scored_together,
     stage_chunk,
 )
 from media.encoders import resolve_encoder
@@ -130,6 +131,7 @@ class _EncodeChunkFn(beam.DoFn):
                 with _storage.open_source(tasks[0].source.source_uri) as source:
                     staged = stage_chunk(tasks[0], source, scratch)
                 firsts = encode_renditions(tasks, staged, scratch, self._timeout_s)
+                firsts = scored_together(tasks, firsts, scratch, self._timeout_s)
                 for task, first in zip(tasks, firsts, strict=True):
                     settled.add(task.rendition.rendition_id)
                     if isinstance(first, BaseException):
@@ -271,8 +273,8 @@ class _EncodeChunkFn(beam.DoFn):
         for attempt in range(task.max_attempts if gated else 1):
             current = dataclasses.replace(task, rendition=rendition)
             if attempt == 0 and first is not None:
-                encoded = scored(current, first, staged, scratch, 0, self._timeout_s,
-                                 task.vmaf_subsample)
+                encoded = first if first.vmaf is not None else scored(
+                    current, first, staged, scratch, 0, self._timeout_s, task.vmaf_subsample)
             else:
                 encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
                                         task.vmaf_subsample, reference)

@@ -26,7 +26,7 @@ from apache_beam import pvalue
 from media import naming
 from media.chunking import segment_count, segment_frames
 from media.config import JobConfig
-from media.encode import encode_renditions, rendition_scratch, scored
+from media.encode import encode_renditions, rendition_scratch, scored, scored_together
 from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
@@ -338,8 +338,8 @@ class _ChooseLadderFn(beam.DoFn):
 
     def _calibration_round(self, first: TrialTask, span: ChunkSpan, staged, scratch: str,
                            renditions: list[Rendition]) -> tuple[list[float], float]:
-        """Encode the sample once per rendition in one process and score each: the
-        pooled VMAF of each, and the seconds spent."""
+        """Encode the sample once per rendition in one process and score them in another:
+        the pooled VMAF of each, and the seconds spent."""
         cfg = self._config
         tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=span,
                            chunk_count=1, segment_frames=first.segment_frames,
@@ -347,12 +347,14 @@ class _ChooseLadderFn(beam.DoFn):
                            vmaf_height=first.vmaf_height, vmaf_subsample=first.vmaf_subsample)
                  for rendition in renditions]
         scores, spent = [], 0.0
-        for task, unscored in zip(tasks, encode_renditions(tasks, staged, scratch,
-                                                           cfg.tool_timeout_s), strict=True):
-            if isinstance(unscored, MediaError):
-                raise unscored
-            encoded = scored(task, unscored, staged, rendition_scratch(scratch, task), 0,
-                             cfg.tool_timeout_s, task.vmaf_subsample)
+        encodes = encode_renditions(tasks, staged, scratch, cfg.tool_timeout_s)
+        for task, done in zip(tasks, scored_together(tasks, encodes, scratch,
+                                                     cfg.tool_timeout_s), strict=True):
+            if isinstance(done, MediaError):
+                raise done
+            encoded = done if done.vmaf is not None else scored(
+                task, done, staged, rendition_scratch(scratch, task), 0, cfg.tool_timeout_s,
+                task.vmaf_subsample)
             spent += encoded.encode_s + encoded.score_s
             scores.append(encoded.vmaf.mean)
         return scores, spent
