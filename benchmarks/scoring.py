@@ -119,7 +119,7 @@ def measure(path: str, preset: str, steps: list[int]) -> dict:
                 means: dict[tuple[str, int], float] = {}
                 for step in all_steps:
                     for way in WAYS:
-                        score, seconds = score_encoded(
+                        score, seconds, _ = score_encoded(
                             task, encoded.path, staged.path,
                             os.path.join(out, f"vmaf-{way}-{step}.json"), step,
                             reference_path=references[step] if way == "stored" else "")

@@ -80,6 +80,8 @@ class EncodedChunk:
     encoder: str = "x264"
     reference_path: str = ""
     """The chunk's VMAF reference frames kept for scoring it ('' if none: decode them)."""
+    score_cpu_s: float = 0.0
+    """CPU seconds of the scoring (vmaf-torch: its wall seconds, the work being on the GPU)."""
 
 
 def stage_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str) -> StagedSpan:
@@ -267,9 +269,11 @@ def scored(
     if not task.score_vmaf:
         return encoded
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
-    score, score_s = score_encoded(task, encoded.path, staged.path, log_path, vmaf_subsample,
+    score, score_s, cpu_s = score_encoded(task, encoded.path, staged.path, log_path,
+                                          vmaf_subsample,
                                    timeout_s, fault_label(task), encoded.reference_path)
-    return dataclasses.replace(encoded, vmaf=score, vmaf_log_path=log_path, score_s=score_s)
+    return dataclasses.replace(encoded, vmaf=score, vmaf_log_path=log_path, score_s=score_s,
+                               score_cpu_s=cpu_s)
 
 
 def scored_together(
@@ -311,7 +315,8 @@ def scored_together(
         except (MediaError, OSError, ValueError):  # left to `scored`, its failure its own
             continue
         out[i] = dataclasses.replace(encodes[i], vmaf=score, vmaf_log_path=log_path,
-                                     score_s=run.wall_s / len(ready))
+                                     score_s=run.wall_s / len(ready),
+                                     score_cpu_s=run.cpu_s / len(ready))
     return out
 
 
@@ -324,9 +329,10 @@ def score_encoded(
     timeout_s: float | None = None,
     label: str = "",
     reference_path: str = "",
-) -> tuple[VmafScore, float]:
+) -> tuple[VmafScore, float, float]:
     """Score an encoded chunk against the same frames of its source, with the VMAF
-    backend of the task's settings (`media.gpu_vmaf`): the pooled score and wall seconds.
+    backend of the task's settings (`media.gpu_vmaf`): the pooled score, wall seconds and
+    CPU seconds (vmaf-torch: wall seconds again; its work is on the GPU).
     Either backend leaves a libvmaf-shaped JSON log at `log_path`.
 
     libvmaf reads the source frames from `reference_path`, if given: the chunk's
@@ -358,7 +364,8 @@ def score_encoded(
                 timeout_s=timeout_s,
                 on_start=hook,
             )
-            return score, time.monotonic() - start
+            seconds = time.monotonic() - start
+            return score, seconds, seconds
         except gpu_vmaf.GpuVmafFailed as exc:
             if task.settings.vmaf_backend != "auto":
                 raise
@@ -378,7 +385,7 @@ def score_encoded(
     )
     scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
     vmaf.renumber_thinned(log_path, subsample)
-    return vmaf.pool_log_file(log_path), scored.wall_s
+    return vmaf.pool_log_file(log_path), scored.wall_s, scored.cpu_s
 
 
 def encode_chunk(

@@ -42,6 +42,8 @@ def chunk_record(result: ChunkResult, fingerprint: str) -> dict:
         "vmaf_log_uri": result.vmaf_log_uri,
         "encode_s": result.encode_s,
         "score_s": result.score_s,
+        "encode_cpu_s": result.encode_cpu_s,
+        "score_cpu_s": result.score_cpu_s,
         "attempts": [dataclasses.asdict(a) for a in result.attempts],
         "kept": result.kept,
         "encoder": result.encoder,
@@ -73,4 +75,6 @@ def result_from_record(record: dict, task: ChunkTask) -> ChunkResult | None:
         kept=int(record.get("kept", -1)),
         encoder=str(record.get("encoder", "x264")),
         retries=tuple(str(r) for r in record.get("retries", [])),
+        encode_cpu_s=float(record.get("encode_cpu_s", 0.0)),
+        score_cpu_s=float(record.get("score_cpu_s", 0.0)),
     )

@@ -21,6 +21,8 @@ def _chunk_entry(chunk: ChunkResult) -> dict:
         "bitrate_kbps": round(chunk.bitrate_kbps, 1),
         "encode_s": round(chunk.encode_s, 3),
         "score_s": round(chunk.score_s, 3),
+        "encode_cpu_s": round(chunk.encode_cpu_s, 3),
+        "score_cpu_s": round(chunk.score_cpu_s, 3),
         "reused": chunk.reused,
         "crf": chunk.attempts[chunk.kept].crf if chunk.attempts else None,
         "attempts": [dataclasses.asdict(a) for a in chunk.attempts],

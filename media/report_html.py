@@ -321,7 +321,9 @@ def _plan_section(plan: dict, hull: bool) -> str:
         ("Mode", mode), ("Top VMAF", _f(plan.get("top_vmaf"), 2)),
         ("Trial encodes", f"{len(points)} ({len({p['height'] for p in points})} resolutions)"),
         ("Trial segments", len(plan.get("trial_segments") or []) or "—"),
-        ("Trial cost", f"{_f(plan.get('trial_cost_s'), 1)} s of encode and score"),
+        ("Trial cost", f"{_f(plan.get('trial_cost_s'), 1)} s of encode and score"
+                       + (f" ({_f(plan['trial_cost_cpu_s'], 1)} CPU s)"
+                          if plan.get("trial_cost_cpu_s") else "")),
         ("Rung spacing", f"bitrate ratio {_f(plan.get('step_ratio'), 2)}, "
                          f"floor {_f(plan.get('min_kbps'), 0)} kb/s"),
         ("Trial preset", plan.get("trial_preset") or "—")]))

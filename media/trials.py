@@ -64,9 +64,10 @@ def trial_score_argv(task: TrialTask, reference_path: str, encoded: Sequence[str
 
 
 def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
-               timeout_s: float | None = None) -> tuple[list[TrialEncode], float, float]:
-    """Encode and score the task's sample at every size and CRF: (results, encode s,
-    score s), the results in `trial_grid` order."""
+               timeout_s: float | None = None
+               ) -> tuple[list[TrialEncode], ffmpeg.ToolRun, ffmpeg.ToolRun]:
+    """Encode and score the task's sample at every size and CRF: (results, the encode
+    process, the score process), the results in `trial_grid` order."""
     grid = trial_grid(task)
     names = [f"trial-{height}p-crf{crf:g}" for _, height, crf in grid]
     encoded = [os.path.join(scratch, f"{name}.mp4") for name in names]
@@ -86,4 +87,4 @@ def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
         score = vmaf.pool_log_file(log)
         results.append(TrialEncode(width, height, crf, os.path.getsize(path), frames,
                                    score.mean, sizes[0]))
-    return results, run.wall_s, scored.wall_s
+    return results, run, scored

@@ -328,6 +328,8 @@ class TrialResult:
     score_s: float = 0.0
     keyframe_bytes: int = 0
     """Bytes of the trial's one keyframe, its first frame (0: not measured)."""
+    cpu_s: float = 0.0
+    """CPU seconds (user + system) of its share of the encode and score processes."""
 
     @property
     def title_id(self) -> str:
@@ -387,6 +389,10 @@ class ChunkResult:
     """The encoder that made it (`auto` resolved on the worker)."""
     retries: tuple[str, ...] = ()
     """Why each try before the one that made it failed (transient faults), in order."""
+    encode_cpu_s: float = 0.0
+    """CPU seconds (user + system) of the encodes, every try (0 in records before them)."""
+    score_cpu_s: float = 0.0
+    """CPU seconds of their scoring."""
 
     @property
     def bitrate_kbps(self) -> float:

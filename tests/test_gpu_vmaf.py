@@ -272,7 +272,7 @@ def test_auto_scores_a_chunk_with_libvmaf_when_the_gpu_fails(libvmaf_chunks, mon
     monkeypatch.setattr(gpu_vmaf, "score_frames", broken_torch)
     auto = dataclasses.replace(task, settings=dataclasses.replace(task.settings,
                                                                   vmaf_backend="auto"))
-    score, _ = score_encoded(auto, chunk.path, staged_of(chunk), str(tmp_path / "a.json"))
+    score, _, _ = score_encoded(auto, chunk.path, staged_of(chunk), str(tmp_path / "a.json"))
     assert score == chunk.vmaf  # libvmaf's, on the same frames
     insisted = dataclasses.replace(task, settings=dataclasses.replace(task.settings,
                                                                       vmaf_backend="torch"))

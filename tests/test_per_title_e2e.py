@@ -79,6 +79,15 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
         assert plan["trial_segments"] == [0, 1]
         assert {r["height"] for r in plan["rungs"]} <= set(kept)
         assert plan["hull"] and plan["rungs"]
+        # What the trials cost, by part, in wall seconds of their processes and in CPU
+        # seconds; and what the final chunks cost, for the benchmarks' ratios.
+        for total, split in (("trial_cost_s", "trial_cost_split_s"),
+                             ("trial_cost_cpu_s", "trial_cpu_split_s")):
+            assert set(plan[split]) == {"probe", "refine", "calibration"}
+            assert all(seconds > 0 for seconds in plan[split].values())
+            assert plan[total] == pytest.approx(sum(plan[split].values()), abs=0.01)
+        chunks = [c for t in _report(per_title_run, title)["tracks"] for c in t.get("chunks", [])]
+        assert chunks and all(c["encode_cpu_s"] > 0 and c["score_cpu_s"] > 0 for c in chunks)
         # One calibration encode per rung at the final preset, at the calibration
         # sample's own CRF, and the rung's CRF moved toward the middle of the gate's
         # window by the trial curve's slope.

@@ -37,7 +37,7 @@ MULTI_PROCESS = [
     "--direct_running_mode=multi_processing",
 ]
 PROJECT = "projects/ladderflow-test"
-REPORT_TIMINGS = ("encode_s", "score_s")
+REPORT_TIMINGS = ("encode_s", "score_s", "encode_cpu_s", "score_cpu_s")
 """report.json fields that are wall-clock times, different on every run."""
 
 

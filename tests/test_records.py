@@ -41,7 +41,7 @@ def result_for(task: ChunkTask, vmaf: VmafScore | None) -> ChunkResult:
         frame_count=task.chunk.frame_count, size_bytes=4_512_345,
         duration_s=task.chunk.frame_count / task.source.frame_rate,  # 12.012 s exactly
         vmaf=vmaf, vmaf_log_uri=naming.vmaf_log_uri(task.rendition.rendition_id, 2),
-        encode_s=41.25, score_s=7.5, task=task,
+        encode_s=41.25, score_s=7.5, task=task, encode_cpu_s=80.5, score_cpu_s=12.25,
     )
 
 

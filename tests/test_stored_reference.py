@@ -100,9 +100,9 @@ def test_a_group_encode_keeps_the_reference_and_it_scores_as_the_source(task, tm
     for t, first in zip(tasks, firsts, strict=True):
         assert first.reference_path == str(kept)
         folder = rendition_scratch(str(tmp_path), t)
-        stored, _ = score_encoded(t, first.path, staged.path, os.path.join(folder, "s.json"),
+        stored, _, _ = score_encoded(t, first.path, staged.path, os.path.join(folder, "s.json"),
                                   step, reference_path=first.reference_path)
-        decoded, _ = score_encoded(t, first.path, staged.path, os.path.join(folder, "d.json"),
+        decoded, _, _ = score_encoded(t, first.path, staged.path, os.path.join(folder, "d.json"),
                                    step)
         assert stored.frame_count == decoded.frame_count == len(range(0, 50, step))
         assert stored.mean == pytest.approx(decoded.mean, abs=TOLERANCE)

@@ -244,6 +244,8 @@ class _EncodeChunkFn(beam.DoFn):
             vmaf_log_uri=log_uri,
             encode_s=sum(a.encode_s for a in attempts),
             score_s=sum(a.score_s for a in attempts),
+            encode_cpu_s=sum(a.encoded.encode_cpu_s for a in attempts),
+            score_cpu_s=sum(a.encoded.score_cpu_s for a in attempts),
             task=task,
             attempts=tuple(a.attempt for a in attempts),
             kept=kept,

@@ -150,18 +150,22 @@ class _RunTrialFn(beam.DoFn):
                 yield from _results(task, record["results"])
                 return
         try:
-            encodes, encode_s, score_s = self._run(task)
+            encodes, encoding, scoring = self._run(task)
         except MediaError as exc:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                 task.title_id, task.source.source_uri, "plan (trial encode)", exc))
             return
-        # The processes' seconds are shared among the encodes by pixels per frame.
-        pixels = [e.width * e.height for e in encodes]
+        # The encode process's seconds are shared among the encodes by pixels per frame;
+        # the score process's evenly (each scores the same frames at the same size).
+        shares = [e.width * e.height / sum(x.width * x.height for x in encodes)
+                  for e in encodes]
         results = [{"size": [e.width, e.height], "crf": e.crf, "size_bytes": e.size_bytes,
                     "frames": e.frames, "vmaf_mean": e.vmaf_mean,
                     "keyframe_bytes": e.keyframe_bytes,
-                    "encode_s": encode_s * p / sum(pixels), "score_s": score_s / len(encodes)}
-                   for e, p in zip(encodes, pixels, strict=True)]
+                    "encode_s": encoding.wall_s * share,
+                    "score_s": scoring.wall_s / len(encodes),
+                    "cpu_s": encoding.cpu_s * share + scoring.cpu_s / len(encodes)}
+                   for e, share in zip(encodes, shares, strict=True)]
         _storage.write_json(record_uri, {"task": _task_key(task), "results": results})
         yield from _results(task, results)
 
@@ -179,7 +183,7 @@ def _results(task: TrialTask, results: list[dict]):
         width, height = r["size"]
         yield TrialResult(task, width, height, r["crf"], task.trial_index + i, r["size_bytes"],
                           r["frames"], r["vmaf_mean"], r["encode_s"], r["score_s"],
-                          r.get("keyframe_bytes", 0))
+                          r.get("keyframe_bytes", 0), r.get("cpu_s", 0.0))
 
 
 def _task_key(task: TrialTask) -> dict:
@@ -243,17 +247,21 @@ class _ChooseLadderFn(beam.DoFn):
         renditions = renditions_from_rungs(rungs, points, results)
         probe = every_result[0].task.span.index
         split = {"probe": 0.0, "refine": 0.0, "calibration": 0.0}
+        cpu = dict.fromkeys(split, 0.0)
         for r in every_result:
-            split["probe" if r.task.span.index == probe else "refine"] += r.encode_s + r.score_s
+            part = "probe" if r.task.span.index == probe else "refine"
+            split[part] += r.encode_s + r.score_s
+            cpu[part] += r.cpu_s
         calibration: list[dict] = []
         if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
             try:
-                renditions, calibration, spent = self._calibrate(results, renditions)
+                renditions, calibration, spent, spent_cpu = self._calibrate(results,
+                                                                            renditions)
             except MediaError as exc:
                 yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                     title_id, source.source_uri, "plan (calibration)", exc))
                 return
-            split["calibration"] = spent
+            split["calibration"], cpu["calibration"] = spent, spent_cpu
         cost = sum(split.values())
         _storage.write_json(naming.plan_record_uri(cfg.output_root, title_id), {
             "mode": "per-title", "top_vmaf": cfg.top_vmaf, "min_kbps": cfg.min_kbps,
@@ -261,6 +269,9 @@ class _ChooseLadderFn(beam.DoFn):
             "trial_segments": sorted({r.task.span.index for r in results}),
             "trial_cost_s": round(cost, 3),
             "trial_cost_split_s": {k: round(v, 3) for k, v in split.items()},
+            # CPU seconds: processes that ran at once do not count their shared seconds twice
+            "trial_cost_cpu_s": round(sum(cpu.values()), 3),
+            "trial_cpu_split_s": {k: round(v, 3) for k, v in cpu.items()},
             "trial_encodes": len(every_result),
             "probe": _probe_record(every_result),
             "points": [dataclasses.asdict(p) for p in points],
@@ -296,7 +307,7 @@ class _ChooseLadderFn(beam.DoFn):
         here = [dataclasses.replace(chunk_crf(r, span), crf_offsets=()) for r in renditions]
         aims = [gate_aim(r, cfg) for r in here]
         tries: list[list[Attempt]] = [[] for _ in renditions]
-        spent = 0.0
+        spent = spent_cpu = 0.0
         with tempfile.TemporaryDirectory(prefix="ladderflow-calibrate-") as scratch:
             with _storage.open_source(first.source.source_uri) as source:
                 staged = stage_span(source, *chunk_window_s(first.source, span),
@@ -308,10 +319,11 @@ class _ChooseLadderFn(beam.DoFn):
                 todo = [i for i in todo if not tries[i] or crfs[i] != tries[i][-1].crf]
                 if not todo:
                     break
-                scores, seconds = self._calibration_round(
+                scores, seconds, cpu_s = self._calibration_round(
                     first, span, staged, scratch,
                     [dataclasses.replace(here[i], crf=crfs[i]) for i in todo])
                 spent += seconds
+                spent_cpu += cpu_s
                 for i, vmaf in zip(todo, scores, strict=True):
                     tries[i].append(Attempt(crfs[i], 0.0, vmaf))
                 todo = [i for i in todo if abs(tries[i][-1].vmaf - aims[i])
@@ -334,19 +346,19 @@ class _ChooseLadderFn(beam.DoFn):
                             "target_vmaf": rendition.target_vmaf, "aim_vmaf": aim,
                             "vmaf_per_crf": slope, "crf_offsets": offsets.crf_offsets,
                             "crf": crf})
-        return adjusted, records, spent
+        return adjusted, records, spent, spent_cpu
 
     def _calibration_round(self, first: TrialTask, span: ChunkSpan, staged, scratch: str,
-                           renditions: list[Rendition]) -> tuple[list[float], float]:
+                           renditions: list[Rendition]) -> tuple[list[float], float, float]:
         """Encode the sample once per rendition in one process and score them in another:
-        the pooled VMAF of each, and the seconds spent."""
+        the pooled VMAF of each, and the wall and CPU seconds spent."""
         cfg = self._config
         tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=span,
                            chunk_count=1, segment_frames=first.segment_frames,
                            output_root=cfg.output_root, settings=cfg.encode,
                            vmaf_height=first.vmaf_height, vmaf_subsample=first.vmaf_subsample)
                  for rendition in renditions]
-        scores, spent = [], 0.0
+        scores, spent, spent_cpu = [], 0.0, 0.0
         encodes = encode_renditions(tasks, staged, scratch, cfg.tool_timeout_s)
         for task, done in zip(tasks, scored_together(tasks, encodes, scratch,
                                                      cfg.tool_timeout_s), strict=True):
@@ -356,8 +368,9 @@ class _ChooseLadderFn(beam.DoFn):
                 task, done, staged, rendition_scratch(scratch, task), 0, cfg.tool_timeout_s,
                 task.vmaf_subsample)
             spent += encoded.encode_s + encoded.score_s
+            spent_cpu += encoded.encode_cpu_s + encoded.score_cpu_s
             scores.append(encoded.vmaf.mean)
-        return scores, spent
+        return scores, spent, spent_cpu
 
 
 def _probe_record(results: list[TrialResult]) -> dict:
