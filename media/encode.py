@@ -270,8 +270,8 @@ def scored(
         return encoded
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
     score, score_s, cpu_s = score_encoded(task, encoded.path, staged.path, log_path,
-                                          vmaf_subsample,
-                                   timeout_s, fault_label(task), encoded.reference_path)
+                                          vmaf_subsample, timeout_s, fault_label(task),
+                                          encoded.reference_path)
     return dataclasses.replace(encoded, vmaf=score, vmaf_log_path=log_path, score_s=score_s,
                                score_cpu_s=cpu_s)
 
