@@ -109,8 +109,6 @@ def measure(path: str, preset: str, steps: list[int]) -> dict:
             for step in all_steps:  # what the pipeline does: one process per chunk
                 together = os.path.join(work, f"together-{step}")
                 tasks = [dataclasses.replace(t, vmaf_subsample=step) for t in group]
-                for task in tasks:
-                    rendition_scratch(together, task)  # made on the way
                 done = scored_together(tasks, [dataclasses.replace(
                     e, reference_path=references[step]) for e in firsts], together)
                 score_s["together"][step] += sum(_ok(d).score_s for d in done)

@@ -264,9 +264,10 @@ def scored(
     timeout_s: float | None = None,
     vmaf_subsample: int = 1,
 ) -> EncodedChunk:
-    """`encoded` with its VMAF score (unchanged when the task does not score), scored
-    against its `reference_path` where it has one."""
-    if not task.score_vmaf:
+    """`encoded` with its VMAF score, scored against its `reference_path` where it has
+    one; unchanged when the task does not score or it has a score already (from
+    `scored_together`)."""
+    if not task.score_vmaf or encoded.vmaf is not None:
         return encoded
     log_path = os.path.join(scratch, f"vmaf-{attempt}.json")
     score, score_s, cpu_s = score_encoded(task, encoded.path, staged.path, log_path,

@@ -275,8 +275,8 @@ class _EncodeChunkFn(beam.DoFn):
         for attempt in range(task.max_attempts if gated else 1):
             current = dataclasses.replace(task, rendition=rendition)
             if attempt == 0 and first is not None:
-                encoded = first if first.vmaf is not None else scored(
-                    current, first, staged, scratch, 0, self._timeout_s, task.vmaf_subsample)
+                encoded = scored(current, first, staged, scratch, 0, self._timeout_s,
+                                 task.vmaf_subsample)
             else:
                 encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
                                         task.vmaf_subsample, reference)

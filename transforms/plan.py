@@ -157,8 +157,8 @@ class _RunTrialFn(beam.DoFn):
             return
         # The encode process's seconds are shared among the encodes by pixels per frame;
         # the score process's evenly (each scores the same frames at the same size).
-        shares = [e.width * e.height / sum(x.width * x.height for x in encodes)
-                  for e in encodes]
+        pixels = sum(e.width * e.height for e in encodes)
+        shares = [e.width * e.height / pixels for e in encodes]
         results = [{"size": [e.width, e.height], "crf": e.crf, "size_bytes": e.size_bytes,
                     "frames": e.frames, "vmaf_mean": e.vmaf_mean,
                     "keyframe_bytes": e.keyframe_bytes,
@@ -364,9 +364,8 @@ class _ChooseLadderFn(beam.DoFn):
                                                      cfg.tool_timeout_s), strict=True):
             if isinstance(done, MediaError):
                 raise done
-            encoded = done if done.vmaf is not None else scored(
-                task, done, staged, rendition_scratch(scratch, task), 0, cfg.tool_timeout_s,
-                task.vmaf_subsample)
+            encoded = scored(task, done, staged, rendition_scratch(scratch, task), 0,
+                             cfg.tool_timeout_s, task.vmaf_subsample)
             spent += encoded.encode_s + encoded.score_s
             spent_cpu += encoded.encode_cpu_s + encoded.score_cpu_s
             scores.append(encoded.vmaf.mean)
