@@ -135,6 +135,17 @@ def trial_points(results: Sequence[TrialResult]) -> list[TrialPoint]:
     return points
 
 
+def frame_spread(results: Sequence[TrialResult], heights: Sequence[int]) -> float | None:
+    """How much frame scores vary within the trial encodes at `heights` (the ladder's):
+    the root mean square of their standard deviations; None where any was not measured
+    (a trial record from before it was kept). `media.vmaf.scored_frames_needed` turns it
+    into the frames a final chunk needs scored."""
+    spreads = [r.vmaf_sd for r in results if r.height in heights]
+    if not spreads or any(sd is None for sd in spreads):
+        return None
+    return math.sqrt(sum(sd * sd for sd in spreads) / len(spreads))
+
+
 def vmaf_per_crf(points: Sequence[TrialPoint], height: int, crf: float) -> float:
     """Slope of VMAF against CRF on the trial curve of `height`, near `crf`."""
     curve = sorted((p for p in points if p.height == height), key=lambda p: p.crf)

@@ -11,6 +11,7 @@ the sample twice per resolution, which on a high-bitrate mezzanine is much of th
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ class TrialEncode:
     vmaf_mean: float
     keyframe_bytes: int
     """Bytes of the encode's first frame, its one keyframe."""
+    vmaf_sd: float
+    """Spread (standard deviation) of the encode's frame scores."""
 
 
 def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
@@ -84,7 +87,7 @@ def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
         if frames != task.span.frame_count:
             raise MediaError(f"trial at {height}p CRF {crf:g} has {frames} frames; "
                              f"expected {task.span.frame_count}")
-        score = vmaf.pool_log_file(log)
+        scores = vmaf.log_frame_scores(log)
         results.append(TrialEncode(width, height, crf, os.path.getsize(path), frames,
-                                   score.mean, sizes[0]))
+                                   vmaf.pool(scores).mean, sizes[0], statistics.pstdev(scores)))
     return results, run, scored

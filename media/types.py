@@ -330,6 +330,8 @@ class TrialResult:
     """Bytes of the trial's one keyframe, its first frame (0: not measured)."""
     cpu_s: float = 0.0
     """CPU seconds (user + system) of its share of the encode and score processes."""
+    vmaf_sd: float | None = None
+    """Spread (standard deviation) of its frame scores (None: not measured)."""
 
     @property
     def title_id(self) -> str:
@@ -346,6 +348,9 @@ class TitlePlan:
     """'per-title' or 'fixed'."""
     trial_cost_s: float = 0.0
     """Wall seconds the trial encodes and their scoring took, summed."""
+    scored_frames: int = 0
+    """Frames each final chunk needs scored (`media.vmaf.scored_frames_needed`; 0: the
+    default, `media.vmaf.MIN_SCORED_FRAMES`)."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pytest
 
 from media import ffmpeg
 from media.isobmff import read_fragment, read_init
+from media.vmaf import FLAT_SCORED_FRAMES, scored_frames_needed
 
 TOP_VMAF = 93.0
 MIN_KBPS = 150.0
@@ -88,6 +89,13 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
             assert plan[total] == pytest.approx(sum(plan[split].values()), abs=0.01)
         chunks = [c for t in _report(per_title_run, title)["tracks"] for c in t.get("chunks", [])]
         assert chunks and all(c["encode_cpu_s"] > 0 and c["score_cpu_s"] > 0 for c in chunks)
+        # How much the ladder's trial frame scores vary sets how many frames of each
+        # chunk are scored: every chunk has that many (or all of its frames)
+        scoring = plan["scoring"]
+        assert scoring["frame_sd"] >= 0
+        assert scoring["scored_frames"] == scored_frames_needed(scoring["frame_sd"])
+        for chunk in chunks:
+            assert chunk["vmaf"]["frame_count"] >= min(scoring["scored_frames"], chunk["frames"])
         # One calibration encode per rung at the final preset, at the calibration
         # sample's own CRF, and the rung's CRF moved toward the middle of the gate's
         # window by the trial curve's slope.
@@ -132,6 +140,14 @@ def test_top_rung_meets_its_target(per_title_run):
         target = top["target_vmaf"]
         assert target == pytest.approx(TOP_VMAF, abs=1.0) or target < TOP_VMAF
         assert top["vmaf"]["mean"] >= target - 1.0, top
+
+
+def test_a_flat_title_scores_fewer_frames_of_each_chunk(per_title_run):
+    flat, busy = (_report(per_title_run, title)["plan"]["scoring"] for title in ("flat", "busy"))
+    # still bars: the trials' frame scores barely vary, and few frames tell a chunk's
+    # mean; noise: every frame differs, and a chunk is scored on as many as by default
+    assert flat["frame_sd"] < 0.15 < busy["frame_sd"]
+    assert flat["scored_frames"] == FLAT_SCORED_FRAMES < busy["scored_frames"]
 
 
 def test_every_chunk_is_gated(per_title_run):

@@ -19,6 +19,7 @@ from media.encode import encode_chunk
 from media.errors import MediaError
 from media.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo, TitlePlan
 from media.vmaf import (
+    FLAT_SCORED_FRAMES,
     MIN_SCORED_FRAMES,
     chunk_step,
     frame_scores,
@@ -27,6 +28,7 @@ from media.vmaf import (
     pool,
     pool_log_file,
     score_chunk_argv,
+    scored_frames_needed,
 )
 from tests.media_factory import make_clip
 
@@ -339,6 +341,38 @@ def test_chunk_step_is_odd_no_larger_than_asked_and_scores_enough_frames():
             assert got == 1 or -(-frames // got) >= MIN_SCORED_FRAMES
 
 
+@pytest.mark.parametrize("frames, step, scored, expected", [
+    (300, 15, 7, 41),  # a flat title's 12 s chunk: 8 frames, not 20
+    (100, 15, 7, 15),  # its 4 s tail chunk: 7 frames
+    (300, 15, 20, 15),  # a title that needs 20: as before
+    (300, 1, 7, 1),  # every frame, where asked, stays every frame
+    (10, 15, 7, 1),  # too short for any step
+])
+def test_chunk_step_widens_for_a_title_that_needs_fewer_frames(frames, step, scored, expected):
+    assert chunk_step(frames, step, scored) == expected
+
+
+def test_chunk_step_for_fewer_frames_is_odd_and_scores_them():
+    for frames in range(1, 400):
+        for step in (3, 5, 15):
+            for scored in (FLAT_SCORED_FRAMES, 12):
+                got = chunk_step(frames, step, scored)
+                assert got % 2 == 1
+                assert got == 1 or scored <= -(-frames // got) < 2 * scored + 1
+
+
+@pytest.mark.parametrize("spread, frames", [
+    (None, MIN_SCORED_FRAMES),  # not measured: the default
+    (0.0, FLAT_SCORED_FRAMES),  # never fewer than the floor
+    (0.14, FLAT_SCORED_FRAMES),  # the cartoon's trials
+    (0.2, 13),
+    (0.24, 19),
+    (0.9, MIN_SCORED_FRAMES),  # the grainy source's: never more than the default
+])
+def test_scored_frames_needed_grows_with_the_spread_of_frame_scores(spread, frames):
+    assert scored_frames_needed(spread) == frames
+
+
 def test_split_gives_a_short_tail_chunk_a_finer_step():
     from transforms.split import plan_tasks
 
@@ -348,3 +382,7 @@ def test_split_gives_a_short_tail_chunk_a_finer_step():
     plan = TitlePlan(source, (Rendition("360p", 640, 360, 23, 800, 1600),), "fixed")
     tasks, _, _ = plan_tasks(plan, JobConfig(output_root="/out", vmaf_subsample=15))
     assert [(t.chunk.frame_count, t.vmaf_subsample) for t in tasks] == [(300, 15), (100, 5)]
+    # a title whose trials found its frame scores flat: 8 and 7 frames scored
+    flat = TitlePlan(source, plan.renditions, "per-title", scored_frames=FLAT_SCORED_FRAMES)
+    tasks, _, _ = plan_tasks(flat, JobConfig(output_root="/out", vmaf_subsample=15))
+    assert [(t.chunk.frame_count, t.vmaf_subsample) for t in tasks] == [(300, 41), (100, 15)]

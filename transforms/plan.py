@@ -36,6 +36,7 @@ from media.planning import (
     complete_results,
     crf_in_range,
     crf_offset_at,
+    frame_spread,
     gate_aim,
     heights_to_refine,
     measured_slope,
@@ -59,6 +60,7 @@ from media.types import (
     TrialResult,
     TrialTask,
 )
+from media.vmaf import scored_frames_needed
 from media.x264 import chunk_window_s
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
@@ -161,7 +163,7 @@ class _RunTrialFn(beam.DoFn):
         shares = [e.width * e.height / pixels for e in encodes]
         results = [{"size": [e.width, e.height], "crf": e.crf, "size_bytes": e.size_bytes,
                     "frames": e.frames, "vmaf_mean": e.vmaf_mean,
-                    "keyframe_bytes": e.keyframe_bytes,
+                    "keyframe_bytes": e.keyframe_bytes, "vmaf_sd": e.vmaf_sd,
                     "encode_s": encoding.wall_s * share,
                     "score_s": scoring.wall_s / len(encodes),
                     "cpu_s": encoding.cpu_s * share + scoring.cpu_s / len(encodes)}
@@ -183,7 +185,7 @@ def _results(task: TrialTask, results: list[dict]):
         width, height = r["size"]
         yield TrialResult(task, width, height, r["crf"], task.trial_index + i, r["size_bytes"],
                           r["frames"], r["vmaf_mean"], r["encode_s"], r["score_s"],
-                          r.get("keyframe_bytes", 0), r.get("cpu_s", 0.0))
+                          r.get("keyframe_bytes", 0), r.get("cpu_s", 0.0), r.get("vmaf_sd"))
 
 
 def _task_key(task: TrialTask) -> dict:
@@ -263,6 +265,8 @@ class _ChooseLadderFn(beam.DoFn):
                 return
             split["calibration"], cpu["calibration"] = spent, spent_cpu
         cost = sum(split.values())
+        spread = frame_spread(results, [r.height for r in renditions])
+        scored_frames = scored_frames_needed(spread)
         _storage.write_json(naming.plan_record_uri(cfg.output_root, title_id), {
             "mode": "per-title", "top_vmaf": cfg.top_vmaf, "min_kbps": cfg.min_kbps,
             "step_ratio": cfg.step_ratio, "trial_preset": cfg.trial_preset,
@@ -281,10 +285,17 @@ class _ChooseLadderFn(beam.DoFn):
                 rung, maxrate_kbps=rendition.maxrate_kbps, bufsize_kbit=rendition.bufsize_kbit))
                 for rung, rendition in zip(rungs, renditions, strict=True)],
             "calibration": calibration,
+            # how much the ladder's trial frame scores vary, and so how many frames of
+            # each final chunk are scored (`media.vmaf.chunk_step`)
+            "scoring": {"frame_sd": None if spread is None else round(spread, 3),
+                        "scored_frames": scored_frames},
         })
-        log.info("%s: planned %d rungs: %s", title_id, len(renditions), ", ".join(
-            f"{r.height}p CRF {r.crf:g} (VMAF {r.target_vmaf:.1f})" for r in renditions))
-        yield TitlePlan(source, tuple(renditions), "per-title", cost)
+        log.info("%s: planned %d rungs: %s; chunks scored on %d frames at least "
+                 "(trial frame scores spread %s)", title_id, len(renditions), ", ".join(
+                     f"{r.height}p CRF {r.crf:g} (VMAF {r.target_vmaf:.1f})"
+                     for r in renditions), scored_frames,
+                 "unknown" if spread is None else f"{spread:.2f}")
+        yield TitlePlan(source, tuple(renditions), "per-title", cost, scored_frames)
 
     def _calibrate(self, results: list[TrialResult], renditions: list[Rendition]):
         """Encode one sample per rung with the final preset and move each rung's CRF to

@@ -21,7 +21,7 @@ from media.config import JobConfig
 from media.ladder import vmaf_height
 from media.naming import audio_track_id, subtitle_track_id
 from media.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, TitlePlan
-from media.vmaf import chunk_step
+from media.vmaf import MIN_SCORED_FRAMES, chunk_step
 
 __all__ = ["AUDIO", "SUBTITLES", "Split", "chunk_groups", "plan_tasks"]
 
@@ -51,7 +51,8 @@ def plan_tasks(plan: TitlePlan, config: JobConfig
                   rendition_count=len(renditions),
                   max_attempts=config.max_attempts if config.gates_on else 1,
                   gate_below=config.gate_below, gate_above=config.gate_above,
-                  vmaf_subsample=chunk_step(chunk.frame_count, config.vmaf_subsample))
+                  vmaf_subsample=chunk_step(chunk.frame_count, config.vmaf_subsample,
+                                            plan.scored_frames or MIN_SCORED_FRAMES))
         for position, rendition in enumerate(renditions)
         for chunk in chunks
     ]
