@@ -18,7 +18,12 @@ It prints, in this one run on this machine:
 - scoring time over encode time, each of the three ways, for every frame and each step;
 - the error of each step's pooled (mean) chunk score against every-frame scoring: the
   mean and the largest absolute difference over all chunks; and the largest difference
-  between scores from the kept reference and from the decoded source.
+  between scores from the kept reference and from the decoded source;
+- the step the per-title plan would choose: the probe trial (the middle 1 s sample at
+  every candidate resolution, as the planner runs it) measures how much frame scores
+  vary (`media.planning.frame_spread` at the ladder's resolutions), which sets the
+  frames each chunk needs scored (`media.vmaf.scored_frames_needed`), and so the step
+  (`media.vmaf.chunk_step`); that step's cost and error are measured with the others.
 
 Each encode and each scoring (one process) has the cores to itself, one after the other,
 so the times compare like for like. The pipeline keeps one reference, for its
@@ -42,6 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.per_title import SOURCES, make_source
 from media import ffmpeg, vmaf
 from media.chunking import plan_chunks, segment_frames
+from media.config import JobConfig
 from media.encode import (
     encode_renditions,
     reference_file,
@@ -52,9 +58,14 @@ from media.encode import (
     vmaf_size,
 )
 from media.ladder import fixed_ladder, vmaf_height
+from media.planning import frame_spread
 from media.probe import inspect_source
+from media.staging import stage_span
+from media.trials import run_trials
 from media.types import ChunkTask, EncodeSettings
-from media.x264 import source_frames
+from media.vmaf import chunk_step, scored_frames_needed
+from media.x264 import chunk_window_s, source_frames
+from transforms.plan import probe_tasks
 
 SEGMENT_S, CHUNK_SEGMENTS = 4.0, 3
 WAYS = ("decoded", "stored")
@@ -84,6 +95,22 @@ def keep_references(task: ChunkTask, staged_path: str, work: str, steps: list[in
         for i, step in enumerate(steps)]
     ffmpeg.run(ffmpeg.ffmpeg_argv(*ffmpeg_python.merge_outputs(*outputs).get_args()))
     return paths
+
+
+def planned_step(path: str, step: int) -> tuple[float | None, int, int]:
+    """(frame score spread, frames needed, step) the per-title plan would give the
+    source's first chunk, from its probe trial, for the configured `step`."""
+    group = chunk_groups(path, "medium")[0]
+    source = group[0].source
+    config = JobConfig(output_root="")
+    task = probe_tasks(source, config)[0]
+    with tempfile.TemporaryDirectory(prefix="ladderflow-bench-probe-") as scratch:
+        staged = stage_span(path, *chunk_window_s(source, task.span), f"{scratch}/span.mkv",
+                            path)
+        encodes, _, _ = run_trials(task, staged, scratch)
+    spread = frame_spread(encodes, [t.rendition.height for t in group])
+    frames = scored_frames_needed(spread)
+    return spread, frames, chunk_step(group[0].chunk.frame_count, step, frames)
 
 
 def measure(path: str, preset: str, steps: list[int]) -> dict:
@@ -152,13 +179,15 @@ def main() -> int:
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     steps = [int(s) for s in args.steps.split(",")]
-    results = {}
+    results, planned = {}, {}
     for name in args.sources.split(","):
         path = os.path.join(args.work, f"{name}-{args.duration:g}s.mp4")
         if not os.path.exists(path):
             make_source(path, SOURCES[name], args.duration)
-        print(f"{name}: encoding and scoring the fixed ladder ...", flush=True)
-        results[name] = measure(path, args.preset, steps)
+        planned[name] = planned_step(path, JobConfig.vmaf_subsample)
+        print(f"{name}: the plan's step: {planned[name]}; encoding and scoring the fixed "
+              f"ladder ...", flush=True)
+        results[name] = measure(path, args.preset, sorted({*steps, planned[name][2]}))
 
     all_steps = [1, *steps]
     print(f"\nscoring cost, fixed ladder, x264 preset {args.preset}, {args.duration:g} s 1080p25 "
@@ -186,6 +215,16 @@ def main() -> int:
             cells.append(f"{sum(errs) / len(errs):.2f}/{max(errs):.2f}")
         largest = max(abs(d) for ds in r["drift"].values() for d in ds)
         print(f"{name:9s}" + "  ".join(f"{c:>11s}" for c in cells) + f"  {largest:14.4f}")
+    print(f"\nthe per-title plan's step (configured step {JobConfig.vmaf_subsample}): from the "
+          "spread of the probe trial's frame scores, the frames a chunk needs scored; "
+          "score/encode the pipeline's way (one process per chunk); error mean/max")
+    print("source     spread  frames  first chunk's step  score/encode  error")
+    for name, (spread, frames, step) in planned.items():
+        r = results[name]
+        errs = [abs(e) for e in r["errors"].get(step, [0.0])]
+        print(f"{name:9s} {'-' if spread is None else f'{spread:6.2f}'} {frames:7d} "
+              f"{step:19d} {r['score_s']['together'][step] / r['encode_s']:13.2f}  "
+              f"{sum(errs) / len(errs):.2f}/{max(errs):.2f}")
     return 0
 
 

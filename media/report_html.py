@@ -326,7 +326,8 @@ def _plan_section(plan: dict, hull: bool) -> str:
                           if plan.get("trial_cost_cpu_s") else "")),
         ("Rung spacing", f"bitrate ratio {_f(plan.get('step_ratio'), 2)}, "
                          f"floor {_f(plan.get('min_kbps'), 0)} kb/s"),
-        ("Trial preset", plan.get("trial_preset") or "—")]))
+        ("Trial preset", plan.get("trial_preset") or "—"),
+        *_scoring_fact(plan.get("scoring"))]))
     if hull:
         out.append(f"<img src='{HULL_SVG}' alt='Trial encodes: VMAF "
                    "against bitrate per resolution, with the convex hull and chosen rungs'>")
@@ -338,6 +339,16 @@ def _plan_section(plan: dict, hull: bool) -> str:
         for r in plan.get("rungs") or []], numeric_from=0))
     out.append("</section>")
     return "".join(out)
+
+
+def _scoring_fact(scoring: dict | None) -> list[tuple[str, str]]:
+    """How many frames of each chunk were scored, and why (the trials' frame scores)."""
+    if not scoring:
+        return []
+    spread = scoring.get("frame_sd")
+    return [("Chunk scoring", f"{scoring.get('scored_frames')} frames of a chunk at least"
+             + ("" if spread is None else
+                f" (trial frame scores spread {_f(spread, 2)} VMAF)"))]
 
 
 def _renditions_section(tracks: list[dict], charts: dict[str, str]) -> str:

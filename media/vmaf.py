@@ -127,10 +127,10 @@ SCORING_ERROR = 0.25
 """How far (VMAF) a subsampled chunk score may stray from every frame's, by design: half
 of what the scoring benchmark allows."""
 SPREAD_FACTOR = 4.5
-"""Measured error of a chunk's mean over n frames, times sqrt(n), over the frame scores'
-spread in the title's trials (`scored_frames_needed`): up to 4.3 on the three benchmark
-sources (a 12 s chunk: the trials' 1 s samples see less of the spread than a chunk has,
-and frames near one another are alike)."""
+"""A chunk mean's error over n frames, times sqrt(n), over the spread of the title's
+trial frame scores (`media.planning.frame_spread`), measured on 12 s chunks of the three
+benchmark sources at 4 to 20 frames: up to 3.7. A 1 s trial sample sees less of the
+spread than a 12 s chunk has, and neighbouring frames are alike."""
 
 
 def scored_frames_needed(frame_sd: float | None) -> int:
@@ -139,13 +139,14 @@ def scored_frames_needed(frame_sd: float | None) -> int:
     encodes (None: not measured): (SPREAD_FACTOR * sd / SCORING_ERROR) ** 2, between
     FLAT_SCORED_FRAMES and MIN_SCORED_FRAMES.
 
-    A flat title (a cartoon's scores vary by 0.1-0.3 from frame to frame) needs few: the
-    mean of 7 of a 12 s chunk's frames came within 0.19 of all 300, where a grainy
-    title's (spread 0.9) strayed by 0.9. Scoring costs the same per frame whatever was
-    encoded, so a cheap encode's scoring would otherwise cost more than the encode.
+    A flat title needs few (the cartoon's trial scores spread by 0.15 at its ladder's
+    resolutions: the mean of 7 of a 12 s chunk's frames came within 0.19 of all 300),
+    a grainy one all 20 (spread 0.7: 7 frames strayed by 0.9). Scoring costs the same
+    per frame whatever was encoded, so a cheap encode's scoring would otherwise cost
+    more than the encode.
 
-    >>> scored_frames_needed(0.14), scored_frames_needed(0.9), scored_frames_needed(None)
-    (7, 20, 20)
+    >>> scored_frames_needed(0.15), scored_frames_needed(0.7), scored_frames_needed(None)
+    (8, 20, 20)
     """
     if frame_sd is None:
         return MIN_SCORED_FRAMES

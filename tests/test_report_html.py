@@ -45,6 +45,7 @@ def synthetic_plan(top_vmaf: float = 95.0) -> dict:
         "points": [dataclasses.asdict(p) for p in points],
         "hull": [dataclasses.asdict(p) for p in upper_hull(points)],
         "rungs": [dataclasses.asdict(r) for r in choose_rungs(points, top_vmaf=top_vmaf)],
+        "scoring": {"frame_sd": 0.152, "scored_frames": 8},
     }
 
 
@@ -229,6 +230,16 @@ def test_tracks_without_vmaf_render_their_bitrate():
     assert _role(root, "vmaf-mean") == [] and _role(root, "target") == []
     assert len(_markers(_role(root, "bitrate"))) == 4
     assert "720p-2800k" in _Page(files[REPORT_HTML].decode()).headings
+
+
+def test_the_plan_says_how_many_frames_of_a_chunk_were_scored_and_why():
+    report = make_report(plan=synthetic_plan())
+    text = render_report(report)[REPORT_HTML].decode()
+    plan = text[text.index("<section id='plan'>"):]
+    assert "8 frames of a chunk at least (trial frame scores spread 0.15 VMAF)" in plan
+    del report["plan"]["scoring"]  # a plan from before it was recorded
+    text = render_report(report)[REPORT_HTML].decode()
+    assert "Chunk scoring" not in text and "<section id='plan'>" in text
 
 
 def test_a_report_from_an_older_run_renders():

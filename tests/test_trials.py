@@ -18,6 +18,7 @@ from media import ffmpeg, vmaf
 from media.encode import packet_sizes
 from media.staging import stage_span
 from media.trials import (
+    frame_sd,
     run_trials,
     trial_encode_argv,
     trial_grid,
@@ -75,6 +76,13 @@ def test_every_size_and_crf_in_grid_order(trialled):
         assert sum(sizes) < r.size_bytes  # the rest is the container's
 
 
+def test_the_spread_leaves_out_the_keyframe():
+    assert frame_sd([99.0, 90.0, 90.0, 90.0]) == 0.0  # the sample's first, its keyframe
+    assert frame_sd([90.0, 92.0, 94.0]) == pytest.approx(1.0)
+    assert frame_sd([90.0, 92.0]) == pytest.approx(1.0)  # too few to leave one out
+    assert frame_sd([90.0]) == 0.0
+
+
 def test_one_decode_of_the_sample_for_every_encode_and_one_for_every_score(trialled):
     task, staged, _, _, _, _ = trialled
     paths = [f"/x/{i}.mp4" for i in range(4)]
@@ -96,6 +104,8 @@ def test_each_trial_scores_as_its_encode_scored_alone(trialled):
         alone = vmaf.log_frame_scores(log)
         assert len(alone) == len(range(0, 35, 5))
         assert result.vmaf_mean == pytest.approx(statistics.fmean(alone), abs=SAME_SCORE_VMAF)
-        # the spread of its frame scores, from which the final chunks' step is chosen
-        assert result.vmaf_sd == pytest.approx(statistics.pstdev(alone), abs=SAME_SCORE_VMAF)
+        # the spread of its frame scores after its keyframe, from which the final
+        # chunks' step is chosen
+        assert result.vmaf_sd == pytest.approx(statistics.pstdev(alone[1:]),
+                                               abs=SAME_SCORE_VMAF)
         assert result.vmaf_sd > 0
