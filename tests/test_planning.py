@@ -13,6 +13,7 @@ from media.planning import (
     MAX_CRF_STEP,
     candidate_resolutions,
     complete_results,
+    frame_spread,
     gate_verdict,
     gop_bytes,
     heights_to_refine,
@@ -164,6 +165,23 @@ def test_only_resolutions_trialled_on_every_sample_reach_the_hull():
     kept = complete_results(probe + rest)
     assert {(r.height, r.task.span.index) for r in kept} == {(720, 0), (720, 3), (720, 6)}
     assert complete_results(probe) == probe
+
+
+def test_frame_spread_is_the_rms_of_the_ladders_trial_spreads():
+    src = _source()
+
+    def result(height, sd):
+        size = (height * 16 // 9, height)
+        task = TrialTask(src, (size,), (24.0,), ChunkSpan(0, 0, 25), 0, 4, 100, "/o",
+                         EncodeSettings())
+        return TrialResult(task, *size, 24.0, 0, 1000, 25, 80.0, vmaf_sd=sd)
+
+    results = [result(1080, 0.1), result(1080, 0.5), result(540, 0.5), result(234, 3.0)]
+    assert frame_spread(results, [1080, 540]) == pytest.approx(math.sqrt(0.51 / 3))
+    assert frame_spread(results, [234]) == 3.0
+    assert frame_spread(results, [720]) is None  # no trial there
+    # a trial from a record written before the spread was kept: not measured
+    assert frame_spread([*results, result(540, None)], [1080, 540]) is None
 
 
 def test_trial_points_pool_segments_by_bits_and_frames():
