@@ -40,8 +40,9 @@ class TrialEncode:
 def frame_sd(scores: Sequence[float]) -> float:
     """Spread of a trial's frame scores as a chunk's would spread: their standard
     deviation without the first, the sample's keyframe. A trial starts with its one
-    keyframe, scored better than the frames after it (by 0.5-2 VMAF on a flat 1080p
-    source), a fifth of its scored frames where a chunk has one in every segment."""
+    keyframe, scored better than the frames after it (by about 0.5 to 1 VMAF in the
+    flat benchmark source's probe), a fifth of its scored frames where a chunk has one
+    in every segment."""
     return statistics.pstdev(scores[1:]) if len(scores) > 2 else statistics.pstdev(scores)
 
 
