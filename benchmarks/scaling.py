@@ -1,6 +1,6 @@
 """Cost against title length: time should double with the title, memory stay flat.
 
-    python benchmarks/scaling.py [--durations 30,60,120,240] [--height 540] [--vmaf]
+    python benchmarks/scaling.py [--durations 30,60,120,240] [--height 1080] [--vmaf]
 
 Runs the pipeline (DirectRunner, fixed ladder, preset medium; `--no_vmaf` unless
 `--vmaf`) on generated sources of each length (the demo pattern with stereo audio, at
@@ -27,7 +27,7 @@ from pipeline.demo import demo_source_argv
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--durations", default="30,60,120,240")
-    parser.add_argument("--height", type=int, default=540)
+    parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--vmaf", action="store_true", help="score every chunk too")
     parser.add_argument("--work", default="/tmp/ladderflow-bench-scaling")
