@@ -79,12 +79,32 @@ def scoring_streams(encoded_path: str, staged_path: str, source: SourceInfo,
 
 
 def distorted_frames(encoded_path: str, width: int, height: int, subsample: int = 1):
-    """An encode's frames as VMAF sees them: `thinned`, upscaled bicubic, yuv420p."""
+    """An encode's frames as VMAF sees them: `thinned`, upscaled bicubic, yuv420p,
+    `untagged`."""
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
     distorted = thinned(distorted, subsample)
     distorted = distorted.filter("scale", width, height, flags="bicubic")
-    return distorted.filter("format", "yuv420p")
+    return untagged(distorted.filter("format", "yuv420p"))
+
+
+UNTAGGED = {"range": "unknown", "colorspace": "unknown", "color_primaries": "unknown",
+            "color_trc": "unknown"}
+
+
+def untagged(stream):
+    """`stream` with its frames' colour tags (range, matrix, primaries, transfer) cleared,
+    their pixels untouched.
+
+    FFmpeg negotiates colour range and matrix between filters: where libvmaf's two
+    inputs carry different tags, it converts one of them on the way in. A reference
+    kept in NUT (`store_reference`) comes back with no tags, while the encode of a
+    tagged source (BT.709, limited range, as most are) keeps them: the encode was then
+    stretched from limited to full range before it was compared, and a 1080p encode
+    that scores 97.9 against the decoded source scored 53.5. Both sides are the same
+    pipeline's pixels, so both are compared as they are: each input to libvmaf is
+    untagged."""
+    return stream.filter("setparams", **UNTAGGED)
 
 
 def reference_frames(frames, source: SourceInfo, width: int, height: int, subsample: int = 1):
@@ -94,7 +114,7 @@ def reference_frames(frames, source: SourceInfo, width: int, height: int, subsam
     if needs_scaling(source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic").filter(
             "setsar", "1")
-    return reference.filter("format", "yuv420p")
+    return untagged(reference.filter("format", "yuv420p"))
 
 
 def store_reference(reference, path: str):
@@ -107,8 +127,9 @@ def store_reference(reference, path: str):
 
 
 def stored_reference(path: str):
-    """The reference frames `store_reference` kept, as the yuv420p stream libvmaf takes."""
-    return ffmpeg_python.input(path, f="nut").video.filter("format", "yuv420p")
+    """The reference frames `store_reference` kept, as the yuv420p stream libvmaf takes
+    (`untagged`, as NUT keeps them)."""
+    return untagged(ffmpeg_python.input(path, f="nut").video.filter("format", "yuv420p"))
 
 
 def stored_reference_bytes(frame_count: int, width: int, height: int, subsample: int = 1) -> int:

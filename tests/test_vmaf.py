@@ -285,6 +285,44 @@ def test_thinned_scoring_gives_the_scores_of_every_frame_subsampling(encoded, tm
 
 STORED_TOLERANCE = 1e-3
 """Scores from the kept raw frames against scores from the decoded source."""
+PLAIN_TOLERANCE = 1e-3
+"""A chunk's score against plain libvmaf's on the same encode and source (same frames)."""
+
+
+@pytest.mark.parametrize("tags", [
+    ("-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709",
+     "-color_trc", "bt709"),
+    ("-color_range", "pc"),
+], ids=["bt709-limited", "full-range"])
+def test_a_tagged_source_scores_as_plain_libvmaf_scores_it(tmp_path, tags):
+    """Most sources carry colour tags; the kept reference (raw frames in NUT) does not.
+    libvmaf must still compare the same pixels: the chunk's score from its kept reference
+    equals plain libvmaf's on the encode and the source (which agree on their tags)."""
+    clip = str(tmp_path / "tagged.mp4")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2", "-c:v", "libx264",
+        "-preset", "veryfast", "-crf", "16", "-g", "50", "-pix_fmt", "yuv420p", *tags, clip))
+    src = SourceInfo(source_uri=clip, title_id="tagged", container="mov", video_codec="h264",
+                     width=320, height=180, frame_rate=Fraction(25), frame_count=50,
+                     video_start_s=0.0, pix_fmt="yuv420p")
+    task = ChunkTask(source=src, rendition=Rendition("180p", 320, 180, 18.0, 0, 0),
+                     chunk=ChunkSpan(0, 0, 50), chunk_count=1, segment_frames=50,
+                     output_root=str(tmp_path / "out"),
+                     settings=EncodeSettings(preset="ultrafast", vmaf_backend="libvmaf"),
+                     vmaf_height=180)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    chunk = encode_chunk(task, clip, str(scratch))
+    assert chunk.reference_path  # scored from the kept reference
+
+    log = str(tmp_path / "plain.json")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-i", chunk.path, "-i", clip, "-lavfi",
+        f"[0:v][1:v]libvmaf=log_fmt=json:log_path={log}", "-f", "null", "-"))
+    plain = pool_log_file(log)
+    assert chunk.vmaf.frame_count == plain.frame_count == 50
+    assert chunk.vmaf.mean == pytest.approx(plain.mean, abs=PLAIN_TOLERANCE)
+    assert chunk.vmaf.mean > MIN_SELF_VMAF
 
 
 @pytest.mark.parametrize("step", [1, 5])
