@@ -200,19 +200,26 @@ def test_score_argv_upscales_the_distorted_input_bicubic(src, size, reference_sc
 # --- one real run ---------------------------------------------------------------------
 
 
+def _clip_task(clip: str, frames: int, rendition: Rendition, out: str,
+               settings: EncodeSettings) -> ChunkTask:
+    """The one chunk of a 320x180 25 fps clip of `frames` frames, at `rendition`."""
+    src = SourceInfo(source_uri=clip, title_id=os.path.basename(clip).split(".")[0],
+                     container="mov", video_codec="h264", width=320, height=180,
+                     frame_rate=Fraction(25), frame_count=frames, video_start_s=0.0,
+                     pix_fmt="yuv420p")
+    return ChunkTask(source=src, rendition=rendition, chunk=ChunkSpan(0, 0, frames),
+                     chunk_count=1, segment_frames=50, output_root=out, settings=settings,
+                     vmaf_height=180)
+
+
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
     """A 4 s 320x180 clip encoded as one chunk and scored against its source."""
     folder = tmp_path_factory.mktemp("vmaf")
     clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180,
                      rate="25", audio=False, gop=50)
-    src = SourceInfo(source_uri=clip, title_id="clip", container="mov", video_codec="h264",
-                     width=320, height=180, frame_rate=Fraction(25), frame_count=100,
-                     video_start_s=0.0, pix_fmt="yuv420p")
-    task = ChunkTask(source=src, rendition=Rendition("180p-250k", 320, 180, 18.0, 250, 500),
-                     chunk=ChunkSpan(0, 0, 100), chunk_count=1, segment_frames=50,
-                     output_root=str(folder / "out"),
-                     settings=EncodeSettings(preset="ultrafast"), vmaf_height=180)
+    task = _clip_task(clip, 100, Rendition("180p-250k", 320, 180, 18.0, 250, 500),
+                      str(folder / "out"), EncodeSettings(preset="ultrafast"))
     scratch = folder / "scratch"
     scratch.mkdir()
     return task, encode_chunk(task, clip, str(scratch))
@@ -302,14 +309,8 @@ def test_a_tagged_source_scores_as_plain_libvmaf_scores_it(tmp_path, tags):
     ffmpeg.run(ffmpeg.ffmpeg_argv(
         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2", "-c:v", "libx264",
         "-preset", "veryfast", "-crf", "16", "-g", "50", "-pix_fmt", "yuv420p", *tags, clip))
-    src = SourceInfo(source_uri=clip, title_id="tagged", container="mov", video_codec="h264",
-                     width=320, height=180, frame_rate=Fraction(25), frame_count=50,
-                     video_start_s=0.0, pix_fmt="yuv420p")
-    task = ChunkTask(source=src, rendition=Rendition("180p", 320, 180, 18.0, 0, 0),
-                     chunk=ChunkSpan(0, 0, 50), chunk_count=1, segment_frames=50,
-                     output_root=str(tmp_path / "out"),
-                     settings=EncodeSettings(preset="ultrafast", vmaf_backend="libvmaf"),
-                     vmaf_height=180)
+    task = _clip_task(clip, 50, Rendition("180p", 320, 180, 18.0, 0, 0), str(tmp_path / "out"),
+                      EncodeSettings(preset="ultrafast", vmaf_backend="libvmaf"))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     chunk = encode_chunk(task, clip, str(scratch))
