@@ -16,6 +16,9 @@ frames before scaling, so that every rung shows the picture the source means.
   ladder is H.264, which players only take as SDR 8-bit; the report says the title was
   tone-mapped. VMAF is scored against the tone-mapped reference, so it measures the
   encode, not the tone mapping.
+- **Full-range** YUV (a camera's or a screen recorder's `yuvj420p`, or YUV tagged `pc`)
+  is converted to limited range, which players expect of H.264 (`scale`, full to
+  limited); the inspection says so (`full_range`).
 """
 
 from __future__ import annotations
@@ -43,4 +46,15 @@ def condition(stream, source: SourceInfo):
                   .filter("tonemap", tonemap="hable", desat=0)
                   .filter("zscale", t="bt709", m="bt709", r="tv")
                   .filter("format", "yuv420p"))
+    elif full_range_yuv(source):
+        stream = (stream.filter("scale", in_range="full", out_range="limited")
+                  .filter("format", "yuv420p"))
     return stream
+
+
+def full_range_yuv(source: SourceInfo) -> bool:
+    """Whether the source is full-range YUV (RGB sources are converted to limited-range
+    YUV by the encoder's pixel format anyway)."""
+    fmt = source.pix_fmt or ""
+    return not fmt.startswith(("rgb", "bgr", "gbr")) and (
+        source.color_range == "pc" or fmt.startswith("yuvj"))

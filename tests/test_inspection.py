@@ -162,6 +162,9 @@ class Clips:
         tags = "color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc:range=tv"
         return _make(path + ".mp4", vf=f"setparams={tags}", pix_fmt="yuv420p10le")
 
+    def _full_range(self, path):
+        return _make(path + ".mp4", pix_fmt="yuvj420p")
+
     def _rotated(self, path):
         # -display_rotation counts counter-clockwise: 270 is a quarter turn clockwise.
         _ff("-display_rotation", "270", "-i", self.clean, "-c", "copy", path + ".mp4")

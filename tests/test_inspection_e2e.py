@@ -12,7 +12,7 @@ import pytest
 from tests.test_inspection import Clips
 
 NAMES = ("clean", "vfr", "interlaced", "hdr", "rotated", "offset", "truncated", "non_square",
-         "odd")
+         "odd", "full_range")
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,28 @@ def test_hdr_is_tone_mapped_to_8_bit_sdr(inspected_run):
     track, frame, _ = _video(inspected_run, "hdr")
     assert track["codecs"].startswith("avc1.")
     assert frame.format.name == "yuv420p"  # 8-bit; the source is 10-bit PQ
+
+
+def _luma_span(frame) -> tuple[int, int]:
+    """The 1st and 99th percentiles of a frame's luma (its extremes are the scaler's
+    ringing at the test pattern's sharp edges)."""
+    plane = frame.planes[0]
+    rows = bytes(plane)
+    values = sorted(v for y in range(frame.height)
+                    for v in rows[y * plane.line_size:y * plane.line_size + frame.width])
+    return values[len(values) // 100], values[len(values) * 99 // 100]
+
+
+def test_full_range_yuv_is_published_in_limited_range(inspected_run):
+    report = _report(inspected_run, "full_range")
+    assert "full_range" in _codes(report) and report["source"]["color_range"] == "pc"
+    with av.open(report["source"]["source_uri"]) as container:
+        source_frame = next(container.decode(video=0))
+    assert _luma_span(source_frame) == (0, 255)  # black and white at full range
+    _, frame, _ = _video(inspected_run, "full_range")
+    assert frame.format.name == "yuv420p"  # not yuvj420p
+    low, high = _luma_span(frame)
+    assert abs(low - 16) <= 2 and abs(high - 235) <= 2  # the same at limited range
 
 
 def test_rotation_is_applied(inspected_run):
