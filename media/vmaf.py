@@ -40,8 +40,7 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     else:
         reference = reference_frames(source_frames(staged_path, source, chunk, decoder),
                                      source, width, height, subsample)
-    options = libvmaf_options(log_path, threads, subsample)
-    scored = ffmpeg_python.filter([distorted, reference], "libvmaf", **options)
+    scored = compared(distorted, reference, libvmaf_options(log_path, threads, subsample))
     return ffmpeg_python.output(scored, "-", f="null").get_args()
 
 
@@ -58,9 +57,8 @@ def score_many_argv(reference_path: str, encoded_paths: Sequence[str],
     outputs = []
     for i, (path, log_path) in enumerate(zip(encoded_paths, log_paths, strict=True)):
         options = libvmaf_options(log_path, threads, subsample, instances=len(encoded_paths))
-        scored = ffmpeg_python.filter(
-            [distorted_frames(path, width, height, subsample), references[i]], "libvmaf",
-            **options)
+        scored = compared(distorted_frames(path, width, height, subsample), references[i],
+                          options)
         outputs.append(ffmpeg_python.output(scored, "-", f="null"))
     return ffmpeg_python.merge_outputs(*outputs).get_args()
 
@@ -78,14 +76,19 @@ def scoring_streams(encoded_path: str, staged_path: str, source: SourceInfo,
             reference_frames(reference, source, width, height, subsample))
 
 
+def compared(distorted, reference, options: dict[str, str]):
+    """libvmaf (with `options`) comparing two streams, each `untagged` on the way in."""
+    return ffmpeg_python.filter([untagged(distorted), untagged(reference)], "libvmaf",
+                                **options)
+
+
 def distorted_frames(encoded_path: str, width: int, height: int, subsample: int = 1):
-    """An encode's frames as VMAF sees them: `thinned`, upscaled bicubic, yuv420p,
-    `untagged`."""
+    """An encode's frames as VMAF sees them: `thinned`, upscaled bicubic, yuv420p."""
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
     distorted = thinned(distorted, subsample)
     distorted = distorted.filter("scale", width, height, flags="bicubic")
-    return untagged(distorted.filter("format", "yuv420p"))
+    return distorted.filter("format", "yuv420p")
 
 
 UNTAGGED = {"range": "unknown", "colorspace": "unknown", "color_primaries": "unknown",
@@ -103,7 +106,7 @@ def untagged(stream):
     stretched from limited to full range before it was compared, and a 1080p encode
     that scores 97.9 against the decoded source scored 53.5. Both sides are the same
     pipeline's pixels, so both are compared as they are: each input to libvmaf is
-    untagged."""
+    untagged (`compared`)."""
     return stream.filter("setparams", **UNTAGGED)
 
 
@@ -114,7 +117,7 @@ def reference_frames(frames, source: SourceInfo, width: int, height: int, subsam
     if needs_scaling(source, width, height):
         reference = reference.filter("scale", width, height, flags="bicubic").filter(
             "setsar", "1")
-    return untagged(reference.filter("format", "yuv420p"))
+    return reference.filter("format", "yuv420p")
 
 
 def store_reference(reference, path: str):
@@ -127,9 +130,8 @@ def store_reference(reference, path: str):
 
 
 def stored_reference(path: str):
-    """The reference frames `store_reference` kept, as the yuv420p stream libvmaf takes
-    (`untagged`, as NUT keeps them)."""
-    return untagged(ffmpeg_python.input(path, f="nut").video.filter("format", "yuv420p"))
+    """The reference frames `store_reference` kept, as the yuv420p stream libvmaf takes."""
+    return ffmpeg_python.input(path, f="nut").video.filter("format", "yuv420p")
 
 
 def stored_reference_bytes(frame_count: int, width: int, height: int, subsample: int = 1) -> int:
