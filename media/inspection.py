@@ -48,6 +48,7 @@ Finding codes (severity; the function that reports them):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -64,7 +65,7 @@ from fractions import Fraction
 
 import av
 
-from media import ffmpeg
+from media import complexity, ffmpeg
 from media.errors import MediaError, NoVideoStream, ToolFailed, UnreadableSource
 from media.probe import SOURCE_INPUT_OPTIONS
 
@@ -255,6 +256,10 @@ class SourceFacts:
     """First audio timestamp minus first video timestamp (positive: audio starts later)."""
     duration_mismatch_s: float = 0.0
     """Audio duration minus video duration (positive: audio is longer)."""
+    complexity_bins: tuple[int, ...] = ()
+    """Bytes of the complexity analysis encode per run of `complexity_bin_frames` decoded
+    frames (about a second each; `media.complexity`); empty when not analysed."""
+    complexity_bin_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -630,6 +635,8 @@ class _Pass:
     audio_meta: dict[int, tuple[tuple[float, dict[str, str]], ...]] = field(default_factory=dict)
     ran_video_filters: tuple[str, ...] = ()
     ran_audio_filters: tuple[str, ...] = ()
+    analysis_bytes: tuple[int, ...] = ()
+    """Bytes of each frame of the complexity analysis encode (`media.complexity`), when run."""
 
 
 def _decode_pass(
@@ -637,15 +644,20 @@ def _decode_pass(
     *,
     video_detect: bool,
     audio_detect: bool,
+    analysis_bin: int = 0,
     timeout_s: float | None = None,
 ) -> _Pass:
     """Decode the video and every audio stream to the null muxer, through the detection
-    filters asked for. Raises `ToolFailed` when FFmpeg gives up on the source."""
+    filters asked for; with an `analysis_bin` (frames), the video also through the
+    complexity analysis encode (`media.complexity`). Raises `ToolFailed` when FFmpeg
+    gives up on the source."""
     available = ffmpeg_filters()
     vfilters = [f for f in ("blackdetect", "freezedetect") if video_detect and f in available]
     afilters = [f for f in ("silencedetect",) if audio_detect and f in available]
+    analyse = analysis_bin > 0 and "libx264" in ffmpeg_encoders() and "scale" in available
     with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
         vstats, vmeta = os.path.join(tmp, "video.stats"), os.path.join(tmp, "video.meta")
+        vpost = os.path.join(tmp, "video.post")
         args = [
             "-loglevel",
             "repeat+error",  # one line per error: no "repeated N times"
@@ -661,9 +673,16 @@ def _decode_pass(
         for audio in summary.audio:
             args += ["-map", f"0:{audio.index}"]
         chain = [_video_filter(name) for name in vfilters]
+        detecting = bool(chain)
         if chain:
             chain.append(f"metadata=mode=print:file={_filter_value(vmeta)}")
+        if analyse:
+            chain.append(complexity.analysis_filter(summary.width))
+        if chain:
             args += ["-filter:0", ",".join(chain)]
+        if analyse:
+            args += [*complexity.analysis_codec_args(analysis_bin, stream=0),
+                     "-stats_enc_post_fmt:0", "{n} {size}", "-stats_enc_post:0", vpost]
         args += ["-stats_enc_pre_fmt:0", "{n} {t}", "-stats_enc_pre:0", vstats]
         astats, ameta = {}, {}
         for out, audio in enumerate(summary.audio, start=1):
@@ -708,10 +727,12 @@ def _decode_pass(
             video_end_s=video_end,
             audio_frames=audio_frames,
             audio_end_s=audio_end,
-            video_meta=_read_metadata(vmeta) if chain else (),
+            video_meta=_read_metadata(vmeta) if detecting else (),
             audio_meta={i: _read_metadata(p) for i, p in ameta.items()} if afilters else {},
             ran_video_filters=tuple(vfilters),
             ran_audio_filters=tuple(afilters),
+            analysis_bytes=tuple(int(row[1]) for row in _read_stats(vpost)
+                                 if len(row) > 1 and not math.isnan(row[1])) if analyse else (),
         )
 
 
@@ -1554,13 +1575,15 @@ def _timing_findings(summary: StreamSummary, facts: _Timing) -> list[Finding]:
 # --- everything ---------------------------------------------------------------------------
 
 
-def inspect_file(path: str, *, timeout_s: float | None = None) -> tuple[list[Finding], SourceFacts]:
+def inspect_file(path: str, *, timeout_s: float | None = None,
+                 analyse: bool = False) -> tuple[list[Finding], SourceFacts]:
     """Run every check on a local file: findings (most severe first) and the facts.
 
     The source is demuxed once (PyAV) and decoded once (FFmpeg, with the black, frozen
-    and silence detectors in the same pass). When the decode check finds it fatal, the
-    other checks are not run (the title will not be encoded) and the facts are what the
-    demux pass alone can tell.
+    and silence detectors in the same pass, and with `analyse` the complexity analysis
+    encode that per-title planning uses, `media.complexity`). When the decode check finds
+    it fatal, the other checks are not run (the title will not be encoded) and the facts
+    are what the demux pass alone can tell.
     """
     box_problem = _isobmff_truncation(path)
     try:
@@ -1568,7 +1591,10 @@ def inspect_file(path: str, *, timeout_s: float | None = None) -> tuple[list[Fin
     except MediaError as exc:
         return [_open_failure(exc, box_problem)], SourceFacts()
     try:
-        result = _decode_pass(summary, video_detect=True, audio_detect=True, timeout_s=timeout_s)
+        bin_frames = complexity.bin_frames_for(
+            float(summary.frame_interval_ticks * summary.time_base))
+        result = _decode_pass(summary, video_detect=True, audio_detect=True,
+                              analysis_bin=bin_frames if analyse else 0, timeout_s=timeout_s)
     except ToolFailed as exc:
         _raise_if_timed_out(exc, timeout_s)
         return [_undecodable(exc)], _facts(summary, None)
@@ -1588,7 +1614,12 @@ def inspect_file(path: str, *, timeout_s: float | None = None) -> tuple[list[Fin
     findings += colour(summary)
     timing_facts = _timing_facts(summary)
     findings += _timing_findings(summary, timing_facts)
-    return _ordered(findings), _facts(summary, timing_facts)
+    facts = _facts(summary, timing_facts)
+    if result.analysis_bytes:
+        facts = dataclasses.replace(
+            facts, complexity_bins=complexity.binned(result.analysis_bytes, bin_frames),
+            complexity_bin_frames=bin_frames)
+    return _ordered(findings), facts
 
 
 def _facts(summary: StreamSummary, timing_facts: _Timing | None) -> SourceFacts:

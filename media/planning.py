@@ -13,8 +13,9 @@ import dataclasses
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from media.complexity import TitleComplexity, is_uniform, median_sample, stratified_samples
 from media.hull import (
     BUFSIZE_RATIO,
     CRF_RANGE,
@@ -49,17 +50,25 @@ def candidate_resolutions(source: SourceInfo,
     return [(scaled_width(source, h), h) for h in kept]
 
 
+def sample_count(segment_count: int, fraction: float, min_samples: int = 3,
+                 max_samples: int = 40) -> int:
+    """How many segments to trial: `fraction` of them, at least `min_samples` (all of
+    them for short titles), at most `max_samples`."""
+    wanted = max(min_samples, math.ceil(segment_count * fraction))
+    return max(1, min(segment_count, max_samples, wanted))
+
+
 def sample_segments(segment_count: int, fraction: float, min_samples: int = 3,
                     max_samples: int = 40) -> list[int]:
-    """Indices of the segments to trial: evenly spread, all of them for short titles.
+    """Indices of the segments to trial: evenly spread, all of them for short titles
+    (where the title's complexity is not known; else `media.complexity`).
 
     >>> sample_segments(15, 0.2)
     [2, 7, 12]
     >>> sample_segments(3, 0.2)
     [0, 1, 2]
     """
-    wanted = max(min_samples, math.ceil(segment_count * fraction))
-    wanted = min(segment_count, max_samples, wanted)
+    wanted = sample_count(segment_count, fraction, min_samples, max_samples)
     stride = segment_count / wanted
     return sorted({min(segment_count - 1, int(stride * (i + 0.5))) for i in range(wanted)})
 
@@ -67,6 +76,25 @@ def sample_segments(segment_count: int, fraction: float, min_samples: int = 3,
 def probe_sample(samples: Sequence[int]) -> int:
     """The sample trialled first, at every candidate resolution: the middle one."""
     return samples[len(samples) // 2]
+
+
+def title_samples(segment_total: int, fraction: float,
+                  title: TitleComplexity | None = None) -> tuple[list[int], int]:
+    """(the segments to trial, in order; the probe among them).
+
+    Where the title's complexity was measured: as many as `sample_count` says (for a
+    uniform title, `media.complexity.is_uniform`, without its floor of three: samples
+    that would all measure the same are not trialled thrice), chosen by complexity (the
+    easiest, the hardest, evenly between), the probe the sample of middle complexity.
+    Else evenly spread by position, the probe the middle one.
+    """
+    if title is None:
+        samples = sample_segments(segment_total, fraction)
+        return samples, probe_sample(samples)
+    count = sample_count(segment_total, fraction, min_samples=1 if is_uniform(title.values)
+                         else 3)
+    samples = stratified_samples(title.values, count)
+    return samples, median_sample(title.values, samples)
 
 
 def heights_to_refine(points: Sequence[TrialPoint], top_vmaf: float, max_kbps: float | None,
@@ -119,18 +147,25 @@ def gop_bytes(result: TrialResult) -> float:
     return frames * (keyframe + (gop - 1) * rest) / gop
 
 
-def trial_points(results: Sequence[TrialResult]) -> list[TrialPoint]:
+def trial_points(results: Sequence[TrialResult],
+                 weights: Mapping[int, float] | None = None) -> list[TrialPoint]:
     """One point per (resolution, CRF): total bits (`gop_bytes`) over total time,
-    frame-weighted VMAF."""
+    frame-weighted VMAF. With `weights` (sample segment index -> the share of the title
+    it stands for, `media.complexity.sample_weights`) each sample counts that much."""
     groups: dict[tuple[int, int, float], list[TrialResult]] = defaultdict(list)
     for result in results:
         groups[(result.height, result.width, result.crf)].append(result)
+
     points = []
     for (height, width, crf), group in sorted(groups.items()):
-        rate = group[0].task.source.frame_rate
-        seconds = sum(r.frames for r in group) / rate
-        kbps = float(sum(gop_bytes(r) for r in group) * 8 / seconds / 1000)
-        vmaf = sum(r.vmaf_mean * r.frames for r in group) / sum(r.frames for r in group)
+        weighed = [weights.get(r.task.span.index, 0.0) if weights else 1.0 for r in group]
+        if not any(w > 0 for w in weighed):
+            weighed = [1.0] * len(group)
+        pairs = list(zip(group, weighed, strict=True))
+        frames = sum(r.frames * w for r, w in pairs)
+        seconds = frames / group[0].task.source.frame_rate
+        kbps = float(sum(gop_bytes(r) * w for r, w in pairs) * 8 / seconds / 1000)
+        vmaf = sum(r.vmaf_mean * r.frames * w for r, w in pairs) / frames
         points.append(TrialPoint(height=height, width=width, crf=crf, kbps=kbps, vmaf=vmaf))
     return points
 

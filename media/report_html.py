@@ -320,7 +320,7 @@ def _plan_section(plan: dict, hull: bool) -> str:
     out.append(_facts([
         ("Mode", mode), ("Top VMAF", _f(plan.get("top_vmaf"), 2)),
         ("Trial encodes", f"{len(points)} ({len({p['height'] for p in points})} resolutions)"),
-        ("Trial segments", len(plan.get("trial_segments") or []) or "—"),
+        ("Trial segments", _trial_segments(plan)),
         ("Trial cost", f"{_f(plan.get('trial_cost_s'), 1)} s of encode and score"
                        + (f" ({_f(plan['trial_cost_cpu_s'], 1)} CPU s)"
                           if plan.get("trial_cost_cpu_s") else "")),
@@ -339,6 +339,22 @@ def _plan_section(plan: dict, hull: bool) -> str:
         for r in plan.get("rungs") or []], numeric_from=0))
     out.append("</section>")
     return "".join(out)
+
+
+def _trial_segments(plan: dict) -> str:
+    """How many segments were trialled, which, and how they were chosen."""
+    segments = plan.get("trial_segments") or []
+    if not segments:
+        return "—"
+    text = f"{len(segments)}: " + ", ".join(str(s) for s in segments)
+    complexity = plan.get("complexity")
+    if not complexity:
+        return text + " (evenly spread)"
+    values = complexity.get("segment_bytes_per_frame") or []
+    if len(segments) == 1 and len(values) > 1:
+        return text + f" of {len(values)} (a uniform title: one sample of middle complexity)"
+    return text + (f" of {len(values)}, chosen by complexity (the easiest, the hardest and "
+                   "between; each stands for the segments nearest it)")
 
 
 def _scoring_fact(scoring: dict | None) -> list[tuple[str, str]]:

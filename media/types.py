@@ -106,6 +106,11 @@ class SourceInfo:
     variable_frame_rate: bool = False
     findings: tuple = ()
     """`media.inspection.Finding`s below fatal: they go into the report."""
+    complexity: tuple[int, ...] = ()
+    """Bytes of the inspection's complexity analysis encode per run of
+    `complexity_bin_frames` frames (`media.complexity`); empty when not analysed, and once
+    the ladder is planned (the plan has used it)."""
+    complexity_bin_frames: int = 0
 
     @property
     def version_key(self) -> tuple[str, str]:

@@ -71,7 +71,8 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     """Wire every stage onto `events` (a PCollection of `IngestEvent`s), from any front."""
     unique = events | "Deduplicate" >> DeduplicateEvents()
     inspected = unique | "Inspect" >> Inspect(
-        config.output_root, config.fingerprint(), config.source_limits)
+        config.output_root, config.fingerprint(), config.source_limits,
+        analyse=config.ladder == "per-title")
     planned = inspected.main | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
     encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)

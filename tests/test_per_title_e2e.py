@@ -66,10 +66,15 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
     for title in ("flat", "busy"):
         plan = _report(per_title_run, title)["plan"]
         assert plan["mode"] == "per-title"
-        # The probe (the middle sample) covers every candidate at every CRF; the other
-        # sample, the resolutions the probe's hull kept, which alone make the points.
+        # The probe (the sample of middle complexity: of two, the harder) covers every
+        # candidate at every CRF; the other sample, the resolutions the probe's hull kept,
+        # which alone make the points.
         probe = plan["probe"]
-        assert probe["segment"] == 1
+        complexity = plan["complexity"]["segment_bytes_per_frame"]
+        assert len(complexity) == 2 and all(v > 0 for v in complexity)
+        assert probe["segment"] == max((0, 1), key=lambda i: (complexity[i], i))
+        # every sample (here: every segment) stands for itself
+        assert plan["complexity"]["sample_weights"] == {"0": 1, "1": 1}
         assert sorted({p["height"] for p in probe["points"]}) == [234, 270, 360]
         assert len(probe["points"]) == 3 * 3
         kept = probe["kept_heights"]

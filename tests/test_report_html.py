@@ -242,6 +242,20 @@ def test_the_plan_says_how_many_frames_of_a_chunk_were_scored_and_why():
     assert "Chunk scoring" not in text and "<section id='plan'>" in text
 
 
+def test_the_plan_says_which_segments_were_trialled_and_how_they_were_chosen():
+    report = make_report(plan=synthetic_plan())
+    report["plan"]["complexity"] = {"segment_bytes_per_frame": [900.0, 1200.0, 1500.0] * 3,
+                                    "sample_weights": {"0": 3, "3": 3, "6": 3}}
+    text = render_report(report)[REPORT_HTML].decode()
+    assert "3: 0, 3, 6 of 9, chosen by complexity" in text
+    report["plan"]["trial_segments"] = [4]
+    text = render_report(report)[REPORT_HTML].decode()
+    assert "1: 4 of 9 (a uniform title: one sample of middle complexity)" in text
+    del report["plan"]["complexity"]  # a plan from before complexity was measured
+    text = render_report(report)[REPORT_HTML].decode()
+    assert "1: 4 (evenly spread)" in text
+
+
 def test_a_report_from_an_older_run_renders():
     """An earlier report's ladder lacked VMAF and bandwidths: the page takes the track's,
     and shows a dash for what neither has."""

@@ -73,21 +73,23 @@ def _require(uri: str, what: str) -> int:
 
 
 def inspect_video(uri: str, title_id: str, timeout_s: float | None = None,
-                  limits: SourceLimits = SourceLimits()) -> SourceInfo:
+                  limits: SourceLimits = SourceLimits(), analyse: bool = False) -> SourceInfo:
     """Probe the video, then the inspection suite (`media.inspection`: a whole decode,
     black/frozen video, audio gaps and silence, A/V sync, colour, timing). A fatal
     finding raises; the others travel with the title into its report, and the facts
     (interlacing, rotation, pixel aspect, HDR) decide how it is conditioned.
 
     The job's source limits are checked as early as each can be: the file's size before
-    it is opened, the frame size and duration after the probe, before the whole decode."""
+    it is opened, the frame size and duration after the probe, before the whole decode.
+    With `analyse`, the decode also measures how hard each second is to encode
+    (`media.complexity`, for per-title planning)."""
     size = _require(uri, "the video")
     limits.check_bytes(uri, size)
     with _storage.open_source(uri) as source:
         info = inspect_source(source, uri, title_id, size)
     limits.check_video(uri, info.width, info.height, float(info.duration_s))
     with _local_copy(uri) as path:
-        findings, facts = inspect_file(path, timeout_s=timeout_s)
+        findings, facts = inspect_file(path, timeout_s=timeout_s, analyse=analyse)
         if facts.variable_frame_rate:
             rate = constant_rate(path, uri)
             info = dataclasses.replace(info, frame_rate=rate,
@@ -114,7 +116,9 @@ def with_facts(info: SourceInfo, facts, findings: tuple = ()) -> SourceInfo:
         info, width=display_width, height=display_height, coded_width=width,
         coded_height=height, interlaced=facts.interlaced, rotation_deg=facts.rotation_deg,
         sample_aspect_ratio=sar, hdr=facts.hdr,
-        variable_frame_rate=facts.variable_frame_rate, findings=findings)
+        variable_frame_rate=facts.variable_frame_rate, findings=findings,
+        complexity=facts.complexity_bins,
+        complexity_bin_frames=facts.complexity_bin_frames)
 
 
 @contextlib.contextmanager
@@ -130,14 +134,14 @@ def _local_copy(uri: str):
 
 
 def inspect_package(package_uri: str, title_id: str,
-                    limits: SourceLimits = SourceLimits()) -> SourceInfo:
+                    limits: SourceLimits = SourceLimits(), analyse: bool = False) -> SourceInfo:
     """A title package: its video inspected, its audio files probed and its subtitle
     files parsed, so that a broken track stops the title before any encode."""
     from media.subtitles import read_subtitles
 
     _require(package_uri, "the title package")
     package = parse_title_package(_storage.read_bytes(package_uri), package_uri)
-    info = inspect_video(package.video, title_id, limits=limits)
+    info = inspect_video(package.video, title_id, limits=limits, analyse=analyse)
     audio = list(info.audio)
     for item in package.audio:
         _require(item.uri, "the audio file")
@@ -156,17 +160,20 @@ def inspect_package(package_uri: str, title_id: str,
 
 class _InspectFn(beam.DoFn):
     def __init__(self, output_root: str = "", fingerprint: str = "",
-                 limits: SourceLimits = SourceLimits()):
+                 limits: SourceLimits = SourceLimits(), analyse: bool = False):
         self._output_root = output_root
         self._fingerprint = fingerprint
         self._limits = limits
+        self._analyse = analyse
 
     def process(self, event: IngestEvent):
         try:
             if is_title_package(event.source_uri):
-                info = inspect_package(event.source_uri, event.title_id, self._limits)
+                info = inspect_package(event.source_uri, event.title_id, self._limits,
+                                       analyse=self._analyse)
             else:
-                info = inspect_video(event.source_uri, event.title_id, limits=self._limits)
+                info = inspect_video(event.source_uri, event.title_id, limits=self._limits,
+                                     analyse=self._analyse)
             info = dataclasses.replace(info, generation=event.generation)
         except MediaError as exc:
             yield pvalue.TaggedOutput(
@@ -194,16 +201,20 @@ class Inspect(beam.PTransform):
     With an output root and the job's settings fingerprint, a title already published
     from the same source with the same settings is skipped: re-running is a no-op.
     A source over the job's `limits` (duration, frame size, file size) is a dead letter.
+    With `analyse` (per-title ladders), each source's complexity is measured on the way
+    (`media.complexity`).
     """
 
     def __init__(self, output_root: str = "", fingerprint: str = "",
-                 limits: SourceLimits = SourceLimits()):
+                 limits: SourceLimits = SourceLimits(), analyse: bool = False):
         super().__init__()
         self._output_root = output_root
         self._fingerprint = fingerprint
         self._limits = limits
+        self._analyse = analyse
 
     def expand(self, events):
         return events | "Inspect" >> beam.ParDo(
-            _InspectFn(self._output_root, self._fingerprint, self._limits)).with_outputs(
+            _InspectFn(self._output_root, self._fingerprint, self._limits,
+                       self._analyse)).with_outputs(
             DEAD_LETTER, main="main")

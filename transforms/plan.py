@@ -25,6 +25,7 @@ from apache_beam import pvalue
 
 from media import naming
 from media.chunking import segment_count, segment_frames
+from media.complexity import TitleComplexity, sample_weights, title_complexity
 from media.config import JobConfig
 from media.encode import encode_renditions, rendition_scratch, scored, scored_together
 from media.errors import MediaError
@@ -41,10 +42,9 @@ from media.planning import (
     heights_to_refine,
     measured_slope,
     next_crf,
-    probe_sample,
     renditions_from_rungs,
-    sample_segments,
     scaled_offsets,
+    title_samples,
     trial_points,
 )
 from media.staging import stage_span
@@ -80,13 +80,20 @@ _KEYED = tuple[tuple[str, str], Any]
 """(title id, generation) and a part: trial results gathered per title version."""
 
 
-def sample_spans(source: SourceInfo, config: JobConfig) -> list[ChunkSpan]:
-    """The title's trial samples: the first `trial_seconds` of evenly spread segments."""
+def complexity_of(source: SourceInfo, config: JobConfig) -> TitleComplexity | None:
+    """The title's complexity per segment, where the inspection measured it."""
+    return title_complexity(source, segment_frames(source.frame_rate, config.segment_s))
+
+
+def sample_spans(source: SourceInfo, config: JobConfig) -> tuple[list[ChunkSpan], int]:
+    """The title's trial samples (the first `trial_seconds` of the segments
+    `media.planning.title_samples` chooses) and the probe sample's segment index."""
     frames = segment_frames(source.frame_rate, config.segment_s)
-    samples = sample_segments(segment_count(source.frame_count, frames), config.trial_fraction)
+    samples, probe = title_samples(segment_count(source.frame_count, frames),
+                                   config.trial_fraction, complexity_of(source, config))
     trial_frames = max(1, min(frames, round(config.trial_seconds * source.frame_rate)))
     return [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
-            for i in samples]
+            for i in samples], probe
 
 
 def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
@@ -111,9 +118,8 @@ def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
 
 
 def probe_tasks(source: SourceInfo, config: JobConfig) -> list[TrialTask]:
-    """The first round: the middle sample at every candidate resolution."""
-    spans = sample_spans(source, config)
-    probe = probe_sample([s.index for s in spans])
+    """The first round: the probe sample at every candidate resolution."""
+    spans, probe = sample_spans(source, config)
     return trial_tasks(source, config, [s for s in spans if s.index == probe])
 
 
@@ -132,7 +138,7 @@ class _TrialTasksFn(beam.DoFn):
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), "apple"))
             return
         tasks = probe_tasks(source, self._config)
-        samples = len(sample_spans(source, self._config))
+        samples = len(sample_spans(source, self._config)[0])
         log.info("%s: planning: probe sample (segment %d) at %d resolutions x %d CRFs; "
                  "then %d more sample segments at the resolutions its hull calls for",
                  source.title_id, tasks[0].span.index, len(tasks[0].sizes),
@@ -209,7 +215,7 @@ class _RefineFn(beam.DoFn):
         title_id = source.title_id
         cfg = self._config
         probe = probed[0].task.span.index
-        spans = [s for s in sample_spans(source, cfg) if s.index != probe]
+        spans = [s for s in sample_spans(source, cfg)[0] if s.index != probe]
         heights = heights_to_refine(
             trial_points(probed), top_vmaf=cfg.top_vmaf, max_kbps=cfg.max_kbps or None,
             min_kbps=cfg.min_kbps, step_ratio=cfg.step_ratio, max_rungs=cfg.max_rungs)
@@ -236,7 +242,10 @@ class _ChooseLadderFn(beam.DoFn):
         source = results[0].task.source
         title_id = source.title_id
         cfg = self._config
-        points = trial_points(results)
+        title = complexity_of(source, cfg)
+        samples = sorted({r.task.span.index for r in results})
+        weights = sample_weights(title.values, samples) if title else None
+        points = trial_points(results, weights)
         try:
             rungs = choose_rungs(points, top_vmaf=cfg.top_vmaf, max_kbps=cfg.max_kbps or None,
                                  min_kbps=cfg.min_kbps, step_ratio=cfg.step_ratio,
@@ -257,8 +266,8 @@ class _ChooseLadderFn(beam.DoFn):
         calibration: list[dict] = []
         if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
             try:
-                renditions, calibration, spent, spent_cpu = self._calibrate(results,
-                                                                            renditions)
+                renditions, calibration, spent, spent_cpu = self._calibrate(
+                    results, renditions, every_result[0].task)
             except MediaError as exc:
                 yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                     title_id, source.source_uri, "plan (calibration)", exc))
@@ -270,7 +279,12 @@ class _ChooseLadderFn(beam.DoFn):
         _storage.write_json(naming.plan_record_uri(cfg.output_root, title_id), {
             "mode": "per-title", "top_vmaf": cfg.top_vmaf, "min_kbps": cfg.min_kbps,
             "step_ratio": cfg.step_ratio, "trial_preset": cfg.trial_preset,
-            "trial_segments": sorted({r.task.span.index for r in results}),
+            "trial_segments": samples,
+            # how hard each segment is to encode (the inspection's analysis encode, mean
+            # bytes a frame), and how many segments each sample stands for
+            "complexity": None if title is None else {
+                "segment_bytes_per_frame": [round(v, 1) for v in title.values],
+                "sample_weights": {str(k): v for k, v in weights.items()}},
             "trial_cost_s": round(cost, 3),
             "trial_cost_split_s": {k: round(v, 3) for k, v in split.items()},
             # CPU seconds: processes that ran at once do not count their shared seconds twice
@@ -295,9 +309,12 @@ class _ChooseLadderFn(beam.DoFn):
                      f"{r.height}p CRF {r.crf:g} (VMAF {r.target_vmaf:.1f})"
                      for r in renditions), scored_frames,
                  "unknown" if spread is None else f"{spread:.2f}")
-        yield TitlePlan(source, tuple(renditions), "per-title", cost, scored_frames)
+        # the plan has used the complexity; the chunk tasks need not carry it
+        planned = dataclasses.replace(source, complexity=(), complexity_bin_frames=0)
+        yield TitlePlan(planned, tuple(renditions), "per-title", cost, scored_frames)
 
-    def _calibrate(self, results: list[TrialResult], renditions: list[Rendition]):
+    def _calibrate(self, results: list[TrialResult], renditions: list[Rendition],
+                   first: TrialTask):
         """Encode one sample per rung with the final preset and move each rung's CRF to
         where that preset meets the middle of the gate's window (`gate_aim`).
 
@@ -312,9 +329,7 @@ class _ChooseLadderFn(beam.DoFn):
         steps by. Each round encodes every rung in one process.
         """
         cfg = self._config
-        spans = sorted({r.task.span for r in results}, key=lambda span: span.index)
-        span = spans[len(spans) // 2]
-        first = results[0].task
+        span = first.span  # the probe sample: of middle complexity, or the middle one
         here = [dataclasses.replace(chunk_crf(r, span), crf_offsets=()) for r in renditions]
         aims = [gate_aim(r, cfg) for r in here]
         tries: list[list[Attempt]] = [[] for _ in renditions]

@@ -1,0 +1,139 @@
+"""A title's complexity: measured by the inspection's decode, used to choose and weigh
+the trial samples and to carry their CRF changes to every segment."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import pytest
+
+from media import ffmpeg
+from media.complexity import (
+    TitleComplexity,
+    analysis_width,
+    binned,
+    is_uniform,
+    median_sample,
+    sample_weights,
+    segment_complexities,
+    span_complexity,
+    stratified_samples,
+    title_complexity,
+)
+from media.planning import title_samples, trial_points
+from media.types import ChunkSpan, EncodeSettings, SourceInfo, TrialResult, TrialTask
+
+
+def _source(bins=(), bin_frames=0, frames=1500) -> SourceInfo:
+    return SourceInfo("s.mp4", "s", "mp4", "h264", 1920, 1080, Fraction(25), frames, 0.0,
+                      "yuv420p", complexity=tuple(bins), complexity_bin_frames=bin_frames)
+
+
+def test_bins_and_spans_count_partly_covered_bins_by_their_share():
+    assert binned([1, 2, 3, 4, 5], 2) == (3, 7, 5)
+    bins = (100, 300)  # 10 frames a bin: 10 then 30 bytes a frame
+    assert span_complexity(bins, 10, 0, 10) == pytest.approx(10)
+    assert span_complexity(bins, 10, 5, 10) == pytest.approx(20)  # half of each
+    assert span_complexity(bins, 10, 0, 20) == pytest.approx(20)
+    assert span_complexity(bins, 10, 15, 5) == pytest.approx(30)
+    assert span_complexity((), 10, 0, 10) == 0.0
+    # segments of 4 frames over bins of 10: the last segment is short
+    assert segment_complexities(bins, 10, 4, 20) == pytest.approx([10, 10, 20, 30, 30])
+
+
+def test_a_title_is_uniform_when_every_segment_is_near_the_median():
+    assert is_uniform([100, 110, 95, 120])
+    assert not is_uniform([100, 110, 95, 140])  # 1.27 x the median (110)
+    assert not is_uniform([100, 110, 70, 105])  # the median is 1.4 x the easiest
+    assert not is_uniform([100, 0, 100])  # a segment never measured
+
+
+def test_samples_are_chosen_by_complexity_from_the_easiest_to_the_hardest():
+    values = [5, 1, 9, 3, 7, 2, 8]
+    # the easiest (1), the median (5, at index 0) and the hardest (9)
+    assert stratified_samples(values, 3) == [0, 1, 2]
+    assert stratified_samples(values, 2) == [1, 2]
+    assert stratified_samples(values, 1) == [0]  # the median alone
+    assert stratified_samples(values, 20) == list(range(7))
+    assert median_sample(values, [1, 2, 4]) == 4  # 1, 7, 9: the 7
+    # equal complexity: the position breaks the tie, so the choice is stable
+    assert stratified_samples([4, 4, 4, 4, 4], 3) == [0, 2, 4]
+
+
+def test_each_segment_counts_for_the_sample_nearest_in_log_complexity():
+    values = [10, 12, 40, 100, 90, 21]
+    weights = sample_weights(values, [0, 2, 3])
+    # 10, 12 -> 10; 21 is nearer 40 than 10 in log (21/10 > 40/21)
+    assert weights == {0: 2, 2: 2, 3: 2}
+    assert sample_weights([10, 30, 30], [0, 2]) == {0: 1, 2: 2}
+    assert sum(weights.values()) == len(values)
+
+
+def test_title_complexity_needs_every_segment_measured():
+    assert title_complexity(_source(), 100) is None
+    title = title_complexity(_source((2500, 5000) * 30, 25), 100)
+    assert title is not None and len(title.values) == 15
+    assert title.values[0] == pytest.approx((2500 + 5000) * 2 / 100)
+    # frames the analysis never saw (a count that runs past it): not usable
+    assert title_complexity(_source((2500,) * 10, 25), 100) is None
+
+
+def test_planning_samples_a_varied_title_by_complexity_and_a_uniform_one_less():
+    ramp = TitleComplexity(tuple(float(v) for v in (1, 2, 3, 9, 8, 7, 6, 5, 4, 3, 2, 1.5, 1.2,
+                                                       1.1, 1.05)), 100, 1500)
+    samples, probe = title_samples(15, 0.1, ramp)
+    # the easiest (1), the hardest (9), the median (3, the first of the two at 3)
+    assert samples == [0, 2, 3] and probe == 2
+    flat = TitleComplexity((100.0,) * 15, 100, 1500)
+    # a tenth of 15 segments, rounded up: 2 (not the floor of 3 a varied title gets)
+    assert title_samples(15, 0.1, flat) == ([0, 14], 14)
+    assert title_samples(4, 0.1, TitleComplexity((100.0,) * 4, 100, 400)) == ([2], 2)
+    assert title_samples(4, 0.1, TitleComplexity((100.0, 100, 100, 200), 100, 400))[0] == [
+        0, 2, 3]
+    assert title_samples(15, 0.1) == ([2, 7, 12], 7)  # complexity unknown: by position
+
+
+def test_trial_points_weigh_each_sample_by_the_segments_it_stands_for():
+    src = _source()
+
+    def result(seg, size, vmaf):
+        task = TrialTask(src, ((1280, 720),), (24.0,), ChunkSpan(seg, seg * 100, 100), seg,
+                         2, 100, "/o", EncodeSettings())
+        return TrialResult(task, 1280, 720, 24.0, seg, size, 100, vmaf)
+
+    results = [result(0, 100_000, 90.0), result(1, 300_000, 80.0)]
+    [even] = trial_points(results)
+    [weighed] = trial_points(results, {0: 1, 1: 3})
+    assert even.kbps == pytest.approx(400.0) and even.vmaf == pytest.approx(85.0)
+    # (1 x 100 + 3 x 300) kB over 4 x 4 s; VMAF (90 + 3 x 80) / 4
+    assert weighed.kbps == pytest.approx(500.0) and weighed.vmaf == pytest.approx(82.5)
+
+
+def test_the_analysis_encode_is_never_wider_than_the_source():
+    assert analysis_width(1920) == 480
+    assert analysis_width(321) == 320
+
+
+def test_inspection_measures_where_a_title_gets_harder(tmp_path):
+    """Real media: 4 s of still colour bars, then 4 s of moving noise. The analysis bytes
+    of the noisy seconds are many times the still ones'; the findings are the same with
+    and without the analysis, and without it nothing is measured."""
+    from media.inspection import inspect_file
+
+    path = str(tmp_path / "still-then-noise.mp4")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25:duration=4",
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4,noise=alls=20:allf=t+u",
+        "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264",
+        "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p", path))
+    findings, facts = inspect_file(path, analyse=True)
+    assert facts.complexity_bin_frames == 25
+    bins = facts.complexity_bins
+    assert len(bins) == 8 and all(b > 0 for b in bins)
+    still, noisy = max(bins[:4]), min(bins[4:])
+    assert noisy > 5 * still, bins
+    plain_findings, plain = inspect_file(path)
+    assert plain.complexity_bins == () and plain.complexity_bin_frames == 0
+    assert [f.message for f in plain_findings] == [f.message for f in findings]
+    assert dataclasses.replace(facts, complexity_bins=(), complexity_bin_frames=0) == plain
