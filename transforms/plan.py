@@ -3,13 +3,15 @@
 For each inspected source, trial tasks fan out across workers like the real encodes,
 one per sample segment, each decoding its sample once to encode it at its resolutions
 and every trial CRF with a fast preset, and scoring each encode with VMAF at the display
-resolution (`media.trials`). Two rounds: the probe (the middle sample at every candidate
-resolution), gathered per title, tells which resolutions could carry the ladder it calls
-for (`media.planning.heights_to_refine`); the other samples, evenly spread over the
-title, are trialled at those alone. Gathered per title again, the (rate, VMAF) points give the
-convex hull and the rungs (`media.hull`), each sample's own curves the CRF changes over
-the title (`media.planning.crf_offsets`), and a calibration at the final preset the
-rungs' CRFs. Emits one `TitlePlan` per title. With `--ladder fixed` (or `apple`), the
+resolution (`media.trials`). The samples are chosen by the complexity the inspection
+measured (`media.complexity`: the easiest segment, the hardest, evenly between). Two
+rounds: the probe (the sample of middle complexity, at every candidate resolution),
+gathered per title, tells which resolutions could carry the ladder it calls for
+(`media.planning.heights_to_refine`); the other samples are trialled at those alone.
+Gathered per title again, the (rate, VMAF) points (each sample weighed by the segments
+it stands for) give the convex hull and the rungs (`media.hull`), each sample's own
+curves the CRF changes over the title (`media.planning.crf_offsets`), and a calibration
+at the final preset the rungs' CRFs. Emits one `TitlePlan` per title. With `--ladder fixed` (or `apple`), the
 plan is that ladder and no trial runs.
 """
 
