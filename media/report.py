@@ -121,6 +121,9 @@ def title_report(title_id: str, source: SourceInfo | None,
         data["frame_rate"] = str(source.frame_rate)
         data["sample_aspect_ratio"] = str(source.sample_aspect_ratio)
         report["inspection"] = data.pop("findings")
+        # the complexity measured for planning: per segment in the plan, not per second here
+        data.pop("complexity")
+        data.pop("complexity_bin_frames")
         data["duration_s"] = round(float(source.duration_s), 6)
         report["source"] = data
     return report

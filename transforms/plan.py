@@ -11,8 +11,8 @@ gathered per title, tells which resolutions could carry the ladder it calls for
 Gathered per title again, the (rate, VMAF) points (each sample weighed by the segments
 it stands for) give the convex hull and the rungs (`media.hull`), each sample's own
 curves the CRF changes over the title (`media.planning.crf_offsets`), and a calibration
-at the final preset the rungs' CRFs. Emits one `TitlePlan` per title. With `--ladder fixed` (or `apple`), the
-plan is that ladder and no trial runs.
+at the final preset the rungs' CRFs. Emits one `TitlePlan` per title. With `--ladder
+fixed` (or `apple`), the plan is that ladder and no trial runs.
 """
 
 from __future__ import annotations
