@@ -91,8 +91,8 @@ class JobConfig:
     trial_preset: str = "veryfast"
     trial_crfs: tuple[float, ...] = (19.0, 26.0, 33.0)
     trial_fraction: float = 0.1
-    """Share of the title's segments sampled for trials (at least 3, or 1 for a uniform
-    title; chosen by complexity, `media.planning.title_samples`)."""
+    """Share of the title's segments sampled for trials (at least 3; chosen by complexity,
+    one for a uniform title: `media.planning.title_samples`)."""
     trial_seconds: float = 1.0
     """Seconds of each sampled segment that are trial-encoded (from its start). Their
     rates are counted as the final GOP would spend them (`media.planning.gop_bytes`), so a

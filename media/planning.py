@@ -82,17 +82,16 @@ def title_samples(segment_total: int, fraction: float,
                   title: TitleComplexity | None = None) -> tuple[list[int], int]:
     """(the segments to trial, in order; the probe among them).
 
-    Where the title's complexity was measured: as many as `sample_count` says (for a
-    uniform title, `media.complexity.is_uniform`, without its floor of three: samples
-    that would all measure the same are not trialled thrice), chosen by complexity (the
-    easiest, the hardest, evenly between), the probe the sample of middle complexity.
+    Where the title's complexity was measured: as many as `sample_count` says, chosen by
+    complexity (the easiest, the hardest, evenly between), the probe the sample of
+    middle complexity; a uniform title (`media.complexity.is_uniform`) has that one
+    sample alone, as samples that would all measure the same are not paid for twice.
     Else evenly spread by position, the probe the middle one.
     """
     if title is None:
         samples = sample_segments(segment_total, fraction)
         return samples, probe_sample(samples)
-    count = sample_count(segment_total, fraction, min_samples=1 if is_uniform(title.values)
-                         else 3)
+    count = 1 if is_uniform(title.values) else sample_count(segment_total, fraction)
     samples = stratified_samples(title.values, count)
     return samples, median_sample(title.values, samples)
 

@@ -85,8 +85,8 @@ class LadderflowOptions(PipelineOptions):
         parser.add_argument("--trial_crfs", default="19,26,33",
                             help="CRFs trial-encoded at every resolution. Default 19,26,33.")
         parser.add_argument("--trial_fraction", type=float, default=0.1,
-                            help="Share of segments sampled for trials (at least 3, or 1 "
-                            "for a uniform title; chosen by complexity). Default 0.1.")
+                            help="Share of segments sampled for trials (at least 3; chosen "
+                            "by complexity; one for a uniform title). Default 0.1.")
         parser.add_argument("--trial_seconds", type=float, default=1.0,
                             help="Seconds of each sampled segment trial-encoded. Default 1.")
         parser.add_argument("--subscription", default="",
