@@ -1,7 +1,7 @@
 """How hard each stretch of a title is to encode, measured once over the whole title.
 
 The inspection decodes every frame anyway (`media.inspection`); on the way it also
-encodes a small copy of the picture (ANALYSIS_WIDTH wide, x264 ultrafast at a fixed CRF)
+encodes a small copy of the picture (ANALYSIS_BOX, x264 ultrafast at a fixed CRF)
 and keeps the bytes each frame took. Bits at a fixed CRF are the encoder's own measure
 of content complexity: on a deep fractal zoom the analysis bytes of its 15 segments rank
 them as 720p trial encodes at CRF 26 do (those rates grow about as the analysis bytes to
@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 from media.types import SourceInfo
 
-ANALYSIS_WIDTH = 480
-"""Width of the analysis encode (a quarter of 1080p's): wide enough to keep detail that
-costs bits at the ladder's sizes, small enough to cost nothing beside the decode."""
+ANALYSIS_BOX = (480, 270)
+"""The analysis encode's picture fits in this (a quarter of 1080p's width and height):
+large enough to keep detail that costs bits at the ladder's sizes, small enough to cost
+nothing beside the decode."""
 ANALYSIS_CRF = 18
 """A low CRF, so fine detail is still coded (and counted) rather than quantised away."""
 UNIFORM_RATIO = 1.25
@@ -41,9 +42,12 @@ UNIFORM_RATIO = 1.25
 samples would all measure the same, and one sample stands for all of it."""
 
 
-def analysis_filter(width: int) -> str:
-    """The filters that make the analysis encode's picture from a decoded frame."""
-    return f"scale={analysis_width(width)}:-2:flags=fast_bilinear,format=yuv420p"
+def analysis_filter(width: int, height: int) -> str:
+    """The filters that make the analysis encode's picture from a decoded frame: fitted
+    into ANALYSIS_BOX (never larger than the source), even sizes, 8-bit 4:2:0."""
+    box_w, box_h = analysis_box(width, height)
+    return (f"scale={box_w}:{box_h}:force_original_aspect_ratio=decrease:"
+            f"force_divisible_by=2:flags=fast_bilinear,format=yuv420p")
 
 
 def analysis_codec_args(bin_frames: int, stream: int = 0, threads: int = 1) -> list[str]:
@@ -61,9 +65,12 @@ def bin_frames_for(frame_s: float) -> int:
     return max(1, round(1 / frame_s)) if frame_s > 0 else 25
 
 
-def analysis_width(width: int) -> int:
-    """The analysis encode's width: ANALYSIS_WIDTH, or the source's own (even) if narrower."""
-    return max(2, min(ANALYSIS_WIDTH, width - width % 2))
+def analysis_box(width: int, height: int) -> tuple[int, int]:
+    """The box the analysis picture fits in: ANALYSIS_BOX, or the source's own (even)
+    size where smaller. A fitted box, not a fixed width, so that a tall or very narrow
+    picture cannot make a huge one."""
+    return (max(2, min(ANALYSIS_BOX[0], width - width % 2)),
+            max(2, min(ANALYSIS_BOX[1], height - height % 2)))
 
 
 def binned(frame_bytes: Sequence[int], bin_frames: int) -> tuple[int, ...]:

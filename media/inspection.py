@@ -677,7 +677,7 @@ def _decode_pass(
         if chain:
             chain.append(f"metadata=mode=print:file={_filter_value(vmeta)}")
         if analyse:
-            chain.append(complexity.analysis_filter(summary.width))
+            chain.append(complexity.analysis_filter(summary.width, summary.height))
         if chain:
             args += ["-filter:0", ",".join(chain)]
         if analyse:
@@ -1593,8 +1593,7 @@ def inspect_file(path: str, *, timeout_s: float | None = None,
     try:
         bin_frames = complexity.bin_frames_for(
             float(summary.frame_interval_ticks * summary.time_base))
-        result = _decode_pass(summary, video_detect=True, audio_detect=True,
-                              analysis_bin=bin_frames if analyse else 0, timeout_s=timeout_s)
+        result = _analysed_decode_pass(summary, bin_frames if analyse else 0, timeout_s)
     except ToolFailed as exc:
         _raise_if_timed_out(exc, timeout_s)
         return [_undecodable(exc)], _facts(summary, None)
@@ -1620,6 +1619,23 @@ def inspect_file(path: str, *, timeout_s: float | None = None,
             facts, complexity_bins=complexity.binned(result.analysis_bytes, bin_frames),
             complexity_bin_frames=bin_frames)
     return _ordered(findings), facts
+
+
+def _analysed_decode_pass(summary: StreamSummary, analysis_bin: int,
+                          timeout_s: float | None) -> _Pass:
+    """The decode pass, with the complexity analysis where asked. Should the pass fail
+    with it, it runs again without: the analysis only helps planning, and a source must
+    not be refused (or be called undecodable) for its sake."""
+    try:
+        return _decode_pass(summary, video_detect=True, audio_detect=True,
+                            analysis_bin=analysis_bin, timeout_s=timeout_s)
+    except ToolFailed as exc:
+        if not analysis_bin or exc.timed_out:
+            raise
+        log.warning("%s: the complexity analysis failed (%s); decoding again without it",
+                    summary.path, exc)
+        return _decode_pass(summary, video_detect=True, audio_detect=True,
+                            timeout_s=timeout_s)
 
 
 def _facts(summary: StreamSummary, timing_facts: _Timing | None) -> SourceFacts:

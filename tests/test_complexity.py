@@ -11,7 +11,7 @@ import pytest
 from media import ffmpeg
 from media.complexity import (
     TitleComplexity,
-    analysis_width,
+    analysis_box,
     binned,
     is_uniform,
     median_sample,
@@ -111,9 +111,11 @@ def test_trial_points_weigh_each_sample_by_the_segments_it_stands_for():
     assert weighed.kbps == pytest.approx(500.0) and weighed.vmaf == pytest.approx(82.5)
 
 
-def test_the_analysis_encode_is_never_wider_than_the_source():
-    assert analysis_width(1920) == 480
-    assert analysis_width(321) == 320
+def test_the_analysis_picture_fits_a_small_box_and_never_grows_the_source():
+    assert analysis_box(1920, 1080) == (480, 270)
+    assert analysis_box(321, 181) == (320, 180)
+    assert analysis_box(1080, 1920) == (480, 270)  # portrait: fitted in, about 152x270
+    assert analysis_box(2, 4000) == (2, 270)
 
 
 def test_inspection_measures_where_a_title_gets_harder(tmp_path):
@@ -138,3 +140,37 @@ def test_inspection_measures_where_a_title_gets_harder(tmp_path):
     assert plain.complexity_bins == () and plain.complexity_bin_frames == 0
     assert [f.message for f in plain_findings] == [f.message for f in findings]
     assert dataclasses.replace(facts, complexity_bins=(), complexity_bin_frames=0) == plain
+
+
+def test_a_portrait_source_is_analysed_in_the_box(tmp_path):
+    """Real media, a 180x322 portrait clip: the analysis fits it into the box (its
+    seconds measured), and a still picture is uniform."""
+    from media.inspection import inspect_file
+
+    path = str(tmp_path / "portrait.mp4")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", "smptebars=size=180x322:rate=25:duration=3", "-c:v", "libx264",
+        "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p", path))
+    _, facts = inspect_file(path, analyse=True)
+    assert len(facts.complexity_bins) == 3 and is_uniform(facts.complexity_bins)
+
+
+def test_a_failed_analysis_costs_the_source_nothing(tmp_path, monkeypatch, caplog):
+    """A fault the analysis encode cannot be made to show on real media (an option x264
+    refuses): the decode runs again without it; the findings are the same and the facts
+    carry no complexity, so planning samples by position."""
+    from media import complexity
+    from media.inspection import inspect_file
+
+    path = str(tmp_path / "bars.mp4")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=3", "-c:v", "libx264",
+        "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p", path))
+    plain_findings, plain = inspect_file(path)
+    monkeypatch.setattr(complexity, "analysis_codec_args",
+                        lambda bin_frames, stream=0: [f"-c:{stream}", "libx264",
+                                                      f"-crf:{stream}", "not-a-number"])
+    findings, facts = inspect_file(path, analyse=True)
+    assert facts == plain
+    assert [f.message for f in findings] == [f.message for f in plain_findings]
+    assert "complexity analysis failed" in caplog.text
