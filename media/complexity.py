@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from media.types import SourceInfo
 
@@ -115,8 +114,8 @@ def stratified_samples(values: Sequence[float], count: int) -> list[int]:
     """`count` segment indices chosen by complexity: the easiest, the hardest and evenly
     spaced ranks between (one: the median). In segment order.
 
-    >>> stratified_samples([5, 1, 9, 3, 7], 3)
-    [1, 2, 4]
+    >>> stratified_samples([5, 1, 9, 3, 7], 3)  # 1 (easiest), 5 (median), 9 (hardest)
+    [0, 1, 2]
     """
     order = sorted(range(len(values)), key=lambda i: (values[i], i))
     count = max(1, min(count, len(order)))
@@ -148,22 +147,14 @@ def _log(value: float) -> float:
     return math.log(max(value, 1e-9))
 
 
-@dataclass(frozen=True)
-class TitleComplexity:
-    """A title's complexity per segment (mean analysis bytes per frame), on its segment grid."""
-
-    values: tuple[float, ...]
-    segment_frames: int
-    frame_count: int
-
-
-def title_complexity(source: SourceInfo, segment_frames: int) -> TitleComplexity | None:
-    """The title's complexity per segment; None when it was not measured (or not usable:
-    a segment with no analysed frames)."""
+def title_complexity(source: SourceInfo, segment_frames: int) -> tuple[float, ...] | None:
+    """The title's complexity per segment (mean analysis bytes a frame, on the segment
+    grid of `segment_frames`); None when it was not measured (or not usable: a segment
+    with no analysed frames)."""
     if not source.complexity or source.complexity_bin_frames <= 0:
         return None
     values = segment_complexities(source.complexity, source.complexity_bin_frames,
                                   segment_frames, source.frame_count)
     if not values or any(v <= 0 for v in values):
         return None
-    return TitleComplexity(tuple(values), segment_frames, source.frame_count)
+    return tuple(values)

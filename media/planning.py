@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from media.complexity import TitleComplexity, is_uniform, median_sample, stratified_samples
+from media.complexity import is_uniform, median_sample, stratified_samples
 from media.hull import (
     BUFSIZE_RATIO,
     CRF_RANGE,
@@ -79,21 +79,22 @@ def probe_sample(samples: Sequence[int]) -> int:
 
 
 def title_samples(segment_total: int, fraction: float,
-                  title: TitleComplexity | None = None) -> tuple[list[int], int]:
+                  complexity: Sequence[float] | None = None) -> tuple[list[int], int]:
     """(the segments to trial, in order; the probe among them).
 
-    Where the title's complexity was measured: as many as `sample_count` says, chosen by
-    complexity (the easiest, the hardest, evenly between), the probe the sample of
-    middle complexity; a uniform title (`media.complexity.is_uniform`) has that one
-    sample alone, as samples that would all measure the same are not paid for twice.
+    Where the title's `complexity` was measured (per segment, `media.complexity`): as
+    many as `sample_count` says, chosen by complexity (the easiest, the hardest, evenly
+    between), the probe the sample of middle complexity; a uniform title
+    (`media.complexity.is_uniform`) has that one sample alone, as samples that would all
+    measure the same are not paid for twice.
     Else evenly spread by position, the probe the middle one.
     """
-    if title is None:
+    if complexity is None:
         samples = sample_segments(segment_total, fraction)
         return samples, probe_sample(samples)
-    count = 1 if is_uniform(title.values) else sample_count(segment_total, fraction)
-    samples = stratified_samples(title.values, count)
-    return samples, median_sample(title.values, samples)
+    count = 1 if is_uniform(complexity) else sample_count(segment_total, fraction)
+    samples = stratified_samples(complexity, count)
+    return samples, median_sample(complexity, samples)
 
 
 def heights_to_refine(points: Sequence[TrialPoint], top_vmaf: float, max_kbps: float | None,

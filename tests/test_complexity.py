@@ -10,7 +10,6 @@ import pytest
 
 from media import ffmpeg
 from media.complexity import (
-    TitleComplexity,
     analysis_box,
     binned,
     is_uniform,
@@ -73,25 +72,23 @@ def test_each_segment_counts_for_the_sample_nearest_in_log_complexity():
 def test_title_complexity_needs_every_segment_measured():
     assert title_complexity(_source(), 100) is None
     title = title_complexity(_source((2500, 5000) * 30, 25), 100)
-    assert title is not None and len(title.values) == 15
-    assert title.values[0] == pytest.approx((2500 + 5000) * 2 / 100)
+    assert title is not None and len(title) == 15
+    assert title[0] == pytest.approx((2500 + 5000) * 2 / 100)
     # frames the analysis never saw (a count that runs past it): not usable
     assert title_complexity(_source((2500,) * 10, 25), 100) is None
 
 
 def test_planning_samples_a_varied_title_by_complexity_and_a_uniform_one_once():
-    ramp = TitleComplexity(tuple(float(v) for v in (1, 2, 3, 9, 8, 7, 6, 5, 4, 3, 2, 1.5, 1.2,
-                                                       1.1, 1.05)), 100, 1500)
+    ramp = (1, 2, 3, 9, 8, 7, 6, 5, 4, 3, 2, 1.5, 1.2, 1.1, 1.05)
     samples, probe = title_samples(15, 0.1, ramp)
     # the easiest (1), the hardest (9), the median (3, the first of the two at 3)
     assert samples == [0, 2, 3] and probe == 2
-    flat = TitleComplexity((100.0,) * 15, 100, 1500)
+    flat = (100.0,) * 15
     # a uniform title: one sample, of middle complexity, whatever its length
     assert title_samples(15, 0.1, flat) == ([7], 7)
     assert title_samples(15, 1.0, flat) == ([7], 7)
-    assert title_samples(4, 0.1, TitleComplexity((100.0,) * 4, 100, 400)) == ([2], 2)
-    assert title_samples(4, 0.1, TitleComplexity((100.0, 100, 100, 200), 100, 400))[0] == [
-        0, 2, 3]
+    assert title_samples(4, 0.1, (100.0,) * 4) == ([2], 2)
+    assert title_samples(4, 0.1, (100.0, 100, 100, 200))[0] == [0, 2, 3]
     assert title_samples(15, 0.1) == ([2, 7, 12], 7)  # complexity unknown: by position
 
 

@@ -27,7 +27,7 @@ from apache_beam import pvalue
 
 from media import naming
 from media.chunking import segment_count, segment_frames
-from media.complexity import TitleComplexity, sample_weights, title_complexity
+from media.complexity import sample_weights, title_complexity
 from media.config import JobConfig
 from media.encode import encode_renditions, rendition_scratch, scored, scored_together
 from media.errors import MediaError
@@ -82,7 +82,7 @@ _KEYED = tuple[tuple[str, str], Any]
 """(title id, generation) and a part: trial results gathered per title version."""
 
 
-def complexity_of(source: SourceInfo, config: JobConfig) -> TitleComplexity | None:
+def complexity_of(source: SourceInfo, config: JobConfig) -> tuple[float, ...] | None:
     """The title's complexity per segment, where the inspection measured it."""
     return title_complexity(source, segment_frames(source.frame_rate, config.segment_s))
 
@@ -244,9 +244,9 @@ class _ChooseLadderFn(beam.DoFn):
         source = results[0].task.source
         title_id = source.title_id
         cfg = self._config
-        title = complexity_of(source, cfg)
+        complexity = complexity_of(source, cfg)
         samples = sorted({r.task.span.index for r in results})
-        weights = sample_weights(title.values, samples) if title else None
+        weights = sample_weights(complexity, samples) if complexity else None
         points = trial_points(results, weights)
         try:
             rungs = choose_rungs(points, top_vmaf=cfg.top_vmaf, max_kbps=cfg.max_kbps or None,
@@ -284,8 +284,8 @@ class _ChooseLadderFn(beam.DoFn):
             "trial_segments": samples,
             # how hard each segment is to encode (the inspection's analysis encode, mean
             # bytes a frame), and how many segments each sample stands for
-            "complexity": None if title is None else {
-                "segment_bytes_per_frame": [round(v, 1) for v in title.values],
+            "complexity": None if complexity is None else {
+                "segment_bytes_per_frame": [round(v, 1) for v in complexity],
                 "sample_weights": {str(k): v for k, v in weights.items()}},
             "trial_cost_s": round(cost, 3),
             "trial_cost_split_s": {k: round(v, 3) for k, v in split.items()},
