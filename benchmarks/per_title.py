@@ -10,7 +10,10 @@ and `--ladder apple` (the HLS Authoring Specification ladder, 416x234@145 to
 1920x1080@7800 kb/s, at those average bitrates). It prints, per source:
 
 - BD-rate of the per-title ladder against Apple's, VMAF as the quality axis (PCHIP over
-  log-rate); negative = fewer bits at equal VMAF. Rungs whose VMAF does not rise with
+  log-rate); negative = fewer bits at equal VMAF. The goal is on the mean VMAF; the
+  BD-rates on the harmonic mean and on the worst chunk's mean follow in brackets
+  (`POOLINGS`: a per-title rung holds every chunk at its target, Apple's rungs spend
+  the same rate on easy and hard stretches alike). Rungs whose VMAF does not rise with
   rate (saturated at the top) are left out of a curve, as BD-rate needs monotonic curves;
   the table says how many points each curve kept.
 - planning cost: trial encode + scoring seconds over the final encode seconds, and the
@@ -58,22 +61,43 @@ def make_source(path: str, video: str, duration: float) -> None:
         "-preset", "veryfast", "-crf", "10", "-pix_fmt", "yuv420p", "-g", "50", path))
 
 
-def run_pipeline(source: str, out: str, ladder: str, preset: str, extra=()) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
-    argv = [sys.executable, "-m", "pipeline", "--input", source, "--output", out,
-            "--ladder", ladder, "--preset", preset, *extra]
-    measured = run_measured(argv, out + ".log")
-    if measured.returncode:
-        raise SystemExit(f"pipeline ({ladder}) failed on {source}; see {out}.log")
+def run_pipeline(source: str, out: str, ladder: str, preset: str, extra=(),
+                 reuse: bool = False) -> dict:
+    """Run the pipeline on `source` into `out` and return its report.json (with the run's
+    wall seconds as `_wall_s`). With `reuse`, the report an earlier run left in `out` is
+    returned instead, where there is one."""
     title = os.path.splitext(os.path.basename(source))[0]
-    with open(os.path.join(out, title, "report.json"), encoding="utf-8") as handle:
+    report_path = os.path.join(out, title, "report.json")
+    wall_path = out + ".wall.json"
+    if not (reuse and os.path.exists(report_path) and os.path.exists(wall_path)):
+        shutil.rmtree(out, ignore_errors=True)
+        argv = [sys.executable, "-m", "pipeline", "--input", source, "--output", out,
+                "--ladder", ladder, "--preset", preset, *extra]
+        measured = run_measured(argv, out + ".log")
+        if measured.returncode:
+            raise SystemExit(f"pipeline ({ladder}) failed on {source}; see {out}.log")
+        with open(wall_path, "w", encoding="utf-8") as handle:
+            json.dump({"wall_s": measured.wall_s}, handle)
+    else:
+        print(f"  reusing {report_path}", flush=True)
+    with open(report_path, encoding="utf-8") as handle:
         report = json.load(handle)
-    report["_wall_s"] = measured.wall_s
+    with open(wall_path, encoding="utf-8") as handle:
+        report["_wall_s"] = json.load(handle)["wall_s"]
     return report
 
 
-def ladder_points(report: dict) -> list[tuple[float, float]]:
-    """(kb/s, mean VMAF) per rendition: sizes over durations, frame-weighted VMAF."""
+POOLINGS = ("mean", "harmonic", "worst chunk")
+"""How a rendition's quality over the title is pooled for BD-rate. The goal is on the
+mean (frame-weighted, as the field reports BD-rates); the others say how the two
+ladders treat the hard stretches: the harmonic mean of the frame scores (from each
+chunk's, frame-weighted) weighs a poor stretch more, and the worst chunk's mean is what
+the rendition promises everywhere."""
+
+
+def ladder_points(report: dict, pooling: str = "mean") -> list[tuple[float, float]]:
+    """(kb/s, VMAF) per rendition: sizes over durations, the VMAF pooled over the title's
+    chunks as `pooling` (one of POOLINGS) says."""
     points = []
     for track in report["tracks"]:
         if track["kind"] != "video":
@@ -81,10 +105,42 @@ def ladder_points(report: dict) -> list[tuple[float, float]]:
         chunks = track["chunks"]
         seconds = sum(c["duration_s"] for c in chunks)
         kbps = sum(c["size_bytes"] for c in chunks) * 8 / seconds / 1000
-        frames = sum(c["vmaf"]["frame_count"] for c in chunks)
-        vmaf = sum(c["vmaf"]["mean"] * c["vmaf"]["frame_count"] for c in chunks) / frames
-        points.append((kbps, vmaf))
+        points.append((kbps, pooled_vmaf([c["vmaf"] for c in chunks], pooling)))
     return sorted(points)
+
+
+def pooled_vmaf(chunks: list[dict], pooling: str = "mean") -> float:
+    """The title's VMAF from its chunks' scores (`vmaf` records of report.json).
+
+    >>> chunks = [{"mean": 90.0, "harmonic_mean": 89.0, "frame_count": 20},
+    ...           {"mean": 50.0, "harmonic_mean": 49.0, "frame_count": 60}]
+    >>> pooled_vmaf(chunks), round(pooled_vmaf(chunks, "harmonic"), 2)
+    (60.0, 55.25)
+    >>> pooled_vmaf(chunks, "worst chunk")
+    50.0
+    """
+    frames = [c["frame_count"] for c in chunks]
+    if pooling == "mean":
+        return sum(c["mean"] * n for c, n in zip(chunks, frames, strict=True)) / sum(frames)
+    if pooling == "harmonic":  # of every frame, from each chunk's own: shifted by 1 as VMAF's
+        return sum(frames) / sum(n / (1.0 + c["harmonic_mean"])
+                                 for c, n in zip(chunks, frames, strict=True)) - 1.0
+    if pooling == "worst chunk":
+        return min(c["mean"] for c in chunks)
+    raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+
+
+def bd_rates(per_title: dict, apple: dict) -> dict[str, str]:
+    """BD-rate of the per-title ladder against Apple's under each of POOLINGS."""
+    rates = {}
+    for pooling in POOLINGS:
+        test = monotonic(ladder_points(per_title, pooling))
+        anchor = monotonic(ladder_points(apple, pooling))
+        try:
+            rates[pooling] = f"{bd_rate(anchor, test):+.1f} %"
+        except ValueError as exc:
+            rates[pooling] = f"n/a ({exc})"
+    return rates
 
 
 def monotonic(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -106,11 +162,16 @@ def top_saving(test: list[tuple[float, float]], anchor: list[tuple[float, float]
         if v0 <= vmaf <= v1:
             share = (vmaf - v0) / (v1 - v0)
             apple = math.exp(math.log(r0) + share * (math.log(r1) - math.log(r0)))
-            return f"{1 - kbps / apple:.0%} fewer bits ({kbps:.0f} vs {apple:.0f} kb/s)"
+            return f"{_fewer(kbps, apple)} ({kbps:.0f} vs {apple:.0f} kb/s)"
     if vmaf < anchor[0][1]:
-        return (f"{1 - kbps / anchor[0][0]:.0%} fewer bits than Apple's lowest rung, "
+        return (f"{_fewer(kbps, anchor[0][0])} than Apple's lowest rung, "
                 f"which scores higher ({anchor[0][1]:.1f})")
     return f"above every Apple rung's VMAF ({vmaf:.1f} vs {anchor[-1][1]:.1f})"
+
+
+def _fewer(kbps: float, anchor_kbps: float) -> str:
+    saved = 1 - kbps / anchor_kbps
+    return f"{saved:.0%} fewer bits" if saved >= 0 else f"{-saved:.0%} more bits"
 
 
 def gate_stats(report: dict) -> tuple[int, int, int, int]:
@@ -167,6 +228,9 @@ def main() -> int:
     parser.add_argument("--cost_durations", default="",
                         help="title lengths (s) at which to measure planning cost alone")
     parser.add_argument("--cost_sources", default="cartoon")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take the reports an earlier run left in --work (same source, "
+                             "ladder and length) instead of running the pipeline again")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     if args.sources:
@@ -192,7 +256,7 @@ def planning_cost_by_length(args) -> None:
             source = source_file(args.work, name, duration)
             print(f"{name} {duration:g} s: per-title ...", flush=True)
             report = run_pipeline(source, os.path.join(args.work, f"cost-{name}-{duration:g}"),
-                                  "per-title", args.preset, ["--min_kbps", "145"])
+                                  "per-title", args.preset, ["--min_kbps", "145"], args.reuse)
             encode_s, _ = final_encode_s(report)
             rows.append((name, duration, report["plan"]["trial_cost_s"], encode_s,
                          planning_cost(report), report["plan"]["trial_encodes"],
@@ -221,16 +285,18 @@ def compare_with_apple(args) -> None:
         source = source_file(args.work, name, args.duration)
         print(f"{name}: per-title ...", flush=True)
         # The floor of Apple's ladder, so both ladders span the same low end.
-        per_title = run_pipeline(source, os.path.join(args.work, f"out-{name}-per-title"),
-                                 "per-title", args.preset, ["--min_kbps", "145"])
+        stem = os.path.join(args.work, f"out-{name}" if args.duration == 16
+                            else f"out-{name}-{args.duration:g}s")
+        per_title = run_pipeline(source, stem + "-per-title", "per-title", args.preset,
+                                 ["--min_kbps", "145"], args.reuse)
         print(f"{name}: apple ...", flush=True)
-        apple = run_pipeline(source, os.path.join(args.work, f"out-{name}-apple"), "apple",
-                             args.preset)
+        apple = run_pipeline(source, stem + "-apple", "apple", args.preset, (), args.reuse)
         test, anchor = monotonic(ladder_points(per_title)), monotonic(ladder_points(apple))
-        try:
-            bd = f"{bd_rate(anchor, test):+.1f} %"
-        except ValueError as exc:
-            bd = f"n/a ({exc})"
+        pooled = bd_rates(per_title, apple)
+        bd = pooled["mean"]
+        if not bd.startswith("n/a"):
+            bd += " (" + ", ".join(f"{pooling}: {rate}" for pooling, rate in pooled.items()
+                                   if pooling != "mean") + ")"
         chunks, within, encodes, capped = gate_stats(per_title)
         for key, value in (("chunks", chunks), ("within", within), ("encodes", encodes),
                            ("capped", capped)):
