@@ -398,6 +398,60 @@ def measured_slope(attempts: Sequence[Attempt]) -> float | None:
     return slope if slope < FLAT_SLOPE else None
 
 
+BORROW_SHARE = 0.6
+"""A calibration encode counts for another rung of its size only where its rate stayed
+under this share of what both rungs' VBV allows the sample (`sample_budget_kbps`):
+neither cap can have shaped its score."""
+BORROW_SPAN = 6.0
+"""Two calibration encodes bracket a rung's aim only this many CRF steps apart at most."""
+VBV_INIT = 0.9
+"""How full x264 starts its VBV buffer (its default, vbv-init 0.9)."""
+
+
+def sample_budget_kbps(rendition: Rendition, sample_s: float) -> float:
+    """The average rate a sample of `sample_s` seconds can reach under the rendition's
+    VBV: what the buffer holds at the start plus what flows in meanwhile (0: uncapped).
+    A 1 s calibration sample with a buffer of twice the cap may average 2.8x the cap,
+    where a 12 s chunk averages about the cap at most."""
+    if not rendition.maxrate_kbps:
+        return 0.0
+    return rendition.maxrate_kbps + VBV_INIT * rendition.bufsize_kbit / sample_s
+
+
+def bracketing_attempts(rung: Rendition, aim: float,
+                        measured: Sequence[tuple[Rendition, Attempt]], sample_s: float
+                        ) -> tuple[Attempt, Attempt] | None:
+    """Two encodes of the `sample_s` seconds calibration sample at `rung`'s size,
+    `measured` for it or for other rungs of that size, that score either side of `aim`:
+    the nearest above and the nearest below, lower CRF above. Between them the final
+    preset's own curve places the rung's CRF (and the secant is its slope) with no
+    encode of its own.
+
+    One sample at one size and preset has one curve of VMAF over CRF; the rungs of a
+    size sit on it at their CRFs, so each rung's first calibration encode is a point on
+    its siblings' curve too, where no VBV cap shaped it (BORROW_SHARE). None where no
+    such pair is at most BORROW_SPAN apart.
+    """
+    size = (rung.width, rung.height)
+    points = [a for r, a in measured
+              if (r.width, r.height) == size and a.vmaf is not None
+              and _uncapped(a, rung, sample_s) and _uncapped(a, r, sample_s)]
+    above = [a for a in points if a.vmaf >= aim]
+    below = [a for a in points if a.vmaf < aim]
+    if not above or not below:
+        return None
+    high = min(above, key=lambda a: a.vmaf)
+    low = max(below, key=lambda a: a.vmaf)
+    if not high.crf < low.crf <= high.crf + BORROW_SPAN:
+        return None
+    return high, low
+
+
+def _uncapped(attempt: Attempt, rendition: Rendition, sample_s: float) -> bool:
+    budget = sample_budget_kbps(rendition, sample_s)
+    return not budget or attempt.kbps < BORROW_SHARE * budget
+
+
 def crf_in_range(crf: float) -> float:
     """`crf` within x264's range, to a tenth."""
     return round(min(CRF_RANGE[1], max(CRF_RANGE[0], crf)), 1)

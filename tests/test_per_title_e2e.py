@@ -114,24 +114,39 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
             assert chunk["vmaf"]["frame_count"] >= min(scoring["scored_frames"], chunk["frames"])
         # One calibration encode per rung at the final preset, at the calibration
         # sample's own CRF, and the rung's CRF moved toward the middle of the gate's
-        # window by the trial curve's slope.
+        # window: between two first-round encodes of its size that bracket the aim, or
+        # by a second encode of its own.
         ladder = _report(per_title_run, title)["ladder"]
         assert [c["id"] for c in plan["calibration"]] == [r["id"] for r in ladder]
+        firsts = {}
+        for entry, rung in zip(plan["calibration"], ladder, strict=True):
+            firsts.setdefault(rung["height"], []).append(entry["tries"][0][:2])
         for entry, rung in zip(plan["calibration"], ladder, strict=True):
             assert rung["crf"] == entry["crf"]
             assert entry["aim_vmaf"] == pytest.approx(entry["target_vmaf"] + 0.5)
-            # a second encode only where the first missed the aim by more than 0.5
             first = entry["tries"][0]
-            assert first == [entry["sample_crf"], entry["vmaf_at_sample_crf"]]
+            assert first[:2] == [entry["sample_crf"], entry["vmaf_at_sample_crf"]]
+            assert first[2] > 0  # its rate, kb/s
             if abs(first[1] - entry["aim_vmaf"]) <= 0.5:
+                # a second encode only where the first missed the aim by more than 0.5
+                assert len(entry["tries"]) == 1 and not entry["bracket"]
+                secant = None
+            elif entry["bracket"]:
+                # no second encode: two first-round encodes of its size bracket the aim
                 assert len(entry["tries"]) == 1
+                (c0, v0), (c1, v1) = entry["bracket"]
+                assert all(p in firsts[rung["height"]] for p in entry["bracket"])
+                assert v0 >= entry["aim_vmaf"] > v1 and c0 < c1
+                assert c0 <= entry["sample_crf_aimed"] <= c1
+                secant = (v1 - v0) / (c1 - c0)
             else:  # the second at another CRF; the rung then takes the secant's slope
                 assert len(entry["tries"]) == 2 and entry["tries"][1][0] != first[0]
-                (c0, v0), (c1, v1) = entry["tries"]
-                if (v1 - v0) / (c1 - c0) < -0.05:
-                    # the record rounds scores and slope to 3 decimals
-                    assert entry["vmaf_per_crf"] == pytest.approx(
-                        (v1 - v0) / (c1 - c0), abs=1e-3 / abs(c1 - c0) + 5e-4)
+                (c0, v0, _), (c1, v1, _) = entry["tries"]
+                secant = (v1 - v0) / (c1 - c0)
+            if secant is not None and secant < -0.05:
+                # the record rounds scores and slope to 3 decimals
+                assert entry["vmaf_per_crf"] == pytest.approx(
+                    secant, abs=1e-3 / abs(c1 - c0) + 5e-4)
             assert (entry["sample_crf_aimed"] - entry["sample_crf"]) * (
                 entry["vmaf_at_sample_crf"] - entry["aim_vmaf"]) >= 0
 

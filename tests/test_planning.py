@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -11,6 +12,7 @@ from media.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
 from media.planning import (
     DEFAULT_VMAF_PER_CRF,
     MAX_CRF_STEP,
+    bracketing_attempts,
     candidate_resolutions,
     complete_results,
     frame_spread,
@@ -21,6 +23,7 @@ from media.planning import (
     next_crf,
     probe_sample,
     renditions_from_rungs,
+    sample_budget_kbps,
     sample_segments,
     trial_points,
     vmaf_per_crf,
@@ -377,6 +380,78 @@ def test_crf_changes_scale_to_the_final_presets_slope_within_bounds():
 def test_a_chunk_at_its_rungs_vbv_cap_is_held_by_it(maxrate, kbps, held):
     rendition = Rendition("720p", 1280, 720, 26.0, maxrate, 2 * maxrate, target_vmaf=80.0)
     assert held_by_cap(rendition, Attempt(26.0, kbps, 70.0)) is held
+
+
+def _rung(height: int, crf: float, maxrate: int, target: float) -> Rendition:
+    return Rendition(f"{height}p-{maxrate}k", height * 16 // 9, height, crf, maxrate,
+                     2 * maxrate, target_vmaf=target)
+
+
+# The first calibration round on a 1 s sample at 1080p: four rungs of one size, each
+# encoded at its own CRF, on one curve of VMAF over CRF; and a 720p rung. A 1 s sample
+# may average 2.8x its rung's cap (buffer 2x the cap, 90 % full at the start): each rate
+# is under 0.6 of that for the rung below.
+SAMPLE_S = 1.0
+FIRST_ROUND = [(_rung(1080, 21.0, 12000, 93.0), Attempt(21.0, 12000.0, 93.7)),
+               (_rung(1080, 25.0, 7700, 88.0), Attempt(25.0, 7000.0, 89.6)),
+               (_rung(1080, 28.0, 4600, 81.0), Attempt(28.0, 4500.0, 83.5)),
+               (_rung(1080, 31.0, 2800, 74.0), Attempt(31.0, 2500.0, 77.6)),
+               (_rung(720, 26.0, 1650, 66.0), Attempt(26.0, 700.0, 70.3))]
+
+
+def test_a_rung_between_two_encodes_of_its_size_is_placed_between_them():
+    rung, first = FIRST_ROUND[1]
+    # aims under its own first score (89.6) and above the next rung's (83.5)
+    high, low = bracketing_attempts(rung, 86.0, FIRST_ROUND, SAMPLE_S)
+    assert (high, low) == (first, FIRST_ROUND[2][1])
+    # the secant between them places its CRF: no encode of its own needed
+    assert next_crf(rung, [high, low], 86.0) == pytest.approx(
+        25.0 + (89.6 - 86.0) / (89.6 - 83.5) * 3.0, abs=0.05)
+    # the nearest pair either side, whoever's encodes they were
+    assert bracketing_attempts(FIRST_ROUND[0][0], 92.0, FIRST_ROUND, SAMPLE_S) == (
+        FIRST_ROUND[0][1], FIRST_ROUND[1][1])
+
+
+def test_no_bracket_past_the_sizes_ends_across_sizes_or_far_apart():
+    lowest = FIRST_ROUND[3][0]
+    assert bracketing_attempts(lowest, 75.0, FIRST_ROUND, SAMPLE_S) is None  # nothing below 77.6
+    top = FIRST_ROUND[0][0]
+    assert bracketing_attempts(top, 95.0, FIRST_ROUND, SAMPLE_S) is None  # nothing above 93.7
+    # the 720p rung's aim lies between 1080p scores, but not on its own size's curve
+    assert bracketing_attempts(FIRST_ROUND[4][0], 85.0, FIRST_ROUND, SAMPLE_S) is None
+    # encodes more than BORROW_SPAN CRF steps apart do not bracket
+    sparse = [FIRST_ROUND[0], FIRST_ROUND[3]]
+    assert bracketing_attempts(top, 85.0, sparse, SAMPLE_S) is None
+
+
+def test_a_sample_may_average_well_over_its_rungs_cap():
+    # 1 s: the cap's worth flows in, and the buffer (twice the cap) starts 90 % full
+    assert sample_budget_kbps(FIRST_ROUND[1][0], 1.0) == pytest.approx(7700 * 2.8)
+    # a 12 s chunk: about the cap
+    assert sample_budget_kbps(FIRST_ROUND[1][0], 12.0) == pytest.approx(7700 * 1.15)
+    assert sample_budget_kbps(dataclasses.replace(FIRST_ROUND[1][0], maxrate_kbps=0), 1.0) == 0
+
+
+def test_an_encode_near_either_rungs_cap_does_not_bracket():
+    rung, first = FIRST_ROUND[1]
+    # the next rung's encode ran at 0.7 of what its cap allows the sample
+    capped = (FIRST_ROUND[2][0], Attempt(28.0, 0.7 * 2.8 * 4600, 83.5))
+    assert bracketing_attempts(rung, 86.0, [FIRST_ROUND[1], capped], SAMPLE_S) is None
+    # the rung's own encode ran near its own cap
+    near = (FIRST_ROUND[1][0], Attempt(25.0, 0.7 * 2.8 * 7700, 89.6))
+    assert bracketing_attempts(rung, 86.0, [near, FIRST_ROUND[2]], SAMPLE_S) is None
+    # a higher rung's encode, well under its own cap, near the cap of the rung placed
+    lower = FIRST_ROUND[3][0]
+    assert bracketing_attempts(lower, 80.0, FIRST_ROUND, SAMPLE_S) == (
+        FIRST_ROUND[2][1], FIRST_ROUND[3][1])
+    assert bracketing_attempts(lower, 80.0, [(FIRST_ROUND[2][0], Attempt(
+        28.0, 0.7 * 2.8 * 2800, 83.5)), FIRST_ROUND[3]], SAMPLE_S) is None
+    # on a longer sample the same rates would be near the caps
+    assert bracketing_attempts(rung, 86.0, FIRST_ROUND, 12.0) is None
+    # an uncapped rung (maxrate 0) lends and borrows freely
+    free = dataclasses.replace(rung, maxrate_kbps=0, bufsize_kbit=0)
+    assert bracketing_attempts(free, 86.0, [(free, first), FIRST_ROUND[2]],
+                               SAMPLE_S) is not None
 
 
 def _two_samples(hard_kbps_at_20: float) -> list[TrialResult]:

@@ -34,6 +34,7 @@ from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
 from media.planning import (
+    bracketing_attempts,
     candidate_resolutions,
     chunk_crf,
     complete_results,
@@ -341,23 +342,36 @@ class _ChooseLadderFn(beam.DoFn):
                 staged = stage_span(source, *chunk_window_s(first.source, span),
                                     f"{scratch}/source-span.mkv", first.source.source_uri)
             todo = list(range(len(renditions)))
-            for _ in range(CALIBRATION_ROUNDS):
+            sample_s = span.frame_count / float(first.source.frame_rate)
+            bracketed: dict[int, tuple[Attempt, Attempt]] = {}
+            for round_no in range(CALIBRATION_ROUNDS):
                 crfs = {i: next_crf(here[i], tries[i], aims[i]) if tries[i] else here[i].crf
                         for i in todo}
                 todo = [i for i in todo if not tries[i] or crfs[i] != tries[i][-1].crf]
                 if not todo:
                     break
-                scores, seconds, cpu_s = self._calibration_round(
+                encoded, seconds, cpu_s = self._calibration_round(
                     first, span, staged, scratch,
                     [dataclasses.replace(here[i], crf=crfs[i]) for i in todo])
                 spent += seconds
                 spent_cpu += cpu_s
-                for i, vmaf in zip(todo, scores, strict=True):
-                    tries[i].append(Attempt(crfs[i], 0.0, vmaf))
+                for i, (vmaf, kbps) in zip(todo, encoded, strict=True):
+                    tries[i].append(Attempt(crfs[i], kbps, vmaf))
                 todo = [i for i in todo if abs(tries[i][-1].vmaf - aims[i])
                         > CALIBRATION_TOLERANCE]
+                if round_no == 0:
+                    # The first round put every rung on its size's curve: a rung whose
+                    # aim lies between two of them is placed there, with no more encodes.
+                    firsts = [(here[j], tries[j][0]) for j in range(len(here)) if tries[j]]
+                    for i in todo:
+                        pair = bracketing_attempts(here[i], aims[i], firsts, sample_s)
+                        if pair is not None:
+                            bracketed[i] = pair
+                    todo = [i for i in todo if i not in bracketed]
         adjusted, records = [], []
-        for rendition, sample, aim, attempts in zip(renditions, here, aims, tries, strict=True):
+        for i, (rendition, sample, aim, own) in enumerate(
+                zip(renditions, here, aims, tries, strict=True)):
+            attempts = list(bracketed.get(i, own))
             measured = measured_slope(attempts)
             slope = round(measured, 3) if measured is not None else rendition.vmaf_per_crf
             # The samples' CRF changes were read off the trial preset's curve; where the
@@ -369,17 +383,21 @@ class _ChooseLadderFn(beam.DoFn):
             adjusted.append(dataclasses.replace(offsets, crf=crf, vmaf_per_crf=slope))
             records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
                             "sample_crf": sample.crf, "sample_crf_aimed": sample_crf,
-                            "vmaf_at_sample_crf": round(attempts[0].vmaf, 3),
-                            "tries": [[a.crf, round(a.vmaf, 3)] for a in attempts],
+                            "vmaf_at_sample_crf": round(own[0].vmaf, 3),
+                            "tries": [[a.crf, round(a.vmaf, 3), round(a.kbps, 1)] for a in own],
+                            # the two first-round encodes (this rung's or another's of its
+                            # size) between which its CRF was placed, if any
+                            "bracket": [[a.crf, round(a.vmaf, 3)] for a in bracketed.get(i, ())],
                             "target_vmaf": rendition.target_vmaf, "aim_vmaf": aim,
                             "vmaf_per_crf": slope, "crf_offsets": offsets.crf_offsets,
                             "crf": crf})
         return adjusted, records, spent, spent_cpu
 
     def _calibration_round(self, first: TrialTask, span: ChunkSpan, staged, scratch: str,
-                           renditions: list[Rendition]) -> tuple[list[float], float, float]:
+                           renditions: list[Rendition]
+                           ) -> tuple[list[tuple[float, float]], float, float]:
         """Encode the sample once per rendition in one process and score them in another:
-        the pooled VMAF of each, and the wall and CPU seconds spent."""
+        the pooled VMAF and the kb/s of each, and the wall and CPU seconds spent."""
         cfg = self._config
         tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=span,
                            chunk_count=1, segment_frames=first.segment_frames,
@@ -396,7 +414,8 @@ class _ChooseLadderFn(beam.DoFn):
                              cfg.tool_timeout_s, task.vmaf_subsample)
             spent += encoded.encode_s + encoded.score_s
             spent_cpu += encoded.encode_cpu_s + encoded.score_cpu_s
-            scores.append(encoded.vmaf.mean)
+            seconds = span.frame_count / float(first.source.frame_rate)
+            scores.append((encoded.vmaf.mean, encoded.size_bytes * 8 / seconds / 1000))
         return scores, spent, spent_cpu
 
 
