@@ -378,30 +378,14 @@ def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
 
     With one attempt: the trial curve's slope from the chunk's own score. With two or
     more: the secant through the chunk's last two (CRF, VMAF) measurements, which
-    knows this chunk's content better than the title-wide trials do; but where the aim
-    lies past both, at a higher CRF, no flatter than the trial curve's slope. VMAF falls
-    ever faster as the CRF rises: a secant across a flat stretch would step far past
-    where the curve turns down (a flat title's 540p sample scored 84.4 and 84.0 at CRF
-    29.8 and 32.8, the secant put its aim of 83.3 at 37.4, and its chunks came in 3 VMAF
-    under it).
+    knows this chunk's content better than the title-wide trials do.
     """
     last = attempts[-1]
+    slope = measured_slope(attempts) or rendition.vmaf_per_crf
     goal = rendition.target_vmaf if aim is None else aim
-    step = (goal - (last.vmaf or 0.0)) / stepping_slope(rendition, attempts, goal)
+    step = (goal - (last.vmaf or 0.0)) / slope
     step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
     return crf_in_range(last.crf + step)
-
-
-def stepping_slope(rendition: Rendition, attempts: Sequence[Attempt], goal: float) -> float:
-    """The VMAF per CRF step `next_crf` steps by toward `goal`: the secant through the
-    last two attempts (`measured_slope`), or the rendition's slope without one or where
-    the goal lies past both at a higher CRF and the rendition's is steeper."""
-    slope = measured_slope(attempts)
-    if slope is None:
-        return rendition.vmaf_per_crf
-    if goal < min([a.vmaf for a in attempts if a.vmaf is not None][-2:]):
-        return min(slope, rendition.vmaf_per_crf)
-    return slope
 
 
 def measured_slope(attempts: Sequence[Attempt]) -> float | None:

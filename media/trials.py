@@ -31,7 +31,6 @@ class TrialEncode:
     size_bytes: int
     frames: int
     vmaf_mean: float
-    """Its frame scores pooled as a segment's would be (`segment_mean`)."""
     keyframe_bytes: int
     """Bytes of the encode's first frame, its one keyframe."""
     vmaf_sd: float
@@ -45,23 +44,6 @@ def frame_sd(scores: Sequence[float]) -> float:
     flat benchmark source's probe), a fifth of its scored frames where a chunk has one
     in every segment."""
     return statistics.pstdev(scores[1:]) if len(scores) > 2 else statistics.pstdev(scores)
-
-
-def segment_mean(scores: Sequence[float], segment_frames: int) -> float:
-    """A sample's frame scores pooled as a segment's would be: the mean, with the
-    sample's first frame, its keyframe, counted once per `segment_frames` frames.
-
-    A 1 s sample starts with its one keyframe, and scored every 5th frame that is one
-    score in five, where a segment of a final chunk has one keyframe in 100 frames (4 s
-    at 25 fps). x264 gives keyframes their own quality: on a 1 s sample of the grainy
-    benchmark source at CRF 27 (preset medium) the keyframe scored 91.0 and the other
-    frames 92.7 on average; on the detailed one 89.6 against 86.2. Pooled plainly, the
-    sample put the grain 0.3 lower and the detail 0.4 higher than its segments.
-    """
-    if len(scores) < 2 or segment_frames <= 1:
-        return statistics.fmean(scores)
-    rest = statistics.fmean(scores[1:])
-    return rest + (scores[0] - rest) / segment_frames
 
 
 def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
@@ -116,6 +98,5 @@ def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
                              f"expected {task.span.frame_count}")
         scores = vmaf.log_frame_scores(log)
         results.append(TrialEncode(width, height, crf, os.path.getsize(path), frames,
-                                   segment_mean(scores, task.segment_frames), sizes[0],
-                                   frame_sd(scores)))
+                                   vmaf.pool(scores).mean, sizes[0], frame_sd(scores)))
     return results, run, scored

@@ -145,11 +145,8 @@ def test_trials_cover_every_resolution_and_crf(per_title_run):
                 secant = (v1 - v0) / (c1 - c0)
             if secant is not None and secant < -0.05:
                 # the record rounds scores and slope to 3 decimals
-                tolerance = 1e-3 / abs(c1 - c0) + 5e-4
-                if entry["aim_vmaf"] < min(v0, v1):  # past both: no flatter than the trials'
-                    assert entry["vmaf_per_crf"] <= secant + tolerance
-                else:
-                    assert entry["vmaf_per_crf"] == pytest.approx(secant, abs=tolerance)
+                assert entry["vmaf_per_crf"] == pytest.approx(
+                    secant, abs=1e-3 / abs(c1 - c0) + 5e-4)
             assert (entry["sample_crf_aimed"] - entry["sample_crf"]) * (
                 entry["vmaf_at_sample_crf"] - entry["aim_vmaf"]) >= 0
 

@@ -266,19 +266,6 @@ def test_next_crf_uses_the_chunks_own_secant_after_two():
     assert next_crf(_rendition(), attempts) == 18.0
 
 
-def test_past_a_flat_stretch_the_step_is_no_longer_than_the_trial_slope_allows():
-    rendition = dataclasses.replace(_rendition(), target_vmaf=83.3, vmaf_per_crf=-0.4)
-    flat = [Attempt(29.8, 95, 84.44), Attempt(32.8, 87, 83.98)]  # -0.15 per CRF
-    # past both scores, toward a higher CRF: the steeper trial slope
-    assert next_crf(rendition, flat) == pytest.approx(32.8 + (83.98 - 83.3) / 0.4, abs=0.05)
-    # between them the secant still interpolates
-    assert next_crf(rendition, flat, 84.2) == pytest.approx(
-        32.8 + (84.2 - 83.98) / (-0.46 / 3.0), abs=0.05)
-    # a secant steeper than the trial slope is kept
-    steep = [Attempt(29.8, 95, 86.0), Attempt(32.8, 87, 84.5)]  # -0.5 per CRF
-    assert next_crf(rendition, steep) == pytest.approx(32.8 + 1.2 / 0.5, abs=0.05)
-
-
 def test_next_crf_steps_are_bounded_and_in_range():
     assert next_crf(_rendition(), [Attempt(23.0, 100, 40.0)]) == 23.0 - MAX_CRF_STEP
     assert next_crf(_rendition(crf=3.0), [Attempt(3.0, 100, 80.0)]) == 0.0

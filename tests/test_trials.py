@@ -20,7 +20,6 @@ from media.staging import stage_span
 from media.trials import (
     frame_sd,
     run_trials,
-    segment_mean,
     trial_encode_argv,
     trial_grid,
     trial_score_argv,
@@ -77,14 +76,6 @@ def test_every_size_and_crf_in_grid_order(trialled):
         assert sum(sizes) < r.size_bytes  # the rest is the container's
 
 
-def test_a_sample_pools_its_keyframe_once_per_segment():
-    # a keyframe scored 91 among frames at 93: a fifth of a plain mean, 1 in 100 here
-    assert segment_mean([91.0, 93.0, 93.0, 93.0, 93.0], 100) == pytest.approx(92.98)
-    assert statistics.fmean([91.0, 93.0, 93.0, 93.0, 93.0]) == pytest.approx(92.6)
-    assert segment_mean([91.0, 93.0], 2) == pytest.approx(92.0)  # a 2-frame segment
-    assert segment_mean([91.0], 100) == 91.0  # nothing else to weigh it against
-
-
 def test_the_spread_leaves_out_the_keyframe():
     assert frame_sd([99.0, 90.0, 90.0, 90.0]) == 0.0  # the sample's first, its keyframe
     assert frame_sd([90.0, 92.0, 94.0]) == pytest.approx(1.0)
@@ -112,11 +103,7 @@ def test_each_trial_scores_as_its_encode_scored_alone(trialled):
             encoded, staged.path, task.source, task.span, 640, 360, log, subsample=5)))
         alone = vmaf.log_frame_scores(log)
         assert len(alone) == len(range(0, 35, 5))
-        # pooled as a segment's: the sample's keyframe (its first score) counted once
-        # in the segment's 50 frames, the other scores for the rest
-        rest = statistics.fmean(alone[1:])
-        assert result.vmaf_mean == pytest.approx((alone[0] + 49 * rest) / 50,
-                                                 abs=SAME_SCORE_VMAF)
+        assert result.vmaf_mean == pytest.approx(statistics.fmean(alone), abs=SAME_SCORE_VMAF)
         # the spread of its frame scores after its keyframe, from which the final
         # chunks' step is chosen
         assert result.vmaf_sd == pytest.approx(statistics.pstdev(alone[1:]),

@@ -43,15 +43,15 @@ from media.planning import (
     frame_spread,
     gate_aim,
     heights_to_refine,
+    measured_slope,
     next_crf,
     renditions_from_rungs,
     scaled_offsets,
-    stepping_slope,
     title_samples,
     trial_points,
 )
 from media.staging import stage_span
-from media.trials import run_trials, segment_mean
+from media.trials import run_trials
 from media.types import (
     Attempt,
     ChunkSpan,
@@ -63,7 +63,7 @@ from media.types import (
     TrialResult,
     TrialTask,
 )
-from media.vmaf import log_frame_scores, scored_frames_needed
+from media.vmaf import scored_frames_needed
 from media.x264 import chunk_window_s
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
@@ -202,8 +202,7 @@ def _task_key(task: TrialTask) -> dict:
     return {"source": [task.source.source_uri, task.source.size_bytes],
             "span": dataclasses.asdict(task.span), "sizes": [list(s) for s in task.sizes],
             "crfs": list(task.crfs), "preset": task.settings.preset,
-            # how the scores were pooled: a record pooled otherwise is not reused
-            "vmaf": [task.vmaf_height, task.vmaf_subsample, "segment-mean"]}
+            "vmaf": [task.vmaf_height, task.vmaf_subsample]}
 
 
 class _RefineFn(beam.DoFn):
@@ -373,8 +372,8 @@ class _ChooseLadderFn(beam.DoFn):
         for i, (rendition, sample, aim, own) in enumerate(
                 zip(renditions, here, aims, tries, strict=True)):
             attempts = list(bracketed.get(i, own))
-            # the slope that places the rung is the one its gate steps by
-            slope = round(stepping_slope(rendition, attempts, aim), 3)
+            measured = measured_slope(attempts)
+            slope = round(measured, 3) if measured is not None else rendition.vmaf_per_crf
             # The samples' CRF changes were read off the trial preset's curve; where the
             # final preset's is flatter, the same quality gap takes more CRF steps.
             offsets = scaled_offsets(rendition, rendition.vmaf_per_crf / slope)
@@ -416,9 +415,7 @@ class _ChooseLadderFn(beam.DoFn):
             spent += encoded.encode_s + encoded.score_s
             spent_cpu += encoded.encode_cpu_s + encoded.score_cpu_s
             seconds = span.frame_count / float(first.source.frame_rate)
-            # pooled as the trials are: its keyframe counted once per segment
-            score = segment_mean(log_frame_scores(encoded.vmaf_log_path), task.segment_frames)
-            scores.append((score, encoded.size_bytes * 8 / seconds / 1000))
+            scores.append((encoded.vmaf.mean, encoded.size_bytes * 8 / seconds / 1000))
         return scores, spent, spent_cpu
 
 
