@@ -140,12 +140,12 @@ class _TrialTasksFn(beam.DoFn):
             ladder = apple_ladder(source, max_renditions=self._config.max_renditions)
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), "apple"))
             return
-        tasks = probe_tasks(source, self._config)
-        samples = len(sample_spans(source, self._config)[0])
+        spans, probe = sample_spans(source, self._config)
+        tasks = trial_tasks(source, self._config, [s for s in spans if s.index == probe])
         log.info("%s: planning: probe sample (segment %d) at %d resolutions x %d CRFs; "
                  "then %d more sample segments at the resolutions its hull calls for",
-                 source.title_id, tasks[0].span.index, len(tasks[0].sizes),
-                 len(self._config.trial_crfs), samples - 1)
+                 source.title_id, probe, len(tasks[0].sizes),
+                 len(self._config.trial_crfs), len(spans) - 1)
         yield from tasks
 
 
