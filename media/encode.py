@@ -84,6 +84,12 @@ class EncodedChunk:
     """CPU seconds of the scoring (vmaf-torch: its wall seconds, the work being on the GPU)."""
 
 
+def encoded_kbps(task: ChunkTask, encoded: EncodedChunk) -> float:
+    """The average rate of an encode of the task's chunk, kb/s."""
+    seconds = task.chunk.frame_count / float(task.source.frame_rate)
+    return encoded.size_bytes * 8 / seconds / 1000
+
+
 def stage_chunk(task: ChunkTask, source: str | BinaryIO, scratch: str) -> StagedSpan:
     start_s, end_s = x264.chunk_window_s(task.source, task.chunk)
     return stage_span(

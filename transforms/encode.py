@@ -37,6 +37,7 @@ from media.encode import (
     EncodedChunk,
     encode_renditions,
     encode_staged,
+    encoded_kbps,
     fault_label,
     rendition_scratch,
     scored,
@@ -281,9 +282,9 @@ class _EncodeChunkFn(beam.DoFn):
                 encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
                                         task.vmaf_subsample, reference)
             reference = encoded.reference_path  # the chunk's reference frames, if kept
-            kbps = encoded.size_bytes * 8 / float(task.chunk.frame_count / task.source.frame_rate)
             score = encoded.vmaf.mean if encoded.vmaf else None
-            tries.append(_Try(Attempt(rendition.crf, round(kbps / 1000, 1), score), encoded))
+            tries.append(_Try(Attempt(rendition.crf, round(encoded_kbps(task, encoded), 1),
+                                      score), encoded))
             verdict = gate_verdict(score, rendition.target_vmaf, task.gate_below,
                                    task.gate_above) if gated else 0
             if verdict == 0:

@@ -29,7 +29,13 @@ from media import naming
 from media.chunking import segment_count, segment_frames
 from media.complexity import sample_weights, title_complexity
 from media.config import JobConfig
-from media.encode import encode_renditions, rendition_scratch, scored, scored_together
+from media.encode import (
+    encode_renditions,
+    encoded_kbps,
+    rendition_scratch,
+    scored,
+    scored_together,
+)
 from media.errors import MediaError
 from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
@@ -350,12 +356,12 @@ class _ChooseLadderFn(beam.DoFn):
                 todo = [i for i in todo if not tries[i] or crfs[i] != tries[i][-1].crf]
                 if not todo:
                     break
-                encoded, seconds, cpu_s = self._calibration_round(
+                scored_rates, seconds, cpu_s = self._calibration_round(
                     first, span, staged, scratch,
                     [dataclasses.replace(here[i], crf=crfs[i]) for i in todo])
                 spent += seconds
                 spent_cpu += cpu_s
-                for i, (vmaf, kbps) in zip(todo, encoded, strict=True):
+                for i, (vmaf, kbps) in zip(todo, scored_rates, strict=True):
                     tries[i].append(Attempt(crfs[i], kbps, vmaf))
                 todo = [i for i in todo if abs(tries[i][-1].vmaf - aims[i])
                         > CALIBRATION_TOLERANCE]
@@ -414,8 +420,7 @@ class _ChooseLadderFn(beam.DoFn):
                              cfg.tool_timeout_s, task.vmaf_subsample)
             spent += encoded.encode_s + encoded.score_s
             spent_cpu += encoded.encode_cpu_s + encoded.score_cpu_s
-            seconds = span.frame_count / float(first.source.frame_rate)
-            scores.append((encoded.vmaf.mean, encoded.size_bytes * 8 / seconds / 1000))
+            scores.append((encoded.vmaf.mean, encoded_kbps(task, encoded)))
         return scores, spent, spent_cpu
 
 
