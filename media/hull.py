@@ -52,7 +52,7 @@ take more bits than the average, up to the cap; 1.5× keeps the peak (HLS BANDWI
 well inside the HLS authoring guideline of at most 2× the average for VOD, while rarely
 binding on ordinary scenes, so the CRF, not the cap, sets the quality. A rendition's cap
 may be wider where a trial sample shows a harder stretch needs it
-(`media.planning.peak_ratio`)."""
+(`media.planning.rate_spread`)."""
 # BUFSIZE_RATIO (VBV buffer = this many seconds of maxrate) is the fixed ladder's own.
 CRF_EXTRAPOLATION = 4.0
 """How far (in CRF) a rung may reach beyond the CRFs that were trial-encoded."""

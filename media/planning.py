@@ -196,55 +196,106 @@ def vmaf_per_crf(points: Sequence[TrialPoint], height: int, crf: float) -> float
 
 
 def renditions_from_rungs(rungs: Sequence[PlannedRung], points: Sequence[TrialPoint],
-                          results: Sequence[TrialResult] = ()) -> list[Rendition]:
+                          results: Sequence[TrialResult] = (),
+                          weights: Mapping[int, float] | None = None) -> list[Rendition]:
     """Renditions for the chosen rungs, each with its VMAF target, CRF slope and, from
-    the trial `results` of each sample, its CRF changes over the title (`crf_offsets`)."""
+    the trial `results` of each sample (weighed by `weights`, as `trial_points` weighs
+    them), its CRF changes over the title (`crf_offsets`) and a VBV cap with room for
+    the hardest sample (`vbv_cap`)."""
     out = []
     for rung in rungs:
         crf = round(rung.crf, 1)
         offsets = crf_offsets(results, points, rung.height, crf)
-        ratio = min(PEAK_RATIO_LIMIT, max(MAXRATE_RATIO, peak_ratio(results, points,
-                                                                    rung.height, crf, offsets)))
-        maxrate = max(1, round(ratio * rung.kbps))
-        rid = rendition_id(rung.height, maxrate)
-        if any(r.rendition_id == rid for r in out):
-            rid = f"{rid}-{len(out)}"
         out.append(Rendition(
-            rendition_id=rid, width=rung.width, height=rung.height, crf=crf,
-            maxrate_kbps=maxrate, bufsize_kbit=round(BUFSIZE_RATIO * maxrate),
-            target_vmaf=round(rung.vmaf, 2),
+            rendition_id="", width=rung.width, height=rung.height, crf=crf,
+            maxrate_kbps=0, bufsize_kbit=0, target_vmaf=round(rung.vmaf, 2),
             vmaf_per_crf=round(vmaf_per_crf(points, rung.height, crf), 3),
             crf_offsets=offsets,
         ))
+    return recapped(out, rungs, results, weights)
+
+
+def recapped(renditions: Sequence[Rendition], rungs: Sequence[PlannedRung],
+             results: Sequence[TrialResult] = (),
+             weights: Mapping[int, float] | None = None) -> list[Rendition]:
+    """`renditions` (one per rung of `rungs`) with the VBV cap their CRF changes call
+    for (`vbv_cap`), named by it. Once the calibration has carried the changes over to
+    the final preset's CRF scale, the caps are worked out again from those."""
+    out: list[Rendition] = []
+    for rendition, rung in zip(renditions, rungs, strict=True):
+        maxrate = vbv_cap(rung, results, rendition.crf_offsets, weights)
+        rid = rendition_id(rung.height, maxrate)
+        if any(r.rendition_id == rid for r in out):
+            rid = f"{rid}-{len(out)}"
+        out.append(dataclasses.replace(rendition, rendition_id=rid, maxrate_kbps=maxrate,
+                                       bufsize_kbit=round(BUFSIZE_RATIO * maxrate)))
     return out
+
+
+def vbv_cap(rung: PlannedRung, results: Sequence[TrialResult],
+            offsets: Sequence[tuple[int, float]],
+            weights: Mapping[int, float] | None = None) -> int:
+    """A rung's VBV cap (kb/s): MAXRATE_RATIO times the average its chunks will have
+    with their CRF changes `offsets` (`rate_spread`), or more where the hardest sample
+    needs more at its own CRF, up to PEAK_RATIO_LIMIT times that average. Rates are the
+    trials' (the hull's `kbps` at the rung's trial CRF, the samples' trial curves)."""
+    spread = rate_spread(results, rung.height, round(rung.crf, 1), offsets, weights)
+    ratio = min(PEAK_RATIO_LIMIT, max(MAXRATE_RATIO, spread.peak))
+    return max(1, round(ratio * spread.average * rung.kbps))
 
 
 PEAK_RATIO_LIMIT = 2.0
 """HLS Authoring Specification: a VOD variant's peak bit rate SHOULD be at most 200 % of
-its average. A rung's VBV cap never goes above this share of its expected average."""
+its average. A rung's VBV cap never goes above this share of the average its chunks' CRFs
+call for (`rate_spread`)."""
 
 
-def peak_ratio(results: Sequence[TrialResult], points: Sequence[TrialPoint], height: int,
-               crf: float, offsets: Sequence[tuple[int, float]]) -> float:
-    """How far over the title's average rate the hardest sample goes at its own CRF.
+@dataclasses.dataclass(frozen=True)
+class RateSpread:
+    """How a rung's chunks will spend bits once each takes its CRF change."""
 
-    For each sample at `height`: its rate at `crf` plus its CRF change (`offsets`, as
-    `crf_offsets` gives them), over the title's rate at `crf`; rates are interpolated
-    in ln-rate against CRF (x264's rate falls about exponentially with CRF). The rung's
-    VBV cap leaves that much room (between MAXRATE_RATIO and PEAK_RATIO_LIMIT times its
-    average), so a hard stretch the samples saw is encoded at the CRF meant for it
-    rather than held by the cap. 0 when the samples cannot say.
+    average: float = 1.0
+    """The title's average rate with every sample at its own CRF, over its average with
+    every sample at the rung's CRF (the rung's `kbps`, as the hull predicts it)."""
+    peak: float = 0.0
+    """The hardest sample's rate at its own CRF over that average; 0 when the samples
+    cannot say."""
+
+
+def rate_spread(results: Sequence[TrialResult], height: int, crf: float,
+                offsets: Sequence[tuple[int, float]],
+                weights: Mapping[int, float] | None = None) -> RateSpread:
+    """The rates the samples at `height` call for once each takes its CRF change.
+
+    Each sample's rate at `crf` and at `crf` plus its change (`offsets`, as
+    `crf_offsets` gives them), interpolated in ln-rate against CRF (x264's rate falls
+    about exponentially with CRF), each sample weighed by the segments it stands for.
+    With those changes the rung's average rate is not the hull's (the one CRF for the
+    whole title): on a title that grows harder, the hard stretches' lower CRFs cost more
+    than the easy ones' higher CRFs save, and the average rises. The HLS limit on the
+    peak (PEAK_RATIO_LIMIT times the average) is on the average the rung will have, so
+    the VBV cap leaves room for the hardest stretch as a share of that (between
+    MAXRATE_RATIO and PEAK_RATIO_LIMIT times it), and a hard stretch the samples saw is
+    encoded at the CRF meant for it rather than held by the cap.
     """
-    title = sorted((p.crf, math.log(p.kbps)) for p in points if p.height == height)
-    if len(title) < 2:
-        return 0.0
     changes = dict(offsets)
-    at_title = _piecewise_at(title, crf)
     ln_rates = _sample_curves(results, height, lambda r: math.log(
         gop_bytes(r) * 8 / float(r.frames / r.task.source.frame_rate) / 1000))
-    ratios = [math.exp(_piecewise_at(curve, crf + changes[middle]) - at_title)
-              for middle, curve in ln_rates.items() if middle in changes]
-    return max(ratios, default=0.0)
+    segment = {_middle(r.task.span): r.task.span.index for r in results}
+    rates = [(weights.get(segment[middle], 0.0) if weights else 1.0,
+              math.exp(_piecewise_at(curve, crf)),
+              math.exp(_piecewise_at(curve, crf + changes[middle])))
+             for middle, curve in ln_rates.items() if middle in changes]
+    total = sum(w for w, _, _ in rates)
+    if not rates or total <= 0:
+        return RateSpread()
+    at_crf = sum(w * rate for w, rate, _ in rates) / total
+    spent = sum(w * rate for w, _, rate in rates) / total
+    return RateSpread(average=spent / at_crf, peak=max(rate for _, _, rate in rates) / spent)
+
+
+def _middle(span: ChunkSpan) -> int:
+    return span.start_frame + span.frame_count // 2
 
 
 def _sample_curves(results: Sequence[TrialResult], height: int,
@@ -255,8 +306,7 @@ def _sample_curves(results: Sequence[TrialResult], height: int,
     for result in results:
         if result.height == height:
             span = result.task.span
-            by_sample[span.start_frame + span.frame_count // 2].append((result.crf,
-                                                                         value(result)))
+            by_sample[_middle(span)].append((result.crf, value(result)))
     return {middle: sorted(curve) for middle, curve in sorted(by_sample.items())
             if len(curve) >= 2}
 

@@ -12,6 +12,7 @@ from media.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
 from media.planning import (
     DEFAULT_VMAF_PER_CRF,
     MAX_CRF_STEP,
+    RateSpread,
     bracketing_attempts,
     candidate_resolutions,
     complete_results,
@@ -22,6 +23,7 @@ from media.planning import (
     held_by_cap,
     next_crf,
     probe_sample,
+    rate_spread,
     renditions_from_rungs,
     sample_budget_kbps,
     sample_segments,
@@ -469,25 +471,76 @@ def _two_samples(hard_kbps_at_20: float) -> list[TrialResult]:
             sample(5, 20.0, hard_kbps_at_20, 86.0), sample(5, 32.0, hard_kbps_at_20 / 4, 74.0)]
 
 
-@pytest.mark.parametrize("hard_kbps_at_20, title_kbps, ratio", [
+# The easy sample reaches the title's VMAF 82 at CRF 28, two steps over the rung's 26,
+# at 2000 x 4^(-8/12) = 794 kb/s; the hard one two steps under, at CRF 24.
+EASY_AT_OWN_CRF = 2000 * 4 ** (-8 / 12)
+
+
+@pytest.mark.parametrize("hard_kbps_at_20, title_kbps, cap_kbps", [
     # Pooled: 3000 and 750 kb/s, VMAF 88 and 76; at CRF 26 the title gives VMAF 82 at
-    # 1500 kb/s. The hard sample reaches 82 two steps lower, at CRF 24, where it needs
-    # 4000 x 4^(-4/12) = 2520 kb/s: 1.68 times the average.
-    (4000, 1500, 2520 / 1500),
-    # Twice as hard: 5040 kb/s against 2500, over the HLS limit of 2: held at 2.
-    (8000, 2500, 2.0),
-    # Hardly harder: under 1.5, the cap stays at 1.5 times the average.
-    (2400, math.sqrt(2200 * 550), 1.5),
+    # 1500 kb/s. The hard sample needs 4000 x 4^(-4/12) = 2520 kb/s at CRF 24; with
+    # the easy one at CRF 28 the rung averages 1657: the hard one at 1.52 times that.
+    (4000, 1500, 2520),
+    # Twice as hard: 5040 kb/s, 2.02 times the hull's 2500 but 1.73 times the 2917
+    # the rung will average: its cap makes room for all of it.
+    (8000, 2500, 5040),
+    # Hardly harder: 1512 kb/s, 1.31 times the rung's average of 1153: the cap stays at
+    # 1.5 times that average (1.05 times the hull's 1100).
+    (2400, math.sqrt(2200 * 550), 1.5 * (2400 * 4 ** (-1 / 3) + EASY_AT_OWN_CRF) / 2),
 ])
-def test_a_rungs_cap_leaves_room_for_its_hardest_sample(hard_kbps_at_20, title_kbps, ratio):
+def test_a_rungs_cap_leaves_room_for_its_hardest_sample(hard_kbps_at_20, title_kbps,
+                                                        cap_kbps):
     results = _two_samples(hard_kbps_at_20)
     points = trial_points(results)
     rung = PlannedRung(height=720, width=1280, crf=26.0, kbps=title_kbps, vmaf=82.0,
                        maxrate_kbps=round(1.5 * title_kbps),
                        bufsize_kbit=round(3 * title_kbps))
     [rendition] = renditions_from_rungs([rung], points, results)
-    assert rendition.maxrate_kbps == pytest.approx(ratio * title_kbps, rel=0.01)
+    assert rendition.maxrate_kbps == pytest.approx(cap_kbps, rel=0.01)
     assert rendition.bufsize_kbit == 2 * rendition.maxrate_kbps
     # Without the samples the cap is the plain 1.5 times the average.
     [plain] = renditions_from_rungs([rung], points)
     assert plain.maxrate_kbps == round(1.5 * title_kbps)
+
+
+def test_a_rungs_cap_weighs_the_samples_and_keeps_to_the_hls_limit():
+    """The easy sample standing for three segments to the hard one's one: the title
+    gives VMAF 83 at CRF 26 (1750 kb/s), which the easy sample reaches at CRF 27 (891
+    kb/s) and the hard one at CRF 23 (5657 kb/s). The rung averages (3 x 891 + 5657) / 4
+    = 2082 kb/s, and its hardest stretch would need 2.7 times that, over the HLS limit:
+    the cap is twice the average the rung will have."""
+    results = _two_samples(8000)
+    weights = {0: 3, 5: 1}
+    points = trial_points(results, weights)
+    rung = PlannedRung(height=720, width=1280, crf=26.0, kbps=0.0, vmaf=82.0,
+                       maxrate_kbps=0, bufsize_kbit=0)
+    rung = dataclasses.replace(rung, kbps=(3 * 1000 + 4000) / 4)  # the hull's, at CRF 26
+    [rendition] = renditions_from_rungs([rung], points, results, weights)
+    hard = 8000 * 4 ** (-3 / 12)
+    average = (3 * 2000 * 4 ** (-7 / 12) + hard) / 4
+    assert rendition.maxrate_kbps == pytest.approx(2 * average, rel=0.01)
+    spread = rate_spread(results, 720, 26.0, rendition.crf_offsets, weights)
+    assert spread.average == pytest.approx(average / rung.kbps, rel=0.01)
+    assert spread.peak == pytest.approx(hard / average, rel=0.01)
+    assert rate_spread(results, 1080, 26.0, rendition.crf_offsets) == RateSpread()
+
+
+def test_the_caps_follow_the_crf_changes_the_calibration_carried_over():
+    """Where the final preset needs half the trial's CRF changes for the same quality,
+    the hard stretch takes 4^(1/12) more rate, not 4^(2/12): the cap, worked out again
+    from the halved changes, is lower, and the rendition is named by it."""
+    from media.planning import recapped, scaled_offsets
+
+    results = _two_samples(4000)
+    points = trial_points(results)
+    rung = PlannedRung(height=720, width=1280, crf=26.0, kbps=1500.0, vmaf=82.0,
+                       maxrate_kbps=0, bufsize_kbit=0)
+    [planned] = renditions_from_rungs([rung], points, results)
+    [halved] = recapped([scaled_offsets(planned, 0.5)], [rung], results)
+    hard, easy = 4000 * 4 ** (-5 / 12), 2000 * 4 ** (-7 / 12)
+    assert halved.maxrate_kbps == pytest.approx(1.5 * (hard + easy) / 2, rel=0.01)
+    assert halved.maxrate_kbps < planned.maxrate_kbps
+    assert halved.rendition_id == f"720p-{halved.maxrate_kbps}k"
+    assert halved.bufsize_kbit == 2 * halved.maxrate_kbps
+    assert halved.crf_offsets == ((50, 1.0), (550, -1.0))
+

@@ -51,6 +51,7 @@ from media.planning import (
     heights_to_refine,
     measured_slope,
     next_crf,
+    recapped,
     renditions_from_rungs,
     scaled_offsets,
     title_samples,
@@ -264,7 +265,7 @@ class _ChooseLadderFn(beam.DoFn):
                 title_id, source.source_uri, "plan (ladder)",
                 MediaError(f"no ladder could be planned from the trials: {exc}")))
             return
-        renditions = renditions_from_rungs(rungs, points, results)
+        renditions = renditions_from_rungs(rungs, points, results, weights)
         probe = every_result[0].task.span.index
         split = {"probe": 0.0, "refine": 0.0, "calibration": 0.0}
         cpu = dict.fromkeys(split, 0.0)
@@ -282,6 +283,10 @@ class _ChooseLadderFn(beam.DoFn):
                     title_id, source.source_uri, "plan (calibration)", exc))
                 return
             split["calibration"], cpu["calibration"] = spent, spent_cpu
+            # the caps again, for the CRF changes as the calibration carried them over
+            renditions = recapped(renditions, rungs, results, weights)
+            for record, rendition in zip(calibration, renditions, strict=True):
+                record["id"] = rendition.rendition_id
         cost = sum(split.values())
         spread = frame_spread(results, [r.height for r in renditions])
         scored_frames = scored_frames_needed(spread)
