@@ -40,6 +40,8 @@ from media.inspection import (
 
 SIZE = "320x240"
 SECONDS = 4
+SMOOTH_SOURCE = "gradients=seed=1:n=3:c0=0x3050a0:c1=0xd0a040:c2=0x40b070:speed=0.05"
+"""Slowly moving gradients, the same on every run."""
 
 
 def _ff(*args: str) -> None:
@@ -127,7 +129,9 @@ class Clips:
 
     def _smooth(self, path):
         # Slowly moving gradients: pictures idet can call progressive with confidence.
-        return _make(path + ".mp4", source="gradients=seed=1:speed=0.05", audio=False)
+        # Colours given: the source picks unset ones at random (its seed is for the
+        # points alone), and some random colours read to idet as combing.
+        return _make(path + ".mp4", source=SMOOTH_SOURCE, audio=False)
 
     def _no_audio(self, path):
         return _make(path + ".mp4", audio=False)
