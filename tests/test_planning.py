@@ -512,9 +512,9 @@ def test_a_rungs_cap_weighs_the_samples_and_keeps_to_the_hls_limit():
     results = _two_samples(8000)
     weights = {0: 3, 5: 1}
     points = trial_points(results, weights)
-    rung = PlannedRung(height=720, width=1280, crf=26.0, kbps=0.0, vmaf=82.0,
-                       maxrate_kbps=0, bufsize_kbit=0)
-    rung = dataclasses.replace(rung, kbps=(3 * 1000 + 4000) / 4)  # the hull's, at CRF 26
+    # kbps: the hull's at CRF 26, the samples' 1000 and 4000 kb/s weighed 3 to 1
+    rung = PlannedRung(height=720, width=1280, crf=26.0, kbps=(3 * 1000 + 4000) / 4,
+                       vmaf=82.0, maxrate_kbps=0, bufsize_kbit=0)
     [rendition] = renditions_from_rungs([rung], points, results, weights)
     hard = 8000 * 4 ** (-3 / 12)
     average = (3 * 2000 * 4 ** (-7 / 12) + hard) / 4
@@ -543,4 +543,3 @@ def test_the_caps_follow_the_crf_changes_the_calibration_carried_over():
     assert halved.rendition_id == f"720p-{halved.maxrate_kbps}k"
     assert halved.bufsize_kbit == 2 * halved.maxrate_kbps
     assert halved.crf_offsets == ((50, 1.0), (550, -1.0))
-

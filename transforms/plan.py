@@ -127,9 +127,11 @@ def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
     ]
 
 
-def probe_tasks(source: SourceInfo, config: JobConfig) -> list[TrialTask]:
-    """The first round: the probe sample at every candidate resolution."""
-    spans, probe = sample_spans(source, config)
+def probe_tasks(source: SourceInfo, config: JobConfig,
+                samples: tuple[list[ChunkSpan], int] | None = None) -> list[TrialTask]:
+    """The first round: the probe sample at every candidate resolution. `samples`:
+    `sample_spans`, where the caller has them already."""
+    spans, probe = samples or sample_spans(source, config)
     return trial_tasks(source, config, [s for s in spans if s.index == probe])
 
 
@@ -148,7 +150,7 @@ class _TrialTasksFn(beam.DoFn):
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), "apple"))
             return
         spans, probe = sample_spans(source, self._config)
-        tasks = trial_tasks(source, self._config, [s for s in spans if s.index == probe])
+        tasks = probe_tasks(source, self._config, (spans, probe))
         log.info("%s: planning: probe sample (segment %d) at %d resolutions x %d CRFs; "
                  "then %d more sample segments at the resolutions its hull calls for",
                  source.title_id, probe, len(tasks[0].sizes),
