@@ -20,6 +20,7 @@ from media.staging import stage_span
 from media.trials import (
     frame_sd,
     run_trials,
+    sample_settings,
     trial_encode_argv,
     trial_grid,
     trial_score_argv,
@@ -81,6 +82,30 @@ def test_the_spread_leaves_out_the_keyframe():
     assert frame_sd([90.0, 92.0, 94.0]) == pytest.approx(1.0)
     assert frame_sd([90.0, 92.0]) == pytest.approx(1.0)  # too few to leave one out
     assert frame_sd([90.0]) == 0.0
+
+
+@pytest.mark.parametrize(("settings", "threads"), [
+    (EncodeSettings(), 1),  # left to x264: one thread per encoder of a short sample
+    (EncodeSettings(encoder="auto"), 1),  # x264 on a CPU worker; NVENC takes no count
+    (EncodeSettings(threads=4), 4),  # --encoder_threads given: kept
+    (EncodeSettings(encoder="x265"), 0),  # other encoders keep their own threading
+    (EncodeSettings(encoder="svtav1"), 0),
+])
+def test_a_short_sample_gets_one_x264_thread_per_encoder(settings, threads):
+    assert sample_settings(settings).threads == threads
+    assert sample_settings(settings).preset == settings.preset
+
+
+def test_the_trial_encoders_run_one_thread_each(trialled, tmp_path):
+    from media.config import JobConfig
+    from transforms.plan import trial_tasks
+
+    task, staged, _, _, _, _ = trialled
+    (made,) = trial_tasks(task.source, JobConfig(output_root=str(tmp_path)), [task.span])
+    paths = [f"/x/{i}.mp4" for i in range(len(trial_grid(made)))]
+    argv = trial_encode_argv(made, staged.path, paths, "/x/reference.nut")
+    threads = [argv[i + 1] for i, a in enumerate(argv) if a == "-threads"]
+    assert threads == ["1"] * len(paths)
 
 
 def test_one_decode_of_the_sample_for_every_encode_and_one_for_every_score(trialled):

@@ -58,7 +58,7 @@ from media.planning import (
     trial_points,
 )
 from media.staging import stage_span
-from media.trials import run_trials
+from media.trials import run_trials, sample_settings
 from media.types import (
     Attempt,
     ChunkSpan,
@@ -116,7 +116,8 @@ def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
                   if heights is None or h in heights)
     crfs = tuple(config.trial_crfs)
     per_task = len(sizes) * len(crfs)
-    settings = EncodeSettings(preset=config.trial_preset, threads=config.encode.threads)
+    settings = sample_settings(EncodeSettings(preset=config.trial_preset,
+                                              threads=config.encode.threads))
     return [
         TrialTask(source=source, sizes=sizes, crfs=crfs, span=span,
                   trial_index=first_index + i * per_task,
