@@ -38,6 +38,8 @@ MAX_CRF_STEP = 8.0
 """Largest CRF change a quality gate makes in one retry."""
 MAX_CRF_OFFSET = 6.0
 """Largest CRF change a chunk gets from the trial samples near it."""
+MAX_EXTRAPOLATION = 2.0
+"""How far (CRF steps) beyond its calibration encodes a rung's CRF may be placed."""
 CONTENDER_MARGIN = 3.0
 """How far (VMAF) under a rung the probe may put a resolution that is still trialled on
 the other samples: half of the 6 VMAF usually taken as one just noticeable difference."""
@@ -436,6 +438,30 @@ def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
     step = (goal - (last.vmaf or 0.0)) / slope
     step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
     return crf_in_range(last.crf + step)
+
+
+def calibrated_crf(rendition: Rendition, attempts: Sequence[Attempt], aim: float) -> float:
+    """The sample's CRF predicted to bring it to `aim` from its calibration encodes
+    (`next_crf`), at most MAX_EXTRAPOLATION steps beyond the CRFs they were made at.
+
+    A secant through two encodes a CRF step or so apart measures the curve there, and its
+    error grows with the distance it is carried. On a grainy title, two 720p encodes 0.8
+    apart (77.92 and 77.69 VMAF) put the rung 4.5 steps further, where its chunks scored
+    3 VMAF under target and took three encodes each; the curve there was six times as
+    steep. Placed 2 steps beyond, where the chunks' own secant then put them, they land
+    in the gate's window.
+
+    >>> rung = Rendition("720p", 1280, 720, 28.5, 845, 1690, target_vmaf=75.91)
+    >>> calibrated_crf(rung, [Attempt(28.5, 604.1, 77.917), Attempt(29.3, 549.4, 77.69)],
+    ...                76.41)
+    31.3
+    """
+    crf = next_crf(rendition, attempts, aim)
+    if len(attempts) < 2:
+        return crf
+    made = [a.crf for a in attempts]
+    return crf_in_range(min(max(made) + MAX_EXTRAPOLATION,
+                            max(min(made) - MAX_EXTRAPOLATION, crf)))
 
 
 def measured_slope(attempts: Sequence[Attempt]) -> float | None:

@@ -12,8 +12,10 @@ from media.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
 from media.planning import (
     DEFAULT_VMAF_PER_CRF,
     MAX_CRF_STEP,
+    MAX_EXTRAPOLATION,
     RateSpread,
     bracketing_attempts,
+    calibrated_crf,
     candidate_resolutions,
     complete_results,
     frame_spread,
@@ -271,6 +273,23 @@ def test_next_crf_uses_the_chunks_own_secant_after_two():
 def test_next_crf_steps_are_bounded_and_in_range():
     assert next_crf(_rendition(), [Attempt(23.0, 100, 40.0)]) == 23.0 - MAX_CRF_STEP
     assert next_crf(_rendition(crf=3.0), [Attempt(3.0, 100, 80.0)]) == 0.0
+
+
+def test_a_calibrated_crf_is_placed_near_the_encodes_that_measured_it():
+    # A grainy title's 720p calibration: two encodes 0.8 CRF apart, nearly flat there;
+    # the secant alone would put the rung 4.5 steps beyond them.
+    tries = [Attempt(28.5, 604.1, 77.917), Attempt(29.3, 549.4, 77.69)]
+    rung = _rendition(crf=28.5, target=75.91)
+    assert next_crf(rung, tries, 76.41) == 33.8
+    assert calibrated_crf(rung, tries, 76.41) == 29.3 + MAX_EXTRAPOLATION
+    # Below them as well.
+    assert calibrated_crf(rung, tries[::-1], 80.0) == 28.5 - MAX_EXTRAPOLATION
+    # Between or near them the secant stands.
+    assert calibrated_crf(rung, tries, 77.8) == next_crf(rung, tries, 77.8) == 28.9
+    steep = [Attempt(28.5, 604.1, 79.0), Attempt(29.3, 549.4, 77.7)]
+    assert calibrated_crf(rung, steep, 76.41) == next_crf(rung, steep, 76.41) == 30.1
+    # One encode (within tolerance of its aim): the trial slope, as ever.
+    assert calibrated_crf(rung, tries[:1], 77.5) == next_crf(rung, tries[:1], 77.5)
 
 
 # --- a CRF for each chunk, from the samples around it -----------------------------------

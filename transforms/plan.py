@@ -41,6 +41,7 @@ from media.hull import choose_rungs, upper_hull
 from media.ladder import apple_ladder, fixed_ladder, vmaf_height
 from media.planning import (
     bracketing_attempts,
+    calibrated_crf,
     candidate_resolutions,
     chunk_crf,
     complete_results,
@@ -392,7 +393,7 @@ class _ChooseLadderFn(beam.DoFn):
             # final preset's is flatter, the same quality gap takes more CRF steps.
             offsets = scaled_offsets(rendition, rendition.vmaf_per_crf / slope)
             at_sample = crf_offset_at(offsets, span.start_frame + span.frame_count / 2)
-            sample_crf = next_crf(sample, attempts, aim)
+            sample_crf = calibrated_crf(sample, attempts, aim)
             crf = crf_in_range(sample_crf - at_sample)
             adjusted.append(dataclasses.replace(offsets, crf=crf, vmaf_per_crf=slope))
             records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
