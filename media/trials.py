@@ -13,37 +13,27 @@ from __future__ import annotations
 import os
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from media import ffmpeg, vmaf
 from media.encode import packet_sizes, reference_output, vmaf_size
 from media.errors import MediaError
 from media.staging import StagedSpan
-from media.types import EncodeSettings, Rendition, TrialTask
+from media.types import Rendition, TrialTask
 from media.x264 import encode_renditions_argv
 
-SAMPLE_X264_THREADS = 1
-"""x264 threads per encoder when a process encodes a short sample (a trial's or the
-calibration's 1 s) at several sizes or CRFs."""
+TRIAL_X264_THREADS = 1
+"""x264 threads per trial encoder, where `--encoder_threads` is left at 0 (trials are
+always x264).
 
-
-def sample_settings(settings: EncodeSettings) -> EncodeSettings:
-    """`settings` for the trial encodes of a short sample: one x264 thread per encoder,
-    where the threads were left to the encoder (`--encoder_threads 0`).
-
-    Left to itself x264 starts frame threads and a lookahead thread per encoder (three
-    and one on 2 cores); on a sample of 25 frames they cost more to start and join than
-    they save, and the process's several encoders already keep the cores busy. On the
-    flat benchmark source's probe (21 encodes of a 1080p sample) the encode process took
-    3.1 CPU s against 3.7-4.3 (and less wall time), with the same bytes out. Other
-    encoders keep their own threading (SVT-AV1 is built around it; GPU encoders take
-    no thread count). The calibration's encodes keep the final encodes' settings, threads
-    included: they stand for those encodes, and x264's frame threads change its output
-    a little (one thread moved a grainy title's 720p calibration by up to 0.3 VMAF).
-    """
-    if settings.threads or settings.encoder not in ("x264", "auto"):
-        return settings
-    return replace(settings, threads=SAMPLE_X264_THREADS)
+Left to itself x264 starts frame threads and a lookahead thread per encoder (three and
+one on 2 cores); on a sample of 25 frames they cost more to start and join than they
+save, and the trial process's several encoders already keep the cores busy. On the flat
+benchmark source's probe (21 encodes of a 1080p sample) the encode process took 3.1 CPU
+s against 3.7-4.3 (and less wall time), with the same bytes out. The calibration's
+encodes keep the final encodes' settings, threads included: they stand for those
+encodes, and x264's frame threads change its output a little (one thread moved a grainy
+title's 720p calibration by up to 0.3 VMAF)."""
 
 
 @dataclass(frozen=True)

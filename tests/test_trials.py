@@ -15,12 +15,12 @@ from fractions import Fraction
 import pytest
 
 from media import ffmpeg, vmaf
+from media.config import JobConfig
 from media.encode import packet_sizes
 from media.staging import stage_span
 from media.trials import (
     frame_sd,
     run_trials,
-    sample_settings,
     trial_encode_argv,
     trial_grid,
     trial_score_argv,
@@ -28,6 +28,7 @@ from media.trials import (
 from media.types import ChunkSpan, EncodeSettings, SourceInfo, TrialTask
 from media.x264 import chunk_window_s
 from tests.media_factory import make_clip
+from transforms.plan import trial_tasks
 
 SAME_SCORE_VMAF = 1e-3
 """A trial's VMAF against scoring its encode from the decoded source (VMAF reads luma only,
@@ -84,28 +85,19 @@ def test_the_spread_leaves_out_the_keyframe():
     assert frame_sd([90.0]) == 0.0
 
 
-@pytest.mark.parametrize(("settings", "threads"), [
-    (EncodeSettings(), 1),  # left to x264: one thread per encoder of a short sample
-    (EncodeSettings(encoder="auto"), 1),  # x264 on a CPU worker; NVENC takes no count
-    (EncodeSettings(threads=4), 4),  # --encoder_threads given: kept
-    (EncodeSettings(encoder="x265"), 0),  # other encoders keep their own threading
-    (EncodeSettings(encoder="svtav1"), 0),
+@pytest.mark.parametrize(("given", "per_encoder"), [
+    (0, "1"),  # left to x264: one thread per encoder of a short sample
+    (4, "4"),  # --encoder_threads given: kept
 ])
-def test_a_short_sample_gets_one_x264_thread_per_encoder(settings, threads):
-    assert sample_settings(settings).threads == threads
-    assert sample_settings(settings).preset == settings.preset
-
-
-def test_the_trial_encoders_run_one_thread_each(trialled, tmp_path):
-    from media.config import JobConfig
-    from transforms.plan import trial_tasks
-
+def test_the_trial_encoders_run_one_thread_each(trialled, tmp_path, given, per_encoder):
     task, staged, _, _, _, _ = trialled
-    (made,) = trial_tasks(task.source, JobConfig(output_root=str(tmp_path)), [task.span])
+    config = JobConfig(output_root=str(tmp_path), encode=EncodeSettings(threads=given))
+    (made,) = trial_tasks(task.source, config, [task.span])
     paths = [f"/x/{i}.mp4" for i in range(len(trial_grid(made)))]
     argv = trial_encode_argv(made, staged.path, paths, "/x/reference.nut")
     threads = [argv[i + 1] for i, a in enumerate(argv) if a == "-threads"]
-    assert threads == ["1"] * len(paths)
+    assert threads == [per_encoder] * len(paths)
+    assert made.settings.preset == config.trial_preset
 
 
 def test_one_decode_of_the_sample_for_every_encode_and_one_for_every_score(trialled):

@@ -59,7 +59,7 @@ from media.planning import (
     trial_points,
 )
 from media.staging import stage_span
-from media.trials import run_trials, sample_settings
+from media.trials import TRIAL_X264_THREADS, run_trials
 from media.types import (
     Attempt,
     ChunkSpan,
@@ -117,8 +117,8 @@ def trial_tasks(source: SourceInfo, config: JobConfig, spans: list[ChunkSpan],
                   if heights is None or h in heights)
     crfs = tuple(config.trial_crfs)
     per_task = len(sizes) * len(crfs)
-    settings = sample_settings(EncodeSettings(preset=config.trial_preset,
-                                              threads=config.encode.threads))
+    settings = EncodeSettings(preset=config.trial_preset,
+                              threads=config.encode.threads or TRIAL_X264_THREADS)
     return [
         TrialTask(source=source, sizes=sizes, crfs=crfs, span=span,
                   trial_index=first_index + i * per_task,
