@@ -6,7 +6,11 @@ Makes a 1080p25 source of `--duration` seconds with stereo audio, then, in this 
 on this machine:
   1. baseline: one FFmpeg process that decodes the source once, splits it to the fixed
      ladder's five scaled outputs and encodes each with the pipeline's exact x264 settings
-     (capped CRF, closed GOP, IDR every segment), plus the AAC audio;
+     (capped CRF, closed GOP, IDR every segment), plus the AAC audio; x264 chooses
+     its threads, as a plain command leaves it to;
+  1b. the same command with each encoder's threads as the pipeline sets them in a
+     chunk's process (one for the small renditions), which shows what that choice is
+     worth outside the pipeline;
   2. the pipeline (DirectRunner) with --no_vmaf;
   3. the pipeline with VMAF scoring on.
 It prints the wall-time ratios pipeline/baseline, the pipeline's peak memory, and the
@@ -29,15 +33,20 @@ from media import ffmpeg
 from media.chunking import segment_frames
 from media.ladder import fixed_ladder
 from media.types import EncodeSettings, SourceInfo
-from media.x264 import x264_options
+from media.x264 import available_cores, shared_process_threads, x264_options
 from pipeline.demo import demo_source_argv
 
 
 def baseline_argv(source: str, out_dir: str, preset: str, crf: float,
-                  frame_rate: Fraction, segment_s: float) -> list[str]:
-    """One FFmpeg command: decode once, split, scale and encode every rung, plus audio."""
+                  frame_rate: Fraction, segment_s: float, pipeline_threads: bool = False
+                  ) -> list[str]:
+    """One FFmpeg command: decode once, split, scale and encode every rung, plus audio.
+    x264 chooses its threads, or, with `pipeline_threads`, each encoder gets those the
+    pipeline gives it in a chunk's process (`media.x264.shared_process_threads`)."""
     info = SourceInfo(source, "bench", "mp4", "h264", 1920, 1080, frame_rate, 0, 0.0, "yuv420p")
     ladder = fixed_ladder(info, crf=crf)
+    threads = (shared_process_threads(ladder, available_cores()) if pipeline_threads
+               else [0] * len(ladder))
     frames = segment_frames(frame_rate, segment_s)
     labels = [f"[v{i}]" for i in range(len(ladder))]
     graph = f"[0:v]split={len(ladder)}{''.join(labels)}"
@@ -47,7 +56,8 @@ def baseline_argv(source: str, out_dir: str, preset: str, crf: float,
     argv = ["-i", source, "-filter_complex", graph]
     for i, rung in enumerate(ladder):
         argv += ["-map", f"[o{i}]"]
-        for key, value in x264_options(rung, EncodeSettings(preset=preset), frames).items():
+        settings = EncodeSettings(preset=preset, threads=threads[i])
+        for key, value in x264_options(rung, settings, frames).items():
             argv += [f"-{key}", str(value)]
         argv += ["-an", os.path.join(out_dir, f"{rung.rendition_id}.mp4")]
     argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
@@ -78,6 +88,14 @@ def main() -> int:
                         os.path.join(args.work, "baseline.log"))
     if base.returncode:
         raise SystemExit(f"the baseline failed; see {args.work}/baseline.log")
+    print("the same command, each encoder with the pipeline's threads ...", flush=True)
+    shutil.rmtree(base_dir)
+    os.makedirs(base_dir)
+    same_threads = run_measured(
+        baseline_argv(source, base_dir, args.preset, args.crf, Fraction(25), 4.0, True),
+        os.path.join(args.work, "baseline-threads.log"))
+    if same_threads.returncode:
+        raise SystemExit(f"the baseline failed; see {args.work}/baseline-threads.log")
 
     runs = {"pipeline --no_vmaf": ["--no_vmaf"]}
     if not args.skip_vmaf_run:
@@ -96,14 +114,19 @@ def main() -> int:
     print(f"\nsource: {args.duration:g} s 1080p25, fixed ladder (5 renditions), x264 preset "
           f"{args.preset}, CRF {args.crf:g}, {os.cpu_count()} cores")
     print(f"baseline (one FFmpeg command): {base.wall_s:8.1f} s")
+    print(f"{'the same, pipeline threads':29s}: {same_threads.wall_s:8.1f} s   "
+          f"ratio {same_threads.wall_s / base.wall_s:5.2f}x")
     for name, measured in results.items():
         print(f"{name:29s}: {measured.wall_s:8.1f} s   ratio {measured.wall_s / base.wall_s:5.2f}x"
+              f"   (over the same, pipeline threads: "
+              f"{measured.wall_s / same_threads.wall_s:5.2f}x)"
               f"   peak RSS: python {measured.peak_rss_mib:6.0f} MiB,"
               f" with FFmpeg children {measured.peak_tree_rss_mib:6.0f} MiB")
         print(f"{'':29s}  encoder utilisation {measured.encoder_utilisation():.2f} "
               f"({measured.encoder_cpu_s:.0f} encoder CPU s over {measured.encode_span_s:.0f} s "
               f"of encode stage x {os.cpu_count()} cores)")
-    print(f"{'baseline':29s}  encoder utilisation {base.encoder_utilisation():.2f}")
+    print(f"{'baseline':29s}  encoder utilisation {base.encoder_utilisation():.2f}"
+          f" (pipeline threads: {same_threads.encoder_utilisation():.2f})")
     return 0
 
 

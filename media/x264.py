@@ -9,6 +9,8 @@ closed GOPs and an IDR frame at every segment boundary, 8-bit yuv420p. Built wit
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
@@ -77,6 +79,35 @@ def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames:
     return options
 
 
+def available_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def shared_process_threads(renditions: Sequence[Rendition], cores: int) -> list[int]:
+    """x264 threads for each rendition of one shared encode process, where the user left
+    them to x264 (0): one thread for an encoder whose share of the process's pixels is
+    less than one core's, x264's own choice (0) for the others.
+
+    Left to itself every x264 encoder starts frame threads for all the cores (three on
+    2 cores) and a lookahead thread. The small renditions' encoders then spend more on
+    starting, syncing and waiting for their threads than they gain, while the process's
+    encoders together already keep every core busy; the encoder that holds more than a
+    core's share of the work still needs its threads, or it alone would set the pace.
+    On a 12 s 1080p chunk of the fixed ladder (1080p with its threads, the four smaller
+    renditions one thread each; 2 cores) the process took 12.5-12.9 s against 13.1-13.7 s,
+    with 3-6 % fewer CPU seconds and the same bytes within 0.1 %.
+    """
+    pixels = [r.width * r.height for r in renditions]
+    total = sum(pixels)
+    if len(renditions) < 2 or not total:
+        return [0] * len(renditions)
+    return [0 if count * cores >= total else 1 for count in pixels]
+
+
 def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk: ChunkSpan,
                       rendition: Rendition, settings: EncodeSettings, segment_frames: int,
                       source_output: Callable | None = None) -> list[str]:
@@ -91,7 +122,8 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
                            source_output: Callable | None = None) -> list[str]:
     """One FFmpeg process for every rendition of one chunk: the source decoded once,
     scaled once per distinct size, each rendition encoded with the options
-    `encode_chunk_argv` gives it alone.
+    `encode_chunk_argv` gives it alone, but for x264's threads where the settings leave
+    them to x264: `shared_process_threads` gives the small renditions one each.
 
     `source_output`, if given, maps the decoded source frames (an ffmpeg-python stream)
     to one more output of the same process, such as the chunk's VMAF reference frames
@@ -112,12 +144,16 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
         split = scaled.filter_multi_output("split", users) if users > 1 else None
         branches[(width, height)] = (
             [split[j] for j in range(users)] if split is not None else [scaled])
+    threads = ([settings.threads] * len(renditions)
+               if settings.threads or settings.encoder != "x264"
+               else shared_process_threads(renditions, available_cores()))
     outputs = []
-    for rendition, path in zip(renditions, out_paths, strict=True):
+    for rendition, path, count in zip(renditions, out_paths, threads, strict=True):
         stream = branches[(rendition.width, rendition.height)].pop(0)
+        options = _video_options(rendition, dataclasses.replace(settings, threads=count),
+                                 segment_frames)
         outputs.append(ffmpeg_python.output(stream, path, an=None,
-                                            **{"frames:v": chunk.frame_count},
-                                            **_video_options(rendition, settings, segment_frames)))
+                                            **{"frames:v": chunk.frame_count}, **options))
     if source_output is not None:
         outputs.append(source_output(copies[len(sizes)]))
     return ffmpeg_python.merge_outputs(*outputs).get_args()

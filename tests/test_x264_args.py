@@ -8,7 +8,8 @@ from fractions import Fraction
 import pytest
 
 from media.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
-from media.x264 import chunk_window_s, encode_chunk_argv
+from media.x264 import (chunk_window_s, encode_chunk_argv, encode_renditions_argv,
+                        shared_process_threads)
 
 NTSC = Fraction(30000, 1001)
 WINDOW_TOLERANCE_S = 1e-9
@@ -128,6 +129,48 @@ def test_threads(threads, expected):
         assert "-threads" not in argv
     else:
         assert value_of(argv, "-threads") == expected
+
+
+def ladder(*heights: int) -> list[Rendition]:
+    return [Rendition(f"{h}p", h * 16 // 9 // 2 * 2, h, 23, 1000, 2000) for h in heights]
+
+
+@pytest.mark.parametrize("heights, cores, expected", [
+    # the fixed ladder on 2 cores: 1080p is 54 % of the pixels, the rest one core's share
+    ((1080, 720, 540, 360, 234), 2, [0, 1, 1, 1, 1]),
+    # on 8 cores every rendition over an eighth of the pixels keeps x264's threads
+    ((1080, 720, 540, 360, 234), 8, [0, 0, 0, 1, 1]),
+    # four rungs at one size share the work evenly: one thread each is enough
+    ((1080, 1080, 1080, 1080, 432, 432), 2, [1, 1, 1, 1, 1, 1]),
+    ((1080, 540), 2, [0, 1]),
+    ((1080, 540), 1, [1, 1]),  # one core: no encoder gains from threads
+    ((720,), 2, [0]),  # alone: x264's own threads
+])
+def test_shared_process_threads(heights, cores, expected):
+    assert shared_process_threads(ladder(*heights), cores) == expected
+
+
+def output_threads(argv: list[str], paths: list[str]) -> list[str | None]:
+    """Each output's -threads value, read between the output before it and its path."""
+    found, start = [], 0
+    for path in paths:
+        end = argv.index(path)
+        options = argv[start:end]
+        found.append(options[options.index("-threads") + 1] if "-threads" in options else None)
+        start = end + 1
+    return found
+
+
+def test_a_shared_process_gives_its_small_x264_encoders_one_thread(monkeypatch):
+    monkeypatch.setattr("media.x264.available_cores", lambda: 2)
+    paths = [f"/o/{h}.mp4" for h in (1080, 720, 360)]
+    argv = encode_renditions_argv("/s.mkv", paths, source(), CHUNK, ladder(1080, 720, 360),
+                                  EncodeSettings(), SEGMENT_FRAMES)
+    assert output_threads(argv, paths) == [None, "1", "1"]
+    # threads the user set hold for every encoder
+    argv = encode_renditions_argv("/s.mkv", paths, source(), CHUNK, ladder(1080, 720, 360),
+                                  EncodeSettings(threads=3), SEGMENT_FRAMES)
+    assert output_threads(argv, paths) == ["3", "3", "3"]
 
 
 def test_crf_formatting_drops_a_trailing_zero():
