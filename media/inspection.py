@@ -1404,7 +1404,7 @@ class _Unset:
 _UNSET = _Unset()
 
 
-def _timing_facts(summary: StreamSummary, idet: IdetCounts | None | _Unset = _UNSET
+def _timing_facts(summary: StreamSummary, idet: IdetCounts | _Unset | None = _UNSET
                   ) -> _Timing:
     """The timing facts; `idet` the counts `_idet_counts` found, where they were looked
     for already (else they are looked for here)."""

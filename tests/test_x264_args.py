@@ -8,8 +8,12 @@ from fractions import Fraction
 import pytest
 
 from media.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
-from media.x264 import (chunk_window_s, encode_chunk_argv, encode_renditions_argv,
-                        shared_process_threads)
+from media.x264 import (
+    chunk_window_s,
+    encode_chunk_argv,
+    encode_renditions_argv,
+    shared_process_threads,
+)
 
 NTSC = Fraction(30000, 1001)
 WINDOW_TOLERANCE_S = 1e-9
