@@ -373,6 +373,25 @@ def test_the_aim_is_the_middle_of_the_gates_window():
     assert gate_aim(rendition, JobConfig(output_root="/o", gate_below=2.0, gate_above=2.0)) == 90.0
 
 
+def test_a_retry_from_above_aims_between_the_target_and_the_windows_top():
+    from media.config import JobConfig
+    from media.planning import retry_aim
+
+    config = JobConfig(output_root="/o")  # window [target - 1, target + 2]
+    # the grainy title's 540p rung: 69.72 at CRF 32.6, its rung's slope 1.33 per step
+    rung = Rendition("540p", 960, 540, 32.6, 292, 584, target_vmaf=65.5, vmaf_per_crf=-1.33)
+    too_good = [Attempt(32.6, 250.0, 69.72)]
+    assert retry_aim(rung, config, 1) == 66.5
+    crf = next_crf(rung, too_good, retry_aim(rung, config, 1))
+    assert crf == 35.0
+    # the chunk's own curve fell 2.0 per step: it lands at 64.9, inside the window
+    # (aimed at the window's middle it went to CRF 35.4 and 64.1, under it)
+    assert 64.5 <= 69.72 - 2.0 * (crf - 32.6) <= 67.5
+    assert next_crf(rung, too_good, retry_aim(rung, config, 0)) == 35.4
+    # from below, the middle of the window, as the first encodes aim
+    assert retry_aim(rung, config, -1) == 66.0
+
+
 def test_next_crf_can_aim_above_the_target():
     rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, target_vmaf=90.0, vmaf_per_crf=-2.0)
     first = [Attempt(26.0, 900.0, 88.0)]

@@ -46,7 +46,7 @@ from media.encode import (
 )
 from media.encoders import resolve_encoder
 from media.errors import MediaError, ToolFailed
-from media.planning import chunk_crf, gate_aim, gate_verdict, held_by_cap, next_crf
+from media.planning import chunk_crf, gate_verdict, held_by_cap, next_crf, retry_aim
 from media.records import chunk_record, result_from_record, task_fingerprint
 from media.types import Attempt, ChunkGroup, ChunkResult, ChunkTask
 from transforms import _storage
@@ -261,7 +261,7 @@ class _EncodeChunkFn(beam.DoFn):
     def _encode_to_target(self, task: ChunkTask, staged, scratch: str,
                           first: EncodedChunk | None = None):
         """Encode at the chunk's own CRF (`chunk_crf`); while the quality gate says so,
-        re-encode at the CRF predicted to reach the middle of its window (`gate_aim`).
+        re-encode at the CRF predicted to reach its window (`retry_aim`).
 
         The gate compares the chunk's mean-pooled VMAF with the rung's target: the
         trials that set the target are mean-pooled too, so both sides are on one scale
@@ -297,7 +297,8 @@ class _EncodeChunkFn(beam.DoFn):
                     rendition.target_vmaf, tries[-1].attempt.kbps, rendition.maxrate_kbps,
                 )
                 break
-            crf = next_crf(rendition, [t.attempt for t in tries], gate_aim(rendition, task))
+            crf = next_crf(rendition, [t.attempt for t in tries],
+                           retry_aim(rendition, task, verdict))
             if crf == rendition.crf:
                 break
             log.info(
