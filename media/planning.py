@@ -403,7 +403,7 @@ def retry_aim(rendition: Rendition, config, verdict: int) -> float:
     """The VMAF a quality-gate re-encode aims at, after a first encode that missed the
     window on the side `verdict` gives (`gate_verdict`). From below, the middle of the
     window (`gate_aim`). From above, halfway between the target and the window's top:
-    a re-encode that steps down to save bits must not cross the target. Its step is
+    a re-encode that gives up quality to save bits must not cross the target. Its step is
     read off a slope measured on a 1 s sample, and chunks' curves were steeper than
     their sample's (a grainy title's 540p chunk fell 2.0 VMAF per CRF step where its
     rung's slope said 1.3): aimed at the middle, that chunk went from 69.7 to 64.1,
