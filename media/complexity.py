@@ -125,6 +125,46 @@ def stratified_samples(values: Sequence[float], count: int) -> list[int]:
     return sorted(order[r] for r in ranks)
 
 
+def chunk_covering_samples(values: Sequence[float], count: int,
+                           chunk_segments: int) -> list[int]:
+    """`stratified_samples`, but where there are as many samples as chunks of
+    `chunk_segments` segments, every chunk has one of its own. A chunk's CRF change is
+    read off the samples by position (`media.planning.chunk_crf`); a chunk with none
+    takes its neighbour's, though its content may be the title's hardest by VMAF while
+    its bytes rank it easy. A chunk with none gets the segment of middle complexity
+    among its own, in place of a sample of a chunk that has two or more: never the
+    easiest or the hardest segment, which set the range the hull and the VBV caps must
+    cover. In segment order.
+
+    >>> chunk_covering_samples([13956, 19691, 18062, 14676], 3, 3)  # chunks 0-2 and 3
+    [0, 1, 3]
+    """
+    chosen = stratified_samples(values, count)
+    chunks = [range(start, min(start + chunk_segments, len(values)))
+              for start in range(0, len(values), max(1, chunk_segments))]
+    if len(chunks) < 2 or len(chunks) > len(chosen):
+        return chosen
+    order = sorted(range(len(values)), key=lambda i: (values[i], i))
+    ends = {order[0], order[-1]}
+    samples = set(chosen)
+    for members in chunks:
+        if not samples.isdisjoint(members):
+            continue
+        spare = [s for s in sorted(samples, key=lambda i: (values[i], i)) if s not in ends
+                 and sum(1 for t in samples if _chunk_of(t, chunk_segments)
+                         == _chunk_of(s, chunk_segments)) > 1]
+        if not spare:
+            break
+        samples.remove(spare[len(spare) // 2])
+        own = sorted(members, key=lambda i: (values[i], i))
+        samples.add(own[len(own) // 2])
+    return sorted(samples)
+
+
+def _chunk_of(segment: int, chunk_segments: int) -> int:
+    return segment // max(1, chunk_segments)
+
+
 def median_sample(values: Sequence[float], samples: Sequence[int]) -> int:
     """The sample of middle complexity (the one trialled first, at every resolution)."""
     ranked = sorted(samples, key=lambda i: (values[i], i))

@@ -15,7 +15,12 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from media.complexity import is_uniform, median_sample, stratified_samples
+from media.complexity import (
+    chunk_covering_samples,
+    is_uniform,
+    median_sample,
+    stratified_samples,
+)
 from media.hull import (
     BUFSIZE_RATIO,
     CRF_RANGE,
@@ -81,21 +86,28 @@ def probe_sample(samples: Sequence[int]) -> int:
 
 
 def title_samples(segment_total: int, fraction: float,
-                  complexity: Sequence[float] | None = None) -> tuple[list[int], int]:
+                  complexity: Sequence[float] | None = None,
+                  chunk_segments: int = 0) -> tuple[list[int], int]:
     """(the segments to trial, in order; the probe among them).
 
     Where the title's `complexity` was measured (per segment, `media.complexity`): as
     many as `sample_count` says, chosen by complexity (the easiest, the hardest, evenly
-    between), the probe the sample of middle complexity; a uniform title
-    (`media.complexity.is_uniform`) has that one sample alone, as samples that would all
-    measure the same are not paid for twice.
+    between; with `chunk_segments`, one in every chunk where there are as many samples
+    as chunks, `chunk_covering_samples`), the probe the sample of middle complexity; a
+    uniform title (`media.complexity.is_uniform`) has that one sample alone, as samples
+    that would all measure the same are not paid for twice.
     Else evenly spread by position, the probe the middle one.
     """
     if complexity is None:
         samples = sample_segments(segment_total, fraction)
         return samples, probe_sample(samples)
-    count = 1 if is_uniform(complexity) else sample_count(segment_total, fraction)
-    samples = stratified_samples(complexity, count)
+    if is_uniform(complexity):
+        samples = stratified_samples(complexity, 1)
+    elif chunk_segments:
+        samples = chunk_covering_samples(complexity, sample_count(segment_total, fraction),
+                                         chunk_segments)
+    else:
+        samples = stratified_samples(complexity, sample_count(segment_total, fraction))
     return samples, median_sample(complexity, samples)
 
 

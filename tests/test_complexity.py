@@ -12,6 +12,7 @@ from media import ffmpeg
 from media.complexity import (
     analysis_box,
     binned,
+    chunk_covering_samples,
     is_uniform,
     median_sample,
     sample_weights,
@@ -90,6 +91,26 @@ def test_planning_samples_a_varied_title_by_complexity_and_a_uniform_one_once():
     assert title_samples(4, 0.1, (100.0,) * 4) == ([2], 2)
     assert title_samples(4, 0.1, (100.0, 100, 100, 200))[0] == [0, 2, 3]
     assert title_samples(15, 0.1) == ([2, 7, 12], 7)  # complexity unknown: by position
+
+
+def test_every_chunk_gets_a_sample_where_there_are_as_many_samples_as_chunks():
+    # the 16 s detailed benchmark title: 4 segments, chunks of 3 (segments 0-2 and 3);
+    # by complexity alone its samples were 0 (easiest), 2 (median), 1 (hardest)
+    detailed = (13956.3, 19691.5, 18062.8, 14676.4)
+    assert title_samples(4, 0.1, detailed) == ([0, 1, 2], 2)
+    samples, probe = title_samples(4, 0.1, detailed, chunk_segments=3)
+    assert samples == [0, 1, 3] and probe == 3  # the easiest and the hardest kept
+    # more chunks than samples: by complexity alone (the 60 s titles: 5 chunks, 3 samples)
+    ramp = (1, 2, 3, 9, 8, 7, 6, 5, 4, 3, 2, 1.5, 1.2, 1.1, 1.05)
+    assert title_samples(15, 0.1, ramp, chunk_segments=3) == title_samples(15, 0.1, ramp)
+    # every chunk already has one: unchanged
+    assert title_samples(6, 0.5, (1, 2, 3, 4, 5, 6), chunk_segments=2)[0] == [0, 2, 5]
+    # a uniform title keeps its one sample
+    assert title_samples(8, 0.5, (100.0,) * 8, chunk_segments=3) == ([4], 4)
+    # by complexity: 2 (easiest), 0 (median), 1 (hardest), all in the first two chunks;
+    # the last chunk (segments 4, 5) gets its own middle one, 5, in place of 0, the one
+    # of two in the first chunk that is neither the easiest nor the hardest
+    assert chunk_covering_samples((5, 9, 1, 4, 6, 7), 3, 2) == [1, 2, 5]
 
 
 def test_trial_points_weigh_each_sample_by_the_segments_it_stands_for():

@@ -101,7 +101,8 @@ def sample_spans(source: SourceInfo, config: JobConfig) -> tuple[list[ChunkSpan]
     `media.planning.title_samples` chooses) and the probe sample's segment index."""
     frames = segment_frames(source.frame_rate, config.segment_s)
     samples, probe = title_samples(segment_count(source.frame_count, frames),
-                                   config.trial_fraction, complexity_of(source, config))
+                                   config.trial_fraction, complexity_of(source, config),
+                                   config.chunk_segments)
     trial_frames = max(1, min(frames, round(config.trial_seconds * source.frame_rate)))
     return [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
             for i in samples], probe
