@@ -26,6 +26,7 @@ Plain functions; the numbers are bytes of the analysis encode.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 from media.types import SourceInfo
@@ -140,29 +141,25 @@ def chunk_covering_samples(values: Sequence[float], count: int,
     [0, 1, 3]
     """
     chosen = stratified_samples(values, count)
-    chunks = [range(start, min(start + chunk_segments, len(values)))
-              for start in range(0, len(values), max(1, chunk_segments))]
-    if len(chunks) < 2 or len(chunks) > len(chosen):
+    size = max(1, chunk_segments)
+    chunk_total = -(-len(values) // size)
+    if chunk_total < 2 or chunk_total > len(chosen):
         return chosen
-    order = sorted(range(len(values)), key=lambda i: (values[i], i))
-    ends = {order[0], order[-1]}
+    easiest_first = sorted(range(len(values)), key=lambda i: (values[i], i))
+    ends = {easiest_first[0], easiest_first[-1]}
     samples = set(chosen)
-    for members in chunks:
-        if not samples.isdisjoint(members):
+    for chunk in range(chunk_total):
+        per_chunk = Counter(s // size for s in samples)
+        if per_chunk[chunk]:
             continue
-        spare = [s for s in sorted(samples, key=lambda i: (values[i], i)) if s not in ends
-                 and sum(1 for t in samples if _chunk_of(t, chunk_segments)
-                         == _chunk_of(s, chunk_segments)) > 1]
+        spare = [s for s in easiest_first
+                 if s in samples and s not in ends and per_chunk[s // size] > 1]
         if not spare:
             break
         samples.remove(spare[len(spare) // 2])
-        own = sorted(members, key=lambda i: (values[i], i))
+        own = [i for i in easiest_first if i // size == chunk]
         samples.add(own[len(own) // 2])
     return sorted(samples)
-
-
-def _chunk_of(segment: int, chunk_segments: int) -> int:
-    return segment // max(1, chunk_segments)
 
 
 def median_sample(values: Sequence[float], samples: Sequence[int]) -> int:

@@ -1394,20 +1394,11 @@ def timing(source: str | StreamSummary) -> list[Finding]:
     `IDET_FRAMES` frames, and the stream's field order), rotation, non-square pixels and
     odd dimensions, each saying what the pipeline does about it."""
     summary = _summary(source)
-    return _timing_findings(summary, _timing_facts(summary))
+    return _timing_findings(summary, _timing_facts(summary, _idet_counts(summary)))
 
 
-class _Unset:
-    """No idet counts looked for yet."""
-
-
-_UNSET = _Unset()
-
-
-def _timing_facts(summary: StreamSummary, idet: IdetCounts | _Unset | None = _UNSET
-                  ) -> _Timing:
-    """The timing facts; `idet` the counts `_idet_counts` found, where they were looked
-    for already (else they are looked for here)."""
+def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
+    """The timing facts, with the interlace counts `_idet_counts` found."""
     deltas = _deltas(summary.video_pts)
     typical = statistics.median_low(deltas) if deltas else 0
     # Rounding: 1.5 ticks of this time base, or 1.5 ms (timestamps that passed through a
@@ -1419,8 +1410,6 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | _Unset | None = _UN
     span = (summary.video_pts[-1] - summary.video_pts[0]) if deltas else 0
     mean_rate = float(len(deltas) / (span * summary.time_base)) if span else 0.0
 
-    if isinstance(idet, _Unset):
-        idet = _idet_counts(summary)
     interlaced, order = interlace_decision(summary.field_order, idet)
     return _Timing(
         vfr=vfr,

@@ -101,13 +101,9 @@ def title_samples(segment_total: int, fraction: float,
     if complexity is None:
         samples = sample_segments(segment_total, fraction)
         return samples, probe_sample(samples)
-    if is_uniform(complexity):
-        samples = stratified_samples(complexity, 1)
-    elif chunk_segments:
-        samples = chunk_covering_samples(complexity, sample_count(segment_total, fraction),
-                                         chunk_segments)
-    else:
-        samples = stratified_samples(complexity, sample_count(segment_total, fraction))
+    count = 1 if is_uniform(complexity) else sample_count(segment_total, fraction)
+    samples = (chunk_covering_samples(complexity, count, chunk_segments) if chunk_segments
+               else stratified_samples(complexity, count))
     return samples, median_sample(complexity, samples)
 
 
