@@ -14,8 +14,8 @@ frames. This module looks at the whole source and answers two further questions:
 Every check is a plain function with no Beam in it. The ones that need timestamps work
 from one PyAV demux pass over the packets (`summarize`, no decoding: fast even for long
 titles); the ones that need pictures or samples run the FFmpeg binary (`media.ffmpeg`)
-over a full decode. `inspect_file` runs them all and decodes the source only once (plus
-~200 frames for interlace detection):
+over a full decode. `inspect_file` runs them all and decodes the source only once
+(interlace detection looks at the first 200 of the frames that pass decodes):
 
     findings, facts = inspect_file("/scratch/title.mp4")
     if any(f.severity == FATAL for f in findings):
@@ -48,7 +48,6 @@ Finding codes (severity; the function that reports them):
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import itertools
@@ -638,6 +637,8 @@ class _Pass:
     ran_audio_filters: tuple[str, ...] = ()
     analysis_bytes: tuple[int, ...] = ()
     """Bytes of each frame of the complexity analysis encode (`media.complexity`), when run."""
+    idet: IdetCounts | None = None
+    """idet's counts over the first `IDET_FRAMES` frames, when the pass ran it."""
 
 
 def _decode_pass(
@@ -646,19 +647,23 @@ def _decode_pass(
     video_detect: bool,
     audio_detect: bool,
     analysis_bin: int = 0,
+    idet: bool = False,
     timeout_s: float | None = None,
 ) -> _Pass:
     """Decode the video and every audio stream to the null muxer, through the detection
     filters asked for; with an `analysis_bin` (frames), the video also through the
-    complexity analysis encode (`media.complexity`). Raises `ToolFailed` when FFmpeg
-    gives up on the source."""
+    complexity analysis encode (`media.complexity`); with `idet`, the first `IDET_FRAMES`
+    frames also through interlace detection (a branch of the same decode, where a process
+    of its own would decode them again). Raises `ToolFailed` when FFmpeg gives up on the
+    source."""
     available = ffmpeg_filters()
     vfilters = [f for f in ("blackdetect", "freezedetect") if video_detect and f in available]
     afilters = [f for f in ("silencedetect",) if audio_detect and f in available]
     analyse = analysis_bin > 0 and "libx264" in ffmpeg_encoders() and "scale" in available
+    idet = idet and {"idet", "split", "trim"} <= available
     with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
         vstats, vmeta = os.path.join(tmp, "video.stats"), os.path.join(tmp, "video.meta")
-        vpost = os.path.join(tmp, "video.post")
+        vpost, imeta = os.path.join(tmp, "video.post"), os.path.join(tmp, "idet.meta")
         args = [
             "-loglevel",
             "repeat+error",  # one line per error: no "repeated N times"
@@ -668,19 +673,22 @@ def _decode_pass(
             *SOURCE_INPUT_OPTIONS,
             "-i",
             summary.path,
-            "-map",
-            f"0:{summary.video_index}",
         ]
-        for audio in summary.audio:
-            args += ["-map", f"0:{audio.index}"]
         chain = [_video_filter(name) for name in vfilters]
         detecting = bool(chain)
         if chain:
             chain.append(f"metadata=mode=print:file={_filter_value(vmeta)}")
         if analyse:
             chain.append(complexity.analysis_filter(summary.width, summary.height))
-        if chain:
-            args += ["-filter:0", ",".join(chain)]
+        if idet:
+            args += ["-filter_complex", _idet_branch_graph(summary.video_index, chain, imeta),
+                     "-map", "[main]"]
+        else:
+            args += ["-map", f"0:{summary.video_index}"]
+            if chain:
+                args += ["-filter:0", ",".join(chain)]
+        for audio in summary.audio:
+            args += ["-map", f"0:{audio.index}"]
         if analyse:
             args += [*complexity.analysis_codec_args(analysis_bin, stream=0),
                      "-stats_enc_post_fmt:0", "{n} {size}", "-stats_enc_post:0", vpost]
@@ -702,6 +710,8 @@ def _decode_pass(
                 astats[audio.index],
             ]
         args += ["-f", "null", "-"]
+        if idet:
+            args += ["-map", "[idet]", "-f", "null", "-"]
         run = ffmpeg.run(
             ffmpeg.ffmpeg_argv(*args),
             timeout_s=timeout_s,
@@ -734,7 +744,17 @@ def _decode_pass(
             ran_audio_filters=tuple(afilters),
             analysis_bytes=tuple(int(row[1]) for row in _read_stats(vpost)
                                  if len(row) > 1 and not math.isnan(row[1])) if analyse else (),
+            idet=_idet_from(_read_metadata(imeta)) if idet else None,
         )
+
+
+def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str) -> str:
+    """The decode pass's filter graph when it also runs interlace detection: the decoded
+    video splits into the pass's own chain (to `[main]`) and a branch that lets the first
+    `IDET_FRAMES` frames through idet (to `[idet]`)."""
+    return (f"[0:{video_index}]split=2[pass][head];[pass]{','.join(chain) or 'null'}[main];"
+            f"[head]trim=end_frame={IDET_FRAMES},idet,"
+            f"metadata=mode=print:file={_filter_value(idet_meta)}[idet]")
 
 
 _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
@@ -1398,7 +1418,7 @@ def timing(source: str | StreamSummary) -> list[Finding]:
 
 
 def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
-    """The timing facts, with the interlace counts `_idet_counts` found."""
+    """The timing facts, with idet's interlace counts (None: idet did not run)."""
     deltas = _deltas(summary.video_pts)
     typical = statistics.median_low(deltas) if deltas else 0
     # Rounding: 1.5 ticks of this time base, or 1.5 ms (timestamps that passed through a
@@ -1455,7 +1475,11 @@ def _idet(summary: StreamSummary, timeout_s: float | None = None) -> IdetCounts 
         except ToolFailed as exc:
             log.info("%s: interlace detection failed: %s", summary.path, exc)
             return None
-        frames = _read_metadata(meta)
+        return _idet_from(_read_metadata(meta))
+
+
+def _idet_from(frames: Sequence[tuple[float, dict[str, str]]]) -> IdetCounts | None:
+    """The counts in idet's metadata print file (None when it has none)."""
     if not frames:
         return None
     last = frames[-1][1]  # the counts are cumulative: the last frame has the totals
@@ -1587,29 +1611,23 @@ def inspect_file(path: str, *, timeout_s: float | None = None,
     """Run every check on a local file: findings (most severe first) and the facts.
 
     The source is demuxed once (PyAV) and decoded once (FFmpeg, with the black, frozen
-    and silence detectors in the same pass, and with `analyse` the complexity analysis
-    encode that per-title planning uses, `media.complexity`). When the decode check finds
-    it fatal, the other checks are not run (the title will not be encoded) and the facts
-    are what the demux pass alone can tell.
+    and silence detectors and interlace detection in the same pass, and with `analyse`
+    the complexity analysis encode that per-title planning uses, `media.complexity`).
+    When the decode check finds it fatal, the other checks are not run (the title will
+    not be encoded) and the facts are what the demux pass alone can tell.
     """
     box_problem = _isobmff_truncation(path)
     try:
         summary = summarize(path)
     except MediaError as exc:
         return [_open_failure(exc, box_problem)], SourceFacts()
-    # Interlace detection decodes the first frames again in a process of its own; it
-    # runs beside the decode pass, which leaves part of a core idle (about 0.7 s of a
-    # 1080p source's 6 s inspection on 2 cores, when it ran after it).
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="idet") as pool:
-        idet = pool.submit(_idet_counts, summary, timeout_s)
-        try:
-            bin_frames = complexity.bin_frames_for(
-                float(summary.frame_interval_ticks * summary.time_base))
-            result = _analysed_decode_pass(summary, bin_frames if analyse else 0, timeout_s)
-        except ToolFailed as exc:
-            _raise_if_timed_out(exc, timeout_s)
-            return [_undecodable(exc)], _facts(summary, None)
-        idet_counts = idet.result()
+    try:
+        bin_frames = complexity.bin_frames_for(
+            float(summary.frame_interval_ticks * summary.time_base))
+        result = _analysed_decode_pass(summary, bin_frames if analyse else 0, timeout_s)
+    except ToolFailed as exc:
+        _raise_if_timed_out(exc, timeout_s)
+        return [_undecodable(exc)], _facts(summary, None)
     findings, _ = _decode_findings(summary, result, box_problem, _file_size(path))
     if any(f.severity == FATAL for f in findings):
         return _ordered(findings), _facts(summary, None)
@@ -1624,7 +1642,7 @@ def inspect_file(path: str, *, timeout_s: float | None = None,
     findings += _silence_findings(summary, result)
     findings += av_sync(summary)
     findings += colour(summary)
-    timing_facts = _timing_facts(summary, idet_counts)
+    timing_facts = _timing_facts(summary, result.idet)
     findings += _timing_findings(summary, timing_facts)
     facts = _facts(summary, timing_facts)
     if result.analysis_bytes:
@@ -1641,13 +1659,13 @@ def _analysed_decode_pass(summary: StreamSummary, analysis_bin: int,
     not be refused (or be called undecodable) for its sake."""
     try:
         return _decode_pass(summary, video_detect=True, audio_detect=True,
-                            analysis_bin=analysis_bin, timeout_s=timeout_s)
+                            analysis_bin=analysis_bin, idet=True, timeout_s=timeout_s)
     except ToolFailed as exc:
         if not analysis_bin or exc.timed_out:
             raise
         log.warning("%s: the complexity analysis failed (%s); decoding again without it",
                     summary.path, exc)
-        return _decode_pass(summary, video_detect=True, audio_detect=True,
+        return _decode_pass(summary, video_detect=True, audio_detect=True, idet=True,
                             timeout_s=timeout_s)
 
 

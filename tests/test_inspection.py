@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from media import ffmpeg
+from media import ffmpeg, inspection
 from media.errors import ToolFailed
 from media.inspection import (
     FATAL,
@@ -558,6 +558,22 @@ def test_interlaced_pictures_coded_as_progressive_are_found_by_idet(clips):
     assert "idet" in one(findings, "interlaced").message
     _, facts = inspect_file(clips.interlaced_unflagged)
     assert facts.interlaced and facts.field_order == "tt"
+
+
+@pytest.mark.parametrize("analysis_bin", [0, 25])
+def test_the_decode_pass_runs_idet_on_the_frames_it_decodes(clips, analysis_bin):
+    # One decode for every check: idet's branch of the pass counts what a process of its
+    # own counts, beside the detectors and the complexity analysis encode.
+    summary = summarize(clips.interlaced_unflagged)
+    result = inspection._decode_pass(summary, video_detect=True, audio_detect=True,
+                                     analysis_bin=analysis_bin, idet=True)
+    alone = inspection._idet(summary)
+    assert alone is not None and alone.tff > alone.progressive
+    assert result.idet == alone
+    assert result.video_frames == SECONDS * 25
+    assert len(result.analysis_bytes) == (SECONDS * 25 if analysis_bin else 0)
+    assert result.ran_video_filters == ("blackdetect", "freezedetect")
+    assert not inspection._decode_pass(summary, video_detect=True, audio_detect=True).idet
 
 
 @pytest.mark.parametrize(
