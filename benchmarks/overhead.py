@@ -31,9 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks._measure import run_measured
 from media import ffmpeg
 from media.chunking import segment_frames
+from media.ffmpeg import available_cores
 from media.ladder import fixed_ladder
 from media.types import EncodeSettings, SourceInfo
-from media.x264 import available_cores, shared_process_threads, x264_options
+from media.x264 import shared_process_threads, x264_options
 from pipeline.demo import demo_source_argv
 
 

@@ -26,6 +26,17 @@ log = logging.getLogger(__name__)
 STDERR_TAIL_CHARS = 2000
 
 
+def available_cores() -> int:
+    """Cores this process (and the tools it starts) may run on: its CPU affinity where the
+    platform tells it (a `taskset` or a container's cpuset can leave fewer than the
+    machine has), else the machine's count. Thread counts of encoders, libvmaf and the
+    DirectRunner's workers follow it."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 @functools.cache
 def ffmpeg_exe() -> str:
     """Path of the FFmpeg binary shipped by imageio-ffmpeg (has libx264 and libvmaf)."""

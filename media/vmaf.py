@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 
 import ffmpeg as ffmpeg_python
 
 from media.errors import MediaError
+from media.ffmpeg import available_cores
 from media.types import ChunkSpan, SourceInfo, VmafScore
 from media.x264 import source_frames
 
@@ -241,7 +241,7 @@ def needs_scaling(source: SourceInfo, width: int, height: int) -> bool:
 def libvmaf_options(log_path: str, threads: int = 0, subsample: int = 1,
                     instances: int = 1) -> dict[str, str]:
     """Options of one libvmaf filter; `instances` filters in one graph share the cores."""
-    cores = threads or os.cpu_count() or 1
+    cores = threads or available_cores()
     options = {
         "model": f"version={VMAF_MODEL}",
         "log_fmt": "json",

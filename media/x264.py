@@ -10,13 +10,13 @@ closed GOPs and an IDR frame at every segment boundary, 8-bit yuv420p. Built wit
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import ffmpeg as ffmpeg_python
 
 from media.conditioning import condition
+from media.ffmpeg import available_cores
 from media.hwaccel import decode_input_options
 from media.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
 
@@ -77,14 +77,6 @@ def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames:
     if settings.threads:
         options["threads"] = str(settings.threads)
     return options
-
-
-def available_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def shared_process_threads(renditions: Sequence[Rendition], cores: int) -> list[int]:

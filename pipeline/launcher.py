@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from media import naming
 from media.config import JobConfig
 from media.errors import ConfigurationError
+from media.ffmpeg import available_cores
 from pipeline.graph import (
     Delivery,
     build_event_pipeline,
@@ -75,7 +75,7 @@ def local_parallelism(argv: list[str], options: PipelineOptions) -> None:
             a.startswith("--direct_num_workers") for a in argv):
         return
     direct = options.view_as(DirectOptions)
-    direct.direct_num_workers = os.cpu_count() or 1
+    direct.direct_num_workers = available_cores()
     if not any(a.startswith("--direct_running_mode") for a in argv):
         direct.direct_running_mode = "multi_threading"
 

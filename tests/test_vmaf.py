@@ -425,3 +425,28 @@ def test_split_gives_a_short_tail_chunk_a_finer_step():
     flat = TitlePlan(source, plan.renditions, "per-title", scored_frames=FLAT_SCORED_FRAMES)
     tasks, _, _ = plan_tasks(flat, JobConfig(output_root="/out", vmaf_subsample=15))
     assert [(t.chunk.frame_count, t.vmaf_subsample) for t in tasks] == [(300, 41), (100, 15)]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2,
+                    reason="needs CPU affinity and two cores")
+def test_threads_follow_the_cores_this_process_may_use():
+    # A taskset or a container's cpuset can leave fewer cores than the machine has:
+    # libvmaf, the encoders and the DirectRunner's workers count those, not the machine's.
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    from media.ffmpeg import available_cores
+    from media.vmaf import libvmaf_options
+    from pipeline.launcher import local_parallelism
+
+    everything = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(everything)})
+    try:
+        assert available_cores() == 1 < os.cpu_count()
+        assert libvmaf_options("/s/v.json")["n_threads"] == "1"
+        options = PipelineOptions([])
+        local_parallelism([], options)
+        assert options.view_as(DirectOptions).direct_num_workers == 1
+    finally:
+        os.sched_setaffinity(0, everything)
+    assert available_cores() == len(everything)
+    assert libvmaf_options("/s/v.json")["n_threads"] == str(len(everything))
