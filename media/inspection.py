@@ -1654,19 +1654,21 @@ def inspect_file(path: str, *, timeout_s: float | None = None,
 
 def _analysed_decode_pass(summary: StreamSummary, analysis_bin: int,
                           timeout_s: float | None) -> _Pass:
-    """The decode pass, with the complexity analysis where asked. Should the pass fail
-    with it, it runs again without: the analysis only helps planning, and a source must
-    not be refused (or be called undecodable) for its sake."""
+    """The decode pass, with interlace detection and, where asked, the complexity
+    analysis. Should the pass fail with them, it runs again without, and idet in a process
+    of its own: they only inform, and a source must not be refused (or be called
+    undecodable) for their sake."""
     try:
         return _decode_pass(summary, video_detect=True, audio_detect=True,
                             analysis_bin=analysis_bin, idet=True, timeout_s=timeout_s)
     except ToolFailed as exc:
-        if not analysis_bin or exc.timed_out:
+        if exc.timed_out:
             raise
-        log.warning("%s: the complexity analysis failed (%s); decoding again without it",
-                    summary.path, exc)
-        return _decode_pass(summary, video_detect=True, audio_detect=True, idet=True,
-                            timeout_s=timeout_s)
+        log.warning("%s: the decode pass with interlace detection%s failed (%s); decoding "
+                    "again without", summary.path,
+                    " and the complexity analysis" if analysis_bin else "", exc)
+    result = _decode_pass(summary, video_detect=True, audio_detect=True, timeout_s=timeout_s)
+    return dataclasses.replace(result, idet=_idet_counts(summary, timeout_s))
 
 
 def _facts(summary: StreamSummary, timing_facts: _Timing | None) -> SourceFacts:

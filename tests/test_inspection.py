@@ -576,6 +576,18 @@ def test_the_decode_pass_runs_idet_on_the_frames_it_decodes(clips, analysis_bin)
     assert not inspection._decode_pass(summary, video_detect=True, audio_detect=True).idet
 
 
+def test_a_failed_interlace_branch_costs_the_source_nothing(clips, monkeypatch, caplog):
+    """A fault the idet branch cannot be made to show on real media (a graph FFmpeg
+    refuses): the pass runs again without it, and idet in a process of its own."""
+    plain_findings, plain = inspect_file(clips.interlaced_unflagged)
+    monkeypatch.setattr(inspection, "_idet_branch_graph",
+                        lambda video_index, chain, meta: f"[0:{video_index}]no_such_filter[main]")
+    findings, facts = inspect_file(clips.interlaced_unflagged)
+    assert facts == plain and facts.interlaced
+    assert [f.message for f in findings] == [f.message for f in plain_findings]
+    assert "decoding again without" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("flag", "counts", "expected"),
     [
