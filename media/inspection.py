@@ -1664,9 +1664,9 @@ def _analysed_decode_pass(summary: StreamSummary, analysis_bin: int,
     except ToolFailed as exc:
         if exc.timed_out:
             raise
-        log.warning("%s: the decode pass with interlace detection%s failed (%s); decoding "
-                    "again without", summary.path,
-                    " and the complexity analysis" if analysis_bin else "", exc)
+        log.warning("%s: the decode pass failed (%s); decoding again without interlace "
+                    "detection%s", summary.path, exc,
+                    " and the complexity analysis" if analysis_bin else "")
     result = _decode_pass(summary, video_detect=True, audio_detect=True, timeout_s=timeout_s)
     return dataclasses.replace(result, idet=_idet_counts(summary, timeout_s))
 

@@ -191,4 +191,4 @@ def test_a_failed_analysis_costs_the_source_nothing(tmp_path, monkeypatch, caplo
     findings, facts = inspect_file(path, analyse=True)
     assert facts == plain
     assert [f.message for f in findings] == [f.message for f in plain_findings]
-    assert "complexity analysis failed" in caplog.text
+    assert "without interlace detection and the complexity analysis" in caplog.text

@@ -20,11 +20,11 @@ from media.encode import packet_sizes
 from media.staging import stage_span
 from media.trials import (
     frame_sd,
-    trial_vmaf,
     run_trials,
     trial_encode_argv,
     trial_grid,
     trial_score_argv,
+    trial_vmaf,
 )
 from media.types import ChunkSpan, EncodeSettings, SourceInfo, TrialTask
 from media.x264 import chunk_window_s
