@@ -50,31 +50,13 @@ class TrialEncode:
     """Spread (standard deviation) of the encode's frame scores."""
 
 
-TRIAL_POOLING = "scored frames after the keyframe"
-"""How a trial's frame scores are pooled (part of what a kept trial record must match)."""
-
-
-def _after_keyframe(scores: Sequence[float]) -> Sequence[float]:
-    """A trial's frame scores without the first, the sample's one keyframe (where there
-    are more than two). The keyframe is a fifth of a trial's scored frames, where a
-    chunk has one in every segment (at most a twentieth of its scored frames), and it
-    scores unlike the frames after it: on the benchmark sources' 93 trials, scored on
-    every frame, by -0.9 (flat), +5.3 (detailed) and -1.7 (grainy) VMAF on average."""
-    return scores[1:] if len(scores) > 2 else scores
-
-
-def trial_vmaf(scores: Sequence[float]) -> float:
-    """A trial's VMAF as a chunk's frames would score: the mean of its scored frames after
-    the keyframe. On the benchmark sources' trials this is within 0.21 VMAF (0.80 at
-    most) of the mean of every frame after the keyframe; with the keyframe counted it
-    was 0.74 off on average (2.39 at most; the detailed source's trials 1.15 high)."""
-    return statistics.fmean(_after_keyframe(scores))
-
-
 def frame_sd(scores: Sequence[float]) -> float:
     """Spread of a trial's frame scores as a chunk's would spread: their standard
-    deviation after the keyframe."""
-    return statistics.pstdev(_after_keyframe(scores))
+    deviation without the first, the sample's keyframe. A trial starts with its one
+    keyframe, scored better than the frames after it (by about 0.5 to 1 VMAF in the
+    flat benchmark source's probe), a fifth of its scored frames where a chunk has one
+    in every segment."""
+    return statistics.pstdev(scores[1:]) if len(scores) > 2 else statistics.pstdev(scores)
 
 
 def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
@@ -129,5 +111,5 @@ def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
                              f"expected {task.span.frame_count}")
         scores = vmaf.log_frame_scores(log)
         results.append(TrialEncode(width, height, crf, os.path.getsize(path), frames,
-                                   trial_vmaf(scores), sizes[0], frame_sd(scores)))
+                                   vmaf.pool(scores).mean, sizes[0], frame_sd(scores)))
     return results, run, scored

@@ -59,7 +59,7 @@ from media.planning import (
     trial_points,
 )
 from media.staging import stage_span
-from media.trials import TRIAL_POOLING, TRIAL_X264_THREADS, run_trials
+from media.trials import TRIAL_X264_THREADS, run_trials
 from media.types import (
     Attempt,
     ChunkSpan,
@@ -214,7 +214,7 @@ def _task_key(task: TrialTask) -> dict:
     return {"source": [task.source.source_uri, task.source.size_bytes],
             "span": dataclasses.asdict(task.span), "sizes": [list(s) for s in task.sizes],
             "crfs": list(task.crfs), "preset": task.settings.preset,
-            "vmaf": [task.vmaf_height, task.vmaf_subsample, TRIAL_POOLING]}
+            "vmaf": [task.vmaf_height, task.vmaf_subsample]}
 
 
 class _RefineFn(beam.DoFn):
