@@ -24,7 +24,6 @@ from media.trials import (
     trial_encode_argv,
     trial_grid,
     trial_score_argv,
-    trial_vmaf,
 )
 from media.types import ChunkSpan, EncodeSettings, SourceInfo, TrialTask
 from media.x264 import chunk_window_s
