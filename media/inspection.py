@@ -753,8 +753,12 @@ def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str) -
     video splits into the pass's own chain (to `[main]`) and a branch that lets the first
     `IDET_FRAMES` frames through idet (to `[idet]`)."""
     return (f"[0:{video_index}]split=2[pass][head];[pass]{','.join(chain) or 'null'}[main];"
-            f"[head]trim=end_frame={IDET_FRAMES},idet,"
-            f"metadata=mode=print:file={_filter_value(idet_meta)}[idet]")
+            f"[head]trim=end_frame={IDET_FRAMES},{_idet_chain(idet_meta)}[idet]")
+
+
+def _idet_chain(meta: str) -> str:
+    """idet, its counts printed to the file `meta` (read back by `_idet_from`)."""
+    return f"idet,metadata=mode=print:file={_filter_value(meta)}"
 
 
 _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
@@ -1465,7 +1469,7 @@ def _idet(summary: StreamSummary, timeout_s: float | None = None) -> IdetCounts 
                     "-frames:v",
                     str(IDET_FRAMES),
                     "-vf",
-                    f"idet,metadata=mode=print:file={_filter_value(meta)}",
+                    _idet_chain(meta),
                     "-f",
                     "null",
                     "-",
