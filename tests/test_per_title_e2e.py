@@ -10,6 +10,7 @@ one segment grid for every rendition.
 from __future__ import annotations
 
 import json
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -48,16 +49,50 @@ def per_title_run(tmp_path_factory) -> Path:
     busy = _make(src / "busy.mp4", "testsrc2=size=640x360:rate=25:duration=8,"
                  "noise=alls=12:allf=t+u:enable=gte(t\\,4)")
     out = tmp_path_factory.mktemp("per-title-out")
+    lines = _LogLines()
     config = JobConfig(output_root=str(out), chunk_segments=1, top_vmaf=TOP_VMAF,
                        min_kbps=MIN_KBPS, trial_crfs=(20.0, 28.0, 36.0), trial_fraction=1.0,
                        max_rungs=4,
                        # Finals with another preset than the trials: the plan calibrates.
                        encode=EncodeSettings(preset="faster"), keep_work=False).validate()
-    with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
+    with lines, TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]),
+                             blocking=True) as p:
         outputs = build_pipeline(p, [flat, busy], config)
         assert_that(outputs.published | beam.Map(lambda t: t.title_id),
                     equal_to(["busy", "flat"]))
+    _RUN_LOG[str(out)] = lines.messages
     return out
+
+
+_RUN_LOG: dict[str, list[str]] = {}
+
+
+class _LogLines(logging.Handler):
+    """The messages the pipeline's modules log at INFO and above, in order, while in a
+    `with` block."""
+
+    NAMES = ("ladderflow", "transforms")
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+        self._levels: dict[str, int] = {}
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        for name in self.NAMES:
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.INFO)
+            logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.NAMES:
+            logging.getLogger(name).removeHandler(self)
+            logging.getLogger(name).setLevel(self._levels[name])
 
 
 def _report(root: Path, title: str) -> dict:
@@ -213,3 +248,22 @@ def test_titles_meet_the_hls_authoring_rules(per_title_run):
 
     violations = [f"{t}: {v}" for t in ("flat", "busy") for v in check_hls_title(per_title_run / t)]
     assert violations == [], "\n".join(["HLS authoring violations:", *violations])
+
+
+def test_trial_progress_comes_as_the_trials_finish(per_title_run):
+    """Each round's progress is logged in the stage that runs its trials, as they
+    finish: the probe's lines come before its hull is read (all but the last, which the
+    runner may hand to the gather first), not once every trial of the title is done."""
+    messages = _RUN_LOG[str(per_title_run)]
+    hull_read = next(i for i, m in enumerate(messages)
+                     if m.startswith("busy: probe hull calls for"))
+    planned = next(i for i, m in enumerate(messages) if m.startswith("busy: planned"))
+    progress = [(i, m) for i, m in enumerate(messages) if m.startswith("busy: plan ")]
+    probe_total = 3 * 3  # three candidate heights at three CRFs
+    counts = [m.split()[2] for _, m in progress]
+    assert counts[:probe_total] == [f"{k}/{probe_total}" for k in range(1, probe_total + 1)]
+    assert all(i < hull_read for i, _ in progress[:probe_total - 1])
+    total = int(counts[-1].split("/")[1])
+    assert counts[probe_total:] == [f"{k}/{total}" for k in range(probe_total + 1, total + 1)]
+    assert all(hull_read < i < planned for i, _ in progress[probe_total:])
+

@@ -254,7 +254,7 @@ def test_settings_and_every_dofn_pickle_for_a_fresh_worker(tmp_path, worker_env)
         "_SplitFn",
         "_EncodeChunkFn",
         "_GatherFn",
-        "_CountFn",
+        "_LogFn",
         "_AssembleFn",
         "_EncodeAudioFn",
         "_ConvertFn",

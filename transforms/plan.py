@@ -486,8 +486,9 @@ class PlanLadder(beam.PTransform):
             | "ChooseRungs" >> beam.ParDo(_ChooseLadderFn(self._config)).with_outputs(
                 DEAD_LETTER, main="main")
         )
-        _ = ((probe.main, trials.main) | "AllTrials" >> beam.Flatten()
-             | "Progress" >> ReportTrialProgress())
+        # Progress in each round's own stage, so that its lines come as the trials finish.
+        _ = probe.main | "ProbeProgress" >> ReportTrialProgress()
+        _ = trials.main | "TrialProgress" >> ReportTrialProgress()
         planned = (fanned[_PLANNED], chosen.main) | "AllPlans" >> beam.Flatten()
         dead = ((probe[DEAD_LETTER], trials[DEAD_LETTER], chosen[DEAD_LETTER])
                 | "PlanRejects" >> beam.Flatten())

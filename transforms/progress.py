@@ -1,33 +1,51 @@
 """Progress of long runs: work done / total per title and stage, logged as it finishes.
 
-A stateful count per title (so it is right on any runner and with any number of
-workers): `title: encode+score 7/15 chunks (...)`, `title: plan 4/21 trial tasks (...)`.
+`title: encode+score 7/15 chunks (...)`, `title: plan 4/21 trial encodes (...)`.
+
+The line is logged in the stage that did the work, as each piece finishes, and the count
+is kept in the worker process (`ProgressCount`), not in Beam state. State would need a
+stage of its own after a shuffle, and runners run such a stage once the stage before has
+finished (the DirectRunner and Dataflow's batch mode do): every line would come at the
+end, when nothing is left to wait for. It would also make the working stage hold state,
+which the DirectRunner runs on one worker. Under the DirectRunner (one process, its
+workers threads) the count is the title's; on a cluster each worker counts what it
+finished, and the runner's own console shows the stage's progress.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-from typing import Any
+import threading
+from collections.abc import Callable, Hashable
 
 import apache_beam as beam
-from apache_beam.coders import VarIntCoder
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from media.types import ChunkResult, TrialResult
 
-__all__ = ["ReportProgress", "ReportTrialProgress"]
+__all__ = ["ProgressCount", "ReportProgress", "ReportTrialProgress"]
 
 log = logging.getLogger("ladderflow.progress")
 
 
 def chunk_line(result: ChunkResult, count: int) -> str:
-    total = result.chunk_count * (result.task.rendition_count if result.task else 1)
+    total = chunk_total(result)
     stage = "encode+score" if result.vmaf else "encode"
     vmaf = f", VMAF {result.vmaf.mean:.1f}" if result.vmaf else ""
     tries = f", {len(result.attempts)} encodes" if len(result.attempts) > 1 else ""
     reused = " (reused)" if result.reused else ""
     return (f"{result.title_id}: {stage} {count}/{total} chunks ({result.rendition_id} chunk "
             f"{result.index}: {result.bitrate_kbps:.0f} kb/s{vmaf}{tries}){reused}")
+
+
+def chunk_total(result: ChunkResult) -> int:
+    return result.chunk_count * (result.task.rendition_count if result.task else 1)
+
+
+def chunk_piece(result: ChunkResult) -> tuple[Hashable, Hashable, int]:
+    generation = result.task.source.generation if result.task else ""
+    return ("encode", result.title_id, generation), (result.rendition_id, result.index), \
+        chunk_total(result)
 
 
 def trial_line(result: TrialResult, count: int) -> str:
@@ -37,43 +55,85 @@ def trial_line(result: TrialResult, count: int) -> str:
             f"VMAF {result.vmaf_mean:.1f})")
 
 
-class _CountFn(beam.DoFn):
-    DONE = ReadModifyWriteStateSpec("done", VarIntCoder())
+def trial_piece(result: TrialResult) -> tuple[Hashable, Hashable, int]:
+    return ("plan", *result.task.source.version_key), result.index, result.task.trial_count
 
-    def __init__(self, line):
+
+class ProgressCount:
+    """Pieces of work finished per key (a stage of one title version), in this process.
+
+    A piece is counted once however often it is reported (a retried bundle reports its
+    pieces again). A key whose last piece is counted keeps only its count, for as long as
+    `remembered` keys finished after it have not pushed it out: a late repeat of one of
+    its pieces is not counted, while a piece that says there are more in all (planning's
+    second round, whose total the first could not know) counts on from there."""
+
+    def __init__(self, remembered: int = 1024):
+        self._lock = threading.Lock()
+        self._open: dict[Hashable, tuple[int, set[Hashable]]] = {}
+        self._finished: collections.OrderedDict[Hashable, tuple[int, int]] = \
+            collections.OrderedDict()
+        self._remembered = remembered
+
+    def add(self, key: Hashable, piece: Hashable, total: int) -> int | None:
+        """Count `piece` of `key`, one of `total`: how many are done now, or None when
+        this piece was counted before."""
+        with self._lock:
+            if key in self._finished:
+                count, finished_total = self._finished[key]
+                if total <= finished_total:
+                    return None
+                del self._finished[key]
+                self._open[key] = (count, set())
+            before, pieces = self._open.setdefault(key, (0, set()))
+            if piece in pieces:
+                return None
+            pieces.add(piece)
+            count = before + len(pieces)
+            if count >= total:
+                del self._open[key]
+                self._finished[key] = (count, total)
+                while len(self._finished) > self._remembered:
+                    self._finished.popitem(last=False)
+            return count
+
+
+_COUNT = ProgressCount()
+
+
+class _LogFn(beam.DoFn):
+    def __init__(self, piece: Callable, line: Callable):
+        self._piece = piece
         self._line = line
 
-    def process(self, element, done=beam.DoFn.StateParam(DONE)):
-        _, result = element
-        count = (done.read() or 0) + 1
-        done.write(count)
-        log.info("%s", self._line(result, count))
+    def process(self, result):
+        key, piece, total = self._piece(result)
+        count = _COUNT.add(key, piece, total)
+        if count is not None:
+            log.info("%s", self._line(result, count))
         return []
 
 
 class _Report(beam.PTransform):
-    def __init__(self, line):
+    def __init__(self, piece: Callable, line: Callable):
         super().__init__()
+        self._piece = piece
         self._line = line
 
     def expand(self, results):
-        return (
-            results
-            | "KeyByTitle" >> beam.Map(lambda r: (r.title_id, r)).with_output_types(
-                tuple[str, Any])
-            | "Count" >> beam.ParDo(_CountFn(self._line))
-        )
+        return results | "Log" >> beam.ParDo(_LogFn(self._piece, self._line))
 
 
 class ReportProgress(_Report):
     """PCollection[ChunkResult] -> nothing; logs a line per finished chunk."""
 
     def __init__(self):
-        super().__init__(chunk_line)
+        super().__init__(chunk_piece, chunk_line)
 
 
 class ReportTrialProgress(_Report):
-    """PCollection[TrialResult] -> nothing; logs a line per finished trial encode."""
+    """PCollection[TrialResult] -> nothing; logs a line per finished trial encode. Apply
+    it to each round's results where they are made: the rounds share one count."""
 
     def __init__(self):
-        super().__init__(trial_line)
+        super().__init__(trial_piece, trial_line)
