@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from media import ffmpeg, inspection
+from media import ffmpeg
 from media.errors import ToolFailed
 from media.inspection import (
     FATAL,
@@ -30,8 +30,10 @@ from media.inspection import (
     colour,
     colour_facts,
     decodability,
+    decode_pass,
     ffmpeg_encoders,
     ffmpeg_filters,
+    frame_timing,
     inspect_file,
     interlace_decision,
     summarize,
@@ -565,22 +567,22 @@ def test_the_decode_pass_runs_idet_on_the_frames_it_decodes(clips, analysis_bin)
     # One decode for every check: idet's branch of the pass counts what a process of its
     # own counts, beside the detectors and the complexity analysis encode.
     summary = summarize(clips.interlaced_unflagged)
-    result = inspection._decode_pass(summary, video_detect=True, audio_detect=True,
-                                     analysis_bin=analysis_bin, idet=True)
-    alone = inspection._idet(summary)
+    result = decode_pass._decode_pass(summary, video_detect=True, audio_detect=True,
+                                      analysis_bin=analysis_bin, idet=True)
+    alone = frame_timing._idet(summary)
     assert alone is not None and alone.tff > alone.progressive
     assert result.idet == alone
     assert result.video_frames == SECONDS * 25
     assert len(result.analysis_bytes) == (SECONDS * 25 if analysis_bin else 0)
     assert result.ran_video_filters == ("blackdetect", "freezedetect")
-    assert not inspection._decode_pass(summary, video_detect=True, audio_detect=True).idet
+    assert not decode_pass._decode_pass(summary, video_detect=True, audio_detect=True).idet
 
 
 def test_a_failed_interlace_branch_costs_the_source_nothing(clips, monkeypatch, caplog):
     """A fault the idet branch cannot be made to show on real media (a graph FFmpeg
     refuses): the pass runs again without it, and idet in a process of its own."""
     plain_findings, plain = inspect_file(clips.interlaced_unflagged)
-    monkeypatch.setattr(inspection, "_idet_branch_graph",
+    monkeypatch.setattr(decode_pass, "_idet_branch_graph",
                         lambda video_index, chain, meta: f"[0:{video_index}]no_such_filter[main]")
     findings, facts = inspect_file(clips.interlaced_unflagged)
     assert facts == plain and facts.interlaced
