@@ -31,6 +31,14 @@ def test_finished_keys_are_forgotten_oldest_first():
     assert not count._open  # nothing left open
 
 
+def test_titles_that_never_finish_are_forgotten_oldest_first():
+    count = ProgressCount(remembered=2)
+    for title in ("a", "b", "c"):  # each fails after its first piece of two
+        assert count.add(title, 0, 2) == 1
+    assert list(count._open) == ["b", "c"]
+    assert count.add("c", 1, 2) == 2
+
+
 def test_threads_count_every_piece_once():
     count = ProgressCount()
     seen: list[int | None] = []

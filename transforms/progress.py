@@ -66,11 +66,14 @@ class ProgressCount:
     pieces again). A key whose last piece is counted keeps only its count, for as long as
     `remembered` keys finished after it have not pushed it out: a late repeat of one of
     its pieces is not counted, while a piece that says there are more in all (planning's
-    second round, whose total the first could not know) counts on from there."""
+    second round, whose total the first could not know) counts on from there. Keys
+    still open are kept for as long as `remembered` keys opened after them have not
+    pushed them out (a title that failed half-way never finishes)."""
 
     def __init__(self, remembered: int = 1024):
         self._lock = threading.Lock()
-        self._open: dict[Hashable, tuple[int, set[Hashable]]] = {}
+        self._open: collections.OrderedDict[Hashable, tuple[int, set[Hashable]]] = \
+            collections.OrderedDict()
         self._finished: collections.OrderedDict[Hashable, tuple[int, int]] = \
             collections.OrderedDict()
         self._remembered = remembered
@@ -85,7 +88,11 @@ class ProgressCount:
                     return None
                 del self._finished[key]
                 self._open[key] = (count, set())
-            before, pieces = self._open.setdefault(key, (0, set()))
+            if key not in self._open:
+                self._open[key] = (0, set())
+                while len(self._open) > self._remembered:
+                    self._open.popitem(last=False)
+            before, pieces = self._open[key]
             if piece in pieces:
                 return None
             pieces.add(piece)
