@@ -266,4 +266,3 @@ def test_trial_progress_comes_as_the_trials_finish(per_title_run):
     total = int(counts[-1].split("/")[1])
     assert counts[probe_total:] == [f"{k}/{total}" for k in range(probe_total + 1, total + 1)]
     assert all(hull_read < i < planned for i, _ in progress[probe_total:])
-

@@ -82,14 +82,14 @@ class ProgressCount:
         """Count `piece` of `key`, one of `total`: how many are done now, or None when
         this piece was counted before."""
         with self._lock:
+            counted_before = 0
             if key in self._finished:
-                count, finished_total = self._finished[key]
+                counted_before, finished_total = self._finished[key]
                 if total <= finished_total:
                     return None
                 del self._finished[key]
-                self._open[key] = (count, set())
             if key not in self._open:
-                self._open[key] = (0, set())
+                self._open[key] = (counted_before, set())
                 while len(self._open) > self._remembered:
                     self._open.popitem(last=False)
             before, pieces = self._open[key]
