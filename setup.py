@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["media", "media.*", "pipeline", "pipeline.*",
                                     "transforms", "transforms.*"]),
-    package_data={"media": ["assets/*"]},
+    package_data={"media.report": ["assets/*"]},
     include_package_data=True,
     install_requires=[
         f"apache-beam[gcp]=={BEAM_VERSION}",

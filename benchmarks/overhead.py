@@ -29,12 +29,12 @@ from fractions import Fraction
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._measure import run_measured
-from media import ffmpeg
-from media.chunking import segment_frames
-from media.ffmpeg import available_cores
-from media.ladder import fixed_ladder
-from media.types import EncodeSettings, SourceInfo
-from media.x264 import shared_process_threads, x264_options
+from media.core import ffmpeg
+from media.core.ffmpeg import available_cores
+from media.core.types import EncodeSettings, SourceInfo
+from media.encode.commands import shared_process_threads, x264_options
+from media.plan.chunking import segment_frames
+from media.plan.ladder import fixed_ladder
 from pipeline.demo import demo_source_argv
 
 
@@ -43,7 +43,7 @@ def baseline_argv(source: str, out_dir: str, preset: str, crf: float,
                   ) -> list[str]:
     """One FFmpeg command: decode once, split, scale and encode every rung, plus audio.
     x264 chooses its threads, or, with `pipeline_threads`, each encoder gets those the
-    pipeline gives it in a chunk's process (`media.x264.shared_process_threads`)."""
+    pipeline gives it in a chunk's process (`media.encode.commands.shared_process_threads`)."""
     info = SourceInfo(source, "bench", "mp4", "h264", 1920, 1080, frame_rate, 0, 0.0, "yuv420p")
     ladder = fixed_ladder(info, crf=crf)
     threads = (shared_process_threads(ladder, available_cores()) if pipeline_threads

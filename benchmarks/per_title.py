@@ -41,8 +41,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._measure import run_measured
-from media import ffmpeg
-from media.bdrate import MIN_POINTS, bd_rate
+from media.core import ffmpeg
+from media.quality.bdrate import MIN_POINTS, bd_rate
 
 SOURCES = {
     # Flat colours, hard edges, little motion: what animation looks like to an encoder.

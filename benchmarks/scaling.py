@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._measure import run_measured
-from media import ffmpeg
+from media.core import ffmpeg
 from pipeline.demo import demo_source_argv
 
 

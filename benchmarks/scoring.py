@@ -3,14 +3,14 @@
     python benchmarks/scoring.py [--duration 12] [--preset medium] [--sources ...]
 
 For each generated 1080p25 source (the per-title benchmark's cartoon, detailed and grain)
-it encodes every chunk of the fixed ladder as the pipeline does (`media.encode`: staged
+it encodes every chunk of the fixed ladder as the pipeline does (`media.encode.chunk`: staged
 span, every rendition in one FFmpeg process, x264 at the pipeline's settings), and scores
 each encode at the display resolution with libvmaf on every frame, then with frame
 subsampling at odd steps (`--vmaf_subsample`: every n-th frame; an odd step never locks
 onto a GOP pattern), each time three ways: against the source decoded again; against the
-chunk's reference frames as an encode process keeps them (`media.vmaf.store_reference`),
+chunk's reference frames as an encode process keeps them (`media.quality.vmaf.store_reference`),
 one process per rendition; and as the pipeline scores a chunk's first encodes, every
-rendition in one process that reads the kept reference once (`media.encode.scored_together`).
+rendition in one process that reads the kept reference once (`media.encode.chunk.scored_together`).
 It prints, in this one run on this machine:
 
 - encode time, and what keeping the every-frame reference adds to it (the same encodes
@@ -21,9 +21,9 @@ It prints, in this one run on this machine:
   between scores from the kept reference and from the decoded source;
 - the step the per-title plan would choose: the probe trial (the middle 1 s sample at
   every candidate resolution, as the planner runs it) measures how much frame scores
-  vary (`media.planning.frame_spread` at the ladder's resolutions), which sets the
-  frames each chunk needs scored (`media.vmaf.scored_frames_needed`), and so the step
-  (`media.vmaf.chunk_step`); that step's cost and error are measured with the others.
+  vary (`media.plan.planning.frame_spread` at the ladder's resolutions), which sets the
+  frames each chunk needs scored (`media.quality.vmaf.scored_frames_needed`), and so the step
+  (`media.quality.vmaf.chunk_step`); that step's cost and error are measured with the others.
 
 Each encode and each scoring (one process) has the cores to itself, one after the other,
 so the times compare like for like. The pipeline keeps one reference, for its
@@ -45,10 +45,10 @@ import ffmpeg as ffmpeg_python
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.per_title import SOURCES, make_source
-from media import ffmpeg, vmaf
-from media.chunking import plan_chunks, segment_frames
-from media.config import JobConfig
-from media.encode import (
+from media.core import ffmpeg
+from media.core.config import JobConfig
+from media.core.types import ChunkTask, EncodeSettings
+from media.encode.chunk import (
     encode_renditions,
     reference_file,
     rendition_scratch,
@@ -57,14 +57,15 @@ from media.encode import (
     stage_chunk,
     vmaf_size,
 )
-from media.ladder import fixed_ladder, vmaf_height
-from media.planning import frame_spread
-from media.probe import inspect_source
-from media.staging import stage_span
-from media.trials import run_trials
-from media.types import ChunkTask, EncodeSettings
-from media.vmaf import chunk_step, scored_frames_needed
-from media.x264 import chunk_window_s, source_frames
+from media.encode.commands import chunk_window_s, source_frames
+from media.encode.staging import stage_span
+from media.inspect.probe import inspect_source
+from media.plan.chunking import plan_chunks, segment_frames
+from media.plan.ladder import fixed_ladder, vmaf_height
+from media.plan.planning import frame_spread
+from media.plan.trials import run_trials
+from media.quality import vmaf
+from media.quality.vmaf import chunk_step, scored_frames_needed
 from transforms.plan import probe_tasks
 
 SEGMENT_S, CHUNK_SEGMENTS = 4.0, 3

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from media.errors import ConfigurationError, LadderflowError
+from media.core.errors import ConfigurationError, LadderflowError
 
 DEMO_PRESET = ["--preset", "veryfast"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from media import ffmpeg
+from media.core import ffmpeg
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from media.config import JobConfig
-from media.types import IngestEvent
+from media.core.config import JobConfig
+from media.core.types import IngestEvent
 from transforms.assemble import AssembleRenditions
 from transforms.audio import EncodeAudio
 from transforms.dead_letter import DEAD_LETTER, WriteDeadLetters

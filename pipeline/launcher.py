@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from media import naming
-from media.config import JobConfig
-from media.errors import ConfigurationError
-from media.ffmpeg import available_cores
+from media.core import naming
+from media.core.config import JobConfig
+from media.core.errors import ConfigurationError
+from media.core.ffmpeg import available_cores
 from pipeline.graph import (
     Delivery,
     build_event_pipeline,

@@ -11,7 +11,7 @@ import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from media.config import (
+from media.core.config import (
     DEFAULT_MAX_DURATION_S,
     DEFAULT_MAX_HEIGHT,
     DEFAULT_MAX_WIDTH,
@@ -19,9 +19,9 @@ from media.config import (
     X264_PRESETS,
     JobConfig,
 )
-from media.errors import ConfigurationError
-from media.gpu_vmaf import VMAF_BACKENDS
-from media.types import EncodeSettings
+from media.core.errors import ConfigurationError
+from media.core.types import EncodeSettings
+from media.quality.gpu_vmaf import VMAF_BACKENDS
 
 
 class LadderflowOptions(PipelineOptions):

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from apache_beam.io.filesystems import FileSystems
 
-from media.events import Ignored, watched_file_event
-from media.types import IngestEvent
+from media.core.types import IngestEvent
+from media.ingest.events import Ignored, watched_file_event
 from transforms.events import count_ignored, watch_pattern
 
 __all__ = ["Poller", "watch_in_batches"]

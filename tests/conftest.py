@@ -54,8 +54,8 @@ def e2e_run(tmp_path_factory) -> E2ERun:
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
 
     sources = tmp_path_factory.mktemp("sources")

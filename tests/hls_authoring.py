@@ -55,7 +55,7 @@ Measured bandwidth (1.26, 1.27, 9.13)
   segment bit rate is size * 8 / EXTINF (RFC 8216 4.3.4.2; the init segment is not a
   Media Segment and is not counted; a BYTERANGE counts its length). The peak is the
   largest bit rate of any contiguous run of segments whose total duration lies between
-  0.5 and 1.5 target durations (RFC 8216's definition, the one media/bandwidth.py
+  0.5 and 1.5 target durations (RFC 8216's definition, the one media/package/bandwidth.py
   follows; the largest single-segment rate when no run qualifies); the average is all
   bits over all EXTINF time. A variant's measured peak is its video playlist's peak plus
   the largest peak among the renditions of its AUDIO group (and of its SUBTITLES group):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from media import ffmpeg
+from media.core import ffmpeg
 
 
 def make_clip(path: str, duration_s: float = 12.0, width: int = 960, height: int = 540,

@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from media import ffmpeg
-from media.audio import encode_audio
-from media.probe import inspect_source
+from media.core import ffmpeg
+from media.encode.audio import encode_audio
+from media.inspect.probe import inspect_source
 
 BEEP_AT_S = 2.0
 SYNC_TOLERANCE_S = 0.003  # well under one video frame; AAC's own pre-echo is ~1 ms

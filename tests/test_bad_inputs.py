@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg
-from media.naming import title_id_for
+from media.core import ffmpeg
+from media.core.naming import title_id_for
 from tests.media_factory import make_random_bytes, make_text
 from tests.test_inspection import _cut, _make
 
@@ -347,8 +347,8 @@ def run(tmp_path_factory) -> Run:
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.testing.test_pipeline import TestPipeline
 
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
 
     titles = [case.title_id for case in CASES]
@@ -445,7 +445,7 @@ def test_nothing_of_passwd_reaches_a_dead_letter(run):
 
 @pytest.mark.parametrize("uri", ["/etc/passwd", "../../etc/passwd", "../../other/film.mp4"])
 def test_a_package_in_object_storage_names_no_local_file_and_stays_in_its_bucket(uri):
-    from media.title_package import TitlePackageError, parse_title_package
+    from media.ingest.title_package import TitlePackageError, parse_title_package
 
     doc = json.dumps({"video": uri}).encode()
     with pytest.raises(TitlePackageError, match=r"local path|leaves the bucket"):

@@ -1,4 +1,4 @@
-"""Known answers for the RFC 8216 rate arithmetic in media/bandwidth.py.
+"""Known answers for the RFC 8216 rate arithmetic in media/package/bandwidth.py.
 
 Every expected value is worked by hand in the comment beside it: rates in bits/s,
 "run" means a contiguous run of segments, and the RFC's window for a target duration
@@ -11,8 +11,9 @@ from fractions import Fraction
 
 import pytest
 
-from media import naming
-from media.bandwidth import (
+from media.core import naming
+from media.core.types import PackagedTrack, Segment
+from media.package.bandwidth import (
     average_bandwidth_bps,
     extinf_s,
     peak_bandwidth_bps,
@@ -23,7 +24,6 @@ from media.bandwidth import (
     track_peak_bandwidth_bps,
     track_target_duration_s,
 )
-from media.types import PackagedTrack, Segment
 
 PEAK_CASES = [
     # TD 4, window [2, 6] s. Rates 0.8M, 1.2M, 1.0M, 1.6M. The 1 s last segment is

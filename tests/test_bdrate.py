@@ -1,4 +1,4 @@
-"""Known answers for the Bjøntegaard deltas in media/bdrate.py.
+"""Known answers for the Bjøntegaard deltas in media/quality/bdrate.py.
 
 - Scaling every rate of a curve by s moves ln(rate) by ln s at every quality, so the
   BD-rate is exactly (s − 1)·100 whatever the interpolation.
@@ -16,7 +16,7 @@ import math
 
 import pytest
 
-from media.bdrate import MIN_POINTS, bd_rate, bd_vmaf
+from media.quality.bdrate import MIN_POINTS, bd_rate, bd_vmaf
 
 PCT_TOL = 0.01
 """BD-rate against a known answer, percentage points."""

@@ -1,4 +1,4 @@
-"""Tests for media.chunking (the segment grid and chunk plan) and media.ladder.
+"""Tests for media.plan.chunking (the segment grid and chunk plan) and media.plan.ladder.
 
 Known answers worked by hand: S = round(segment_s × rate), chunks of whole segments,
 ladder widths = even(source aspect × rung height).
@@ -11,10 +11,10 @@ from fractions import Fraction
 
 import pytest
 
-from media.chunking import chunk_segment_count, plan_chunks, segment_count, segment_frames
-from media.errors import ConfigurationError
-from media.ladder import FIXED_LADDER, even, fixed_ladder, scaled_width, vmaf_height
-from media.types import ChunkSpan, SourceInfo
+from media.core.errors import ConfigurationError
+from media.core.types import ChunkSpan, SourceInfo
+from media.plan.chunking import chunk_segment_count, plan_chunks, segment_count, segment_frames
+from media.plan.ladder import FIXED_LADDER, even, fixed_ladder, scaled_width, vmaf_height
 
 NTSC = Fraction(30000, 1001)
 FILM = Fraction(24000, 1001)

@@ -1,4 +1,5 @@
-"""Tests for media.cmaf (cutting a fragmented MP4 into CMAF pieces) and media.assemble.
+"""Tests for media.package.cmaf (cutting a fragmented MP4 into CMAF pieces) and
+media.package.assemble.
 
 Real fragmented MP4s come from FFmpeg: a 6 s 25 fps clip with an IDR frame every 50
 frames gives three 2 s fragments. With B-frames, FFmpeg's `+cmaf` mode already writes
@@ -16,11 +17,11 @@ from fractions import Fraction
 import av
 import pytest
 
-from media import ffmpeg
-from media.assemble import check_grid, concat_script
-from media.cmaf import STYP, split_fragmented_file, split_fragmented_mp4
-from media.errors import MediaError
-from media.isobmff import FragmentInfo, find_all, iter_boxes, read_fragment, read_init
+from media.core import ffmpeg
+from media.core.errors import MediaError
+from media.package.assemble import check_grid, concat_script
+from media.package.cmaf import STYP, split_fragmented_file, split_fragmented_mp4
+from media.package.isobmff import FragmentInfo, find_all, iter_boxes, read_fragment, read_init
 from tests.media_factory import make_clip
 
 CMAF_FLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf"
@@ -157,7 +158,7 @@ def test_an_empty_file_is_not_an_mp4(tmp_path):
         split_fragmented_file(str(tmp_path / "empty.mp4"))
 
 
-# --- media.assemble -------------------------------------------------------------------
+# --- media.package.assemble -------------------------------------------------------------------
 
 
 def test_concat_script_quotes_paths_and_writes_exact_durations():

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg
-from media.cmaf import split_fragmented_mp4
-from media.codecs import (
+from media.core import ffmpeg
+from media.core.errors import ToolFailed
+from media.package.cmaf import split_fragmented_mp4
+from media.package.codecs import (
     aac_codecs_string,
     av1_codecs_string,
     avc_codecs_string,
     codecs_string,
     hevc_codecs_string,
 )
-from media.errors import ToolFailed
-from media.isobmff import InitInfo, IsobmffError, read_init
+from media.package.isobmff import InitInfo, IsobmffError, read_init
 from tests.test_isobmff import box, init_segment
 
 

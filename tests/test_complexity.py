@@ -8,8 +8,9 @@ from fractions import Fraction
 
 import pytest
 
-from media import ffmpeg
-from media.complexity import (
+from media.core import ffmpeg
+from media.core.types import ChunkSpan, EncodeSettings, SourceInfo, TrialResult, TrialTask
+from media.inspect.complexity import (
     analysis_box,
     binned,
     chunk_covering_samples,
@@ -21,8 +22,7 @@ from media.complexity import (
     stratified_samples,
     title_complexity,
 )
-from media.planning import title_samples, trial_points
-from media.types import ChunkSpan, EncodeSettings, SourceInfo, TrialResult, TrialTask
+from media.plan.planning import title_samples, trial_points
 
 
 def _source(bins=(), bin_frames=0, frames=1500) -> SourceInfo:
@@ -140,7 +140,7 @@ def test_inspection_measures_where_a_title_gets_harder(tmp_path):
     """Real media: 4 s of still colour bars, then 4 s of moving noise. The analysis bytes
     of the noisy seconds are many times the still ones'; the findings are the same with
     and without the analysis, and without it nothing is measured."""
-    from media.inspection import inspect_file
+    from media.inspect import inspect_file
 
     path = str(tmp_path / "still-then-noise.mp4")
     ffmpeg.run(ffmpeg.ffmpeg_argv(
@@ -163,7 +163,7 @@ def test_inspection_measures_where_a_title_gets_harder(tmp_path):
 def test_a_portrait_source_is_analysed_in_the_box(tmp_path):
     """Real media, a 180x322 portrait clip: the analysis fits it into the box (its
     seconds measured), and a still picture is uniform."""
-    from media.inspection import inspect_file
+    from media.inspect import inspect_file
 
     path = str(tmp_path / "portrait.mp4")
     ffmpeg.run(ffmpeg.ffmpeg_argv(
@@ -177,8 +177,7 @@ def test_a_failed_analysis_costs_the_source_nothing(tmp_path, monkeypatch, caplo
     """A fault the analysis encode cannot be made to show on real media (an option x264
     refuses): the decode runs again without it; the findings are the same and the facts
     carry no complexity, so planning samples by position."""
-    from media import complexity
-    from media.inspection import inspect_file
+    from media.inspect import complexity, inspect_file
 
     path = str(tmp_path / "bars.mp4")
     ffmpeg.run(ffmpeg.ffmpeg_argv(

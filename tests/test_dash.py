@@ -1,4 +1,4 @@
-"""The MPD from media/dash.py, read back with `mpegdash` (and ElementTree for raw values).
+"""The MPD from media/package/dash.py, read back with `mpegdash` (and ElementTree for raw values).
 
 Same ladder as tests/test_hls.py: three 25 fps renditions of three 4 s segments
 (timescale 12800) and one 48 kHz AAC track of whole AAC frames. The checks expand each
@@ -14,8 +14,9 @@ from fractions import Fraction
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from media import naming
-from media.dash import (
+from media.core import naming
+from media.core.types import PackagedTrack, Segment
+from media.package.dash import (
     DASH_NS,
     TimelineEntry,
     frame_rate_attr,
@@ -23,12 +24,11 @@ from media.dash import (
     mpd,
     segment_timeline,
 )
-from media.types import PackagedTrack, Segment
 
 
 def make_track(kind: str, track_id: str, timescale: int, ticks: list[int], sizes: list[int],
                starts: list[int] | None = None, **fields) -> PackagedTrack:
-    """A track named as media.naming names it; contiguous from 0 unless `starts` is given."""
+    """A track named as media.core.naming names it; contiguous from 0 unless `starts` is given."""
     starts = starts or [sum(ticks[:i]) for i in range(len(ticks))]
     segments = tuple(
         Segment(n, naming.segment_uri(kind, track_id, n), start, duration, size)

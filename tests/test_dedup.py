@@ -11,7 +11,7 @@ from apache_beam.testing.test_stream import TestStream as BeamTestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
-from media.types import IngestEvent
+from media.core.types import IngestEvent
 from transforms.events import DeduplicateEvents
 
 

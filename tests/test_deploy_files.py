@@ -24,8 +24,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from packaging.specifiers import SpecifierSet
 
-from media.encoders import ENCODER_NAMES, ENCODERS
-from media.errors import ConfigurationError
+from media.core.errors import ConfigurationError
+from media.encode.encoders import ENCODER_NAMES, ENCODERS
 from pipeline.options import LadderflowOptions, job_config, pubsub_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -500,7 +500,7 @@ def test_dockerignore_keeps_what_the_image_needs():
                 for f in files
                 if not f.endswith((".pyc", ".pyo"))
             ]
-    assert "media/assets/hls.min.js" in needed  # package_data rides along
+    assert "media/report/assets/hls.min.js" in needed  # package_data rides along
     left_out = [path for path in needed if dockerignored(path)]
     assert not left_out
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from apache_beam import pvalue
 
-from media.chunking import plan_chunks, segment_frames
-from media.probe import inspect_source
-from media.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
+from media.core.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
+from media.inspect.probe import inspect_source
+from media.plan.chunking import plan_chunks, segment_frames
 from tests.media_factory import make_clip
 from transforms.encode import _EncodeChunkFn
 
@@ -65,8 +65,8 @@ def test_a_source_that_fails_to_encode_becomes_a_dead_letter(task, tmp_path):
 
 
 def _try(crf: float, vmaf: float, size: int):
-    from media.encode import EncodedChunk
-    from media.types import Attempt, VmafScore
+    from media.core.types import Attempt, VmafScore
+    from media.encode.chunk import EncodedChunk
     from transforms.encode import _Try
 
     score = VmafScore(vmaf, vmaf, vmaf, vmaf, 10)
@@ -95,7 +95,7 @@ def test_the_gate_keeps_the_right_encode(task, tries, kept):
 
 
 def _group(task: ChunkTask, out: str):
-    from media.types import ChunkGroup
+    from media.core.types import ChunkGroup
 
     one_thread = dataclasses.replace(task.settings, threads=1)  # x264 is deterministic so
     renditions = [Rendition("180p-250k", 320, 180, 23, 250, 500),
@@ -130,7 +130,7 @@ def test_a_group_reuses_finished_renditions_and_encodes_the_rest(task, tmp_path)
 
 
 def test_a_killed_group_process_costs_each_rendition_one_try(task, tmp_path, monkeypatch):
-    from media import faults
+    from media.core import faults
 
     monkeypatch.setenv(faults.ENV, "kill-ffmpeg:encode@/90p-80k/:1")
     faults.reset()
@@ -144,7 +144,7 @@ def test_each_chunk_is_encoded_at_its_own_crf_together_or_alone(task, tmp_path):
     """A per-title rendition's CRF changes over the title (`crf_offsets`): the chunk's
     first encode, in a group or alone, is made at the CRF at its middle frame, and the
     plan's rendition is what the result still names."""
-    from media.planning import chunk_crf
+    from media.plan.planning import chunk_crf
 
     # samples at frames 0 and 100: the chunk (frames 50-99, middle 75) gets +1.5
     changing = Rendition("180p-250k", 320, 180, 23, 250, 500, crf_offsets=((0, 0.0),
@@ -168,8 +168,8 @@ def test_the_gate_does_not_retry_a_chunk_the_vbv_cap_holds(task, tmp_path):
     """A target out of reach (VMAF 99 at CRF 30): capped at 40 kb/s the first encode
     spends the cap, so a lower CRF could add no bits: one encode, kept, and the report
     says why it missed. With room under the cap the gate tries a lower CRF."""
-    from media.planning import held_by_cap
-    from media.report import _chunk_entry
+    from media.plan.planning import held_by_cap
+    from media.report.title_report import _chunk_entry
 
     def gate(maxrate: int, out: str):
         rendition = Rendition("180p", 320, 180, 30, maxrate, 2 * maxrate, target_vmaf=99.0)

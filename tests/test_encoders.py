@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from media.encoders import (
+from media.core.errors import MediaError
+from media.core.types import EncodeSettings, Rendition
+from media.encode.encoders import (
     ENCODER_NAMES,
     ENCODERS,
     encoder_named,
@@ -13,8 +15,6 @@ from media.encoders import (
     resolve_encoder,
     video_options,
 )
-from media.errors import MediaError
-from media.types import EncodeSettings, Rendition
 
 RUNG = Rendition("720p-3000k", 1280, 720, 24.0, 3000, 6000)
 
@@ -72,7 +72,7 @@ def encoded_titles(tmp_path_factory):
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
-    from media.config import JobConfig
+    from media.core.config import JobConfig
     from pipeline.graph import build_pipeline
     from tests.media_factory import make_clip
 
@@ -106,7 +106,7 @@ def test_hevc_and_av1_ladders_are_published_on_the_grid(encoded_titles, name, pr
 
 
 def test_nvdec_is_used_only_where_a_probe_decode_works():
-    from media.hwaccel import decode_input_options, probe_nvdec, use_nvdec
+    from media.encode.hwaccel import decode_input_options, probe_nvdec, use_nvdec
 
     probe = probe_nvdec()
     assert use_nvdec("auto") is probe.works and probe.detail
@@ -119,8 +119,8 @@ def test_nvdec_is_used_only_where_a_probe_decode_works():
 def test_the_encode_command_decodes_on_the_gpu_only_when_asked():
     from fractions import Fraction
 
-    from media.types import ChunkSpan, SourceInfo
-    from media.x264 import encode_chunk_argv
+    from media.core.types import ChunkSpan, SourceInfo
+    from media.encode.commands import encode_chunk_argv
 
     source = SourceInfo("s.mp4", "s", "mp4", "h264", 1280, 720, Fraction(25), 100, 0.0,
                         "yuv420p")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from media.events import (
+from media.core.types import IngestEvent
+from media.ingest.events import (
     Ignored,
     MalformedEvent,
     rejected_event,
@@ -15,7 +16,6 @@ from media.events import (
     title_ready_message,
     watched_file_event,
 )
-from media.types import IngestEvent
 
 
 def notification(name="in/movie.mp4", generation="1700000000000001", event="OBJECT_FINALIZE",
@@ -118,7 +118,7 @@ def test_title_ready_message_names_the_manifests_and_the_ladder():
 
 
 def test_rejected_message_carries_stage_error_and_hint():
-    from media.types import DeadLetter
+    from media.core.types import DeadLetter
 
     data, attributes = rejected_message(DeadLetter("notes", "gs://b/notes.txt", "inspect",
                                                    "not a video", "upload a video"))

@@ -1,4 +1,4 @@
-"""Injected faults (`LADDERFLOW_FAULTS`, media/faults.py) against the encode stage.
+"""Injected faults (`LADDERFLOW_FAULTS`, media/core/faults.py) against the encode stage.
 
 A killed FFmpeg, a failed storage write and a corrupt chunk are retried inside the
 encode DoFn and the title still publishes, each segment once; a fault that fires on
@@ -18,7 +18,7 @@ import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from media import faults
+from media.core import faults
 from tests.media_factory import make_clip
 
 SEGMENT_S = 1.0
@@ -50,8 +50,8 @@ def _run(sources: list[Path], out: Path, published: list[str], dead: list[str]) 
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
 
     config = JobConfig(

@@ -12,8 +12,8 @@ def test_a_title_from_gs_to_gs(gcs_emulator, tmp_path):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
     from transforms.ingest import expand_sources
 

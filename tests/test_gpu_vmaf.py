@@ -1,4 +1,5 @@
-"""Tests for media.gpu_vmaf: vmaf-torch (here on the CPU) against libvmaf on the same frames,
+"""Tests for media.quality.gpu_vmaf: vmaf-torch (here on the CPU) against libvmaf on the same
+frames,
 batch boundaries, the backend choice and its fallback, and the encode stage on torch.
 
 The issue's bar is 0.5 VMAF between any GPU path and libvmaf; on these 320x180 clips the
@@ -17,12 +18,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from media import ffmpeg, gpu_vmaf, vmaf
-from media.config import JobConfig
-from media.encode import encode_chunk, score_encoded
-from media.errors import ConfigurationError
-from media.ladder import scaled_width
-from media.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo
+from media.core import ffmpeg
+from media.core.config import JobConfig
+from media.core.errors import ConfigurationError
+from media.core.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo
+from media.encode.chunk import encode_chunk, score_encoded
+from media.plan.ladder import scaled_width
+from media.quality import gpu_vmaf, vmaf
 from tests.media_factory import make_clip
 
 pytest.importorskip("vmaf_torch", reason="the test extra installs vmaf-torch")
@@ -185,12 +187,12 @@ def test_auto_without_cuda_falls_back_to_libvmaf_and_says_why(fresh_probes, monk
 
     monkeypatch.setattr(gpu_vmaf, "_nvidia_device_present", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with caplog.at_level(logging.INFO, logger="media.gpu_vmaf"):
+    with caplog.at_level(logging.INFO, logger="media.quality.gpu_vmaf"):
         backend = gpu_vmaf.resolve_vmaf_backend("auto")
         assert gpu_vmaf.resolve_vmaf_backend("auto") is backend
     assert backend.name == "libvmaf"
     assert "torch.cuda.is_available() is False" in backend.why
-    said = [r.getMessage() for r in caplog.records if r.name == "media.gpu_vmaf"]
+    said = [r.getMessage() for r in caplog.records if r.name == "media.quality.gpu_vmaf"]
     assert len(said) == 1 and "using libvmaf" in said[0]  # once per process
 
 

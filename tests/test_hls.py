@@ -1,4 +1,4 @@
-"""HLS playlists from media/hls.py, read back with the `m3u8` parser.
+"""HLS playlists from media/package/hls.py, read back with the `m3u8` parser.
 
 The ladder: three 25 fps renditions, three segments of 100 frames (51200 ticks of a
 12800 timescale, 4 s) each, and one AAC track at 48 kHz whose segments are whole AAC
@@ -13,14 +13,14 @@ from fractions import Fraction
 import m3u8
 import pytest
 
-from media import naming
-from media.hls import media_playlist, multivariant_playlist
-from media.types import PackagedTrack, Segment
+from media.core import naming
+from media.core.types import PackagedTrack, Segment
+from media.package.hls import media_playlist, multivariant_playlist
 
 
 def make_track(kind: str, track_id: str, timescale: int, ticks: list[int], sizes: list[int],
                **fields) -> PackagedTrack:
-    """A track whose segments follow each other from 0, named as media.naming names them."""
+    """A track whose segments follow each other from 0, named as media.core.naming names them."""
     starts = [sum(ticks[:i]) for i in range(len(ticks))]
     segments = tuple(
         Segment(n, naming.segment_uri(kind, track_id, n), start, duration, size)

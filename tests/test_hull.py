@@ -1,4 +1,4 @@
-"""Known answers for the per-title hull and ladder planning in media/hull.py.
+"""Known answers for the per-title hull and ladder planning in media/plan/hull.py.
 
 The point sets are built so that the answer is known by construction:
 
@@ -19,7 +19,7 @@ import random
 
 import pytest
 
-from media.hull import (
+from media.plan.hull import (
     BUFSIZE_RATIO,
     CRF_EXTRAPOLATION,
     MAXRATE_RATIO,

@@ -1,4 +1,4 @@
-"""Tests for media.iframes: I-frame byte ranges of CMAF segments and their HLS playlists.
+"""Tests for media.package.iframes: I-frame byte ranges of CMAF segments and their HLS playlists.
 
 Real media comes from FFmpeg: a 3 s 320x180 25 fps clip with an IDR frame every 25
 frames and two B-frames, written as a fragmented MP4 and cut by `split_fragmented_mp4`
@@ -17,10 +17,10 @@ import av
 import m3u8
 import pytest
 
-from media import ffmpeg, naming
-from media.cmaf import STYP, SplitTrack, split_fragmented_mp4
-from media.errors import MediaError
-from media.iframes import (
+from media.core import ffmpeg, naming
+from media.core.errors import MediaError
+from media.package.cmaf import STYP, SplitTrack, split_fragmented_mp4
+from media.package.iframes import (
     IFrame,
     IFrameError,
     iframe_bandwidth_bps,
@@ -28,7 +28,7 @@ from media.iframes import (
     iframe_range,
     iframe_stream_inf,
 )
-from media.isobmff import Box, find_all, find_box, iter_boxes, read_fragment, read_init
+from media.package.isobmff import Box, find_all, find_box, iter_boxes, read_fragment, read_init
 
 SEGMENTS = 3
 SEGMENT_FRAMES = 25
@@ -420,7 +420,7 @@ def test_audio_track_is_refused(track, audio_init):
 
 
 def test_a_short_last_segment_does_not_inflate_the_bandwidth():
-    from media.bandwidth import peak_bandwidth_bps
+    from media.package.bandwidth import peak_bandwidth_bps
 
     frames = [IFrame(f"seg-{i}.m4s", 100, 4000, Fraction(d)) for i, d in enumerate((4, 4, 1))]
     # RFC 8216's peak: windows of 2 to 6 s; the 1 s tail alone is no window.

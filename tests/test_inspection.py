@@ -15,9 +15,9 @@ from fractions import Fraction
 import av
 import pytest
 
-from media import ffmpeg
-from media.errors import ToolFailed
-from media.inspection import (
+from media.core import ffmpeg
+from media.core.errors import ToolFailed
+from media.inspect import (
     FATAL,
     INFO,
     WARNING,

@@ -20,8 +20,8 @@ def inspected_run(tmp_path_factory) -> Path:
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.testing.test_pipeline import TestPipeline
 
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
 
     clips = Clips(str(tmp_path_factory.mktemp("inspection-sources")))

@@ -1,4 +1,5 @@
-"""Tests for media.isobmff: hand-built boxes with known answers, then FFmpeg's CMAF output."""
+"""Tests for media.package.isobmff: hand-built boxes with known answers, then FFmpeg's CMAF
+output."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from media.codecs import codecs_string
-from media.errors import MediaError
-from media.isobmff import (
+from media.core.errors import MediaError
+from media.package.codecs import codecs_string
+from media.package.isobmff import (
     SAMPLE_IS_NON_SYNC,
     Box,
     InitInfo,

@@ -1,4 +1,4 @@
-"""Tests for media.naming: sanitised title ids, safe joins, and the output layout.
+"""Tests for media.core.naming: sanitised title ids, safe joins, and the output layout.
 
 Every name the pipeline writes is a pure function of (root, title, track, index), and a
 name that comes from input must stay one safe path component under the output root.
@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from media import naming
-from media.naming import (
+from media.core import naming
+from media.core.naming import (
     MAX_TITLE_ID_LENGTH,
     chunk_record_uri,
     chunk_uri,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from media import ffmpeg
-from media.isobmff import read_fragment, read_init
-from media.vmaf import FLAT_SCORED_FRAMES, scored_frames_needed
+from media.core import ffmpeg
+from media.package.isobmff import read_fragment, read_init
+from media.quality.vmaf import FLAT_SCORED_FRAMES, scored_frames_needed
 
 TOP_VMAF = 93.0
 MIN_KBPS = 150.0
@@ -38,8 +38,8 @@ def per_title_run(tmp_path_factory) -> Path:
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
 
     src = tmp_path_factory.mktemp("per-title-sources")

@@ -12,7 +12,7 @@ import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from media.isobmff import read_fragment, read_init
+from media.package.isobmff import read_fragment, read_init
 
 SOURCE_FRAMES = 300  # 12 s at 25 fps
 SEGMENT_FRAMES = 100

@@ -8,8 +8,17 @@ from fractions import Fraction
 
 import pytest
 
-from media.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
-from media.planning import (
+from media.core.types import (
+    Attempt,
+    ChunkSpan,
+    EncodeSettings,
+    Rendition,
+    SourceInfo,
+    TrialResult,
+    TrialTask,
+)
+from media.plan.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
+from media.plan.planning import (
     DEFAULT_VMAF_PER_CRF,
     MAX_CRF_STEP,
     MAX_EXTRAPOLATION,
@@ -31,15 +40,6 @@ from media.planning import (
     sample_segments,
     trial_points,
     vmaf_per_crf,
-)
-from media.types import (
-    Attempt,
-    ChunkSpan,
-    EncodeSettings,
-    Rendition,
-    SourceInfo,
-    TrialResult,
-    TrialTask,
 )
 
 
@@ -314,7 +314,7 @@ def _sample_results(shifts: dict[int, float]) -> list[TrialResult]:
 
 
 def test_crf_offsets_bring_each_sample_to_the_titles_quality():
-    from media.planning import crf_offsets
+    from media.plan.planning import crf_offsets
 
     results = _sample_results({0: 3.0, 700: 0.0, 1400: -3.0})
     points = trial_points(results)  # the title: the mean of the three, shift 0
@@ -325,7 +325,7 @@ def test_crf_offsets_bring_each_sample_to_the_titles_quality():
 
 
 def test_crf_offsets_beyond_the_trialled_crfs_follow_the_end_slope_and_are_capped():
-    from media.planning import MAX_CRF_OFFSET, crf_offsets
+    from media.plan.planning import MAX_CRF_OFFSET, crf_offsets
 
     results = _sample_results({0: 12.0, 700: 0.0, 1400: -30.0})
     points = trial_points(results)  # title VMAF at CRF 19: 93 - 6 = 87
@@ -337,7 +337,7 @@ def test_crf_offsets_beyond_the_trialled_crfs_follow_the_end_slope_and_are_cappe
 
 
 def test_a_chunk_takes_the_change_interpolated_at_its_middle_frame():
-    from media.planning import chunk_crf
+    from media.plan.planning import chunk_crf
 
     rendition = Rendition("720p-1000k", 1280, 720, 26.0, 1500, 3000, target_vmaf=82.5,
                           crf_offsets=((50, 2.0), (750, 0.0), (1450, -2.0)))
@@ -353,7 +353,7 @@ def test_a_chunk_takes_the_change_interpolated_at_its_middle_frame():
 def test_chunk_crfs_follow_a_title_that_gets_harder():
     """Chunks between samples of rising difficulty get falling CRFs: the first encodes
     follow the content instead of missing the target on both ends."""
-    from media.planning import chunk_crf, crf_offsets
+    from media.plan.planning import chunk_crf, crf_offsets
 
     results = _sample_results({0: 4.0, 500: 2.0, 1000: 0.0, 1500: -2.0, 2000: -4.0})
     points = trial_points(results)
@@ -365,8 +365,8 @@ def test_chunk_crfs_follow_a_title_that_gets_harder():
 
 
 def test_the_aim_is_the_middle_of_the_gates_window():
-    from media.config import JobConfig
-    from media.planning import gate_aim
+    from media.core.config import JobConfig
+    from media.plan.planning import gate_aim
 
     rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, target_vmaf=90.0)
     assert gate_aim(rendition, JobConfig(output_root="/o")) == 90.5  # window [89, 92]
@@ -374,8 +374,8 @@ def test_the_aim_is_the_middle_of_the_gates_window():
 
 
 def test_a_retry_from_above_aims_between_the_target_and_the_windows_top():
-    from media.config import JobConfig
-    from media.planning import retry_aim
+    from media.core.config import JobConfig
+    from media.plan.planning import retry_aim
 
     config = JobConfig(output_root="/o")  # window [target - 1, target + 2]
     # the grainy title's 540p rung: 69.72 at CRF 32.6, its rung's slope 1.33 per step
@@ -400,7 +400,7 @@ def test_next_crf_can_aim_above_the_target():
 
 
 def test_crf_changes_scale_to_the_final_presets_slope_within_bounds():
-    from media.planning import OFFSET_SCALE, scaled_offsets
+    from media.plan.planning import OFFSET_SCALE, scaled_offsets
 
     rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, crf_offsets=((50, 1.0),
                                                                           (750, -2.0)))
@@ -567,7 +567,7 @@ def test_the_caps_follow_the_crf_changes_the_calibration_carried_over():
     """Where the final preset needs half the trial's CRF changes for the same quality,
     the hard stretch takes 4^(1/12) more rate, not 4^(2/12): the cap, worked out again
     from the halved changes, is lower, and the rendition is named by it."""
-    from media.planning import recapped, scaled_offsets
+    from media.plan.planning import recapped, scaled_offsets
 
     results = _two_samples(4000)
     points = trial_points(results)

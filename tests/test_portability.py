@@ -42,8 +42,8 @@ REPORT_TIMINGS = ("encode_s", "score_s", "encode_cpu_s", "score_cpu_s")
 
 
 def job_config(output_root: str):
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
 
     return JobConfig(
         output_root=output_root,
@@ -196,7 +196,7 @@ def graph_dofns(tmp_path) -> list:
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.pipeline import PipelineVisitor
 
-    from media.config import JobConfig
+    from media.core.config import JobConfig
     from pipeline.graph import Delivery, build_event_pipeline, build_pipeline
 
     config = JobConfig(output_root=str(tmp_path / "out"), ladder="per-title").validate()

@@ -1,4 +1,4 @@
-"""Tests for media.records: a finished chunk's JSON record, and when a re-run may reuse it."""
+"""Tests for media.core.records: a finished chunk's JSON record, and when a re-run may reuse it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from fractions import Fraction
 
 import pytest
 
-from media import naming
-from media.records import chunk_record, result_from_record, task_fingerprint
-from media.types import (
+from media.core import naming
+from media.core.records import chunk_record, result_from_record, task_fingerprint
+from media.core.types import (
     ChunkResult,
     ChunkSpan,
     ChunkTask,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from media.report_html import HULL_SVG, REPORT_HTML, render_report
+from media.report.html import HULL_SVG, REPORT_HTML, render_report
 from tests.browser_support import TITLE_DIR_ENV, _TestSite
 from tests.test_browser_playback import _wait_for
 from tests.test_report_html import synthetic_plan

@@ -1,7 +1,7 @@
 """report.html and its SVG charts, from synthetic report.json dicts.
 
 The builders here (`synthetic_plan`, `make_report`) make reports shaped like the ones
-media/report.py writes; tests/test_report_browser.py reuses `synthetic_plan`.
+media/report/title_report.py writes; tests/test_report_browser.py reuses `synthetic_plan`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from media import svg
-from media.hull import TrialPoint, choose_rungs, upper_hull
-from media.report_html import HLS_JS, HULL_SVG, REPORT_HTML, chart_paths, render_report
+from media.plan.hull import TrialPoint, choose_rungs, upper_hull
+from media.report import svg
+from media.report.html import HLS_JS, HULL_SVG, REPORT_HTML, chart_paths, render_report
 
 NS = {"svg": svg.SVG_NS}
 HOSTILE = "<script>alert(1)</script>"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from media.errors import UnreadableSource
-from media.probe import inspect_source
+from media.core.errors import UnreadableSource
+from media.inspect.probe import inspect_source
 from tests.media_factory import make_clip
 
 POSERS = {

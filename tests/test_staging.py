@@ -1,4 +1,4 @@
-"""Tests for media.staging: an encode worker reads O(chunk) bytes (design invariant 3).
+"""Tests for media.encode.staging: an encode worker reads O(chunk) bytes (design invariant 3).
 
 An 8 s 320x180 clip at 25 fps with a keyframe every second; staging the span
 [4.0, 5.0) must copy about one GOP (1/8 of the video) and read about that much of the
@@ -12,7 +12,7 @@ import os
 import av
 import pytest
 
-from media.staging import stage_span
+from media.encode.staging import stage_span
 from tests.media_factory import make_clip
 
 SPAN = (4.0, 5.0)

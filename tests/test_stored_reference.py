@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from media import encode as encode_module
-from media import faults, ffmpeg
-from media.chunking import plan_chunks, segment_frames
-from media.encode import (
+from media.core import faults, ffmpeg
+from media.core.errors import ToolFailed
+from media.core.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
+from media.encode import chunk as encode_module
+from media.encode.chunk import (
     encode_renditions,
     encode_staged,
     keeps_reference,
@@ -24,10 +25,9 @@ from media.encode import (
     scored_together,
     stage_chunk,
 )
-from media.errors import ToolFailed
-from media.probe import inspect_source
-from media.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
-from media.vmaf import stored_reference_bytes
+from media.inspect.probe import inspect_source
+from media.plan.chunking import plan_chunks, segment_frames
+from media.quality.vmaf import stored_reference_bytes
 from tests.media_factory import make_clip
 from transforms.encode import _EncodeChunkFn
 

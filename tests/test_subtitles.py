@@ -1,4 +1,4 @@
-"""Subtitles from media/subtitles.py: SRT and WebVTT in, WebVTT and HLS segments out.
+"""Subtitles from media/package/subtitles.py: SRT and WebVTT in, WebVTT and HLS segments out.
 
 Times are checked as exact Fractions; the FFmpeg test reads our WebVTT with FFmpeg's own
 demuxer, so a document we write is one a third-party parser accepts.
@@ -10,9 +10,9 @@ from fractions import Fraction
 
 import pytest
 
-from media.errors import MediaError
-from media.ffmpeg import ffmpeg_argv, run
-from media.subtitles import (
+from media.core.errors import MediaError
+from media.core.ffmpeg import ffmpeg_argv, run
+from media.package.subtitles import (
     Cue,
     SubtitleError,
     format_srt_time,

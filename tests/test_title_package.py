@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from media.naming import title_id_for
-from media.title_package import (
+from media.core.naming import title_id_for
+from media.ingest.title_package import (
     PackageAudio,
     PackageSubtitle,
     TitlePackageError,

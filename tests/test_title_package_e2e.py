@@ -21,8 +21,8 @@ def package_title(tmp_path_factory) -> Path:
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from media.config import JobConfig
-    from media.types import EncodeSettings
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
 
     package = make_title_package(str(tmp_path_factory.mktemp("package")))

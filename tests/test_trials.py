@@ -1,4 +1,4 @@
-"""Tests for media.trials: one sample, several resolutions and CRFs, one decode each way.
+"""Tests for media.plan.trials: one sample, several resolutions and CRFs, one decode each way.
 
 A real 2 s 640x360 clip is trial-encoded at two resolutions and two CRFs in one task.
 Each result must be what a plain encode and a plain libvmaf run of the same frames give:
@@ -14,19 +14,20 @@ from fractions import Fraction
 
 import pytest
 
-from media import ffmpeg, vmaf
-from media.config import JobConfig
-from media.encode import packet_sizes
-from media.staging import stage_span
-from media.trials import (
+from media.core import ffmpeg
+from media.core.config import JobConfig
+from media.core.types import ChunkSpan, EncodeSettings, SourceInfo, TrialTask
+from media.encode.chunk import packet_sizes
+from media.encode.commands import chunk_window_s
+from media.encode.staging import stage_span
+from media.plan.trials import (
     frame_sd,
     run_trials,
     trial_encode_argv,
     trial_grid,
     trial_score_argv,
 )
-from media.types import ChunkSpan, EncodeSettings, SourceInfo, TrialTask
-from media.x264 import chunk_window_s
+from media.quality import vmaf
 from tests.media_factory import make_clip
 from transforms.plan import trial_tasks
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from media.versions import is_superseded, published_generation, stale_dirs
+from media.core.versions import is_superseded, published_generation, stale_dirs
 
 
 @pytest.mark.parametrize("published, generation, superseded", [

@@ -1,4 +1,5 @@
-"""Tests for media.vmaf: pooling a hand-made libvmaf log, the scoring argv, and one real run.
+"""Tests for media.quality.vmaf: pooling a hand-made libvmaf log, the scoring argv, and one real
+run.
 
 The pooled numbers are worked by hand: mean; VMAF's harmonic mean
 n / Σ 1/(1+s) − 1; the 5th percentile with numpy's linear interpolation
@@ -13,12 +14,12 @@ from fractions import Fraction
 
 import pytest
 
-from media import ffmpeg
-from media.config import JobConfig
-from media.encode import encode_chunk
-from media.errors import MediaError
-from media.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo, TitlePlan
-from media.vmaf import (
+from media.core import ffmpeg
+from media.core.config import JobConfig
+from media.core.errors import MediaError
+from media.core.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo, TitlePlan
+from media.encode.chunk import encode_chunk
+from media.quality.vmaf import (
     FLAT_SCORED_FRAMES,
     MIN_SCORED_FRAMES,
     chunk_step,
@@ -262,7 +263,7 @@ def test_thinned_scoring_gives_the_scores_of_every_frame_subsampling(encoded, tm
     reads every frame: motion still sees the frames before and after."""
     import ffmpeg as ffmpeg_python
 
-    from media.vmaf import libvmaf_options, renumber_thinned, scoring_streams
+    from media.quality.vmaf import libvmaf_options, renumber_thinned, scoring_streams
 
     task, chunk = encoded
     staged = os.path.join(os.path.dirname(chunk.path), "source-span.mkv")
@@ -328,13 +329,13 @@ def test_a_tagged_source_scores_as_plain_libvmaf_scores_it(tmp_path, tags):
 
 @pytest.mark.parametrize("step", [1, 5])
 def test_a_stored_reference_scores_as_the_decoded_source(encoded, tmp_path, step):
-    from media.vmaf import (
+    from media.encode.commands import source_frames
+    from media.quality.vmaf import (
         reference_frames,
         renumber_thinned,
         store_reference,
         stored_reference_bytes,
     )
-    from media.x264 import source_frames
 
     task, chunk = encoded
     staged = os.path.join(os.path.dirname(chunk.path), "source-span.mkv")
@@ -434,8 +435,8 @@ def test_threads_follow_the_cores_this_process_may_use():
     # libvmaf, the encoders and the DirectRunner's workers count those, not the machine's.
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-    from media.ffmpeg import available_cores
-    from media.vmaf import libvmaf_options
+    from media.core.ffmpeg import available_cores
+    from media.quality.vmaf import libvmaf_options
     from pipeline.launcher import local_parallelism
 
     everything = os.sched_getaffinity(0)

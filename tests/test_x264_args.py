@@ -1,4 +1,4 @@
-"""Tests for media.x264: the chunk's cut window and the libx264 argv (no FFmpeg run)."""
+"""Tests for media.encode.commands: the chunk's cut window and the libx264 argv (no FFmpeg run)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from media.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
-from media.x264 import (
+from media.core.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
+from media.encode.commands import (
     chunk_window_s,
     encode_chunk_argv,
     encode_renditions_argv,
@@ -166,7 +166,7 @@ def output_threads(argv: list[str], paths: list[str]) -> list[str | None]:
 
 
 def test_a_shared_process_gives_its_small_x264_encoders_one_thread(monkeypatch):
-    monkeypatch.setattr("media.x264.available_cores", lambda: 2)
+    monkeypatch.setattr("media.encode.commands.available_cores", lambda: 2)
     paths = [f"/o/{h}.mp4" for h in (1080, 720, 360)]
     argv = encode_renditions_argv("/s.mkv", paths, source(), CHUNK, ladder(1080, 720, 360),
                                   EncodeSettings(), SEGMENT_FRAMES)

@@ -4,7 +4,7 @@ Input: ((title_id, generation, rendition_id), [ChunkResult in chunk order]): eac
 exactly once (the gather counts a retried chunk once; a list that is not 0..N-1 is a bug,
 which fails loudly rather than publish duplicated or missing segments). The chunks are fetched,
 joined and cut into an init segment and one media segment per grid segment (see
-`media.assemble`), and written under `DEST/<title>/video/<rendition>/`. Output: a
+`media.package.assemble`), and written under `DEST/<title>/video/<rendition>/`. Output: a
 `PackagedTrack` describing what was written, keyed for the per-title gather.
 """
 
@@ -18,12 +18,12 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media import naming
-from media.assemble import assemble_video
-from media.codecs import codecs_string
-from media.errors import MediaError
-from media.iframes import iframe_range
-from media.types import ChunkResult, PackagedTrack, Segment
+from media.core import naming
+from media.core.errors import MediaError
+from media.core.types import ChunkResult, PackagedTrack, Segment
+from media.package.assemble import assemble_video
+from media.package.codecs import codecs_string
+from media.package.iframes import iframe_range
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 

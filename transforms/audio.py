@@ -1,7 +1,7 @@
 """Audio: each audio track of a title becomes AAC-LC stereo CMAF segments.
 
 One task per track (audio is cheap next to video), after a `Reshuffle` so it runs
-beside the video chunks. Segments land on the title's segment grid (see `media.audio`)
+beside the video chunks. Segments land on the title's segment grid (see `media.encode.audio`)
 under `DEST/<title>/audio/<track>/`.
 """
 
@@ -14,11 +14,11 @@ import tempfile
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media import naming
-from media.audio import SAMPLE_RATE_HZ, encode_audio
-from media.codecs import codecs_string
-from media.errors import MediaError
-from media.types import AudioTask, PackagedTrack
+from media.core import naming
+from media.core.errors import MediaError
+from media.core.types import AudioTask, PackagedTrack
+from media.encode.audio import SAMPLE_RATE_HZ, encode_audio
+from media.package.codecs import codecs_string
 from transforms import _storage
 from transforms.assemble import write_track
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for

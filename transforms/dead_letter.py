@@ -12,9 +12,9 @@ import logging
 
 import apache_beam as beam
 
-from media.errors import LadderflowError
-from media.naming import error_record_uri
-from media.types import DeadLetter
+from media.core.errors import LadderflowError
+from media.core.naming import error_record_uri
+from media.core.types import DeadLetter
 from transforms import _storage
 
 __all__ = ["DEAD_LETTER", "WriteDeadLetters", "dead_letter_for"]

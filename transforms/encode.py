@@ -31,8 +31,11 @@ import time
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media import faults, naming
-from media.encode import (
+from media.core import faults, naming
+from media.core.errors import MediaError, ToolFailed
+from media.core.records import chunk_record, result_from_record, task_fingerprint
+from media.core.types import Attempt, ChunkGroup, ChunkResult, ChunkTask
+from media.encode.chunk import (
     BadChunk,
     EncodedChunk,
     encode_renditions,
@@ -44,11 +47,8 @@ from media.encode import (
     scored_together,
     stage_chunk,
 )
-from media.encoders import resolve_encoder
-from media.errors import MediaError, ToolFailed
-from media.planning import chunk_crf, gate_verdict, held_by_cap, next_crf, retry_aim
-from media.records import chunk_record, result_from_record, task_fingerprint
-from media.types import Attempt, ChunkGroup, ChunkResult, ChunkTask
+from media.encode.encoders import resolve_encoder
+from media.plan.planning import chunk_crf, gate_verdict, held_by_cap, next_crf, retry_aim
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 

@@ -26,8 +26,14 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
-from media.events import Ignored, MalformedEvent, rejected_event, storage_event, watched_file_event
-from media.types import IngestEvent
+from media.core.types import IngestEvent
+from media.ingest.events import (
+    Ignored,
+    MalformedEvent,
+    rejected_event,
+    storage_event,
+    watched_file_event,
+)
 from transforms.dead_letter import DEAD_LETTER
 
 __all__ = ["DeduplicateEvents", "ReadStorageNotifications", "WatchPrefix", "watch_pattern"]

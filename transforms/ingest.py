@@ -10,9 +10,9 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from media.errors import ConfigurationError
-from media.naming import title_id_for
-from media.types import IngestEvent
+from media.core.errors import ConfigurationError
+from media.core.naming import title_id_for
+from media.core.types import IngestEvent
 
 __all__ = ["IngestSources", "expand_sources", "to_ingest_event"]
 

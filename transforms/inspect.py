@@ -16,15 +16,15 @@ from fractions import Fraction
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media import naming
-from media.config import SourceLimits
-from media.errors import MediaError
-from media.inspection import inspect_file
-from media.ladder import even
-from media.probe import constant_rate, inspect_audio_file, inspect_source
-from media.title_package import is_title_package, parse_title_package
-from media.types import IngestEvent, SourceInfo, SubtitleTrack
-from media.versions import is_superseded, published_generation
+from media.core import naming
+from media.core.config import SourceLimits
+from media.core.errors import MediaError
+from media.core.types import IngestEvent, SourceInfo, SubtitleTrack
+from media.core.versions import is_superseded, published_generation
+from media.ingest.title_package import is_title_package, parse_title_package
+from media.inspect import inspect_file
+from media.inspect.probe import constant_rate, inspect_audio_file, inspect_source
+from media.plan.ladder import even
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 
@@ -74,7 +74,7 @@ def _require(uri: str, what: str) -> int:
 
 def inspect_video(uri: str, title_id: str, timeout_s: float | None = None,
                   limits: SourceLimits = SourceLimits(), analyse: bool = False) -> SourceInfo:
-    """Probe the video, then the inspection suite (`media.inspection`: a whole decode,
+    """Probe the video, then the inspection suite (`media.inspect`: a whole decode,
     black/frozen video, audio gaps and silence, A/V sync, colour, timing). A fatal
     finding raises; the others travel with the title into its report, and the facts
     (interlacing, rotation, pixel aspect, HDR) decide how it is conditioned.
@@ -82,7 +82,7 @@ def inspect_video(uri: str, title_id: str, timeout_s: float | None = None,
     The job's source limits are checked as early as each can be: the file's size before
     it is opened, the frame size and duration after the probe, before the whole decode.
     With `analyse`, the decode also measures how hard each second is to encode
-    (`media.complexity`, for per-title planning)."""
+    (`media.inspect.complexity`, for per-title planning)."""
     size = _require(uri, "the video")
     limits.check_bytes(uri, size)
     with _storage.open_source(uri) as source:
@@ -137,7 +137,7 @@ def inspect_package(package_uri: str, title_id: str,
                     limits: SourceLimits = SourceLimits(), analyse: bool = False) -> SourceInfo:
     """A title package: its video inspected, its audio files probed and its subtitle
     files parsed, so that a broken track stops the title before any encode."""
-    from media.subtitles import read_subtitles
+    from media.package.subtitles import read_subtitles
 
     _require(package_uri, "the title package")
     package = parse_title_package(_storage.read_bytes(package_uri), package_uri)
@@ -202,7 +202,7 @@ class Inspect(beam.PTransform):
     from the same source with the same settings is skipped: re-running is a no-op.
     A source over the job's `limits` (duration, frame size, file size) is a dead letter.
     With `analyse` (per-title ladders), each source's complexity is measured on the way
-    (`media.complexity`).
+    (`media.inspect.complexity`).
     """
 
     def __init__(self, output_root: str = "", fingerprint: str = "",

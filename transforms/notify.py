@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import apache_beam as beam
 
-from media.events import rejected_message, title_ready_message
-from media.types import DeadLetter
+from media.core.types import DeadLetter
+from media.ingest.events import rejected_message, title_ready_message
 
 __all__ = ["NotifyTitleReady", "PublishDeadLetters"]
 

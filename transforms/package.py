@@ -16,12 +16,13 @@ from fractions import Fraction
 
 import apache_beam as beam
 
-from media import dash, hls, naming
-from media.iframes import IFrame, iframe_bandwidth_bps, iframe_playlist, iframe_stream_inf
-from media.report import title_report
-from media.report_html import render_report
-from media.types import PackagedTrack
-from media.versions import is_superseded, published_generation, stale_dirs
+from media.core import naming
+from media.core.types import PackagedTrack
+from media.core.versions import is_superseded, published_generation, stale_dirs
+from media.package import dash, hls
+from media.package.iframes import IFrame, iframe_bandwidth_bps, iframe_playlist, iframe_stream_inf
+from media.report.html import render_report
+from media.report.title_report import title_report
 from transforms import _storage
 
 __all__ = ["PackageTitles", "PublishedTitle"]

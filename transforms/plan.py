@@ -3,14 +3,14 @@
 For each inspected source, trial tasks fan out across workers like the real encodes,
 one per sample segment, each decoding its sample once to encode it at its resolutions
 and every trial CRF with a fast preset, and scoring each encode with VMAF at the display
-resolution (`media.trials`). The samples are chosen by the complexity the inspection
-measured (`media.complexity`: the easiest segment, the hardest, evenly between). Two
+resolution (`media.plan.trials`). The samples are chosen by the complexity the inspection
+measured (`media.inspect.complexity`: the easiest segment, the hardest, evenly between). Two
 rounds: the probe (the sample of middle complexity, at every candidate resolution),
 gathered per title, tells which resolutions could carry the ladder it calls for
-(`media.planning.heights_to_refine`); the other samples are trialled at those alone.
+(`media.plan.planning.heights_to_refine`); the other samples are trialled at those alone.
 Gathered per title again, the (rate, VMAF) points (each sample weighed by the segments
-it stands for) give the convex hull and the rungs (`media.hull`), each sample's own
-curves the CRF changes over the title (`media.planning.crf_offsets`), and a calibration
+it stands for) give the convex hull and the rungs (`media.plan.hull`), each sample's own
+curves the CRF changes over the title (`media.plan.planning.crf_offsets`), and a calibration
 at the final preset the rungs' CRFs. Emits one `TitlePlan` per title. With `--ladder
 fixed` (or `apple`), the plan is that ladder and no trial runs.
 """
@@ -25,21 +25,34 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media import naming
-from media.chunking import segment_count, segment_frames
-from media.complexity import sample_weights, title_complexity
-from media.config import JobConfig
-from media.encode import (
+from media.core import naming
+from media.core.config import JobConfig
+from media.core.errors import MediaError
+from media.core.types import (
+    Attempt,
+    ChunkSpan,
+    ChunkTask,
+    EncodeSettings,
+    Rendition,
+    SourceInfo,
+    TitlePlan,
+    TrialResult,
+    TrialTask,
+)
+from media.encode.chunk import (
     encode_renditions,
     encoded_kbps,
     rendition_scratch,
     scored,
     scored_together,
 )
-from media.errors import MediaError
-from media.hull import choose_rungs, upper_hull
-from media.ladder import apple_ladder, fixed_ladder, vmaf_height
-from media.planning import (
+from media.encode.commands import chunk_window_s
+from media.encode.staging import stage_span
+from media.inspect.complexity import sample_weights, title_complexity
+from media.plan.chunking import segment_count, segment_frames
+from media.plan.hull import choose_rungs, upper_hull
+from media.plan.ladder import apple_ladder, fixed_ladder, vmaf_height
+from media.plan.planning import (
     bracketing_attempts,
     calibrated_crf,
     candidate_resolutions,
@@ -58,21 +71,8 @@ from media.planning import (
     title_samples,
     trial_points,
 )
-from media.staging import stage_span
-from media.trials import TRIAL_X264_THREADS, run_trials
-from media.types import (
-    Attempt,
-    ChunkSpan,
-    ChunkTask,
-    EncodeSettings,
-    Rendition,
-    SourceInfo,
-    TitlePlan,
-    TrialResult,
-    TrialTask,
-)
-from media.vmaf import scored_frames_needed
-from media.x264 import chunk_window_s
+from media.plan.trials import TRIAL_X264_THREADS, run_trials
+from media.quality.vmaf import scored_frames_needed
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 from transforms.gather import GatherParts, Part
@@ -98,7 +98,7 @@ def complexity_of(source: SourceInfo, config: JobConfig) -> tuple[float, ...] | 
 
 def sample_spans(source: SourceInfo, config: JobConfig) -> tuple[list[ChunkSpan], int]:
     """The title's trial samples (the first `trial_seconds` of the segments
-    `media.planning.title_samples` chooses) and the probe sample's segment index."""
+    `media.plan.planning.title_samples` chooses) and the probe sample's segment index."""
     frames = segment_frames(source.frame_rate, config.segment_s)
     samples, probe = title_samples(segment_count(source.frame_count, frames),
                                    config.trial_fraction, complexity_of(source, config),
@@ -319,7 +319,7 @@ class _ChooseLadderFn(beam.DoFn):
                 for rung, rendition in zip(rungs, renditions, strict=True)],
             "calibration": calibration,
             # how much the ladder's trial frame scores vary, and so how many frames of
-            # each final chunk are scored (`media.vmaf.chunk_step`)
+            # each final chunk are scored (`media.quality.vmaf.chunk_step`)
             "scoring": {"frame_sd": None if spread is None else round(spread, 3),
                         "scored_frames": scored_frames},
         })

@@ -21,7 +21,7 @@ from collections.abc import Callable, Hashable
 
 import apache_beam as beam
 
-from media.types import ChunkResult, TrialResult
+from media.core.types import ChunkResult, TrialResult
 
 __all__ = ["ProgressCount", "ReportProgress", "ReportTrialProgress"]
 

@@ -16,12 +16,12 @@ import logging
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media.chunking import plan_chunks, segment_frames
-from media.config import JobConfig
-from media.ladder import vmaf_height
-from media.naming import audio_track_id, subtitle_track_id
-from media.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, TitlePlan
-from media.vmaf import MIN_SCORED_FRAMES, chunk_step
+from media.core.config import JobConfig
+from media.core.naming import audio_track_id, subtitle_track_id
+from media.core.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, TitlePlan
+from media.plan.chunking import plan_chunks, segment_frames
+from media.plan.ladder import vmaf_height
+from media.quality.vmaf import MIN_SCORED_FRAMES, chunk_step
 
 __all__ = ["AUDIO", "SUBTITLES", "Split", "chunk_groups", "plan_tasks"]
 

@@ -10,11 +10,11 @@ from fractions import Fraction
 import apache_beam as beam
 from apache_beam import pvalue
 
-from media import naming
-from media.chunking import segment_count
-from media.errors import MediaError
-from media.subtitles import read_subtitles, segment_webvtt, to_webvtt
-from media.types import PackagedTrack, Segment, SubtitleTask
+from media.core import naming
+from media.core.errors import MediaError
+from media.core.types import PackagedTrack, Segment, SubtitleTask
+from media.package.subtitles import read_subtitles, segment_webvtt, to_webvtt
+from media.plan.chunking import segment_count
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 

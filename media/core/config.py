@@ -1,0 +1,191 @@
+"""The job's settings as one frozen value, validated where the graph is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from media.core.errors import ConfigurationError, SourceOverLimit
+from media.core.types import EncodeSettings
+
+LADDERS = ("per-title", "fixed", "apple")
+DEFAULT_MAX_DURATION_S = 6 * 3600.0
+DEFAULT_MAX_WIDTH, DEFAULT_MAX_HEIGHT = 7680, 4320
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """The largest source a job takes, checked at inspection before any encode: the
+    file's size first (before it is opened), then the coded frame size and the duration
+    of the video (from the probe, before the whole file is decoded)."""
+
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    max_width: int = DEFAULT_MAX_WIDTH
+    max_height: int = DEFAULT_MAX_HEIGHT
+    max_source_bytes: int = 0
+    """0: no limit."""
+
+    def check_bytes(self, uri: str, size_bytes: int) -> None:
+        if self.max_source_bytes and size_bytes > self.max_source_bytes:
+            raise SourceOverLimit(
+                f"{uri} is {size_bytes} bytes, over the source size limit of "
+                f"{self.max_source_bytes} bytes (--max_source_bytes)",
+                hint="Re-export the source at a lower bit rate, or raise --max_source_bytes "
+                     "(0: no limit) if the job should take files this large.")
+
+    def check_video(self, uri: str, width: int, height: int, duration_s: float) -> None:
+        if width > self.max_width or height > self.max_height:
+            raise SourceOverLimit(
+                f"{uri} is {width}x{height}, over the frame size limit of "
+                f"{self.max_width}x{self.max_height} (--max_width x --max_height; the coded "
+                "size, before rotation)",
+                hint=f"Scale the source down to at most {self.max_width}x{self.max_height} "
+                     "before submitting it, or raise --max_width/--max_height.")
+        if duration_s > self.max_duration_s:
+            raise SourceOverLimit(
+                f"{uri} is {_hms(duration_s)} ({duration_s:.3f} s) long, over the duration "
+                f"limit of {_hms(self.max_duration_s)} ({self.max_duration_s:g} s, "
+                "--max_duration_s)",
+                hint="Split the source into shorter titles, or raise --max_duration_s if "
+                     "the job should take sources this long.")
+
+
+def _hms(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything the stages need to know about a run (no Beam options on workers)."""
+
+    output_root: str
+    segment_s: float = 4.0
+    """Nominal segment duration; snapped to whole frames per title."""
+    chunk_segments: int = 3
+    """Segments per chunk (the unit of parallel encoding)."""
+    crf: float = 23.0
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
+    score_vmaf: bool = True
+    max_renditions: int = 0
+    """Keep only the tallest N rungs (0 keeps all)."""
+    audio_kbps: int = 128
+    keep_work: bool = False
+    """Keep encoded chunks under `_work/` after the title is published."""
+    tool_timeout_s: float = 3600.0
+    """Longest any one FFmpeg process may run."""
+    ladder: str = "per-title"
+    """'per-title' (trial encodes, convex hull), 'fixed' (the fixed capped-CRF ladder) or
+    'apple' (Apple's authoring-spec ladder at fixed bitrates, a benchmark baseline)."""
+    top_vmaf: float = 95.0
+    """VMAF the top rung aims at."""
+    min_kbps: float = 200.0
+    """Rate of the lowest rung (the ladder's floor)."""
+    max_kbps: float = 8000.0
+    """Cap on the top rung's rate (0: no cap). 8 Mb/s is about where H.264 ladders for
+    1080p stop (Apple's top rung is 7.8 Mb/s): grain can otherwise ask for tens of Mb/s."""
+    step_ratio: float = 1.7
+    """Rate ratio between neighbouring rungs."""
+    max_rungs: int = 8
+    trial_preset: str = "veryfast"
+    trial_crfs: tuple[float, ...] = (19.0, 26.0, 33.0)
+    trial_fraction: float = 0.1
+    """Share of the title's segments sampled for trials (at least 3; chosen by complexity,
+    one for a uniform title: `media.plan.planning.title_samples`)."""
+    trial_seconds: float = 1.0
+    """Seconds of each sampled segment that are trial-encoded (from its start). Their
+    rates are counted as the final GOP would spend them (`media.plan.planning.gop_bytes`), so a
+    short sample measures the rate as well as a long one; 1 s costs half of 2 s."""
+    vmaf_subsample: int = 15
+    """Final chunks score every n-th frame (1: all; an odd n never locks onto a GOP), but
+    at least `media.quality.vmaf.MIN_SCORED_FRAMES` of each chunk
+    (`media.quality.vmaf.chunk_step`: a
+    4 s tail chunk at 25 fps is scored every 5th frame). Every 15th frame of a 12 s chunk
+    pools within 0.3 VMAF of every frame's (benchmarks/scoring.py)."""
+    trial_vmaf_subsample: int = 5
+    """Trials score every n-th frame (odd, so it never locks onto a GOP pattern): five of
+    a 1 s sample's 25 frames, with their neighbours for motion."""
+    gate_below: float = 1.0
+    """A chunk under target - this is re-encoded at a lower CRF."""
+    gate_above: float = 2.0
+    """A chunk over target + this is re-encoded at a higher CRF (saves bits)."""
+    max_attempts: int = 3
+    """Encodes per chunk at most (the first and two retries)."""
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    """Longest source video accepted (seconds); longer ones are rejected at inspection."""
+    max_width: int = DEFAULT_MAX_WIDTH
+    max_height: int = DEFAULT_MAX_HEIGHT
+    """Largest coded frame accepted (before rotation); larger ones are rejected."""
+    max_source_bytes: int = 0
+    """Largest source video file accepted, in bytes (0: no limit)."""
+
+    def fingerprint(self) -> str:
+        """A digest of the settings that decide a title's output (not where it goes)."""
+        import dataclasses
+        import hashlib
+        import json
+
+        basis = dataclasses.asdict(self)
+        for key in ("output_root", "keep_work", "tool_timeout_s"):
+            basis.pop(key)
+        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def source_limits(self) -> SourceLimits:
+        return SourceLimits(self.max_duration_s, self.max_width, self.max_height,
+                            self.max_source_bytes)
+
+    @property
+    def gates_on(self) -> bool:
+        return self.ladder == "per-title" and self.score_vmaf and self.max_attempts > 1
+
+    def validate(self) -> JobConfig:
+        _check(bool(self.output_root), "--output is required")
+        _check(0.5 <= self.segment_s <= 20, f"--segment_seconds {self.segment_s}: use 0.5 to 20")
+        _check(1 <= self.chunk_segments <= 100,
+               f"--chunk_segments {self.chunk_segments}: use 1 to 100")
+        _check(0 <= self.crf <= 51, f"--crf {self.crf}: x264 takes 0 to 51")
+        _check(self.encode.preset in X264_PRESETS,
+               f"--preset {self.encode.preset!r}: use one of {', '.join(X264_PRESETS)}")
+        from media.encode.encoders import ENCODER_NAMES
+
+        _check(self.encode.decoder in ("auto", "cpu", "nvdec"),
+               f"--decoder {self.encode.decoder!r}: use auto, cpu or nvdec")
+        _check(self.encode.encoder in ENCODER_NAMES,
+               f"--encoder {self.encode.encoder!r}: use one of {', '.join(ENCODER_NAMES)}")
+        from media.quality.gpu_vmaf import VMAF_BACKENDS
+
+        _check(self.encode.vmaf_backend in VMAF_BACKENDS,
+               f"--vmaf_backend {self.encode.vmaf_backend!r}: use one of "
+               f"{', '.join(VMAF_BACKENDS)}")
+        _check(self.max_renditions >= 0, "--max_renditions must be 0 or more")
+        _check(32 <= self.audio_kbps <= 512, f"--audio_kbps {self.audio_kbps}: use 32 to 512")
+        _check(self.tool_timeout_s > 0, "--tool_timeout_s must be positive")
+        _check(self.ladder in LADDERS, f"--ladder {self.ladder!r}: use one of {', '.join(LADDERS)}")
+        _check(30 <= self.top_vmaf <= 100, f"--top_vmaf {self.top_vmaf}: use 30 to 100")
+        _check(self.min_kbps > 0, "--min_kbps must be positive")
+        _check(self.max_kbps == 0 or self.max_kbps > self.min_kbps,
+               "--max_kbps must be 0 (no cap) or above --min_kbps")
+        _check(1.2 <= self.step_ratio <= 4, f"--step_ratio {self.step_ratio}: use 1.2 to 4")
+        _check(self.trial_preset in X264_PRESETS, f"--trial_preset {self.trial_preset!r}")
+        _check(len(self.trial_crfs) >= 2 and all(0 <= c <= 51 for c in self.trial_crfs),
+               "--trial_crfs needs at least two CRFs in 0..51")
+        _check(0 < self.trial_fraction <= 1, "--trial_fraction: use a share in (0, 1]")
+        _check(self.trial_vmaf_subsample >= 1, "--trial_vmaf_subsample must be 1 or more")
+        _check(self.vmaf_subsample >= 1 and self.vmaf_subsample % 2 == 1,
+               f"--vmaf_subsample {self.vmaf_subsample}: use 1 (every frame) or an odd step, "
+               "which never locks onto the GOP pattern")
+        _check(self.trial_seconds > 0, "--trial_seconds must be positive")
+        _check(self.max_attempts >= 1, "--max_attempts must be 1 or more")
+        _check(self.gate_below >= 0 and self.gate_above >= 0, "gate tolerances must be >= 0")
+        _check(self.max_duration_s > 0, "--max_duration_s must be positive")
+        _check(self.max_width >= 1 and self.max_height >= 1,
+               "--max_width and --max_height must be 1 or more")
+        _check(self.max_source_bytes >= 0, "--max_source_bytes must be 0 (no limit) or more")
+        return self
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)

@@ -1,0 +1,80 @@
+"""JSON records of finished work: what a re-run reads back to reuse a finished chunk."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from fractions import Fraction
+
+from media.core.types import Attempt, ChunkResult, ChunkTask, VmafScore
+
+RECORD_VERSION = 1
+
+
+def task_fingerprint(task: ChunkTask) -> str:
+    """A digest of everything that decides a chunk's bytes: same digest, same chunk."""
+    basis = {
+        "version": RECORD_VERSION,
+        "source": [task.source.source_uri, task.source.size_bytes, task.source.frame_count,
+                   str(task.source.frame_rate), task.source.width, task.source.height,
+                   task.source.generation, task.source.interlaced, task.source.rotation_deg,
+                   str(task.source.sample_aspect_ratio), task.source.hdr],
+        "rendition": dataclasses.asdict(task.rendition),
+        "settings": dataclasses.asdict(task.settings),
+        "chunk": dataclasses.asdict(task.chunk),
+        "segment_frames": task.segment_frames,
+        "score": [task.score_vmaf, task.vmaf_height, task.vmaf_subsample],
+        "gate": [task.max_attempts, task.gate_below, task.gate_above],
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def chunk_record(result: ChunkResult, fingerprint: str) -> dict:
+    """The JSON record of a finished chunk."""
+    return {
+        "fingerprint": fingerprint,
+        "chunk_uri": result.chunk_uri,
+        "frame_count": result.frame_count,
+        "size_bytes": result.size_bytes,
+        "duration_s": str(result.duration_s),
+        "vmaf": dataclasses.asdict(result.vmaf) if result.vmaf else None,
+        "vmaf_log_uri": result.vmaf_log_uri,
+        "encode_s": result.encode_s,
+        "score_s": result.score_s,
+        "encode_cpu_s": result.encode_cpu_s,
+        "score_cpu_s": result.score_cpu_s,
+        "attempts": [dataclasses.asdict(a) for a in result.attempts],
+        "kept": result.kept,
+        "encoder": result.encoder,
+        "retries": list(result.retries),
+    }
+
+
+def result_from_record(record: dict, task: ChunkTask) -> ChunkResult | None:
+    """The ChunkResult a record describes, or None if it was made for other settings."""
+    if record.get("fingerprint") != task_fingerprint(task):
+        return None
+    vmaf = record.get("vmaf")
+    return ChunkResult(
+        title_id=task.title_id,
+        rendition_id=task.rendition.rendition_id,
+        index=task.chunk.index,
+        chunk_count=task.chunk_count,
+        chunk_uri=record["chunk_uri"],
+        frame_count=int(record["frame_count"]),
+        size_bytes=int(record["size_bytes"]),
+        duration_s=Fraction(record["duration_s"]),
+        vmaf=VmafScore(**vmaf) if vmaf else None,
+        vmaf_log_uri=record.get("vmaf_log_uri", ""),
+        encode_s=float(record.get("encode_s", 0.0)),
+        score_s=float(record.get("score_s", 0.0)),
+        reused=True,
+        task=task,
+        attempts=tuple(Attempt(**a) for a in record.get("attempts", [])),
+        kept=int(record.get("kept", -1)),
+        encoder=str(record.get("encoder", "x264")),
+        retries=tuple(str(r) for r in record.get("retries", [])),
+        encode_cpu_s=float(record.get("encode_cpu_s", 0.0)),
+        score_cpu_s=float(record.get("score_cpu_s", 0.0)),
+    )

@@ -1,0 +1,475 @@
+"""The small, frozen values that flow between the pipeline's stages.
+
+Elements carry URIs, times and numbers, never frames or media bytes. Exact times are
+frame counts or ticks of a named timescale (or `Fraction`s of a second), never floats
+that drift over a long title.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class IngestEvent:
+    """A source announced to the pipeline."""
+
+    source_uri: str
+    """Where the source lives: a local path or any Beam FileSystems URI (gs://...)."""
+    title_id: str
+    """The title's id: safe as one path component ([A-Za-z0-9._-], never '..')."""
+    generation: str = ""
+    """Version of the source object the event announces (a Cloud Storage object
+    generation, or a watched file's modification time in microseconds); '' for sources
+    named on the command line. A new generation is a new version of the title."""
+    event_id: str = ""
+    """Id of the message that announced it (Pub/Sub message id), for the log."""
+
+    @property
+    def dedup_key(self) -> str:
+        """One key per source version: an event delivered twice has the same one."""
+        return f"{self.source_uri}#{self.generation}"
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+    """One audio stream of a source, as inspection found it."""
+
+    stream_index: int
+    """Index of the stream in the source container."""
+    codec: str
+    channels: int
+    sample_rate_hz: int
+    language: str = "und"
+    """ISO 639 language from the stream's tags, 'und' when untagged."""
+    uri: str = ""
+    """The file the stream is in, when not the video source (a title package's audio)."""
+    name: str = ""
+    """Display name (a title package's "name"); '' lets the player show the language."""
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    """One subtitle file of a title (SRT or WebVTT), from its title package."""
+
+    uri: str
+    language: str
+    name: str = ""
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What inspection learned about a decodable source."""
+
+    source_uri: str
+    title_id: str
+    container: str
+    """Container format name as the demuxer reports it (e.g. 'mov,mp4,m4a,3gp,3g2,mj2')."""
+    video_codec: str
+    width: int
+    height: int
+    frame_rate: Fraction
+    """Frames per second, exact (25, 30000/1001, ...)."""
+    frame_count: int
+    """Number of video frames the pipeline will deliver (duration × frame rate)."""
+    video_start_s: float
+    """Presentation time of the first video frame in the source's own timeline."""
+    pix_fmt: str
+    color_primaries: str = "unknown"
+    color_transfer: str = "unknown"
+    color_matrix: str = "unknown"
+    color_range: str = "unknown"
+    audio: tuple[AudioStreamInfo, ...] = ()
+    size_bytes: int = 0
+    container_start_s: float = 0.0
+    """Start of the container's timeline (the earliest stream start); FFmpeg shifts it to 0."""
+    generation: str = ""
+    """The source version the ingest event announced ('' for command-line sources)."""
+    package_uri: str = ""
+    """The title package (`*.title.json`) the title came from, '' for a plain video file."""
+    subtitles: tuple[SubtitleTrack, ...] = ()
+    metadata_json: str = ""
+    """The title package's "metadata" object as JSON ('' when none)."""
+    coded_width: int = 0
+    """Width of the coded frames (`width` is the displayed width: after rotation and
+    non-square pixels); 0 when the same."""
+    coded_height: int = 0
+    interlaced: bool = False
+    """Deinterlaced before encoding (`media.encode.conditioning`)."""
+    rotation_deg: int = 0
+    """Clockwise turn the display matrix asks for (0, 90, 180, 270)."""
+    sample_aspect_ratio: Fraction = Fraction(1)
+    hdr: str = ""
+    """'pq' or 'hlg' for an HDR source (tone-mapped to SDR for the H.264 ladder)."""
+    variable_frame_rate: bool = False
+    findings: tuple = ()
+    """`media.inspect.Finding`s below fatal: they go into the report."""
+    complexity: tuple[int, ...] = ()
+    """Bytes of the inspection's complexity analysis encode per run of
+    `complexity_bin_frames` frames (`media.inspect.complexity`); empty when not analysed, and once
+    the ladder is planned (the plan has used it)."""
+    complexity_bin_frames: int = 0
+
+    @property
+    def version_key(self) -> tuple[str, str]:
+        """Key of the title's gathers: one per version, so a new generation gathers anew."""
+        return self.title_id, self.generation
+
+    @property
+    def work_id(self) -> str:
+        """The title's work area below `_work/`: one per version, so versions never mix."""
+        return f"{self.title_id}/g{self.generation}" if self.generation else self.title_id
+
+    @property
+    def media_dir(self) -> str:
+        """Folder of this version's tracks below the title root ('' : the root itself).
+
+        A versioned title is published into its own folder and the manifests at the
+        title root switch to it last, so a new version never overwrites segments that
+        players of the old one are reading."""
+        return f"g{self.generation}" if self.generation else ""
+
+    @property
+    def duration_s(self) -> Fraction:
+        """Duration of the delivered video, exact."""
+        return self.frame_count / self.frame_rate
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One rung of a ladder: a resolution and the encoder's rate control for it."""
+
+    rendition_id: str
+    """Stable id, a pure function of the rung (e.g. '720p-3000k')."""
+    width: int
+    height: int
+    crf: float
+    """x264 constant rate factor (the quality the encoder aims at)."""
+    maxrate_kbps: int
+    """Cap on the rate (VBV maxrate), kb/s."""
+    bufsize_kbit: int
+    """VBV buffer size, kbit."""
+    target_vmaf: float = 0.0
+    """Pooled (mean) VMAF every chunk should reach; 0 means no quality gate."""
+    vmaf_per_crf: float = -1.5
+    """Slope of VMAF against CRF near `crf` (from the trials): how far a CRF step moves it."""
+    target_kbps: int = 0
+    """Average-bitrate mode (a fixed-bitrate ladder): aim at this rate instead of a CRF."""
+    crf_offsets: tuple[tuple[int, float], ...] = ()
+    """(frame, CRF change) at each trial sample of a per-title ladder: how much easier
+    (+) or harder (-) to encode the title is there than on average. A chunk's CRF is
+    `crf` plus the change at its middle frame (`media.plan.planning.chunk_crf`)."""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """Encoder settings shared by every rendition of a run."""
+
+    preset: str = "medium"
+    """x264 preset (mapped onto the other encoders' own presets)."""
+    profile: str = "high"
+    threads: int = 0
+    """Encoder threads per FFmpeg process; 0 lets x264 choose."""
+    encoder: str = "x264"
+    """`media.encode.encoders` name, or 'auto' (NVENC where a probe encode works, else x264)."""
+    decoder: str = "auto"
+    """'auto' (NVDEC where a probe decode works, else the CPU), 'cpu' or 'nvdec'."""
+    vmaf_backend: str = "auto"
+    """How chunks are scored (`media.quality.gpu_vmaf`): 'auto' (vmaf-torch on CUDA where a probe
+    score works, else libvmaf), 'libvmaf', or 'torch' (vmaf-torch, on the CPU without a
+    GPU). Trial encodes are always scored with libvmaf."""
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """A run of whole segments of the title, on the frame grid shared by every rendition."""
+
+    index: int
+    start_frame: int
+    frame_count: int
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.frame_count
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """The unit of parallel work: encode (and score) one chunk for one rendition."""
+
+    source: SourceInfo
+    rendition: Rendition
+    chunk: ChunkSpan
+    chunk_count: int
+    """How many chunks the title has (what the gather waits for)."""
+    segment_frames: int
+    """Frames per segment; every segment starts with an IDR frame."""
+    output_root: str
+    settings: EncodeSettings = field(default_factory=EncodeSettings)
+    score_vmaf: bool = True
+    vmaf_height: int = 1080
+    """Height at which VMAF is computed: min(1080, source height)."""
+    track_position: int = 0
+    """Position of the rendition among the title's tracks (video first, then audio)."""
+    track_count: int = 1
+    """How many tracks (renditions and audio tracks) the title will have."""
+    rendition_count: int = 1
+    """How many video renditions the title will have."""
+    max_attempts: int = 1
+    """Encodes allowed for the quality gate (1: no gate)."""
+    gate_below: float = 1.0
+    """The gate re-encodes a chunk whose VMAF is under target - gate_below ..."""
+    gate_above: float = 2.0
+    """... or over target + gate_above (bits wasted)."""
+    vmaf_subsample: int = 1
+    """Score every n-th frame of the chunk (1: every frame; odd n, libvmaf's n_subsample)."""
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class AudioTask:
+    """Encode one audio stream of a title to AAC-LC stereo segments on the title's grid."""
+
+    source: SourceInfo
+    stream: AudioStreamInfo
+    track_id: str
+    output_root: str
+    segment_s: float
+    """Nominal segment duration (the video grid's), seconds."""
+    bitrate_kbps: int = 128
+    track_position: int = 0
+    track_count: int = 1
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class SubtitleTask:
+    """Convert one subtitle file to WebVTT and segment it on the title's grid."""
+
+    source: SourceInfo
+    track: SubtitleTrack
+    track_id: str
+    output_root: str
+    segment_frames: int
+    track_position: int = 0
+    track_count: int = 1
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class VmafScore:
+    """Pooled VMAF over the frames of one chunk."""
+
+    mean: float
+    harmonic_mean: float
+    p5: float
+    """5th percentile of per-frame scores."""
+    minimum: float
+    frame_count: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One encode of a chunk: the CRF used and what it gave."""
+
+    crf: float
+    kbps: float
+    vmaf: float | None
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Trial-encode one sample segment of a title at several resolutions, at every trial
+    CRF: one decode of the sample serves them all."""
+
+    source: SourceInfo
+    sizes: tuple[tuple[int, int], ...]
+    """(width, height) of each resolution trialled, tallest first."""
+    crfs: tuple[float, ...]
+    span: ChunkSpan
+    """The sample: one segment of the title's grid."""
+    trial_index: int
+    """Index of this task's first result among the title's trial results (its results
+    are numbered size by size, CRF by CRF)."""
+    trial_count: int
+    """How many trial results (samples × sizes × CRFs) the title has."""
+    segment_frames: int
+    output_root: str
+    settings: EncodeSettings = field(default_factory=EncodeSettings)
+    vmaf_height: int = 1080
+    vmaf_subsample: int = 1
+    """Score every n-th frame (odd n keeps sampling from locking onto a GOP pattern)."""
+
+    @property
+    def title_id(self) -> str:
+        return self.source.title_id
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial encode (one size and CRF of a trial task) gave."""
+
+    task: TrialTask
+    width: int
+    height: int
+    crf: float
+    index: int
+    """Position among the title's trial results."""
+    size_bytes: int
+    frames: int
+    vmaf_mean: float
+    encode_s: float = 0.0
+    score_s: float = 0.0
+    keyframe_bytes: int = 0
+    """Bytes of the trial's one keyframe, its first frame (0: not measured)."""
+    cpu_s: float = 0.0
+    """CPU seconds (user + system) of its share of the encode and score processes."""
+    vmaf_sd: float | None = None
+    """Spread (standard deviation) of its frame scores (None: not measured)."""
+
+    @property
+    def title_id(self) -> str:
+        return self.task.title_id
+
+
+@dataclass(frozen=True)
+class TitlePlan:
+    """A title with the ladder planned for it, ready to split into tasks."""
+
+    source: SourceInfo
+    renditions: tuple[Rendition, ...]
+    mode: str
+    """'per-title' or 'fixed'."""
+    trial_cost_s: float = 0.0
+    """Wall seconds the trial encodes and their scoring took, summed."""
+    scored_frames: int = 0
+    """Frames each final chunk needs scored (`media.quality.vmaf.scored_frames_needed`; 0: the
+    default, `media.quality.vmaf.MIN_SCORED_FRAMES`)."""
+
+
+@dataclass(frozen=True)
+class ChunkGroup:
+    """The tasks of every rendition of one chunk of a title, tallest first: encoded in one
+    FFmpeg process that decodes the chunk once (then scored, and gated, one by one)."""
+
+    tasks: tuple[ChunkTask, ...]
+
+    @property
+    def title_id(self) -> str:
+        return self.tasks[0].title_id
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """An encoded chunk, stored at `chunk_uri`, with its measurements."""
+
+    title_id: str
+    rendition_id: str
+    index: int
+    chunk_count: int
+    chunk_uri: str
+    frame_count: int
+    size_bytes: int
+    duration_s: Fraction
+    vmaf: VmafScore | None = None
+    vmaf_log_uri: str = ""
+    encode_s: float = 0.0
+    """Wall seconds the encode took (for a reused chunk: as the run that encoded it recorded)."""
+    score_s: float = 0.0
+    reused: bool = False
+    """True when a finished chunk from an earlier run was reused."""
+    task: ChunkTask | None = None
+    """The task this chunk answers (what assembly needs of the title and rendition)."""
+    attempts: tuple[Attempt, ...] = ()
+    """Every encode of the chunk, in order."""
+    kept: int = -1
+    """Index in `attempts` of the encode that was kept."""
+    encoder: str = "x264"
+    """The encoder that made it (`auto` resolved on the worker)."""
+    retries: tuple[str, ...] = ()
+    """Why each try before the one that made it failed (transient faults), in order."""
+    encode_cpu_s: float = 0.0
+    """CPU seconds (user + system) of the encodes, every try (0 in records before them)."""
+    score_cpu_s: float = 0.0
+    """CPU seconds of their scoring."""
+
+    @property
+    def bitrate_kbps(self) -> float:
+        return float(self.size_bytes * 8 / self.duration_s / 1000) if self.duration_s else 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One CMAF media segment as written."""
+
+    number: int
+    """1-based position in its track."""
+    uri: str
+    """Path relative to the title root (e.g. 'video/720p-3000k/seg-00001.m4s')."""
+    start_ticks: int
+    """baseMediaDecodeTime of the segment, in the track's timescale."""
+    duration_ticks: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class PackagedTrack:
+    """One assembled CMAF track (a video rendition or an audio track), ready to list."""
+
+    kind: str
+    """'video' or 'audio'."""
+    track_id: str
+    codecs: str
+    """RFC 6381 codecs string (e.g. 'avc1.64001f', 'mp4a.40.2')."""
+    timescale: int
+    init_uri: str
+    """Init segment path, relative to the title root."""
+    segments: tuple[Segment, ...]
+    width: int = 0
+    height: int = 0
+    frame_rate: Fraction | None = None
+    language: str = "und"
+    name: str = ""
+    channels: int = 0
+    sample_rate_hz: int = 0
+    chunks: tuple[ChunkResult, ...] = ()
+    """The chunks the track was assembled from (video only), for the report."""
+    rendition: Rendition | None = None
+    track_position: int = 0
+    track_count: int = 1
+    media_dir: str = ""
+    """Version folder of the track below the title root (`SourceInfo.media_dir`)."""
+    forced: bool = False
+    """Subtitles: forced (shown with no subtitles chosen, for foreign dialogue)."""
+    sidecar_uri: str = ""
+    """Subtitles: the whole WebVTT file (relative to the title root), which DASH lists."""
+    iframe_ranges: tuple[tuple[int, int], ...] = ()
+    """Video: (offset, length) of each segment's IDR frame in its file (I-frame playlist)."""
+
+    @property
+    def duration_s(self) -> Fraction:
+        return Fraction(sum(s.duration_ticks for s in self.segments), self.timescale)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A title that will not be published, and what the user can do about it."""
+
+    title_id: str
+    source_uri: str
+    stage: str
+    error: str
+    hint: str
+    generation: str = ""
+    """The source version it concerns ('' when unversioned)."""

@@ -1,0 +1,60 @@
+"""Source conditioning: what every encode, trial and VMAF reference does to a source's
+frames before scaling, so that every rung shows the picture the source means.
+
+- **Constant frame rate.** `select_chunk` cuts the chunk by time and resamples it to the
+  title's frame rate (FFmpeg `fps`): a variable-frame-rate source is normalised to a
+  constant rate on the segment grid (frames repeated or dropped, never re-timed).
+- **Interlaced** sources are deinterlaced (`bwdif`, one frame per frame, the field
+  order from the stream or auto-detected).
+- **Rotation** metadata (the display matrix) is applied by transposing/flipping;
+  FFmpeg's own auto-rotation is switched off so the turn is made exactly once, and
+  `SourceInfo.width/height` are already the displayed (rotated) size.
+- **Non-square pixels** need nothing here: every output is scaled to the display
+  aspect ratio (`SourceInfo.width` is the display width) with `setsar=1`.
+- **HDR** (PQ or HLG transfer) is tone-mapped to SDR BT.709 for the H.264 ladder
+  (`zscale` to linear light, Hable tone mapping, back to BT.709 limited range). The
+  ladder is H.264, which players only take as SDR 8-bit; the report says the title was
+  tone-mapped. VMAF is scored against the tone-mapped reference, so it measures the
+  encode, not the tone mapping.
+- **Full-range** YUV (a camera's or a screen recorder's `yuvj420p`, or YUV tagged `pc`)
+  is converted to limited range, which players expect of H.264 (`scale`, full to
+  limited); the inspection says so (`full_range`).
+"""
+
+from __future__ import annotations
+
+from media.core.types import SourceInfo
+
+__all__ = ["condition"]
+
+
+def condition(stream, source: SourceInfo):
+    """Deinterlace, rotate and tone-map `stream` (decoded source frames) as `source` needs."""
+    if source.interlaced:
+        stream = stream.filter("bwdif", mode="send_frame", parity="auto", deint="all")
+    if source.rotation_deg == 90:
+        stream = stream.filter("transpose", dir="clock")
+    elif source.rotation_deg == 270:
+        stream = stream.filter("transpose", dir="cclock")
+    elif source.rotation_deg == 180:
+        stream = stream.filter("hflip").filter("vflip")
+    if source.hdr:
+        stream = (stream
+                  .filter("zscale", t="linear", npl=100)
+                  .filter("format", "gbrpf32le")
+                  .filter("zscale", p="bt709")
+                  .filter("tonemap", tonemap="hable", desat=0)
+                  .filter("zscale", t="bt709", m="bt709", r="tv")
+                  .filter("format", "yuv420p"))
+    elif full_range_yuv(source):
+        stream = (stream.filter("scale", in_range="full", out_range="limited")
+                  .filter("format", "yuv420p"))
+    return stream
+
+
+def full_range_yuv(source: SourceInfo) -> bool:
+    """Whether the source is full-range YUV (RGB sources are converted to limited-range
+    YUV by the encoder's pixel format anyway)."""
+    fmt = source.pix_fmt or ""
+    return not fmt.startswith(("rgb", "bgr", "gbr")) and (
+        source.color_range == "pc" or fmt.startswith("yuvj"))

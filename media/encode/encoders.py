@@ -1,0 +1,148 @@
+"""Video encoders: which FFmpeg encoder makes a ladder, and the options that keep every
+encoder on the segment grid (closed GOP, an IDR frame at every segment start, no
+scene-cut keyframes) with capped constant-quality rate control.
+
+    --encoder x264 (default) | x265 | svtav1 | nvenc-h264 | nvenc-hevc | nvenc-av1 | auto
+
+`auto` probes NVENC once per worker process with a real one-frame encode
+(`probe_nvenc`) and uses `nvenc-h264` when it works, otherwise x264, and says which and
+why. A GPU without NVENC (data-centre parts such as the H100 have NVDEC but no NVENC)
+fails the probe and falls back. An explicitly named NVENC encoder that fails is an
+error for its chunks (dead letter with a hint), never a silent CPU encode.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from dataclasses import dataclass
+
+from media.core import ffmpeg
+from media.core.errors import MediaError
+from media.core.types import EncodeSettings, Rendition
+
+__all__ = ["ENCODERS", "ENCODER_NAMES", "Encoder", "encoder_named", "probe_nvenc",
+           "resolve_encoder", "video_options"]
+
+
+@dataclass(frozen=True)
+class Encoder:
+    name: str
+    codec: str
+    """FFmpeg encoder."""
+    family: str
+    """'h264', 'hevc' or 'av1'."""
+    gpu: bool = False
+
+
+ENCODERS = {e.name: e for e in (
+    Encoder("x264", "libx264", "h264"),
+    Encoder("x265", "libx265", "hevc"),
+    Encoder("svtav1", "libsvtav1", "av1"),
+    Encoder("nvenc-h264", "h264_nvenc", "h264", gpu=True),
+    Encoder("nvenc-hevc", "hevc_nvenc", "hevc", gpu=True),
+    Encoder("nvenc-av1", "av1_nvenc", "av1", gpu=True),
+)}
+ENCODER_NAMES = ("auto", *ENCODERS)
+
+_SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
+                "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
+"""x264 preset names onto SVT-AV1's 0 (slowest) to 13 (fastest)."""
+_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p3",
+                  "fast": "p4", "medium": "p5", "slow": "p6", "slower": "p7",
+                  "veryslow": "p7", "placebo": "p7"}
+
+
+def encoder_named(name: str) -> Encoder:
+    try:
+        return ENCODERS[name]
+    except KeyError:
+        raise MediaError(f"unknown encoder {name!r}; choose from {', '.join(ENCODER_NAMES)}",
+                         hint="Pass --encoder with one of the listed names.") from None
+
+
+def _grid(segment_frames: int) -> dict[str, str]:
+    return {"force_key_frames": f"expr:eq(mod(n,{segment_frames}),0)",
+            "video_track_timescale": "90000"}
+
+
+def _vbv(rendition: Rendition) -> dict[str, str]:
+    if not rendition.maxrate_kbps:  # plain constant quality (trial encodes)
+        return {}
+    return {"maxrate": f"{rendition.maxrate_kbps}k", "bufsize": f"{rendition.bufsize_kbit}k"}
+
+
+def _crf(value: float, limit: int) -> str:
+    value = min(float(limit), max(0.0, value))
+    return f"{value:g}"
+
+
+def video_options(encoder: Encoder, rendition: Rendition, settings: EncodeSettings,
+                  segment_frames: int) -> dict[str, str]:
+    """FFmpeg output options of one rung for a non-x264 encoder (x264: `media.encode.commands`)."""
+    n = segment_frames
+    options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p", **_grid(n)}
+    if encoder.name == "x265":
+        options |= {"preset": settings.preset, "tag:v": "hvc1", "crf": _crf(rendition.crf, 51),
+                    "x265-params": f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0:"
+                                   "log-level=error"}
+    elif encoder.name == "svtav1":
+        options |= {"preset": str(_SVT_PRESETS.get(settings.preset, 8)), "g": str(n),
+                    "crf": _crf(rendition.crf, 63), "svtav1-params": "scd=0:enable-overlays=0"}
+    elif encoder.gpu:
+        options |= {"preset": _NVENC_PRESETS.get(settings.preset, "p5"), "tune": "hq",
+                    "rc": "vbr", "cq": _crf(rendition.crf, 51), "b:v": "0", "g": str(n),
+                    "forced-idr": "1", "no-scenecut": "1", "strict_gop": "1"}
+        if encoder.family == "hevc":
+            options["tag:v"] = "hvc1"
+    else:
+        raise MediaError(f"no options for encoder {encoder.name!r}")
+    if rendition.target_kbps:  # a fixed-bitrate ladder
+        options.pop("crf", None)
+        options.pop("cq", None)
+        options["b:v"] = f"{rendition.target_kbps}k"
+    options |= _vbv(rendition)
+    if settings.threads and not encoder.gpu:
+        options["threads"] = str(settings.threads)
+    return options
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    works: bool
+    detail: str
+
+
+@functools.cache
+def probe_nvenc(codec: str = "h264_nvenc", timeout_s: float = 60.0) -> ProbeResult:
+    """Can this machine encode with NVENC? One real frame, once per process."""
+    argv = [ffmpeg.ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info",
+            "-f", "lavfi", "-i", "color=black:size=256x144:rate=25", "-frames:v", "1",
+            "-c:v", codec, "-f", "null", "-"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return ProbeResult(False, f"the probe could not run: {exc}")
+    if done.returncode == 0:
+        return ProbeResult(True, f"{codec} encoded a test frame")
+    return ProbeResult(False, _reason(done.stderr, codec))
+
+
+def _reason(stderr: str, codec: str) -> str:
+    """The line of FFmpeg's output that says why the encoder would not open."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if f"[{codec}" in line or "libcuda" in line or "No capable devices" in line:
+            return line.split("] ", 1)[-1][:300]
+    return lines[-1][:300] if lines else "the encoder failed"
+
+
+def resolve_encoder(name: str) -> tuple[Encoder, str]:
+    """The encoder to use for `--encoder name`, and why (for the log)."""
+    if name != "auto":
+        return encoder_named(name), f"--encoder {name}"
+    probe = probe_nvenc("h264_nvenc")
+    if probe.works:
+        return ENCODERS["nvenc-h264"], f"auto: NVENC works ({probe.detail})"
+    return ENCODERS["x264"], f"auto: NVENC unavailable ({probe.detail}); using x264"

@@ -1,0 +1,83 @@
+"""Stage one chunk's part of a source locally, reading O(chunk) bytes of it.
+
+An encode worker must not read the whole title (design invariant 3). `stage_span`
+seeks the source to the keyframe at or before the span, copies the video packets up
+to the span's end into a small local Matroska file (stream copy, no decode), and keeps
+the source's own timestamps, so the encoder can cut the span exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+
+from media.core.errors import UndecodableVideo, UnreadableSource
+from media.inspect.probe import SOURCE_OPEN_OPTIONS
+
+log = logging.getLogger(__name__)
+
+SEEK_BACKOFF_S = (0.0, 2.0, 10.0, 60.0)
+"""How far before the span start to seek when a container's index lands late."""
+
+
+@dataclass(frozen=True)
+class StagedSpan:
+    path: str
+    packets: int
+    bytes_copied: int
+    first_pts_s: float
+
+
+def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: str,
+               source_uri: str = "") -> StagedSpan:
+    """Copy the video packets needed to decode [start_s, end_s) into `out_path`."""
+    try:
+        with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
+            video = container.streams.video[0]
+            for backoff in SEEK_BACKOFF_S:
+                staged = _copy_packets(container, video, start_s - backoff, start_s, end_s,
+                                       out_path)
+                if staged is not None:
+                    return staged
+    except (av.FFmpegError, IndexError) as exc:
+        # The source changed or is damaged past what inspection read.
+        raise UnreadableSource(
+            f"{source_uri}: cannot read {start_s:.3f}-{end_s:.3f} s of the source: {exc}"
+        ) from exc
+    raise UndecodableVideo(
+        f"{source_uri}: no keyframe found at or before {start_s:.3f} s; the source's index "
+        "may be damaged", hint="Re-mux the source (for example `ffmpeg -i in -c copy out.mp4`)."
+    )
+
+
+def _copy_packets(container, video, seek_s, start_s, end_s, out_path) -> StagedSpan | None:
+    tb = video.time_base
+    target = max(0, math.floor(seek_s / tb)) if seek_s > 0 else 0
+    container.seek(target, stream=video, backward=True, any_frame=False)
+    end_pts = math.ceil(end_s / tb)
+    count = nbytes = 0
+    first_pts_s = None
+    with av.open(out_path, mode="w", format="matroska") as out:
+        ostream = out.add_stream_from_template(video)
+        for packet in container.demux(video):
+            if packet.dts is None or packet.size == 0:
+                continue
+            if count == 0:
+                first_pts_s = float(packet.pts * tb) if packet.pts is not None else None
+                # Landed after the span start, or not on a keyframe: back off and retry.
+                late = first_pts_s is None or first_pts_s > start_s + 1e-6
+                if (not packet.is_keyframe or late) and seek_s > 0:
+                    return None
+            # Packets come in decode order and dts <= pts: once dts reaches the end,
+            # no later packet can show a frame before it.
+            if packet.dts >= end_pts:
+                break
+            packet.stream = ostream
+            out.mux(packet)
+            count += 1
+            nbytes += packet.size
+    return StagedSpan(out_path, count, nbytes, first_pts_s or 0.0)

@@ -1,0 +1,320 @@
+"""The decode pass: one FFmpeg process that decodes the whole source to the null muxer,
+with the detectors (black, frozen, silent), interlace detection and, for per-title
+planning, the complexity analysis in the same graph; and which filters and encoders
+this FFmpeg has."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from media.core import ffmpeg
+from media.inspect import complexity
+from media.inspect.probe import SOURCE_INPUT_OPTIONS
+from media.inspect.results import StreamSummary
+from media.inspect.thresholds import (
+    _REEXPORT_HINT,
+    BLACK_PIXEL_THRESHOLD,
+    FREEZE_NOISE,
+    MIN_STRETCH_S,
+    SILENCE_NOISE,
+)
+
+IDET_FRAMES = 200
+"""Frames at the start of the source that interlace detection (idet) looks at."""
+
+
+# --- FFmpeg capabilities ----------------------------------------------------------------
+
+
+@functools.cache
+def ffmpeg_filters() -> frozenset[str]:
+    """Names of the filters this FFmpeg build has (`ffmpeg -filters`)."""
+    return _ffmpeg_listing("-filters")
+
+
+@functools.cache
+def ffmpeg_encoders() -> frozenset[str]:
+    """Names of the encoders this FFmpeg build has (`ffmpeg -encoders`)."""
+    return _ffmpeg_listing("-encoders")
+
+
+def _ffmpeg_listing(flag: str) -> frozenset[str]:
+    # Listings go to stdout, which media.core.ffmpeg.run discards, hence subprocess here.
+    proc = subprocess.run(
+        [ffmpeg.ffmpeg_exe(), "-nostdin", "-hide_banner", flag],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    names, started = set(), False
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        stripped = line.strip()
+        if not started:
+            started = bool(stripped) and set(stripped) == {"-"}
+            continue
+        parts = stripped.split()
+        if len(parts) >= 2:
+            names.add(parts[1])
+    return frozenset(names)
+
+
+# --- the FFmpeg decode pass -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one full decode by FFmpeg wrote (times in seconds from the start)."""
+
+    error_lines: tuple[str, ...]
+    video_frames: int
+    video_end_s: float | None
+    audio_frames: dict[int, int] = field(default_factory=dict)
+    audio_end_s: dict[int, float] = field(default_factory=dict)
+    video_meta: tuple[tuple[float, dict[str, str]], ...] = ()
+    audio_meta: dict[int, tuple[tuple[float, dict[str, str]], ...]] = field(default_factory=dict)
+    ran_video_filters: tuple[str, ...] = ()
+    ran_audio_filters: tuple[str, ...] = ()
+    analysis_bytes: tuple[int, ...] = ()
+    """Bytes of each frame of the complexity analysis encode (`media.inspect.complexity`),
+    when run."""
+    idet: IdetCounts | None = None
+    """idet's counts over the first `IDET_FRAMES` frames, when the pass ran it."""
+
+
+def _decode_pass(
+    summary: StreamSummary,
+    *,
+    video_detect: bool,
+    audio_detect: bool,
+    analysis_bin: int = 0,
+    idet: bool = False,
+    timeout_s: float | None = None,
+) -> _Pass:
+    """Decode the video and every audio stream to the null muxer, through the detection
+    filters asked for; with an `analysis_bin` (frames), the video also through the
+    complexity analysis encode (`media.inspect.complexity`); with `idet`, the first `IDET_FRAMES`
+    frames also through interlace detection (a branch of the same decode, where a process
+    of its own would decode them again). Raises `ToolFailed` when FFmpeg gives up on the
+    source."""
+    available = ffmpeg_filters()
+    vfilters = [f for f in ("blackdetect", "freezedetect") if video_detect and f in available]
+    afilters = [f for f in ("silencedetect",) if audio_detect and f in available]
+    analyse = analysis_bin > 0 and "libx264" in ffmpeg_encoders() and "scale" in available
+    idet = idet and {"idet", "split", "trim"} <= available
+    with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
+        vstats, vmeta = os.path.join(tmp, "video.stats"), os.path.join(tmp, "video.meta")
+        vpost, imeta = os.path.join(tmp, "video.post"), os.path.join(tmp, "idet.meta")
+        args = [
+            "-loglevel",
+            "repeat+error",  # one line per error: no "repeated N times"
+            "-max_error_rate",
+            "1",  # decode to the end, however damaged
+            "-noautorotate",
+            *SOURCE_INPUT_OPTIONS,
+            "-i",
+            summary.path,
+        ]
+        chain = [_video_filter(name) for name in vfilters]
+        detecting = bool(chain)
+        if chain:
+            chain.append(f"metadata=mode=print:file={_filter_value(vmeta)}")
+        if analyse:
+            chain.append(complexity.analysis_filter(summary.width, summary.height))
+        if idet:
+            args += ["-filter_complex", _idet_branch_graph(summary.video_index, chain, imeta),
+                     "-map", "[main]"]
+        else:
+            args += ["-map", f"0:{summary.video_index}"]
+            if chain:
+                args += ["-filter:0", ",".join(chain)]
+        for audio in summary.audio:
+            args += ["-map", f"0:{audio.index}"]
+        if analyse:
+            args += [*complexity.analysis_codec_args(analysis_bin, stream=0),
+                     "-stats_enc_post_fmt:0", "{n} {size}", "-stats_enc_post:0", vpost]
+        args += ["-stats_enc_pre_fmt:0", "{n} {t}", "-stats_enc_pre:0", vstats]
+        astats, ameta = {}, {}
+        for out, audio in enumerate(summary.audio, start=1):
+            astats[audio.index] = os.path.join(tmp, f"audio{out}.stats")
+            ameta[audio.index] = os.path.join(tmp, f"audio{out}.meta")
+            if afilters:
+                achain = [
+                    f"silencedetect=n={SILENCE_NOISE}:d={MIN_STRETCH_S}",
+                    f"ametadata=mode=print:file={_filter_value(ameta[audio.index])}",
+                ]
+                args += [f"-filter:{out}", ",".join(achain)]
+            args += [
+                f"-stats_enc_pre_fmt:{out}",
+                "{n} {t} {samp}",
+                f"-stats_enc_pre:{out}",
+                astats[audio.index],
+            ]
+        args += ["-f", "null", "-"]
+        if idet:
+            args += ["-map", "[idet]", "-f", "null", "-"]
+        run = ffmpeg.run(
+            ffmpeg.ffmpeg_argv(*args),
+            timeout_s=timeout_s,
+            hint="FFmpeg could not decode the source. " + _REEXPORT_HINT,
+        )
+
+        video_rows = _read_stats(vstats)
+        frame_s = float(summary.frame_interval_ticks * summary.time_base)
+        last = _last_time(video_rows)
+        video_end = last[1] + frame_s if last else None
+        audio_frames, audio_end = {}, {}
+        for audio in summary.audio:
+            rows = _read_stats(astats[audio.index])
+            audio_frames[audio.index] = len(rows)
+            last = _last_time(rows)
+            if last:
+                samples = last[2] if len(last) > 2 and not math.isnan(last[2]) else 0
+                audio_end[audio.index] = last[1] + samples / (audio.sample_rate_hz or 1)
+        return _Pass(
+            error_lines=tuple(
+                _ADDRESS.sub("", line.strip()) for line in run.stderr.splitlines() if line.strip()
+            ),
+            video_frames=len(video_rows),
+            video_end_s=video_end,
+            audio_frames=audio_frames,
+            audio_end_s=audio_end,
+            video_meta=_read_metadata(vmeta) if detecting else (),
+            audio_meta={i: _read_metadata(p) for i, p in ameta.items()} if afilters else {},
+            ran_video_filters=tuple(vfilters),
+            ran_audio_filters=tuple(afilters),
+            analysis_bytes=tuple(int(row[1]) for row in _read_stats(vpost)
+                                 if len(row) > 1 and not math.isnan(row[1])) if analyse else (),
+            idet=_idet_from(_read_metadata(imeta)) if idet else None,
+        )
+
+
+def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str) -> str:
+    """The decode pass's filter graph when it also runs interlace detection: the decoded
+    video splits into the pass's own chain (to `[main]`) and a branch that lets the first
+    `IDET_FRAMES` frames through idet (to `[idet]`)."""
+    return (f"[0:{video_index}]split=2[pass][head];[pass]{','.join(chain) or 'null'}[main];"
+            f"[head]trim=end_frame={IDET_FRAMES},{_idet_chain(idet_meta)}[idet]")
+
+
+def _idet_chain(meta: str) -> str:
+    """idet, its counts printed to the file `meta` (read back by `_idet_from`)."""
+    return f"idet,metadata=mode=print:file={_filter_value(meta)}"
+
+
+_ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
+"""The context's address in FFmpeg's log prefix ("[h264 @ 0x55d1...]"): noise to a user."""
+
+
+def _video_filter(name: str) -> str:
+    if name == "blackdetect":
+        return f"blackdetect=d={MIN_STRETCH_S}:pix_th={BLACK_PIXEL_THRESHOLD}"
+    return f"freezedetect=n={FREEZE_NOISE}:d={MIN_STRETCH_S}"
+
+
+def _filter_value(value: str) -> str:
+    """Escape a filter option value for use inside a filtergraph description (both the
+    option level and the graph level of FFmpeg's quoting)."""
+    for char in "\\':":
+        value = value.replace(char, "\\" + char)
+    for char in "\\'[],;":
+        value = value.replace(char, "\\" + char)
+    return value
+
+
+def _read_stats(path: str) -> list[tuple[float, ...]]:
+    """Rows of an `-stats_enc_pre` file, one per frame, as numbers (NaN where a field is
+    not a number, e.g. a frame without a timestamp)."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    rows.append(tuple(_number(x) for x in line.split()))
+    except FileNotFoundError:
+        return []
+    return rows
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _last_time(rows: Sequence[tuple[float, ...]]) -> tuple[float, ...] | None:
+    """The last row with a time (second field)."""
+    for row in reversed(rows):
+        if len(row) > 1 and not math.isnan(row[1]):
+            return row
+    return None
+
+
+def _read_metadata(path: str) -> tuple[tuple[float, dict[str, str]], ...]:
+    """Frames of a metadata=mode=print file: (pts_time, {key: value})."""
+    frames: list[tuple[float, dict[str, str]]] = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for raw in handle:
+                line = raw.strip()
+                if line.startswith("frame:"):
+                    time = 0.0
+                    for part in line.split():
+                        if part.startswith("pts_time:"):
+                            try:
+                                time = float(part[len("pts_time:") :])
+                            except ValueError:
+                                time = frames[-1][0] if frames else 0.0
+                    frames.append((time, {}))
+                elif "=" in line and frames:
+                    key, _, value = line.partition("=")
+                    frames[-1][1][key] = value
+    except FileNotFoundError:
+        return ()
+    return tuple(frames)
+
+
+def _meta_float(meta: dict[str, str], key: str) -> float | None:
+    try:
+        return float(meta[key])
+    except (KeyError, ValueError):
+        return None
+
+
+# --- timing and geometry --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdetCounts:
+    """Frames idet's single-frame detection classified, over the frames it looked at."""
+
+    tff: int
+    bff: int
+    progressive: int
+    undetermined: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.tff + self.bff + self.progressive + self.undetermined
+
+
+def _idet_from(frames: Sequence[tuple[float, dict[str, str]]]) -> IdetCounts | None:
+    """The counts in idet's metadata print file (None when it has none)."""
+    if not frames:
+        return None
+    last = frames[-1][1]  # the counts are cumulative: the last frame has the totals
+    counts = [
+        _meta_float(last, f"lavfi.idet.single.{key}")
+        for key in ("tff", "bff", "progressive", "undetermined")
+    ]
+    if any(c is None for c in counts):
+        return None
+    return IdetCounts(*(int(c) for c in counts))

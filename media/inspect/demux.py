@@ -1,0 +1,223 @@
+"""The demux pass (PyAV): every packet's timing, the streams' declared properties and
+the first frame, with no decoding past it."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from fractions import Fraction
+
+import av
+
+from media.core.errors import NoVideoStream, UnreadableSource
+from media.inspect.codepoints import (
+    _FIELD_ORDER,
+    _MATRIX,
+    _PRIMARIES,
+    _RANGE,
+    _TRANSFER,
+    UNKNOWN,
+)
+from media.inspect.results import AudioSummary, StreamSummary, _deltas
+from media.inspect.thresholds import AUDIO_GAP_S, FIRST_FRAME_PACKETS
+
+log = logging.getLogger(__name__)
+
+
+# --- the demux pass ---------------------------------------------------------------------
+
+
+def summarize(path: str) -> StreamSummary:
+    """Read every packet's timestamps (no decoding, bar the first video frame).
+
+    Raises `UnreadableSource` when the file cannot be opened as media and `NoVideoStream`
+    when it has no video stream.
+    """
+    try:
+        container = av.open(path, mode="r")
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise UnreadableSource(f"cannot open {path} as media: {exc}") from exc
+    with container:
+        video = _first_video_stream(container, path)
+        audio_streams = [s for s in container.streams.audio if s.codec_context.sample_rate]
+        tb = Fraction(video.time_base.numerator, video.time_base.denominator)
+        ctx = video.codec_context
+
+        video_pts: list[int] = []
+        video_durations: list[int] = []
+        audio_packets: dict[int, list[tuple[int, int]]] = {s.index: [] for s in audio_streams}
+        first_frame = None
+        demux_error = ""
+        try:
+            for packet in container.demux(video, *audio_streams):
+                if not packet.size or packet.is_discard:
+                    continue
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None:
+                    continue
+                if packet.stream.index == video.index:
+                    video_pts.append(pts)
+                    video_durations.append(packet.duration or 0)
+                    if first_frame is None and len(video_pts) <= FIRST_FRAME_PACKETS:
+                        first_frame = _decode_first(packet)
+                else:
+                    audio_packets[packet.stream.index].append((pts, packet.duration or 0))
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            demux_error = str(exc)
+            log.info("%s: demuxing stopped early: %s", path, exc)
+
+        order = sorted(range(len(video_pts)), key=video_pts.__getitem__)
+        pts_sorted = tuple(video_pts[i] for i in order)
+        deltas = _deltas(pts_sorted)
+        typical = statistics.median_low(deltas) if deltas else 0
+        if pts_sorted:
+            last = order[-1]
+            video_end = float((pts_sorted[-1] + (video_durations[last] or typical)) * tb)
+        else:
+            video_end = 0.0
+
+        start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
+        declared_end = start_s + container.duration / av.time_base if container.duration else None
+        primaries, transfer, matrix, rng = (
+            _PRIMARIES.get(_int(ctx, "color_primaries"), UNKNOWN),
+            _TRANSFER.get(_int(ctx, "color_trc"), UNKNOWN),
+            _MATRIX.get(_int(ctx, "colorspace"), UNKNOWN),
+            _RANGE.get(_int(ctx, "color_range"), UNKNOWN),
+        )
+        if first_frame is not None:  # the bitstream may say what the container does not
+            primaries = (
+                primaries
+                if primaries != UNKNOWN
+                else _PRIMARIES.get(_int(first_frame, "color_primaries"), UNKNOWN)
+            )
+            transfer = (
+                transfer
+                if transfer != UNKNOWN
+                else _TRANSFER.get(_int(first_frame, "color_trc"), UNKNOWN)
+            )
+            matrix = (
+                matrix
+                if matrix != UNKNOWN
+                else _MATRIX.get(_int(first_frame, "colorspace"), UNKNOWN)
+            )
+            rng = rng if rng != UNKNOWN else _RANGE.get(_int(first_frame, "color_range"), UNKNOWN)
+
+        return StreamSummary(
+            path=path,
+            format_name=container.format.name,
+            start_s=start_s,
+            declared_end_s=declared_end,
+            video_index=video.index,
+            codec=ctx.name,
+            width=ctx.width,
+            height=ctx.height,
+            pix_fmt=ctx.pix_fmt or UNKNOWN,
+            sample_aspect_ratio=_sar(video),
+            field_order=_FIELD_ORDER.get(_int(ctx, "field_order"), UNKNOWN),
+            rotation_deg=_rotation(video, first_frame),
+            color_primaries=primaries,
+            color_transfer=transfer,
+            color_matrix=matrix,
+            color_range=rng,
+            time_base=tb,
+            video_pts=pts_sorted,
+            video_end_s=video_end,
+            video_declared_end_s=_declared_end(video),
+            video_declared_frames=int(video.frames or 0),
+            audio=tuple(_audio_summary(s, audio_packets[s.index]) for s in audio_streams),
+            demux_error=demux_error,
+        )
+
+
+def _first_video_stream(container, path: str):
+    for stream in container.streams.video:
+        if stream.disposition & av.stream.Disposition.attached_pic:
+            continue  # cover art
+        if stream.codec_context.width and stream.codec_context.height:
+            return stream
+    raise NoVideoStream(f"{path} has no video stream")
+
+
+def _decode_first(packet):
+    """The first frame this packet yields, if any (decoding stops once one came out)."""
+    try:
+        for frame in packet.decode():
+            return frame
+    except (av.FFmpegError, ValueError):
+        return None
+    return None
+
+
+def _int(obj, name: str) -> int:
+    try:
+        return int(getattr(obj, name, None))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _sar(video) -> Fraction:
+    for sar in (video.sample_aspect_ratio, video.codec_context.sample_aspect_ratio):
+        if sar and sar.numerator > 0 and sar.denominator > 0:
+            return Fraction(sar.numerator, sar.denominator)
+    return Fraction(1)
+
+
+def _rotation(video, first_frame) -> int:
+    """Clockwise display rotation: the display matrix (counter-clockwise) negated, else the
+    legacy `rotate` tag (clockwise), rounded to a multiple of 90."""
+    ccw = None
+    if first_frame is not None:
+        try:
+            ccw = first_frame.rotation
+        except (AttributeError, ValueError):
+            ccw = None
+    if ccw:
+        return round(-float(ccw) / 90.0) * 90 % 360
+    tags = {k.lower(): v for k, v in video.metadata.items()}
+    try:
+        return round(float(tags.get("rotate", 0)) / 90.0) * 90 % 360
+    except ValueError:
+        return 0
+
+
+def _declared_end(stream) -> float | None:
+    if not stream.duration or stream.duration <= 0:
+        return None
+    start = stream.start_time if stream.start_time is not None else 0
+    return float((start + stream.duration) * stream.time_base)
+
+
+def _audio_summary(stream, packets: list[tuple[int, int]]) -> AudioSummary:
+    ctx = stream.codec_context
+    tb = stream.time_base
+    if not packets:
+        return AudioSummary(
+            stream.index, ctx.name, ctx.sample_rate, 0.0, 0.0, 0, _declared_end(stream)
+        )
+    packets.sort()
+    durations = [d for _, d in packets if d > 0]
+    fallback = (
+        statistics.median_low(durations)
+        if durations
+        else (statistics.median_low(_deltas([p for p, _ in packets])) if len(packets) > 1 else 0)
+    )
+    gaps = []
+    end = packets[0][0] + (packets[0][1] or fallback)
+    for pts, dur in packets[1:]:
+        if float((pts - end) * tb) > AUDIO_GAP_S:
+            gaps.append((float(end * tb), float(pts * tb)))
+        end = max(end, pts + (dur or fallback))
+    return AudioSummary(
+        index=stream.index,
+        codec=ctx.name,
+        sample_rate_hz=ctx.sample_rate,
+        start_s=float(packets[0][0] * tb),
+        end_s=float(end * tb),
+        packets=len(packets),
+        declared_end_s=_declared_end(stream),
+        gaps=tuple(gaps),
+    )
+
+
+def _summary(source: str | StreamSummary) -> StreamSummary:
+    return source if isinstance(source, StreamSummary) else summarize(source)

@@ -1,0 +1,3 @@
+"""Packaging: assemble a rendition's chunks by stream copy, cut CMAF segments, and write
+the HLS playlists (with I-frame playlists), the DASH MPD and WebVTT subtitles over them.
+"""

@@ -1,0 +1,105 @@
+"""Ladders: which renditions a title gets.
+
+For now one fixed ladder (the per-title ladder replaces it later): capped-CRF rungs
+from 1080p to 234p, skipping rungs taller than the source. Widths follow the source's
+display aspect ratio, rounded to even numbers as 4:2:0 chroma requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from media.core.naming import rendition_id
+from media.core.types import Rendition, SourceInfo
+
+DEFAULT_CRF = 23.0
+BUFSIZE_RATIO = 2.0
+"""VBV buffer = this many seconds' worth of the cap: smooth enough for 4 s segments."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    height: int
+    maxrate_kbps: int
+
+
+FIXED_LADDER: tuple[Rung, ...] = (
+    Rung(1080, 5000),
+    Rung(720, 3000),
+    Rung(540, 1600),
+    Rung(360, 700),
+    Rung(234, 250),
+)
+
+
+APPLE_LADDER: tuple[tuple[int, int], ...] = (
+    (1080, 7800), (1080, 6000), (720, 4500), (720, 3000), (540, 2000), (432, 1100),
+    (432, 730), (360, 365), (234, 145),
+)
+"""Apple's H.264 ladder (HLS Authoring Specification): (height, average kb/s)."""
+APPLE_MAXRATE_RATIO = 1.1
+"""The authoring spec asks peaks within 110 % of the average for VOD (capped VBR)."""
+
+
+def apple_ladder(source: SourceInfo, max_renditions: int = 0) -> list[Rendition]:
+    """Apple's ladder at fixed average bitrates, rungs no taller than the source."""
+    kept = [(h, kbps) for h, kbps in APPLE_LADDER if h <= source.height]
+    if not kept:
+        kept = [(even_floor(source.height), APPLE_LADDER[-1][1])]
+    if max_renditions:
+        kept = kept[:max_renditions]
+    return [
+        Rendition(rendition_id=rendition_id(h, kbps), width=scaled_width(source, h), height=h,
+                  crf=0.0, maxrate_kbps=int(kbps * APPLE_MAXRATE_RATIO),
+                  bufsize_kbit=int(kbps * BUFSIZE_RATIO), target_kbps=kbps)
+        for h, kbps in kept
+    ]
+
+
+def even(value: float) -> int:
+    """Nearest even integer, at least 2 (for widths: keeps the aspect ratio best)."""
+    return max(2, round(value / 2) * 2)
+
+
+def even_floor(value: float) -> int:
+    """Largest even integer not above `value`, at least 2 (for heights: never upscale)."""
+    return max(2, int(value) // 2 * 2)
+
+
+def scaled_width(source: SourceInfo, height: int) -> int:
+    """Width at `height` that keeps the source's display aspect ratio."""
+    return even(Fraction(source.width, source.height) * height)
+
+
+def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
+                 rungs: tuple[Rung, ...] = FIXED_LADDER,
+                 max_renditions: int = 0) -> list[Rendition]:
+    """The fixed ladder for a source: rungs no taller than the source, tallest first.
+
+    A source shorter than the smallest rung still gets a rendition at its own height.
+    Where only one rung fits, a second at the same height and half its cap is added:
+    a player needs another bit rate to go to (HLS authoring spec 9.9).
+    """
+    kept = [r for r in rungs if r.height <= source.height] or [
+        Rung(even_floor(source.height), rungs[-1].maxrate_kbps)]
+    if len(kept) == 1:
+        kept.append(Rung(kept[0].height, max(1, kept[0].maxrate_kbps // 2)))
+    if max_renditions:
+        kept = kept[:max_renditions]
+    return [
+        Rendition(
+            rendition_id=rendition_id(rung.height, rung.maxrate_kbps),
+            width=scaled_width(source, rung.height),
+            height=rung.height,
+            crf=crf,
+            maxrate_kbps=rung.maxrate_kbps,
+            bufsize_kbit=int(rung.maxrate_kbps * BUFSIZE_RATIO),
+        )
+        for rung in kept
+    ]
+
+
+def vmaf_height(source: SourceInfo) -> int:
+    """Display height at which quality is scored: 1080 lines, or the source's if lower."""
+    return even_floor(min(1080, source.height))

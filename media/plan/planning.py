@@ -1,0 +1,556 @@
+"""Per-title planning around the hull: what to trial, and how to turn rungs into renditions.
+
+Plain functions: which resolutions and CRFs to trial-encode, which segments of the title
+to sample, how trial results become (rate, VMAF) points, how the chosen rungs become
+`Rendition`s with a quality target, and how a quality gate predicts the CRF for a chunk
+that missed its target.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from media.core.naming import rendition_id
+from media.core.types import Attempt, ChunkSpan, Rendition, SourceInfo, TrialResult
+from media.inspect.complexity import (
+    chunk_covering_samples,
+    is_uniform,
+    median_sample,
+    stratified_samples,
+)
+from media.plan.hull import (
+    BUFSIZE_RATIO,
+    CRF_RANGE,
+    MAXRATE_RATIO,
+    PlannedRung,
+    TrialPoint,
+    choose_rungs,
+    contending_heights,
+)
+from media.plan.ladder import even_floor, scaled_width
+
+CANDIDATE_HEIGHTS = (1080, 720, 540, 432, 360, 270, 234)
+DEFAULT_VMAF_PER_CRF = -1.5
+"""VMAF change per CRF step when the trials cannot tell (typical of x264 near VMAF 90)."""
+FLAT_SLOPE = -0.05
+"""A VMAF-per-CRF slope no steeper than this measures nothing (noise, a saturated curve)."""
+MAX_CRF_STEP = 8.0
+"""Largest CRF change a quality gate makes in one retry."""
+MAX_CRF_OFFSET = 6.0
+"""Largest CRF change a chunk gets from the trial samples near it."""
+MAX_EXTRAPOLATION = 2.0
+"""How far (CRF steps) beyond its calibration encodes a rung's CRF may be placed."""
+CONTENDER_MARGIN = 3.0
+"""How far (VMAF) under a rung the probe may put a resolution that is still trialled on
+the other samples: half of the 6 VMAF usually taken as one just noticeable difference."""
+
+
+def candidate_resolutions(source: SourceInfo,
+                          heights: Sequence[int] = CANDIDATE_HEIGHTS) -> list[tuple[int, int]]:
+    """(width, height) of every candidate no taller than the source, tallest first."""
+    kept = [h for h in heights if h <= source.height] or [even_floor(source.height)]
+    return [(scaled_width(source, h), h) for h in kept]
+
+
+def sample_count(segment_count: int, fraction: float, min_samples: int = 3,
+                 max_samples: int = 40) -> int:
+    """How many segments to trial: `fraction` of them, at least `min_samples` (all of
+    them for short titles), at most `max_samples`."""
+    wanted = max(min_samples, math.ceil(segment_count * fraction))
+    return max(1, min(segment_count, max_samples, wanted))
+
+
+def sample_segments(segment_count: int, fraction: float, min_samples: int = 3,
+                    max_samples: int = 40) -> list[int]:
+    """Indices of the segments to trial: evenly spread, all of them for short titles
+    (where the title's complexity is not known; else `media.inspect.complexity`).
+
+    >>> sample_segments(15, 0.2)
+    [2, 7, 12]
+    >>> sample_segments(3, 0.2)
+    [0, 1, 2]
+    """
+    wanted = sample_count(segment_count, fraction, min_samples, max_samples)
+    stride = segment_count / wanted
+    return sorted({min(segment_count - 1, int(stride * (i + 0.5))) for i in range(wanted)})
+
+
+def probe_sample(samples: Sequence[int]) -> int:
+    """The sample trialled first, at every candidate resolution: the middle one."""
+    return samples[len(samples) // 2]
+
+
+def title_samples(segment_total: int, fraction: float,
+                  complexity: Sequence[float] | None = None,
+                  chunk_segments: int = 0) -> tuple[list[int], int]:
+    """(the segments to trial, in order; the probe among them).
+
+    Where the title's `complexity` was measured (per segment, `media.inspect.complexity`): as
+    many as `sample_count` says, chosen by complexity (the easiest, the hardest, evenly
+    between; with `chunk_segments`, one in every chunk where there are as many samples
+    as chunks, `chunk_covering_samples`), the probe the sample of middle complexity; a
+    uniform title (`media.inspect.complexity.is_uniform`) has that one sample alone, as samples
+    that would all measure the same are not paid for twice.
+    Else evenly spread by position, the probe the middle one.
+    """
+    if complexity is None:
+        samples = sample_segments(segment_total, fraction)
+        return samples, probe_sample(samples)
+    count = 1 if is_uniform(complexity) else sample_count(segment_total, fraction)
+    samples = (chunk_covering_samples(complexity, count, chunk_segments) if chunk_segments
+               else stratified_samples(complexity, count))
+    return samples, median_sample(complexity, samples)
+
+
+def heights_to_refine(points: Sequence[TrialPoint], top_vmaf: float, max_kbps: float | None,
+                      min_kbps: float, step_ratio: float, max_rungs: int) -> list[int]:
+    """The resolutions worth trialling on the other samples, judged from the probe's points.
+
+    Those that could carry the ladder the probe calls for (`contending_heights`): each
+    rung's own resolution, and any other whose curve comes within CONTENDER_MARGIN of it
+    at the rung's rate, since on the title's other samples it may win that rung. A
+    resolution further behind at every rung would not be chosen on one sample's
+    evidence, and trialling it on every sample costs as much as the resolutions that
+    will be. Tallest first; every probed height when the probe cannot plan a ladder (the
+    final choice then says why).
+    """
+    try:
+        rungs = choose_rungs(points, top_vmaf=top_vmaf, max_kbps=max_kbps, min_kbps=min_kbps,
+                             step_ratio=step_ratio, max_rungs=max_rungs)
+    except ValueError:
+        return sorted({p.height for p in points}, reverse=True)
+    return contending_heights(points, rungs, CONTENDER_MARGIN)
+
+
+def complete_results(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """The results of the resolutions trialled on every sample.
+
+    A resolution the probe left out has the probe sample alone; mixed into the hull,
+    its one-sample curve would be compared with curves averaged over the whole title.
+    """
+    samples = {r.task.span.index for r in results}
+    by_height: dict[int, set[int]] = defaultdict(set)
+    for result in results:
+        by_height[result.height].add(result.task.span.index)
+    return [r for r in results if by_height[r.height] == samples]
+
+
+def gop_bytes(result: TrialResult) -> float:
+    """A trial's bytes as the final encode would spend them on its frames.
+
+    A sample is encoded from a keyframe and is shorter than the final encode's GOP (one
+    segment, `segment_frames`), so its one keyframe is a larger share of its bits than
+    in a chunk: measured on a flat title, a 1 s sample's rate came out 41–48 % over a 4 s
+    chunk's, a 2 s sample's 15–18 %. Here the keyframe counts once per GOP and the other
+    frames at their own average: within 5 % of the chunk's rate on both (and on
+    detailed and grainy titles the gap left is the content's own change over time).
+    """
+    frames, keyframe, gop = result.frames, result.keyframe_bytes, result.task.segment_frames
+    if keyframe <= 0 or frames < 2 or frames >= gop:
+        return float(result.size_bytes)
+    rest = (result.size_bytes - keyframe) / (frames - 1)
+    return frames * (keyframe + (gop - 1) * rest) / gop
+
+
+def trial_points(results: Sequence[TrialResult],
+                 weights: Mapping[int, float] | None = None) -> list[TrialPoint]:
+    """One point per (resolution, CRF): total bits (`gop_bytes`) over total time,
+    frame-weighted VMAF. With `weights` (sample segment index -> the share of the title
+    it stands for, `media.inspect.complexity.sample_weights`) each sample counts that much."""
+    groups: dict[tuple[int, int, float], list[TrialResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.height, result.width, result.crf)].append(result)
+
+    points = []
+    for (height, width, crf), group in sorted(groups.items()):
+        weighed = [weights.get(r.task.span.index, 0.0) if weights else 1.0 for r in group]
+        if not any(w > 0 for w in weighed):
+            weighed = [1.0] * len(group)
+        pairs = list(zip(group, weighed, strict=True))
+        frames = sum(r.frames * w for r, w in pairs)
+        seconds = frames / group[0].task.source.frame_rate
+        kbps = float(sum(gop_bytes(r) * w for r, w in pairs) * 8 / seconds / 1000)
+        vmaf = sum(r.vmaf_mean * r.frames * w for r, w in pairs) / frames
+        points.append(TrialPoint(height=height, width=width, crf=crf, kbps=kbps, vmaf=vmaf))
+    return points
+
+
+def frame_spread(results: Sequence[TrialResult], heights: Sequence[int]) -> float | None:
+    """How much frame scores vary within the trial encodes at `heights` (the ladder's):
+    the root mean square of their standard deviations; None where any was not measured
+    (a trial record from before it was kept). `media.quality.vmaf.scored_frames_needed` turns it
+    into the frames a final chunk needs scored."""
+    spreads = [r.vmaf_sd for r in results if r.height in heights]
+    if not spreads or any(sd is None for sd in spreads):
+        return None
+    return math.sqrt(sum(sd * sd for sd in spreads) / len(spreads))
+
+
+def vmaf_per_crf(points: Sequence[TrialPoint], height: int, crf: float) -> float:
+    """Slope of VMAF against CRF on the trial curve of `height`, near `crf`."""
+    curve = sorted((p for p in points if p.height == height), key=lambda p: p.crf)
+    if len(curve) < 2:
+        return DEFAULT_VMAF_PER_CRF
+    below = [p for p in curve if p.crf <= crf] or curve[:1]
+    above = [p for p in curve if p.crf > crf] or curve[-1:]
+    a, b = below[-1], above[0]
+    if a.crf == b.crf:
+        a, b = curve[-2], curve[-1]
+    slope = (b.vmaf - a.vmaf) / (b.crf - a.crf)
+    return slope if slope < FLAT_SLOPE else DEFAULT_VMAF_PER_CRF
+
+
+def renditions_from_rungs(rungs: Sequence[PlannedRung], points: Sequence[TrialPoint],
+                          results: Sequence[TrialResult] = (),
+                          weights: Mapping[int, float] | None = None) -> list[Rendition]:
+    """Renditions for the chosen rungs, each with its VMAF target, CRF slope and, from
+    the trial `results` of each sample (weighed by `weights`, as `trial_points` weighs
+    them), its CRF changes over the title (`crf_offsets`) and a VBV cap with room for
+    the hardest sample (`vbv_cap`)."""
+    out = []
+    for rung in rungs:
+        crf = round(rung.crf, 1)
+        offsets = crf_offsets(results, points, rung.height, crf)
+        out.append(Rendition(
+            rendition_id="", width=rung.width, height=rung.height, crf=crf,
+            maxrate_kbps=0, bufsize_kbit=0, target_vmaf=round(rung.vmaf, 2),
+            vmaf_per_crf=round(vmaf_per_crf(points, rung.height, crf), 3),
+            crf_offsets=offsets,
+        ))
+    return recapped(out, rungs, results, weights)
+
+
+def recapped(renditions: Sequence[Rendition], rungs: Sequence[PlannedRung],
+             results: Sequence[TrialResult] = (),
+             weights: Mapping[int, float] | None = None) -> list[Rendition]:
+    """`renditions` (one per rung of `rungs`) with the VBV cap their CRF changes call
+    for (`vbv_cap`), named by it. Once the calibration has carried the changes over to
+    the final preset's CRF scale, the caps are worked out again from those."""
+    out: list[Rendition] = []
+    for rendition, rung in zip(renditions, rungs, strict=True):
+        maxrate = vbv_cap(rung, results, rendition.crf_offsets, weights)
+        rid = rendition_id(rung.height, maxrate)
+        if any(r.rendition_id == rid for r in out):
+            rid = f"{rid}-{len(out)}"
+        out.append(dataclasses.replace(rendition, rendition_id=rid, maxrate_kbps=maxrate,
+                                       bufsize_kbit=round(BUFSIZE_RATIO * maxrate)))
+    return out
+
+
+def vbv_cap(rung: PlannedRung, results: Sequence[TrialResult],
+            offsets: Sequence[tuple[int, float]],
+            weights: Mapping[int, float] | None = None) -> int:
+    """A rung's VBV cap (kb/s): MAXRATE_RATIO times the average its chunks will have
+    with their CRF changes `offsets` (`rate_spread`), or more where the hardest sample
+    needs more at its own CRF, up to PEAK_RATIO_LIMIT times that average. Rates are the
+    trials' (the hull's `kbps` at the rung's trial CRF, the samples' trial curves)."""
+    spread = rate_spread(results, rung.height, round(rung.crf, 1), offsets, weights)
+    ratio = min(PEAK_RATIO_LIMIT, max(MAXRATE_RATIO, spread.peak))
+    return max(1, round(ratio * spread.average * rung.kbps))
+
+
+PEAK_RATIO_LIMIT = 2.0
+"""HLS Authoring Specification: a VOD variant's peak bit rate SHOULD be at most 200 % of
+its average. A rung's VBV cap never goes above this share of the average its chunks' CRFs
+call for (`rate_spread`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RateSpread:
+    """How a rung's chunks will spend bits once each takes its CRF change."""
+
+    average: float = 1.0
+    """The title's average rate with every sample at its own CRF, over its average with
+    every sample at the rung's CRF (the rung's `kbps`, as the hull predicts it)."""
+    peak: float = 0.0
+    """The hardest sample's rate at its own CRF over that average; 0 when the samples
+    cannot say."""
+
+
+def rate_spread(results: Sequence[TrialResult], height: int, crf: float,
+                offsets: Sequence[tuple[int, float]],
+                weights: Mapping[int, float] | None = None) -> RateSpread:
+    """The rates the samples at `height` call for once each takes its CRF change.
+
+    Each sample's rate at `crf` and at `crf` plus its change (`offsets`, as
+    `crf_offsets` gives them), interpolated in ln-rate against CRF (x264's rate falls
+    about exponentially with CRF), each sample weighed by the segments it stands for.
+    With those changes the rung's average rate is not the hull's (the one CRF for the
+    whole title): on a title that grows harder, the hard stretches' lower CRFs cost more
+    than the easy ones' higher CRFs save, and the average rises. The HLS limit on the
+    peak (PEAK_RATIO_LIMIT times the average) is on the average the rung will have, so
+    the VBV cap leaves room for the hardest stretch as a share of that (between
+    MAXRATE_RATIO and PEAK_RATIO_LIMIT times it), and a hard stretch the samples saw is
+    encoded at the CRF meant for it rather than held by the cap.
+    """
+    changes = dict(offsets)
+    ln_rates = _sample_curves(results, height, lambda r: math.log(
+        gop_bytes(r) * 8 / float(r.frames / r.task.source.frame_rate) / 1000))
+    segment = {_middle(r.task.span): r.task.span.index for r in results}
+    rates = [(weights.get(segment[middle], 0.0) if weights else 1.0,
+              math.exp(_piecewise_at(curve, crf)),
+              math.exp(_piecewise_at(curve, crf + changes[middle])))
+             for middle, curve in ln_rates.items() if middle in changes]
+    total = sum(w for w, _, _ in rates)
+    if not rates or total <= 0:
+        return RateSpread()
+    at_crf = sum(w * rate for w, rate, _ in rates) / total
+    spent = sum(w * rate for w, _, rate in rates) / total
+    return RateSpread(average=spent / at_crf, peak=max(rate for _, _, rate in rates) / spent)
+
+
+def _middle(span: ChunkSpan) -> int:
+    return span.start_frame + span.frame_count // 2
+
+
+def _sample_curves(results: Sequence[TrialResult], height: int,
+                   value) -> dict[int, list[tuple[float, float]]]:
+    """Each sample's (CRF, `value(result)`) curve at `height`, sorted by CRF, keyed by the
+    sample's middle frame in frame order; samples with fewer than two CRFs are left out."""
+    by_sample: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for result in results:
+        if result.height == height:
+            span = result.task.span
+            by_sample[_middle(span)].append((result.crf, value(result)))
+    return {middle: sorted(curve) for middle, curve in sorted(by_sample.items())
+            if len(curve) >= 2}
+
+
+def _piecewise_at(curve: Sequence[tuple[float, float]], crf: float) -> float:
+    """The value at `crf` of a (CRF, value) curve sorted by CRF (VMAF, or ln-rate):
+    piecewise linear, extended past its ends along the end segments."""
+    i = min(max(bisect.bisect_left([c for c, _ in curve], crf), 1), len(curve) - 1)
+    (c0, v0), (c1, v1) = curve[i - 1], curve[i]
+    return v0 + (v1 - v0) * (crf - c0) / (c1 - c0)
+
+
+def _crf_at(curve: Sequence[tuple[float, float]], vmaf: float) -> float:
+    """The CRF where a (CRF, VMAF) curve sorted by CRF reaches `vmaf`: on the segment
+    that crosses it, else along the nearer end segment (its slope at least
+    DEFAULT_VMAF_PER_CRF's sign: a flat end must not send the CRF far away)."""
+    for (c0, v0), (c1, v1) in itertools.pairwise(curve):
+        if min(v0, v1) <= vmaf <= max(v0, v1) and v0 != v1:
+            return c0 + (c1 - c0) * (vmaf - v0) / (v1 - v0)
+    (c0, v0), (c1, v1) = curve[:2] if vmaf > curve[0][1] else curve[-2:]
+    slope = min((v1 - v0) / (c1 - c0), FLAT_SLOPE)
+    anchor_crf, anchor_vmaf = (c0, v0) if vmaf > curve[0][1] else (c1, v1)
+    return anchor_crf + (vmaf - anchor_vmaf) / slope
+
+
+def crf_offsets(results: Sequence[TrialResult], points: Sequence[TrialPoint], height: int,
+                crf: float) -> tuple[tuple[int, float], ...]:
+    """(middle frame, CRF change) of each trial sample at `height`: the change that brings
+    that sample, on its own trial curve, to the VMAF the title's curve gives at `crf`.
+
+    Content gets harder and easier along a title; one CRF for all of it misses the
+    target wherever it differs from the average. The samples measured how much, and a
+    chunk takes the change interpolated from the samples around it (`chunk_crf`), so
+    its first encode is closer to the target and the quality gate re-encodes less.
+    """
+    title = sorted((p.crf, p.vmaf) for p in points if p.height == height)
+    if len(title) < 2:
+        return ()
+    target = _piecewise_at(title, crf)
+    offsets = []
+    for middle, curve in _sample_curves(results, height, lambda r: r.vmaf_mean).items():
+        change = _crf_at(curve, target) - crf
+        change = max(-MAX_CRF_OFFSET, min(MAX_CRF_OFFSET, change))
+        offsets.append((middle, round(change, 2)))
+    return tuple(offsets)
+
+
+def crf_offset_at(rendition: Rendition, frame: float) -> float:
+    """The rendition's CRF change at `frame`: linear between the samples around it,
+    the nearest sample's beyond the first and the last."""
+    offsets = rendition.crf_offsets
+    if not offsets:
+        return 0.0
+    frames = [f for f, _ in offsets]
+    i = bisect.bisect_left(frames, frame)
+    if i == 0:
+        return offsets[0][1]
+    if i == len(offsets):
+        return offsets[-1][1]
+    (f0, c0), (f1, c1) = offsets[i - 1], offsets[i]
+    return c0 + (c1 - c0) * (frame - f0) / (f1 - f0)
+
+
+OFFSET_SCALE = (0.5, 2.5)
+"""Bounds of the factor that carries CRF changes from the trial preset to the final one."""
+
+
+def scaled_offsets(rendition: Rendition, factor: float) -> Rendition:
+    """`rendition` with its CRF changes times `factor` (within OFFSET_SCALE)."""
+    factor = max(OFFSET_SCALE[0], min(OFFSET_SCALE[1], factor))
+    return dataclasses.replace(rendition, crf_offsets=tuple(
+        (frame, round(change * factor, 2)) for frame, change in rendition.crf_offsets))
+
+
+def chunk_crf(rendition: Rendition, chunk: ChunkSpan) -> Rendition:
+    """`rendition` with the CRF for `chunk`: its own plus the change at the chunk's
+    middle frame (`crf_offsets`)."""
+    if not rendition.crf_offsets or rendition.target_kbps:
+        return rendition
+    change = crf_offset_at(rendition, chunk.start_frame + chunk.frame_count / 2)
+    return dataclasses.replace(rendition, crf=crf_in_range(rendition.crf + change))
+
+
+def gate_aim(rendition: Rendition, config) -> float:
+    """The VMAF a chunk's CRF aims at: the middle of the gate's window [target - below,
+    target + above], so that a chunk a little easier or harder than predicted still
+    lands inside it (`config`: a `JobConfig`, or a `ChunkTask` with the same fields)."""
+    return round(rendition.target_vmaf + (config.gate_above - config.gate_below) / 2, 2)
+
+
+def retry_aim(rendition: Rendition, config, verdict: int) -> float:
+    """The VMAF a quality-gate re-encode aims at, after a first encode that missed the
+    window on the side `verdict` gives (`gate_verdict`). From below, the middle of the
+    window (`gate_aim`). From above, halfway between the target and the window's top:
+    a re-encode that gives up quality to save bits must not cross the target. Its step is
+    read off a slope measured on a 1 s sample, and chunks' curves were steeper than
+    their sample's (a grainy title's 540p chunk fell 2.0 VMAF per CRF step where its
+    rung's slope said 1.3): aimed at the middle, that chunk went from 69.7 to 64.1,
+    under its window [64.5, 67.5], and took a third encode."""
+    if verdict > 0:
+        return round(rendition.target_vmaf + config.gate_above / 2, 2)
+    return gate_aim(rendition, config)
+
+
+def gate_verdict(vmaf: float, target: float, below: float, above: float) -> int:
+    """-1 when a chunk is too poor (under target - below), +1 when it wastes bits
+    (over target + above), 0 when it is within the window."""
+    if vmaf < target - below:
+        return -1
+    if vmaf > target + above:
+        return 1
+    return 0
+
+
+CAPPED_SHARE = 0.9
+"""An encode whose average rate reaches this share of its rung's VBV maxrate is held by
+the cap. Measured on a deep fractal zoom: chunks the cap held averaged 1.10–1.13× the
+maxrate (the VBV buffer lets the average run a little over it), the others 0.3–0.6×."""
+
+
+def held_by_cap(rendition: Rendition, attempt: Attempt) -> bool:
+    """Whether the rung's VBV cap, not its CRF, set this encode's quality: a lower CRF
+    would spend no more bits and give no more VMAF (a capped rung's peak is its promise
+    to players: its HLS BANDWIDTH)."""
+    return (rendition.maxrate_kbps > 0
+            and attempt.kbps >= CAPPED_SHARE * rendition.maxrate_kbps)
+
+
+def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
+             aim: float | None = None) -> float:
+    """The CRF predicted to bring a chunk to `aim` (default: its target VMAF; the gate
+    aims at the middle of its window, `gate_aim`).
+
+    With one attempt: the trial curve's slope from the chunk's own score. With two or
+    more: the secant through the chunk's last two (CRF, VMAF) measurements, which
+    knows this chunk's content better than the title-wide trials do.
+    """
+    last = attempts[-1]
+    slope = measured_slope(attempts) or rendition.vmaf_per_crf
+    goal = rendition.target_vmaf if aim is None else aim
+    step = (goal - (last.vmaf or 0.0)) / slope
+    step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
+    return crf_in_range(last.crf + step)
+
+
+def calibrated_crf(rendition: Rendition, attempts: Sequence[Attempt], aim: float) -> float:
+    """The sample's CRF predicted to bring it to `aim` from its calibration encodes
+    (`next_crf`), at most MAX_EXTRAPOLATION steps beyond the CRFs they were made at.
+
+    A secant through two encodes a CRF step or so apart measures the curve there, and its
+    error grows with the distance it is carried. On a grainy title, two 720p encodes 0.8
+    apart (77.92 and 77.69 VMAF) put the rung 4.5 steps further, where its chunks scored
+    3 VMAF under target and took three encodes each; the curve there was six times as
+    steep. Placed 2 steps beyond, where the chunks' own secant then put them, they land
+    in the gate's window.
+
+    >>> rung = Rendition("720p", 1280, 720, 28.5, 845, 1690, target_vmaf=75.91)
+    >>> calibrated_crf(rung, [Attempt(28.5, 604.1, 77.917), Attempt(29.3, 549.4, 77.69)],
+    ...                76.41)
+    31.3
+    """
+    crf = next_crf(rendition, attempts, aim)
+    if len(attempts) < 2:
+        return crf
+    made = [a.crf for a in attempts]
+    return crf_in_range(min(max(made) + MAX_EXTRAPOLATION,
+                            max(min(made) - MAX_EXTRAPOLATION, crf)))
+
+
+def measured_slope(attempts: Sequence[Attempt]) -> float | None:
+    """VMAF per CRF step through the last two scored attempts at different CRFs, where
+    they measured a fall (None otherwise)."""
+    scored = [a for a in attempts if a.vmaf is not None]
+    if len(scored) < 2 or scored[-1].crf == scored[-2].crf:
+        return None
+    slope = (scored[-1].vmaf - scored[-2].vmaf) / (scored[-1].crf - scored[-2].crf)
+    return slope if slope < FLAT_SLOPE else None
+
+
+BORROW_SHARE = 0.6
+"""A calibration encode counts for another rung of its size only where its rate stayed
+under this share of what both rungs' VBV allows the sample (`sample_budget_kbps`):
+neither cap can have shaped its score."""
+BORROW_SPAN = 6.0
+"""Two calibration encodes bracket a rung's aim only this many CRF steps apart at most."""
+VBV_INIT = 0.9
+"""How full x264 starts its VBV buffer (its default, vbv-init 0.9)."""
+
+
+def sample_budget_kbps(rendition: Rendition, sample_s: float) -> float:
+    """The average rate a sample of `sample_s` seconds can reach under the rendition's
+    VBV: what the buffer holds at the start plus what flows in meanwhile (0: uncapped).
+    A 1 s calibration sample with a buffer of twice the cap may average 2.8x the cap,
+    where a 12 s chunk averages about the cap at most."""
+    if not rendition.maxrate_kbps:
+        return 0.0
+    return rendition.maxrate_kbps + VBV_INIT * rendition.bufsize_kbit / sample_s
+
+
+def bracketing_attempts(rung: Rendition, aim: float,
+                        measured: Sequence[tuple[Rendition, Attempt]], sample_s: float
+                        ) -> tuple[Attempt, Attempt] | None:
+    """Two encodes of the `sample_s` seconds calibration sample at `rung`'s size,
+    `measured` for it or for other rungs of that size, that score either side of `aim`:
+    the nearest above and the nearest below, lower CRF above. Between them the final
+    preset's own curve places the rung's CRF (and the secant is its slope) with no
+    encode of its own.
+
+    One sample at one size and preset has one curve of VMAF over CRF; the rungs of a
+    size sit on it at their CRFs, so each rung's first calibration encode is a point on
+    its siblings' curve too, where no VBV cap shaped it (BORROW_SHARE). None where no
+    such pair is at most BORROW_SPAN apart.
+    """
+    size = (rung.width, rung.height)
+    points = [a for r, a in measured
+              if (r.width, r.height) == size and a.vmaf is not None
+              and _uncapped(a, rung, sample_s) and _uncapped(a, r, sample_s)]
+    above = [a for a in points if a.vmaf >= aim]
+    below = [a for a in points if a.vmaf < aim]
+    if not above or not below:
+        return None
+    high = min(above, key=lambda a: a.vmaf)
+    low = max(below, key=lambda a: a.vmaf)
+    if not high.crf < low.crf <= high.crf + BORROW_SPAN:
+        return None
+    return high, low
+
+
+def _uncapped(attempt: Attempt, rendition: Rendition, sample_s: float) -> bool:
+    budget = sample_budget_kbps(rendition, sample_s)
+    return not budget or attempt.kbps < BORROW_SHARE * budget
+
+
+def crf_in_range(crf: float) -> float:
+    """`crf` within x264's range, to a tenth."""
+    return round(min(CRF_RANGE[1], max(CRF_RANGE[0], crf)), 1)
+

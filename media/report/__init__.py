@@ -1,0 +1,3 @@
+"""Reporting: the title's report.json (`title_report`) and report.html with its charts
+(`html`, `svg`).
+"""

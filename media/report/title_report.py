@@ -1,0 +1,130 @@
+"""The title report (report.json): the ladder, and per chunk its bitrate and VMAF."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from media.core import naming
+from media.core.types import ChunkResult, PackagedTrack, SourceInfo
+from media.package import bandwidth
+from media.plan.planning import held_by_cap
+
+
+def _chunk_entry(chunk: ChunkResult) -> dict:
+    entry = {
+        "index": chunk.index,
+        "start_s": round(float(chunk.task.chunk.start_frame / chunk.task.source.frame_rate), 6)
+        if chunk.task else None,
+        "duration_s": round(float(chunk.duration_s), 6),
+        "frames": chunk.frame_count,
+        "size_bytes": chunk.size_bytes,
+        "bitrate_kbps": round(chunk.bitrate_kbps, 1),
+        "encode_s": round(chunk.encode_s, 3),
+        "score_s": round(chunk.score_s, 3),
+        "encode_cpu_s": round(chunk.encode_cpu_s, 3),
+        "score_cpu_s": round(chunk.score_cpu_s, 3),
+        "reused": chunk.reused,
+        "crf": chunk.attempts[chunk.kept].crf if chunk.attempts else None,
+        "attempts": [dataclasses.asdict(a) for a in chunk.attempts],
+        "retries": list(chunk.retries),
+        "vmaf": None,
+    }
+    if chunk.vmaf:
+        entry["vmaf"] = {k: round(v, 3) if isinstance(v, float) else v
+                         for k, v in dataclasses.asdict(chunk.vmaf).items()}
+        entry["vmaf_log"] = chunk.vmaf_log_uri
+    task = chunk.task
+    if task and task.rendition.target_vmaf and chunk.vmaf:
+        target = task.rendition.target_vmaf
+        entry["target_vmaf"] = target
+        entry["met_target"] = chunk.vmaf.mean >= target - task.gate_below
+        entry["within_gate"] = (target - task.gate_below <= chunk.vmaf.mean
+                                <= target + task.gate_above)
+        if not entry["met_target"] and chunk.attempts:
+            # Why: the rung's VBV cap held this chunk, so no CRF could reach the target.
+            entry["held_by_cap"] = held_by_cap(task.rendition, chunk.attempts[chunk.kept])
+    return entry
+
+
+def _pooled_vmaf(chunks: Sequence[ChunkResult]) -> dict | None:
+    scored = [c for c in chunks if c.vmaf]
+    if not scored:
+        return None
+    frames = sum(c.vmaf.frame_count for c in scored)
+    return {
+        "mean": round(sum(c.vmaf.mean * c.vmaf.frame_count for c in scored) / frames, 3),
+        "worst_chunk_p5": round(min(c.vmaf.p5 for c in scored), 3),
+        "minimum": round(min(c.vmaf.minimum for c in scored), 3),
+    }
+
+
+def _track_entry(track: PackagedTrack) -> dict:
+    entry = {
+        "kind": track.kind,
+        "id": track.track_id,
+        "codecs": track.codecs,
+        "playlist": naming.playlist_uri(track.kind, track.track_id, track.media_dir),
+        "init": track.init_uri,
+        "segments": len(track.segments),
+        "duration_s": round(float(track.duration_s), 6),
+        "peak_bandwidth_bps": bandwidth.track_peak_bandwidth_bps(track),
+        "average_bandwidth_bps": bandwidth.track_average_bandwidth_bps(track),
+    }
+    if track.kind != "video":
+        entry.update(language=track.language, name=track.name)
+    if track.kind == "subtitles":
+        entry.update(forced=track.forced, sidecar=track.sidecar_uri)
+    if track.kind == "video":
+        entry.update(width=track.width, height=track.height,
+                     frame_rate=str(track.frame_rate))
+        if track.iframe_ranges:
+            entry["iframe_playlist"] = naming.iframe_playlist_uri(
+                track.kind, track.track_id, track.media_dir)
+        if track.rendition:
+            entry["rate_control"] = {"crf": track.rendition.crf,
+                                     "maxrate_kbps": track.rendition.maxrate_kbps,
+                                     "bufsize_kbit": track.rendition.bufsize_kbit}
+            entry["target_vmaf"] = track.rendition.target_vmaf or None
+        entry["chunks_missing_target"] = sum(
+            1 for c in track.chunks if c.task and c.task.rendition.target_vmaf and c.vmaf
+            and c.vmaf.mean < c.task.rendition.target_vmaf - c.task.gate_below)
+        entry["vmaf"] = _pooled_vmaf(track.chunks)
+        entry["chunks"] = [_chunk_entry(c) for c in track.chunks]
+    else:
+        entry.update(language=track.language, channels=track.channels,
+                     sample_rate_hz=track.sample_rate_hz)
+    return entry
+
+
+def title_report(title_id: str, source: SourceInfo | None,
+                 tracks: Sequence[PackagedTrack], plan: dict | None = None) -> dict:
+    """A JSON-ready report of a published title (with the ladder plan when there is one)."""
+    report = {
+        "title_id": title_id,
+        "manifests": {"hls": naming.MASTER_PLAYLIST, "dash": naming.DASH_MANIFEST},
+        "source": None,
+        "plan": plan or {"mode": "fixed"},
+        "ladder": [
+            {"id": t.track_id, "width": t.width, "height": t.height,
+             "maxrate_kbps": t.rendition.maxrate_kbps if t.rendition else None,
+             "crf": t.rendition.crf if t.rendition else None,
+             "target_vmaf": (t.rendition.target_vmaf or None) if t.rendition else None,
+             "peak_bandwidth_bps": bandwidth.track_peak_bandwidth_bps(t),
+             "average_bandwidth_bps": bandwidth.track_average_bandwidth_bps(t),
+             "vmaf": _pooled_vmaf(t.chunks)}
+            for t in tracks if t.kind == "video"
+        ],
+        "tracks": [_track_entry(t) for t in tracks],
+    }
+    if source:
+        data = dataclasses.asdict(source)
+        data["frame_rate"] = str(source.frame_rate)
+        data["sample_aspect_ratio"] = str(source.sample_aspect_ratio)
+        report["inspection"] = data.pop("findings")
+        # the complexity measured for planning: per segment in the plan, not per second here
+        data.pop("complexity")
+        data.pop("complexity_bin_frames")
+        data["duration_s"] = round(float(source.duration_s), 6)
+        report["source"] = data
+    return report
