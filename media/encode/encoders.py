@@ -4,18 +4,21 @@ scene-cut keyframes) with capped constant-quality rate control.
 
     --encoder x264 (default) | x265 | svtav1 | nvenc-h264 | nvenc-hevc | nvenc-av1 | auto
 
-`auto` probes NVENC once per worker process with a real one-frame encode
-(`probe_nvenc`) and uses `nvenc-h264` when it works, otherwise x264, and says which and
-why. A GPU without NVENC (data-centre parts such as the H100 have NVDEC but no NVENC)
-fails the probe and falls back. An explicitly named NVENC encoder that fails is an
-error for its chunks (dead letter with a hint), never a silent CPU encode.
+Each encoder is one entry of `ENCODERS`: its FFmpeg encoder and the options of its own
+(`video_options` adds those every encoder shares). `auto` probes NVENC once per worker
+process with a real one-frame encode (`probe_nvenc`) and uses `nvenc-h264` when it works,
+otherwise x264, and says which and why. A GPU without NVENC (data-centre parts such as
+the H100 have NVDEC but no NVENC) fails the probe and falls back. An explicitly named
+NVENC encoder that fails is an error for its chunks (dead letter with a hint), never a
+silent CPU encode.
 """
 
 from __future__ import annotations
 
 import functools
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from media.core import ffmpeg
 from media.core.errors import MediaError
@@ -23,6 +26,43 @@ from media.core.types import EncodeSettings, Rendition
 
 __all__ = ["ENCODERS", "ENCODER_NAMES", "Encoder", "encoder_named", "probe_nvenc",
            "resolve_encoder", "video_options"]
+
+_SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
+                "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
+"""x264 preset names onto SVT-AV1's 0 (slowest) to 13 (fastest)."""
+_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p3",
+                  "fast": "p4", "medium": "p5", "slow": "p6", "slower": "p7",
+                  "veryslow": "p7", "placebo": "p7"}
+
+
+def _crf(value: float, limit: int) -> str:
+    value = min(float(limit), max(0.0, value))
+    return f"{value:g}"
+
+
+def _x264(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
+    return {"preset": settings.preset, "profile:v": settings.profile, "crf": f"{rendition.crf:g}",
+            "x264-params": f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0"}
+
+
+def _x265(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
+    return {"preset": settings.preset, "tag:v": "hvc1", "crf": _crf(rendition.crf, 51),
+            "x265-params": f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0:log-level=error"}
+
+
+def _svtav1(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
+    return {"preset": str(_SVT_PRESETS.get(settings.preset, 8)), "g": str(n),
+            "crf": _crf(rendition.crf, 63), "svtav1-params": "scd=0:enable-overlays=0"}
+
+
+def _nvenc(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
+    return {"preset": _NVENC_PRESETS.get(settings.preset, "p5"), "tune": "hq", "rc": "vbr",
+            "cq": _crf(rendition.crf, 51), "b:v": "0", "g": str(n), "forced-idr": "1",
+            "no-scenecut": "1", "strict_gop": "1"}
+
+
+def _nvenc_hevc(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
+    return _nvenc(rendition, settings, n) | {"tag:v": "hvc1"}
 
 
 @dataclass(frozen=True)
@@ -32,25 +72,25 @@ class Encoder:
     """FFmpeg encoder."""
     family: str
     """'h264', 'hevc' or 'av1'."""
+    own_options: Callable[[Rendition, EncodeSettings, int], dict[str, str]] = field(
+        repr=False, compare=False)
+    """(rendition, settings, segment frames) -> this encoder's options: its preset, its
+    quality value (clamped to its range) and the GOP settings that keep it on the grid."""
     gpu: bool = False
+    threads_shared: bool = False
+    """Where the settings leave threads to the encoder, the small renditions of a shared
+    process get one thread each (`media.encode.commands.shared_process_threads`)."""
 
 
 ENCODERS = {e.name: e for e in (
-    Encoder("x264", "libx264", "h264"),
-    Encoder("x265", "libx265", "hevc"),
-    Encoder("svtav1", "libsvtav1", "av1"),
-    Encoder("nvenc-h264", "h264_nvenc", "h264", gpu=True),
-    Encoder("nvenc-hevc", "hevc_nvenc", "hevc", gpu=True),
-    Encoder("nvenc-av1", "av1_nvenc", "av1", gpu=True),
+    Encoder("x264", "libx264", "h264", _x264, threads_shared=True),
+    Encoder("x265", "libx265", "hevc", _x265),
+    Encoder("svtav1", "libsvtav1", "av1", _svtav1),
+    Encoder("nvenc-h264", "h264_nvenc", "h264", _nvenc, gpu=True),
+    Encoder("nvenc-hevc", "hevc_nvenc", "hevc", _nvenc_hevc, gpu=True),
+    Encoder("nvenc-av1", "av1_nvenc", "av1", _nvenc, gpu=True),
 )}
 ENCODER_NAMES = ("auto", *ENCODERS)
-
-_SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
-                "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
-"""x264 preset names onto SVT-AV1's 0 (slowest) to 13 (fastest)."""
-_NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p3",
-                  "fast": "p4", "medium": "p5", "slow": "p6", "slower": "p7",
-                  "veryslow": "p7", "placebo": "p7"}
 
 
 def encoder_named(name: str) -> Encoder:
@@ -72,31 +112,13 @@ def _vbv(rendition: Rendition) -> dict[str, str]:
     return {"maxrate": f"{rendition.maxrate_kbps}k", "bufsize": f"{rendition.bufsize_kbit}k"}
 
 
-def _crf(value: float, limit: int) -> str:
-    value = min(float(limit), max(0.0, value))
-    return f"{value:g}"
-
-
 def video_options(encoder: Encoder, rendition: Rendition, settings: EncodeSettings,
                   segment_frames: int) -> dict[str, str]:
-    """FFmpeg output options of one rung for a non-x264 encoder (x264: `media.encode.commands`)."""
-    n = segment_frames
-    options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p", **_grid(n)}
-    if encoder.name == "x265":
-        options |= {"preset": settings.preset, "tag:v": "hvc1", "crf": _crf(rendition.crf, 51),
-                    "x265-params": f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0:"
-                                   "log-level=error"}
-    elif encoder.name == "svtav1":
-        options |= {"preset": str(_SVT_PRESETS.get(settings.preset, 8)), "g": str(n),
-                    "crf": _crf(rendition.crf, 63), "svtav1-params": "scd=0:enable-overlays=0"}
-    elif encoder.gpu:
-        options |= {"preset": _NVENC_PRESETS.get(settings.preset, "p5"), "tune": "hq",
-                    "rc": "vbr", "cq": _crf(rendition.crf, 51), "b:v": "0", "g": str(n),
-                    "forced-idr": "1", "no-scenecut": "1", "strict_gop": "1"}
-        if encoder.family == "hevc":
-            options["tag:v"] = "hvc1"
-    else:
-        raise MediaError(f"no options for encoder {encoder.name!r}")
+    """FFmpeg output options of one rung: the encoder's own, on the segment grid, with the
+    rung's rate control (capped constant quality, or an average bitrate), VBV-capped."""
+    options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p",
+                               **_grid(segment_frames)}
+    options |= encoder.own_options(rendition, settings, segment_frames)
     if rendition.target_kbps:  # a fixed-bitrate ladder
         options.pop("crf", None)
         options.pop("cq", None)
