@@ -23,6 +23,8 @@ from media.package.bandwidth import (
     track_peak_bandwidth_bps,
     track_target_duration_s,
 )
+from media.package.playlist_text import decimal, quoted
+from media.package.subtitles import subtitle_media_playlist
 
 __all__ = ["AUDIO_GROUP_ID", "HLS_VERSION", "SUBTITLES_GROUP_ID", "media_playlist",
            "multivariant_playlist"]
@@ -32,23 +34,6 @@ AUDIO_GROUP_ID = "audio"
 SUBTITLES_GROUP_ID = "subs"
 
 
-def _decimal(value: Fraction, places: int) -> str:
-    """A non-negative `value` with exactly `places` (> 0) decimals, rounded half up.
-
-    Exact: 30000/1001 gives '29.970' and 4.0106666... gives '4.010667', with no float
-    on the way.
-    """
-    whole, frac = divmod(math.floor(value * 10**places + Fraction(1, 2)), 10**places)
-    return f"{whole}.{frac:0{places}d}"
-
-
-def _quoted(value: str) -> str:
-    """An RFC 8216 quoted-string; it cannot hold a double quote or a line break."""
-    if any(c in value for c in '"\r\n'):
-        raise ValueError(f"cannot write {value!r} as an HLS quoted-string (no '\"', CR or LF)")
-    return f'"{value}"'
-
-
 def _relative_to_track(track: PackagedTrack, uri: str) -> str:
     return posixpath.relpath(uri, naming.track_dir(track.kind, track.track_id, track.media_dir))
 
@@ -56,8 +41,6 @@ def _relative_to_track(track: PackagedTrack, uri: str) -> str:
 def media_playlist(track: PackagedTrack) -> str:
     """The VOD media playlist of one track (video rendition, audio or subtitle track)."""
     if track.kind == "subtitles":
-        from media.package.subtitles import subtitle_media_playlist
-
         durations = [Fraction(s.duration_ticks, track.timescale) for s in track.segments]
         return subtitle_media_playlist(
             [_relative_to_track(track, s.uri) for s in track.segments], durations,
@@ -69,10 +52,10 @@ def media_playlist(track: PackagedTrack) -> str:
         "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f"#EXT-X-MAP:URI={_quoted(_relative_to_track(track, track.init_uri))}",
+        f"#EXT-X-MAP:URI={quoted(_relative_to_track(track, track.init_uri))}",
     ]
     for segment, duration in zip(track.segments, segment_durations_s(track), strict=True):
-        lines.append(f"#EXTINF:{_decimal(extinf_s(duration), EXTINF_DECIMALS)},")
+        lines.append(f"#EXTINF:{decimal(extinf_s(duration), EXTINF_DECIMALS)},")
         lines.append(_relative_to_track(track, segment.uri))
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
@@ -86,16 +69,16 @@ def _audio_media_lines(audio: list[PackagedTrack]) -> list[str]:
     for position, (track, name) in enumerate(zip(audio, names, strict=True)):
         attributes = [
             "TYPE=AUDIO",
-            f"GROUP-ID={_quoted(AUDIO_GROUP_ID)}",
-            f"LANGUAGE={_quoted(track.language)}",
-            f"NAME={_quoted(name)}",
+            f"GROUP-ID={quoted(AUDIO_GROUP_ID)}",
+            f"LANGUAGE={quoted(track.language)}",
+            f"NAME={quoted(name)}",
             f"DEFAULT={'YES' if position == 0 else 'NO'}",
             "AUTOSELECT=YES",
         ]
         if track.channels:
-            attributes.append(f"CHANNELS={_quoted(str(track.channels))}")
+            attributes.append(f"CHANNELS={quoted(str(track.channels))}")
         attributes.append(
-            f"URI={_quoted(naming.playlist_uri(track.kind, track.track_id, track.media_dir))}")
+            f"URI={quoted(naming.playlist_uri(track.kind, track.track_id, track.media_dir))}")
         lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
     return lines
 
@@ -108,13 +91,13 @@ def _subtitle_media_lines(subtitles: list[PackagedTrack]) -> list[str]:
     for track, name in zip(subtitles, names, strict=True):
         attributes = [
             "TYPE=SUBTITLES",
-            f"GROUP-ID={_quoted(SUBTITLES_GROUP_ID)}",
-            f"LANGUAGE={_quoted(track.language)}",
-            f"NAME={_quoted(name)}",
+            f"GROUP-ID={quoted(SUBTITLES_GROUP_ID)}",
+            f"LANGUAGE={quoted(track.language)}",
+            f"NAME={quoted(name)}",
             "DEFAULT=NO",
             "AUTOSELECT=YES",
             f"FORCED={'YES' if track.forced else 'NO'}",
-            f"URI={_quoted(naming.playlist_uri(track.kind, track.track_id, track.media_dir))}",
+            f"URI={quoted(naming.playlist_uri(track.kind, track.track_id, track.media_dir))}",
         ]
         lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
     return lines
@@ -141,16 +124,16 @@ def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack],
     attributes = [
         f"BANDWIDTH={bandwidth}",
         f"AVERAGE-BANDWIDTH={average}",
-        f"CODECS={_quoted(','.join(dict.fromkeys(codecs)))}",
+        f"CODECS={quoted(','.join(dict.fromkeys(codecs)))}",
     ]
     if video.width and video.height:
         attributes.append(f"RESOLUTION={video.width}x{video.height}")
     if video.frame_rate:
-        attributes.append(f"FRAME-RATE={_decimal(Fraction(video.frame_rate), 3)}")
+        attributes.append(f"FRAME-RATE={decimal(Fraction(video.frame_rate), 3)}")
     if audio:
-        attributes.append(f"AUDIO={_quoted(AUDIO_GROUP_ID)}")
+        attributes.append(f"AUDIO={quoted(AUDIO_GROUP_ID)}")
     if subtitles:
-        attributes.append(f"SUBTITLES={_quoted(SUBTITLES_GROUP_ID)}")
+        attributes.append(f"SUBTITLES={quoted(SUBTITLES_GROUP_ID)}")
     return bandwidth, "#EXT-X-STREAM-INF:" + ",".join(attributes)
 
 

@@ -36,6 +36,7 @@ from media.package.isobmff import (
     iter_boxes,
     read_init,
 )
+from media.package.playlist_text import decimal, quoted
 
 __all__ = [
     "EXTINF_DECIMALS",
@@ -265,19 +266,6 @@ class IFrame:
         object.__setattr__(self, "duration", Fraction(self.duration))
 
 
-def _decimal(value: Fraction, places: int) -> str:
-    """A non-negative `value` with exactly `places` (> 0) decimals, rounded half up."""
-    whole, frac = divmod(math.floor(value * 10**places + Fraction(1, 2)), 10**places)
-    return f"{whole}.{frac:0{places}d}"
-
-
-def _quoted(value: str) -> str:
-    """An RFC 8216 quoted-string; it cannot hold a double quote or a line break."""
-    if any(c in value for c in '"\r\n'):
-        raise ValueError(f"cannot write {value!r} as an HLS quoted-string (no '\"', CR or LF)")
-    return f'"{value}"'
-
-
 def iframe_playlist(init_uri_rel: str, iframes: Sequence[IFrame]) -> str:
     """The VOD I-frame playlist of one video track.
 
@@ -297,10 +285,10 @@ def iframe_playlist(init_uri_rel: str, iframes: Sequence[IFrame]) -> str:
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-I-FRAMES-ONLY",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f"#EXT-X-MAP:URI={_quoted(init_uri_rel)}",
+        f"#EXT-X-MAP:URI={quoted(init_uri_rel)}",
     ]
     for frame in iframes:
-        lines.append(f"#EXTINF:{_decimal(frame.duration, EXTINF_DECIMALS)},")
+        lines.append(f"#EXTINF:{decimal(frame.duration, EXTINF_DECIMALS)},")
         lines.append(f"#EXT-X-BYTERANGE:{frame.length}@{frame.offset}")
         lines.append(frame.uri)
     lines.append("#EXT-X-ENDLIST")
@@ -326,8 +314,8 @@ def iframe_stream_inf(bandwidth_bps: int, codecs: str, width: int, height: int, 
     """
     if bandwidth_bps <= 0:
         raise ValueError(f"BANDWIDTH must be positive, got {bandwidth_bps}")
-    attributes = [f"BANDWIDTH={bandwidth_bps}", f"CODECS={_quoted(codecs)}"]
+    attributes = [f"BANDWIDTH={bandwidth_bps}", f"CODECS={quoted(codecs)}"]
     if width and height:
         attributes.append(f"RESOLUTION={width}x{height}")
-    attributes.append(f"URI={_quoted(uri)}")
+    attributes.append(f"URI={quoted(uri)}")
     return "#EXT-X-I-FRAME-STREAM-INF:" + ",".join(attributes)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from media.core.errors import MediaError
+from media.package.playlist_text import decimal
 
 __all__ = [
     "HLS_SUBTITLE_VERSION",
@@ -413,12 +414,6 @@ def segment_webvtt(
     return [_document(header, segment) for segment in segments]
 
 
-def _decimal(value: Fraction, places: int) -> str:
-    """A non-negative `value` with exactly `places` (> 0) decimals, rounded half up."""
-    whole, frac = divmod(math.floor(value * 10**places + _HALF), 10**places)
-    return f"{whole}.{frac:0{places}d}"
-
-
 def subtitle_media_playlist(
     segment_uris: Sequence[str],
     segment_durations: Sequence[Fraction],
@@ -449,7 +444,7 @@ def subtitle_media_playlist(
         duration = Fraction(segment_duration)
         if duration <= 0:
             raise ValueError(f"segment durations must be positive, got {duration} s")
-        extinf = _decimal(duration, EXTINF_DECIMALS)
+        extinf = decimal(duration, EXTINF_DECIMALS)
         if math.floor(Fraction(extinf) + _HALF) > target_duration_s:
             raise ValueError(
                 f"EXTINF {extinf} rounds above the target duration {target_duration_s} s"
