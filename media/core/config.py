@@ -100,9 +100,8 @@ class JobConfig:
     vmaf_subsample: int = 15
     """Final chunks score every n-th frame (1: all; an odd n never locks onto a GOP), but
     at least `media.quality.vmaf.MIN_SCORED_FRAMES` of each chunk
-    (`media.quality.vmaf.chunk_step`: a
-    4 s tail chunk at 25 fps is scored every 5th frame). Every 15th frame of a 12 s chunk
-    pools within 0.3 VMAF of every frame's (benchmarks/scoring.py)."""
+    (`media.quality.vmaf.chunk_step`). 15 keeps a 12 s chunk's pooled score close to every
+    frame's (docs/performance.md, Scoring)."""
     trial_vmaf_subsample: int = 5
     """Trials score every n-th frame (odd, so it never locks onto a GOP pattern): five of
     a 1 s sample's 25 frames, with their neighbours for motion."""

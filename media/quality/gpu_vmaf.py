@@ -49,8 +49,7 @@ log = logging.getLogger(__name__)
 VMAF_BACKENDS = ("auto", "libvmaf", "torch")
 BATCH_PIXELS = {"cuda": 16 * 1920 * 1080, "cpu": 1 << 20}
 """Luma pixels per batch: 16 frames of 1080p on a GPU; on the CPU about one, since
-vmaf-torch's intermediates then stay in cache (4 frames of 640x360 score ~2x faster
-per frame than 16)."""
+vmaf-torch's intermediates then stay in cache (docs/performance.md, Scoring)."""
 MAX_BATCH_FRAMES = 64
 
 

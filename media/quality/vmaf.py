@@ -99,14 +99,10 @@ def untagged(stream):
     """`stream` with its frames' colour tags (range, matrix, primaries, transfer) cleared,
     their pixels untouched.
 
-    FFmpeg negotiates colour range and matrix between filters: where libvmaf's two
-    inputs carry different tags, it converts one of them on the way in. A reference
-    kept in NUT (`store_reference`) comes back with no tags, while the encode of a
-    tagged source (BT.709, limited range, as most are) keeps them: the encode was then
-    stretched from limited to full range before it was compared, and a 1080p encode
-    that scores 97.9 against the decoded source scored 53.5. Both sides are the same
-    pipeline's pixels, so both are compared as they are: each input to libvmaf is
-    untagged (`compared`)."""
+    Where libvmaf's two inputs carry different tags, FFmpeg converts one of them on the
+    way in; a kept reference (`store_reference`) has no tags while a tagged encode keeps
+    them. Both sides are the same pipeline's pixels, so each input to libvmaf is
+    untagged (`compared`) and they are compared as they are (docs/performance.md)."""
     return stream.filter("setparams", **UNTAGGED)
 
 
@@ -150,10 +146,9 @@ SCORING_ERROR = 0.25
 """How far (VMAF) a subsampled chunk score may stray from every frame's, by design: half
 of what the scoring benchmark allows."""
 SPREAD_FACTOR = 4.5
-"""A chunk mean's error over n frames, times sqrt(n), over the spread of the title's
-trial frame scores (`media.plan.planning.frame_spread`), measured on 12 s chunks of the three
-benchmark sources at 4 to 20 frames: up to 3.7. A 1 s trial sample sees less of the
-spread than a 12 s chunk has, and neighbouring frames are alike."""
+"""Bound on a chunk mean's error over n frames, times sqrt(n), over the spread of the
+title's trial frame scores (`media.plan.planning.frame_spread`); above the largest ratio
+measured (docs/performance.md, Scoring)."""
 
 
 def scored_frames_needed(frame_sd: float | None) -> int:
@@ -162,11 +157,9 @@ def scored_frames_needed(frame_sd: float | None) -> int:
     encodes (None: not measured): (SPREAD_FACTOR * sd / SCORING_ERROR) ** 2, between
     FLAT_SCORED_FRAMES and MIN_SCORED_FRAMES.
 
-    A flat title needs few (the cartoon's trial scores spread by 0.15 at its ladder's
-    resolutions: the mean of 7 of a 12 s chunk's frames came within 0.19 of all 300),
-    a grainy one all 20 (spread 0.7: 7 frames strayed by 0.9). Scoring costs the same
-    per frame whatever was encoded, so a cheap encode's scoring would otherwise cost
-    more than the encode.
+    A flat title needs few frames, a grainy one all of them. Scoring costs the same per
+    frame whatever was encoded, so a cheap encode's scoring would otherwise cost more
+    than the encode.
 
     >>> scored_frames_needed(0.15), scored_frames_needed(0.7), scored_frames_needed(None)
     (8, 20, 20)
@@ -182,8 +175,7 @@ def chunk_step(frame_count: int, step: int, scored_frames: int = MIN_SCORED_FRAM
     step below it that still scores `scored_frames` of its frames (1: every frame).
 
     The error of a subsampled mean grows as the frames it is taken from get fewer, not
-    with the step itself: every 15th frame of a 12 s chunk (20 frames) pools within 0.3
-    VMAF of every frame's (benchmarks/scoring.py), but of a 4 s tail chunk it would be 7.
+    with the step itself (docs/performance.md, Scoring), so a short chunk's step shrinks.
     Where a title needs fewer than MIN_SCORED_FRAMES (`scored_frames_needed`: its frame
     scores barely vary), the step grows to score about that many (a step of 1, every
     frame, is kept as asked).
