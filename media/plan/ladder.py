@@ -1,8 +1,9 @@
 """Ladders: which renditions a title gets.
 
-For now one fixed ladder (the per-title ladder replaces it later): capped-CRF rungs
-from 1080p to 234p, skipping rungs taller than the source. Widths follow the source's
-display aspect ratio, rounded to even numbers as 4:2:0 chroma requires.
+The fixed ladder (`--ladder fixed`): capped-CRF rungs from 1080p to 234p, skipping
+rungs taller than the source; Apple's authoring-spec ladder, a benchmark baseline; and
+the sizing every ladder uses, per-title included. Widths follow the source's display
+aspect ratio, rounded to even numbers as 4:2:0 chroma requires.
 """
 
 from __future__ import annotations
