@@ -3,7 +3,8 @@
     python -m pipeline --input 'in/*.mp4' --output out/
     python -m pipeline demo --output out/        # makes a 30 s 1080p source and runs it
 
-Any standard Beam flag (--runner, --direct_num_workers, ...) passes through.
+Any standard Beam flag (--runner, --direct_num_workers, ...) passes through; a flag that
+neither ladderflow nor Beam knows stops the run before anything starts (exit status 2).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _print_help() -> None:
         prog="python -m pipeline", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Beam's own flags (--runner, --direct_num_workers, --direct_running_mode, "
-               "--temp_location, ...) pass through to the runner.")
+               "--temp_location, ...) pass through to the runner; a flag that neither "
+               "knows is refused.")
     LadderflowOptions._add_argparse_args(parser)
     parser.print_help()
 
@@ -53,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _setup_logging()
     from pipeline import launcher
+    from pipeline.options import refuse_unknown_flags
 
     try:
+        refuse_unknown_flags(argv[1:] if argv and argv[0] == "demo" else argv)
         if argv and argv[0] == "demo":
             from pipeline.demo import make_demo_source
 

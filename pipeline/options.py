@@ -2,11 +2,14 @@
 
 Every standard Beam flag (`--runner`, `--direct_num_workers`, ...) passes through;
 ours are turned into a validated `JobConfig` before the graph is built, so a bad flag
-fails before any work.
+fails before any work. A flag that neither knows is refused before anything starts
+(Beam itself only warns, and runs on with the default).
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -176,3 +179,75 @@ def pubsub_path(value: str, flag: str, kind: str = "topics") -> str:
             f"{flag} {value!r}: give the full path, projects/PROJECT/{kind}/NAME "
             "(NAME: 3 to 255 characters, starting with a letter)")
     return value
+
+
+class _OptionNames(argparse.ArgumentParser):
+    """Collects the flags that options classes declare (never parses: a flag's values are
+    for Beam's own parser to check, with its own messages)."""
+
+    def __init__(self):
+        # "resolve": a subclass may declare a flag its base declares too.
+        super().__init__(add_help=False, allow_abbrev=False, conflict_handler="resolve")
+
+    def add_value_provider_argument(self, *args, **kwargs):
+        return self.add_argument(*args, **kwargs)
+
+
+def known_flags() -> set[str]:
+    """Every flag of every `PipelineOptions` subclass defined so far: Beam's (the runners'
+    Dataflow, Flink and portable options live in `pipeline_options` too) and ours."""
+    parser = _OptionNames()
+    classes, seen = list(PipelineOptions.__subclasses__()), set()
+    while classes:
+        cls = classes.pop()
+        if cls not in seen:
+            seen.add(cls)
+            cls._add_argparse_args(parser)
+            classes.extend(cls.__subclasses__())
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
+def unknown_flags(argv: list[str], known: set[str]) -> list[str]:
+    """The flags in `argv` that are not in `known`, as argparse reads them: a token that
+    starts with '-' (a negative number aside) is a flag, `--flag=value` is `--flag`, and
+    prefixes do not count (Beam parses with `allow_abbrev=False`)."""
+    unknown = []
+    for token in argv:
+        if token == "--":
+            break
+        flag = token.split("=", 1)[0]
+        if not token.startswith("-") or _is_number(token) or " " in flag:
+            continue  # a value (argparse takes "-x y" with a space for one too)
+        if flag not in known:
+            unknown.append(flag)
+    return unknown
+
+
+def refuse_unknown_flags(argv: list[str]) -> None:
+    """Raise a ConfigurationError that names each flag of `argv` that neither ladderflow
+    nor Beam knows, with the nearest known one (`--top-vmaf`: `--top_vmaf`)."""
+    known = known_flags()
+    unknown = unknown_flags(argv, known)
+    if not unknown:
+        return
+    # Compared without the dashes, which every name shares.
+    names = sorted(flag.lstrip("-") for flag in known)
+    said = []
+    for flag in unknown:
+        bare = flag.lstrip("-")
+        near = [bare.replace("-", "_")] if "--" + bare.replace("-", "_") in known else (
+            difflib.get_close_matches(bare, names, n=1))
+        said.append(f"{flag} (did you mean --{near[0]}?)" if near else flag)
+    raise ConfigurationError(
+        f"unknown option{'s' if len(said) > 1 else ''}: {', '.join(said)}",
+        "Neither ladderflow nor Beam knows it, and Beam would run on with its default. "
+        "`python -m pipeline --help` lists ladderflow's options; Beam's are its "
+        "PipelineOptions (apache_beam/options/pipeline_options.py).")
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True

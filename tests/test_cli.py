@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 
+from media.core.errors import ConfigurationError
+from pipeline.options import known_flags, refuse_unknown_flags, unknown_flags
 from tests.media_factory import make_clip, make_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,3 +98,61 @@ def test_no_input_says_what_to_give(tmp_path):
     proc = _run("--output", str(tmp_path), timeout=60)
     assert proc.returncode == 2
     assert "give --input" in proc.stderr and "--subscription or --watch" in proc.stderr
+
+
+@pytest.mark.parametrize("args, nearest", [
+    (["--top-vmaf", "80"], "--top_vmaf"),  # ours, a dash for an underscore
+    (["--segment_second", "4"], "--segment_seconds"),  # ours, misspelt
+    (["--runer", "DirectRunner"], "--runner"),  # Beam's
+    (["--direct_num_worker", "2"], "--direct_num_workers"),  # Beam's, not a prefix match
+])
+def test_an_unknown_option_stops_the_run_with_the_nearest_name(args, nearest, small_sources,
+                                                                tmp_path):
+    proc = _run("--input", str(small_sources / "tiny.mp4"), "--output", str(tmp_path), *args,
+                timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"error: unknown option: {args[0]} (did you mean {nearest}?)" in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_demo_refuses_an_unknown_option_before_making_its_source(tmp_path):
+    proc = _run("demo", "--output", str(tmp_path), "--top-vmaf=80", timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "unknown option: --top-vmaf (did you mean --top_vmaf?)" in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+LEGITIMATE = {
+    "flink": ["--runner=FlinkRunner", "--flink_master=HOST:8081", "--environment_type=DOCKER",
+              "--environment_config=registry.example/ladderflow:1", "--parallelism", "4"],
+    "dataflow": ["--runner", "DataflowRunner", "--project", "p", "--region", "europe-west1",
+                 "--temp_location", "gs://b/tmp", "--sdk_container_image=registry/ladderflow:1",
+                 "--dataflow_service_options=worker_accelerator=type:nvidia-l4;count:1;"
+                 "install-nvidia-driver", "--dataflow_service_options", "enable_prime",
+                 "--experiments=use_runner_v2", "--experiments", "disable_runner_v2_until_v2",
+                 "--max_num_workers", "50", "--worker_machine_type=g2-standard-8"],
+    "portable": ["--runner=PortableRunner", "--job_endpoint=embed",
+                 "--environment_type=LOOPBACK"],
+    "fn_api": ["--runner=FnApiRunner", "--direct_num_workers=2",
+               "--direct_running_mode=multi_processing"],
+    "ours": ["--streaming", "--no_vmaf", "--keep_work", "--min_kbps", "-5", "--top_vmaf=93",
+             "--subscription", "projects/p/subscriptions/s"],
+}
+
+
+@pytest.mark.parametrize("runner", sorted(LEGITIMATE))
+def test_flags_that_beam_or_ladderflow_knows_pass(runner, caplog):
+    argv = LEGITIMATE[runner]
+    refuse_unknown_flags(argv)
+    PipelineOptions(argv).get_all_options()  # and Beam's own parser keeps every one
+    assert "Discarding" not in caplog.text
+
+
+def test_flags_are_read_as_argparse_reads_them():
+    known = known_flags()
+    assert unknown_flags(["--top-vmaf=80", "--crf", "20", "-runner", "x"], known) == [
+        "--top-vmaf", "-runner"]
+    assert unknown_flags(["--min_kbps", "-5", "--", "--anything"], known) == []
+    with pytest.raises(ConfigurationError, match=r"--top-vmaf \(did you mean --top_vmaf\?\), "
+                                                 r"--runer \(did you mean --runner\?\)"):
+        refuse_unknown_flags(["--top-vmaf", "80", "--runer", "DirectRunner"])
