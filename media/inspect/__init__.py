@@ -70,7 +70,6 @@ from media.inspect.decoding import (
     _raise_if_timed_out,
     _undecodable,
     decodability,
-    isobmff_truncation,
 )
 from media.inspect.demux import summarize
 from media.inspect.frame_timing import (
@@ -123,7 +122,6 @@ __all__ = [
     "ffmpeg_filters",
     "inspect_file",
     "interlace_decision",
-    "isobmff_truncation",
     "summarize",
     "timing",
 ]

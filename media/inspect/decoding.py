@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 
 from media.core.errors import MediaError, NoVideoStream, ToolFailed
 from media.inspect.decode_pass import _decode_pass, _Pass
@@ -18,6 +17,7 @@ from media.inspect.thresholds import (
     TRUNCATION_TOLERANCE_FRACTION,
     TRUNCATION_TOLERANCE_S,
 )
+from media.package.isobmff import truncation
 
 # --- decodability -----------------------------------------------------------------------
 
@@ -91,56 +91,12 @@ def _undecodable(exc: ToolFailed) -> Finding:
 
 def _isobmff_truncation(path: str) -> str:
     """Why an MP4/MOV (ISO BMFF) file looks cut short, or "" if it does not (or is not
-    ISO BMFF). Walks the top-level boxes: one that runs past the end of the file, or a
-    file without `moov` (the index a writer adds when it finishes), is truncated."""
+    ISO BMFF): `media.package.isobmff.truncation` of the file at `path`."""
     try:
         with open(path, "rb") as handle:
-            return isobmff_truncation(handle)
+            return truncation(handle)
     except OSError:
         return ""
-
-
-def isobmff_truncation(handle) -> str:
-    """`_isobmff_truncation` of an open, seekable binary file (read from its start)."""
-    try:
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(0)
-        head = handle.read(8)
-        if len(head) < 8 or head[4:8] != b"ftyp":
-            return ""
-        position, seen = 0, set()
-        for _ in range(100_000):
-            if position >= size:
-                break
-            handle.seek(position)
-            header = handle.read(16)
-            if len(header) < 8:
-                return f"it ends inside a box header at byte {position} of {size}"
-            box_size, kind = struct.unpack(">I4s", header[:8])
-            name = kind.decode("latin-1")
-            if box_size == 1:
-                if len(header) < 16:
-                    return f"it ends inside a box header at byte {position} of {size}"
-                box_size = struct.unpack(">Q", header[8:16])[0]
-            elif box_size == 0:  # the box runs to the end of the file
-                seen.add(name)
-                break
-            if box_size < 8:
-                return ""  # not a box structure we understand; let the demuxer judge
-            seen.add(name)
-            if position + box_size > size:
-                missing = position + box_size - size
-                return (
-                    f"its '{name}' box needs {missing} more bytes than the file has "
-                    f"(the file is {size} bytes, about "
-                    f"{100 * size / (size + missing):.0f} % of what it should be)"
-                )
-            position += box_size
-    except (OSError, ValueError):
-        return ""
-    if "moov" not in seen:
-        return "it has no 'moov' box (the index a writer adds when it finishes the file)"
-    return ""
 
 
 def _tolerance(span_s: float) -> float:

@@ -22,6 +22,7 @@ from media.core.errors import (
     UnreadableSource,
 )
 from media.core.types import AudioStreamInfo, SourceInfo
+from media.package.isobmff import truncation
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,11 @@ def _file_list_kind(source: str | BinaryIO) -> str:
 def _truncation(source: str | BinaryIO) -> str:
     """Why an MP4/MOV that FFmpeg cannot open looks cut short ('' when it does not): a
     copy cut before its index (`moov`) is written, or inside it, does not open at all."""
-    from media.inspect import isobmff_truncation
-
     try:
         if isinstance(source, str):
             with open(source, "rb") as handle:
-                return isobmff_truncation(handle)
-        return isobmff_truncation(source)
+                return truncation(handle)
+        return truncation(source)
     except (OSError, ValueError, AttributeError):
         return ""
 

@@ -13,10 +13,13 @@ Malformed input raises `IsobmffError`, a `MediaError` that is also a `ValueError
 
 from __future__ import annotations
 
+import itertools
+import mmap
+import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from media.core.errors import MediaError
 
@@ -26,11 +29,13 @@ __all__ = [
     "FragmentInfo",
     "InitInfo",
     "IsobmffError",
+    "TruncatedBox",
     "find_all",
     "find_box",
     "iter_boxes",
     "read_fragment",
     "read_init",
+    "truncation",
 ]
 
 SAMPLE_IS_NON_SYNC = 0x00010000
@@ -55,6 +60,8 @@ _TRUN_DURATION, _TRUN_FLAGS, _TRUN_CTO = 0x100, 0x400, 0x800
 _TRUN_SAMPLE_FIELDS = ((_TRUN_DURATION, "I"), (0x200, "I"), (_TRUN_FLAGS, "I"), (_TRUN_CTO, "I"))
 _TRUN_V1_SAMPLE_FIELDS = (*_TRUN_SAMPLE_FIELDS[:3], (_TRUN_CTO, "i"))
 """Version 1 trun composition offsets are signed."""
+_MAX_BOXES = 100_000
+"""Top-level boxes `truncation` walks at most (a fragmented two-hour title has ~7,000)."""
 
 
 class IsobmffError(MediaError, ValueError):
@@ -64,6 +71,17 @@ class IsobmffError(MediaError, ValueError):
         "The MP4 is truncated or not a CMAF fragment. Re-create the segment (re-run the "
         "packaging step) and check that the file was written completely."
     )
+
+
+class TruncatedBox(IsobmffError):
+    """A box, or its header, runs past the end of what holds it."""
+
+    def __init__(self, message: str, offset: int, box: Box | None = None):
+        super().__init__(message)
+        self.offset = offset
+        """Where the box's header starts."""
+        self.box = box
+        """The box as its header declares it (None where the header itself is cut)."""
 
 
 @dataclass(frozen=True)
@@ -131,30 +149,87 @@ def _unpack(fmt: str, data: bytes, offset: int) -> tuple[int, ...]:
         raise IsobmffError(f"truncated box data at byte {offset}: {exc}") from None
 
 
-def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
-    """The boxes laid end to end in `data[start:end]` (one level, not recursive)."""
-    end = len(data) if end is None else end
+def iter_boxes(data, start: int = 0, end: int | None = None) -> Iterator[Box]:
+    """The boxes laid end to end in `data[start:end]` (one level, not recursive).
+
+    `data` is bytes (or a buffer such as an mmap), or a seekable binary file, of which
+    only the box headers are read: a two-hour MP4's top-level boxes are found without
+    reading its media. A box or header that runs past `end` raises `TruncatedBox`.
+    """
+    read = _header_reader(data)
+    end = _length(data) if end is None else end
     offset = start
     while offset < end:
-        if end - offset < 8:
-            raise IsobmffError(f"truncated box header at byte {offset}")
-        size, raw_type = _unpack(">I4s", data, offset)
+        head = read(offset, 32)
+        if end - offset < 8 or len(head) < 8:
+            raise TruncatedBox(f"truncated box header at byte {offset}", offset)
+        size, raw_type = struct.unpack_from(">I4s", head)
         header = 8
         if size == 1:
-            (size,) = _unpack(">Q", data, offset + 8)
+            if end - offset < 16 or len(head) < 16:
+                raise TruncatedBox(f"truncated box header at byte {offset}", offset)
+            (size,) = struct.unpack_from(">Q", head, 8)
             header = 16
         elif size == 0:  # the box runs to the end of its parent (or of the file)
             size = end - offset
         box_type = raw_type.decode("latin-1")
         if box_type == "uuid":
             header += 16
-        if size < header or offset + size > end:
-            raise IsobmffError(
-                f"box '{box_type}' at byte {offset} claims {size} bytes; "
-                f"{end - offset} remain (truncated or corrupt)"
-            )
-        yield Box(box_type, offset, offset + header, offset + size)
+        claim = f"box '{box_type}' at byte {offset} claims {size} bytes; {end - offset} remain"
+        if size < header:
+            raise IsobmffError(f"{claim} (truncated or corrupt)")
+        box = Box(box_type, offset, offset + header, offset + size)
+        if box.end > end:
+            raise TruncatedBox(f"{claim} (truncated or corrupt)", offset, box)
+        yield box
         offset += size
+
+
+def _header_reader(data) -> Callable[[int, int], bytes]:
+    """read(offset, count): up to `count` bytes of `data` (bytes or a binary file) from
+    `offset`."""
+    if not hasattr(data, "read") or isinstance(data, mmap.mmap):
+        return lambda offset, count: bytes(data[offset:offset + count])
+
+    def read(offset: int, count: int) -> bytes:
+        data.seek(offset)
+        return data.read(count)
+
+    return read
+
+
+def _length(data) -> int:
+    if not hasattr(data, "read") or isinstance(data, mmap.mmap):
+        return len(data)
+    return data.seek(0, os.SEEK_END)
+
+
+def truncation(handle: BinaryIO) -> str:
+    """Why an ISO BMFF file (MP4, MOV) looks cut short, or "" if it does not (or is not
+    ISO BMFF), from an open seekable binary file: a top-level box that runs past the end
+    of the file, or no `moov` (the index a writer adds when it finishes the file). Only
+    box headers are read."""
+    try:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
+        head = handle.read(8)
+        if len(head) < 8 or head[4:8] != b"ftyp":
+            return ""
+        seen = {box.type for box in itertools.islice(iter_boxes(handle, 0, size), _MAX_BOXES)}
+    except TruncatedBox as exc:
+        if exc.box is None:
+            return f"it ends inside a box header at byte {exc.offset} of {size}"
+        missing = exc.box.end - size
+        return (
+            f"its '{exc.box.type}' box needs {missing} more bytes than the file has "
+            f"(the file is {size} bytes, about {100 * size / (size + missing):.0f} % of what "
+            "it should be)"
+        )
+    except (OSError, ValueError):  # IsobmffError included: a structure not understood,
+        return ""  # which the demuxer judges
+    if "moov" not in seen:
+        return "it has no 'moov' box (the index a writer adds when it finishes the file)"
+    return ""
 
 
 def find_all(data: bytes, path: str, parent: Box | None = None) -> list[Box]:
