@@ -10,11 +10,16 @@ importing it here would run that pipeline a second time.)
 
 from __future__ import annotations
 
+import math
+import random
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from tests.hls_authoring import check_hls_title
+from media.package.bandwidth import peak_bandwidth_bps
+from tests.hls_authoring import _peak_bps, check_hls_title
+from tests.test_bandwidth import PEAK_CASES
 
 MASTER = "master.m3u8"
 LOW = "video/low/playlist.m3u8"
@@ -67,11 +72,17 @@ def _box(kind: bytes, payload: bytes) -> bytes:
 
 
 def _video_init(profile_compat_level: str) -> bytes:
-    """ftyp + moov/trak/mdia/minf/stbl/stsd/avc1/avcC: enough for the checker's avcC read."""
+    """ftyp + moov with one H.264 trak (tkhd, mdhd, hdlr, stsd/avc1/avcC): what
+    media/package/isobmff.py's `read_init` needs to hand the checker the avcC."""
     avcc = _box(b"avcC", bytes([1]) + bytes.fromhex(profile_compat_level) + b"\xff\xe0\x00")
-    stsd = _box(b"stsd", bytes(4) + (1).to_bytes(4, "big") + _box(b"avc1", bytes(78) + avcc))
-    stbl = _box(b"stbl", stsd)
-    moov = _box(b"moov", _box(b"trak", _box(b"mdia", _box(b"minf", stbl))))
+    avc1 = _box(b"avc1", bytes(24) + (640).to_bytes(2, "big") + (360).to_bytes(2, "big")
+                + bytes(50) + avcc)  # fmt: skip
+    stsd = _box(b"stsd", bytes(4) + (1).to_bytes(4, "big") + avc1)
+    tkhd = _box(b"tkhd", bytes(12) + (1).to_bytes(4, "big") + bytes(68))  # track 1
+    mdhd = _box(b"mdhd", bytes(12) + (12_800).to_bytes(4, "big") + bytes(8))  # timescale
+    hdlr = _box(b"hdlr", bytes(8) + b"vide" + bytes(13))
+    mdia = _box(b"mdia", mdhd + hdlr + _box(b"minf", _box(b"stbl", stsd)))
+    moov = _box(b"moov", _box(b"trak", tkhd + mdia))
     return _box(b"ftyp", b"iso6\x00\x00\x00\x00iso6cmfc") + moov
 
 
@@ -396,6 +407,34 @@ def test_bandwidth_is_measured_from_the_segment_files(title):
     assert any(
         "BANDWIDTH=496000 but the measured peak bit rate is 736000" in v for v in violations
     ), _report(violations)
+
+
+@pytest.mark.parametrize(
+    "sizes, durations, target, expected", [case[1:] for case in PEAK_CASES],
+    ids=[case[0] for case in PEAK_CASES],
+)  # fmt: skip
+def test_the_checkers_peak_gives_the_worked_answers(sizes, durations, target, expected):
+    """The hand-worked RFC 8216 cases of tests/test_bandwidth.py, through the checker."""
+    exact = [Fraction(d) for d in durations]
+    assert math.ceil(_peak_bps(sizes, exact, target)) == expected
+
+
+def test_the_checkers_peak_agrees_with_media_package_bandwidth():
+    """Two roads to one number: the checker's brute force over every set of segments and
+    media/package/bandwidth.py's scan agree on random titles (short and long segments,
+    so that sets of one, two and more segments win in turn)."""
+    rng = random.Random(8216)
+    for _ in range(300):
+        target = rng.choice([1, 2, 4, 6, 10])
+        count = rng.randint(1, 12)
+        durations = [
+            Fraction(rng.randint(1, 1_000_000 * target + 500_000), 1_000_000) for _ in range(count)
+        ]
+        sizes = [rng.randint(1_000, 2_000_000) for _ in range(count)]
+        expected = peak_bandwidth_bps(sizes, durations, target)
+        assert math.ceil(_peak_bps(sizes, durations, target)) == expected, (
+            sizes, durations, target,
+        )  # fmt: skip
 
 
 def test_the_published_title_meets_the_hls_authoring_rules(published_title):
