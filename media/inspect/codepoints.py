@@ -3,6 +3,16 @@ assumes where a source does not say."""
 
 from __future__ import annotations
 
+
+def code_point(obj, name: str) -> int:
+    """The integer PyAV gives for attribute `name` of a codec context or frame (a colour
+    code point, a field order), or -1 where it gives none."""
+    try:
+        return int(getattr(obj, name, None))
+    except (TypeError, ValueError):
+        return -1
+
+
 # --- ISO/IEC 23091-2 code points, as FFmpeg names them ------------------------------------
 
 _PRIMARIES = {

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import av
 
-from media.core.errors import NoVideoStream, UnreadableSource
+from media.core.errors import UnreadableSource
 from media.inspect.codepoints import (
     _FIELD_ORDER,
     _MATRIX,
@@ -17,7 +17,9 @@ from media.inspect.codepoints import (
     _RANGE,
     _TRANSFER,
     UNKNOWN,
+    code_point,
 )
+from media.inspect.probe import _first_video_stream
 from media.inspect.results import AudioSummary, StreamSummary, _deltas
 from media.inspect.thresholds import AUDIO_GAP_S, FIRST_FRAME_PACKETS
 
@@ -79,28 +81,32 @@ def summarize(path: str) -> StreamSummary:
         start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
         declared_end = start_s + container.duration / av.time_base if container.duration else None
         primaries, transfer, matrix, rng = (
-            _PRIMARIES.get(_int(ctx, "color_primaries"), UNKNOWN),
-            _TRANSFER.get(_int(ctx, "color_trc"), UNKNOWN),
-            _MATRIX.get(_int(ctx, "colorspace"), UNKNOWN),
-            _RANGE.get(_int(ctx, "color_range"), UNKNOWN),
+            _PRIMARIES.get(code_point(ctx, "color_primaries"), UNKNOWN),
+            _TRANSFER.get(code_point(ctx, "color_trc"), UNKNOWN),
+            _MATRIX.get(code_point(ctx, "colorspace"), UNKNOWN),
+            _RANGE.get(code_point(ctx, "color_range"), UNKNOWN),
         )
         if first_frame is not None:  # the bitstream may say what the container does not
             primaries = (
                 primaries
                 if primaries != UNKNOWN
-                else _PRIMARIES.get(_int(first_frame, "color_primaries"), UNKNOWN)
+                else _PRIMARIES.get(code_point(first_frame, "color_primaries"), UNKNOWN)
             )
             transfer = (
                 transfer
                 if transfer != UNKNOWN
-                else _TRANSFER.get(_int(first_frame, "color_trc"), UNKNOWN)
+                else _TRANSFER.get(code_point(first_frame, "color_trc"), UNKNOWN)
             )
             matrix = (
                 matrix
                 if matrix != UNKNOWN
-                else _MATRIX.get(_int(first_frame, "colorspace"), UNKNOWN)
+                else _MATRIX.get(code_point(first_frame, "colorspace"), UNKNOWN)
             )
-            rng = rng if rng != UNKNOWN else _RANGE.get(_int(first_frame, "color_range"), UNKNOWN)
+            rng = (
+                rng
+                if rng != UNKNOWN
+                else _RANGE.get(code_point(first_frame, "color_range"), UNKNOWN)
+            )
 
         return StreamSummary(
             path=path,
@@ -113,7 +119,7 @@ def summarize(path: str) -> StreamSummary:
             height=ctx.height,
             pix_fmt=ctx.pix_fmt or UNKNOWN,
             sample_aspect_ratio=_sar(video),
-            field_order=_FIELD_ORDER.get(_int(ctx, "field_order"), UNKNOWN),
+            field_order=_FIELD_ORDER.get(code_point(ctx, "field_order"), UNKNOWN),
             rotation_deg=_rotation(video, first_frame),
             color_primaries=primaries,
             color_transfer=transfer,
@@ -129,15 +135,6 @@ def summarize(path: str) -> StreamSummary:
         )
 
 
-def _first_video_stream(container, path: str):
-    for stream in container.streams.video:
-        if stream.disposition & av.stream.Disposition.attached_pic:
-            continue  # cover art
-        if stream.codec_context.width and stream.codec_context.height:
-            return stream
-    raise NoVideoStream(f"{path} has no video stream")
-
-
 def _decode_first(packet):
     """The first frame this packet yields, if any (decoding stops once one came out)."""
     try:
@@ -146,13 +143,6 @@ def _decode_first(packet):
     except (av.FFmpegError, ValueError):
         return None
     return None
-
-
-def _int(obj, name: str) -> int:
-    try:
-        return int(getattr(obj, name, None))
-    except (TypeError, ValueError):
-        return -1
 
 
 def _sar(video) -> Fraction:

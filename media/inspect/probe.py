@@ -22,22 +22,13 @@ from media.core.errors import (
     UnreadableSource,
 )
 from media.core.types import AudioStreamInfo, SourceInfo
+from media.inspect.codepoints import _MATRIX, _PRIMARIES, _RANGE, _TRANSFER, UNKNOWN, code_point
 from media.package.isobmff import truncation
 
 log = logging.getLogger(__name__)
 
 PROBE_DECODE_FRAMES = 3
 """Frames decoded at inspection to prove the stream decodes (a full check is separate)."""
-
-# ISO/IEC 23091-2 code points, as FFmpeg names them.
-_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-              8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432"}
-_TRANSFER = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m",
-             8: "linear", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12",
-             16: "smpte2084", 18: "arib-std-b67"}
-_MATRIX = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-           9: "bt2020nc", 10: "bt2020c"}
-_RANGE = {1: "tv", 2: "pc"}
 
 
 SOURCE_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mxf,avi,flv,mpeg,mpegvideo,"
@@ -94,10 +85,10 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
             frame_count=frame_count,
             video_start_s=first_pts_s,
             pix_fmt=ctx.pix_fmt or "unknown",
-            color_primaries=_PRIMARIES.get(_int(ctx, "color_primaries"), "unknown"),
-            color_transfer=_TRANSFER.get(_int(ctx, "color_trc"), "unknown"),
-            color_matrix=_MATRIX.get(_int(ctx, "colorspace"), "unknown"),
-            color_range=_RANGE.get(_int(ctx, "color_range"), "unknown"),
+            color_primaries=_PRIMARIES.get(code_point(ctx, "color_primaries"), UNKNOWN),
+            color_transfer=_TRANSFER.get(code_point(ctx, "color_trc"), UNKNOWN),
+            color_matrix=_MATRIX.get(code_point(ctx, "colorspace"), UNKNOWN),
+            color_range=_RANGE.get(code_point(ctx, "color_range"), UNKNOWN),
             audio=tuple(_audio_streams(container)),
             size_bytes=size_bytes,
             container_start_s=(container.start_time / av.time_base
@@ -135,14 +126,6 @@ def _truncation(source: str | BinaryIO) -> str:
         return truncation(source)
     except (OSError, ValueError, AttributeError):
         return ""
-
-
-def _int(ctx, name: str) -> int:
-    value = getattr(ctx, name, None)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1
 
 
 def _first_video_stream(container, source_uri: str):
