@@ -33,7 +33,7 @@ from media.core import ffmpeg
 from media.core.ffmpeg import available_cores
 from media.core.types import EncodeSettings, SourceInfo
 from media.encode.commands import shared_process_threads, x264_options
-from media.plan.chunking import segment_frames
+from media.plan.chunking import segment_grid
 from media.plan.ladder import fixed_ladder
 from pipeline.demo import demo_source_argv
 
@@ -48,7 +48,7 @@ def baseline_argv(source: str, out_dir: str, preset: str, crf: float,
     ladder = fixed_ladder(info, crf=crf)
     threads = (shared_process_threads(ladder, available_cores()) if pipeline_threads
                else [0] * len(ladder))
-    frames = segment_frames(frame_rate, segment_s)
+    grid = segment_grid(frame_rate, segment_s, 1)
     labels = [f"[v{i}]" for i in range(len(ladder))]
     graph = f"[0:v]split={len(ladder)}{''.join(labels)}"
     for i, rung in enumerate(ladder):
@@ -58,7 +58,7 @@ def baseline_argv(source: str, out_dir: str, preset: str, crf: float,
     for i, rung in enumerate(ladder):
         argv += ["-map", f"[o{i}]"]
         settings = EncodeSettings(preset=preset, threads=threads[i])
-        for key, value in x264_options(rung, settings, frames).items():
+        for key, value in x264_options(rung, settings, grid).items():
             argv += [f"-{key}", str(value)]
         argv += ["-an", os.path.join(out_dir, f"{rung.rendition_id}.mp4")]
     argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",

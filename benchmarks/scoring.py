@@ -60,13 +60,12 @@ from media.encode.chunk import (
 from media.encode.commands import chunk_window_s, source_frames
 from media.encode.staging import stage_span
 from media.inspect.probe import inspect_source
-from media.plan.chunking import plan_chunks, segment_frames
+from media.plan.chunking import grid_chunks, segment_grid
 from media.plan.ladder import fixed_ladder, vmaf_height
 from media.plan.planning import frame_spread
-from media.plan.trials import run_trials
+from media.plan.trials import probe_tasks, run_trials
 from media.quality import vmaf
 from media.quality.vmaf import chunk_step, scored_frames_needed
-from transforms.plan import probe_tasks
 
 SEGMENT_S, CHUNK_SEGMENTS = 4.0, 3
 WAYS = ("decoded", "stored")
@@ -76,11 +75,11 @@ def chunk_groups(path: str, preset: str) -> list[list[ChunkTask]]:
     """The fixed ladder's chunk tasks for `path`, as the pipeline's Split makes them,
     grouped by chunk (every rendition of a chunk is encoded in one process)."""
     source = inspect_source(path, path, os.path.splitext(os.path.basename(path))[0])
-    frames = segment_frames(source.frame_rate, SEGMENT_S)
+    grid = segment_grid(source.frame_rate, SEGMENT_S, CHUNK_SEGMENTS)
     settings = EncodeSettings(preset=preset, vmaf_backend="libvmaf")
-    chunks = plan_chunks(source.frame_count, frames, CHUNK_SEGMENTS)
+    chunks = grid_chunks(source.frame_count, grid)
     return [[ChunkTask(source=source, rendition=rendition, chunk=chunk,
-                       chunk_count=len(chunks), segment_frames=frames, output_root="",
+                       chunk_count=len(chunks), grid=grid, output_root="",
                        settings=settings, vmaf_height=vmaf_height(source))
              for rendition in fixed_ladder(source)] for chunk in chunks]
 
@@ -104,7 +103,7 @@ def planned_step(path: str, step: int) -> tuple[float | None, int, int]:
     group = chunk_groups(path, "medium")[0]
     source = group[0].source
     config = JobConfig(output_root="")
-    task = probe_tasks(source, config)[0]
+    task = probe_tasks(source, config, group[0].grid)[0]
     with tempfile.TemporaryDirectory(prefix="ladderflow-bench-probe-") as scratch:
         staged = stage_span(path, *chunk_window_s(source, task.span), f"{scratch}/span.mkv",
                             path)

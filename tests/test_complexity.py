@@ -9,7 +9,14 @@ from fractions import Fraction
 import pytest
 
 from media.core import ffmpeg
-from media.core.types import ChunkSpan, EncodeSettings, SourceInfo, TrialResult, TrialTask
+from media.core.types import (
+    ChunkSpan,
+    EncodeSettings,
+    SegmentGrid,
+    SourceInfo,
+    TrialResult,
+    TrialTask,
+)
 from media.inspect.complexity import (
     analysis_box,
     binned,
@@ -118,7 +125,7 @@ def test_trial_points_weigh_each_sample_by_the_segments_it_stands_for():
 
     def result(seg, size, vmaf):
         task = TrialTask(src, ((1280, 720),), (24.0,), ChunkSpan(seg, seg * 100, 100), seg,
-                         2, 100, "/o", EncodeSettings())
+                         2, SegmentGrid(100, Fraction(25)), "/o", EncodeSettings())
         return TrialResult(task, 1280, 720, 24.0, seg, size, 100, vmaf)
 
     results = [result(0, 100_000, 90.0), result(1, 300_000, 80.0)]

@@ -11,7 +11,7 @@ from apache_beam import pvalue
 
 from media.core.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
 from media.inspect.probe import inspect_source
-from media.plan.chunking import plan_chunks, segment_frames
+from media.plan.chunking import grid_chunks, segment_grid
 from tests.media_factory import make_clip
 from transforms.encode import _EncodeChunkFn
 
@@ -21,10 +21,10 @@ def task(tmp_path_factory) -> ChunkTask:
     folder = tmp_path_factory.mktemp("encode-stage")
     clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180, gop=25)
     source = inspect_source(clip, clip, "clip")
-    frames = segment_frames(source.frame_rate, 2.0)
-    chunk = plan_chunks(source.frame_count, frames, 1)[1]
+    grid = segment_grid(source.frame_rate, 2.0, 1)
+    chunk = grid_chunks(source.frame_count, grid)[1]
     return ChunkTask(source=source, rendition=Rendition("180p-250k", 320, 180, 23, 250, 500),
-                     chunk=chunk, chunk_count=2, segment_frames=frames,
+                     chunk=chunk, chunk_count=2, grid=grid,
                      output_root=str(folder / "out"), settings=EncodeSettings(preset="ultrafast"),
                      vmaf_height=180)
 
@@ -64,16 +64,6 @@ def test_a_source_that_fails_to_encode_becomes_a_dead_letter(task, tmp_path):
     assert out.value.hint
 
 
-def _try(crf: float, vmaf: float, size: int):
-    from media.core.types import Attempt, VmafScore
-    from media.encode.chunk import EncodedChunk
-    from transforms.encode import _Try
-
-    score = VmafScore(vmaf, vmaf, vmaf, vmaf, 10)
-    return _Try(Attempt(crf, size / 500, vmaf), EncodedChunk(f"{crf}.mp4", 10, size, 1.0, 1.0,
-                                                               score))
-
-
 @pytest.mark.parametrize("tries, kept", [
     # Within the window [94, 97]: the smallest of those that are.
     ([(23, 92.0, 1000), (20, 95.5, 1400), (21, 94.2, 1200)], 21),
@@ -83,12 +73,14 @@ def _try(crf: float, vmaf: float, size: int):
     ([(23, 88.0, 1000), (18, 91.0, 1800), (16, 90.5, 2000)], 18),
 ])
 def test_the_gate_keeps_the_right_encode(task, tries, kept):
-    from transforms.encode import _best
+    from media.core.types import Attempt
+    from media.plan.rate_control import kept_attempt
 
     gated = dataclasses.replace(task, rendition=dataclasses.replace(task.rendition,
                                                                     target_vmaf=95.0))
-    chosen = _best([_try(*t) for t in tries], gated)
-    assert chosen.attempt.crf == kept
+    attempts = [Attempt(crf, size / 500, vmaf) for crf, vmaf, size in tries]
+    chosen = kept_attempt(attempts, [size for _, _, size in tries], gated)
+    assert attempts[chosen].crf == kept
 
 
 # --- every rendition of a chunk in one FFmpeg process -----------------------------------
@@ -144,7 +136,7 @@ def test_each_chunk_is_encoded_at_its_own_crf_together_or_alone(task, tmp_path):
     """A per-title rendition's CRF changes over the title (`crf_offsets`): the chunk's
     first encode, in a group or alone, is made at the CRF at its middle frame, and the
     plan's rendition is what the result still names."""
-    from media.plan.planning import chunk_crf
+    from media.plan.rate_control import chunk_crf
 
     # samples at frames 0 and 100: the chunk (frames 50-99, middle 75) gets +1.5
     changing = Rendition("180p-250k", 320, 180, 23, 250, 500, crf_offsets=((0, 0.0),
@@ -168,7 +160,7 @@ def test_the_gate_does_not_retry_a_chunk_the_vbv_cap_holds(task, tmp_path):
     """A target out of reach (VMAF 99 at CRF 30): capped at 40 kb/s the first encode
     spends the cap, so a lower CRF could add no bits: one encode, kept, and the report
     says why it missed. With room under the cap the gate tries a lower CRF."""
-    from media.plan.planning import held_by_cap
+    from media.plan.rate_control import held_by_cap
     from media.report.title_report import _chunk_entry
 
     def gate(maxrate: int, out: str):

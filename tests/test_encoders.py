@@ -119,15 +119,15 @@ def test_nvdec_is_used_only_where_a_probe_decode_works():
 def test_the_encode_command_decodes_on_the_gpu_only_when_asked():
     from fractions import Fraction
 
-    from media.core.types import ChunkSpan, SourceInfo
+    from media.core.types import ChunkSpan, SegmentGrid, SourceInfo
     from media.encode.commands import encode_chunk_argv
 
     source = SourceInfo("s.mp4", "s", "mp4", "h264", 1280, 720, Fraction(25), 100, 0.0,
                         "yuv420p")
     chunk = ChunkSpan(0, 0, 100)
     gpu = encode_chunk_argv("in.mkv", "out.mp4", source, chunk, RUNG,
-                            EncodeSettings(decoder="nvdec"), 100)
+                            EncodeSettings(decoder="nvdec"), SegmentGrid(100, Fraction(25)))
     cpu = encode_chunk_argv("in.mkv", "out.mp4", source, chunk, RUNG,
-                            EncodeSettings(decoder="cpu"), 100)
+                            EncodeSettings(decoder="cpu"), SegmentGrid(100, Fraction(25)))
     assert gpu[gpu.index("-hwaccel") + 1] == "cuda" and gpu.index("-hwaccel") < gpu.index("-i")
     assert "-hwaccel" not in cpu

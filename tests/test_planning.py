@@ -13,6 +13,7 @@ from media.core.types import (
     ChunkSpan,
     EncodeSettings,
     Rendition,
+    SegmentGrid,
     SourceInfo,
     TrialResult,
     TrialTask,
@@ -20,27 +21,33 @@ from media.core.types import (
 from media.plan.hull import PlannedRung, TrialPoint, choose_rungs, contending_heights
 from media.plan.planning import (
     DEFAULT_VMAF_PER_CRF,
-    MAX_CRF_STEP,
-    MAX_EXTRAPOLATION,
     RateSpread,
-    bracketing_attempts,
-    calibrated_crf,
     candidate_resolutions,
     complete_results,
     frame_spread,
-    gate_verdict,
     gop_bytes,
     heights_to_refine,
-    held_by_cap,
-    next_crf,
     probe_sample,
     rate_spread,
     renditions_from_rungs,
-    sample_budget_kbps,
     sample_segments,
     trial_points,
     vmaf_per_crf,
 )
+from media.plan.rate_control import (
+    MAX_CRF_STEP,
+    MAX_EXTRAPOLATION,
+    bracketing_attempts,
+    calibrated_crf,
+    gate_verdict,
+    held_by_cap,
+    next_crf,
+    sample_budget_kbps,
+)
+
+
+GRID = SegmentGrid(100, Fraction(25))
+"""Segments of 100 frames (4 s at 25 fps)."""
 
 
 def _source(width=1920, height=1080) -> SourceInfo:
@@ -163,7 +170,7 @@ def test_only_resolutions_trialled_on_every_sample_reach_the_hull():
 
     def result(seg, height):
         size = (height * 16 // 9, height)
-        task = TrialTask(src, (size,), (24.0,), ChunkSpan(seg, seg * 100, 50), 0, 4, 100, "/o",
+        task = TrialTask(src, (size,), (24.0,), ChunkSpan(seg, seg * 100, 50), 0, 4, GRID, "/o",
                          EncodeSettings())
         return TrialResult(task, *size, 24.0, 0, 1000, 50, 80.0)
 
@@ -179,7 +186,7 @@ def test_frame_spread_is_the_rms_of_the_ladders_trial_spreads():
 
     def result(height, sd):
         size = (height * 16 // 9, height)
-        task = TrialTask(src, (size,), (24.0,), ChunkSpan(0, 0, 25), 0, 4, 100, "/o",
+        task = TrialTask(src, (size,), (24.0,), ChunkSpan(0, 0, 25), 0, 4, GRID, "/o",
                          EncodeSettings())
         return TrialResult(task, *size, 24.0, 0, 1000, 25, 80.0, vmaf_sd=sd)
 
@@ -196,7 +203,7 @@ def test_trial_points_pool_segments_by_bits_and_frames():
 
     def result(seg, size, frames, vmaf):
         task = TrialTask(src, ((1280, 720),), (24.0,), ChunkSpan(seg, seg * 100, frames), seg,
-                         2, 100, "/o", EncodeSettings())
+                         2, GRID, "/o", EncodeSettings())
         return TrialResult(task, 1280, 720, 24.0, seg, size, frames, vmaf)
 
     [point] = trial_points([result(0, 100_000, 100, 90.0), result(1, 300_000, 100, 80.0)])
@@ -209,7 +216,7 @@ def test_a_short_sample_counts_its_keyframe_once_per_gop():
     src = _source()
 
     def result(frames, size, keyframe):
-        task = TrialTask(src, ((1280, 720),), (24.0,), ChunkSpan(0, 0, frames), 0, 1, 100,
+        task = TrialTask(src, ((1280, 720),), (24.0,), ChunkSpan(0, 0, frames), 0, 1, GRID,
                          "/o", EncodeSettings())
         return TrialResult(task, 1280, 720, 24.0, 0, size, frames, 80.0,
                            keyframe_bytes=keyframe)
@@ -306,7 +313,7 @@ def _sample_results(shifts: dict[int, float]) -> list[TrialResult]:
     out = []
     for start, shift in shifts.items():
         task = TrialTask(src, ((1280, 720),), (19.0, 26.0, 33.0), ChunkSpan(start // 100, start,
-                         100), 0, 9, 100, "/o", EncodeSettings())
+                         100), 0, 9, GRID, "/o", EncodeSettings())
         for crf in (19.0, 26.0, 33.0):
             out.append(TrialResult(task, 1280, 720, crf, 0, 50_000, 100,
                                    93 + shift + SLOPE * (crf - 19)))
@@ -337,7 +344,7 @@ def test_crf_offsets_beyond_the_trialled_crfs_follow_the_end_slope_and_are_cappe
 
 
 def test_a_chunk_takes_the_change_interpolated_at_its_middle_frame():
-    from media.plan.planning import chunk_crf
+    from media.plan.rate_control import chunk_crf
 
     rendition = Rendition("720p-1000k", 1280, 720, 26.0, 1500, 3000, target_vmaf=82.5,
                           crf_offsets=((50, 2.0), (750, 0.0), (1450, -2.0)))
@@ -353,7 +360,8 @@ def test_a_chunk_takes_the_change_interpolated_at_its_middle_frame():
 def test_chunk_crfs_follow_a_title_that_gets_harder():
     """Chunks between samples of rising difficulty get falling CRFs: the first encodes
     follow the content instead of missing the target on both ends."""
-    from media.plan.planning import chunk_crf, crf_offsets
+    from media.plan.planning import crf_offsets
+    from media.plan.rate_control import chunk_crf
 
     results = _sample_results({0: 4.0, 500: 2.0, 1000: 0.0, 1500: -2.0, 2000: -4.0})
     points = trial_points(results)
@@ -366,7 +374,7 @@ def test_chunk_crfs_follow_a_title_that_gets_harder():
 
 def test_the_aim_is_the_middle_of_the_gates_window():
     from media.core.config import JobConfig
-    from media.plan.planning import gate_aim
+    from media.plan.rate_control import gate_aim
 
     rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, target_vmaf=90.0)
     assert gate_aim(rendition, JobConfig(output_root="/o")) == 90.5  # window [89, 92]
@@ -375,7 +383,7 @@ def test_the_aim_is_the_middle_of_the_gates_window():
 
 def test_a_retry_from_above_aims_between_the_target_and_the_windows_top():
     from media.core.config import JobConfig
-    from media.plan.planning import retry_aim
+    from media.plan.rate_control import retry_aim
 
     config = JobConfig(output_root="/o")  # window [target - 1, target + 2]
     # the grainy title's 540p rung: 69.72 at CRF 32.6, its rung's slope 1.33 per step
@@ -400,7 +408,7 @@ def test_next_crf_can_aim_above_the_target():
 
 
 def test_crf_changes_scale_to_the_final_presets_slope_within_bounds():
-    from media.plan.planning import OFFSET_SCALE, scaled_offsets
+    from media.plan.rate_control import OFFSET_SCALE, scaled_offsets
 
     rendition = Rendition("a", 1280, 720, 26.0, 1500, 3000, crf_offsets=((50, 1.0),
                                                                           (750, -2.0)))
@@ -502,7 +510,7 @@ def _two_samples(hard_kbps_at_20: float) -> list[TrialResult]:
 
     def sample(seg, crf, kbps, vmaf):
         task = TrialTask(src, ((1280, 720),), (20.0, 32.0), ChunkSpan(seg, seg * 100, 100),
-                         0, 4, 100, "/o", EncodeSettings())
+                         0, 4, GRID, "/o", EncodeSettings())
         return TrialResult(task, 1280, 720, crf, 0, round(kbps * 1000 / 8 * 4), 100, vmaf)
 
     return [sample(0, 20.0, 2000, 90.0), sample(0, 32.0, 500, 78.0),
@@ -567,7 +575,8 @@ def test_the_caps_follow_the_crf_changes_the_calibration_carried_over():
     """Where the final preset needs half the trial's CRF changes for the same quality,
     the hard stretch takes 4^(1/12) more rate, not 4^(2/12): the cap, worked out again
     from the halved changes, is lower, and the rendition is named by it."""
-    from media.plan.planning import recapped, scaled_offsets
+    from media.plan.planning import recapped
+    from media.plan.rate_control import scaled_offsets
 
     results = _two_samples(4000)
     points = trial_points(results)

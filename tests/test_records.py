@@ -16,6 +16,7 @@ from media.core.types import (
     ChunkTask,
     EncodeSettings,
     Rendition,
+    SegmentGrid,
     SourceInfo,
     VmafScore,
 )
@@ -27,7 +28,7 @@ SOURCE = SourceInfo(source_uri="gs://in/film.mov", title_id="film", container="m
                     size_bytes=987_654_321)
 RENDITION = Rendition("720p-3000k", 1280, 720, crf=23.0, maxrate_kbps=3000, bufsize_kbit=6000)
 TASK = ChunkTask(source=SOURCE, rendition=RENDITION, chunk=ChunkSpan(2, 720, 360),
-                 chunk_count=10, segment_frames=120, output_root="gs://out",
+                 chunk_count=10, grid=SegmentGrid(120, NTSC, 3), output_root="gs://out",
                  settings=EncodeSettings(preset="medium"), vmaf_height=1080,
                  track_position=1, track_count=6, rendition_count=5)
 
@@ -84,7 +85,7 @@ def test_fingerprint_is_a_pure_function_of_the_task():
 def replaced(**changes) -> ChunkTask:
     """TASK with fields of the task, or of its settings/rendition/chunk/source, changed."""
     parts = {"settings": TASK.settings, "rendition": TASK.rendition, "chunk": TASK.chunk,
-             "source": TASK.source}
+             "source": TASK.source, "grid": TASK.grid}
     task_changes = {}
     for key, value in changes.items():
         owner, _, name = key.partition("__")
@@ -105,7 +106,7 @@ BYTE_DECIDING = {
     "profile": {"settings__profile": "main"},
     "chunk-start": {"chunk__start_frame": 840},
     "chunk-length": {"chunk__frame_count": 240},
-    "segment-frames": {"segment_frames": 60},
+    "segment-frames": {"grid__segment_frames": 60},
     "source-uri": {"source__source_uri": "gs://in/film-v2.mov"},
     "source-size": {"source__size_bytes": 987_654_322},
     "frame-rate": {"source__frame_rate": Fraction(25)},

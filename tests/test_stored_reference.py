@@ -26,7 +26,7 @@ from media.encode.chunk import (
     stage_chunk,
 )
 from media.inspect.probe import inspect_source
-from media.plan.chunking import plan_chunks, segment_frames
+from media.plan.chunking import grid_chunks, segment_grid
 from media.quality.vmaf import stored_reference_bytes
 from tests.media_factory import make_clip
 from transforms.encode import _EncodeChunkFn
@@ -46,10 +46,10 @@ def task(tmp_path_factory) -> ChunkTask:
     clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180, gop=25,
                      audio=False)
     source = inspect_source(clip, clip, "clip")
-    frames = segment_frames(source.frame_rate, 2.0)
-    chunk = plan_chunks(source.frame_count, frames, 1)[1]
+    grid = segment_grid(source.frame_rate, 2.0, 1)
+    chunk = grid_chunks(source.frame_count, grid)[1]
     return ChunkTask(source=source, rendition=RENDITIONS[0], chunk=chunk, chunk_count=2,
-                     segment_frames=frames, output_root=str(folder / "out"),
+                     grid=grid, output_root=str(folder / "out"),
                      settings=EncodeSettings(preset="ultrafast", threads=1,
                                              vmaf_backend="libvmaf"),
                      vmaf_height=180)

@@ -16,7 +16,7 @@ import pytest
 
 from media.core import ffmpeg
 from media.core.config import JobConfig
-from media.core.types import ChunkSpan, EncodeSettings, SourceInfo, TrialTask
+from media.core.types import ChunkSpan, EncodeSettings, SegmentGrid, SourceInfo, TrialTask
 from media.encode.chunk import packet_sizes
 from media.encode.commands import chunk_window_s
 from media.encode.staging import stage_span
@@ -26,10 +26,10 @@ from media.plan.trials import (
     trial_encode_argv,
     trial_grid,
     trial_score_argv,
+    trial_tasks,
 )
 from media.quality import vmaf
 from tests.media_factory import make_clip
-from transforms.plan import trial_tasks
 
 SAME_SCORE_VMAF = 1e-3
 """A trial's VMAF against scoring its encode from the decoded source (VMAF reads luma only,
@@ -47,7 +47,7 @@ def trialled(tmp_path_factory):
                      width=640, height=360, frame_rate=Fraction(25), frame_count=100,
                      video_start_s=0.0, pix_fmt="yuv420p")
     task = TrialTask(source=src, sizes=SIZES, crfs=CRFS, span=ChunkSpan(1, 50, 35),
-                     trial_index=4, trial_count=12, segment_frames=50,
+                     trial_index=4, trial_count=12, grid=SegmentGrid(50, Fraction(25)),
                      output_root=str(folder / "out"),
                      settings=EncodeSettings(preset="ultrafast"), vmaf_height=360,
                      vmaf_subsample=5)
@@ -93,7 +93,7 @@ def test_the_spread_leaves_out_the_keyframe():
 def test_the_trial_encoders_run_one_thread_each(trialled, tmp_path, given, per_encoder):
     task, staged, _, _, _, _ = trialled
     config = JobConfig(output_root=str(tmp_path), encode=EncodeSettings(threads=given))
-    (made,) = trial_tasks(task.source, config, [task.span])
+    (made,) = trial_tasks(task.source, config, task.grid, [task.span])
     paths = [f"/x/{i}.mp4" for i in range(len(trial_grid(made)))]
     argv = trial_encode_argv(made, staged.path, paths, "/x/reference.nut")
     threads = [argv[i + 1] for i, a in enumerate(argv) if a == "-threads"]

@@ -19,6 +19,7 @@ from media.core.config import JobConfig
 from media.core.errors import MediaError
 from media.core.types import ChunkSpan, ChunkTask, EncodeSettings, Rendition, SourceInfo, TitlePlan
 from media.encode.chunk import encode_chunk
+from media.plan.chunking import segment_grid
 from media.quality.vmaf import (
     FLAT_SCORED_FRAMES,
     MIN_SCORED_FRAMES,
@@ -209,7 +210,8 @@ def _clip_task(clip: str, frames: int, rendition: Rendition, out: str,
                      frame_rate=Fraction(25), frame_count=frames, video_start_s=0.0,
                      pix_fmt="yuv420p")
     return ChunkTask(source=src, rendition=rendition, chunk=ChunkSpan(0, 0, frames),
-                     chunk_count=1, segment_frames=50, output_root=out, settings=settings,
+                     chunk_count=1, grid=segment_grid(Fraction(25), 2.0, 1), output_root=out,
+                     settings=settings,
                      vmaf_height=180)
 
 
@@ -419,11 +421,13 @@ def test_split_gives_a_short_tail_chunk_a_finer_step():
     source = SourceInfo(source_uri="/in/t.mp4", title_id="t", container="mov",
                         video_codec="h264", width=640, height=360, frame_rate=Fraction(25),
                         frame_count=400, video_start_s=0.0, pix_fmt="yuv420p")
-    plan = TitlePlan(source, (Rendition("360p", 640, 360, 23, 800, 1600),), "fixed")
+    plan = TitlePlan(source, (Rendition("360p", 640, 360, 23, 800, 1600),), "fixed",
+                     segment_grid(Fraction(25), 4.0, 3))
     tasks, _, _ = plan_tasks(plan, JobConfig(output_root="/out", vmaf_subsample=15))
     assert [(t.chunk.frame_count, t.vmaf_subsample) for t in tasks] == [(300, 15), (100, 5)]
     # a title whose trials found its frame scores flat: 8 and 7 frames scored
-    flat = TitlePlan(source, plan.renditions, "per-title", scored_frames=FLAT_SCORED_FRAMES)
+    flat = TitlePlan(source, plan.renditions, "per-title", plan.grid,
+                     scored_frames=FLAT_SCORED_FRAMES)
     tasks, _, _ = plan_tasks(flat, JobConfig(output_root="/out", vmaf_subsample=15))
     assert [(t.chunk.frame_count, t.vmaf_subsample) for t in tasks] == [(300, 41), (100, 15)]
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from media.core.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
+from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, SourceInfo
 from media.encode.commands import (
     chunk_window_s,
     encode_chunk_argv,
@@ -67,13 +67,14 @@ def test_adjacent_chunk_windows_meet_exactly(rate, video_start_s):
 RENDITION = Rendition("720p-3000k", 1280, 720, crf=21.5, maxrate_kbps=3000, bufsize_kbit=6000)
 CHUNK = ChunkSpan(index=2, start_frame=200, frame_count=100)
 SEGMENT_FRAMES = 50
+GRID = SegmentGrid(SEGMENT_FRAMES, Fraction(25))
 VERYFAST = EncodeSettings(preset="veryfast")
 
 
 def build_argv(settings: EncodeSettings = VERYFAST,
                staged: str = "/scratch/source-span.mkv") -> list[str]:
     return encode_chunk_argv(staged, "/scratch/chunk.mp4", source(), CHUNK, RENDITION,
-                             settings, SEGMENT_FRAMES)
+                             settings, GRID)
 
 
 def value_of(argv: list[str], option: str) -> str:
@@ -169,17 +170,18 @@ def test_a_shared_process_gives_its_small_x264_encoders_one_thread(monkeypatch):
     monkeypatch.setattr("media.encode.commands.available_cores", lambda: 2)
     paths = [f"/o/{h}.mp4" for h in (1080, 720, 360)]
     argv = encode_renditions_argv("/s.mkv", paths, source(), CHUNK, ladder(1080, 720, 360),
-                                  EncodeSettings(), SEGMENT_FRAMES)
+                                  EncodeSettings(), GRID)
     assert output_threads(argv, paths) == [None, "1", "1"]
     # threads the user set hold for every encoder
     argv = encode_renditions_argv("/s.mkv", paths, source(), CHUNK, ladder(1080, 720, 360),
-                                  EncodeSettings(threads=3), SEGMENT_FRAMES)
+                                  EncodeSettings(threads=3), GRID)
     assert output_threads(argv, paths) == ["3", "3", "3"]
 
 
 def test_crf_formatting_drops_a_trailing_zero():
     argv = encode_chunk_argv("/s.mkv", "/o.mp4", source(), CHUNK,
-                             Rendition("x", 640, 360, 23.0, 700, 1400), EncodeSettings(), 100)
+                             Rendition("x", 640, 360, 23.0, 700, 1400), EncodeSettings(),
+                             SegmentGrid(100, Fraction(25)))
     assert value_of(argv, "-crf") == "23"
     assert value_of(argv, "-x264-params") == "keyint=100:min-keyint=100:scenecut=0:open-gop=0"
     assert value_of(argv, "-force_key_frames") == "expr:eq(mod(n,100),0)"
@@ -194,6 +196,6 @@ def test_paths_with_spaces_and_quotes_stay_single_arguments():
 def test_ntsc_rate_is_exact_in_the_graph():
     src = source(NTSC)
     argv = encode_chunk_argv("/s.mkv", "/o.mp4", src, ChunkSpan(0, 0, 120), RENDITION,
-                             EncodeSettings(), 120)
+                             EncodeSettings(), SegmentGrid(120, NTSC))
     assert "fps=fps=30000/1001" in value_of(argv, "-filter_complex")
     assert value_of(argv, "-frames:v") == "120"

@@ -56,7 +56,7 @@ class _EncodeAudioFn(beam.DoFn):
                 _storage.download(uri, path)
             encoded = encode_audio(path, task.stream.stream_index, float(task.source.duration_s),
                                    video_offset_s,
-                                   task.segment_s,
+                                   task.grid.segment_s,
                                    task.bitrate_kbps, scratch, self._timeout_s)
         init_rel, segments = write_track(naming.title_root(task.output_root, task.title_id),
                                          "audio", task.track_id, encoded.init,

@@ -22,7 +22,6 @@ failed are listed in the result (`retries`) and in report.json.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import tempfile
@@ -34,21 +33,20 @@ from apache_beam import pvalue
 from media.core import faults, naming
 from media.core.errors import MediaError, ToolFailed
 from media.core.records import chunk_record, result_from_record, task_fingerprint
-from media.core.types import Attempt, ChunkGroup, ChunkResult, ChunkTask
+from media.core.types import ChunkGroup, ChunkResult, ChunkTask
 from media.encode.chunk import (
     BadChunk,
     EncodedChunk,
+    GateEncodes,
+    chunk_result,
     encode_renditions,
-    encode_staged,
-    encoded_kbps,
     fault_label,
     rendition_scratch,
-    scored,
     scored_together,
     stage_chunk,
 )
 from media.encode.encoders import resolve_encoder
-from media.plan.planning import chunk_crf, gate_verdict, held_by_cap, next_crf, retry_aim
+from media.plan.rate_control import encode_to_target
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
 
@@ -217,13 +215,13 @@ class _EncodeChunkFn(beam.DoFn):
 
     def _finish(self, task: ChunkTask, staged, scratch: str, first: EncodedChunk | None = None,
                 retries: tuple[str, ...] = ()) -> ChunkResult:
-        """Gate (from `first`, an unscored first encode, if given), store the chunk kept,
-        its VMAF log and its record."""
-        rid, index = task.rendition.rendition_id, task.chunk.index
-        label = fault_label(task)
+        """Encode to the quality gate's window (from `first`, an unscored first encode, if
+        given), store the chunk kept, its VMAF log and its record."""
+        encodes = GateEncodes(task, staged, scratch, self._timeout_s, first)
+        kept, attempts = encode_to_target(task, encodes)
+        encoded = encodes.made[kept]
+        rid, index, label = task.rendition.rendition_id, task.chunk.index, fault_label(task)
         chunk_uri = naming.chunk_uri(task.output_root, task.source.work_id, rid, index)
-        kept, attempts = self._encode_to_target(task, staged, scratch, first)
-        encoded = attempts[kept].encoded
         faults.storage_write("chunk", label, chunk_uri)
         _storage.upload(encoded.path, chunk_uri)
         log_uri = ""
@@ -232,119 +230,11 @@ class _EncodeChunkFn(beam.DoFn):
             _storage.upload(
                 encoded.vmaf_log_path, naming.join(task.output_root, task.title_id, log_uri)
             )
-        result = ChunkResult(
-            title_id=task.title_id,
-            rendition_id=rid,
-            index=index,
-            chunk_count=task.chunk_count,
-            chunk_uri=chunk_uri,
-            frame_count=encoded.frame_count,
-            size_bytes=encoded.size_bytes,
-            duration_s=task.chunk.frame_count / task.source.frame_rate,
-            vmaf=encoded.vmaf,
-            vmaf_log_uri=log_uri,
-            encode_s=sum(a.encode_s for a in attempts),
-            score_s=sum(a.score_s for a in attempts),
-            encode_cpu_s=sum(a.encoded.encode_cpu_s for a in attempts),
-            score_cpu_s=sum(a.encoded.score_cpu_s for a in attempts),
-            task=task,
-            attempts=tuple(a.attempt for a in attempts),
-            kept=kept,
-            encoder=encoded.encoder,
-            retries=retries,
-        )
+        result = chunk_result(task, encodes.made, attempts, kept, chunk_uri, log_uri, retries)
         record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id, rid, index)
         faults.storage_write("record", label, record_uri)
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))
         return result
-
-    def _encode_to_target(self, task: ChunkTask, staged, scratch: str,
-                          first: EncodedChunk | None = None):
-        """Encode at the chunk's own CRF (`chunk_crf`); while the quality gate says so,
-        re-encode at the CRF predicted to reach its window (`retry_aim`).
-
-        The gate compares the chunk's mean-pooled VMAF with the rung's target: the
-        trials that set the target are mean-pooled too, so both sides are on one scale
-        (the harmonic mean and 5th percentile stay in the report for the worst frames).
-        Every encode is scored against the reference frames the first one kept, if it
-        kept them (`first`'s are in the group's scratch folder, above `scratch`).
-        """
-        rendition = chunk_crf(task.rendition, task.chunk)  # this chunk's own CRF
-        tries: list[_Try] = []
-        gated = task.max_attempts > 1 and task.score_vmaf and rendition.target_vmaf > 0
-        reference = first.reference_path if first is not None else ""
-        for attempt in range(task.max_attempts if gated else 1):
-            current = dataclasses.replace(task, rendition=rendition)
-            if attempt == 0 and first is not None:
-                encoded = scored(current, first, staged, scratch, 0, self._timeout_s,
-                                 task.vmaf_subsample)
-            else:
-                encoded = encode_staged(current, staged, scratch, attempt, self._timeout_s,
-                                        task.vmaf_subsample, reference)
-            reference = encoded.reference_path  # the chunk's reference frames, if kept
-            score = encoded.vmaf.mean if encoded.vmaf else None
-            tries.append(_Try(Attempt(rendition.crf, round(encoded_kbps(task, encoded), 1),
-                                      score), encoded))
-            verdict = gate_verdict(score, rendition.target_vmaf, task.gate_below,
-                                   task.gate_above) if gated else 0
-            if verdict == 0:
-                break
-            if verdict < 0 and held_by_cap(rendition, tries[-1].attempt):
-                log.info(
-                    "%s: %s chunk %d: VMAF %.2f, target %.2f, at the rung's VBV cap "
-                    "(%.0f of %d kb/s): a lower CRF would not add bits; kept, flagged",
-                    task.title_id, rendition.rendition_id, task.chunk.index, score,
-                    rendition.target_vmaf, tries[-1].attempt.kbps, rendition.maxrate_kbps,
-                )
-                break
-            crf = next_crf(rendition, [t.attempt for t in tries],
-                           retry_aim(rendition, task, verdict))
-            if crf == rendition.crf:
-                break
-            log.info(
-                "%s: %s chunk %d: VMAF %.2f, target %.2f: re-encoding at CRF %g",
-                task.title_id,
-                rendition.rendition_id,
-                task.chunk.index,
-                score,
-                rendition.target_vmaf,
-                crf,
-            )
-            rendition = dataclasses.replace(rendition, crf=crf)
-        return tries.index(_best(tries, task)), tries
-
-
-@dataclasses.dataclass(frozen=True)
-class _Try:
-    attempt: Attempt
-    encoded: EncodedChunk
-
-    @property
-    def encode_s(self) -> float:
-        return self.encoded.encode_s
-
-    @property
-    def score_s(self) -> float:
-        return self.encoded.score_s
-
-
-def _best(tries: list[_Try], task: ChunkTask) -> _Try:
-    """The encode to keep: the smallest one within the gate's window; else the smallest
-    that reaches the target; else the best-scoring one."""
-    target = task.rendition.target_vmaf
-    if len(tries) == 1 or not target:
-        return tries[-1]
-    within = [
-        t
-        for t in tries
-        if gate_verdict(t.attempt.vmaf, target, task.gate_below, task.gate_above) == 0
-    ]
-    if within:
-        return min(within, key=lambda t: t.encoded.size_bytes)
-    reaching = [t for t in tries if t.attempt.vmaf >= target - task.gate_below]
-    if reaching:
-        return min(reaching, key=lambda t: t.encoded.size_bytes)
-    return max(tries, key=lambda t: t.attempt.vmaf)
 
 
 class EncodeChunks(beam.PTransform):

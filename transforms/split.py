@@ -1,6 +1,6 @@
 """Split: plan a title's ladder and grid, and fan it out into tasks.
 
-For each planned title: the segment grid (shared by every rendition) and the chunks;
+For each planned title: the chunks on the plan's segment grid (shared by every track);
 then one `ChunkTask` per (chunk, rendition of the plan), grouped by chunk into a
 `ChunkGroup` (the encode stage decodes each chunk once for all its renditions), on the
 main output, and one
@@ -19,7 +19,7 @@ from apache_beam import pvalue
 from media.core.config import JobConfig
 from media.core.naming import audio_track_id, subtitle_track_id
 from media.core.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, TitlePlan
-from media.plan.chunking import plan_chunks, segment_frames
+from media.plan.chunking import grid_chunks
 from media.plan.ladder import vmaf_height
 from media.quality.vmaf import MIN_SCORED_FRAMES, chunk_step
 
@@ -39,13 +39,13 @@ def plan_tasks(plan: TitlePlan, config: JobConfig
     renditions = list(plan.renditions)
     if config.max_renditions:
         renditions = renditions[:config.max_renditions]
-    frames = segment_frames(source.frame_rate, config.segment_s)
-    chunks = plan_chunks(source.frame_count, frames, config.chunk_segments)
+    grid = plan.grid
+    chunks = grid_chunks(source.frame_count, grid)
     audio_streams = list(source.audio)
     track_count = len(renditions) + len(audio_streams) + len(source.subtitles)
     chunk_tasks = [
         ChunkTask(source=source, rendition=rendition, chunk=chunk, chunk_count=len(chunks),
-                  segment_frames=frames, output_root=config.output_root, settings=config.encode,
+                  grid=grid, output_root=config.output_root, settings=config.encode,
                   score_vmaf=config.score_vmaf, vmaf_height=vmaf_height(source),
                   track_position=position, track_count=track_count,
                   rendition_count=len(renditions),
@@ -58,7 +58,7 @@ def plan_tasks(plan: TitlePlan, config: JobConfig
     ]
     audio_tasks = [
         AudioTask(source=source, stream=stream, track_id=audio_track_id(stream.language, i),
-                  output_root=config.output_root, segment_s=float(frames / source.frame_rate),
+                  output_root=config.output_root, grid=grid,
                   bitrate_kbps=config.audio_kbps, track_position=len(renditions) + i,
                   track_count=track_count)
         for i, stream in enumerate(audio_streams)
@@ -66,7 +66,7 @@ def plan_tasks(plan: TitlePlan, config: JobConfig
     first_subtitle = len(renditions) + len(audio_streams)
     subtitle_tasks = [
         SubtitleTask(source=source, track=track, track_id=subtitle_track_id(track.language, i),
-                     output_root=config.output_root, segment_frames=frames,
+                     output_root=config.output_root, grid=grid,
                      track_position=first_subtitle + i, track_count=track_count)
         for i, track in enumerate(source.subtitles)
     ]

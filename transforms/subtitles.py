@@ -27,10 +27,11 @@ TIMESCALE = 1000
 
 def subtitle_grid(task: SubtitleTask) -> tuple[list[Fraction], list[Fraction]]:
     """(start, duration) of each video segment, in seconds: the grid subtitles follow."""
-    source, frames = task.source, task.segment_frames
-    count = segment_count(source.frame_count, frames)
-    starts = [Fraction(i * frames) / source.frame_rate for i in range(count)]
-    durations = [Fraction(min(frames, source.frame_count - i * frames)) / source.frame_rate
+    grid, frame_count = task.grid, task.source.frame_count
+    frames = grid.segment_frames
+    count = segment_count(frame_count, frames)
+    starts = [Fraction(i * frames) / grid.frame_rate for i in range(count)]
+    durations = [Fraction(min(frames, frame_count - i * frames)) / grid.frame_rate
                  for i in range(count)]
     return starts, durations
 

@@ -196,6 +196,37 @@ class ChunkSpan:
 
 
 @dataclass(frozen=True)
+class SegmentGrid:
+    """The title's segment grid, shared by every track: segment k covers frames
+    [k * segment_frames, (k + 1) * segment_frames). Worked out once, in planning
+    (`media.plan.chunking.segment_grid`), and carried by the plan and its tasks.
+
+    >>> SegmentGrid(120, Fraction(30000, 1001), 3).segment_s
+    Fraction(1001, 250)
+    """
+
+    segment_frames: int
+    """Frames per segment; every segment starts with an IDR frame."""
+    frame_rate: Fraction
+    """The title's frames per second, exact."""
+    chunk_segments: int = 1
+    """Whole segments per chunk (the last chunk may have fewer)."""
+    timescale: int = 90000
+    """Ticks per second of the video tracks: 90 kHz is exact for every common frame rate,
+    30000/1001 and 24000/1001 included."""
+
+    @property
+    def segment_s(self) -> Fraction:
+        """A segment's duration, exact (4.004 s for 120 frames at 29.97 fps)."""
+        return Fraction(self.segment_frames) / self.frame_rate
+
+    @property
+    def chunk_frames(self) -> int:
+        """Frames per chunk (the last may have fewer)."""
+        return self.segment_frames * self.chunk_segments
+
+
+@dataclass(frozen=True)
 class ChunkTask:
     """The unit of parallel work: encode (and score) one chunk for one rendition."""
 
@@ -204,8 +235,8 @@ class ChunkTask:
     chunk: ChunkSpan
     chunk_count: int
     """How many chunks the title has (what the gather waits for)."""
-    segment_frames: int
-    """Frames per segment; every segment starts with an IDR frame."""
+    grid: SegmentGrid
+    """The title's segment grid (every segment starts with an IDR frame)."""
     output_root: str
     settings: EncodeSettings = field(default_factory=EncodeSettings)
     score_vmaf: bool = True
@@ -230,6 +261,10 @@ class ChunkTask:
     def title_id(self) -> str:
         return self.source.title_id
 
+    @property
+    def segment_frames(self) -> int:
+        return self.grid.segment_frames
+
 
 @dataclass(frozen=True)
 class AudioTask:
@@ -239,8 +274,8 @@ class AudioTask:
     stream: AudioStreamInfo
     track_id: str
     output_root: str
-    segment_s: float
-    """Nominal segment duration (the video grid's), seconds."""
+    grid: SegmentGrid
+    """The title's segment grid, which the audio segments follow."""
     bitrate_kbps: int = 128
     track_position: int = 0
     track_count: int = 1
@@ -258,7 +293,8 @@ class SubtitleTask:
     track: SubtitleTrack
     track_id: str
     output_root: str
-    segment_frames: int
+    grid: SegmentGrid
+    """The title's segment grid, which the subtitle segments follow."""
     track_position: int = 0
     track_count: int = 1
 
@@ -304,7 +340,8 @@ class TrialTask:
     are numbered size by size, CRF by CRF)."""
     trial_count: int
     """How many trial results (samples × sizes × CRFs) the title has."""
-    segment_frames: int
+    grid: SegmentGrid
+    """The title's segment grid (a final encode's GOP is one segment)."""
     output_root: str
     settings: EncodeSettings = field(default_factory=EncodeSettings)
     vmaf_height: int = 1080
@@ -314,6 +351,10 @@ class TrialTask:
     @property
     def title_id(self) -> str:
         return self.source.title_id
+
+    @property
+    def segment_frames(self) -> int:
+        return self.grid.segment_frames
 
 
 @dataclass(frozen=True)
@@ -350,7 +391,9 @@ class TitlePlan:
     source: SourceInfo
     renditions: tuple[Rendition, ...]
     mode: str
-    """'per-title' or 'fixed'."""
+    """'per-title', 'fixed' or 'apple'."""
+    grid: SegmentGrid
+    """The segment grid every track of the title follows."""
     trial_cost_s: float = 0.0
     """Wall seconds the trial encodes and their scoring took, summed."""
     scored_frames: int = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 
 from media.core import ffmpeg
 from media.core.errors import MediaError
@@ -36,11 +37,12 @@ class AudioSegments:
 
 
 def audio_argv(source_path: str, stream_index: int, duration_s: float, video_offset_s: float,
-               segment_s: float, bitrate_kbps: int, out_dir: str) -> list[str]:
+               segment_s: Fraction | float, bitrate_kbps: int, out_dir: str) -> list[str]:
     """FFmpeg arguments that write init.mp4 and seg_NNNNN.m4s into `out_dir`.
 
     `video_offset_s` is where the video starts on the container's timeline, which FFmpeg
-    starts at 0 (the earliest stream start).
+    starts at 0 (the earliest stream start). `segment_s` is the video grid's segment
+    (`SegmentGrid.segment_s`, exact); the muxer takes it to six significant digits.
     """
     skip = round(max(0.0, video_offset_s) * SAMPLE_RATE_HZ) + AAC_PRIMING_SAMPLES
     end_sample = round(max(0.0, video_offset_s) * SAMPLE_RATE_HZ + duration_s * SAMPLE_RATE_HZ)
@@ -57,7 +59,7 @@ def audio_argv(source_path: str, stream_index: int, duration_s: float, video_off
         "-map", f"0:{stream_index}", "-vn", "-sn", "-dn",
         "-af", audio_filter, "-c:a", "aac", "-b:a", f"{bitrate_kbps}k", "-ac", "2",
         "-ar", str(SAMPLE_RATE_HZ),
-        "-f", "hls", "-hls_time", f"{segment_s:g}", "-hls_playlist_type", "vod",
+        "-f", "hls", "-hls_time", f"{float(segment_s):g}", "-hls_playlist_type", "vod",
         "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
         "-hls_segment_filename", os.path.join(out_dir, "seg_%05d.m4s"),
         os.path.join(out_dir, "ffmpeg.m3u8"),
@@ -65,7 +67,7 @@ def audio_argv(source_path: str, stream_index: int, duration_s: float, video_off
 
 
 def encode_audio(source_path: str, stream_index: int, duration_s: float, video_offset_s: float,
-                 segment_s: float, bitrate_kbps: int, scratch: str,
+                 segment_s: Fraction | float, bitrate_kbps: int, scratch: str,
                  timeout_s: float | None = None) -> AudioSegments:
     out_dir = os.path.join(scratch, "audio")
     os.makedirs(out_dir, exist_ok=True)

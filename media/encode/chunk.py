@@ -8,6 +8,8 @@ encode against the same frames of the source, with libvmaf or vmaf-torch
 `encode_renditions` makes the first encodes of every rendition of a chunk in one FFmpeg
 process, which decodes the span once rather than once per rendition;
 `scored_together` scores them in one libvmaf process (`scored` scores one encode).
+`GateEncodes` is "encode and score this chunk at CRF c" for the quality gate
+(`media.plan.rate_control.encode_to_target`), and `chunk_result` what it kept.
 
 The encode process of a chunk that will be scored with libvmaf also keeps the chunk's
 VMAF reference frames, which it decodes anyway (`media.quality.vmaf.store_reference`: raw frames
@@ -36,12 +38,20 @@ import av
 
 from media.core import faults, ffmpeg
 from media.core.errors import MediaError
-from media.core.types import ChunkTask, EncodeSettings, TrialTask, VmafScore
+from media.core.types import (
+    Attempt,
+    ChunkResult,
+    ChunkTask,
+    EncodeSettings,
+    Rendition,
+    TrialTask,
+    VmafScore,
+)
 from media.encode import commands
 from media.encode.encoders import resolve_encoder
 from media.encode.staging import StagedSpan, stage_span
 from media.plan.ladder import scaled_width
-from media.plan.planning import chunk_crf
+from media.plan.rate_control import chunk_crf
 from media.quality import gpu_vmaf, vmaf
 
 log = logging.getLogger(__name__)
@@ -131,7 +141,7 @@ def encode_staged(
         task.chunk,
         task.rendition,
         settings,
-        task.segment_frames,
+        task.grid,
         reference_output(task, keep, vmaf_subsample),
     )
     hook = faults.ffmpeg_hook("encode", fault_label(task))
@@ -168,7 +178,7 @@ def encode_renditions(
     argv = commands.encode_renditions_argv(
         staged.path, paths, first.source, first.chunk,
         [chunk_crf(t.rendition, t.chunk) for t in tasks], settings,
-        first.segment_frames, reference_output(first, keep, step))
+        first.grid, reference_output(first, keep, step))
     hook = faults.ffmpeg_hook_all("encode", [fault_label(task) for task in tasks])
     run = _run_encode(argv, keep, timeout_s, hook)
     pixels = [t.rendition.width * t.rendition.height for t in tasks]
@@ -430,3 +440,52 @@ def packet_sizes(path: str, what: str = "chunk") -> list[int]:
             return [packet.size for packet in container.demux(stream) if packet.size]
     except (av.FFmpegError, IndexError) as exc:
         raise BadChunk(f"the encoder wrote an unreadable {what} {path}: {exc}") from exc
+
+
+class GateEncodes:
+    """Encode and score the task's staged chunk at a rendition's CRF, for the quality
+    gate (`media.plan.rate_control.Encode`); `made` keeps every encode, in order. The
+    first is `first` (an unscored encode of the group's process) where given; every
+    encode is scored against the reference frames the first one kept, if it kept them
+    (`first`'s are in the group's scratch folder, above `scratch`)."""
+
+    def __init__(self, task: ChunkTask, staged: StagedSpan, scratch: str,
+                 timeout_s: float | None, first: EncodedChunk | None = None):
+        self._task, self._staged, self._scratch = task, staged, scratch
+        self._timeout_s, self._first = timeout_s, first
+        self._reference = first.reference_path if first is not None else ""
+        self.made: list[EncodedChunk] = []
+
+    def __call__(self, rendition: Rendition) -> tuple[Attempt, int]:
+        task = self._task
+        current = dataclasses.replace(task, rendition=rendition)
+        attempt = len(self.made)
+        if attempt == 0 and self._first is not None:
+            encoded = scored(current, self._first, self._staged, self._scratch, 0,
+                             self._timeout_s, task.vmaf_subsample)
+        else:
+            encoded = encode_staged(current, self._staged, self._scratch, attempt,
+                                    self._timeout_s, task.vmaf_subsample, self._reference)
+        self._reference = encoded.reference_path  # the chunk's reference frames, if kept
+        self.made.append(encoded)
+        score = encoded.vmaf.mean if encoded.vmaf else None
+        made = Attempt(rendition.crf, round(encoded_kbps(task, encoded), 1), score)
+        return made, encoded.size_bytes
+
+
+def chunk_result(task: ChunkTask, made: Sequence[EncodedChunk], attempts: Sequence[Attempt],
+                 kept: int, chunk_uri: str, vmaf_log_uri: str,
+                 retries: tuple[str, ...] = ()) -> ChunkResult:
+    """The result of a chunk's encodes (`made`, as the gate's `attempts`), the one at
+    `kept` stored at `chunk_uri`; the seconds are those of every encode."""
+    encoded = made[kept]
+    return ChunkResult(
+        title_id=task.title_id, rendition_id=task.rendition.rendition_id,
+        index=task.chunk.index, chunk_count=task.chunk_count, chunk_uri=chunk_uri,
+        frame_count=encoded.frame_count, size_bytes=encoded.size_bytes,
+        duration_s=task.chunk.frame_count / task.source.frame_rate, vmaf=encoded.vmaf,
+        vmaf_log_uri=vmaf_log_uri, encode_s=sum(e.encode_s for e in made),
+        score_s=sum(e.score_s for e in made),
+        encode_cpu_s=sum(e.encode_cpu_s for e in made),
+        score_cpu_s=sum(e.score_cpu_s for e in made), task=task, attempts=tuple(attempts),
+        kept=kept, encoder=encoded.encoder, retries=retries)

@@ -16,7 +16,7 @@ from fractions import Fraction
 import ffmpeg as ffmpeg_python
 
 from media.core.ffmpeg import available_cores
-from media.core.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
+from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, SourceInfo
 from media.encode.conditioning import condition
 from media.encode.hwaccel import decode_input_options
 
@@ -55,8 +55,9 @@ def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan,
     return condition(select_chunk(video, source, chunk), source)
 
 
-def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames: int) -> dict:
-    """Output options for libx264: capped CRF, closed GOP, IDR every segment."""
+def x264_options(rendition: Rendition, settings: EncodeSettings, grid: SegmentGrid) -> dict:
+    """Output options for libx264: capped CRF, closed GOP, IDR every segment of `grid`."""
+    segment_frames = grid.segment_frames
     params = f"keyint={segment_frames}:min-keyint={segment_frames}:scenecut=0:open-gop=0"
     options = {
         "c:v": "libx264",
@@ -65,7 +66,7 @@ def x264_options(rendition: Rendition, settings: EncodeSettings, segment_frames:
         "pix_fmt": "yuv420p",
         "x264-params": params,
         "force_key_frames": f"expr:eq(mod(n,{segment_frames}),0)",
-        "video_track_timescale": str(_timescale(settings, segment_frames)),
+        "video_track_timescale": str(grid.timescale),
     }
     if rendition.target_kbps:  # a fixed-bitrate ladder: average bitrate, VBV-capped
         options["b:v"] = f"{rendition.target_kbps}k"
@@ -101,16 +102,16 @@ def shared_process_threads(renditions: Sequence[Rendition], cores: int) -> list[
 
 
 def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk: ChunkSpan,
-                      rendition: Rendition, settings: EncodeSettings, segment_frames: int,
+                      rendition: Rendition, settings: EncodeSettings, grid: SegmentGrid,
                       source_output: Callable | None = None) -> list[str]:
     """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file."""
     return encode_renditions_argv(staged_path, [out_path], source, chunk, [rendition],
-                                  settings, segment_frames, source_output)
+                                  settings, grid, source_output)
 
 
 def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: SourceInfo,
                            chunk: ChunkSpan, renditions: Sequence[Rendition],
-                           settings: EncodeSettings, segment_frames: int,
+                           settings: EncodeSettings, grid: SegmentGrid,
                            source_output: Callable | None = None) -> list[str]:
     """One FFmpeg process for every rendition of one chunk: the source decoded once,
     scaled once per distinct size, each rendition encoded with the options
@@ -142,8 +143,7 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     outputs = []
     for rendition, path, count in zip(renditions, out_paths, threads, strict=True):
         stream = branches[(rendition.width, rendition.height)].pop(0)
-        options = _video_options(rendition, dataclasses.replace(settings, threads=count),
-                                 segment_frames)
+        options = _video_options(rendition, dataclasses.replace(settings, threads=count), grid)
         outputs.append(ffmpeg_python.output(stream, path, an=None,
                                             **{"frames:v": chunk.frame_count}, **options))
     if source_output is not None:
@@ -151,17 +151,13 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     return ffmpeg_python.merge_outputs(*outputs).get_args()
 
 
-def _video_options(rendition: Rendition, settings: EncodeSettings, segment_frames: int) -> dict:
+def _video_options(rendition: Rendition, settings: EncodeSettings, grid: SegmentGrid) -> dict:
     if settings.encoder == "x264":
-        return x264_options(rendition, settings, segment_frames)
+        return x264_options(rendition, settings, grid)
     from media.encode.encoders import encoder_named, video_options
 
-    return video_options(encoder_named(settings.encoder), rendition, settings, segment_frames)
-
-
-def _timescale(settings: EncodeSettings, segment_frames: int) -> int:
-    # 90 kHz is exact for every common frame rate, including 30000/1001 and 24000/1001.
-    return 90000
+    return video_options(encoder_named(settings.encoder), rendition, settings,
+                         grid.segment_frames)
 
 
 def _rate(rate: Fraction) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from media.core.errors import ConfigurationError
-from media.core.types import ChunkSpan
+from media.core.types import ChunkSpan, SegmentGrid
 
 
 def segment_frames(frame_rate: Fraction, segment_s: float) -> int:
@@ -20,6 +20,23 @@ def segment_frames(frame_rate: Fraction, segment_s: float) -> int:
     if segment_s <= 0:
         raise ConfigurationError(f"segment duration must be positive, got {segment_s}")
     return max(1, round(Fraction(segment_s) * frame_rate))
+
+
+def segment_grid(frame_rate: Fraction, segment_s: float, chunk_segments: int) -> SegmentGrid:
+    """The title's grid, worked out once in planning and carried by the plan.
+
+    >>> grid = segment_grid(Fraction(30000, 1001), 4.0, 3)
+    >>> grid.segment_frames, grid.chunk_frames, grid.segment_s, grid.timescale
+    (120, 360, Fraction(1001, 250), 90000)
+    """
+    if chunk_segments < 1:
+        raise ConfigurationError("segments per chunk must be at least 1")
+    return SegmentGrid(segment_frames(frame_rate, segment_s), frame_rate, chunk_segments)
+
+
+def grid_chunks(frame_count: int, grid: SegmentGrid) -> list[ChunkSpan]:
+    """The title's chunks on `grid` (`plan_chunks`)."""
+    return plan_chunks(frame_count, grid.segment_frames, grid.chunk_segments)
 
 
 def plan_chunks(frame_count: int, frames_per_segment: int,

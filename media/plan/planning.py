@@ -1,9 +1,9 @@
 """Per-title planning around the hull: what to trial, and how to turn rungs into renditions.
 
 Plain functions: which resolutions and CRFs to trial-encode, which segments of the title
-to sample, how trial results become (rate, VMAF) points, how the chosen rungs become
-`Rendition`s with a quality target, and how a quality gate predicts the CRF for a chunk
-that missed its target.
+to sample, how trial results become (rate, VMAF) points, and how the chosen rungs become
+`Rendition`s with a quality target, a VBV cap and CRF changes over the title. The CRF
+each encode is then made at is `media.plan.rate_control`'s business.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from media.core.naming import rendition_id
-from media.core.types import Attempt, ChunkSpan, Rendition, SourceInfo, TrialResult
+from media.core.types import ChunkSpan, Rendition, SourceInfo, TrialResult
 from media.inspect.complexity import (
     chunk_covering_samples,
     is_uniform,
@@ -25,7 +25,6 @@ from media.inspect.complexity import (
 )
 from media.plan.hull import (
     BUFSIZE_RATIO,
-    CRF_RANGE,
     MAXRATE_RATIO,
     PlannedRung,
     TrialPoint,
@@ -39,12 +38,8 @@ DEFAULT_VMAF_PER_CRF = -1.5
 """VMAF change per CRF step when the trials cannot tell (typical of x264 near VMAF 90)."""
 FLAT_SLOPE = -0.05
 """A VMAF-per-CRF slope no steeper than this measures nothing (noise, a saturated curve)."""
-MAX_CRF_STEP = 8.0
-"""Largest CRF change a quality gate makes in one retry."""
 MAX_CRF_OFFSET = 6.0
 """Largest CRF change a chunk gets from the trial samples near it."""
-MAX_EXTRAPOLATION = 2.0
-"""How far (CRF steps) beyond its calibration encodes a rung's CRF may be placed."""
 CONTENDER_MARGIN = 3.0
 """How far (VMAF) under a rung the probe may put a resolution that is still trialled on
 the other samples: half of the 6 VMAF usually taken as one just noticeable difference."""
@@ -362,195 +357,3 @@ def crf_offsets(results: Sequence[TrialResult], points: Sequence[TrialPoint], he
         change = max(-MAX_CRF_OFFSET, min(MAX_CRF_OFFSET, change))
         offsets.append((middle, round(change, 2)))
     return tuple(offsets)
-
-
-def crf_offset_at(rendition: Rendition, frame: float) -> float:
-    """The rendition's CRF change at `frame`: linear between the samples around it,
-    the nearest sample's beyond the first and the last."""
-    offsets = rendition.crf_offsets
-    if not offsets:
-        return 0.0
-    frames = [f for f, _ in offsets]
-    i = bisect.bisect_left(frames, frame)
-    if i == 0:
-        return offsets[0][1]
-    if i == len(offsets):
-        return offsets[-1][1]
-    (f0, c0), (f1, c1) = offsets[i - 1], offsets[i]
-    return c0 + (c1 - c0) * (frame - f0) / (f1 - f0)
-
-
-OFFSET_SCALE = (0.5, 2.5)
-"""Bounds of the factor that carries CRF changes from the trial preset to the final one."""
-
-
-def scaled_offsets(rendition: Rendition, factor: float) -> Rendition:
-    """`rendition` with its CRF changes times `factor` (within OFFSET_SCALE)."""
-    factor = max(OFFSET_SCALE[0], min(OFFSET_SCALE[1], factor))
-    return dataclasses.replace(rendition, crf_offsets=tuple(
-        (frame, round(change * factor, 2)) for frame, change in rendition.crf_offsets))
-
-
-def chunk_crf(rendition: Rendition, chunk: ChunkSpan) -> Rendition:
-    """`rendition` with the CRF for `chunk`: its own plus the change at the chunk's
-    middle frame (`crf_offsets`)."""
-    if not rendition.crf_offsets or rendition.target_kbps:
-        return rendition
-    change = crf_offset_at(rendition, chunk.start_frame + chunk.frame_count / 2)
-    return dataclasses.replace(rendition, crf=crf_in_range(rendition.crf + change))
-
-
-def gate_aim(rendition: Rendition, config) -> float:
-    """The VMAF a chunk's CRF aims at: the middle of the gate's window [target - below,
-    target + above], so that a chunk a little easier or harder than predicted still
-    lands inside it (`config`: a `JobConfig`, or a `ChunkTask` with the same fields)."""
-    return round(rendition.target_vmaf + (config.gate_above - config.gate_below) / 2, 2)
-
-
-def retry_aim(rendition: Rendition, config, verdict: int) -> float:
-    """The VMAF a quality-gate re-encode aims at, after a first encode that missed the
-    window on the side `verdict` gives (`gate_verdict`). From below, the middle of the
-    window (`gate_aim`). From above, halfway between the target and the window's top:
-    a re-encode that gives up quality to save bits must not cross the target. Its step is
-    read off a slope measured on a 1 s sample, and chunks' curves were steeper than
-    their sample's (a grainy title's 540p chunk fell 2.0 VMAF per CRF step where its
-    rung's slope said 1.3): aimed at the middle, that chunk went from 69.7 to 64.1,
-    under its window [64.5, 67.5], and took a third encode."""
-    if verdict > 0:
-        return round(rendition.target_vmaf + config.gate_above / 2, 2)
-    return gate_aim(rendition, config)
-
-
-def gate_verdict(vmaf: float, target: float, below: float, above: float) -> int:
-    """-1 when a chunk is too poor (under target - below), +1 when it wastes bits
-    (over target + above), 0 when it is within the window."""
-    if vmaf < target - below:
-        return -1
-    if vmaf > target + above:
-        return 1
-    return 0
-
-
-CAPPED_SHARE = 0.9
-"""An encode whose average rate reaches this share of its rung's VBV maxrate is held by
-the cap. Measured on a deep fractal zoom: chunks the cap held averaged 1.10–1.13× the
-maxrate (the VBV buffer lets the average run a little over it), the others 0.3–0.6×."""
-
-
-def held_by_cap(rendition: Rendition, attempt: Attempt) -> bool:
-    """Whether the rung's VBV cap, not its CRF, set this encode's quality: a lower CRF
-    would spend no more bits and give no more VMAF (a capped rung's peak is its promise
-    to players: its HLS BANDWIDTH)."""
-    return (rendition.maxrate_kbps > 0
-            and attempt.kbps >= CAPPED_SHARE * rendition.maxrate_kbps)
-
-
-def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
-             aim: float | None = None) -> float:
-    """The CRF predicted to bring a chunk to `aim` (default: its target VMAF; the gate
-    aims at the middle of its window, `gate_aim`).
-
-    With one attempt: the trial curve's slope from the chunk's own score. With two or
-    more: the secant through the chunk's last two (CRF, VMAF) measurements, which
-    knows this chunk's content better than the title-wide trials do.
-    """
-    last = attempts[-1]
-    slope = measured_slope(attempts) or rendition.vmaf_per_crf
-    goal = rendition.target_vmaf if aim is None else aim
-    step = (goal - (last.vmaf or 0.0)) / slope
-    step = max(-MAX_CRF_STEP, min(MAX_CRF_STEP, step))
-    return crf_in_range(last.crf + step)
-
-
-def calibrated_crf(rendition: Rendition, attempts: Sequence[Attempt], aim: float) -> float:
-    """The sample's CRF predicted to bring it to `aim` from its calibration encodes
-    (`next_crf`), at most MAX_EXTRAPOLATION steps beyond the CRFs they were made at.
-
-    A secant through two encodes a CRF step or so apart measures the curve there, and its
-    error grows with the distance it is carried. On a grainy title, two 720p encodes 0.8
-    apart (77.92 and 77.69 VMAF) put the rung 4.5 steps further, where its chunks scored
-    3 VMAF under target and took three encodes each; the curve there was six times as
-    steep. Placed 2 steps beyond, where the chunks' own secant then put them, they land
-    in the gate's window.
-
-    >>> rung = Rendition("720p", 1280, 720, 28.5, 845, 1690, target_vmaf=75.91)
-    >>> calibrated_crf(rung, [Attempt(28.5, 604.1, 77.917), Attempt(29.3, 549.4, 77.69)],
-    ...                76.41)
-    31.3
-    """
-    crf = next_crf(rendition, attempts, aim)
-    if len(attempts) < 2:
-        return crf
-    made = [a.crf for a in attempts]
-    return crf_in_range(min(max(made) + MAX_EXTRAPOLATION,
-                            max(min(made) - MAX_EXTRAPOLATION, crf)))
-
-
-def measured_slope(attempts: Sequence[Attempt]) -> float | None:
-    """VMAF per CRF step through the last two scored attempts at different CRFs, where
-    they measured a fall (None otherwise)."""
-    scored = [a for a in attempts if a.vmaf is not None]
-    if len(scored) < 2 or scored[-1].crf == scored[-2].crf:
-        return None
-    slope = (scored[-1].vmaf - scored[-2].vmaf) / (scored[-1].crf - scored[-2].crf)
-    return slope if slope < FLAT_SLOPE else None
-
-
-BORROW_SHARE = 0.6
-"""A calibration encode counts for another rung of its size only where its rate stayed
-under this share of what both rungs' VBV allows the sample (`sample_budget_kbps`):
-neither cap can have shaped its score."""
-BORROW_SPAN = 6.0
-"""Two calibration encodes bracket a rung's aim only this many CRF steps apart at most."""
-VBV_INIT = 0.9
-"""How full x264 starts its VBV buffer (its default, vbv-init 0.9)."""
-
-
-def sample_budget_kbps(rendition: Rendition, sample_s: float) -> float:
-    """The average rate a sample of `sample_s` seconds can reach under the rendition's
-    VBV: what the buffer holds at the start plus what flows in meanwhile (0: uncapped).
-    A 1 s calibration sample with a buffer of twice the cap may average 2.8x the cap,
-    where a 12 s chunk averages about the cap at most."""
-    if not rendition.maxrate_kbps:
-        return 0.0
-    return rendition.maxrate_kbps + VBV_INIT * rendition.bufsize_kbit / sample_s
-
-
-def bracketing_attempts(rung: Rendition, aim: float,
-                        measured: Sequence[tuple[Rendition, Attempt]], sample_s: float
-                        ) -> tuple[Attempt, Attempt] | None:
-    """Two encodes of the `sample_s` seconds calibration sample at `rung`'s size,
-    `measured` for it or for other rungs of that size, that score either side of `aim`:
-    the nearest above and the nearest below, lower CRF above. Between them the final
-    preset's own curve places the rung's CRF (and the secant is its slope) with no
-    encode of its own.
-
-    One sample at one size and preset has one curve of VMAF over CRF; the rungs of a
-    size sit on it at their CRFs, so each rung's first calibration encode is a point on
-    its siblings' curve too, where no VBV cap shaped it (BORROW_SHARE). None where no
-    such pair is at most BORROW_SPAN apart.
-    """
-    size = (rung.width, rung.height)
-    points = [a for r, a in measured
-              if (r.width, r.height) == size and a.vmaf is not None
-              and _uncapped(a, rung, sample_s) and _uncapped(a, r, sample_s)]
-    above = [a for a in points if a.vmaf >= aim]
-    below = [a for a in points if a.vmaf < aim]
-    if not above or not below:
-        return None
-    high = min(above, key=lambda a: a.vmaf)
-    low = max(below, key=lambda a: a.vmaf)
-    if not high.crf < low.crf <= high.crf + BORROW_SPAN:
-        return None
-    return high, low
-
-
-def _uncapped(attempt: Attempt, rendition: Rendition, sample_s: float) -> bool:
-    budget = sample_budget_kbps(rendition, sample_s)
-    return not budget or attempt.kbps < BORROW_SHARE * budget
-
-
-def crf_in_range(crf: float) -> float:
-    """`crf` within x264's range, to a tenth."""
-    return round(min(CRF_RANGE[1], max(CRF_RANGE[0], crf)), 1)
-

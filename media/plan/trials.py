@@ -1,4 +1,9 @@
-"""Trial encodes: one sample segment at several resolutions, every trial CRF, two processes.
+"""Trial encodes: which tasks a title's trials make, and how one task runs (two processes).
+
+The title's samples and their tasks (`sample_spans`, `probe_tasks`, `refine_tasks`): the
+probe sample at every candidate resolution first, then the other samples at the
+resolutions the probe's hull calls for. A task encodes one sample segment at several
+resolutions and every trial CRF.
 
 The encode process decodes the staged sample once, scales it once per resolution and
 feeds one x264 encoder per (resolution, CRF) (FFmpeg's split filter). The same process
@@ -10,31 +15,42 @@ the sample twice per resolution, which on a high-bitrate mezzanine is much of th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from media.core import ffmpeg
+from media.core.config import JobConfig
 from media.core.errors import MediaError
-from media.core.types import Rendition, TrialTask
+from media.core.types import (
+    ChunkSpan,
+    EncodeSettings,
+    Rendition,
+    SegmentGrid,
+    SourceInfo,
+    TrialResult,
+    TrialTask,
+)
 from media.encode.chunk import packet_sizes, reference_output, vmaf_size
 from media.encode.commands import encode_renditions_argv
 from media.encode.staging import StagedSpan
+from media.inspect.complexity import title_complexity
+from media.plan.chunking import segment_count
+from media.plan.ladder import vmaf_height
+from media.plan.planning import (
+    candidate_resolutions,
+    heights_to_refine,
+    title_samples,
+    trial_points,
+)
 from media.quality import vmaf
 
 TRIAL_X264_THREADS = 1
-"""x264 threads per trial encoder, where `--encoder_threads` is left at 0 (trials are
-always x264).
-
-Left to itself x264 starts frame threads and a lookahead thread per encoder (three and
-one on 2 cores); on a sample of 25 frames they cost more to start and join than they
-save, and the trial process's several encoders already keep the cores busy. On the flat
-benchmark source's probe (21 encodes of a 1080p sample) the encode process took 3.1 CPU
-s against 3.7-4.3 (and less wall time), with the same bytes out. The calibration's
-encodes keep the final encodes' settings, threads included: they stand for those
-encodes, and x264's frame threads change its output a little (one thread moved a grainy
-title's 720p calibration by up to 0.3 VMAF)."""
+"""x264 threads per trial encoder where `--encoder_threads` is 0: on a short sample, frame
+threads cost more to start than they save (21 encodes of a 1080p probe: 3.1 CPU s
+against 3.7-4.3). Calibration encodes keep the final encodes' threads: they stand for them."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +93,7 @@ def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str
     reference frames at `reference_path` (`media.quality.vmaf.store_reference`)."""
     renditions = [_trial_rendition(*size_crf) for size_crf in trial_grid(task)]
     return encode_renditions_argv(staged_path, out_paths, task.source, task.span, renditions,
-                                  task.settings, task.segment_frames,
+                                  task.settings, task.grid,
                                   reference_output(task, reference_path, task.vmaf_subsample))
 
 
@@ -114,3 +130,106 @@ def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
         results.append(TrialEncode(width, height, crf, os.path.getsize(path), frames,
                                    vmaf.pool(scores).mean, sizes[0], frame_sd(scores)))
     return results, run, scored
+
+
+def complexity_of(source: SourceInfo, grid: SegmentGrid) -> tuple[float, ...] | None:
+    """The title's complexity per segment of `grid`, where the inspection measured it."""
+    return title_complexity(source, grid.segment_frames)
+
+
+def sample_spans(source: SourceInfo, config: JobConfig,
+                 grid: SegmentGrid) -> tuple[list[ChunkSpan], int]:
+    """The title's trial samples (the first `trial_seconds` of the segments
+    `media.plan.planning.title_samples` chooses) and the probe sample's segment index."""
+    frames = grid.segment_frames
+    samples, probe = title_samples(segment_count(source.frame_count, frames),
+                                   config.trial_fraction, complexity_of(source, grid),
+                                   config.chunk_segments)
+    trial_frames = max(1, min(frames, round(config.trial_seconds * source.frame_rate)))
+    return [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
+            for i in samples], probe
+
+
+def trial_tasks(source: SourceInfo, config: JobConfig, grid: SegmentGrid,
+                spans: list[ChunkSpan], heights: Sequence[int] | None = None,
+                first_index: int = 0) -> list[TrialTask]:
+    """One trial task per sample of `spans`, each encoding its sample at `heights`
+    (default: every candidate resolution) and every trial CRF. Results are numbered from
+    `first_index` among the title's results: the tasks' own after those before them."""
+    sizes = tuple((w, h) for w, h in candidate_resolutions(source)
+                  if heights is None or h in heights)
+    crfs = tuple(config.trial_crfs)
+    per_task = len(sizes) * len(crfs)
+    settings = EncodeSettings(preset=config.trial_preset,
+                              threads=config.encode.threads or TRIAL_X264_THREADS)
+    return [
+        TrialTask(source=source, sizes=sizes, crfs=crfs, span=span,
+                  trial_index=first_index + i * per_task,
+                  trial_count=first_index + len(spans) * per_task,
+                  grid=grid, output_root=config.output_root, settings=settings,
+                  vmaf_height=vmaf_height(source), vmaf_subsample=config.trial_vmaf_subsample)
+        for i, span in enumerate(spans)
+    ]
+
+
+def probe_tasks(source: SourceInfo, config: JobConfig, grid: SegmentGrid,
+                samples: tuple[list[ChunkSpan], int] | None = None) -> list[TrialTask]:
+    """The first round: the probe sample at every candidate resolution. `samples`:
+    `sample_spans`, where the caller has them already."""
+    spans, probe = samples or sample_spans(source, config, grid)
+    return trial_tasks(source, config, grid, [s for s in spans if s.index == probe])
+
+
+def refine_tasks(probed: Sequence[TrialResult], config: JobConfig
+                 ) -> tuple[list[TrialTask], list[int]]:
+    """The second round, after the probe: the other samples at the resolutions the
+    probe's hull calls for (`heights_to_refine`), numbered after the probe's results.
+    Returns the tasks and those resolutions."""
+    first = probed[0].task
+    spans = [s for s in sample_spans(first.source, config, first.grid)[0]
+             if s.index != first.span.index]
+    heights = heights_to_refine(
+        trial_points(probed), top_vmaf=config.top_vmaf, max_kbps=config.max_kbps or None,
+        min_kbps=config.min_kbps, step_ratio=config.step_ratio, max_rungs=config.max_rungs)
+    tasks = (trial_tasks(first.source, config, first.grid, spans, heights,
+                         first_index=len(probed)) if spans else [])
+    return tasks, heights
+
+
+def trial_record(task: TrialTask, encodes: Sequence[TrialEncode], encoding: ffmpeg.ToolRun,
+                 scoring: ffmpeg.ToolRun) -> dict:
+    """The stored record of a task's results, which a re-run reuses (`trial_results`).
+    The encode process's seconds are shared among the encodes by pixels per frame; the
+    score process's evenly (each scores the same frames at the same size)."""
+    pixels = sum(e.width * e.height for e in encodes)
+    shares = [e.width * e.height / pixels for e in encodes]
+    results = [{"size": [e.width, e.height], "crf": e.crf, "size_bytes": e.size_bytes,
+                "frames": e.frames, "vmaf_mean": e.vmaf_mean,
+                "keyframe_bytes": e.keyframe_bytes, "vmaf_sd": e.vmaf_sd,
+                "encode_s": encoding.wall_s * share,
+                "score_s": scoring.wall_s / len(encodes),
+                "cpu_s": encoding.cpu_s * share + scoring.cpu_s / len(encodes)}
+               for e, share in zip(encodes, shares, strict=True)]
+    return {"task": _task_key(task), "results": results}
+
+
+def trial_results(task: TrialTask, record: dict) -> list[TrialResult] | None:
+    """The results a stored record holds; None where it was made for other settings."""
+    if record.get("task") != _task_key(task):
+        return None
+    out = []
+    for i, r in enumerate(record["results"]):
+        width, height = r["size"]
+        out.append(TrialResult(task, width, height, r["crf"], task.trial_index + i,
+                               r["size_bytes"], r["frames"], r["vmaf_mean"], r["encode_s"],
+                               r["score_s"], r.get("keyframe_bytes", 0), r.get("cpu_s", 0.0),
+                               r.get("vmaf_sd")))
+    return out
+
+
+def _task_key(task: TrialTask) -> dict:
+    """What decides a trial's result; a record made for other settings is not reused."""
+    return {"source": [task.source.source_uri, task.source.size_bytes],
+            "span": dataclasses.asdict(task.span), "sizes": [list(s) for s in task.sizes],
+            "crfs": list(task.crfs), "preset": task.settings.preset,
+            "vmaf": [task.vmaf_height, task.vmaf_subsample]}

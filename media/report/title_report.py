@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from media.core import naming
 from media.core.types import ChunkResult, PackagedTrack, SourceInfo
 from media.package import bandwidth
-from media.plan.planning import held_by_cap
+from media.plan.rate_control import held_by_cap
 
 
 def _chunk_entry(chunk: ChunkResult) -> dict:
