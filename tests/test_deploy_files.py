@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import io
 import json
 import os
 import re
@@ -20,8 +21,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import pathspec
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.parser import image_from
 from packaging.specifiers import SpecifierSet
 
 from media.core.errors import ConfigurationError
@@ -36,14 +40,18 @@ LAUNCH = REPO / "templates" / "launch.py"
 SETUP = REPO / "setup.py"
 
 
-# --- A small Dockerfile parser ---------------------------------------------------------
+# --- The Dockerfile, read with dockerfile-parse ------------------------------------------
+# DockerfileParser reads the instructions (continuations joined, comments apart) and the
+# ARG and ENV values in force at each one (`context_structure`, per stage). Two small
+# readings stay here because no library gives them: the flags and paths of one COPY
+# (Docker's own flag syntax) and the shell commands of one RUN (shlex, as sh splits them).
 
 
 @dataclass
 class Instruction:
     keyword: str  # upper case
     args: str  # the rest of the logical line, continuation lines joined
-    line: int
+    line: int  # 1-based
 
 
 @dataclass
@@ -52,19 +60,18 @@ class Stage:
     image: str  # with the global ARGs' defaults substituted
     name: str | None
     instructions: list[Instruction] = field(default_factory=list)
+    env_values: dict[str, str] = field(default_factory=dict)  # in force at the stage's end
+    arg_values: dict[str, str] = field(default_factory=dict)
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
 
     def env(self) -> dict[str, str]:
         """Every ENV of the stage, later ones winning (values as written)."""
-        result: dict[str, str] = {}
-        for instruction in self.all("ENV"):
-            result.update(parse_env(instruction.args))
-        return result
+        return dict(self.env_values)
 
-    def args(self) -> dict[str, str | None]:
-        return dict(parse_arg(i.args) for i in self.all("ARG"))
+    def args(self) -> dict[str, str]:
+        return dict(self.arg_values)
 
     def copies(self) -> list[Copy]:
         """COPY and ADD instructions, destinations made absolute against WORKDIR."""
@@ -93,7 +100,7 @@ class Copy:
 
 @dataclass
 class Dockerfile:
-    global_args: dict[str, str | None]
+    global_args: dict[str, str]
     stages: list[Stage]
 
     @property
@@ -104,46 +111,6 @@ class Dockerfile:
         matches = [s for s in self.stages if s.name == name]
         assert matches, f"no stage named {name!r}"
         return matches[0]
-
-
-def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, line) with comments dropped and continuations joined."""
-    result, parts, start = [], [], 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if stripped.startswith("#") or (not stripped and not parts):
-            continue
-        if not parts:
-            start = number
-        if stripped.endswith("\\"):
-            parts.append(stripped[:-1].strip())
-            continue
-        parts.append(stripped)
-        result.append((start, " ".join(p for p in parts if p)))
-        parts = []
-    assert not parts, "the Dockerfile ends inside a continued line"
-    return result
-
-
-def substitute(text: str, variables: dict[str, str | None]) -> str:
-    def value(match: re.Match) -> str:
-        name = match.group(1) or match.group(2)
-        assert variables.get(name) is not None, f"${name} has no value in {text!r}"
-        return variables[name]
-
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, text)
-
-
-def parse_arg(args: str) -> tuple[str, str | None]:
-    name, sep, default = args.strip().partition("=")
-    return name, (shlex.split(default)[0] if default else "") if sep else None
-
-
-def parse_env(args: str) -> dict[str, str]:
-    words = shlex.split(args)
-    if "=" not in words[0]:  # the old form: ENV KEY value
-        return {words[0]: " ".join(words[1:])}
-    return dict(word.split("=", 1) for word in words)
 
 
 def parse_copy(args: str) -> Copy:
@@ -172,21 +139,27 @@ def split_commands(script: str) -> list[list[str]]:
 
 
 def parse_dockerfile(text: str) -> Dockerfile:
-    global_args: dict[str, str | None] = {}
+    """The stages of a Dockerfile, as DockerfileParser reads them (values as written)."""
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8")), env_replace=False)
+    images = iter(parser.parent_images)  # FROM images, global ARGs substituted
+    global_args: dict[str, str] = {}
     stages: list[Stage] = []
-    for number, line in logical_lines(text):
-        keyword, _, rest = line.partition(" ")
-        keyword = keyword.upper()
+    for entry, context in zip(parser.structure, parser.context_structure, strict=True):
+        keyword, line = entry["instruction"], entry["startline"] + 1
+        if keyword == "COMMENT":
+            continue
         if keyword == "FROM":
-            words = [w for w in rest.split() if not w.startswith("--")]
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            assert len(words) in (1, 3), f"line {number}: FROM {rest!r}"
-            stages.append(Stage(words[0], substitute(words[0], global_args), name))
+            raw_image, name = image_from(entry["value"])
+            assert raw_image, f"line {line}: FROM {entry['value']!r}"
+            stages.append(Stage(raw_image, next(images), name))
         elif not stages:
-            assert keyword == "ARG", f"line {number}: only ARG may come before FROM"
-            global_args.update([parse_arg(rest)])
+            assert keyword == "ARG", f"line {line}: only ARG may come before FROM"
+            global_args = context.get_values(context_type="ARG")
         else:
-            stages[-1].instructions.append(Instruction(keyword, rest.strip(), number))
+            stage = stages[-1]
+            stage.instructions.append(Instruction(keyword, entry["value"], line))
+            stage.env_values = context.get_values(context_type="ENV")
+            stage.arg_values = context.get_values(context_type="ARG")
     assert stages, "no FROM"
     return Dockerfile(global_args, stages)
 
@@ -434,45 +407,34 @@ def test_launch_py_runs_the_pipeline_command():
 # --- .dockerignore ---------------------------------------------------------------------
 
 
-def dockerignore_patterns() -> list[tuple[bool, re.Pattern]]:
-    """(is an exception, regex) per line, with Docker's meaning of *, ? and **."""
-    patterns = []
+def dockerignore_spec() -> pathspec.PathSpec:
+    """.dockerignore as a pathspec, in Docker's meaning, not git's.
+
+    Docker (moby/patternmatcher) anchors every pattern at the root of the build context
+    and cleans it (a leading or trailing / means nothing), where gitignore lets a pattern
+    without a slash match at any depth and lets a trailing / mean "folders only". Docker's
+    *, ?, [...] and ** are gitignore's, and in both the last matching pattern wins and a
+    pattern that matches a folder leaves out all under it. So each line is cleaned and
+    anchored with a leading / and read with pathspec's gitignore patterns. A PathSpec,
+    not a GitIgnoreSpec: Docker lets a later ! pattern bring back a file inside an
+    excluded folder, which git does not. (The repository has no .gcloudignore; one would
+    follow gitignore's rules, `gcloud topic gcloudignore`, and want a GitIgnoreSpec.)
+    """
+    lines = []
     for raw in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         negate = line.startswith("!")
-        line = line.lstrip("!").strip().strip("/")
-        regex = ""
-        i = 0
-        while i < len(line):
-            if line.startswith("**/", i):
-                regex, i = regex + "(?:.*/)?", i + 3
-            elif line.startswith("**", i):
-                regex, i = regex + ".*", i + 2
-            elif line[i] == "*":
-                regex, i = regex + "[^/]*", i + 1
-            elif line[i] == "?":
-                regex, i = regex + "[^/]", i + 1
-            elif line[i] == "[":
-                end = line.index("]", i)
-                regex, i = regex + line[i : end + 1], end + 1
-            else:
-                regex, i = regex + re.escape(line[i]), i + 1
-        patterns.append((negate, re.compile(regex)))
-    return patterns
+        cleaned = str(PurePosixPath("/", line.lstrip("!").strip()))  # anchored, cleaned
+        lines.append(("!" if negate else "") + cleaned)
+    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def dockerignored(path: str) -> bool:
     """Whether Docker leaves `path` (relative to the repository) out of the context: the
     last pattern matching it, or a folder above it, decides."""
-    parts = PurePosixPath(path).parts
-    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-    excluded = False
-    for negate, pattern in dockerignore_patterns():
-        if any(pattern.fullmatch(p) for p in prefixes):
-            excluded = not negate
-    return excluded
+    return dockerignore_spec().match_file(path)
 
 
 @pytest.mark.parametrize(
@@ -488,6 +450,14 @@ def dockerignored(path: str) -> bool:
 )
 def test_dockerignore_leaves_out(path):
     assert dockerignored(path)
+
+
+def test_dockerignore_patterns_hold_at_the_context_root_only():
+    # Docker's meaning: `build` and `out` are the top-level folders; git's would also
+    # leave out a package's own build/ or out/ folder.
+    assert dockerignored("build/lib/media/__init__.py")
+    assert not dockerignored("media/build/__init__.py")
+    assert not dockerignored("pipeline/out/__init__.py")
 
 
 def test_dockerignore_keeps_what_the_image_needs():
