@@ -22,14 +22,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from media.package.isobmff import Box, IsobmffError, find_all, iter_boxes
-
-_TRUN_DATA_OFFSET = 0x1
-_TRUN_FIRST_FLAGS = 0x4
-_TRUN_DURATION = 0x100
-_TRUN_SIZE = 0x200
-_TRUN_FLAGS = 0x400
-_TRUN_CTO = 0x800
+from media.package.isobmff import TRUN_CTO, Box, IsobmffError, find_all, iter_boxes, read_trun
 
 STYP = struct.pack(">I4s4sI4s4s4s", 28, b"styp", b"cmfs", 0, b"cmfs", b"msdh", b"msix")
 """CMAF segment type box, placed before each media segment's `moof`."""
@@ -122,46 +115,26 @@ def _fragments(data: bytes, boxes: list[Box]) -> list[tuple[Box, Box]]:
     return pairs
 
 
-def _trun_layout(buf: bytes | bytearray, trun: Box) -> tuple[int, int, int, int]:
-    """(version, flags, sample count, offset of the first sample record) of a trun."""
-    word, count = struct.unpack_from(">II", buf, trun.payload_start)
-    version, flags = word >> 24, word & 0xFFFFFF
-    offset = trun.payload_start + 8
-    offset += 4 if flags & _TRUN_DATA_OFFSET else 0
-    offset += 4 if flags & _TRUN_FIRST_FLAGS else 0
-    return version, flags, count, offset
-
-
-def _record_size(flags: int) -> int:
-    fields = (_TRUN_DURATION, _TRUN_SIZE, _TRUN_FLAGS, _TRUN_CTO)
-    return 4 * sum(bool(flags & bit) for bit in fields)
-
-
-def _cto_position(flags: int) -> int:
-    return 4 * sum(bool(flags & bit) for bit in (_TRUN_DURATION, _TRUN_SIZE, _TRUN_FLAGS))
-
-
 def _first_composition_offset(data: bytes, moof: Box) -> int:
     truns = find_all(data, "traf/trun", moof)
     if not truns:
         raise IsobmffError("a 'moof' without a 'trun'")
-    version, flags, count, offset = _trun_layout(data, truns[0])
-    if not flags & _TRUN_CTO or count == 0:
+    trun = read_trun(data, truns[0])
+    if not trun.flags & TRUN_CTO or trun.sample_count == 0:
         return 0
-    (cto,) = struct.unpack_from(">i" if version else ">I", data, offset + _cto_position(flags))
+    (cto,) = struct.unpack_from(">i" if trun.version else ">I", data, trun.field_at(0, TRUN_CTO))
     return cto
 
 
 def _shift_composition_offsets(moof: bytearray, shift: int) -> None:
     """Subtract `shift` from every sample's composition offset; make each trun version 1."""
     local = bytes(moof)
-    for trun in find_all(local, "moof/traf/trun"):
-        version, flags, count, offset = _trun_layout(moof, trun)
-        if not flags & _TRUN_CTO:
+    for box in find_all(local, "moof/traf/trun"):
+        trun = read_trun(local, box)
+        if not trun.flags & TRUN_CTO:
             raise IsobmffError("samples without composition offsets after ones with them")
-        step, at = _record_size(flags), offset + _cto_position(flags)
-        for i in range(count):
-            pos = at + i * step
-            (cto,) = struct.unpack_from(">i" if version else ">I", moof, pos)
+        for i in range(trun.sample_count):
+            pos = trun.field_at(i, TRUN_CTO)
+            (cto,) = struct.unpack_from(">i" if trun.version else ">I", moof, pos)
             struct.pack_into(">i", moof, pos, cto - shift)
-        moof[trun.payload_start] = 1
+        moof[box.payload_start] = 1

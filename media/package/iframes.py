@@ -29,12 +29,21 @@ from fractions import Fraction
 from media.package.bandwidth import peak_bandwidth_bps
 from media.package.isobmff import (
     SAMPLE_IS_NON_SYNC,
+    TFHD_BASE_DATA_OFFSET,
+    TFHD_DEFAULT_BASE_IS_MOOF,
+    TFHD_FLAGS,
+    TFHD_SIZE,
+    TRUN_FLAGS,
+    TRUN_SIZE,
     Box,
     IsobmffError,
     find_all,
     find_box,
     iter_boxes,
     read_init,
+    read_tfhd,
+    read_trex,
+    read_trun,
 )
 from media.package.playlist_text import decimal, quoted
 
@@ -53,23 +62,6 @@ HLS_VERSION = 7
 EXTINF_DECIMALS = 5
 """Decimal places of an I-frame playlist's EXTINF durations."""
 
-# tfhd flags (ISO/IEC 14496-12 8.8.7): optional fields in stored order, then the
-# default-base-is-moof flag.
-_TFHD_BASE_DATA_OFFSET = 0x1
-_TFHD_DEFAULT_SIZE, _TFHD_DEFAULT_FLAGS = 0x10, 0x20
-_TFHD_FIELDS = (
-    (_TFHD_BASE_DATA_OFFSET, 8),
-    (0x2, 4),
-    (0x8, 4),
-    (_TFHD_DEFAULT_SIZE, 4),
-    (_TFHD_DEFAULT_FLAGS, 4),
-)
-_TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
-# trun flags (8.8.8).
-_TRUN_DATA_OFFSET, _TRUN_FIRST_FLAGS = 0x1, 0x4
-_TRUN_DURATION, _TRUN_SIZE, _TRUN_FLAGS, _TRUN_CTO = 0x100, 0x200, 0x400, 0x800
-_TRUN_RECORD_FIELDS = (_TRUN_DURATION, _TRUN_SIZE, _TRUN_FLAGS, _TRUN_CTO)
-"""Per-sample fields of a trun record, in stored order, each 4 bytes."""
 
 
 class IFrameError(IsobmffError):
@@ -82,35 +74,16 @@ class IFrameError(IsobmffError):
     )
 
 
-def _word(data: bytes, offset: int, signed: bool = False) -> int:
+def _u32(data: bytes, offset: int) -> int:
     try:
-        return struct.unpack_from(">i" if signed else ">I", data, offset)[0]
+        return struct.unpack_from(">I", data, offset)[0]
     except struct.error:
         raise IFrameError(f"truncated box data at byte {offset}") from None
-
-
-def _u32(data: bytes, offset: int) -> int:
-    return _word(data, offset)
 
 
 def _check_within(box: Box, offset: int) -> None:
     if offset > box.end:
         raise IFrameError(f"the '{box.type}' at byte {box.start} is too short for its fields")
-
-
-def _optional_fields(
-    data: bytes, offset: int, flags: int, table: tuple[tuple[int, int], ...]
-) -> tuple[dict[int, int], int]:
-    """{flag bit: value} of the fields present in `flags`, and the offset after them."""
-    values = {}
-    for bit, width in table:
-        if flags & bit:
-            if width == 8:
-                values[bit] = (_u32(data, offset) << 32) | _u32(data, offset + 4)
-            else:
-                values[bit] = _u32(data, offset)
-            offset += width
-    return values, offset
 
 
 @dataclass(frozen=True)
@@ -128,12 +101,10 @@ def _track_defaults(init: bytes) -> _TrackDefaults:
         raise IFrameError(
             f"I-frame playlists are for video tracks; the init's handler is '{info.handler}'"
         )
-    for trex in find_all(init, "moov/mvex/trex"):
-        body = trex.payload_start + 4
-        _check_within(trex, body + 20)
-        if _u32(init, body) == info.track_id:
-            return _TrackDefaults(info.track_id, _u32(init, body + 12), _u32(init, body + 16))
-    return _TrackDefaults(info.track_id, None, None)
+    trex = read_trex(init, info.track_id)
+    if trex is None:
+        return _TrackDefaults(info.track_id, None, None)
+    return _TrackDefaults(info.track_id, trex.size, trex.flags)
 
 
 def _pick_traf(data: bytes, moof: Box, track_id: int | None) -> tuple[int, Box, Box]:
@@ -156,28 +127,19 @@ def _pick_traf(data: bytes, moof: Box, track_id: int | None) -> tuple[int, Box, 
     raise IFrameError(f"no track fragment for track {track_id} in the segment")
 
 
-def _first_sample(data: bytes, trun: Box) -> tuple[int, int | None, int | None]:
+def _first_sample(data: bytes, box: Box) -> tuple[int, int | None, int | None]:
     """(data_offset, size, flags) of a trun's first sample; None where the trun omits it."""
-    trun_flags = _u32(data, trun.payload_start) & 0xFFFFFF
-    head_end = trun.payload_start + 8
-    head_end += 4 if trun_flags & _TRUN_DATA_OFFSET else 0
-    head_end += 4 if trun_flags & _TRUN_FIRST_FLAGS else 0
-    record = {
-        bit: head_end + 4 * i
-        for i, bit in enumerate(bit for bit in _TRUN_RECORD_FIELDS if trun_flags & bit)
-    }
-    _check_within(trun, head_end + 4 * len(record))
-    if not _u32(data, trun.payload_start + 4):
+    trun = read_trun(data, box)
+    _check_within(box, trun.records + trun.record_size)
+    if not trun.sample_count:
         raise IFrameError("the first 'trun' has no samples")
-    if not trun_flags & _TRUN_DATA_OFFSET:
+    if trun.data_offset is None:
         raise IFrameError("the 'trun' has no data_offset (CMAF requires it)")
-    data_offset = _word(data, trun.payload_start + 8, signed=True)
-    size = _u32(data, record[_TRUN_SIZE]) if _TRUN_SIZE in record else None
-    if trun_flags & _TRUN_FIRST_FLAGS:
-        flags = _u32(data, trun.payload_start + 12)
-    else:
-        flags = _u32(data, record[_TRUN_FLAGS]) if _TRUN_FLAGS in record else None
-    return data_offset, size, flags
+    size = _u32(data, trun.field_at(0, TRUN_SIZE)) if TRUN_SIZE in trun.offsets else None
+    flags = trun.first_sample_flags
+    if flags is None and TRUN_FLAGS in trun.offsets:
+        flags = _u32(data, trun.field_at(0, TRUN_FLAGS))
+    return trun.data_offset, size, flags
 
 
 def iframe_range(segment: bytes, *, init: bytes | None = None) -> tuple[int, int]:
@@ -202,16 +164,15 @@ def iframe_range(segment: bytes, *, init: bytes | None = None) -> tuple[int, int
     if mdat is None or mdat.type != "mdat":
         raise IFrameError(f"no 'mdat' box follows the 'moof' at byte {moof.start}")
 
-    position, traf, tfhd = _pick_traf(segment, moof, defaults.track_id if defaults else None)
-    tfhd_flags = _u32(segment, tfhd.payload_start) & 0xFFFFFF
-    tfhd_values, after = _optional_fields(segment, tfhd.payload_start + 8, tfhd_flags, _TFHD_FIELDS)
-    _check_within(tfhd, after)
-    if tfhd_flags & _TFHD_BASE_DATA_OFFSET:
+    position, traf, tfhd_box = _pick_traf(segment, moof, defaults.track_id if defaults else None)
+    tfhd = read_tfhd(segment, tfhd_box)
+    _check_within(tfhd_box, tfhd.end)
+    if tfhd.flags & TFHD_BASE_DATA_OFFSET:
         raise IFrameError(
             "the 'tfhd' sets an explicit base_data_offset (a position in the "
             "original file); CMAF segments use default-base-is-moof"
         )
-    if position and not tfhd_flags & _TFHD_DEFAULT_BASE_IS_MOOF:
+    if position and not tfhd.flags & TFHD_DEFAULT_BASE_IS_MOOF:
         raise IFrameError(
             "the track fragment is not the first in its 'moof' and does not "
             "set default-base-is-moof: its data offset cannot be resolved"
@@ -222,7 +183,7 @@ def iframe_range(segment: bytes, *, init: bytes | None = None) -> tuple[int, int
         raise IFrameError("the track fragment has no 'trun'")
     data_offset, size, first_flags = _first_sample(segment, truns[0])
     if size is None:
-        size = tfhd_values.get(_TFHD_DEFAULT_SIZE, defaults.sample_size if defaults else None)
+        size = tfhd.fields.get(TFHD_SIZE, defaults.sample_size if defaults else None)
     if size is None:
         raise IFrameError(
             "no size for the first sample in 'trun' or 'tfhd'; pass the init "
@@ -231,9 +192,7 @@ def iframe_range(segment: bytes, *, init: bytes | None = None) -> tuple[int, int
     if size == 0:
         raise IFrameError("the first sample is empty (size 0)")
     if first_flags is None:
-        first_flags = tfhd_values.get(
-            _TFHD_DEFAULT_FLAGS, defaults.sample_flags if defaults else None
-        )
+        first_flags = tfhd.fields.get(TFHD_FLAGS, defaults.sample_flags if defaults else None)
     if first_flags is not None and first_flags & SAMPLE_IS_NON_SYNC:
         raise IFrameError("the segment's first sample is not a sync sample (IDR frame)")
 

@@ -25,16 +25,33 @@ from media.core.errors import MediaError
 
 __all__ = [
     "SAMPLE_IS_NON_SYNC",
+    "TFHD_BASE_DATA_OFFSET",
+    "TFHD_DEFAULT_BASE_IS_MOOF",
+    "TFHD_DURATION",
+    "TFHD_FLAGS",
+    "TFHD_SIZE",
+    "TRUN_CTO",
+    "TRUN_DATA_OFFSET",
+    "TRUN_DURATION",
+    "TRUN_FIRST_FLAGS",
+    "TRUN_FLAGS",
+    "TRUN_SIZE",
     "Box",
     "FragmentInfo",
     "InitInfo",
     "IsobmffError",
+    "Tfhd",
+    "Trex",
+    "Trun",
     "TruncatedBox",
     "find_all",
     "find_box",
     "iter_boxes",
     "read_fragment",
     "read_init",
+    "read_tfhd",
+    "read_trex",
+    "read_trun",
     "truncation",
 ]
 
@@ -52,13 +69,15 @@ _AUDIO_ENTRY_HEADER = 28
 
 # Optional fields of tfhd and trun, in stored order, each keyed by the flag bit that adds
 # it (ISO/IEC 14496-12, 8.8.7 and 8.8.8).
-_TFHD_DURATION, _TFHD_FLAGS = 0x8, 0x20
-_TFHD_FIELDS = ((0x1, "Q"), (0x2, "I"), (_TFHD_DURATION, "I"), (0x10, "I"), (_TFHD_FLAGS, "I"))
-_TRUN_FIRST_FLAGS = 0x4
-_TRUN_HEAD_FIELDS = ((0x1, "i"), (_TRUN_FIRST_FLAGS, "I"))
-_TRUN_DURATION, _TRUN_FLAGS, _TRUN_CTO = 0x100, 0x400, 0x800
-_TRUN_SAMPLE_FIELDS = ((_TRUN_DURATION, "I"), (0x200, "I"), (_TRUN_FLAGS, "I"), (_TRUN_CTO, "I"))
-_TRUN_V1_SAMPLE_FIELDS = (*_TRUN_SAMPLE_FIELDS[:3], (_TRUN_CTO, "i"))
+TFHD_BASE_DATA_OFFSET, TFHD_DURATION, TFHD_SIZE, TFHD_FLAGS = 0x1, 0x8, 0x10, 0x20
+TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
+_TFHD_FIELDS = ((TFHD_BASE_DATA_OFFSET, "Q"), (0x2, "I"), (TFHD_DURATION, "I"),
+                (TFHD_SIZE, "I"), (TFHD_FLAGS, "I"))
+TRUN_DATA_OFFSET, TRUN_FIRST_FLAGS = 0x1, 0x4
+_TRUN_HEAD_FIELDS = ((TRUN_DATA_OFFSET, "i"), (TRUN_FIRST_FLAGS, "I"))
+TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_CTO = 0x100, 0x200, 0x400, 0x800
+_TRUN_SAMPLE_FIELDS = ((TRUN_DURATION, "I"), (TRUN_SIZE, "I"), (TRUN_FLAGS, "I"), (TRUN_CTO, "I"))
+_TRUN_V1_SAMPLE_FIELDS = (*_TRUN_SAMPLE_FIELDS[:3], (TRUN_CTO, "i"))
 """Version 1 trun composition offsets are signed."""
 _MAX_BOXES = 100_000
 """Top-level boxes `truncation` walks at most (a fragmented two-hour title has ~7,000)."""
@@ -273,6 +292,54 @@ def _full_box(data: bytes, box: Box) -> tuple[int, int, int]:
     return word >> 24, word & 0xFFFFFF, box.payload_start + 4
 
 
+class Tfhd(NamedTuple):
+    """A track fragment header (ISO/IEC 14496-12 8.8.7)."""
+
+    flags: int
+    track_id: int
+    fields: dict[int, int]
+    """Its optional fields, by the flag bit that adds each (TFHD_SIZE, TFHD_FLAGS, ...)."""
+    end: int
+    """Offset just after its fields."""
+
+
+def read_tfhd(data: bytes, tfhd: Box) -> Tfhd:
+    _, flags, body = _full_box(data, tfhd)
+    (track_id,) = _unpack(">I", data, body)
+    fields, end = _fields(data, body + 4, flags, _TFHD_FIELDS)
+    return Tfhd(flags, track_id, fields, end)
+
+
+class Trun(NamedTuple):
+    """Where the fields of a track run (ISO/IEC 14496-12 8.8.8) lie in its buffer."""
+
+    version: int
+    flags: int
+    sample_count: int
+    data_offset: int | None
+    """Where the run's first sample's data starts, from the base (a CMAF moof's start)."""
+    first_sample_flags: int | None
+    records: int
+    """Offset of the first sample's record."""
+    record_size: int
+    offsets: dict[int, int]
+    """Flag bit (TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_CTO) -> where that field lies in
+    a record, for the fields present."""
+
+    def field_at(self, sample: int, bit: int) -> int:
+        """Offset of the field `bit` of sample `sample` (the run's first is 0)."""
+        return self.records + sample * self.record_size + self.offsets[bit]
+
+
+def read_trun(data: bytes, trun: Box) -> Trun:
+    version, flags, body = _full_box(data, trun)
+    (count,) = _unpack(">I", data, body)
+    head, records = _fields(data, body + 4, flags, _TRUN_HEAD_FIELDS)
+    present = [bit for bit, _ in _TRUN_SAMPLE_FIELDS if flags & bit]
+    return Trun(version, flags, count, head.get(TRUN_DATA_OFFSET), head.get(TRUN_FIRST_FLAGS),
+                records, 4 * len(present), {bit: 4 * i for i, bit in enumerate(present)})
+
+
 def read_init(data: bytes) -> InitInfo:
     """Track facts from an init segment (ftyp + moov with exactly one trak)."""
     moov = _require(data, "moov")
@@ -297,14 +364,14 @@ def read_init(data: bytes) -> InitInfo:
             fields.update(width=tkhd_w >> 16, height=tkhd_h >> 16)
     elif handler == b"soun":
         fields = _audio_fields(data, entry)
-    trex = _trex(data, moov, track_id)
+    trex = read_trex(data, track_id, moov)
     return InitInfo(
         track_id=track_id,
         timescale=timescale,
         handler=handler.decode("latin-1"),
         codec_fourcc=entry.type,
-        default_sample_duration=trex[0] if trex else None,
-        default_sample_flags=trex[1] if trex else None,
+        default_sample_duration=trex.duration if trex else None,
+        default_sample_flags=trex.flags if trex else None,
         **fields,
     )
 
@@ -338,13 +405,22 @@ def _audio_fields(data: bytes, entry: Box) -> dict:
     return {"channels": channels, "sample_rate_hz": rate_16_16 >> 16, "audio_object_type": aot}
 
 
-def _trex(data: bytes, moov: Box, track_id: int) -> tuple[int, int] | None:
-    """(default_sample_duration, default_sample_flags) of the track's trex, if any."""
+class Trex(NamedTuple):
+    """A track's sample defaults for its fragments (trex, ISO/IEC 14496-12 8.8.3)."""
+
+    duration: int
+    size: int
+    flags: int
+
+
+def read_trex(data: bytes, track_id: int, moov: Box | None = None) -> Trex | None:
+    """The sample defaults of track `track_id` from an init segment's trex, if it has one."""
+    moov = moov or _require(data, "moov")
     for trex in find_all(data, "mvex/trex", moov):
         _, _, body = _full_box(data, trex)
-        trex_track, _, duration, _, flags = _unpack(">5I", data, body)
+        trex_track, _, duration, size, flags = _unpack(">5I", data, body)
         if trex_track == track_id:
-            return duration, flags
+            return Trex(duration, size, flags)
     return None
 
 
@@ -440,30 +516,30 @@ def _tfhd(data: bytes, tfhd: Box, init: InitInfo) -> _Defaults | None:
         return None
     values, _ = _fields(data, body + 4, flags, _TFHD_FIELDS)
     return _Defaults(
-        values.get(_TFHD_DURATION, init.default_sample_duration),
-        values.get(_TFHD_FLAGS, init.default_sample_flags),
+        values.get(TFHD_DURATION, init.default_sample_duration),
+        values.get(TFHD_FLAGS, init.default_sample_flags),
     )
 
 
-def _read_trun(data: bytes, trun: Box, defaults: _Defaults, totals: _Totals) -> None:
+def _read_trun(data: bytes, box: Box, defaults: _Defaults, totals: _Totals) -> None:
     """Add a trun's samples to `totals`."""
-    version, flags, body = _full_box(data, trun)
-    (sample_count,) = _unpack(">I", data, body)
-    head, offset = _fields(data, body + 4, flags, _TRUN_HEAD_FIELDS)
-    if sample_count and not flags & _TRUN_DURATION and defaults.duration is None:
+    trun = read_trun(data, box)
+    sample_count, flags, offset = trun.sample_count, trun.flags, trun.records
+    if sample_count and not flags & TRUN_DURATION and defaults.duration is None:
         raise IsobmffError("no sample duration in trun, tfhd or trex")
-    table = _TRUN_V1_SAMPLE_FIELDS if version == 1 else _TRUN_SAMPLE_FIELDS
+    table = _TRUN_V1_SAMPLE_FIELDS if trun.version == 1 else _TRUN_SAMPLE_FIELDS
     for _ in range(sample_count):
         sample, offset = _fields(data, offset, flags, table)
         if totals.count == 0:
-            flags_of_first = sample.get(_TRUN_FLAGS, defaults.flags)
-            totals.first_flags = head.get(_TRUN_FIRST_FLAGS, flags_of_first)
-        presentation = totals.decode_ticks + sample.get(_TRUN_CTO, 0)
+            flags_of_first = sample.get(TRUN_FLAGS, defaults.flags)
+            totals.first_flags = (flags_of_first if trun.first_sample_flags is None
+                                  else trun.first_sample_flags)
+        presentation = totals.decode_ticks + sample.get(TRUN_CTO, 0)
         if totals.earliest_ticks is None or presentation < totals.earliest_ticks:
             totals.earliest_ticks = presentation
-        duration = sample.get(_TRUN_DURATION, defaults.duration)
+        duration = sample.get(TRUN_DURATION, defaults.duration)
         totals.decode_ticks += duration
         totals.duration_ticks += duration
         totals.count += 1
-    if offset > trun.end:
+    if offset > box.end:
         raise IsobmffError(f"trun lists {sample_count} samples but its box is too short")
