@@ -21,6 +21,7 @@ import pytest
 
 from media.core import ffmpeg
 from media.core.naming import title_id_for
+from media.package.isobmff import iter_boxes
 from tests.media_factory import make_random_bytes, make_text
 from tests.test_inspection import _cut, _make
 
@@ -131,28 +132,18 @@ def too_many_bytes(path: Path, base: Base) -> None:
         "-pix_fmt", "yuv420p", str(path))  # fmt: skip
 
 
-def _mp4_boxes(data: bytes | bytearray, start: int, end: int):
-    i = start
-    while i + 8 <= end:
-        size, kind = struct.unpack(">I4s", data[i : i + 8])
-        if size < 8:
-            return
-        yield i, size, kind.decode("latin-1")
-        i += size
-
-
 def mp4_claims_10h(path: Path, base: Base) -> None:
     """The movie, track and media headers (mvhd, tkhd, mdhd) say 36000 times the real
     duration (10 h); the sample tables still hold 1 s."""
     data = bytearray(base.clean.read_bytes())
 
     def walk(start: int, end: int) -> None:
-        for i, size, kind in _mp4_boxes(data, start, end):
-            if kind in ("moov", "trak", "mdia"):
-                walk(i + 8, i + size)
-            elif kind in ("mvhd", "tkhd", "mdhd"):
-                assert data[i + 8] == 0  # version 0: 32-bit times
-                at = i + 8 + 4 + 8 + (8 if kind == "tkhd" else 4)
+        for box in iter_boxes(data, start, end):
+            if box.type in ("moov", "trak", "mdia"):
+                walk(box.payload_start, box.end)
+            elif box.type in ("mvhd", "tkhd", "mdhd"):
+                assert data[box.payload_start] == 0  # version 0: 32-bit times
+                at = box.payload_start + 4 + 8 + (8 if box.type == "tkhd" else 4)
                 (duration,) = struct.unpack(">I", data[at : at + 4])
                 struct.pack_into(">I", data, at, duration * 36000)
 

@@ -16,14 +16,14 @@ The title comes from LADDERFLOW_TEST_TITLE_DIR when set, otherwise from the
 
 from __future__ import annotations
 
-import itertools
 import re
-import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlencode
 
+import m3u8
 import pytest
+from mpegdash.parser import MPEGDASHParser
 from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -51,30 +51,22 @@ def iso8601_duration_s(text: str) -> Fraction:
 
 
 def dash_duration_s(mpd: Path) -> Fraction:
-    """The MPD's mediaPresentationDuration, in seconds."""
-    duration = ET.parse(mpd).getroot().get("mediaPresentationDuration")
+    """The MPD's mediaPresentationDuration, in seconds (the MPD read with mpegdash)."""
+    duration = MPEGDASHParser.parse(str(mpd)).media_presentation_duration
     if duration is None:
         raise ValueError(f"{mpd} has no mediaPresentationDuration")
     return iso8601_duration_s(duration)
 
 
 def _media_playlist_duration_s(playlist: Path) -> Fraction:
-    segments = [
-        line.removeprefix("#EXTINF:").split(",")[0]
-        for line in playlist.read_text().splitlines()
-        if line.startswith("#EXTINF:")
-    ]
-    return sum((Fraction(duration) for duration in segments), Fraction(0))
+    # m3u8 reads an EXTINF as a float; its shortest repr is the decimal as written.
+    segments = m3u8.loads(playlist.read_text()).segments
+    return sum((Fraction(repr(segment.duration)) for segment in segments), Fraction(0))
 
 
 def hls_duration_s(master: Path) -> Fraction:
     """The longest variant's duration: the sum of its #EXTINF segment durations."""
-    lines = master.read_text().splitlines()
-    variants = [
-        uri.strip()
-        for tag, uri in itertools.pairwise(lines)
-        if tag.startswith("#EXT-X-STREAM-INF:")
-    ]
+    variants = [variant.uri for variant in m3u8.loads(master.read_text()).playlists]
     if not variants:
         raise ValueError(f"{master} lists no #EXT-X-STREAM-INF variant")
     return max(_media_playlist_duration_s(master.parent / uri) for uri in variants)

@@ -28,12 +28,12 @@ audio set's selectionPriority (dash.js otherwise starts on the alternate languag
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from mpegdash.parser import MPEGDASHParser
 from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -54,7 +54,6 @@ END_TIMEOUT_S = 90
 SWITCH_TIMEOUT_S = 30
 DURATION_TOLERANCE_S = 0.5
 CUE_TOLERANCE_S = 0.1
-DASH_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
 
 # tests/media_factory.py's SRT_ENGLISH: (start s, end s, text without markup).
 SRT_CUES = [
@@ -125,12 +124,13 @@ def conformance_site(conformance_players, conformance_title):
 
 def video_heights(mpd: Path) -> list[int]:
     """The heights of the MPD's video Representations, ascending."""
-    root = ET.parse(mpd).getroot()
+    manifest = MPEGDASHParser.parse(str(mpd))
     return sorted(
-        int(representation.get("height", "0"))
-        for adaptation_set in root.iterfind(".//mpd:AdaptationSet", DASH_NS)
-        if adaptation_set.get("contentType") == "video"
-        for representation in adaptation_set.iterfind("mpd:Representation", DASH_NS)
+        representation.height or 0
+        for period in manifest.periods
+        for adaptation_set in period.adaptation_sets
+        if adaptation_set.content_type == "video"
+        for representation in adaptation_set.representations
     )
 
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import m3u8
 import pytest
 
 from tests.media_factory import make_clip
@@ -119,8 +120,8 @@ def media_playlists(title: Path) -> dict[str, list[str]]:
     """Every media playlist of the title (by path) and the segment URIs it lists."""
     playlists = {}
     for path in sorted(title.glob("*/*/playlist.m3u8")):
-        lines = path.read_text().splitlines()
-        playlists[str(path.relative_to(title))] = [x for x in lines if x and x[0] != "#"]
+        segments = m3u8.loads(path.read_text()).segments
+        playlists[str(path.relative_to(title))] = [segment.uri for segment in segments]
     return playlists
 
 
