@@ -144,6 +144,12 @@ class _ChooseLadderFn(beam.DoFn):
             return
         _storage.write_json(naming.plan_record_uri(self._config.output_root, source.title_id),
                             record)
+        spread = record["scoring"]["frame_sd"]
+        log.info("%s: planned %d rungs: %s; chunks scored on %d frames at least "
+                 "(trial frame scores spread %s)", source.title_id, len(plan.renditions),
+                 ", ".join(f"{r.height}p CRF {r.crf:g} (VMAF {r.target_vmaf:.1f})"
+                           for r in plan.renditions), plan.scored_frames,
+                 "unknown" if spread is None else f"{spread:.2f}")
         yield plan
 
 

@@ -10,7 +10,6 @@ the caller passes in how to open the source and stores the record.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -40,8 +39,6 @@ from media.plan.planning import (
 from media.plan.rate_control import calibrate
 from media.plan.trials import complexity_of
 from media.quality.vmaf import scored_frames_needed
-
-log = logging.getLogger(__name__)
 
 OpenSource = Callable[[str], AbstractContextManager[Any]]
 """Opens a source URI for staging: a local path or a seekable file object."""
@@ -157,11 +154,6 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
         "scoring": {"frame_sd": None if spread is None else round(spread, 3),
                     "scored_frames": scored_frames},
     }
-    log.info("%s: planned %d rungs: %s; chunks scored on %d frames at least "
-             "(trial frame scores spread %s)", source.title_id, len(renditions), ", ".join(
-                 f"{r.height}p CRF {r.crf:g} (VMAF {r.target_vmaf:.1f})"
-                 for r in renditions), scored_frames,
-             "unknown" if spread is None else f"{spread:.2f}")
     # the plan has used the complexity; the chunk tasks need not carry it
     planned = dataclasses.replace(source, complexity=(), complexity_bin_frames=0)
     return TitlePlan(planned, tuple(renditions), "per-title", first.grid, cost,

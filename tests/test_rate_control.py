@@ -1,0 +1,205 @@
+"""Rate control against fake encoders: curves of known slope, with noise and plateaus.
+
+Each generated curve is a chunk's VMAF against CRF: a known slope (the trial slope the
+rung carries is off from it by up to 40 % too flat or 60 % too steep), a first encode up
+to 5 VMAF from the window's middle, frame-noise of up to 0.3 VMAF, and for some a
+curvature (the slope grows away from the aim) or a plateau (quality saturates above the
+window). Seeded, so every run sees the same curves.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+
+import pytest
+
+from media.core.types import Attempt, ChunkSpan, ChunkTask, Rendition, SegmentGrid, SourceInfo
+from media.plan.rate_control import (
+    CALIBRATION_ROUNDS,
+    CALIBRATION_TOLERANCE,
+    calibrate,
+    encode_to_target,
+    gate_aim,
+    gate_verdict,
+    kept_attempt,
+)
+
+SOURCE = SourceInfo("s.mp4", "s", "mp4", "h264", 1280, 720, Fraction(25), 300, 0.0, "yuv420p")
+GRID = SegmentGrid(100, Fraction(25), 3)
+BELOW, ABOVE = 1.0, 2.0
+"""The gate's window: [target - 1, target + 2] (the pipeline's defaults)."""
+MAX_ENCODES = 3
+CURVES = 150
+"""Generated curves per class."""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A chunk's VMAF at each CRF, and the task whose rendition starts it at `start_crf`."""
+
+    target: float
+    slope: float
+    """VMAF per CRF step at the aim (negative)."""
+    aim_crf: float
+    """Where the curve meets the middle of the window."""
+    start_crf: float
+    trial_slope: float
+    noise: float
+    curvature: float = 0.0
+    plateau: float = math.inf
+    seed: int = 0
+
+    def vmaf(self, crf: float) -> float:
+        d = crf - self.aim_crf
+        middle = self.target + (ABOVE - BELOW) / 2
+        clean = min(middle + self.slope * d * (1 + self.curvature * abs(d)), self.plateau)
+        return clean + random.Random(f"{self.seed}-{crf:.1f}").uniform(-self.noise, self.noise)
+
+    def kbps(self, crf: float) -> float:
+        return 3000 * math.exp(-0.11 * (crf - 20))  # x264's rate falls about exponentially
+
+    def task(self) -> ChunkTask:
+        rendition = Rendition("720p", 1280, 720, self.start_crf, 0, 0,
+                              target_vmaf=self.target, vmaf_per_crf=self.trial_slope)
+        return ChunkTask(SOURCE, rendition, ChunkSpan(0, 0, 300), 1, GRID, "/o",
+                         max_attempts=MAX_ENCODES, gate_below=BELOW, gate_above=ABOVE)
+
+    def encode(self, rendition: Rendition) -> tuple[Attempt, int]:
+        kbps = self.kbps(rendition.crf)
+        return Attempt(rendition.crf, round(kbps, 1), self.vmaf(rendition.crf)), round(
+            kbps * 1500)
+
+
+def curve(kind: str, seed: int) -> Curve:
+    rng = random.Random(f"{kind}-{seed}")
+    target = round(rng.uniform(70.0, 95.0), 2)
+    slope = rng.uniform(-2.5, -0.7)
+    aim_crf = rng.uniform(20.0, 34.0)
+    first_miss = rng.uniform(-5.0, 5.0)
+    made = Curve(target=target, slope=slope, aim_crf=aim_crf,
+                 start_crf=round(aim_crf + first_miss / slope, 1),
+                 trial_slope=round(slope * rng.uniform(0.6, 1.6), 3),
+                 noise=rng.uniform(0.0, 0.3), seed=seed)
+    if kind == "curved":
+        return Curve(**{**made.__dict__, "curvature": rng.uniform(0.0, 0.04)})
+    if kind == "plateau":
+        return Curve(**{**made.__dict__, "plateau": target + rng.uniform(2.5, 6.0)})
+    return made
+
+
+def starts_on_plateau(made: Curve) -> bool:
+    return made.vmaf(made.start_crf) >= made.plateau - made.noise
+
+
+def _curves(kind: str, on_plateau: bool = False) -> list[Curve]:
+    made = (curve(kind, seed) for seed in range(4 * CURVES))
+    return [c for c in made if starts_on_plateau(c) == on_plateau][:CURVES]
+
+
+def _gated(made: Curve) -> tuple[int, list[Attempt]]:
+    return encode_to_target(made.task(), made.encode)
+
+
+@pytest.mark.parametrize("made", [
+    *_curves("linear"), *_curves("curved"), *_curves("plateau"),
+], ids=lambda c: f"slope{c.slope:.2f}-trial{c.trial_slope:.2f}-seed{c.seed}"
+       + ("-curved" if c.curvature else "") + ("-plateau" if c.plateau < math.inf else ""))
+def test_the_gate_lands_in_its_window_within_three_encodes(made):
+    kept, attempts = _gated(made)
+    assert len(attempts) <= MAX_ENCODES
+    assert gate_verdict(attempts[kept].vmaf, made.target, BELOW, ABOVE) == 0, attempts
+
+
+@pytest.mark.parametrize("made", _curves("plateau", on_plateau=True)[:60],
+                         ids=lambda c: f"seed{c.seed}")
+def test_a_chunk_that_starts_on_a_plateau_keeps_the_target(made):
+    """Known limit of today's policy: where the first encodes sit on a plateau above the
+    window, their secant measures the plateau and the third encode can overshoot below
+    the window (about one such chunk in five). The encode kept still reaches the target:
+    bits are wasted, quality is not lost."""
+    kept, attempts = _gated(made)
+    assert len(attempts) <= MAX_ENCODES
+    assert attempts[kept].vmaf >= made.target - BELOW
+
+
+def test_a_known_slope_needs_one_retry():
+    made = Curve(target=90.0, slope=-1.5, aim_crf=26.0, start_crf=22.0, trial_slope=-1.5,
+                 noise=0.0)
+    kept, attempts = _gated(made)
+    assert (len(attempts), kept) == (2, 1)
+    assert gate_verdict(attempts[1].vmaf, made.target, BELOW, ABOVE) == 0
+
+
+def test_a_chunk_inside_the_window_is_encoded_once():
+    made = Curve(target=90.0, slope=-1.5, aim_crf=26.0, start_crf=26.4, trial_slope=-1.0,
+                 noise=0.2)
+    assert _gated(made) == (0, [made.encode(made.task().rendition)[0]])
+
+
+def test_an_ungated_chunk_is_encoded_once_whatever_it_scores():
+    made = Curve(target=90.0, slope=-1.5, aim_crf=26.0, start_crf=18.0, trial_slope=-1.5,
+                 noise=0.0)
+    task = made.task()
+    ungated = ChunkTask(task.source, task.rendition, task.chunk, 1, GRID, "/o", max_attempts=1)
+    kept, attempts = encode_to_target(ungated, made.encode)
+    assert (kept, len(attempts)) == (0, 1)
+
+
+@pytest.mark.parametrize("scores, sizes, kept", [
+    ([92.0, 95.5, 94.2], [1000, 1400, 1200], 2),  # the smallest within [94, 97]
+    ([99.0, 98.0], [1500, 1100], 1),  # none within: the smallest reaching 94
+    ([88.0, 91.0, 90.5], [1000, 1800, 2000], 1),  # none reaches it: the best-scoring
+])
+def test_the_kept_attempt(scores, sizes, kept):
+    task = Curve(95.0, -1.5, 26.0, 26.0, -1.5, 0.0).task()
+    attempts = [Attempt(20.0 + i, size / 500, vmaf)
+                for i, (vmaf, size) in enumerate(zip(scores, sizes, strict=True))]
+    assert kept_attempt(attempts, sizes, task) == kept
+
+
+# --- calibration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Gate:
+    gate_below: float = BELOW
+    gate_above: float = ABOVE
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_calibration_places_each_rung_near_its_aim_on_the_final_presets_curve(seed):
+    """Rungs of one sample whose final-preset curves are offset from the trial preset's
+    (a slower preset: more VMAF at the same CRF): two rounds at most, and the sample's
+    CRF each rung ends at scores within CALIBRATION_TOLERANCE (plus the secant's error
+    on a curved, noisy curve) of its aim."""
+    rng = random.Random(f"calibration-{seed}")
+    heights = [(1920, 1080), (1280, 720), (960, 540)]
+    curves = {h: Curve(target=0.0, slope=rng.uniform(-2.0, -0.8), aim_crf=0.0, start_crf=0.0,
+                       trial_slope=0.0, noise=rng.uniform(0.0, 0.1), seed=seed,
+                       curvature=rng.uniform(0.0, 0.02)) for _, h in heights}
+    shift = {h: rng.uniform(-3.0, 3.0) for _, h in heights}  # final minus trial preset
+
+    def vmaf(rendition: Rendition) -> float:
+        made = curves[rendition.height]
+        return 93.0 + made.vmaf(rendition.crf - 24.0 - shift[rendition.height])
+
+    rungs = [Rendition(f"{h}p", w, h, round(24.0 + 3 * i, 1), 0, 0,
+                       target_vmaf=round(vmaf(Rendition("", w, h, 24.0 + 3 * i + shift[h], 0,
+                                                        0)) - 0.5, 2),
+                       vmaf_per_crf=round(curves[h].slope * rng.uniform(0.7, 1.4), 3))
+             for i, (w, h) in enumerate(heights)]
+    rounds: list[list[Rendition]] = []
+
+    def encode_round(renditions: list[Rendition]) -> list[tuple[float, float]]:
+        rounds.append(renditions)
+        return [(vmaf(r), 1000.0) for r in renditions]
+
+    adjusted, records = calibrate(rungs, ChunkSpan(0, 0, 25), 1.0, _Gate(), encode_round)
+    assert len(rounds) <= CALIBRATION_ROUNDS
+    for rung, placed, record in zip(rungs, adjusted, records, strict=True):
+        aim = gate_aim(rung, _Gate())
+        assert record["aim_vmaf"] == aim and placed.crf == record["crf"]
+        assert abs(vmaf(placed) - aim) <= CALIBRATION_TOLERANCE + 0.5, record
