@@ -160,7 +160,7 @@ class Rendition:
     crf_offsets: tuple[tuple[int, float], ...] = ()
     """(frame, CRF change) at each trial sample of a per-title ladder: how much easier
     (+) or harder (-) to encode the title is there than on average. A chunk's CRF is
-    `crf` plus the change at its middle frame (`media.plan.planning.chunk_crf`)."""
+    `crf` plus the change at its middle frame (`media.plan.rate_control.chunk_crf`)."""
 
 
 @dataclass(frozen=True)
