@@ -80,6 +80,7 @@ import itertools
 import math
 import re
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -317,7 +318,10 @@ def _resolve(base_rel: str, uri: str) -> str | None:
 
 
 def _round_half_up(value: Fraction) -> int:
-    return math.floor(value + Fraction(1, 2))
+    """An EXTINF "rounded to the nearest integer" (RFC 8216 4.3.3.1), halves up, with the
+    decimal module's rounding rather than bandwidth.py's arithmetic."""
+    exact = Decimal(value.numerator) / Decimal(value.denominator)
+    return int(exact.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _pct(measured: Fraction, declared: int) -> str:
