@@ -345,7 +345,7 @@ def test_figure_escapes_names_and_parses_as_svg():
 
 def test_vendored_hls_js_is_the_version_the_browser_tests_pin():
     pinned = json.loads((Path(__file__).parent / "browser" / "package.json").read_text())
-    readme = (Path(__file__).parents[1] / "media" / "assets" / "README.md").read_text()
+    readme = (Path(__file__).parents[1] / "media" / "report" / "assets" / "README.md").read_text()
     assert f"**{pinned['dependencies']['hls.js']}**" in readme
 
 
