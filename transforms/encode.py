@@ -23,7 +23,6 @@ failed are listed in the result (`retries`) and in report.json.
 from __future__ import annotations
 
 import logging
-import signal
 import tempfile
 import time
 
@@ -31,19 +30,21 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from media.core import faults, naming
-from media.core.errors import MediaError, ToolFailed
+from media.core.errors import MediaError
 from media.core.records import chunk_record, result_from_record, task_fingerprint
 from media.core.types import ChunkGroup, ChunkResult, ChunkTask
 from media.encode.chunk import (
-    BadChunk,
     EncodedChunk,
     GateEncodes,
     chunk_result,
     encode_renditions,
+    failure_cause,
     fault_label,
     rendition_scratch,
+    retry_hint,
     scored_together,
     stage_chunk,
+    transient,
 )
 from media.encode.encoders import resolve_encoder
 from media.plan.rate_control import encode_to_target
@@ -60,43 +61,9 @@ RETRY_BACKOFF_S = 0.25
 """Wait before the second try; doubled before each later one."""
 
 
-def transient(exc: BaseException) -> bool:
-    """Whether another try may succeed where this one failed: an FFmpeg process killed by
-    a signal (not for running past its time limit), a storage error (OSError), or an
-    encoded chunk that failed its check. A source that FFmpeg cannot read is not."""
-    if isinstance(exc, ToolFailed):
-        return exc.returncode < 0 and not exc.timed_out
-    return isinstance(exc, (OSError, BadChunk))
-
-
-def _cause(exc: BaseException) -> str:
-    if isinstance(exc, ToolFailed) and exc.returncode < 0 and not exc.timed_out:
-        try:
-            name = signal.Signals(-exc.returncode).name
-        except ValueError:
-            name = f"signal {-exc.returncode}"
-        return f"FFmpeg was killed by {name}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _hint(exc: BaseException) -> str:
-    if isinstance(exc, ToolFailed):
-        return (
-            "FFmpeg was killed again and again (out of memory? a preempted worker?); "
-            "run again, on workers with more memory (finished chunks are reused)."
-        )
-    if isinstance(exc, OSError):
-        return "Storage failed again and again; run again (finished chunks are reused)."
-    return getattr(exc, "hint", "")
-
-
 class _EncodeChunkFn(beam.DoFn):
-    def __init__(
-        self,
-        tool_timeout_s: float,
-        max_tries: int = CHUNK_TRIES,
-        retry_backoff_s: float = RETRY_BACKOFF_S,
-    ):
+    def __init__(self, tool_timeout_s: float, max_tries: int = CHUNK_TRIES,
+                 retry_backoff_s: float = RETRY_BACKOFF_S):
         self._timeout_s = tool_timeout_s
         self._max_tries = max(1, max_tries)
         self._backoff_s = retry_backoff_s
@@ -160,49 +127,29 @@ class _EncodeChunkFn(beam.DoFn):
                 except (MediaError, OSError) as exc:
                     failure = exc
             if not transient(failure):  # a MediaError of the source: the same every time
-                yield pvalue.TaggedOutput(
-                    DEAD_LETTER,
-                    dead_letter_for(task.title_id, task.source.source_uri, stage, failure),
-                )
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                    task.title_id, task.source.source_uri, stage, failure))
                 return
-            failed.append(_cause(failure))
+            failed.append(failure_cause(failure))
             if len(failed) >= self._max_tries:
-                yield pvalue.TaggedOutput(
-                    DEAD_LETTER,
-                    dead_letter_for(
-                        task.title_id,
-                        task.source.source_uri,
-                        stage,
-                        MediaError(
-                            f"{stage} failed {len(failed)} times: {'; '.join(failed)}",
-                            _hint(failure),
-                        ),
-                    ),
-                )
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                    task.title_id, task.source.source_uri, stage, MediaError(
+                        f"{stage} failed {len(failed)} times: {'; '.join(failed)}",
+                        retry_hint(failure))))
                 return
-            log.warning(
-                "%s: %s failed (try %d of %d), trying again: %s",
-                task.title_id,
-                stage,
-                len(failed),
-                self._max_tries,
-                failed[-1],
-            )
+            log.warning("%s: %s failed (try %d of %d), trying again: %s", task.title_id,
+                        stage, len(failed), self._max_tries, failed[-1])
             time.sleep(self._backoff_s * 2 ** (len(failed) - 1))
             failure = None
 
     def _finished(self, task: ChunkTask) -> ChunkResult | None:
-        record_uri = naming.chunk_record_uri(
-            task.output_root, task.source.work_id, task.rendition.rendition_id, task.chunk.index
-        )
+        record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id,
+                                             task.rendition.rendition_id, task.chunk.index)
         if not _storage.exists(record_uri):
             return None
         result = result_from_record(_storage.read_json(record_uri), task)
-        if (
-            result is not None
-            and _storage.exists(result.chunk_uri)
-            and _storage.size_of(result.chunk_uri) == result.size_bytes
-        ):
+        if (result is not None and _storage.exists(result.chunk_uri)
+                and _storage.size_of(result.chunk_uri) == result.size_bytes):
             log.info("%s: reusing finished chunk %s", task.title_id, result.chunk_uri)
             return result
         return None
@@ -227,9 +174,8 @@ class _EncodeChunkFn(beam.DoFn):
         log_uri = ""
         if encoded.vmaf_log_path:
             log_uri = naming.vmaf_log_uri(rid, index, task.source.media_dir)
-            _storage.upload(
-                encoded.vmaf_log_path, naming.join(task.output_root, task.title_id, log_uri)
-            )
+            _storage.upload(encoded.vmaf_log_path,
+                            naming.join(task.output_root, task.title_id, log_uri))
         result = chunk_result(task, encodes.made, attempts, kept, chunk_uri, log_uri, retries)
         record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id, rid, index)
         faults.storage_write("record", label, record_uri)
@@ -247,11 +193,7 @@ class EncodeChunks(beam.PTransform):
         self._max_tries = max_tries
 
     def expand(self, tasks):
-        return (
-            tasks
-            | "SpreadOverWorkers" >> beam.Reshuffle()
-            | "EncodeAndScore"
-            >> beam.ParDo(_EncodeChunkFn(self._timeout_s, self._max_tries)).with_outputs(
-                DEAD_LETTER, main="main"
-            )
-        )
+        return (tasks
+                | "SpreadOverWorkers" >> beam.Reshuffle()
+                | "EncodeAndScore" >> beam.ParDo(_EncodeChunkFn(
+                    self._timeout_s, self._max_tries)).with_outputs(DEAD_LETTER, main="main"))

@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from typing import BinaryIO
 import av
 
 from media.core import faults, ffmpeg
-from media.core.errors import MediaError
+from media.core.errors import MediaError, ToolFailed
 from media.core.types import (
     Attempt,
     ChunkResult,
@@ -68,6 +69,38 @@ class BadChunk(MediaError):
         "The source ends early or has damaged frames (re-export it), or the worker's "
         "disk failed (run again: finished chunks are reused)."
     )
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether another try may succeed where this one failed: an FFmpeg process killed by
+    a signal (not for running past its time limit), a storage error (OSError), or an
+    encoded chunk that failed its check. A source that FFmpeg cannot read is not."""
+    if isinstance(exc, ToolFailed):
+        return exc.returncode < 0 and not exc.timed_out
+    return isinstance(exc, (OSError, BadChunk))
+
+
+def failure_cause(exc: BaseException) -> str:
+    """What made a try fail, in a few words (for the log and the result's `retries`)."""
+    if isinstance(exc, ToolFailed) and exc.returncode < 0 and not exc.timed_out:
+        try:
+            name = signal.Signals(-exc.returncode).name
+        except ValueError:
+            name = f"signal {-exc.returncode}"
+        return f"FFmpeg was killed by {name}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def retry_hint(exc: BaseException) -> str:
+    """What to do about a failure that came back on every try."""
+    if isinstance(exc, ToolFailed):
+        return (
+            "FFmpeg was killed again and again (out of memory? a preempted worker?); "
+            "run again, on workers with more memory (finished chunks are reused)."
+        )
+    if isinstance(exc, OSError):
+        return "Storage failed again and again; run again (finished chunks are reused)."
+    return getattr(exc, "hint", "")
 
 
 def fault_label(task: ChunkTask) -> str:
