@@ -20,8 +20,9 @@ import pytest
 from media.core import ffmpeg
 from media.core.errors import MediaError
 from media.package.assemble import check_grid, concat_script
+from media.package.boxes import find_all, iter_boxes
 from media.package.cmaf import STYP, split_fragmented_file, split_fragmented_mp4
-from media.package.isobmff import FragmentInfo, find_all, iter_boxes, read_fragment, read_init
+from media.package.isobmff import FragmentInfo, read_fragment, read_init
 from tests.media_factory import make_clip
 
 CMAF_FLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf"

@@ -19,6 +19,7 @@ import pytest
 
 from media.core import ffmpeg, naming
 from media.core.errors import MediaError
+from media.package.boxes import Box, find_all, find_box, iter_boxes
 from media.package.cmaf import STYP, SplitTrack, split_fragmented_mp4
 from media.package.iframes import (
     IFrame,
@@ -28,7 +29,7 @@ from media.package.iframes import (
     iframe_range,
     iframe_stream_inf,
 )
-from media.package.isobmff import Box, find_all, find_box, iter_boxes, read_fragment, read_init
+from media.package.isobmff import read_fragment, read_init
 
 SEGMENTS = 3
 SEGMENT_FRAMES = 25

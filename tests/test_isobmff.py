@@ -13,17 +13,9 @@ from pathlib import Path
 import pytest
 
 from media.core.errors import MediaError
+from media.package.boxes import SAMPLE_IS_NON_SYNC, Box, IsobmffError, find_box, iter_boxes
 from media.package.codecs import codecs_string
-from media.package.isobmff import (
-    SAMPLE_IS_NON_SYNC,
-    Box,
-    InitInfo,
-    IsobmffError,
-    find_box,
-    iter_boxes,
-    read_fragment,
-    read_init,
-)
+from media.package.isobmff import InitInfo, read_fragment, read_init
 
 SYNC = 0x02000000
 """Sample flags of an IDR frame: sample_depends_on = 2 (depends on no other sample)."""

@@ -17,7 +17,7 @@ from media.inspect.thresholds import (
     TRUNCATION_TOLERANCE_FRACTION,
     TRUNCATION_TOLERANCE_S,
 )
-from media.package.isobmff import truncation
+from media.package.boxes import truncation
 
 # --- decodability -----------------------------------------------------------------------
 
@@ -91,7 +91,7 @@ def _undecodable(exc: ToolFailed) -> Finding:
 
 def _isobmff_truncation(path: str) -> str:
     """Why an MP4/MOV (ISO BMFF) file looks cut short, or "" if it does not (or is not
-    ISO BMFF): `media.package.isobmff.truncation` of the file at `path`."""
+    ISO BMFF): `media.package.boxes.truncation` of the file at `path`."""
     try:
         with open(path, "rb") as handle:
             return truncation(handle)

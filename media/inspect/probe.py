@@ -23,7 +23,7 @@ from media.core.errors import (
 )
 from media.core.types import AudioStreamInfo, SourceInfo
 from media.inspect.codepoints import _MATRIX, _PRIMARIES, _RANGE, _TRANSFER, UNKNOWN, code_point
-from media.package.isobmff import truncation
+from media.package.boxes import truncation
 
 log = logging.getLogger(__name__)
 

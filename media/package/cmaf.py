@@ -22,7 +22,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from media.package.isobmff import TRUN_CTO, Box, IsobmffError, find_all, iter_boxes, read_trun
+from media.package.boxes import TRUN_CTO, Box, IsobmffError, find_all, iter_boxes, read_trun
 
 STYP = struct.pack(">I4s4sI4s4s4s", 28, b"styp", b"cmfs", 0, b"cmfs", b"msdh", b"msix")
 """CMAF segment type box, placed before each media segment's `moof`."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from media.package.bandwidth import peak_bandwidth_bps
-from media.package.isobmff import (
+from media.package.boxes import (
     SAMPLE_IS_NON_SYNC,
     TFHD_BASE_DATA_OFFSET,
     TFHD_DEFAULT_BASE_IS_MOOF,
@@ -40,11 +40,11 @@ from media.package.isobmff import (
     find_all,
     find_box,
     iter_boxes,
-    read_init,
     read_tfhd,
     read_trex,
     read_trun,
 )
+from media.package.isobmff import read_init
 from media.package.playlist_text import decimal, quoted
 
 __all__ = [
