@@ -171,7 +171,7 @@ def test_files_are_the_page_a_chart_per_video_track_and_hls_js():
     [video] = page.attrs("video")
     assert video["data-src"] == "master.m3u8" and "muted" in video
     assert page.attrs("select")[0]["id"] == "rendition"
-    asset = Path(__file__).parents[1] / "media" / "assets" / "hls.min.js"
+    asset = Path(__file__).parents[1] / "media" / "report" / "assets" / "hls.min.js"
     assert files[HLS_JS] == asset.read_bytes()
     assert render_report(report) == files, "the same report renders the same bytes"
 
