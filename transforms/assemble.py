@@ -105,8 +105,8 @@ class _AssembleFn(beam.DoFn):
             assembled = assemble_video(
                 paths,
                 [c.duration_s for c in chunks],
-                task.segment_frames,
-                task.source.frame_rate,
+                task.grid.segment_frames,
+                task.grid.frame_rate,
                 scratch,
                 self._timeout_s,
             )

@@ -144,7 +144,7 @@ def sample_spans(source: SourceInfo, config: JobConfig,
     frames = grid.segment_frames
     samples, probe = title_samples(segment_count(source.frame_count, frames),
                                    config.trial_fraction, complexity_of(source, grid),
-                                   config.chunk_segments)
+                                   grid.chunk_segments)
     trial_frames = max(1, min(frames, round(config.trial_seconds * source.frame_rate)))
     return [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
             for i in samples], probe
