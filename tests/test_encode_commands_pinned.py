@@ -7,14 +7,14 @@ from fractions import Fraction
 
 import pytest
 
-from media.core.types import ChunkSpan, EncodeSettings, Rendition, SourceInfo
+from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, SourceInfo
 from media.encode.commands import encode_chunk_argv, encode_renditions_argv
 
 SOURCE = SourceInfo(source_uri="/in/t.mp4", title_id="t", container="mov", video_codec="h264",
                     width=1920, height=1080, frame_rate=Fraction(25), frame_count=1000,
                     video_start_s=0.0, pix_fmt="yuv420p")
 CHUNK = ChunkSpan(index=2, start_frame=200, frame_count=100)
-SEGMENT_FRAMES = 50
+GRID = SegmentGrid(50, Fraction(25))
 CAPPED = Rendition("720p-3000k", 1280, 720, crf=21.5, maxrate_kbps=3000, bufsize_kbit=6000)
 FIXED = Rendition("360p-1000k", 640, 360, 23.0, 1500, 3000, target_kbps=1000)
 PLAIN = Rendition("trial", 640, 360, 70.0, 0, 0)
@@ -83,7 +83,7 @@ OUTPUT_OPTIONS = [
 def test_each_encoders_argv_is_pinned(encoder, rendition, threads, expected):
     settings = EncodeSettings(preset="fast", encoder=encoder, decoder="cpu", threads=threads)
     argv = encode_chunk_argv("/s.mkv", "/o.mp4", SOURCE, CHUNK, rendition, settings,
-                             SEGMENT_FRAMES)
+                             GRID)
     graph = (GRAPH_720 if rendition is CAPPED else GRAPH_720.replace("1280:720", "640:360"))
     assert argv[:8] == ["-copyts", "-noautorotate", "-i", "/s.mkv", "-filter_complex", graph,
                         "-map", "[s5]"]
@@ -104,7 +104,7 @@ def test_one_process_for_every_rendition_is_pinned(monkeypatch, encoder, small_t
     paths = ["/o/720.mp4", "/o/360a.mp4", "/o/360b.mp4"]
     settings = EncodeSettings(preset="fast", encoder=encoder, decoder="cpu")
     argv = encode_renditions_argv("/s.mkv", paths, SOURCE, CHUNK, [CAPPED, FIXED, PLAIN],
-                                  settings, SEGMENT_FRAMES)
+                                  settings, GRID)
     assert argv[:5] == ["-copyts", "-noautorotate", "-i", "/s.mkv", "-filter_complex"]
     assert argv[5] == SHARED_GRAPH
     outputs = " ".join(argv[6:]).split(" -map ")
