@@ -37,7 +37,7 @@ def trial_points() -> list[TrialPoint]:
 
 
 def synthetic_plan(top_vmaf: float = 95.0) -> dict:
-    """A per-title plan section as transforms/plan.py writes it, from the real hull code."""
+    """A per-title plan section as media/plan/per_title.py makes it, from the real hull code."""
     points = trial_points()
     return {
         "mode": "per-title", "top_vmaf": top_vmaf, "min_kbps": 200.0, "step_ratio": 1.7,

@@ -130,7 +130,7 @@ def chunk_covering_samples(values: Sequence[float], count: int,
                            chunk_segments: int) -> list[int]:
     """`stratified_samples`, but where there are as many samples as chunks of
     `chunk_segments` segments, every chunk has one of its own. A chunk's CRF change is
-    read off the samples by position (`media.plan.planning.chunk_crf`); a chunk with none
+    read off the samples by position (`media.plan.rate_control.chunk_crf`); a chunk with none
     takes its neighbour's, though its content may be the title's hardest by VMAF while
     its bytes rank it easy. A chunk with none gets the segment of middle complexity
     among its own, in place of a sample of a chunk that has two or more: never the

@@ -138,12 +138,10 @@ def complete_results(results: Sequence[TrialResult]) -> list[TrialResult]:
 def gop_bytes(result: TrialResult) -> float:
     """A trial's bytes as the final encode would spend them on its frames.
 
-    A sample is encoded from a keyframe and is shorter than the final encode's GOP (one
-    segment, `segment_frames`), so its one keyframe is a larger share of its bits than
-    in a chunk: measured on a flat title, a 1 s sample's rate came out 41–48 % over a 4 s
-    chunk's, a 2 s sample's 15–18 %. Here the keyframe counts once per GOP and the other
-    frames at their own average: within 5 % of the chunk's rate on both (and on
-    detailed and grainy titles the gap left is the content's own change over time).
+    A sample is shorter than the final encode's GOP (one segment of the grid), so its
+    one keyframe is a larger share of its bits than in a chunk (a 1 s sample's rate ran
+    41-48 % over a 4 s chunk's). Here the keyframe counts once per GOP and the other
+    frames at their own average: within 5 % of the chunk's rate.
     """
     frames, keyframe, gop = result.frames, result.keyframe_bytes, result.task.segment_frames
     if keyframe <= 0 or frames < 2 or frames >= gop:
@@ -275,13 +273,10 @@ def rate_spread(results: Sequence[TrialResult], height: int, crf: float,
     Each sample's rate at `crf` and at `crf` plus its change (`offsets`, as
     `crf_offsets` gives them), interpolated in ln-rate against CRF (x264's rate falls
     about exponentially with CRF), each sample weighed by the segments it stands for.
-    With those changes the rung's average rate is not the hull's (the one CRF for the
-    whole title): on a title that grows harder, the hard stretches' lower CRFs cost more
-    than the easy ones' higher CRFs save, and the average rises. The HLS limit on the
-    peak (PEAK_RATIO_LIMIT times the average) is on the average the rung will have, so
-    the VBV cap leaves room for the hardest stretch as a share of that (between
-    MAXRATE_RATIO and PEAK_RATIO_LIMIT times it), and a hard stretch the samples saw is
-    encoded at the CRF meant for it rather than held by the cap.
+    With those changes the rung's average is not the hull's (hard stretches' lower CRFs
+    cost more than easy ones' higher CRFs save), and the HLS limit on the peak is on the
+    average the rung will have: the cap leaves room for the hardest stretch as a share
+    of that, so it is encoded at the CRF meant for it rather than held by the cap.
     """
     changes = dict(offsets)
     ln_rates = _sample_curves(results, height, lambda r: math.log(
@@ -345,7 +340,8 @@ def crf_offsets(results: Sequence[TrialResult], points: Sequence[TrialPoint], he
     Content gets harder and easier along a title; one CRF for all of it misses the
     target wherever it differs from the average. The samples measured how much, and a
     chunk takes the change interpolated from the samples around it (`chunk_crf`), so
-    its first encode is closer to the target and the quality gate re-encodes less.
+    its first encode is closer to the target and the quality gate re-encodes less
+    (`media.plan.rate_control.chunk_crf`).
     """
     title = sorted((p.crf, p.vmaf) for p in points if p.height == height)
     if len(title) < 2:
