@@ -23,7 +23,9 @@ def task_fingerprint(task: ChunkTask) -> str:
         "rendition": dataclasses.asdict(task.rendition),
         "settings": dataclasses.asdict(task.settings),
         "chunk": dataclasses.asdict(task.chunk),
-        "segment_frames": task.segment_frames,
+        # the grid as records before it carried more had it (its timescale is 90 kHz for
+        # every title), so that finished chunks are still reused
+        "segment_frames": task.grid.segment_frames,
         "score": [task.score_vmaf, task.vmaf_height, task.vmaf_subsample],
         "gate": [task.max_attempts, task.gate_below, task.gate_above],
     }
