@@ -13,7 +13,14 @@ import pytest
 
 from media.core.errors import ConfigurationError
 from media.core.types import ChunkSpan, SourceInfo
-from media.plan.chunking import chunk_segment_count, plan_chunks, segment_count, segment_frames
+from media.plan.chunking import (
+    chunk_segment_count,
+    grid_chunks,
+    plan_chunks,
+    segment_count,
+    segment_frames,
+    segment_grid,
+)
 from media.plan.ladder import FIXED_LADDER, even, fixed_ladder, scaled_width, vmaf_height
 
 NTSC = Fraction(30000, 1001)
@@ -47,6 +54,26 @@ def test_segment_frames(rate, segment_s, expected):
 def test_segment_frames_rejects_non_positive_durations(segment_s):
     with pytest.raises(ConfigurationError):
         segment_frames(Fraction(25), segment_s)
+
+
+@pytest.mark.parametrize("rate, segment_s, chunk_segments, frames, seconds", [
+    (Fraction(25), 4.0, 3, 100, Fraction(4)),
+    (NTSC, 4.0, 3, 120, Fraction(1001, 250)),  # 4.004 s exactly, not a float near it
+    (FILM, 2.0, 6, 48, Fraction(1001, 500)),
+])
+def test_the_grid_is_exact_and_carries_the_video_timescale(rate, segment_s, chunk_segments,
+                                                           frames, seconds):
+    grid = segment_grid(rate, segment_s, chunk_segments)
+    assert (grid.segment_frames, grid.segment_s, grid.chunk_frames) == (
+        frames, seconds, frames * chunk_segments)
+    assert grid.timescale == 90000  # exact for every rate here: whole ticks per frame
+    assert 90000 * grid.segment_s == int(90000 * grid.segment_s)
+    assert grid_chunks(1000, grid) == plan_chunks(1000, frames, chunk_segments)
+
+
+def test_a_grid_needs_a_whole_chunk():
+    with pytest.raises(ConfigurationError):
+        segment_grid(Fraction(25), 4.0, 0)
 
 
 @pytest.mark.parametrize("frames, per_segment, expected", [
