@@ -32,7 +32,8 @@ from benchmarks._measure import run_measured
 from media.core import ffmpeg
 from media.core.ffmpeg import available_cores
 from media.core.types import EncodeSettings, SourceInfo
-from media.encode.commands import shared_process_threads, x264_options
+from media.encode.commands import shared_process_threads
+from media.encode.encoders import ENCODERS, video_options
 from media.plan.chunking import segment_grid
 from media.plan.ladder import fixed_ladder
 from pipeline.demo import demo_source_argv
@@ -58,7 +59,7 @@ def baseline_argv(source: str, out_dir: str, preset: str, crf: float,
     for i, rung in enumerate(ladder):
         argv += ["-map", f"[o{i}]"]
         settings = EncodeSettings(preset=preset, threads=threads[i])
-        for key, value in x264_options(rung, settings, grid).items():
+        for key, value in video_options(ENCODERS["x264"], rung, settings, grid).items():
             argv += [f"-{key}", str(value)]
         argv += ["-an", os.path.join(out_dir, f"{rung.rendition_id}.mp4")]
     argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",

@@ -3,10 +3,12 @@ probes NVENC with a real encode and falls back to x264 where it does not work.""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
 from media.core.errors import MediaError
-from media.core.types import EncodeSettings, Rendition
+from media.core.types import EncodeSettings, Rendition, SegmentGrid
 from media.encode.encoders import (
     ENCODER_NAMES,
     ENCODERS,
@@ -17,34 +19,38 @@ from media.encode.encoders import (
 )
 
 RUNG = Rendition("720p-3000k", 1280, 720, 24.0, 3000, 6000)
+GRID_100 = SegmentGrid(100, Fraction(25))
+GRID_50 = SegmentGrid(50, Fraction(25))
 
 
-@pytest.mark.parametrize("name", [n for n in ENCODERS if n != "x264"])
+@pytest.mark.parametrize("name", list(ENCODERS))
 def test_every_encoder_keeps_the_grid_and_the_cap(name):
-    options = video_options(ENCODERS[name], RUNG, EncodeSettings(preset="fast"), 100)
+    options = video_options(ENCODERS[name], RUNG, EncodeSettings(preset="fast"), GRID_100)
     assert options["c:v"] == ENCODERS[name].codec
     assert options["force_key_frames"] == "expr:eq(mod(n,100),0)"
+    assert options["video_track_timescale"] == str(GRID_100.timescale)
     assert (options["maxrate"], options["bufsize"]) == ("3000k", "6000k")
     assert options["pix_fmt"] == "yuv420p"
-    grid = options.get("x265-params", "") + options.get("g", "")
+    params = options.get("x264-params", "") + options.get("x265-params", "")
+    grid = params + options.get("g", "")
     assert "keyint=100:min-keyint=100:scenecut=0:open-gop=0" in grid or options["g"] == "100"
 
 
 def test_hevc_is_tagged_hvc1_for_hls():
     for name in ("x265", "nvenc-hevc"):
-        assert video_options(ENCODERS[name], RUNG, EncodeSettings(), 100)["tag:v"] == "hvc1"
+        assert video_options(ENCODERS[name], RUNG, EncodeSettings(), GRID_100)["tag:v"] == "hvc1"
 
 
 def test_quality_values_are_clamped_to_each_encoders_range():
     steep = Rendition("x", 640, 360, 70.0, 0, 0)
-    assert video_options(ENCODERS["svtav1"], steep, EncodeSettings(), 50)["crf"] == "63"
-    assert video_options(ENCODERS["x265"], steep, EncodeSettings(), 50)["crf"] == "51"
-    assert "maxrate" not in video_options(ENCODERS["x265"], steep, EncodeSettings(), 50)
+    assert video_options(ENCODERS["svtav1"], steep, EncodeSettings(), GRID_50)["crf"] == "63"
+    assert video_options(ENCODERS["x265"], steep, EncodeSettings(), GRID_50)["crf"] == "51"
+    assert "maxrate" not in video_options(ENCODERS["x265"], steep, EncodeSettings(), GRID_50)
 
 
 def test_a_fixed_bitrate_rung_uses_an_average_bitrate():
     rung = Rendition("x", 640, 360, 23.0, 1500, 3000, target_kbps=1000)
-    options = video_options(ENCODERS["nvenc-h264"], rung, EncodeSettings(), 50)
+    options = video_options(ENCODERS["nvenc-h264"], rung, EncodeSettings(), GRID_50)
     assert options["b:v"] == "1000k" and "cq" not in options
 
 

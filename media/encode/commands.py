@@ -1,10 +1,10 @@
-"""Build the FFmpeg argv that encodes one chunk of one rendition with libx264, or of
-every rendition at once (one decode).
+"""Build the FFmpeg command lines that encode one chunk of one rendition, or of every
+rendition at once (one decode), with any encoder of `media.encode.encoders`.
 
 The chunk is cut exactly from a staged span of the source (timestamps kept, see
-`media.encode.staging`), scaled, and encoded with capped CRF (crf + VBV maxrate/bufsize),
-closed GOPs and an IDR frame at every segment boundary, 8-bit yuv420p. Built with
-`ffmpeg-python`, returned as a plain argv list.
+`media.encode.staging`), scaled, and encoded with capped constant quality (CRF or CQ +
+VBV maxrate/bufsize), closed GOPs and an IDR frame at every segment boundary, 8-bit
+yuv420p. Built with `ffmpeg-python`, returned as a plain argv list.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import ffmpeg as ffmpeg_python
 from media.core.ffmpeg import available_cores
 from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, SourceInfo
 from media.encode.conditioning import condition
+from media.encode.encoders import encoder_named, video_options
 from media.encode.hwaccel import decode_input_options
 
 HALF_FRAME = Fraction(1, 2)
@@ -55,31 +56,6 @@ def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan,
     return condition(select_chunk(video, source, chunk), source)
 
 
-def x264_options(rendition: Rendition, settings: EncodeSettings, grid: SegmentGrid) -> dict:
-    """Output options for libx264: capped CRF, closed GOP, IDR every segment of `grid`."""
-    segment_frames = grid.segment_frames
-    params = f"keyint={segment_frames}:min-keyint={segment_frames}:scenecut=0:open-gop=0"
-    options = {
-        "c:v": "libx264",
-        "preset": settings.preset,
-        "profile:v": settings.profile,
-        "pix_fmt": "yuv420p",
-        "x264-params": params,
-        "force_key_frames": f"expr:eq(mod(n,{segment_frames}),0)",
-        "video_track_timescale": str(grid.timescale),
-    }
-    if rendition.target_kbps:  # a fixed-bitrate ladder: average bitrate, VBV-capped
-        options["b:v"] = f"{rendition.target_kbps}k"
-    else:
-        options["crf"] = _num(rendition.crf)
-    if rendition.maxrate_kbps:  # 0: plain CRF (trial encodes measure the uncapped curve)
-        options["maxrate"] = f"{rendition.maxrate_kbps}k"
-        options["bufsize"] = f"{rendition.bufsize_kbit}k"
-    if settings.threads:
-        options["threads"] = str(settings.threads)
-    return options
-
-
 def shared_process_threads(renditions: Sequence[Rendition], cores: int) -> list[int]:
     """x264 threads for each rendition of one shared encode process, where the user left
     them to x264 (0): one thread for an encoder whose share of the process's pixels is
@@ -115,8 +91,9 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
                            source_output: Callable | None = None) -> list[str]:
     """One FFmpeg process for every rendition of one chunk: the source decoded once,
     scaled once per distinct size, each rendition encoded with the options
-    `encode_chunk_argv` gives it alone, but for x264's threads where the settings leave
-    them to x264: `shared_process_threads` gives the small renditions one each.
+    `encode_chunk_argv` gives it alone, but for the threads of an encoder that shares them
+    (x264) where the settings leave them to it: `shared_process_threads` gives the small
+    renditions one each.
 
     `source_output`, if given, maps the decoded source frames (an ffmpeg-python stream)
     to one more output of the same process, such as the chunk's VMAF reference frames
@@ -137,13 +114,15 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
         split = scaled.filter_multi_output("split", users) if users > 1 else None
         branches[(width, height)] = (
             [split[j] for j in range(users)] if split is not None else [scaled])
+    encoder = encoder_named(settings.encoder)
     threads = ([settings.threads] * len(renditions)
-               if settings.threads or settings.encoder != "x264"
+               if settings.threads or not encoder.threads_shared
                else shared_process_threads(renditions, available_cores()))
     outputs = []
     for rendition, path, count in zip(renditions, out_paths, threads, strict=True):
         stream = branches[(rendition.width, rendition.height)].pop(0)
-        options = _video_options(rendition, dataclasses.replace(settings, threads=count), grid)
+        options = video_options(encoder, rendition,
+                                dataclasses.replace(settings, threads=count), grid)
         outputs.append(ffmpeg_python.output(stream, path, an=None,
                                             **{"frames:v": chunk.frame_count}, **options))
     if source_output is not None:
@@ -151,18 +130,5 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     return ffmpeg_python.merge_outputs(*outputs).get_args()
 
 
-def _video_options(rendition: Rendition, settings: EncodeSettings, grid: SegmentGrid) -> dict:
-    if settings.encoder == "x264":
-        return x264_options(rendition, settings, grid)
-    from media.encode.encoders import encoder_named, video_options
-
-    return video_options(encoder_named(settings.encoder), rendition, settings,
-                         grid.segment_frames)
-
-
 def _rate(rate: Fraction) -> str:
     return f"{rate.numerator}/{rate.denominator}"
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"

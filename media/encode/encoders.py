@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from media.core import ffmpeg
 from media.core.errors import MediaError
-from media.core.types import EncodeSettings, Rendition
+from media.core.types import EncodeSettings, Rendition, SegmentGrid
 
 __all__ = ["ENCODERS", "ENCODER_NAMES", "Encoder", "encoder_named", "probe_nvenc",
            "resolve_encoder", "video_options"]
@@ -101,9 +101,9 @@ def encoder_named(name: str) -> Encoder:
                          hint="Pass --encoder with one of the listed names.") from None
 
 
-def _grid(segment_frames: int) -> dict[str, str]:
-    return {"force_key_frames": f"expr:eq(mod(n,{segment_frames}),0)",
-            "video_track_timescale": "90000"}
+def _grid(grid: SegmentGrid) -> dict[str, str]:
+    return {"force_key_frames": f"expr:eq(mod(n,{grid.segment_frames}),0)",
+            "video_track_timescale": str(grid.timescale)}
 
 
 def _vbv(rendition: Rendition) -> dict[str, str]:
@@ -113,12 +113,12 @@ def _vbv(rendition: Rendition) -> dict[str, str]:
 
 
 def video_options(encoder: Encoder, rendition: Rendition, settings: EncodeSettings,
-                  segment_frames: int) -> dict[str, str]:
-    """FFmpeg output options of one rung: the encoder's own, on the segment grid, with the
-    rung's rate control (capped constant quality, or an average bitrate), VBV-capped."""
-    options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p",
-                               **_grid(segment_frames)}
-    options |= encoder.own_options(rendition, settings, segment_frames)
+                  grid: SegmentGrid) -> dict[str, str]:
+    """FFmpeg output options of one rung: the encoder's own, on the segment grid (an IDR
+    frame at every segment start, the grid's timescale), with the rung's rate control
+    (capped constant quality, or an average bitrate), VBV-capped."""
+    options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p", **_grid(grid)}
+    options |= encoder.own_options(rendition, settings, grid.segment_frames)
     if rendition.target_kbps:  # a fixed-bitrate ladder
         options.pop("crf", None)
         options.pop("cq", None)
