@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from media.core import ffmpeg
 from media.core.errors import MediaError
 from media.core.types import EncodeSettings, Rendition, SegmentGrid
+from media.encode.hwaccel import ProbeResult
 
 __all__ = ["ENCODERS", "ENCODER_NAMES", "Encoder", "encoder_named", "probe_nvenc",
            "resolve_encoder", "video_options"]
@@ -127,12 +128,6 @@ def video_options(encoder: Encoder, rendition: Rendition, settings: EncodeSettin
     if settings.threads and not encoder.gpu:
         options["threads"] = str(settings.threads)
     return options
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    works: bool
-    detail: str
 
 
 @functools.cache

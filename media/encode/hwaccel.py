@@ -25,8 +25,11 @@ DECODERS = ("auto", "cpu", "nvdec")
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """What a probe of a GPU feature found (NVDEC here, NVENC and vmaf-torch elsewhere)."""
+
     works: bool
     detail: str
+    """Why it works or does not, for the log."""
 
 
 @functools.cache

@@ -38,6 +38,7 @@ import numpy as np
 from media.core import ffmpeg
 from media.core.errors import MediaError, ToolFailed
 from media.core.types import ChunkSpan, SourceInfo, VmafScore
+from media.encode.hwaccel import ProbeResult
 from media.quality.vmaf import VMAF_MODEL, pool, scoring_streams
 
 __all__ = ["VMAF_BACKENDS", "GpuVmafFailed", "TorchUnavailable", "VmafBackend",
@@ -77,12 +78,6 @@ class VmafBackend:
     """The torch device of 'torch': 'cuda' or 'cpu'."""
     why: str = ""
     """Why this backend (for the log)."""
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    works: bool
-    detail: str
 
 
 def _import_torch():
