@@ -21,6 +21,7 @@ from fractions import Fraction
 from media.core import ffmpeg
 from media.core.errors import MediaError
 from media.inspect.probe import SOURCE_INPUT_OPTIONS
+from media.package.boxes import iter_boxes
 from media.package.isobmff import FragmentInfo, InitInfo, read_fragment, read_init
 
 SAMPLE_RATE_HZ = 48000
@@ -98,7 +99,5 @@ def merge_short_tail(segments: list[bytes], info: InitInfo) -> list[bytes]:
 
 
 def _without_styp(segment: bytes) -> bytes:
-    if segment[4:8] == b"styp":
-        size = int.from_bytes(segment[:4], "big")
-        return segment[size:]
-    return segment
+    first = next(iter_boxes(segment), None)
+    return segment[first.end:] if first is not None and first.type == "styp" else segment
