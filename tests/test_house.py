@@ -37,23 +37,27 @@ def _imported(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) 
     return [base, *(f"{base}.{alias.name}" for alias in node.names)]
 
 
+def imports_of(source: str, name: str, is_package: bool, modules) -> set[str]:
+    """The project modules that module `name` (its text `source`) imports, wherever in it
+    the import is (inside a function too)."""
+    targets: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            loaded = _imported(node, name, is_package)
+            if isinstance(node, ast.ImportFrom):
+                # `from p import m`: the submodule p.m where m is one, else p itself
+                base, *names = loaded
+                loaded = [n if n in modules else base for n in names]
+            targets.update(n for n in loaded if n in modules and n != name)
+    return targets
+
+
 def import_graph() -> dict[str, set[str]]:
-    """module -> the project modules it imports, wherever in the module the import is."""
+    """module -> the project modules it imports."""
     modules = project_modules()
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        targets: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                loaded = _imported(node, name, path.name == "__init__.py")
-                if isinstance(node, ast.ImportFrom):
-                    # `from p import m`: the submodule p.m where m is one, else p itself
-                    base, *names = loaded
-                    loaded = [n if n in modules else base for n in names]
-                targets.update(n for n in loaded if n in modules and n != name)
-        graph[name] = targets
-    return graph
+    return {name: imports_of(path.read_text(encoding="utf-8"), name,
+                             path.name == "__init__.py", modules)
+            for name, path in modules.items()}
 
 
 def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -93,9 +97,14 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_graph_sees_lazy_and_package_imports():
-    graph = import_graph()
-    assert "media.encode.commands" in graph["media.encode.chunk"]
-    assert "media.inspect.demux" in graph["media.inspect"]  # __init__ -> submodule
+    modules = {"pkg", "pkg.a", "pkg.b", "pkg.c", "other"}
+    source = ("from pkg import b, NAME\n"
+              "from . import c\n"
+              "def later():\n"
+              "    import other\n")
+    assert imports_of(source, "pkg.a", False, modules) == {"pkg", "pkg.b", "pkg.c", "other"}
+    assert imports_of("from pkg.a import x", "pkg", True, modules) == {"pkg.a"}
+    assert "media.inspect.demux" in import_graph()["media.inspect"]  # __init__ -> submodule
     assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
