@@ -45,7 +45,6 @@ from media.plan.rate_control import (
     sample_budget_kbps,
 )
 
-
 GRID = SegmentGrid(100, Fraction(25))
 """Segments of 100 frames (4 s at 25 fps)."""
 
