@@ -10,7 +10,8 @@ subsampling at odd steps (`--vmaf_subsample`: every n-th frame; an odd step neve
 onto a GOP pattern), each time three ways: against the source decoded again; against the
 chunk's reference frames as an encode process keeps them (`media.quality.vmaf.store_reference`),
 one process per rendition; and as the pipeline scores a chunk's first encodes, every
-rendition in one process that reads the kept reference once (`media.encode.chunk.scored_together`).
+rendition in one process that reads the kept reference once
+(`media.encode.scoring.scored_together`).
 It prints, in this one run on this machine:
 
 - encode time, and what keeping the every-frame reference adds to it (the same encodes
@@ -48,16 +49,10 @@ from benchmarks.per_title import SOURCES, make_source
 from media.core import ffmpeg
 from media.core.config import JobConfig
 from media.core.types import ChunkTask, EncodeSettings
-from media.encode.chunk import (
-    encode_renditions,
-    reference_file,
-    rendition_scratch,
-    score_encoded,
-    scored_together,
-    stage_chunk,
-    vmaf_size,
-)
+from media.encode.chunk import encode_renditions, stage_chunk
 from media.encode.commands import chunk_window_s, source_frames
+from media.encode.encoded import rendition_scratch
+from media.encode.scoring import reference_file, score_encoded, scored_together, vmaf_size
 from media.encode.staging import stage_span
 from media.inspect.probe import inspect_source
 from media.plan.chunking import grid_chunks, segment_grid

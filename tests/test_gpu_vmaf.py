@@ -31,7 +31,8 @@ from media.core.types import (
     SegmentGrid,
     SourceInfo,
 )
-from media.encode.chunk import encode_chunk, score_encoded
+from media.encode.chunk import encode_chunk
+from media.encode.scoring import score_encoded
 from media.plan.ladder import scaled_width
 from media.quality import gpu_vmaf, vmaf
 from tests.media_factory import make_clip

@@ -13,17 +13,15 @@ import pytest
 from media.core import faults, ffmpeg
 from media.core.errors import ToolFailed
 from media.core.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
-from media.encode import chunk as encode_module
-from media.encode.chunk import (
-    encode_renditions,
-    encode_staged,
+from media.encode import scoring as scoring_module
+from media.encode.chunk import encode_renditions, encode_staged, stage_chunk
+from media.encode.encoded import rendition_scratch
+from media.encode.scoring import (
     keeps_reference,
     reference_file,
-    rendition_scratch,
     score_encoded,
     scored,
     scored_together,
-    stage_chunk,
 )
 from media.inspect.probe import inspect_source
 from media.plan.chunking import grid_chunks, segment_grid
@@ -167,7 +165,7 @@ def test_a_gated_group_scores_every_encode_from_the_reference(task, tmp_path, ar
 
 def test_over_the_cap_nothing_is_kept_and_the_source_is_decoded(task, tmp_path, argvs,
                                                                  monkeypatch):
-    monkeypatch.setattr(encode_module, "REFERENCE_CAP_BYTES",
+    monkeypatch.setattr(scoring_module, "REFERENCE_CAP_BYTES",
                         stored_reference_bytes(50, 320, 180, 5) - 1)
     tasks, staged, firsts = _group_encode(task, tmp_path, 5)
     assert not list(tmp_path.glob("*.nut"))

@@ -17,8 +17,8 @@ import pytest
 from media.core import ffmpeg
 from media.core.config import JobConfig
 from media.core.types import ChunkSpan, EncodeSettings, SegmentGrid, SourceInfo, TrialTask
-from media.encode.chunk import packet_sizes
 from media.encode.commands import chunk_window_s
+from media.encode.encoded import packet_sizes
 from media.encode.staging import stage_span
 from media.plan.trials import (
     frame_sd,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -33,20 +32,12 @@ from media.core import faults, naming
 from media.core.errors import MediaError
 from media.core.records import chunk_record, result_from_record, task_fingerprint
 from media.core.types import ChunkGroup, ChunkResult, ChunkTask
-from media.encode.chunk import (
-    EncodedChunk,
-    GateEncodes,
-    chunk_result,
-    encode_renditions,
-    failure_cause,
-    fault_label,
-    rendition_scratch,
-    retry_hint,
-    scored_together,
-    stage_chunk,
-    transient,
-)
+from media.encode.chunk import encode_renditions, stage_chunk
+from media.encode.encoded import EncodedChunk, fault_label, rendition_scratch
 from media.encode.encoders import resolve_encoder
+from media.encode.gate import GateEncodes, chunk_result
+from media.encode.retries import transient, with_retries
+from media.encode.scoring import scored_together
 from media.plan.rate_control import encode_to_target
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for
@@ -115,32 +106,16 @@ class _EncodeChunkFn(beam.DoFn):
         return left
 
     def _encode_alone(self, task: ChunkTask, failure: BaseException | None = None):
-        """Encode one rendition of one chunk, trying again after a transient failure;
-        `failure` is that of a first try already made (with the other renditions)."""
+        """Encode one rendition of one chunk, trying again after a transient failure
+        (`with_retries`); `failure` is that of a first try already made (with the other
+        renditions). What fails for good is the title's dead letter."""
         stage = f"encode ({task.rendition.rendition_id}, chunk {task.chunk.index})"
-        failed: list[str] = []
-        while True:
-            if failure is None:
-                try:
-                    yield self._encode(task, tuple(failed))
-                    return
-                except (MediaError, OSError) as exc:
-                    failure = exc
-            if not transient(failure):  # a MediaError of the source: the same every time
-                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
-                    task.title_id, task.source.source_uri, stage, failure))
-                return
-            failed.append(failure_cause(failure))
-            if len(failed) >= self._max_tries:
-                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
-                    task.title_id, task.source.source_uri, stage, MediaError(
-                        f"{stage} failed {len(failed)} times: {'; '.join(failed)}",
-                        retry_hint(failure))))
-                return
-            log.warning("%s: %s failed (try %d of %d), trying again: %s", task.title_id,
-                        stage, len(failed), self._max_tries, failed[-1])
-            time.sleep(self._backoff_s * 2 ** (len(failed) - 1))
-            failure = None
+        try:
+            yield with_retries(lambda retries: self._encode(task, retries), stage,
+                               self._max_tries, self._backoff_s, failure, task.title_id)
+        except (MediaError, OSError) as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                task.title_id, task.source.source_uri, stage, exc))
 
     def _finished(self, task: ChunkTask) -> ChunkResult | None:
         record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id,

@@ -18,14 +18,10 @@ from typing import Any
 from media.core.config import JobConfig
 from media.core.errors import MediaError
 from media.core.types import ChunkTask, Rendition, TitlePlan, TrialResult, TrialTask
-from media.encode.chunk import (
-    encode_renditions,
-    encoded_kbps,
-    rendition_scratch,
-    scored,
-    scored_together,
-)
+from media.encode.chunk import encode_renditions
 from media.encode.commands import chunk_window_s
+from media.encode.encoded import encoded_kbps, rendition_scratch
+from media.encode.scoring import scored, scored_together
 from media.encode.staging import StagedSpan, stage_span
 from media.inspect.complexity import sample_weights
 from media.plan.hull import choose_rungs, upper_hull

@@ -33,8 +33,9 @@ from media.core.types import (
     TrialResult,
     TrialTask,
 )
-from media.encode.chunk import packet_sizes, reference_output, vmaf_size
 from media.encode.commands import encode_renditions_argv
+from media.encode.encoded import packet_sizes
+from media.encode.scoring import reference_output, vmaf_size
 from media.encode.staging import StagedSpan
 from media.inspect.complexity import title_complexity
 from media.plan.chunking import segment_count

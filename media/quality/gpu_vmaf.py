@@ -7,7 +7,7 @@ works there (`probe_torch`, once per worker process), else with libvmaf, and log
 and why once. `torch` insists on vmaf-torch: on CUDA where there is a device, else on
 the CPU (slow; logged as a warning). `libvmaf` never imports torch. Under `auto`, a
 chunk whose GPU scoring fails (out of memory, say) is scored with libvmaf instead
-(`media.encode.chunk.score_encoded`). Trial encodes are scored with libvmaf whatever the flag
+(`media.encode.scoring.score_encoded`). Trial encodes are scored with libvmaf whatever the flag
 says.
 
 FFmpeg decodes the same two streams as libvmaf's graph (`media.quality.vmaf.scoring_streams`),

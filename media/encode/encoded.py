@@ -1,0 +1,91 @@
+"""What an encode of a chunk made, and its checks: the encoded chunk in a scratch
+folder (`EncodedChunk`), its frame count and packet sizes read without a decode, and
+`BadChunk` for an encode that is unreadable or has the wrong number of frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import av
+
+from media.core.errors import MediaError
+from media.core.types import (
+    ChunkTask,
+    VmafScore,
+)
+
+log = logging.getLogger(__name__)
+
+
+class BadChunk(MediaError):
+    """An encoded chunk failed its check: unreadable, or not the frames it should have."""
+
+    hint = (
+        "The source ends early or has damaged frames (re-export it), or the worker's "
+        "disk failed (run again: finished chunks are reused)."
+    )
+
+
+@dataclass(frozen=True)
+class EncodedChunk:
+    """A chunk encoded into a scratch folder."""
+
+    path: str
+    frame_count: int
+    size_bytes: int
+    encode_s: float
+    encode_cpu_s: float
+    vmaf: VmafScore | None = None
+    vmaf_log_path: str = ""
+    score_s: float = 0.0
+    staged_bytes: int = 0
+    """Bytes of source copied to stage the chunk (O(chunk), not O(title))."""
+    encoder: str = "x264"
+    reference_path: str = ""
+    """The chunk's VMAF reference frames kept for scoring it ('' if none: decode them)."""
+    score_cpu_s: float = 0.0
+    """CPU seconds of the scoring (vmaf-torch: its wall seconds, the work being on the GPU)."""
+
+
+def fault_label(task: ChunkTask) -> str:
+    """What the rules of `LADDERFLOW_FAULTS` match against: title/rendition/chunk index."""
+    return f"{task.title_id}/{task.rendition.rendition_id}/{task.chunk.index}"
+
+
+def rendition_scratch(scratch: str, task: ChunkTask) -> str:
+    """A rendition's own folder in a scratch folder that several renditions share."""
+    folder = os.path.join(scratch, task.rendition.rendition_id)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def encoded_kbps(task: ChunkTask, encoded: EncodedChunk) -> float:
+    """The average rate of an encode of the task's chunk, kb/s."""
+    seconds = task.chunk.frame_count / float(task.source.frame_rate)
+    return encoded.size_bytes * 8 / seconds / 1000
+
+
+def count_frames(path: str) -> int:
+    """Number of video frames in a file: from its header where it says, else from its
+    packets (no decode)."""
+    try:
+        with av.open(path) as container:
+            if container.streams.video[0].frames:
+                return int(container.streams.video[0].frames)
+    except (av.FFmpegError, IndexError) as exc:
+        raise BadChunk(f"the encoder wrote an unreadable chunk {path}: {exc}") from exc
+    return len(packet_sizes(path))
+
+
+def packet_sizes(path: str, what: str = "chunk") -> list[int]:
+    """Bytes of each video frame of an encode, in decode order (no decode): the first is
+    its keyframe. `what` names the encode in the error."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            return [packet.size for packet in container.demux(stream) if packet.size]
+    except (av.FFmpegError, IndexError) as exc:
+        raise BadChunk(f"the encoder wrote an unreadable {what} {path}: {exc}") from exc
