@@ -2,19 +2,23 @@
 
 An encode worker must not read the whole title (design invariant 3). `stage_span`
 seeks the source to the keyframe at or before the span, copies the video packets up
-to the span's end into a small local Matroska file (stream copy, no decode), and keeps
-the source's own timestamps, so the encoder can cut the span exactly.
+to the span's end into a small local file (stream copy, no decode), and keeps the
+source's own timestamps, so the encoder can cut the span exactly. The file is Matroska
+where Matroska takes the codec, else the first container that does
+(`media.core.containers.staging_format`: MOV for DNxHD/DNxHR).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import av
 
+from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import UndecodableVideo, UnreadableSource
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 
@@ -34,13 +38,21 @@ class StagedSpan:
 
 def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: str,
                source_uri: str = "") -> StagedSpan:
-    """Copy the video packets needed to decode [start_s, end_s) into `out_path`."""
+    """Copy the video packets needed to decode [start_s, end_s) into a file named like
+    `out_path` (its suffix is the staging container's: `StagedSpan.path` says)."""
     try:
         with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
             video = container.streams.video[0]
+            codec = video.codec_context.codec.canonical_name
+            chosen = staging_format(codec)
+            if chosen is None:
+                raise UnstageableCodec(f"{source_uri}: the video codec {codec} cannot be "
+                                       "staged for encoding")
+            fmt, suffix = chosen
+            out_path = os.path.splitext(out_path)[0] + suffix
             for backoff in SEEK_BACKOFF_S:
                 staged = _copy_packets(container, video, start_s - backoff, start_s, end_s,
-                                       out_path)
+                                       out_path, fmt)
                 if staged is not None:
                     return staged
     except (av.FFmpegError, IndexError) as exc:
@@ -54,17 +66,19 @@ def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: s
     )
 
 
-def _copy_packets(container, video, seek_s, start_s, end_s, out_path) -> StagedSpan | None:
+def _copy_packets(container, video, seek_s, start_s, end_s, out_path, fmt) -> StagedSpan | None:
     tb = video.time_base
     target = max(0, math.floor(seek_s / tb)) if seek_s > 0 else 0
     container.seek(target, stream=video, backward=True, any_frame=False)
     end_pts = math.ceil(end_s / tb)
     count = nbytes = 0
     first_pts_s = None
-    with av.open(out_path, mode="w", format="matroska") as out:
-        ostream = out.add_stream_from_template(video)
+    with av.open(out_path, mode="w", format=fmt) as out:
+        # Opaque: the codec parameters are copied as they are, with no encoder looked up
+        # (none exists for AV1 here, whose decoder is libdav1d).
+        ostream = out.add_stream_from_template(video, opaque=True)
         for packet in container.demux(video):
-            if packet.dts is None or packet.size == 0:
+            if packet.size == 0:
                 continue
             if count == 0:
                 first_pts_s = float(packet.pts * tb) if packet.pts is not None else None
@@ -72,9 +86,11 @@ def _copy_packets(container, video, seek_s, start_s, end_s, out_path) -> StagedS
                 late = first_pts_s is None or first_pts_s > start_s + 1e-6
                 if (not packet.is_keyframe or late) and seek_s > 0:
                     return None
-            # Packets come in decode order and dts <= pts: once dts reaches the end,
-            # no later packet can show a frame before it.
-            if packet.dts >= end_pts:
+            # Packets come in decode order and dts <= pts: once dts reaches the end, no
+            # later packet can show a frame before it. Matroska stores no dts, and the
+            # demuxer leaves it unset on the first packets of a stream with B-frames:
+            # those are kept (the keyframe among them).
+            if packet.dts is not None and packet.dts >= end_pts:
                 break
             packet.stream = ostream
             out.mux(packet)

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import av
 
+from media.core.containers import STAGING_FORMATS, UnstageableCodec, staging_format
 from media.core.errors import (
     FrameRateUnavailable,
     MediaError,
@@ -65,6 +66,7 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
         raise UnreadableSource(f"cannot open {source_uri} as media: {exc}") from exc
     with container:
         video = _first_video_stream(container, source_uri)
+        _refuse_unstageable(video, container.format.name, source_uri)
         frame_rate = _frame_rate(video, source_uri)
         first_pts_s = _decode_first_frames(container, video, source_uri)
         try:
@@ -78,7 +80,7 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
             source_uri=source_uri,
             title_id=title_id,
             container=container.format.name,
-            video_codec=ctx.name,
+            video_codec=ctx.codec.canonical_name,  # 'av1', not its decoder's 'libdav1d'
             width=ctx.width,
             height=ctx.height,
             frame_rate=frame_rate,
@@ -94,6 +96,16 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
             container_start_s=(container.start_time / av.time_base
                                if container.start_time is not None else 0.0),
         )
+
+
+def _refuse_unstageable(video, container_format: str, source_uri: str) -> None:
+    """Raise `UnstageableCodec` where no staging container takes the video codec: every
+    encode would fail on it, so the title is refused before any is spent."""
+    codec = video.codec_context.codec.canonical_name
+    if staging_format(codec) is None:
+        raise UnstageableCodec(
+            f"{source_uri}: its video codec {codec} (in {container_format}) cannot be copied "
+            f"into any container the encoders read ({', '.join(n for n, _ in STAGING_FORMATS)})")
 
 
 _FILE_LISTS = ((b"#EXTM3U", "an HLS playlist"), (b"ffconcat", "an FFmpeg concat script"),
