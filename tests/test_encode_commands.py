@@ -118,14 +118,17 @@ def test_input_keeps_timestamps_and_drops_audio():
 
 def test_filtergraph_cuts_the_window_and_scales_to_the_rendition():
     graph = value_of(build_argv(), "-filter_complex")
-    # chunk 2 = frames [200, 300) at 25 fps: cut at 7.98 s and 11.98 s
-    assert "trim=end=11.980000:start=7.980000" in graph
-    assert "setpts=PTS-STARTPTS" in graph
-    assert "fps=fps=25/1" in graph
+    # chunk 2 = frames [200, 300) at 25 fps: cut at 11.98 s, slot 0 at 8 s, 100 slots
+    assert "trim=end=11.980000" in graph
+    assert "setpts=PTS-8.000000/TB" in graph
+    assert "fps=fps=25/1:start_time=0" in graph
+    assert "tpad=stop=100:stop_mode=clone" in graph
+    assert "trim=end_frame=100" in graph
     assert "scale=1280:720:flags=bicubic" in graph
     assert "format=yuv420p" in graph
-    # order matters: cut on source timestamps, then rebase, then scale
-    assert graph.index("trim=") < graph.index("setpts=") < graph.index("scale=")
+    # order matters: cut on source timestamps, rebase, one frame a slot, count, then scale
+    assert (graph.index("trim=") < graph.index("setpts=") < graph.index("fps=")
+            < graph.index("tpad=") < graph.index("end_frame") < graph.index("scale="))
 
 
 @pytest.mark.parametrize("threads, expected", [(0, None), (4, "4")])
@@ -209,9 +212,11 @@ FIXED = Rendition("360p-1000k", 640, 360, 23.0, 1500, 3000, target_kbps=1000)
 PLAIN = Rendition("trial", 640, 360, 70.0, 0, 0)
 """Plain constant quality (a trial encode), with a quality value past every encoder's range."""
 
-GRAPH_720 = ("[0:v]trim=end=11.980000:start=7.980000[s0];[s0]setpts=PTS-STARTPTS[s1];"
-             "[s1]fps=fps=25/1[s2];[s2]scale=1280:720:flags=bicubic[s3];[s3]setsar=1[s4];"
-             "[s4]format=yuv420p[s5]")
+CUT = ("[0:v]trim=end=11.980000[s0];[s0]setpts=PTS-8.000000/TB[s1];"
+       "[s1]fps=fps=25/1:start_time=0[s2];[s2]tpad=stop=100:stop_mode=clone[s3];"
+       "[s3]trim=end_frame=100[s4];")
+GRAPH_720 = (f"{CUT}[s4]scale=1280:720:flags=bicubic[s5];[s5]setsar=1[s6];"
+             "[s6]format=yuv420p[s7]")
 X264_GRID = "-x264-params keyint=50:min-keyint=50:scenecut=0:open-gop=0"
 X265_GRID = "-x265-params keyint=50:min-keyint=50:scenecut=0:open-gop=0:log-level=error"
 KEYS = "-force_key_frames expr:eq(mod(n,50),0) -frames:v 100"
@@ -274,15 +279,14 @@ def test_each_encoders_argv_is_pinned(encoder, rendition, threads, expected):
     argv = encode_chunk_argv("/s.mkv", "/o.mp4", source(), CHUNK, rendition, settings, GRID)
     graph = (GRAPH_720 if rendition is CAPPED else GRAPH_720.replace("1280:720", "640:360"))
     assert argv[:8] == ["-copyts", "-noautorotate", "-i", "/s.mkv", "-filter_complex", graph,
-                        "-map", "[s5]"]
+                        "-map", "[s7]"]
     assert argv[8] == "-an" and argv[-1] == "/o.mp4"
     assert " ".join(argv[9:-1]) == expected
 
 
-SHARED_GRAPH = ("[0:v]trim=end=11.980000:start=7.980000[s0];[s0]setpts=PTS-STARTPTS[s1];"
-                "[s1]fps=fps=25/1[s2];[s2]split=2[s3][s4];[s3]scale=1280:720:flags=bicubic[s5];"
-                "[s5]setsar=1[s6];[s6]format=yuv420p[s7];[s4]scale=640:360:flags=bicubic[s8];"
-                "[s8]setsar=1[s9];[s9]format=yuv420p[s10];[s10]split=2[s11][s12]")
+SHARED_GRAPH = (f"{CUT}[s4]split=2[s5][s6];[s5]scale=1280:720:flags=bicubic[s7];"
+                "[s7]setsar=1[s8];[s8]format=yuv420p[s9];[s6]scale=640:360:flags=bicubic[s10];"
+                "[s10]setsar=1[s11];[s11]format=yuv420p[s12];[s12]split=2[s13][s14]")
 
 
 @pytest.mark.parametrize("encoder, small_threads", [("x264", "-threads 1 "), ("svtav1", "")])
@@ -303,7 +307,7 @@ def test_one_process_for_every_rendition_is_pinned(monkeypatch, encoder, small_t
         return options.replace(TS, f"{small_threads}{TS}")
 
     assert outputs == [
-        f"-map [s7] -an {alone[CAPPED]} /o/720.mp4",
-        f"[s11] -an {shared(alone[FIXED])} /o/360a.mp4",
-        f"[s12] -an {shared(alone[PLAIN])} /o/360b.mp4",
+        f"-map [s9] -an {alone[CAPPED]} /o/720.mp4",
+        f"[s13] -an {shared(alone[FIXED])} /o/360a.mp4",
+        f"[s14] -an {shared(alone[PLAIN])} /o/360b.mp4",
     ]

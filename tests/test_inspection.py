@@ -268,6 +268,8 @@ def test_a_clean_clip_has_only_info_findings(clips):
         color_range="tv",
         audio_offset_s=0.0,
         duration_mismatch_s=0.0,
+        frame_rate=Fraction(25),
+        video_end_s=pytest.approx(SECONDS),
     )
 
 

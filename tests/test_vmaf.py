@@ -196,7 +196,9 @@ def test_score_argv_upscales_the_distorted_input_bicubic(src, size, reference_sc
     # reaching libvmaf through its first input label: the distorted input is 'main'
     assert any(scale in f for f in seen)
     assert graph.count(scale) == (2 if reference_scaled else 1)
-    assert "trim=end=7.980000:start=3.980000" in graph  # the reference is the chunk's frames
+    # the reference is the chunk's frames: up to 7.98 s, slot 0 at 4 s, 100 slots
+    assert "trim=end=7.980000" in graph and "setpts=PTS-4.000000/TB" in graph
+    assert "trim=end_frame=100" in graph
 
 
 # --- one real run ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from media.core.types import IngestEvent, SourceInfo, SubtitleTrack
 from media.core.versions import is_superseded, published_generation
 from media.ingest.title_package import is_title_package, parse_title_package
 from media.inspect import inspect_file
+from media.inspect.frame_timing import on_timeline
 from media.inspect.probe import constant_rate, inspect_audio_file, inspect_source
 from media.plan.ladder import even
 from transforms import _storage
@@ -94,6 +95,8 @@ def inspect_video(uri: str, title_id: str, timeout_s: float | None = None,
             rate = constant_rate(path, uri)
             info = dataclasses.replace(info, frame_rate=rate,
                                        frame_count=max(1, round(info.duration_s * rate)))
+        else:  # the nominal rate on the source's timeline, gaps held (frame_timing)
+            info = on_timeline(info, facts.frame_rate, facts.video_end_s)
     fatal = [f for f in findings if f.severity == "fatal"]
     if fatal:
         raise MediaError(f"{uri}: {fatal[0].message}", hint=fatal[0].hint)

@@ -37,11 +37,23 @@ def chunk_window_s(source: SourceInfo, chunk: ChunkSpan) -> tuple[float, float]:
 
 
 def select_chunk(stream, source: SourceInfo, chunk: ChunkSpan):
-    """Cut the chunk's frames out of the staged span, on a constant frame rate grid."""
-    start_s, end_s = chunk_window_s(source, chunk)
-    stream = stream.filter("trim", start=f"{start_s:.6f}", end=f"{end_s:.6f}")
-    stream = stream.filter("setpts", "PTS-STARTPTS")
-    return stream.filter("fps", fps=_rate(source.frame_rate))
+    """The chunk's `frame_count` frames, one per slot of the title's constant-rate grid.
+
+    Slot k shows the last source frame at or before the chunk's k-th nominal time (to the
+    nearest, half a frame either way), on the source's own timeline: where the timestamps
+    have a gap, the frame before it is held (the audio keeps that timeline, so it stays in
+    sync); where two frames fall in one slot, the later is kept. The count is exact
+    whatever the timestamps: the last frame is held to the end of the chunk.
+    """
+    _, end_s = chunk_window_s(source, chunk)
+    origin_s = source.video_start_s + float(chunk.start_frame / source.frame_rate)
+    # No cut at the start: frames before the chunk reach `fps`, which drops them but the
+    # one it needs for slot 0 when the chunk starts in a gap.
+    stream = stream.filter("trim", end=f"{end_s:.6f}")
+    stream = stream.filter("setpts", f"PTS-{origin_s:.6f}/TB")
+    stream = stream.filter("fps", fps=_rate(source.frame_rate), start_time=0)
+    stream = stream.filter("tpad", stop_mode="clone", stop=chunk.frame_count)
+    return stream.filter("trim", end_frame=chunk.frame_count)
 
 
 def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan,

@@ -1,9 +1,12 @@
 """Source conditioning: what every encode, trial and VMAF reference does to a source's
 frames before scaling, so that every rung shows the picture the source means.
 
-- **Constant frame rate.** `select_chunk` cuts the chunk by time and resamples it to the
-  title's frame rate (FFmpeg `fps`): a variable-frame-rate source is normalised to a
-  constant rate on the segment grid (frames repeated or dropped, never re-timed).
+- **Constant frame rate.** `media.encode.commands.select_chunk` gives each slot of the
+  title's grid the source frame at (nearest) or last before its time, on the source's own
+  timeline (FFmpeg `fps`), and exactly the chunk's frames: a variable-frame-rate source is
+  normalised to a constant rate (frames repeated or dropped, never re-timed), a gap in the
+  timestamps holds the frame before it, jitter under half a frame moves nothing. The
+  rate and the frame count are inspection's verdict (`media.inspect.frame_timing`).
 - **Interlaced** sources are deinterlaced (`bwdif`, one frame per frame, the field
   order from the stream or auto-detected).
 - **Rotation** metadata (the display matrix) is applied by transposing/flipping;

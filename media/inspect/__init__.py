@@ -40,7 +40,7 @@ Finding codes (severity; the function that reports them):
     no_audio                                             info       av_sync
     colour_defaulted, full_range                         info       colour
     colour_inconsistent, hdr                             warning    colour
-    vfr, interlaced                                      warning    timing
+    vfr, timestamp_gaps, interlaced                      warning    timing
     interlace_flag_only, rotated, non_square_pixels,
     odd_dimensions                                       info       timing
     check_skipped (this FFmpeg build lacks a filter)     info       any
@@ -215,6 +215,8 @@ def _facts(summary: StreamSummary, timing_facts: _Timing | None) -> SourceFacts:
         color_range=col.range,
         audio_offset_s=audio.start_s - summary.video_start_s if audio else 0.0,
         duration_mismatch_s=audio.duration_s - summary.video_duration_s if audio else 0.0,
+        frame_rate=timing_facts.nominal_rate if timing_facts else None,
+        video_end_s=summary.video_end_s if timing_facts else 0.0,
     )
 
 

@@ -1,8 +1,21 @@
-"""Timing and geometry: constant or variable frame rate, interlacing (declared, and
-detected by idet), rotation, pixel aspect and odd dimensions."""
+"""Timing and geometry: constant or variable frame rate, gaps in the timestamps, the
+frames the pipeline delivers, interlacing (declared, and detected by idet), rotation,
+pixel aspect and odd dimensions.
+
+The verdict on timing is made here once, and every encode, trial and VMAF reference
+follows it (`media.encode.commands.select_chunk`): a title is delivered at one constant
+rate on the source's own timeline, one frame per slot from its first frame to the end of
+its last. A constant-rate stream with gaps in its timestamps (a master concatenated or
+looped by stream copy, whose audio ran a little longer than its video) keeps its nominal
+rate, which the gaps do not lower, and the frame before each gap is held across it, so
+the audio, which keeps that timeline, stays in sync; a variable-rate one is resampled to
+a standard rate (`media.inspect.probe.constant_rate`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import os
 import statistics
@@ -12,6 +25,7 @@ from fractions import Fraction
 
 from media.core import ffmpeg
 from media.core.errors import ToolFailed
+from media.core.types import SourceInfo
 from media.inspect.codepoints import _INTERLACED_ORDERS
 from media.inspect.decode_pass import (
     IDET_FRAMES,
@@ -22,9 +36,14 @@ from media.inspect.decode_pass import (
     ffmpeg_filters,
 )
 from media.inspect.demux import _summary
-from media.inspect.probe import SOURCE_INPUT_OPTIONS
+from media.inspect.probe import SOURCE_INPUT_OPTIONS, STANDARD_RATES
 from media.inspect.results import INFO, WARNING, Finding, StreamSummary, _deltas
 from media.inspect.thresholds import VFR_MIN_IRREGULAR_FRACTION
+
+GAPS_NAMED = 6
+"""Gaps a finding names by time; it counts the rest."""
+RATE_SNAP = Fraction(1, 1000)
+"""A measured rate within 0.1 % of a standard one (23.976, 25, 29.97, ...) is that one."""
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +59,11 @@ class _Timing:
     interlaced: bool
     field_order: str
     idet: IdetCounts | None
+    nominal_rate: Fraction | None = None
+    """The rate of the regular frame intervals (None: fewer than two frames)."""
+    gaps: tuple[tuple[float, float], ...] = ()
+    """(start, end) of each hole in the video timestamps longer than rounding explains,
+    seconds from the start of the source."""
 
 
 def timing(source: str | StreamSummary) -> list[Finding]:
@@ -58,6 +82,11 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
     # millisecond time base, e.g. Matroska), or 1 % of the interval.
     tolerance = max(1.5, float(Fraction(3, 2000) / summary.time_base), 0.01 * typical)
     irregular = sum(1 for d in deltas if abs(d - typical) > tolerance)
+    regular = [d for d in deltas if abs(d - typical) <= tolerance]
+    tb = summary.time_base
+    gaps = tuple(
+        (float((a + typical) * tb) - summary.start_s, float(b * tb) - summary.start_s)
+        for a, b in itertools.pairwise(summary.video_pts) if b - a - typical > tolerance)
     vfr = irregular >= 2 and irregular >= VFR_MIN_IRREGULAR_FRACTION * len(deltas)
     positive = [d for d in deltas if d > 0]
     span = (summary.video_pts[-1] - summary.video_pts[0]) if deltas else 0
@@ -74,7 +103,34 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
         interlaced=interlaced,
         field_order=order,
         idet=idet,
+        nominal_rate=_standard(len(regular) / (sum(regular) * tb)) if regular else None,
+        gaps=gaps,
     )
+
+
+def _standard(rate: Fraction) -> Fraction:
+    """`rate`, snapped to the nearest standard rate within `RATE_SNAP`."""
+    nearest = min(STANDARD_RATES, key=lambda r: abs(r - rate))
+    if abs(nearest - rate) <= nearest * RATE_SNAP:
+        return nearest
+    return rate.limit_denominator(1001)
+
+
+def on_timeline(info: SourceInfo, rate: Fraction | None, video_end_s: float) -> SourceInfo:
+    """`info` delivered at `rate` on its own timeline: one frame per slot from its first
+    frame (`video_start_s`) to the end of its last (`video_end_s`, source timeline), what
+    `media.encode.commands.select_chunk` cuts. Unchanged where either is unknown.
+
+    >>> info = SourceInfo("s.mp4", "s", "mov", "h264", 320, 180, Fraction(600000, 24133),
+    ...                   1500, 0.0, "yuv420p")
+    >>> looped = on_timeline(info, Fraction(25), 60.32)  # 11 joins of 30 ms
+    >>> looped.frame_rate, looped.frame_count
+    (Fraction(25, 1), 1508)
+    """
+    if not rate or video_end_s <= info.video_start_s:
+        return info
+    count = max(1, round((Fraction(video_end_s) - Fraction(info.video_start_s)) * rate))
+    return dataclasses.replace(info, frame_rate=rate, frame_count=count)
 
 
 def _idet_counts(summary: StreamSummary, timeout_s: float | None = None
@@ -156,6 +212,8 @@ def _timing_findings(summary: StreamSummary, facts: _Timing) -> list[Finding]:
                 "frames; motion may judder where the rate changed.",
             )
         )
+    if facts.gaps and not facts.vfr:
+        findings.append(_gap_finding(summary, facts))
     if facts.interlaced:
         how = (
             f"idet: {facts.idet.tff} top-field-first, {facts.idet.bff} bottom-field-first, "
@@ -220,3 +278,32 @@ def _timing_findings(summary: StreamSummary, facts: _Timing) -> list[Finding]:
             )
         )
     return findings
+
+
+def _gap_finding(summary: StreamSummary, facts: _Timing) -> Finding:
+    """The gaps in a constant-rate stream's timestamps, by time, and what is done."""
+    gaps = facts.gaps
+    lengths_ms = [1000 * (end - start) for start, end in gaps]
+    named = ", ".join(f"{start:.3f} s" for start, _ in gaps[:GAPS_NAMED])
+    more = f" and {len(gaps) - GAPS_NAMED} more" if len(gaps) > GAPS_NAMED else ""
+    size = (f"{min(lengths_ms):.0f} ms" if round(min(lengths_ms)) == round(max(lengths_ms))
+            else f"{min(lengths_ms):.0f}-{max(lengths_ms):.0f} ms")
+    rate = facts.nominal_rate or Fraction(0)
+    delivered = round(Fraction(summary.video_duration_s) * rate)
+    return Finding(
+        WARNING,
+        "timestamp_gaps",
+        f"The video timestamps have {len(gaps)} gap(s) of {size} ({sum(lengths_ms):.0f} ms "
+        f"in all), at {named}{more}: the frames average {facts.mean_rate:.3f} fps although "
+        f"they are {_fps(rate)} fps apart.",
+        f"The title is delivered at {_fps(rate)} fps on the source's own timeline, so "
+        f"the audio stays in sync: the frame before each gap is held across it "
+        f"({len(summary.video_pts)} frames become {delivered}). A master joined or looped by "
+        "stream copy has such gaps; re-export it if they are not intended.",
+        start_s=gaps[0][0],
+        end_s=gaps[-1][1],
+    )
+
+
+def _fps(rate: Fraction) -> str:
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")

@@ -64,6 +64,13 @@ class SourceFacts:
     """First audio timestamp minus first video timestamp (positive: audio starts later)."""
     duration_mismatch_s: float = 0.0
     """Audio duration minus video duration (positive: audio is longer)."""
+    frame_rate: Fraction | None = None
+    """The constant rate the title is delivered at: the stream's own (the mean of its
+    regular frame intervals, snapped to a standard rate), which gaps in the timestamps do
+    not lower; None when not measured (`media.inspect.frame_timing`)."""
+    video_end_s: float = 0.0
+    """End of the last video frame, source timeline (0: not measured): with `frame_rate`,
+    how many frames the title is delivered with (`media.inspect.frame_timing.on_timeline`)."""
     complexity_bins: tuple[int, ...] = ()
     """Bytes of the complexity analysis encode per run of `complexity_bin_frames` decoded
     frames (about a second each; `media.inspect.complexity`); empty when not analysed."""
