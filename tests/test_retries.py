@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from media.core.errors import MediaError, ToolFailed
-from media.encode.encoded import BadChunk
+from media.encode.encoded import BadChunk, WrongFrameCount
 from media.encode.retries import RetriesExhausted, transient, with_retries
 
 
@@ -18,7 +18,8 @@ def _killed() -> ToolFailed:
     (_killed(), True),
     (ToolFailed(["ffmpeg"], 1, "Invalid data found"), False),
     (OSError("storage"), True),
-    (BadChunk("has 296 frames; expected 297"), True),
+    (BadChunk("the encoder wrote an unreadable chunk /s/chunk-0.mp4"), True),
+    (WrongFrameCount("has 296 frames; expected 297"), False),
     (MediaError("the source cannot be read"), False),
 ])
 def test_transient_failures_are_those_another_try_may_cure(exc, again):
@@ -53,6 +54,20 @@ def test_a_failure_no_try_cures_is_raised_at_once():
     with pytest.raises(MediaError) as raised:
         with_retries(work, "encode", 3, 0.25, sleep=waits.append)
     assert raised.value is bad and len(work.calls) == 1 and waits == []
+
+
+def test_a_wrong_frame_count_is_not_tried_again():
+    """The same span and command give the same count: a second try would spend an encode
+    to meet the same failure."""
+    wrong = WrongFrameCount("chunk 4 of t (720p) has 296 frames; expected 297")
+    work, waits = _Work(wrong), []
+    with pytest.raises(WrongFrameCount) as raised:
+        with_retries(work, "encode", 3, 0.25, sleep=waits.append)
+    assert raised.value is wrong and len(work.calls) == 1 and waits == []
+    assert "timestamps" in raised.value.hint
+    with pytest.raises(WrongFrameCount):  # a first try made elsewhere is not repeated
+        with_retries(_Work(), "encode", 3, 0.0, failure=wrong, sleep=waits.append)
+    assert waits == []
 
 
 def test_tries_run_out_with_every_cause_and_a_hint():

@@ -31,6 +31,7 @@ from media.encode import commands
 from media.encode.encoded import (
     BadChunk,
     EncodedChunk,
+    WrongFrameCount,
     count_frames,
     fault_label,
     rendition_scratch,
@@ -159,7 +160,7 @@ def _checked(task: ChunkTask, out_path: str, wall_s: float, cpu_s: float,
     faults.corrupt_chunk(fault_label(task), out_path)
     frames = count_frames(out_path)
     if frames != task.chunk.frame_count:
-        raise BadChunk(
+        raise WrongFrameCount(
             f"chunk {task.chunk.index} of {task.title_id} ({task.rendition.rendition_id}) has "
             f"{frames} frames; expected {task.chunk.frame_count}"
         )

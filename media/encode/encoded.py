@@ -29,6 +29,17 @@ class BadChunk(MediaError):
     )
 
 
+class WrongFrameCount(BadChunk):
+    """A readable encode with other than its chunk's frames: the same staged span and
+    command make the same count every time, so no other try is made."""
+
+    hint = (
+        "The source's timestamps do not match the frames inspection counted; re-mux it "
+        "(for example `ffmpeg -i in -c copy out.mp4`) or re-export it, and report the "
+        "source: inspection should have caught it."
+    )
+
+
 @dataclass(frozen=True)
 class EncodedChunk:
     """A chunk encoded into a scratch folder."""

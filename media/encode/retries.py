@@ -1,6 +1,7 @@
 """Which failed tries of a chunk to make again, and how often: a failure another try may
-not meet (`transient`) is tried again with a growing wait, up to a number of tries
-(`with_retries`, with the work passed in); any other fails at once.
+not meet (`transient`: a killed FFmpeg, storage, an unreadable encode) is tried again with
+a growing wait, up to a number of tries (`with_retries`, with the work passed in); a
+deterministic one (a source error, a wrong frame count) fails at once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import signal
 import time
 
 from media.core.errors import MediaError, ToolFailed
-from media.encode.encoded import BadChunk
+from media.encode.encoded import BadChunk, WrongFrameCount
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,15 @@ log = logging.getLogger(__name__)
 def transient(exc: BaseException) -> bool:
     """Whether another try may succeed where this one failed: an FFmpeg process killed by
     a signal (not for running past its time limit), a storage error (OSError), or an
-    encoded chunk that failed its check. A source that FFmpeg cannot read is not."""
+    encoded chunk that cannot be read back (a disk that filled or failed under it).
+
+    Deterministic failures are not tried again: a source FFmpeg cannot read, and a
+    readable chunk with the wrong number of frames (`WrongFrameCount`: the same span and
+    command give the same count)."""
     if isinstance(exc, ToolFailed):
         return exc.returncode < 0 and not exc.timed_out
+    if isinstance(exc, WrongFrameCount):
+        return False
     return isinstance(exc, (OSError, BadChunk))
 
 
