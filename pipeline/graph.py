@@ -86,18 +86,20 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     )
     audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s)
     subtitles = tasks[SUBTITLES] | "Subtitles" >> ConvertSubtitles()
-    published = (
+    packaged = (
         (renditions.main, audio.main, subtitles.main)
         | "AllTracks" >> beam.Flatten()
         | "KeyByTitle" >> beam.Map(_by_version).with_output_types(tuple[tuple[str, str], Any])
         | "GatherTracks" >> GatherParts()
         | "Package" >> PackageTitles(config.output_root, config.keep_work, config.fingerprint())
     )
+    published = packaged.main
     if delivery.notify_topic:
         published = published | "NotifyTitleReady" >> NotifyTitleReady(delivery.notify_topic)
     rejects = (
         (*event_rejects, inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],
-         renditions[DEAD_LETTER], audio[DEAD_LETTER], subtitles[DEAD_LETTER])
+         tasks[DEAD_LETTER], renditions[DEAD_LETTER], audio[DEAD_LETTER], subtitles[DEAD_LETTER],
+         packaged[DEAD_LETTER])
         | "AllRejects" >> beam.Flatten()
     )
     if delivery.dead_letter_topic:

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
@@ -95,7 +96,9 @@ def download(uri: str, local_file: str) -> None:
 
 
 def _write_atomic(uri: str, stream: BinaryIO) -> None:
-    tmp = uri + _TMP_SUFFIX
+    # A temporary name of its own per write: two writers of one name (a retried bundle
+    # beside the first try, two rejects of one title) must not rename each other's file.
+    tmp = f"{uri}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}"
     if is_local(uri):
         os.makedirs(os.path.dirname(os.path.abspath(local_path(uri))), exist_ok=True)
     mime = _MIME_TYPES.get(os.path.splitext(uri)[1].lower(), "application/octet-stream")
@@ -117,6 +120,12 @@ def delete_tree(uri: str) -> None:
     matched = FileSystems.match([prefix + "**"])[0].metadata_list
     if matched:
         FileSystems.delete([m.path for m in matched])
+
+
+def matching(pattern: str) -> list[str]:
+    """The objects whose names match a glob (`folder/*.json`), sorted; none is fine."""
+    found = FileSystems.match([pattern])[0].metadata_list
+    return sorted(m.path for m in found)
 
 
 def delete(uri: str) -> None:

@@ -25,7 +25,7 @@ from media.package.assemble import assemble_video
 from media.package.codecs import codecs_string
 from media.package.iframes import iframe_range
 from transforms import _storage
-from transforms.dead_letter import DEAD_LETTER, dead_letter_for
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
 __all__ = ["AssembleRenditions", "write_track"]
 
@@ -64,6 +64,7 @@ class _AssembleFn(beam.DoFn):
     def __init__(self, tool_timeout_s: float):
         self._timeout_s = tool_timeout_s
 
+    @dead_letters("assemble")
     def process(self, element):
         (title_id, _, rendition_id), chunks = element
         task = chunks[0].task

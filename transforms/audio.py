@@ -21,7 +21,7 @@ from media.encode.audio import SAMPLE_RATE_HZ, encode_audio
 from media.package.codecs import codecs_string
 from transforms import _storage
 from transforms.assemble import write_track
-from transforms.dead_letter import DEAD_LETTER, dead_letter_for
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
 __all__ = ["EncodeAudio"]
 
@@ -32,6 +32,7 @@ class _EncodeAudioFn(beam.DoFn):
     def __init__(self, tool_timeout_s: float):
         self._timeout_s = tool_timeout_s
 
+    @dead_letters("audio")
     def process(self, task: AudioTask):
         try:
             track = self._encode(task)

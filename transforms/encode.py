@@ -40,7 +40,7 @@ from media.encode.retries import transient, with_retries
 from media.encode.scoring import scored_together
 from media.plan.rate_control import encode_to_target
 from transforms import _storage
-from transforms.dead_letter import DEAD_LETTER, dead_letter_for
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
 __all__ = ["CHUNK_TRIES", "EncodeChunks", "transient"]
 
@@ -59,6 +59,7 @@ class _EncodeChunkFn(beam.DoFn):
         self._max_tries = max(1, max_tries)
         self._backoff_s = retry_backoff_s
 
+    @dead_letters("encode")
     def process(self, element: ChunkTask | ChunkGroup):
         tasks = element.tasks if isinstance(element, ChunkGroup) else (element,)
         if not getattr(self, "_told", False):

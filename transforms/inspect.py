@@ -27,7 +27,7 @@ from media.inspect.frame_timing import on_timeline
 from media.inspect.probe import constant_rate, inspect_audio_file, inspect_source
 from media.plan.ladder import even
 from transforms import _storage
-from transforms.dead_letter import DEAD_LETTER, dead_letter_for
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
 __all__ = ["Inspect"]
 
@@ -169,6 +169,7 @@ class _InspectFn(beam.DoFn):
         self._limits = limits
         self._analyse = analyse
 
+    @dead_letters("inspect")
     def process(self, event: IngestEvent):
         try:
             if is_title_package(event.source_uri):

@@ -24,6 +24,7 @@ from media.package.iframes import IFrame, iframe_bandwidth_bps, iframe_playlist,
 from media.report.html import render_report
 from media.report.title_report import title_report
 from transforms import _storage
+from transforms.dead_letter import DEAD_LETTER, dead_letters
 
 __all__ = ["PackageTitles", "PublishedTitle"]
 
@@ -50,6 +51,7 @@ class _PackageFn(beam.DoFn):
         self._keep_work = keep_work
         self._fingerprint = fingerprint
 
+    @dead_letters("package")
     def process(self, element):
         (title_id, generation), tracks = element
         tracks: list[PackagedTrack] = sorted(tracks, key=lambda t: t.track_position)
@@ -89,6 +91,7 @@ class _PackageFn(beam.DoFn):
         track_dirs = {naming.track_dir(t.kind, t.track_id, t.media_dir) for t in tracks}
         stale = [naming.join(root, d) for d in stale_dirs(previous, track_dirs)]
         _storage.delete(naming.error_record_uri(self._output_root, title_id))
+        _storage.delete_tree(naming.reject_records_dir(self._output_root, title_id))
         self._clean(work_id, stale)
         duration = float(max(t.duration_s for t in tracks))
         version = f" (generation {generation})" if generation else ""
@@ -124,7 +127,8 @@ def _write_iframe_playlist(root: str, track: PackagedTrack) -> str:
 
 
 class PackageTitles(beam.PTransform):
-    """PCollection[((title_id, generation), [PackagedTrack])] -> PCollection[PublishedTitle]."""
+    """PCollection[((title_id, generation), [PackagedTrack])] -> {'main': PublishedTitle,
+    'dead_letter': DeadLetter}."""
 
     def __init__(self, output_root: str, keep_work: bool = False, fingerprint: str = ""):
         super().__init__()
@@ -134,4 +138,5 @@ class PackageTitles(beam.PTransform):
 
     def expand(self, gathered):
         return gathered | "WriteManifests" >> beam.ParDo(
-            _PackageFn(self._output_root, self._keep_work, self._fingerprint))
+            _PackageFn(self._output_root, self._keep_work, self._fingerprint)).with_outputs(
+                DEAD_LETTER, main="main")

@@ -37,7 +37,7 @@ from media.plan.trials import (
     trial_results,
 )
 from transforms import _storage
-from transforms.dead_letter import DEAD_LETTER, dead_letter_for
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 from transforms.gather import GatherParts, Part
 from transforms.progress import ReportTrialProgress
 
@@ -57,6 +57,7 @@ class _TrialTasksFn(beam.DoFn):
     def __init__(self, config: JobConfig):
         self._config = config
 
+    @dead_letters("plan")
     def process(self, source: SourceInfo):
         cfg = self._config
         grid = segment_grid(source.frame_rate, cfg.segment_s, cfg.chunk_segments)
@@ -82,6 +83,7 @@ class _RunTrialFn(beam.DoFn):
     def __init__(self, tool_timeout_s: float):
         self._timeout_s = tool_timeout_s
 
+    @dead_letters("plan (trial encode)")
     def process(self, task: TrialTask):
         record_uri = naming.trial_record_uri(task.output_root, task.title_id, task.span.index)
         if _storage.exists(record_uri):
@@ -110,6 +112,7 @@ class _RefineFn(beam.DoFn):
     def __init__(self, config: JobConfig):
         self._config = config
 
+    @dead_letters("plan (refine)")
     def process(self, element):
         version, probed = element
         tasks, heights = refine_tasks(probed, self._config)
@@ -132,6 +135,7 @@ class _ChooseLadderFn(beam.DoFn):
     def __init__(self, config: JobConfig):
         self._config = config
 
+    @dead_letters("plan (ladder)")
     def process(self, element):
         _, every_result = element
         source = every_result[0].task.source
@@ -166,7 +170,7 @@ class PlanLadder(beam.PTransform):
 
     def expand(self, sources):
         fanned = sources | "TrialTasks" >> beam.ParDo(_TrialTasksFn(self._config)).with_outputs(
-            _PLANNED, main="trials")
+            _PLANNED, DEAD_LETTER, main="trials")
         timeout_s = self._config.tool_timeout_s
         probe = (
             fanned.trials
@@ -179,7 +183,7 @@ class PlanLadder(beam.PTransform):
             | "KeyProbeByTitle" >> beam.Map(_by_version).with_output_types(_KEYED)
             | "GatherProbe" >> GatherParts()
             | "Refine" >> beam.ParDo(_RefineFn(self._config)).with_outputs(
-                _PROBED, main="tasks")
+                _PROBED, DEAD_LETTER, main="tasks")
         )
         trials = (
             refine.tasks
@@ -199,6 +203,7 @@ class PlanLadder(beam.PTransform):
         _ = probe.main | "ProbeProgress" >> ReportTrialProgress()
         _ = trials.main | "TrialProgress" >> ReportTrialProgress()
         planned = (fanned[_PLANNED], chosen.main) | "AllPlans" >> beam.Flatten()
-        dead = ((probe[DEAD_LETTER], trials[DEAD_LETTER], chosen[DEAD_LETTER])
+        dead = ((fanned[DEAD_LETTER], probe[DEAD_LETTER], refine[DEAD_LETTER],
+                 trials[DEAD_LETTER], chosen[DEAD_LETTER])
                 | "PlanRejects" >> beam.Flatten())
         return {"main": planned, DEAD_LETTER: dead}

@@ -22,6 +22,7 @@ from media.core.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, Tit
 from media.plan.chunking import grid_chunks
 from media.plan.ladder import vmaf_height
 from media.quality.vmaf import MIN_SCORED_FRAMES, chunk_step
+from transforms.dead_letter import DEAD_LETTER, dead_letters
 
 __all__ = ["AUDIO", "SUBTITLES", "Split", "chunk_groups", "plan_tasks"]
 
@@ -85,6 +86,7 @@ class _SplitFn(beam.DoFn):
     def __init__(self, config: JobConfig):
         self._config = config
 
+    @dead_letters("split")
     def process(self, plan: TitlePlan):
         source = plan.source
         chunk_tasks, audio_tasks, subtitle_tasks = plan_tasks(plan, self._config)
@@ -101,7 +103,7 @@ class _SplitFn(beam.DoFn):
 
 class Split(beam.PTransform):
     """PCollection[TitlePlan] -> {'main': ChunkGroup, 'audio': AudioTask,
-    'subtitles': SubtitleTask}."""
+    'subtitles': SubtitleTask, 'dead_letter': DeadLetter}."""
 
     def __init__(self, config: JobConfig):
         super().__init__()
@@ -109,4 +111,4 @@ class Split(beam.PTransform):
 
     def expand(self, sources):
         return sources | "PlanTasks" >> beam.ParDo(_SplitFn(self._config)).with_outputs(
-            AUDIO, SUBTITLES, main="main")
+            AUDIO, SUBTITLES, DEAD_LETTER, main="main")

@@ -16,7 +16,7 @@ from media.core.types import PackagedTrack, Segment, SubtitleTask
 from media.package.subtitles import read_subtitles, segment_webvtt, to_webvtt
 from media.plan.chunking import segment_count
 from transforms import _storage
-from transforms.dead_letter import DEAD_LETTER, dead_letter_for
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
 __all__ = ["ConvertSubtitles", "subtitle_grid"]
 
@@ -37,6 +37,7 @@ def subtitle_grid(task: SubtitleTask) -> tuple[list[Fraction], list[Fraction]]:
 
 
 class _ConvertFn(beam.DoFn):
+    @dead_letters("subtitles")
     def process(self, task: SubtitleTask):
         try:
             track = self._convert(task)

@@ -7,6 +7,7 @@ stay one path component under the output root.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 
@@ -144,6 +145,23 @@ def vmaf_log_uri(rendition: str, index: int, media_dir: str = "") -> str:
 def error_record_uri(output_root: str, title_id: str) -> str:
     """Dead-letter record of a title that was not published."""
     return join(output_root, ERRORS_DIR, f"{title_id}.json")
+
+
+def reject_record_uri(output_root: str, title_id: str, stage: str, generation: str = "") -> str:
+    """One reject of a title, by the stage and what failed in it (`stage` names both:
+    'encode (360p-700k, chunk 4)'), beside the title's dead-letter record.
+
+    >>> reject_record_uri("out", "film", "encode (360p-700k, chunk 4)")
+    'out/_errors/film/encode-360p-700k-chunk-4-9b56ba32.json'
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", stage.lower()).strip("-")[:80] or "reject"
+    digest = hashlib.sha1(f"{stage}\n{generation}".encode()).hexdigest()[:8]
+    return join(reject_records_dir(output_root, title_id), f"{slug}-{digest}.json")
+
+
+def reject_records_dir(output_root: str, title_id: str) -> str:
+    """Where a title's rejects are kept, one record each (`reject_record_uri`)."""
+    return join(output_root, ERRORS_DIR, title_id)
 
 
 def trial_record_uri(output_root: str, title_id: str, segment: int) -> str:

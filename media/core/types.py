@@ -516,3 +516,6 @@ class DeadLetter:
     hint: str
     generation: str = ""
     """The source version it concerns ('' when unversioned)."""
+    traceback: str = ""
+    """Where an unexpected error (a bug, not a fault of the source) was raised: the last
+    frame of its traceback; '' for the errors the stages expect."""
