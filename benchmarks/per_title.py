@@ -1,13 +1,17 @@
 """Per-title ladders against Apple's fixed H.264 ladder, on sources of different complexity.
 
     python benchmarks/per_title.py [--duration 16] [--preset medium] [--work DIR]
-        [--sources cartoon,detailed,grain] [--cost_durations 60,120] [--cost_sources cartoon]
+        [--sources cartoon,detailed,grain,grainy,looped] [--no_apple]
+        [--cost_durations 60,120] [--cost_sources cartoon]
 
-For each of three generated 1080p25 sources (flat and cartoon-like, detailed and moving,
-noisy and grain-heavy) it runs the pipeline twice in this one process's run, on this
-machine, with the same x264 settings: `--ladder per-title` (trial encodes, hull, gates)
-and `--ladder apple` (the HLS Authoring Specification ladder, 416x234@145 to
-1920x1080@7800 kb/s, at those average bitrates). It prints, per source:
+For each generated source (1080p25: flat and cartoon-like, detailed and moving, noisy
+and grain-heavy; 320x180 at 24 fps under temporal grain throughout, the uniform title
+whose rungs came out near-identical; a 640x360 clip with AAC audio looped by stream
+copy, as users' concatenated masters are, with small timestamp gaps at the joins) it
+runs the pipeline twice in this one process's run, on this machine, with the same x264
+settings: `--ladder per-title` (trial encodes, hull, gates) and `--ladder apple` (the
+HLS Authoring Specification ladder, 416x234@145 to 1920x1080@7800 kb/s, at those
+average bitrates; left out with `--no_apple`). It prints, per source:
 
 - BD-rate of the per-title ladder against Apple's, VMAF as the quality axis (PCHIP over
   log-rate); negative = fewer bits at equal VMAF. The goal is on the mean VMAF; the
@@ -20,7 +24,10 @@ and `--ladder apple` (the HLS Authoring Specification ladder, 416x234@145 to
   trial encodes made (a probe sample at every resolution, the other samples at the
   resolutions its hull kept);
 - gate accuracy: the share of chunks whose final VMAF is within [target - 1, target + 2],
-  and encodes per chunk.
+  the share whose first encode landed there, and encodes per chunk;
+- per rung, the rate planning predicted against the measured average rate, and the
+  ladder invariant on what was measured (`media.plan.invariant`: rates falling by 1.3x
+  at least from rung to rung, mean VMAF falling).
 
 Planning is a per-title cost: a title's trials (three samples at least, a tenth of its
 segments at most 40) grow far more slowly than its final encodes. `--cost_durations`
@@ -42,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks._measure import run_measured
 from media.core import ffmpeg
+from media.plan.invariant import LadderRung, ladder_invariant
 from media.quality.bdrate import MIN_POINTS, bd_rate
 
 SOURCES = {
@@ -51,7 +59,14 @@ SOURCES = {
     "detailed": "mandelbrot=size=1920x1080:rate=25",
     # Moving pattern under strong temporal grain: the hardest to compress.
     "grain": "testsrc2=size=1920x1080:rate=25,noise=alls=16:allf=t+u",
+    # A small uniform title under temporal grain throughout (film grain is this at any
+    # size): its rate falls steeply with the CRF while VMAF hardly moves.
+    "grainy": "testsrc2=size=320x180:rate=24,noise=alls=16:allf=t+u",
+    # Real-content-like clip with audio, looped by stream copy (`make_looped_source`).
+    "looped": "testsrc2=size=640x360:rate=25,noise=alls=6:allf=t+u",
 }
+LOOP_CLIP_S = 4.0
+"""Length of the clip `make_looped_source` loops (its audio runs 30 ms longer)."""
 GATE_BELOW, GATE_ABOVE = 1.0, 2.0
 
 
@@ -59,6 +74,22 @@ def make_source(path: str, video: str, duration: float) -> None:
     ffmpeg.run(ffmpeg.ffmpeg_argv(
         "-f", "lavfi", "-i", f"{video},trim=duration={duration}", "-c:v", "libx264",
         "-preset", "veryfast", "-crf", "10", "-pix_fmt", "yuv420p", "-g", "50", path))
+
+
+def make_looped_source(path: str, video: str, duration: float) -> None:
+    """A LOOP_CLIP_S clip of H.264 and AAC (the audio 30 ms longer than the video, as in
+    a real clip), looped by stream copy (`-stream_loop`) to about `duration`: each join
+    leaves a gap in the video's timestamps, as users' concatenated masters have."""
+    clip = path + ".clip.mp4"
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", f"{video},trim=duration={LOOP_CLIP_S}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={LOOP_CLIP_S + 0.03}",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p",
+        "-g", "50", "-c:a", "aac", "-b:a", "128k", clip))
+    loops = max(1, round(duration / LOOP_CLIP_S))
+    ffmpeg.run(ffmpeg.ffmpeg_argv("-stream_loop", str(loops - 1), "-i", clip, "-c", "copy",
+                                  path))
+    os.remove(clip)
 
 
 def run_pipeline(source: str, out: str, ladder: str, preset: str, extra=(),
@@ -228,6 +259,8 @@ def main() -> int:
     parser.add_argument("--cost_durations", default="",
                         help="title lengths (s) at which to measure planning cost alone")
     parser.add_argument("--cost_sources", default="cartoon")
+    parser.add_argument("--no_apple", action="store_true",
+                        help="run the per-title ladders alone, not Apple's beside them")
     parser.add_argument("--reuse", action="store_true",
                         help="take the reports an earlier run left in --work (same source, "
                              "ladder and length) instead of running the pipeline again")
@@ -243,8 +276,9 @@ def main() -> int:
 def source_file(work: str, name: str, duration: float) -> str:
     path = os.path.join(work, f"{name}.mp4" if duration == 16 else f"{name}-{duration:g}s.mp4")
     if not os.path.exists(path):
-        print(f"making {name} ({duration:g} s 1080p25) ...", flush=True)
-        make_source(path, SOURCES[name], duration)
+        print(f"making {name} ({duration:g} s) ...", flush=True)
+        make = make_looped_source if name == "looped" else make_source
+        make(path, SOURCES[name], duration)
     return path
 
 
@@ -280,7 +314,7 @@ def planning_cost_by_length(args) -> None:
 
 def compare_with_apple(args) -> None:
 
-    rows, totals = [], {"chunks": 0, "within": 0, "encodes": 0, "capped": 0}
+    rows, rates, totals = [], [], {"chunks": 0, "within": 0, "encodes": 0, "capped": 0}
     for name in args.sources.split(","):
         source = source_file(args.work, name, args.duration)
         print(f"{name}: per-title ...", flush=True)
@@ -289,6 +323,13 @@ def compare_with_apple(args) -> None:
                             else f"out-{name}-{args.duration:g}s")
         per_title = run_pipeline(source, stem + "-per-title", "per-title", args.preset,
                                  ["--min_kbps", "145"], args.reuse)
+        rates.append((name, per_title))
+        chunks, within, encodes, capped = gate_stats(per_title)
+        for key, value in (("chunks", chunks), ("within", within), ("encodes", encodes),
+                           ("capped", capped)):
+            totals[key] += value
+        if args.no_apple:
+            continue
         print(f"{name}: apple ...", flush=True)
         apple = run_pipeline(source, stem + "-apple", "apple", args.preset, (), args.reuse)
         test, anchor = monotonic(ladder_points(per_title)), monotonic(ladder_points(apple))
@@ -297,17 +338,14 @@ def compare_with_apple(args) -> None:
         if not bd.startswith("n/a"):
             bd += " (" + ", ".join(f"{pooling}: {rate}" for pooling, rate in pooled.items()
                                    if pooling != "mean") + ")"
-        chunks, within, encodes, capped = gate_stats(per_title)
-        for key, value in (("chunks", chunks), ("within", within), ("encodes", encodes),
-                           ("capped", capped)):
-            totals[key] += value
         bd += f"; at the top rung's VMAF: {top_saving(test, anchor)}"
         rows.append((name, bd, len(test), len(ladder_points(per_title)), len(anchor),
                      planning_cost(per_title), within, chunks, encodes / max(1, chunks),
                      capped, per_title, apple))
 
+    print_rung_rates(rates, args)
     print(f"\nper-title vs Apple HLS ladder, x264 preset {args.preset}, {args.duration:g} s "
-          f"1080p25 sources, {os.cpu_count()} cores (BD-rate needs {MIN_POINTS}+ points)")
+          f"sources, {os.cpu_count()} cores (BD-rate needs {MIN_POINTS}+ points)")
     for (name, bd, n_test, n_all, n_anchor, cost, within, chunks, per_chunk, capped,
          per_title, apple) in rows:
         print(f"\n{name}: BD-rate {bd}  [points: per-title {n_test}/{n_all}, apple {n_anchor}/9]")
@@ -332,6 +370,60 @@ def compare_with_apple(args) -> None:
     print(f"\ngate accuracy over all sources: {share:.1%} of {totals['chunks']} chunks "
           f"({totals['capped']} held under the window by the VBV cap), "
           f"{totals['encodes'] / max(1, totals['chunks']):.2f} encodes per chunk")
+
+
+def rung_rates(report: dict) -> list[dict]:
+    """Per rung of the published ladder, top first: the rate planning predicted (the
+    plan's `predicted_kbps`, else the hull's `kbps` at the rung's trial CRF, as plans
+    made before the prediction said), the measured average rate and mean VMAF."""
+    planned = report["plan"].get("rungs", [])
+    by_id = {r["id"]: r for r in planned if "id" in r}
+    rows = []
+    for i, (entry, (kbps, vmaf)) in enumerate(zip(report["ladder"], _by_ladder(report),
+                                                  strict=True)):
+        rung = by_id.get(entry["id"]) or (planned[i] if i < len(planned) else {})
+        predicted = rung.get("predicted_kbps", rung.get("kbps"))
+        rows.append({"id": entry["id"], "predicted_kbps": predicted, "kbps": kbps,
+                     "vmaf": vmaf, "error": predicted / kbps - 1 if predicted else None})
+    return rows
+
+
+def first_encode_hits(report: dict) -> tuple[int, int]:
+    """(gated chunks whose first encode landed in [target-1, target+2], gated chunks)."""
+    hits = chunks = 0
+    for track in report["tracks"]:
+        for chunk in track.get("chunks", []):
+            target = chunk.get("target_vmaf")
+            if not target:
+                continue
+            chunks += 1
+            first = chunk["attempts"][0]["vmaf"] if chunk["attempts"] else chunk["vmaf"]["mean"]
+            hits += target - GATE_BELOW <= first <= target + GATE_ABOVE
+    return hits, chunks
+
+
+def print_rung_rates(rates: list[tuple[str, dict]], args) -> None:
+    """Per source: predicted against measured rate per rung, the first encodes' hit rate,
+    encodes per chunk, and the ladder invariant on the measured ladder."""
+    print(f"\nrate prediction per rung, x264 preset {args.preset}, {args.duration:g} s sources")
+    for name, report in rates:
+        rows = rung_rates(report)
+        verdict = ladder_invariant([LadderRung(r["id"], r["kbps"], r["vmaf"]) for r in rows])
+        hits, chunks = first_encode_hits(report)
+        chunks_all, _, encodes, _ = gate_stats(report)
+        worst = max((abs(r["error"]) for r in rows if r["error"] is not None), default=0.0)
+        print(f"\n{name}: first encode in the window {hits}/{chunks} "
+              f"({hits / max(1, chunks):.0%}), {encodes / max(1, chunks_all):.2f} encodes per "
+              f"chunk, worst prediction error {worst:.0%}; ladder invariant "
+              f"{'holds' if verdict['holds'] else 'BROKEN: ' + '; '.join(verdict['violations'])}")
+        dropped = report["plan"].get("dropped_rungs") or []
+        for line in dropped:
+            print(f"  planning {line}")
+        for r in rows:
+            error = "n/a" if r["error"] is None else f"{r['error']:+.0%}"
+            predicted = "n/a" if r["predicted_kbps"] is None else f"{r['predicted_kbps']:.0f}"
+            print(f"  {r['id']:14s} predicted {predicted:>6s} kb/s, measured {r['kbps']:6.0f} "
+                  f"kb/s ({error}), VMAF {r['vmaf']:.2f}")
 
 
 def _split(plan: dict, key: str = "trial_cost_split_s") -> str:

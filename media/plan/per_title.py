@@ -10,6 +10,7 @@ the caller passes in how to open the source and stores the record.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -25,6 +26,7 @@ from media.encode.scoring import scored, scored_together
 from media.encode.staging import StagedSpan, stage_span
 from media.inspect.complexity import sample_weights
 from media.plan.hull import choose_rungs, upper_hull
+from media.plan.invariant import MIN_RATE_RATIO, LadderRung, spaced
 from media.plan.planning import (
     complete_results,
     frame_spread,
@@ -32,9 +34,19 @@ from media.plan.planning import (
     renditions_from_rungs,
     trial_points,
 )
+from media.plan.prediction import predicted_rates
 from media.plan.rate_control import calibrate
 from media.plan.trials import complexity_of
 from media.quality.vmaf import scored_frames_needed
+
+log = logging.getLogger(__name__)
+
+PLANNED_RATE_RATIO = MIN_RATE_RATIO * 1.1
+"""Least ratio of neighbouring rungs' predicted rates: the invariant's (measured) with
+room for a prediction 10 % off (`media.plan.prediction`)."""
+PLANNED_VMAF_STEP = 0.5
+"""Least fall of the VMAF target from a rung to the next: a gate aims each chunk within
+about that of its target, so closer targets could measure in the wrong order."""
 
 OpenSource = Callable[[str], AbstractContextManager[Any]]
 """Opens a source URI for staging: a local path or a seekable file object."""
@@ -112,6 +124,7 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
     renditions = renditions_from_rungs(rungs, points, results, weights)
     split, cpu = _trial_costs(every_result)
     calibration: list[dict] = []
+    before = renditions
     if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
         renditions, calibration, split["calibration"], cpu["calibration"] = calibrated(
             renditions, first, cfg, open_source)
@@ -119,6 +132,18 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
         renditions = recapped(renditions, rungs, results, weights)
         for entry, rendition in zip(calibration, renditions, strict=True):
             entry["id"] = rendition.rendition_id
+    span = first.span
+    predicted = predicted_rates(
+        renditions, [r.kbps for r in rungs], results, weights, calibration, before,
+        span.index, span.start_frame + span.frame_count / 2,
+        span.frame_count / float(source.frame_rate))
+    kept, dropped = spaced([LadderRung(r.rendition_id, kbps, r.target_vmaf)
+                            for r, kbps in zip(renditions, predicted, strict=True)],
+                           PLANNED_RATE_RATIO, PLANNED_VMAF_STEP)
+    for line in dropped:
+        log.info("%s: planning %s", source.title_id, line)
+    renditions, rungs, predicted = ([seq[i] for i in kept]
+                                    for seq in (renditions, rungs, predicted))
     cost = sum(split.values())
     spread = frame_spread(results, [r.height for r in renditions])
     scored_frames = scored_frames_needed(spread)
@@ -140,10 +165,14 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
         "probe": _probe_record(every_result),
         "points": [dataclasses.asdict(p) for p in points],
         "hull": [dataclasses.asdict(p) for p in upper_hull(points)],
-        # the rungs as the hull predicts them, with the VBV cap their renditions got
-        "rungs": [dataclasses.asdict(dataclasses.replace(
-            rung, maxrate_kbps=rendition.maxrate_kbps, bufsize_kbit=rendition.bufsize_kbit))
-            for rung, rendition in zip(rungs, renditions, strict=True)],
+        # the rungs as the hull predicts them, with the VBV cap their renditions got and
+        # the rate predicted at their final CRFs and preset (`media.plan.prediction`)
+        "rungs": [{"id": rendition.rendition_id, **dataclasses.asdict(dataclasses.replace(
+            rung, maxrate_kbps=rendition.maxrate_kbps, bufsize_kbit=rendition.bufsize_kbit)),
+            "predicted_kbps": round(kbps, 1)}
+            for rung, rendition, kbps in zip(rungs, renditions, predicted, strict=True)],
+        # rungs left out as no real step under the one above (`media.plan.invariant`)
+        "dropped_rungs": dropped,
         "calibration": calibration,
         # how much the ladder's trial frame scores vary, and so how many frames of
         # each final chunk are scored (`media.quality.vmaf.chunk_step`)

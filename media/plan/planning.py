@@ -278,20 +278,45 @@ def rate_spread(results: Sequence[TrialResult], height: int, crf: float,
     average the rung will have: the cap leaves room for the hardest stretch as a share
     of that, so it is encoded at the CRF meant for it rather than held by the cap.
     """
-    changes = dict(offsets)
-    ln_rates = _sample_curves(results, height, lambda r: math.log(
-        gop_bytes(r) * 8 / float(r.frames / r.task.source.frame_rate) / 1000))
-    segment = {_middle(r.task.span): r.task.span.index for r in results}
-    rates = [(weights.get(segment[middle], 0.0) if weights else 1.0,
-              math.exp(_piecewise_at(curve, crf)),
-              math.exp(_piecewise_at(curve, crf + changes[middle])))
-             for middle, curve in ln_rates.items() if middle in changes]
+    rates = _sample_rates(results, height, crf, offsets, weights) if offsets else []
     total = sum(w for w, _, _ in rates)
     if not rates or total <= 0:
         return RateSpread()
     at_crf = sum(w * rate for w, rate, _ in rates) / total
     spent = sum(w * rate for w, _, rate in rates) / total
     return RateSpread(average=spent / at_crf, peak=max(rate for _, _, rate in rates) / spent)
+
+
+def predicted_kbps(results: Sequence[TrialResult], height: int, crf: float,
+                   offsets: Sequence[tuple[int, float]],
+                   weights: Mapping[int, float] | None = None) -> float | None:
+    """The average rate (kb/s, at the trial preset) a rung's chunks will have at `crf`
+    with their CRF changes `offsets`: each sample's trial rate at its own CRF, weighed
+    by the segments it stands for. Read at the CRF the chunks are encoded at, not at the
+    hull's: on grain the calibration moves a rung 2 to 3 CRF steps, where each step
+    costs 25 % of the rate. None where no sample has a curve at `height`."""
+    rates = _sample_rates(results, height, crf, offsets, weights)
+    total = sum(w for w, _, _ in rates)
+    if not rates or total <= 0:
+        return None
+    return sum(w * rate for w, _, rate in rates) / total
+
+
+def _sample_rates(results: Sequence[TrialResult], height: int, crf: float,
+                  offsets: Sequence[tuple[int, float]],
+                  weights: Mapping[int, float] | None) -> list[tuple[float, float, float]]:
+    """(weight, rate at `crf`, rate at its own CRF) of each sample at `height` with a
+    CRF change in `offsets` (every sample, unchanged, where `offsets` is empty); rates
+    in kb/s as the final GOP would spend them (`gop_bytes`), interpolated in ln-rate
+    against CRF (x264's rate falls about exponentially with CRF)."""
+    changes = dict(offsets)
+    ln_rates = _sample_curves(results, height, lambda r: math.log(
+        gop_bytes(r) * 8 / float(r.frames / r.task.source.frame_rate) / 1000))
+    segment = {_middle(r.task.span): r.task.span.index for r in results}
+    return [(weights.get(segment[middle], 0.0) if weights else 1.0,
+             math.exp(_piecewise_at(curve, crf)),
+             math.exp(_piecewise_at(curve, crf + changes.get(middle, 0.0))))
+            for middle, curve in ln_rates.items() if middle in changes or not changes]
 
 
 def _middle(span: ChunkSpan) -> int:

@@ -1,0 +1,96 @@
+"""The rate each rung of a per-title ladder will have, and the rungs that are real steps.
+
+The hull gives a rung's rate at the CRF the trials interpolate for it, at the trial
+preset. Two things move it before a chunk is encoded: the calibration moves the CRF to
+where the final preset meets the rung's VMAF, and the final preset spends otherwise than
+the trial's at one CRF. On a grainy title, whose VMAF hardly moves over CRFs where the
+rate falls 25 % a step, the calibration moved rungs 2 to 3 steps and they spent 1.4-1.9x
+under the hull's rate (docs/per-title.md). So a rung's rate is read off the samples'
+trial curves at its chunks' final CRFs (`media.plan.planning.predicted_kbps`) and scaled
+by the final preset's rate over the trial preset's, measured on the calibration sample
+(`preset_factor`); the rungs that are no real step under the one above on those
+predictions are dropped (`media.plan.invariant.spaced`).
+
+Plain functions: no Beam, no FFmpeg.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from media.core.types import Rendition, TrialResult
+from media.plan.planning import predicted_kbps
+from media.plan.rate_control import BORROW_SHARE, crf_offset_at, sample_budget_kbps
+
+PRESET_FACTOR_RANGE = (0.5, 2.0)
+"""Bounds of the final preset's rate over the trial preset's (x264's presets differ by
+up to 1.2x at one CRF on the benchmark sources; more means a capped or broken encode)."""
+
+
+def _raw_kbps(result: TrialResult) -> float:
+    return result.size_bytes * 8 / float(result.frames / result.task.source.frame_rate) / 1000
+
+
+def preset_factors(record: dict, rendition: Rendition, sample: Sequence[TrialResult],
+                   sample_s: float) -> list[tuple[float, float]]:
+    """(CRF, ln of the final preset's rate over the trial preset's) at each calibration
+    encode of `record` (a `media.plan.rate_control.calibrate` record of `rendition`, as
+    it was before the calibration) that its VBV cap left alone: its rate over the trial
+    rate of the same sample, at that size, interpolated at its CRF. Both are a 1 s
+    sample's own bytes, its keyframe included, so its share cancels."""
+    curve = sorted((r.crf, math.log(_raw_kbps(r))) for r in sample
+                   if r.height == rendition.height and r.size_bytes > 0)
+    if len(curve) < 2:
+        return []
+    budget = sample_budget_kbps(rendition, sample_s)
+    return sorted((crf, math.log(kbps) - _between(curve, crf))
+                  for crf, _vmaf, kbps in record.get("tries", [])
+                  if kbps > 0 and (not budget or kbps < BORROW_SHARE * budget))
+
+
+def _between(curve: Sequence[tuple[float, float]], crf: float) -> float:
+    """The value at `crf` of a (CRF, value) curve sorted by CRF: linear between its
+    points, along its end segments beyond them."""
+    i = next((i for i, (c, _) in enumerate(curve) if c >= crf), len(curve) - 1)
+    i = min(max(i, 1), len(curve) - 1)
+    (c0, v0), (c1, v1) = curve[i - 1], curve[i]
+    return v0 if c1 == c0 else v0 + (v1 - v0) * (crf - c0) / (c1 - c0)
+
+
+def preset_factor(factors: Sequence[tuple[float, float]], crf: float) -> float:
+    """The final preset's rate over the trial preset's at `crf`, from `preset_factors`
+    (of every rung of a size): linear in CRF between them, the nearest beyond; 1 where
+    none was measured."""
+    if not factors:
+        return 1.0
+    if len(factors) == 1 or crf <= factors[0][0]:
+        ln = factors[0][1]
+    elif crf >= factors[-1][0]:
+        ln = factors[-1][1]
+    else:
+        ln = _between(factors, crf)
+    return min(PRESET_FACTOR_RANGE[1], max(PRESET_FACTOR_RANGE[0], math.exp(ln)))
+
+
+def predicted_rates(renditions: Sequence[Rendition], planned_kbps: Sequence[float],
+                    results: Sequence[TrialResult], weights, calibration: Sequence[dict],
+                    before: Sequence[Rendition], sample_segment: int,
+                    sample_middle: float, sample_s: float) -> list[float]:
+    """Each rendition's predicted average rate (kb/s) at its final CRF and CRF changes:
+    the trials' (`predicted_kbps`; the hull's `planned_kbps` where the trials have no
+    curve) times the final preset's factor at the calibration sample's CRF (none where
+    `calibration`, one record per rendition as `before` it, is empty)."""
+    sample = [r for r in results if r.task.span.index == sample_segment]
+    factors: dict[int, list[tuple[float, float]]] = {}
+    for record, rendition in zip(calibration, before, strict=False):
+        factors.setdefault(rendition.height, []).extend(
+            preset_factors(record, rendition, sample, sample_s))
+    out = []
+    for rendition, planned in zip(renditions, planned_kbps, strict=True):
+        trial = predicted_kbps(results, rendition.height, rendition.crf,
+                               rendition.crf_offsets, weights) or planned
+        at_sample = rendition.crf + crf_offset_at(rendition, sample_middle)
+        out.append(trial * preset_factor(sorted(factors.get(rendition.height, [])),
+                                         at_sample))
+    return out
