@@ -117,3 +117,35 @@ def test_first_span_of_the_title(clip, tmp_path):
     assert times[0] == pytest.approx(0.0, abs=1e-3)
     assert any(t >= 1.0 - FRAME_S for t in times)
     assert staged.bytes_copied < MAX_COPIED_FRACTION * os.path.getsize(clip)
+
+
+# Sources in the containers users deliver: (file, FFmpeg's video options, frame size,
+# the staging container). Matroska leaves the dts of the first packets of a B-frame
+# stream unset (the keyframe among them); DNxHD/DNxHR does not go into Matroska; AV1's
+# decoder here is libdav1d, which no encoder is named after.
+DELIVERY = [
+    ("h264.mkv", ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", "-g", "25"],
+     "160x90", ".mkv"),
+    ("hevc10.mkv", ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",
+                    "-x265-params", "keyint=25:min-keyint=25:bframes=3:log-level=error"],
+     "160x90", ".mkv"),
+    ("av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-g", "25"], "160x90", ".mkv"),
+    ("dnxhr.mxf", ["-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p"],
+     "256x144", ".mov"),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "size", "suffix"), DELIVERY,
+                         ids=[d[0] for d in DELIVERY])
+def test_every_frame_of_the_span_is_staged_from_a_delivery_format(tmp_path, name, options,
+                                                                    size, suffix):
+    from media.core import ffmpeg
+
+    source = str(tmp_path / name)
+    ffmpeg.run(ffmpeg.ffmpeg_argv("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration=3",
+                                  *options, source))
+    staged = stage_span(source, 1.0 - FRAME_S / 2, 2.0 - FRAME_S / 2, str(tmp_path / "span.mkv"))
+    assert staged.path.endswith(suffix)
+    assert first_packet(staged.path).is_keyframe
+    times = {round(t, 3) for t in decoded_times(staged.path)}
+    assert {round(1.0 + i * FRAME_S, 3) for i in range(25)} <= times  # 1.00 ... 1.96 s
