@@ -82,6 +82,32 @@ def test_rejects_days_apart_are_kept_beside_each_other(tmp_path):
         ("encode (360p-700k, chunk 2)", "2"), ("inspect", "1")]
 
 
+def test_rejects_of_one_title_at_once_in_object_storage(gcs_emulator, caplog):
+    from tests.emulators import GCS_BUCKET
+    from transforms import _storage
+
+    out = f"gs://{GCS_BUCKET}/rejects"
+    stages = [f"encode (360p-700k, chunk {i})" for i in range(6)]
+    letters = [_letter(stage) for stage in stages]
+    start = threading.Barrier(len(letters))
+
+    def write(letter: DeadLetter) -> None:
+        start.wait()
+        list(_WriteDeadLetterFn(out).process(letter))
+
+    threads = [threading.Thread(target=write, args=(letter,)) for letter in letters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    summary = _storage.read_json(f"{out}/_errors/film.json")
+    assert sorted(r["stage"] for r in summary["rejects"]) == sorted(stages)
+    names = [b.name for b in gcs_emulator.list_blobs(GCS_BUCKET, prefix="rejects/")]
+    assert len([n for n in names if n.startswith("rejects/_errors/film/")]) == len(stages)
+    assert not [n for n in names if n.endswith(".partial")], names
+    assert not [r for r in caplog.records if "could not be written" in r.getMessage()]
+
+
 @pytest.fixture(scope="module")
 def unexpected_run(tmp_path_factory):
     """Two titles in one run; staging the chunk of one of them raises a ValueError."""
