@@ -15,7 +15,12 @@ import pytest
 
 from media.core.types import DeadLetter
 from tests.media_factory import make_clip
-from transforms.dead_letter import UNEXPECTED_HINT, _WriteDeadLetterFn
+from transforms.dead_letter import (
+    STORAGE_HINT,
+    UNEXPECTED_HINT,
+    _WriteDeadLetterFn,
+    dead_letter_for,
+)
 
 REJECTS = 24
 """Rejects of one title written at once: more than the renditions x chunks of a short title."""
@@ -106,6 +111,15 @@ def test_rejects_of_one_title_at_once_in_object_storage(gcs_emulator, caplog):
     assert len([n for n in names if n.startswith("rejects/_errors/film/")]) == len(stages)
     assert not [n for n in names if n.endswith(".partial")], names
     assert not [r for r in caplog.records if "could not be written" in r.getMessage()]
+
+
+def test_a_storage_error_says_what_to_do_about_storage(tmp_path):
+    missing = tmp_path / "gone" / "chunk.mp4"
+    try:
+        missing.read_bytes()
+    except OSError as exc:
+        letter = dead_letter_for("film", "/in/film.mov", "encode (360p-700k, chunk 0)", exc)
+    assert letter.hint == STORAGE_HINT and "chunk.mp4" in letter.error
 
 
 @pytest.fixture(scope="module")

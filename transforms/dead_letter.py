@@ -41,6 +41,10 @@ UNEXPECTED_HINT = (
     "An unexpected error in ladderflow, not a known fault of the source: report it with "
     "the traceback logged for this title. The other titles carry on."
 )
+STORAGE_HINT = (
+    "Reading or writing storage failed: check the output location (space, permissions, "
+    "credentials) and run again; finished chunks are reused."
+)
 MERGE_ROUNDS = 8
 """Rewrites of a title's record at most, while other rejects of it keep arriving."""
 
@@ -48,9 +52,16 @@ MERGE_ROUNDS = 8
 def dead_letter_for(title_id: str, source_uri: str, stage: str,
                     error: Exception) -> DeadLetter:
     """The dead letter of an error a stage expects (a `MediaError`, an `OSError`)."""
-    hint = getattr(error, "hint", None) or UNEXPECTED_HINT
     return DeadLetter(title_id=title_id, source_uri=source_uri, stage=stage,
-                      error=str(error), hint=hint)
+                      error=str(error), hint=_hint_for(error))
+
+
+def _hint_for(error: Exception) -> str:
+    """What to do: the error's own hint, else by its kind (storage, or a bug)."""
+    hint = getattr(error, "hint", None)
+    if hint:
+        return hint
+    return STORAGE_HINT if isinstance(error, OSError) else UNEXPECTED_HINT
 
 
 def dead_letters(stage: str) -> Callable:
@@ -85,10 +96,9 @@ def unexpected_dead_letter(element, stage: str, exc: Exception) -> DeadLetter:
              f"{frames[-1].line}" if frames else "")
     log.warning("%s: unexpected error at %s, sent to the dead letter", title_id or "?", stage,
                 exc_info=exc)
-    hint = getattr(exc, "hint", None) or UNEXPECTED_HINT
     return DeadLetter(title_id=title_id or "unknown", source_uri=source_uri, stage=stage,
-                      error=f"{type(exc).__name__}: {exc}", hint=hint, generation=generation,
-                      traceback=where)
+                      error=f"{type(exc).__name__}: {exc}", hint=_hint_for(exc),
+                      generation=generation, traceback=where)
 
 
 def _title_of(element) -> tuple[str, str, str]:
