@@ -6,6 +6,7 @@ never sees half an object and a retried bundle rewrites the same names (invarian
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -102,13 +103,19 @@ def _write_atomic(uri: str, stream: BinaryIO) -> None:
     if is_local(uri):
         os.makedirs(os.path.dirname(os.path.abspath(local_path(uri))), exist_ok=True)
     mime = _MIME_TYPES.get(os.path.splitext(uri)[1].lower(), "application/octet-stream")
-    with FileSystems.create(tmp, mime_type=mime,
-                            compression_type=CompressionTypes.UNCOMPRESSED) as out:
-        shutil.copyfileobj(stream, out, _COPY_BLOCK)
-    if is_local(uri):
-        os.replace(local_path(tmp), local_path(uri))
-    else:
-        FileSystems.rename([tmp], [uri])
+    try:
+        with FileSystems.create(tmp, mime_type=mime,
+                                compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            shutil.copyfileobj(stream, out, _COPY_BLOCK)
+        if is_local(uri):
+            os.replace(local_path(tmp), local_path(uri))
+        else:
+            FileSystems.rename([tmp], [uri])
+    except BaseException:
+        # A retry writes under another temporary name: leave no half-written one behind.
+        with contextlib.suppress(Exception):
+            FileSystems.delete([tmp])
+        raise
 
 
 def delete_tree(uri: str) -> None:
