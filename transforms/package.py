@@ -76,6 +76,10 @@ class _PackageFn(beam.DoFn):
         plan = _storage.read_json(plan_uri) if _storage.exists(plan_uri) else None
         report = title_report(title_id, source, tracks, plan)
         report["job_fingerprint"] = self._fingerprint
+        if not report["ladder_invariant"]["holds"]:
+            log.warning("%s: the ladder's rungs are not all real steps down (report.json "
+                        "ladder_invariant): %s", title_id,
+                        "; ".join(report["ladder_invariant"]["violations"]))
         _storage.write_json(report_uri, report)
         for path, data in render_report(report).items():
             _storage.write_bytes(naming.join(root, path), data)

@@ -88,5 +88,5 @@ def spaced(rungs: Sequence[LadderRung], min_ratio: float = MIN_RATE_RATIO,
             kept.append(i)
     if len(kept) < min(keep_at_least, len(rungs)):
         kept.append(len(rungs) - 1)
-        dropped.pop()
+        dropped[-1] = dropped[-1].replace("dropped ", "kept (a title needs two rungs) ", 1)
     return kept, dropped

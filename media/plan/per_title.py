@@ -144,6 +144,7 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
         log.info("%s: planning %s", source.title_id, line)
     renditions, rungs, predicted = ([seq[i] for i in kept]
                                     for seq in (renditions, rungs, predicted))
+    calibration = [calibration[i] for i in kept] if calibration else calibration
     cost = sum(split.values())
     spread = frame_spread(results, [r.height for r in renditions])
     scored_frames = scored_frames_needed(spread)
@@ -171,7 +172,8 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
             rung, maxrate_kbps=rendition.maxrate_kbps, bufsize_kbit=rendition.bufsize_kbit)),
             "predicted_kbps": round(kbps, 1)}
             for rung, rendition, kbps in zip(rungs, renditions, predicted, strict=True)],
-        # rungs left out as no real step under the one above (`media.plan.invariant`)
+        # rungs left out as no real step under the one above, or kept as a title's
+        # second rung all the same (`media.plan.invariant.spaced`)
         "dropped_rungs": dropped,
         "calibration": calibration,
         # how much the ladder's trial frame scores vary, and so how many frames of

@@ -249,7 +249,8 @@ def _page(report: dict, tracks: list[dict], charts: dict[str, str], hull: bool) 
     title = esc(report.get("title_id", "untitled"))
     body = [_player_section(), _source_section(report.get("source")),
             _inspection_section(report.get("inspection") or []),
-            _ladder_section(report.get("ladder") or [], tracks),
+            _ladder_section(report.get("ladder") or [], tracks,
+                            report.get("ladder_invariant")),
             _plan_section(report.get("plan") or {}, hull),
             _renditions_section(tracks, charts)]
     return "\n".join([
@@ -294,7 +295,8 @@ def _source_section(source: dict | None) -> str:
     return ("<section id='source'><h2>Source</h2>" + _facts(rows) + "</section>")
 
 
-def _ladder_section(ladder: list[dict], tracks: list[dict]) -> str:
+def _ladder_section(ladder: list[dict], tracks: list[dict], invariant: dict | None = None
+                    ) -> str:
     # Reports written before the ladder carried bandwidths and VMAF: take the track's.
     by_id = {t.get("id"): t for t in tracks}
     ladder = [{**by_id.get(rung.get("id"), {}), **rung} for rung in ladder]
@@ -309,7 +311,20 @@ def _ladder_section(ladder: list[dict], tracks: list[dict]) -> str:
                      _kbps(rung.get("average_bandwidth_bps")), _f(vmaf.get("mean"), 2),
                      _f(vmaf.get("worst_chunk_p5", vmaf.get("p5")), 2)])
     return "<section id='ladder'><h2>Ladder</h2>" + _table(head, rows, numeric_from=2) + \
-        "</section>"
+        _invariant_note(invariant) + "</section>"
+
+
+def _invariant_note(invariant: dict | None) -> str:
+    """Whether every rung is a real step down from the one above, as measured."""
+    if not invariant:
+        return ""
+    rule = (f"average rate falling at least {_f(invariant.get('min_rate_ratio'), 2)}x and "
+            "mean VMAF falling from each rung to the next")
+    if invariant.get("holds"):
+        return f"<p class='note' id='ladder-invariant'>Ladder invariant holds: {esc(rule)}.</p>"
+    items = "".join(f"<li>{esc(v)}</li>" for v in invariant.get("violations") or [])
+    return (f"<p id='ladder-invariant'><b>Ladder invariant broken</b> ({esc(rule)}):</p>"
+            f"<ul>{items}</ul>")
 
 
 def _plan_section(plan: dict, hull: bool) -> str:
@@ -334,12 +349,19 @@ def _plan_section(plan: dict, hull: bool) -> str:
     if hull:
         out.append(f"<img src='{HULL_SVG}' alt='Trial encodes: VMAF "
                    "against bitrate per resolution, with the convex hull and chosen rungs'>")
-    head = ["Height", "Width", "CRF", "Predicted kb/s", "Predicted VMAF", "Maxrate kb/s",
-            "Buffer kbit"]
+    head = ["Height", "Width", "CRF", "Hull kb/s", "Predicted kb/s", "Predicted VMAF",
+            "Maxrate kb/s", "Buffer kbit"]
     out.append("<h3>Chosen rungs</h3>" + _table(head, [
         [r.get("height"), r.get("width"), _crf(r.get("crf")), _f(r.get("kbps"), 0),
-         _f(r.get("vmaf"), 2), r.get("maxrate_kbps"), r.get("bufsize_kbit")]
+         _f(r.get("predicted_kbps"), 0), _f(r.get("vmaf"), 2), r.get("maxrate_kbps"),
+         r.get("bufsize_kbit")]
         for r in plan.get("rungs") or []], numeric_from=0))
+    out.append("<p class='note'>Hull kb/s: the trials' rate at the rung's trial CRF; "
+               "predicted: at its final CRF and preset.</p>")
+    dropped = plan.get("dropped_rungs") or []
+    if dropped:
+        out.append("<h3>Rungs left out</h3><ul id='dropped-rungs'>"
+                   + "".join(f"<li>{esc(line)}</li>" for line in dropped) + "</ul>")
     out.append("</section>")
     return "".join(out)
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from media.core import naming
 from media.core.types import ChunkResult, PackagedTrack, SourceInfo
 from media.package import bandwidth
+from media.plan.invariant import LadderRung, ladder_invariant
 from media.plan.rate_control import held_by_cap
 
 
@@ -97,6 +98,15 @@ def _track_entry(track: PackagedTrack) -> dict:
     return entry
 
 
+def measured_invariant(ladder: Sequence[dict]) -> dict:
+    """The ladder invariant (`media.plan.invariant`) on a report's ladder as measured:
+    each rung's average bandwidth from its written segments and its mean VMAF, in the
+    ladder's order (top first)."""
+    return ladder_invariant([
+        LadderRung(str(rung["id"]), (rung.get("average_bandwidth_bps") or 0) / 1000,
+                   (rung.get("vmaf") or {}).get("mean")) for rung in ladder])
+
+
 def title_report(title_id: str, source: SourceInfo | None,
                  tracks: Sequence[PackagedTrack], plan: dict | None = None) -> dict:
     """A JSON-ready report of a published title (with the ladder plan when there is one)."""
@@ -117,6 +127,7 @@ def title_report(title_id: str, source: SourceInfo | None,
         ],
         "tracks": [_track_entry(t) for t in tracks],
     }
+    report["ladder_invariant"] = measured_invariant(report["ladder"])
     if source:
         data = dataclasses.asdict(source)
         data["frame_rate"] = str(source.frame_rate)

@@ -1,0 +1,174 @@
+"""The ladder invariant (rungs really apart in rate and VMAF), as planning enforces it on
+its predictions and the report checks it on what was measured; the rate prediction."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+
+from media.core.types import (
+    ChunkSpan,
+    EncodeSettings,
+    Rendition,
+    SegmentGrid,
+    SourceInfo,
+    TrialResult,
+    TrialTask,
+)
+from media.plan.invariant import LadderRung, ladder_invariant, spaced
+from media.plan.planning import predicted_kbps
+from media.plan.prediction import predicted_rates, preset_factor, preset_factors
+from media.report.title_report import measured_invariant
+
+
+def _ladder(*rungs) -> list[LadderRung]:
+    return [LadderRung(f"r{i}", kbps, vmaf) for i, (kbps, vmaf) in enumerate(rungs)]
+
+
+@pytest.mark.parametrize("rungs, holds, violations", [
+    # a ladder a step of 1.7 apart, VMAF falling
+    (((1000, 95), (590, 90), (350, 84)), True, []),
+    # the grainy title as published: the lowest rung over the middle one, the same VMAF
+    (((260, 94.5), (184, 94.1), (186, 94.1)), False,
+     ["r2: 186 kb/s is only 0.99x under r1 (184 kb/s); at least 1.3x",
+      "r2: VMAF 94.10 is not under r1 (94.10)"]),
+    # 1.29x apart: one violation, on the rate alone
+    (((1290, 95), (1000, 90)), False,
+     ["r1: 1000 kb/s is only 1.29x under r0 (1290 kb/s); at least 1.3x"]),
+    # exactly 1.3x holds
+    (((1300, 95), (1000, 90)), True, []),
+    # unscored rungs (--no_vmaf): the rates alone are checked
+    (((1000, None), (500, None)), True, []),
+    # a single rung holds trivially
+    (((1000, 95),), True, []),
+])
+def test_ladder_invariant_known_answers(rungs, holds, violations):
+    verdict = ladder_invariant(_ladder(*rungs))
+    assert verdict["holds"] is holds
+    assert verdict["violations"] == violations
+    assert verdict["min_rate_ratio"] == 1.3
+    assert len(verdict["rate_ratios"]) == len(rungs) - 1
+
+
+@pytest.mark.parametrize("rungs, kept, lines", [
+    # every rung a real step: all kept
+    (((1000, 95), (590, 90), (350, 84)), [0, 1, 2], []),
+    # the third too close to the second in rate: dropped, and the fourth is judged
+    # against the second (the last kept), 1.9x under it
+    (((780, 95), (460, 93.8), (400, 92.7), (240, 89.7)), [0, 1, 3], ["dropped r2: 400"]),
+    # VMAF not falling by the step asked: dropped although the rate falls
+    (((1000, 95), (500, 94.8), (250, 90)), [0, 2], ["dropped r1: VMAF 94.80"]),
+    # every rung under the top too close: the lowest is kept all the same (two rungs)
+    (((1000, 95), (900, 94), (850, 93)), [0, 2],
+     ["dropped r1: 900", "kept (a title needs two rungs) r2: 850"]),
+])
+def test_planning_drops_rungs_that_are_no_real_step(rungs, kept, lines):
+    indexes, why = spaced(_ladder(*rungs), 1.3, 0.5)
+    assert indexes == kept
+    assert len(why) == len(lines)
+    assert all(line.startswith(start) for line, start in zip(why, lines, strict=True))
+
+
+def test_the_report_checks_the_measured_ladder():
+    ladder = [{"id": "180p-1175k", "average_bandwidth_bps": 411_000, "vmaf": {"mean": 96.1}},
+              {"id": "180p-691k", "average_bandwidth_bps": 242_000, "vmaf": {"mean": 94.8}},
+              {"id": "180p-407k", "average_bandwidth_bps": 188_000, "vmaf": {"mean": 93.7}}]
+    verdict = measured_invariant(ladder)
+    assert not verdict["holds"]
+    assert verdict["violations"] == [
+        "180p-407k: 188 kb/s is only 1.29x under 180p-691k (242 kb/s); at least 1.3x"]
+    assert measured_invariant(ladder[:2])["holds"]
+    # a rung without VMAF (not scored) is judged on its rate
+    assert measured_invariant([{**ladder[0], "vmaf": None}, ladder[1]])["holds"]
+
+
+# --- the rate prediction ------------------------------------------------------------------
+
+GRID = SegmentGrid(96, Fraction(24))
+SOURCE = SourceInfo("g.mp4", "g", "mp4", "h264", 320, 180, Fraction(24), 1440, 0.0, "yuv420p")
+# A grainy sample's trial rates (veryfast, 1 s, kb/s with its keyframe): the rate falls
+# 7.5x from CRF 19 to 26 while VMAF falls 4.4 (measured on testsrc2 under temporal noise)
+TRIAL = {19.0: (1704, 96.7), 26.0: (236, 92.3), 33.0: (131, 79.1)}
+
+
+def _trials(segment: int = 2, keyframe_share: float = 0.0) -> list[TrialResult]:
+    task = TrialTask(SOURCE, ((320, 180),), tuple(TRIAL), ChunkSpan(segment, segment * 96, 24),
+                     0, 3, GRID, "/o", EncodeSettings(preset="veryfast"))
+    out = []
+    for crf, (kbps, vmaf) in TRIAL.items():
+        size = round(kbps * 1000 / 8)  # 24 frames: 1 s
+        out.append(TrialResult(task, 320, 180, crf, 0, size, 24, vmaf,
+                               keyframe_bytes=round(size * keyframe_share)))
+    return out
+
+
+def test_predicted_rate_is_read_at_the_final_crf():
+    results = _trials()
+    # on the trial curve itself, at a trial CRF, and between two in ln-rate
+    assert predicted_kbps(results, 180, 19.0, ()) == pytest.approx(1704, rel=1e-3)
+    between = math.exp(math.log(1704) + (math.log(236) - math.log(1704)) * 4.8 / 7)
+    assert predicted_kbps(results, 180, 23.8, ()) == pytest.approx(between, rel=1e-3)
+    # each sample at its own CRF: a change of +2 on the one sample is CRF 25.8
+    middle = 2 * 96 + 12
+    assert predicted_kbps(results, 180, 23.8, ((middle, 2.0),)) == pytest.approx(
+        predicted_kbps(results, 180, 25.8, ()), rel=1e-6)
+    assert predicted_kbps(results, 720, 23.8, ()) is None
+
+
+RUNG = Rendition("180p-1175k", 320, 180, 21.6, 1175, 2350, target_vmaf=95.0)
+
+
+def test_the_final_preset_factor_comes_from_the_calibration_encodes():
+    sample = _trials()
+    # medium spent 0.9x veryfast's rate at CRF 26, 1.1x at 19; the third try's 4000
+    # kb/s is at the VBV cap's budget for a 1 s sample (1175 + 0.9 x 2350): left out
+    record = {"tries": [[19.0, 97.0, 1704 * 1.1], [26.0, 93.0, 236 * 0.9],
+                        [21.0, 96.0, 4000.0]]}
+    factors = preset_factors(record, RUNG, sample, 1.0)
+    assert [crf for crf, _ in factors] == [19.0, 26.0]
+    assert preset_factor(factors, 19.0) == pytest.approx(1.1)
+    assert preset_factor(factors, 26.0) == pytest.approx(0.9)
+    assert preset_factor(factors, 22.5) == pytest.approx(math.sqrt(1.1 * 0.9))
+    assert preset_factor(factors, 40.0) == pytest.approx(0.9)  # the nearest beyond
+    assert preset_factor([], 22.0) == 1.0
+
+
+def test_predicted_rates_follow_the_calibrated_crf():
+    """The grainy title's top rung: planned at CRF 21.6 (the hull's 783 kb/s), calibrated
+    to 23.8 (where its final encodes spent 411 kb/s); the prediction reads the trial
+    curve at 23.8 and scales it by the final preset's factor, measured at 21.6."""
+    sample = _trials()
+    calibrated = Rendition("180p-1175k", 320, 180, 23.8, 1175, 2350, target_vmaf=95.0)
+    record = {"tries": [[21.6, 96.6, 1087.0]]}
+    [rate] = predicted_rates([calibrated], [783.0], sample, None, [record], [RUNG], 2,
+                             2 * 96 + 12, 1.0)
+    at_216 = math.exp(math.log(1704) + (math.log(236) - math.log(1704)) * 2.6 / 7)
+    assert rate == pytest.approx(predicted_kbps(sample, 180, 23.8, ()) * 1087 / at_216,
+                                 rel=1e-3)
+    assert rate < 0.8 * 783  # 2.2 CRF steps up the curve, where each costs 25 %
+    # no calibration (trials at the final preset): the trial curve alone
+    [plain] = predicted_rates([calibrated], [783.0], sample, None, [], [], 2, 204, 1.0)
+    assert plain == pytest.approx(predicted_kbps(sample, 180, 23.8, ()))
+
+
+def test_the_html_report_says_what_broke_and_what_planning_dropped():
+    from media.report.html import REPORT_HTML, render_report
+
+    ladder = [{"id": "180p-691k", "average_bandwidth_bps": 242_000, "vmaf": {"mean": 94.8}},
+              {"id": "180p-407k", "average_bandwidth_bps": 188_000, "vmaf": {"mean": 93.7}}]
+    plan = {"mode": "per-title", "rungs": [{"height": 180, "width": 320, "crf": 23.8,
+                                            "kbps": 783.0, "predicted_kbps": 397.0,
+                                            "vmaf": 95.0}],
+            "dropped_rungs": ["dropped 180p-407k: 185 kb/s is only 1.21x under 180p-691k "
+                              "(224 kb/s); at least 1.43x"]}
+    report = {"title_id": "grain", "ladder": ladder, "tracks": [], "plan": plan,
+              "ladder_invariant": measured_invariant(ladder)}
+    page = render_report(report)[REPORT_HTML].decode()
+    assert "<b>Ladder invariant broken</b>" in page
+    assert "180p-407k: 188 kb/s is only 1.29x under 180p-691k (242 kb/s)" in page
+    assert "<ul id='dropped-rungs'><li>dropped 180p-407k: 185 kb/s" in page
+    assert ">397<" in page  # the predicted rate beside the hull's 783
+    report["ladder_invariant"] = measured_invariant(ladder[:1])
+    assert "Ladder invariant holds" in render_report(report)[REPORT_HTML].decode()
