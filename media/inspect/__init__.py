@@ -42,7 +42,7 @@ Finding codes (severity; the function that reports them):
     colour_inconsistent, hdr                             warning    colour
     vfr, timestamp_gaps, interlaced                      warning    timing
     interlace_flag_only, rotated, non_square_pixels,
-    odd_dimensions                                       info       timing
+    odd_dimensions, timestamp_jitter                     info       timing
     check_skipped (this FFmpeg build lacks a filter)     info       any
 """
 

@@ -50,8 +50,11 @@ def summarize(path: str) -> StreamSummary:
         audio_packets: dict[int, list[tuple[int, int]]] = {s.index: [] for s in audio_streams}
         first_frame = None
         demux_error = ""
+        hidden = 0  # video samples an edit list hides: indexed, never presented
         try:
             for packet in container.demux(video, *audio_streams):
+                if packet.size and packet.is_discard and packet.stream.index == video.index:
+                    hidden += 1
                 if not packet.size or packet.is_discard:
                     continue
                 pts = packet.pts if packet.pts is not None else packet.dts
@@ -129,7 +132,7 @@ def summarize(path: str) -> StreamSummary:
             video_pts=pts_sorted,
             video_end_s=video_end,
             video_declared_end_s=_declared_end(video),
-            video_declared_frames=int(video.frames or 0),
+            video_declared_frames=max(0, int(video.frames or 0) - hidden) if video.frames else 0,
             audio=tuple(_audio_summary(s, audio_packets[s.index]) for s in audio_streams),
             demux_error=demux_error,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import statistics
 import tempfile
@@ -42,6 +43,15 @@ from media.inspect.thresholds import VFR_MIN_IRREGULAR_FRACTION
 
 GAPS_NAMED = 6
 """Gaps a finding names by time; it counts the rest."""
+STEP = 0.5
+"""An interval within half the typical one of it is one frame's step; a longer one is a
+gap, a shorter one a doubled frame."""
+MAX_WANDER = 0.25
+"""A steady stream's frames lie within a quarter frame of its constant rate (jitter,
+rounding): `select_chunk` rounds each to its own slot."""
+STEADY_MAX_OFF_STEP = 0.10
+"""A stream is steady (a constant rate, with gaps or jitter) while at most 10 % of its
+intervals are other than one step; past that its rate varies."""
 RATE_SNAP = Fraction(1, 1000)
 """A measured rate within 0.1 % of a standard one (23.976, 25, 29.97, ...) is that one."""
 
@@ -62,8 +72,10 @@ class _Timing:
     nominal_rate: Fraction | None = None
     """The rate of the regular frame intervals (None: fewer than two frames)."""
     gaps: tuple[tuple[float, float], ...] = ()
-    """(start, end) of each hole in the video timestamps longer than rounding explains,
-    seconds from the start of the source."""
+    """(start, end) of each hole of more than `STEP` of a frame in a steady stream's
+    timestamps, seconds from the start of the source."""
+    jitter_s: float = 0.0
+    """How far a steady stream's frames stray from its constant rate, beyond rounding."""
 
 
 def timing(source: str | StreamSummary) -> list[Finding]:
@@ -82,12 +94,18 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
     # millisecond time base, e.g. Matroska), or 1 % of the interval.
     tolerance = max(1.5, float(Fraction(3, 2000) / summary.time_base), 0.01 * typical)
     irregular = sum(1 for d in deltas if abs(d - typical) > tolerance)
-    regular = [d for d in deltas if abs(d - typical) <= tolerance]
     tb = summary.time_base
     gaps = tuple(
         (float((a + typical) * tb) - summary.start_s, float(b * tb) - summary.start_s)
-        for a, b in itertools.pairwise(summary.video_pts) if b - a - typical > tolerance)
-    vfr = irregular >= 2 and irregular >= VFR_MIN_IRREGULAR_FRACTION * len(deltas)
+        for a, b in itertools.pairwise(summary.video_pts) if b - a > (1 + STEP) * typical)
+    interval, wander = _steady_interval(summary.video_pts, typical)
+    off_step = sum(1 for d in deltas if abs(d - typical) > STEP * typical)
+    # Steady: few intervals other than one step (gaps, doubled frames), and every frame
+    # of a run of steps near a constant rate (jitter, not drift).
+    steady = (interval is not None and off_step <= STEADY_MAX_OFF_STEP * len(deltas)
+              and wander <= MAX_WANDER * interval)
+    vfr = (irregular >= 2 and irregular >= VFR_MIN_IRREGULAR_FRACTION * len(deltas)
+           and not steady)
     positive = [d for d in deltas if d > 0]
     span = (summary.video_pts[-1] - summary.video_pts[0]) if deltas else 0
     mean_rate = float(len(deltas) / (span * summary.time_base)) if span else 0.0
@@ -103,9 +121,37 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
         interlaced=interlaced,
         field_order=order,
         idet=idet,
-        nominal_rate=_standard(len(regular) / (sum(regular) * tb)) if regular else None,
-        gaps=gaps,
+        nominal_rate=_standard(1 / (interval * tb)) if interval else None,
+        gaps=gaps if steady else (),
+        jitter_s=float(wander * tb) if steady and wander > tolerance else 0.0,
     )
+
+
+def _steady_interval(pts: tuple[int, ...], typical: int) -> tuple[Fraction | None, float]:
+    """The frame interval of the runs of steps (intervals within `STEP` of `typical`),
+    fitted by least squares over all of them (exact for jittered or millisecond-rounded
+    timestamps, where the mean of a few intervals is not), and the farthest any of their
+    frames lies from its run's fitted line, in ticks. (None, 0) with no run of 3 frames."""
+    runs, run = [], [pts[0]] if pts else []
+    for a, b in itertools.pairwise(pts):
+        if abs(b - a - typical) <= STEP * typical:
+            run.append(b)
+        else:
+            runs.append(run)
+            run = [b]
+    runs = [r for r in [*runs, run] if len(r) >= 3]
+    if not runs:
+        return None, 0.0
+    # Sums of (k - mean k)(p - mean p) and (k - mean k)^2 over each run, times 12, in
+    # integers: a feature-length title has a few hundred thousand frames.
+    num = sum(12 * sum(k * p for k, p in enumerate(r)) - 6 * (len(r) - 1) * sum(r)
+              for r in runs)
+    den = sum(len(r) * (len(r) ** 2 - 1) for r in runs)
+    interval = Fraction(num, den)
+    step = float(interval)
+    wander = max(abs(p - sum(r) / len(r) - step * (k - (len(r) - 1) / 2))
+                 for r in runs for k, p in enumerate(r))
+    return interval, wander
 
 
 def _standard(rate: Fraction) -> Fraction:
@@ -129,7 +175,10 @@ def on_timeline(info: SourceInfo, rate: Fraction | None, video_end_s: float) -> 
     """
     if not rate or video_end_s <= info.video_start_s:
         return info
-    count = max(1, round((Fraction(video_end_s) - Fraction(info.video_start_s)) * rate))
+    # To the microsecond, then half a frame up: a timeline ending on a half frame (a gap
+    # of half frames) has the same count whichever way its floats fell.
+    span_s = Fraction(f"{video_end_s - info.video_start_s:.6f}")
+    count = max(1, math.floor(span_s * rate + Fraction(1, 2)))
     return dataclasses.replace(info, frame_rate=rate, frame_count=count)
 
 
@@ -214,6 +263,17 @@ def _timing_findings(summary: StreamSummary, facts: _Timing) -> list[Finding]:
         )
     if facts.gaps and not facts.vfr:
         findings.append(_gap_finding(summary, facts))
+    if facts.jitter_s and facts.nominal_rate:
+        findings.append(
+            Finding(
+                INFO,
+                "timestamp_jitter",
+                f"The video timestamps stray up to {1000 * facts.jitter_s:.1f} ms from a steady "
+                f"{_fps(facts.nominal_rate)} fps.",
+                "Each frame is taken at its place on the constant-rate grid; none is repeated "
+                "or dropped for it.",
+            )
+        )
     if facts.interlaced:
         how = (
             f"idet: {facts.idet.tff} top-field-first, {facts.idet.bff} bottom-field-first, "

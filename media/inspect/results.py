@@ -130,7 +130,8 @@ class StreamSummary:
     video_declared_end_s: float | None = None
     """End of the video stream as the container's index declares it."""
     video_declared_frames: int = 0
-    """Frames the container's index declares (0 when it keeps no count)."""
+    """Frames the container's index declares, less those its edit list hides (0 when it
+    keeps no count)."""
     audio: tuple[AudioSummary, ...] = ()
     demux_error: str = ""
     """The error that stopped the demux pass early, if any."""
