@@ -40,7 +40,7 @@ Finding codes (severity; the function that reports them):
     no_audio                                             info       av_sync
     colour_defaulted, full_range                         info       colour
     colour_inconsistent, hdr                             warning    colour
-    vfr, timestamp_gaps, interlaced                      warning    timing
+    vfr, timestamp_gaps, interlaced    warning (gaps: fatal over 10 s)    timing
     interlace_flag_only, rotated, non_square_pixels,
     odd_dimensions, timestamp_jitter                     info       timing
     check_skipped (this FFmpeg build lacks a filter)     info       any

@@ -38,10 +38,13 @@ from media.inspect.decode_pass import (
 )
 from media.inspect.demux import _summary
 from media.inspect.probe import SOURCE_INPUT_OPTIONS, STANDARD_RATES
-from media.inspect.results import INFO, WARNING, Finding, StreamSummary, _deltas
+from media.inspect.results import FATAL, INFO, WARNING, Finding, StreamSummary, _deltas
 from media.inspect.thresholds import VFR_MIN_IRREGULAR_FRACTION
 
 GAPS_NAMED = 6
+MAX_GAP_S = 10.0
+"""A gap longer than this is a hole, not a join: the title is refused (holding one frame
+for longer would publish a still where the source has lost its pictures)."""
 """Gaps a finding names by time; it counts the rest."""
 STEP = 0.5
 """An interval within half the typical one of it is one frame's step; a longer one is a
@@ -175,11 +178,15 @@ def on_timeline(info: SourceInfo, rate: Fraction | None, video_end_s: float) -> 
     """
     if not rate or video_end_s <= info.video_start_s:
         return info
-    # To the microsecond, then half a frame up: a timeline ending on a half frame (a gap
-    # of half frames) has the same count whichever way its floats fell.
-    span_s = Fraction(f"{video_end_s - info.video_start_s:.6f}")
-    count = max(1, math.floor(span_s * rate + Fraction(1, 2)))
+    count = timeline_frames(video_end_s - info.video_start_s, rate)
     return dataclasses.replace(info, frame_rate=rate, frame_count=count)
+
+
+def timeline_frames(span_s: float, rate: Fraction) -> int:
+    """Slots of `rate` in a timeline `span_s` long (at least 1): to the microsecond, then
+    half a frame up, so a span ending on a half frame (a gap of half frames) has the same
+    count whichever way its floats fell."""
+    return max(1, math.floor(Fraction(f"{span_s:.6f}") * rate + Fraction(1, 2)))
 
 
 def _idet_counts(summary: StreamSummary, timeout_s: float | None = None
@@ -349,7 +356,20 @@ def _gap_finding(summary: StreamSummary, facts: _Timing) -> Finding:
     size = (f"{min(lengths_ms):.0f} ms" if round(min(lengths_ms)) == round(max(lengths_ms))
             else f"{min(lengths_ms):.0f}-{max(lengths_ms):.0f} ms")
     rate = facts.nominal_rate or Fraction(0)
-    delivered = round(Fraction(summary.video_duration_s) * rate)
+    delivered = timeline_frames(summary.video_duration_s, rate)
+    longest = max(gaps, key=lambda gap: gap[1] - gap[0])
+    if longest[1] - longest[0] > MAX_GAP_S:
+        return Finding(
+            FATAL,
+            "timestamp_gaps",
+            f"The video stops for {longest[1] - longest[0]:.1f} s at {longest[0]:.3f} s: its "
+            f"timestamps jump to {longest[1]:.3f} s ({len(gaps)} gap(s) in all, at {named}"
+            f"{more}).",
+            f"A hole over {MAX_GAP_S:.0f} s is lost pictures, not a join; re-export the source "
+            "from the editing tool, or cut it at the hole.",
+            start_s=longest[0],
+            end_s=longest[1],
+        )
     return Finding(
         WARNING,
         "timestamp_gaps",
