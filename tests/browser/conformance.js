@@ -12,6 +12,9 @@
 //   lfc.state.cuesShown     [{text, startTime, endTime, atTime, language}] cues that were
 //                           active on a <video> text track in mode "showing"
 //   lfc.state.errors        player, <video> and page errors, as text
+//   lfc.state.seeks         [time] where each seek of the <video> went (the tests never seek:
+//                           a player seeks on its own to jump a gap or break a stall)
+//   lfc.state.stalls        [{kind, atTime}] gaps jumped and stalls the player reported
 //   lfc.state.ended         the <video> fired "ended"
 //
 // and lfc.forceRendition(index), lfc.selectAudio(lang), lfc.showSubtitles(lang), lfc.play().
@@ -56,6 +59,8 @@
     cuesHidden: [], // cues active on a track in mode "hidden": loaded but not shown
     errors: [],
     warnings: [], // non-fatal reports that are not failures (a stall on a busy CPU)
+    seeks: [],
+    stalls: [],
     events: [], // what happened, with the playhead, to explain a failure
     ended: false,
   };
@@ -328,6 +333,12 @@
         ' data ' + JSON.stringify(d.data);
     };
     player.addEventListener('error', (e) => noteError('shaka', describe(e)));
+    for (const kind of ['gapjumped', 'stalldetected']) {
+      player.addEventListener(kind, () => {
+        state.stalls.push({ kind: kind, atTime: video.currentTime });
+        noteEvent('shaka ' + kind);
+      });
+    }
     // Shaka's tracks have ids; an index here is a position in the list lfc reports.
     const activeVariant = () => player.getVariantTracks().find((t) => t.active);
     // One variant per rendition: those with the audio that plays now, by video bitrate.
@@ -490,6 +501,10 @@
     state.resizes.push({
       width: video.videoWidth, height: video.videoHeight, atTime: video.currentTime,
     });
+  });
+  video.addEventListener('seeking', () => {
+    state.seeks.push(video.currentTime);
+    noteEvent('seeking');
   });
   video.addEventListener('ended', () => {
     state.ended = true;
