@@ -21,9 +21,10 @@ from pipeline.graph import (
     build_pipeline,
     own_output_prefix,
 )
+from pipeline.local_runner import LOCAL_RUNNER
 from pipeline.options import LadderflowOptions, job_config, pubsub_path
 from pipeline.watch import watch_in_batches
-from transforms import _storage
+from transforms import _storage, metrics
 from transforms.ingest import check_unique_titles, expand_sources
 
 log = logging.getLogger("ladderflow")
@@ -63,6 +64,30 @@ def summary_lines(results: list[TitleOutcome]) -> list[str]:
     return lines
 
 
+def choose_runner(options: PipelineOptions) -> str:
+    """With no --runner, name the runner the tests run (`pipeline.local_runner`): Beam's
+    DirectRunner would try Prism first, downloaded where the internet is reachable.
+    Returns the runner's name, which is logged."""
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = LOCAL_RUNNER
+        log.info("runner: LocalRunner (Beam's Python runners, no Prism; --runner picks "
+                 "another)")
+    else:
+        log.info("runner: %s", standard.runner)
+    return standard.runner
+
+
+def log_metrics(result) -> None:
+    """Log what the run did, from its Beam Metrics (`transforms.metrics`)."""
+    try:
+        query = result.metrics().query()
+    except NotImplementedError:  # a runner that keeps no metrics
+        return
+    for line in metrics.summary_lines(query):
+        log.info("metrics: %s", line)
+
+
 def local_parallelism(argv: list[str], options: PipelineOptions) -> None:
     """On the DirectRunner, run as many bundles at once as there are cores.
 
@@ -70,8 +95,7 @@ def local_parallelism(argv: list[str], options: PipelineOptions) -> None:
     small renditions, which one x264 cannot spread over every core, share the machine
     instead of running one after another. An explicit --direct_num_workers wins.
     """
-    runner = options.view_as(StandardOptions).runner
-    if runner not in (None, "DirectRunner") or any(
+    if not _on_direct_runner(options) or any(
             a.startswith("--direct_num_workers") for a in argv):
         return
     direct = options.view_as(DirectOptions)
@@ -83,6 +107,7 @@ def local_parallelism(argv: list[str], options: PipelineOptions) -> None:
 def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int:
     """Run the job that `argv` describes; return the process exit status."""
     options = pipeline_options or PipelineOptions(argv)
+    choose_runner(options)
     local_parallelism(argv, options)
     config = job_config(options)
     opts = options.view_as(LadderflowOptions)
@@ -105,7 +130,9 @@ def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int
     build_pipeline(pipeline, sources, config, delivery)
     if submits_only(options):
         return _submitted(pipeline.run(), config)
-    pipeline.run().wait_until_finish()
+    result = pipeline.run()
+    result.wait_until_finish()
+    log_metrics(result)
     results = outcomes(config, sources)
     failed = [r for r in results if not r.published]
     print(f"\nladderflow: {len(results) - len(failed)} of {len(results)} title(s) published "
@@ -160,7 +187,7 @@ def _submitted(result, config: JobConfig) -> int:
 
 
 def _on_direct_runner(options: PipelineOptions) -> bool:
-    return options.view_as(StandardOptions).runner in (None, "DirectRunner")
+    return options.view_as(StandardOptions).runner in (None, "DirectRunner", LOCAL_RUNNER)
 
 
 def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Delivery,
@@ -172,8 +199,11 @@ def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Deliver
 
     def run_batch(events):
         started = time.monotonic()
-        with beam.Pipeline(options=options) as pipeline:
-            build_events_batch(pipeline, events, config, delivery)
+        pipeline = beam.Pipeline(options=options)
+        build_events_batch(pipeline, events, config, delivery)
+        result = pipeline.run()
+        result.wait_until_finish()
+        log_metrics(result)
         results = outcomes(config, [e.source_uri for e in events])
         log.info("batch of %d source(s) done in %.1f s", len(events),
                  time.monotonic() - started)

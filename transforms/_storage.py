@@ -19,6 +19,8 @@ from typing import BinaryIO
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.metrics import BYTES_WRITTEN
+
 _TMP_SUFFIX = ".partial"
 _MIME_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -75,6 +77,7 @@ def read_json(uri: str) -> dict:
 def write_bytes(uri: str, data: bytes) -> None:
     """Write `data` to `uri` atomically (temporary name, then rename)."""
     _write_atomic(uri, io.BytesIO(data))
+    BYTES_WRITTEN.inc(len(data))
 
 
 def write_json(uri: str, value: object) -> None:
@@ -85,6 +88,7 @@ def upload(local_file: str, uri: str) -> None:
     """Copy a local file to `uri` atomically."""
     with open(local_file, "rb") as handle:
         _write_atomic(uri, handle)
+        BYTES_WRITTEN.inc(handle.tell())
 
 
 def download(uri: str, local_file: str) -> None:

@@ -30,7 +30,7 @@ from apache_beam import pvalue
 
 from media.core import naming
 from media.core.types import ChunkGroup, ChunkTask, DeadLetter, TrialTask
-from transforms import _storage
+from transforms import _storage, metrics
 
 __all__ = ["DEAD_LETTER", "WriteDeadLetters", "dead_letter_for", "dead_letters"]
 
@@ -174,6 +174,7 @@ class _WriteDeadLetterFn(beam.DoFn):
     def process(self, letter: DeadLetter):
         log.warning("%s: rejected at %s: %s (%s)", letter.title_id, letter.stage, letter.error,
                     letter.hint)
+        metrics.count_dead_letter(letter.stage)
         try:
             write_dead_letter(self._output_root, letter)
         except Exception:  # the record is lost, not the job (invariant 5)

@@ -39,7 +39,7 @@ from media.encode.gate import GateEncodes, chunk_result
 from media.encode.retries import transient, with_retries
 from media.encode.scoring import scored_together
 from media.plan.rate_control import encode_to_target
-from transforms import _storage
+from transforms import _storage, metrics
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
 __all__ = ["CHUNK_TRIES", "EncodeChunks", "transient"]
@@ -127,6 +127,7 @@ class _EncodeChunkFn(beam.DoFn):
         if (result is not None and _storage.exists(result.chunk_uri)
                 and _storage.size_of(result.chunk_uri) == result.size_bytes):
             log.info("%s: reusing finished chunk %s", task.title_id, result.chunk_uri)
+            metrics.CHUNKS_REUSED.inc()
             return result
         return None
 
@@ -156,6 +157,7 @@ class _EncodeChunkFn(beam.DoFn):
         record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id, rid, index)
         faults.storage_write("record", label, record_uri)
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))
+        metrics.count_encoded(result)
         return result
 
 

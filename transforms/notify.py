@@ -17,6 +17,7 @@ import apache_beam as beam
 
 from media.core.types import DeadLetter
 from media.ingest.events import rejected_message, title_ready_message
+from transforms import metrics
 
 __all__ = ["NotifyTitleReady", "PublishDeadLetters"]
 
@@ -79,4 +80,5 @@ class PublishDeadLetters(beam.PTransform):
 def _rejected(letter: DeadLetter) -> tuple[bytes, dict[str, str]]:
     log.warning("%s: rejected at %s: %s (%s)", letter.title_id, letter.stage, letter.error,
                 letter.hint)
+    metrics.count_dead_letter(letter.stage)
     return rejected_message(letter)

@@ -23,7 +23,7 @@ from media.package import dash, hls
 from media.package.iframes import IFrame, iframe_bandwidth_bps, iframe_playlist, iframe_stream_inf
 from media.report.html import render_report
 from media.report.title_report import title_report
-from transforms import _storage
+from transforms import _storage, metrics
 from transforms.dead_letter import DEAD_LETTER, dead_letters
 
 __all__ = ["PackageTitles", "PublishedTitle"]
@@ -101,6 +101,7 @@ class _PackageFn(beam.DoFn):
         version = f" (generation {generation})" if generation else ""
         log.info("%s: published%s %d renditions, %.1f s: %s", title_id, version, len(video),
                  duration, master_uri)
+        metrics.TITLES_PUBLISHED.inc()
         yield PublishedTitle(
             title_id, master_uri, mpd_uri, len(video), duration,
             source_uri=source.source_uri if source else "", generation=generation,

@@ -1,0 +1,79 @@
+"""The runner a run with no `--runner` gets: Beam's Python runners, named outright.
+
+Beam 2.77's `DirectRunner` first tries the Prism runner, a Go binary it downloads from
+GitHub where the internet is reachable, and falls back to its Python runners where it
+cannot; it also leaves the FnApiRunner for the one-thread BundleBasedDirectRunner as
+soon as a DoFn declares a processing-time timer, as the gathers do for streaming. With
+no `--runner` ladderflow names `LocalRunner`, which never tries Prism and picks by the
+job: the FnApiRunner for batch (in-process, `--direct_num_workers` bundles at once;
+batch sets no timers), the BundleBasedDirectRunner for streaming (`--streaming`, Pub/Sub,
+TestStream). `--runner=DirectRunner` asks for Beam's own choice, Prism first;
+`--runner=PrismRunner` for Prism; `--runner=FnApiRunner` for the batch engine alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.pipeline import PipelineVisitor
+from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+from apache_beam.runners.runner import PipelineRunner
+
+__all__ = ["LOCAL_RUNNER", "LocalRunner", "engine_for"]
+
+log = logging.getLogger("ladderflow")
+
+LOCAL_RUNNER = f"{__name__}.LocalRunner"
+"""The `--runner` value that names it (Beam builds a runner from its dotted path)."""
+
+
+class _StreamingParts(PipelineVisitor):
+    """Finds what only the BundleBasedDirectRunner runs: Pub/Sub and TestStream."""
+
+    def __init__(self):
+        self.found: list[str] = []
+
+    def enter_composite_transform(self, applied_ptransform):
+        self.visit_transform(applied_ptransform)
+
+    def visit_transform(self, applied_ptransform):
+        from apache_beam.io.gcp.pubsub import ReadFromPubSub, WriteToPubSub
+        from apache_beam.testing.test_stream import TestStream
+
+        if isinstance(applied_ptransform.transform, ReadFromPubSub | WriteToPubSub | TestStream):
+            self.found.append(type(applied_ptransform.transform).__name__)
+
+
+def engine_for(pipeline, options) -> str:
+    """'FnApiRunner' or 'BundleBasedDirectRunner': which engine runs `pipeline`."""
+    if options.view_as(StandardOptions).streaming:
+        return "BundleBasedDirectRunner"
+    parts = _StreamingParts()
+    pipeline.visit(parts)
+    return "BundleBasedDirectRunner" if parts.found else "FnApiRunner"
+
+
+class LocalRunner(PipelineRunner):
+    """Beam's Python runners, chosen by the job, never Prism (see the module docstring)."""
+
+    def is_fnapi_compatible(self) -> bool:
+        return False  # as Beam's DirectRunner: no `beam_fn_api` experiment for streaming
+
+    def run_pipeline(self, pipeline, options):
+        engine = engine_for(pipeline, options)
+        log.info("runner: LocalRunner on Beam's %s (Prism is not tried)", engine)
+        if engine == "BundleBasedDirectRunner":
+            return BundleBasedDirectRunner().run_pipeline(pipeline, options)
+        return _fn_api_runner(options).run_pipeline(pipeline, options)
+
+
+def _fn_api_runner(options) -> PipelineRunner:
+    """The FnApiRunner as Beam's DirectRunner makes it: the job's options provisioned."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
