@@ -69,7 +69,7 @@ class Delivery:
 def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery = Delivery(),
                 event_rejects: tuple[beam.PCollection, ...] = ()) -> GraphOutputs:
     """Wire every stage onto `events` (a PCollection of `IngestEvent`s), from any front."""
-    unique = events | "Deduplicate" >> DeduplicateEvents()
+    unique = events | "Deduplicate" >> DeduplicateEvents(config.dedup_retention_s)
     inspected = unique | "Inspect" >> Inspect(
         config.output_root, config.fingerprint(), config.source_limits,
         analyse=config.ladder == "per-title")
@@ -77,29 +77,30 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     tasks = planned["main"] | "Split" >> Split(config)
     encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
     _ = encoded.main | "Progress" >> ReportProgress()
-    renditions = (
+    chunks = (
         encoded.main
         | "KeyByRendition" >> beam.Map(_by_rendition).with_output_types(
             tuple[tuple[str, str, str], Any])
-        | "GatherChunks" >> GatherParts()
-        | "Assemble" >> AssembleRenditions(config.tool_timeout_s)
+        | "GatherChunks" >> GatherParts(config.title_timeout_s, "assemble (gather)", "chunk")
     )
+    renditions = chunks.main | "Assemble" >> AssembleRenditions(config.tool_timeout_s)
     audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s)
     subtitles = tasks[SUBTITLES] | "Subtitles" >> ConvertSubtitles()
-    packaged = (
+    tracks = (
         (renditions.main, audio.main, subtitles.main)
         | "AllTracks" >> beam.Flatten()
         | "KeyByTitle" >> beam.Map(_by_version).with_output_types(tuple[tuple[str, str], Any])
-        | "GatherTracks" >> GatherParts()
-        | "Package" >> PackageTitles(config.output_root, config.keep_work, config.fingerprint())
+        | "GatherTracks" >> GatherParts(config.title_timeout_s, "package (gather)", "track")
     )
+    packaged = tracks.main | "Package" >> PackageTitles(
+        config.output_root, config.keep_work, config.fingerprint())
     published = packaged.main
     if delivery.notify_topic:
         published = published | "NotifyTitleReady" >> NotifyTitleReady(delivery.notify_topic)
     rejects = (
         (*event_rejects, inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],
-         tasks[DEAD_LETTER], renditions[DEAD_LETTER], audio[DEAD_LETTER], subtitles[DEAD_LETTER],
-         packaged[DEAD_LETTER])
+         tasks[DEAD_LETTER], chunks[DEAD_LETTER], renditions[DEAD_LETTER], audio[DEAD_LETTER],
+         subtitles[DEAD_LETTER], tracks[DEAD_LETTER], packaged[DEAD_LETTER])
         | "AllRejects" >> beam.Flatten()
     )
     if delivery.dead_letter_topic:

@@ -15,9 +15,11 @@ import re
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from media.core.config import (
+    DEFAULT_DEDUP_RETENTION_S,
     DEFAULT_MAX_DURATION_S,
     DEFAULT_MAX_HEIGHT,
     DEFAULT_MAX_WIDTH,
+    DEFAULT_TITLE_TIMEOUT_S,
     LADDERS,
     X264_PRESETS,
     JobConfig,
@@ -124,6 +126,17 @@ class LadderflowOptions(PipelineOptions):
         parser.add_argument("--max_source_bytes", type=int, default=0,
                             help="Largest source video file accepted, in bytes; a larger one "
                             "is rejected before it is opened (0: no limit, the default).")
+        parser.add_argument("--title_timeout_s", type=float, default=DEFAULT_TITLE_TIMEOUT_S,
+                            help="Streaming: a title version still incomplete this many "
+                            "seconds after its first part reached a gather becomes a dead "
+                            "letter naming the missing chunks or tracks, and its state is "
+                            "cleared (0: never). Default 86400 (a day). Batch ignores it.")
+        parser.add_argument("--dedup_retention_s", type=float,
+                            default=DEFAULT_DEDUP_RETENTION_S,
+                            help="Streaming: seconds a source version is remembered to drop "
+                            "repeated events (0: forever); a repeat after that runs the "
+                            "version again, reusing its chunks. Default 604800 (7 days: "
+                            "Pub/Sub keeps an unacknowledged message that long by default).")
 
 
 def job_config(options: PipelineOptions) -> JobConfig:
@@ -157,6 +170,8 @@ def job_config(options: PipelineOptions) -> JobConfig:
         max_width=opts.max_width,
         max_height=opts.max_height,
         max_source_bytes=opts.max_source_bytes,
+        title_timeout_s=opts.title_timeout_s,
+        dedup_retention_s=opts.dedup_retention_s,
     ).validate()
 
 

@@ -697,6 +697,8 @@ SAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "trial_seconds",
             "watch_interval_s",
             "max_duration_s",
+            "title_timeout_s",
+            "dedup_retention_s",
         ),
         FLOATS,
     ),

@@ -38,14 +38,14 @@ BATCH_CASES = {
 @pytest.mark.parametrize("elements, expected", BATCH_CASES.values(), ids=BATCH_CASES.keys())
 def test_gather_in_batch(elements, expected):
     with BeamTestPipeline() as pipeline:
-        gathered = pipeline | beam.Create(elements) | GatherParts()
+        gathered = (pipeline | beam.Create(elements) | GatherParts()).main
         assert_that(gathered, equal_to(expected))
 
 
 def test_duplicates_arriving_after_the_key_fired_do_not_fire_it_again():
     elements = parts("a", 2, [0, 1, 1, 0, 1, 0])
     with BeamTestPipeline() as pipeline:
-        gathered = pipeline | beam.Create(elements) | GatherParts()
+        gathered = (pipeline | beam.Create(elements) | GatherParts()).main
         assert_that(gathered | "Keys" >> beam.Keys(), equal_to(["a"]), label="FiresOnce")
         assert_that(gathered, equal_to([("a", ["a0", "a1"])]), label="InOrder")
 
@@ -74,12 +74,17 @@ class _FakeValue:
     def write(self, value):
         self.value = value
 
+    def clear(self):
+        self.value = None
+
 
 def test_gather_fn_without_a_pipeline():
-    fn, bag, fired = _GatherFn(), _FakeBag(), _FakeValue()
+    fn, bag, seen, arrived, fired = (_GatherFn(), _FakeBag(), _FakeValue(), _FakeValue(),
+                                     _FakeValue())
     outputs = []
     for element in parts("k", 3, [1, 1, 2, 0, 2]):
-        outputs += list(fn.process(element, parts=bag, fired=fired))
+        outputs += list(fn.process(element, parts=bag, seen=seen, arrived=arrived, fired=fired,
+                                   expiry=None))
     assert outputs == [("k", ["k0", "k1", "k2"])]
     assert fired.read() is True
     assert bag.read() == []  # parts are dropped once the key fired
@@ -99,7 +104,7 @@ def test_gather_in_streaming_with_a_watermark_between_batches():
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     with BeamTestPipeline(options=options) as pipeline:
-        gathered = pipeline | stream | GatherParts()
+        gathered = (pipeline | stream | GatherParts()).main
         # 'c' never gets its part 1, so it never fires.
         assert_that(gathered, equal_to([
             ("a", ["a0", "a1", "a2"]), ("b", ["b0", "b1"]), ("d", ["d0"]),
@@ -126,7 +131,7 @@ def test_each_version_of_a_title_gathers_on_its_own_in_streaming():
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     with BeamTestPipeline(options=options) as pipeline:
-        gathered = pipeline | stream | GatherParts()
+        gathered = (pipeline | stream | GatherParts()).main
         # v2 never gets its part 1: it never fires, and the others still do, once each.
         assert_that(gathered, equal_to([
             (v1, ["v1-0", "v1-1"]), (other, ["t-0", "t-1"]),

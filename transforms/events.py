@@ -11,20 +11,26 @@ and the dedup that makes each source version run once.
   the DirectRunner, `--watch` is served by `pipeline.watch` instead.)
 - `DeduplicateEvents`: a stateful DoFn keyed by (source, generation) lets the first
   event of a version through and drops the rest (Pub/Sub delivers at least once, and
-  Cloud Storage may notify twice).
+  Cloud Storage may notify twice). On unbounded input a version is remembered for
+  `retention_s` (processing time) after its first event, then forgotten, so the state
+  of a job that runs for months stays bounded; a repeat after that runs the version
+  again, which reuses its finished chunks and republishes the same title.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.coders import BooleanCoder
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.utils.timestamp import MAX_TIMESTAMP
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from media.core.types import IngestEvent
 from media.ingest.events import (
@@ -137,11 +143,16 @@ class WatchPrefix(beam.PTransform):
 
 class _FirstOfVersionFn(beam.DoFn):
     SEEN = ReadModifyWriteStateSpec("seen", BooleanCoder())
+    FORGET = TimerSpec("forget", TimeDomain.REAL_TIME)
 
-    def __init__(self):
+    def __init__(self, retention_s: float = 0.0, clock: Callable[[], float] = time.time):
+        self._retention_s = retention_s
+        self._clock = clock
         self._duplicates = Metrics.counter(NAMESPACE, "duplicates")
+        self._forgotten = Metrics.counter(NAMESPACE, "versions forgotten")
 
-    def process(self, element, seen=beam.DoFn.StateParam(SEEN)):
+    def process(self, element, seen=beam.DoFn.StateParam(SEEN),
+                forget=beam.DoFn.TimerParam(FORGET)):
         _, event = element
         if seen.read():
             self._duplicates.inc()
@@ -149,16 +160,31 @@ class _FirstOfVersionFn(beam.DoFn):
                      event.source_uri, event.generation or "-")
             return
         seen.write(True)
+        if self._retention_s > 0:
+            forget.set(Timestamp.of(self._clock() + self._retention_s))
         yield event
+
+    @on_timer(FORGET)
+    def forget(self, seen=beam.DoFn.StateParam(SEEN)):
+        self._forgotten.inc()
+        seen.clear()
 
 
 class DeduplicateEvents(beam.PTransform):
-    """PCollection[IngestEvent] -> the first event of each (source, generation)."""
+    """PCollection[IngestEvent] -> the first event of each (source, generation); on
+    unbounded input, each version is forgotten `retention_s` after its first event
+    (0: never). `clock` gives processing time in seconds (a test stream's starts at 0)."""
+
+    def __init__(self, retention_s: float = 0.0, clock: Callable[[], float] = time.time):
+        super().__init__()
+        self._retention_s = retention_s
+        self._clock = clock
 
     def expand(self, events):
+        retention_s = 0.0 if events.is_bounded else self._retention_s
         return (
             events
             | "KeyByVersion" >> beam.Map(lambda e: (e.dedup_key, e)).with_output_types(
                 tuple[str, IngestEvent])
-            | "FirstOfVersion" >> beam.ParDo(_FirstOfVersionFn())
+            | "FirstOfVersion" >> beam.ParDo(_FirstOfVersionFn(retention_s, self._clock))
         )

@@ -178,10 +178,14 @@ class PlanLadder(beam.PTransform):
             | "ProbeEncode" >> beam.ParDo(_RunTrialFn(timeout_s)).with_outputs(
                 DEAD_LETTER, main="main")
         )
-        refine = (
+        probe_results = (
             probe.main
             | "KeyProbeByTitle" >> beam.Map(_by_version).with_output_types(_KEYED)
-            | "GatherProbe" >> GatherParts()
+            | "GatherProbe" >> GatherParts(self._config.title_timeout_s, "plan (gather probe)",
+                                           "trial")
+        )
+        refine = (
+            probe_results.main
             | "Refine" >> beam.ParDo(_RefineFn(self._config)).with_outputs(
                 _PROBED, DEAD_LETTER, main="tasks")
         )
@@ -191,11 +195,15 @@ class PlanLadder(beam.PTransform):
             | "TrialEncode" >> beam.ParDo(_RunTrialFn(timeout_s)).with_outputs(
                 DEAD_LETTER, main="main")
         )
-        chosen = (
+        all_trials = (
             (refine[_PROBED],
              trials.main | "KeyByTitle" >> beam.Map(_by_version).with_output_types(_KEYED))
             | "WithProbe" >> beam.Flatten().with_output_types(_KEYED)
-            | "GatherTrials" >> GatherParts()
+            | "GatherTrials" >> GatherParts(self._config.title_timeout_s, "plan (gather trials)",
+                                            "trial")
+        )
+        chosen = (
+            all_trials.main
             | "ChooseRungs" >> beam.ParDo(_ChooseLadderFn(self._config)).with_outputs(
                 DEAD_LETTER, main="main")
         )
@@ -203,7 +211,8 @@ class PlanLadder(beam.PTransform):
         _ = probe.main | "ProbeProgress" >> ReportTrialProgress()
         _ = trials.main | "TrialProgress" >> ReportTrialProgress()
         planned = (fanned[_PLANNED], chosen.main) | "AllPlans" >> beam.Flatten()
-        dead = ((fanned[DEAD_LETTER], probe[DEAD_LETTER], refine[DEAD_LETTER],
-                 trials[DEAD_LETTER], chosen[DEAD_LETTER])
+        dead = ((fanned[DEAD_LETTER], probe[DEAD_LETTER], probe_results[DEAD_LETTER],
+                 refine[DEAD_LETTER], trials[DEAD_LETTER], all_trials[DEAD_LETTER],
+                 chosen[DEAD_LETTER])
                 | "PlanRejects" >> beam.Flatten())
         return {"main": planned, DEAD_LETTER: dead}

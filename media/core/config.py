@@ -9,6 +9,12 @@ from media.core.types import EncodeSettings
 
 LADDERS = ("per-title", "fixed", "apple")
 DEFAULT_MAX_DURATION_S = 6 * 3600.0
+DEFAULT_TITLE_TIMEOUT_S = 24 * 3600.0
+"""A day: a 2-hour 1080p title on a few workers at a slow preset takes hours, and what a
+waiting title keeps in state is small; a title still incomplete after a day is stuck."""
+DEFAULT_DEDUP_RETENTION_S = 7 * 24 * 3600.0
+"""A week: by default Pub/Sub keeps an unacknowledged message (and may redeliver it) for
+7 days."""
 DEFAULT_MAX_WIDTH, DEFAULT_MAX_HEIGHT = 7680, 4320
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
@@ -118,6 +124,13 @@ class JobConfig:
     """Largest coded frame accepted (before rotation); larger ones are rejected."""
     max_source_bytes: int = 0
     """Largest source video file accepted, in bytes (0: no limit)."""
+    title_timeout_s: float = DEFAULT_TITLE_TIMEOUT_S
+    """Streaming: a title version still incomplete this long (processing time) after its
+    first part reached a gather becomes a dead letter naming the missing parts, and its
+    state is cleared (0: never). Batch ignores it: the input ends, and the state with it."""
+    dedup_retention_s: float = DEFAULT_DEDUP_RETENTION_S
+    """Streaming: how long a (source, generation) is remembered to drop repeated events
+    (0: forever); a repeat after that runs the version again, which reuses its chunks."""
 
     def fingerprint(self) -> str:
         """A digest of the settings that decide a title's output (not where it goes)."""
@@ -126,7 +139,8 @@ class JobConfig:
         import json
 
         basis = dataclasses.asdict(self)
-        for key in ("output_root", "keep_work", "tool_timeout_s"):
+        for key in ("output_root", "keep_work", "tool_timeout_s", "title_timeout_s",
+                    "dedup_retention_s"):
             basis.pop(key)
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -182,6 +196,11 @@ class JobConfig:
         _check(self.max_width >= 1 and self.max_height >= 1,
                "--max_width and --max_height must be 1 or more")
         _check(self.max_source_bytes >= 0, "--max_source_bytes must be 0 (no limit) or more")
+        _check(self.title_timeout_s == 0 or self.title_timeout_s >= self.tool_timeout_s,
+               f"--title_timeout_s {self.title_timeout_s:g}: use 0 (never) or at least "
+               f"--tool_timeout_s ({self.tool_timeout_s:g} s), the longest one FFmpeg "
+               "process of the title may run")
+        _check(self.dedup_retention_s >= 0, "--dedup_retention_s must be 0 (forever) or more")
         return self
 
 
