@@ -200,3 +200,36 @@ def test_a_fault_on_every_try_dead_letters_its_title_only(sources, tmp_path, mon
     assert (out / "steady" / "master.m3u8").is_file()
     assert not (out / "doomed" / "master.m3u8").exists()
     assert not (out / "_errors" / "steady.json").exists()
+
+
+def test_a_wrong_frame_count_is_not_tried_again(sources, tmp_path, monkeypatch):
+    """A readable chunk with a frame too few is deterministic: its title is dead-lettered
+    after the one try, not three, and the other title publishes. (The cut gives every
+    chunk its grid's frames, so the shortfall is made by a counter that reads one frame
+    less of the doomed title's chunks: no real source provokes it any more.)"""
+    from media.encode import chunk as encode_chunk
+    from media.encode.encoded import count_frames
+
+    counted: Counter = Counter()
+    labels: dict[str, str] = {}  # chunk path -> title/rendition/index, as the check names it
+
+    def one_short(path: str) -> int:
+        frames = count_frames(path)
+        if not labels.get(path, "").startswith("doomed/"):
+            return frames
+        counted[path] += 1
+        return frames - 1
+
+    monkeypatch.setattr(faults, "corrupt_chunk", lambda label, path: labels.update({path: label}))
+    monkeypatch.setattr(encode_chunk, "count_frames", one_short)
+    out = tmp_path / "out"
+    _run(
+        [sources / "steady.mp4", sources / "doomed.mp4"], out, published=["steady"], dead=["doomed"]
+    )
+    assert counted and set(counted.values()) == {1}  # each encode of doomed checked once
+    assert not any("chunk-1" in path for path in counted)  # no second try of any chunk
+    record = json.loads((out / "_errors" / "doomed.json").read_text())
+    assert record["stage"].startswith("encode (234p-")
+    assert "frames; expected" in record["error"] and "failed 3 times" not in record["error"]
+    assert "timestamps" in record["hint"]
+    assert (out / "steady" / "master.m3u8").is_file()
