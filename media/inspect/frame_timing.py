@@ -151,6 +151,8 @@ def _steady_interval(pts: tuple[int, ...], typical: int) -> tuple[Fraction | Non
               for r in runs)
     den = sum(len(r) * (len(r) ** 2 - 1) for r in runs)
     interval = Fraction(num, den)
+    if interval <= 0:  # timestamps that do not advance
+        return None, 0.0
     step = float(interval)
     wander = max(abs(p - sum(r) / len(r) - step * (k - (len(r) - 1) / 2))
                  for r in runs for k, p in enumerate(r))
