@@ -26,7 +26,7 @@ from media.core.errors import ConfigurationError
 from media.core.types import IngestEvent
 from pipeline.options import job_config
 from transforms.events import DeduplicateEvents
-from transforms.gather import TIMEOUT_HINT, GatherParts, Part, _GatherFn
+from transforms.gather import TIMEOUT_HINT, GatherParts, Part, _GatherFn, index_ranges
 
 TIMEOUT_S = 60.0
 SOURCE = "gs://studio/in/movie.mov"
@@ -180,3 +180,11 @@ def test_the_timeout_and_retention_options():
     with pytest.raises(ConfigurationError, match="--dedup_retention_s must be 0"):
         JobConfig("out", dedup_retention_s=-1).validate()
     assert JobConfig("out", title_timeout_s=0).validate().title_timeout_s == 0
+
+
+@pytest.mark.parametrize("indexes, text", [
+    ([], ""), ([3], "3"), ([7, 0, 1, 2, 5], "0-2, 5, 7"), ([1, 1, 2], "1-2"),
+    (list(range(3, 600)), "3-599"),
+])
+def test_missing_parts_are_named_as_runs(indexes, text):
+    assert index_ranges(indexes) == text
