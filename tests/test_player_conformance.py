@@ -63,6 +63,8 @@ CUE_TOLERANCE_S = 0.1
 STARTED_S = 4.5
 # Fresh pages per player in test_starts_without_a_stall.
 START_RUNS = 3
+# shaka.log.Level.DEBUG, for conformance.js's ?debug=.
+SHAKA_LOG_DEBUG = 4
 
 # tests/media_factory.py's SRT_ENGLISH: (start s, end s, text without markup).
 SRT_CUES = [
@@ -167,15 +169,18 @@ class Player:
         self.requests: list[str] = []
         page.on("request", lambda r: self.requests.append(re.sub(r"^https?://[^/]+", "", r.url)))
 
-    def open(self, site: ConformanceSite) -> None:
-        query = urlencode(
-            {
-                "player": self.player,
-                "src": f"/title/{self.manifest}",
-                "rate": PLAYBACK_RATE,
-                "autoplay": 0,
-            }
-        )
+    def open(self, site: ConformanceSite, debug: bool = False) -> None:
+        """Load the page; `debug`: shaka-player's debug build, whose log (segment times,
+        gaps jumped, stalls) then comes with every failure's report."""
+        params: dict[str, object] = {
+            "player": self.player,
+            "src": f"/title/{self.manifest}",
+            "rate": PLAYBACK_RATE,
+            "autoplay": 0,
+        }
+        if debug and self.player == "shaka":
+            params["debug"] = SHAKA_LOG_DEBUG
+        query = urlencode(params)
         self.page.goto(f"{site.base_url}/player/conformance.html?{query}")
         self.wait_for("lfc.state.ready", READY_TIMEOUT_S)
         self.assert_no_errors()
@@ -387,7 +392,10 @@ def test_shows_subtitles_chosen_as_playback_starts(player):
 
 @pytest.mark.parametrize("run", range(START_RUNS))
 @ALL_PLAYERS
-def test_starts_without_a_stall(player, run):
+def test_starts_without_a_stall(player_page, player_name, manifest, conformance_site, run):
+    page, messages = player_page
+    player = Player(page, messages, player_name, manifest)
+    player.open(conformance_site, debug=True)
     player.page.evaluate("lfc.play()")
     player.wait_for(f"lfc.snapshot().currentTime >= {STARTED_S}", START_TIMEOUT_S)
     player.assert_no_errors()
