@@ -375,14 +375,7 @@ def test_each_easy_case_publishes_every_frame(per_title_run, case):
     assert all(r.vmaf is not None for r in rungs)
 
 
-SLIDESHOW_AT_THE_LIMIT = pytest.mark.xfail(
-    strict=False,
-    reason="planning keeps a rung predicted 1.30x under the one above (88.2 and 67.9 kb/s) "
-           "with no margin, and the measured ratio lands at 1.29-1.32 from run to run")
-
-
-@pytest.mark.parametrize("case", [
-    "black_intro", "frozen_intro", pytest.param("slideshow", marks=SLIDESHOW_AT_THE_LIMIT)])
+@pytest.mark.parametrize("case", [c.__name__ for c in PER_TITLE_RUN])
 def test_each_easy_case_has_its_rungs_apart(per_title_run, case):
     rungs = published_rungs(per_title_run.out / case)
     assert not ladder_violations(rungs), ladder_violations(rungs)
