@@ -42,10 +42,10 @@ from media.inspect.results import FATAL, INFO, WARNING, Finding, StreamSummary, 
 from media.inspect.thresholds import VFR_MIN_IRREGULAR_FRACTION
 
 GAPS_NAMED = 6
+"""Gaps a finding names by time; it counts the rest."""
 MAX_GAP_S = 10.0
 """A gap longer than this is a hole, not a join: the title is refused (holding one frame
 for longer would publish a still where the source has lost its pictures)."""
-"""Gaps a finding names by time; it counts the rest."""
 STEP = 0.5
 """An interval within half the typical one of it is one frame's step; a longer one is a
 gap, a shorter one a doubled frame."""
