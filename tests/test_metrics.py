@@ -175,6 +175,26 @@ def test_the_summary_is_logged_at_the_end_of_the_run(runs):
         second.logged)
 
 
+def test_a_chunk_made_after_a_failed_write_counts_as_retried(runs, tmp_path, monkeypatch):
+    """A storage write of one chunk fails once (an OSError, a transient fault): the chunk is
+    made again, counted once as encoded and once as retried, and the report lists why."""
+    from media.core import faults
+
+    first, _, _ = runs
+    source = make_clip(str(tmp_path / "small.mp4"), duration_s=4, width=320, height=180)
+    monkeypatch.setenv(faults.ENV, "storage-write:chunk:1")
+    faults.reset()
+    out = tmp_path / "out"
+    run = _run(["--input", source, "--output", str(out), "--ladder", "fixed",
+                "--segment_seconds", "2", "--chunk_segments", "1", "--preset", "ultrafast"])
+    assert run.status == 0
+    assert run.counters["chunks_encoded"] == first.counters["chunks_encoded"]
+    assert run.counters["chunks_retried"] == 1
+    report = json.loads((out / "small" / "report.json").read_text())
+    retried = [c for t in report["tracks"] for c in t.get("chunks", ()) if c.get("retries")]
+    assert len(retried) == 1
+
+
 def test_with_no_runner_the_local_runner_runs_batch_on_the_fn_api_runner(runs, prism):
     for run in runs[:2]:
         assert "runner: LocalRunner on Beam's FnApiRunner (Prism is not tried)" in run.logged
