@@ -172,3 +172,22 @@ def test_the_html_report_says_what_broke_and_what_planning_dropped():
     assert ">397<" in page  # the predicted rate beside the hull's 783
     report["ladder_invariant"] = measured_invariant(ladder[:1])
     assert "Ladder invariant holds" in render_report(report)[REPORT_HTML].decode()
+
+
+def test_a_second_rung_too_close_is_moved_down_its_curve():
+    """The slideshow's two rungs came out 1.30x apart (88 and 68 kb/s predicted): the
+    second is moved to the lowest CRF predicted 1.43x under the top, its target down its
+    slope; where no CRF within 4 steps gets there, it is not moved."""
+    from media.plan.prediction import moved_down
+
+    second = Rendition("180p-59k", 320, 180, 30.0, 59, 118, target_vmaf=89.85,
+                       vmaf_per_crf=-1.5)
+
+    def predict(r):  # 68 kb/s at CRF 30, 12 % less each step
+        return 68.0 * 0.88 ** (r.crf - 30.0)
+
+    moved, kbps = moved_down(second, 88.0, 1.43, predict)
+    assert moved.crf == 30.8  # 68 x 0.88^0.8 = 61.4 kb/s, the first tenth under 61.5
+    assert kbps == pytest.approx(predict(moved)) and kbps * 1.43 <= 88.0
+    assert moved.target_vmaf == pytest.approx(89.85 - 1.5 * 0.8)
+    assert moved_down(second, 55.0, 1.43, predict) is None  # 4 steps: 40.8 x 1.43 > 55

@@ -34,7 +34,7 @@ from media.plan.planning import (
     renditions_from_rungs,
     trial_points,
 )
-from media.plan.prediction import predicted_rates
+from media.plan.prediction import moved_down, predicted_rates
 from media.plan.rate_control import calibrate
 from media.plan.trials import complexity_of
 from media.quality.vmaf import scored_frames_needed
@@ -133,13 +133,31 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
         for entry, rendition in zip(calibration, renditions, strict=True):
             entry["id"] = rendition.rendition_id
     span = first.span
-    predicted = predicted_rates(
-        renditions, [r.kbps for r in rungs], results, weights, calibration, before,
-        span.index, span.start_frame + span.frame_count / 2,
-        span.frame_count / float(source.frame_rate))
+    def predict(chosen: Sequence[Rendition]) -> list[float]:
+        return predicted_rates(
+            chosen, [r.kbps for r in rungs], results, weights, calibration, before,
+            span.index, span.start_frame + span.frame_count / 2,
+            span.frame_count / float(source.frame_rate))
+
+    predicted = predict(renditions)
     kept, dropped = spaced([LadderRung(r.rendition_id, kbps, r.target_vmaf)
                             for r, kbps in zip(renditions, predicted, strict=True)],
                            PLANNED_RATE_RATIO, PLANNED_VMAF_STEP)
+    if dropped and dropped[-1].startswith("kept") and len(kept) == 2:
+        # a title's second rung, too close to the top one: moved down where it can be
+        low, top = kept[1], kept[0]
+        renditions = list(renditions)
+        moved = moved_down(renditions[low], predicted[top], PLANNED_RATE_RATIO,
+                           lambda r: predict([r if i == low else x
+                                              for i, x in enumerate(renditions)])[low])
+        if moved is not None:
+            was = renditions[low]
+            renditions[low], predicted[low] = moved
+            dropped[-1] = (f"moved {was.rendition_id} from CRF {was.crf:g} to "
+                           f"{moved[0].crf:g} (target VMAF {was.target_vmaf:g} to "
+                           f"{moved[0].target_vmaf:g}): {moved[1]:.0f} kb/s, "
+                           f"{predicted[top] / moved[1]:.2f}x under "
+                           f"{renditions[top].rendition_id}")
     for line in dropped:
         log.info("%s: planning %s", source.title_id, line)
     renditions, rungs, predicted = ([seq[i] for i in kept]

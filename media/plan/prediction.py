@@ -16,10 +16,12 @@ Plain functions: no Beam, no FFmpeg.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from media.core.types import Rendition, TrialResult
+from media.plan.hull import CRF_RANGE
 from media.plan.planning import predicted_kbps
 from media.plan.rate_control import BORROW_SHARE, crf_offset_at, sample_budget_kbps
 
@@ -94,3 +96,27 @@ def predicted_rates(renditions: Sequence[Rendition], planned_kbps: Sequence[floa
         out.append(trial * preset_factor(sorted(factors.get(rendition.height, [])),
                                          at_sample))
     return out
+
+
+MAX_MOVE_CRF = 4.0
+"""How far (CRF steps) a title's second rung may be moved down to be a real step."""
+
+
+def moved_down(rendition: Rendition, above_kbps: float, ratio: float,
+               predict: Callable[[Rendition], float]) -> tuple[Rendition, float] | None:
+    """`rendition` moved to the lowest CRF (by tenths, at most MAX_MOVE_CRF steps up)
+    whose `predict`ed rate is `ratio` under `above_kbps`, its VMAF target moved along
+    its slope (`vmaf_per_crf`, the calibration's where there was one), with that rate;
+    None where no CRF within reach gets there. For a title's second rung, kept although
+    too close to the top one (a title needs two)."""
+    for tenth in range(1, round(MAX_MOVE_CRF * 10) + 1):
+        step = tenth / 10
+        if rendition.crf + step > CRF_RANGE[1]:
+            break
+        moved = dataclasses.replace(
+            rendition, crf=round(rendition.crf + step, 1),
+            target_vmaf=round(rendition.target_vmaf + rendition.vmaf_per_crf * step, 2))
+        kbps = predict(moved)
+        if kbps * ratio <= above_kbps:
+            return moved, kbps
+    return None
