@@ -67,16 +67,17 @@ def test_an_incomplete_title_times_out_into_a_dead_letter_naming_its_missing_chu
         .advance_processing_time(TIMEOUT_S)
         .advance_watermark_to_infinity()
     )
-    with BeamTestPipeline(options=streaming()) as pipeline:
-        gathered = pipeline | stream | GatherParts(TIMEOUT_S, "assemble (gather)", "chunk",
-                                                   clock=test_clock)
-        # The complete rendition fires once, and its expiry (the same timer) adds nothing.
-        assert_that(gathered.main | beam.MapTuple(lambda k, vs: (k, [v.name for v in vs])),
-                    equal_to([(done, ["720p-0", "720p-1", "720p-2"])]), label="Complete")
-        assert_that(gathered.dead_letter | beam.Map(dataclasses.astuple), equal_to([(
-            "movie", SOURCE, "assemble (gather)",
-            "timed out after 60 s with 4 of 8 chunks: missing chunk 1-2, 4-5",
-            TIMEOUT_HINT, "7", "")]), label="TimedOut")
+    pipeline = BeamTestPipeline(options=streaming())
+    gathered = pipeline | stream | GatherParts(TIMEOUT_S, "assemble (gather)", "chunk",
+                                               clock=test_clock)
+    # The complete rendition fires once, and its expiry (the same timer) adds nothing.
+    assert_that(gathered.main | beam.MapTuple(lambda k, vs: (k, [v.name for v in vs])),
+                equal_to([(done, ["720p-0", "720p-1", "720p-2"])]), label="Complete")
+    assert_that(gathered.dead_letter | beam.Map(dataclasses.astuple), equal_to([(
+        "movie", SOURCE, "assemble (gather)",
+        "timed out after 60 s with 4 of 8 chunks: missing chunk 1-2, 4-5",
+        TIMEOUT_HINT, "7", "")]), label="TimedOut")
+    pipeline.run().wait_until_finish()
 
 
 def event(generation: str, message: str) -> IngestEvent:

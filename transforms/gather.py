@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.coders import BooleanCoder, BytesCoder, PickleCoder, VarIntCoder
+from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     BagStateSpec,
@@ -83,6 +84,7 @@ class _GatherFn(beam.DoFn):
         self._stage = stage
         self._what = what
         self._clock = clock
+        self._timed_out_count = Metrics.counter("ladderflow.gather", f"timed out: {stage}")
 
     def process(self, element, parts=beam.DoFn.StateParam(PARTS),
                 seen=beam.DoFn.StateParam(SEEN), arrived=beam.DoFn.StateParam(ARRIVED),
@@ -123,6 +125,7 @@ class _GatherFn(beam.DoFn):
         if not fired.read():
             waiting = list(parts.read())
             if waiting:
+                self._timed_out_count.inc()
                 yield pvalue.TaggedOutput(DEAD_LETTER, self._timed_out(key, waiting))
         for state in (parts, seen, arrived, fired):
             state.clear()
