@@ -57,6 +57,7 @@ def e2e_run(tmp_path_factory) -> E2ERun:
     from media.core.config import JobConfig
     from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
+    from pipeline.local_runner import LOCAL_RUNNER
 
     sources = tmp_path_factory.mktemp("sources")
     good = Path(make_clip(str(sources / "good clip.mp4")))
@@ -64,7 +65,7 @@ def e2e_run(tmp_path_factory) -> E2ERun:
     out = tmp_path_factory.mktemp("out")
     config = JobConfig(output_root=str(out), segment_s=E2E_SEGMENT_S, chunk_segments=1,
                        encode=EncodeSettings(preset="veryfast"), ladder="fixed").validate()
-    options = PipelineOptions(["--runner=DirectRunner"])
+    options = PipelineOptions([f"--runner={LOCAL_RUNNER}"])  # the runner users get
     with TestPipeline(options=options, blocking=True) as pipeline:
         outputs = build_pipeline(pipeline, [str(good), str(bad)], config)
         assert_that(outputs.published | "PublishedIds" >> beam.Map(lambda t: t.title_id),
