@@ -589,3 +589,22 @@ def test_the_caps_follow_the_crf_changes_the_calibration_carried_over():
     assert halved.rendition_id == f"720p-{halved.maxrate_kbps}k"
     assert halved.bufsize_kbit == 2 * halved.maxrate_kbps
     assert halved.crf_offsets == ((50, 1.0), (550, -1.0))
+
+
+@pytest.mark.parametrize("frames, segments", [
+    # a looped 16 s source with 4 frames past its last whole segment: the tail is left
+    # out (a 4-frame trial measures its keyframe, and pulled its chunk's CRF 3.9 down)
+    (404, [0, 2, 3]),
+    # a tail of 30 frames holds a 1 s (25-frame) sample: it is a segment like the others
+    (430, [0, 2, 4]),
+])
+def test_trial_samples_leave_out_a_tail_shorter_than_a_sample(frames, segments):
+    from media.core.config import JobConfig
+    from media.plan.trials import sample_spans
+
+    source = dataclasses.replace(_source(640, 360), frame_count=frames)
+    spans, probe = sample_spans(source, JobConfig(output_root="/o"), SegmentGrid(100,
+                                Fraction(25), 3))
+    assert [s.index for s in spans] == segments
+    assert probe in segments
+    assert all(s.frame_count == 25 for s in spans)

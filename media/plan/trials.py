@@ -143,10 +143,16 @@ def sample_spans(source: SourceInfo, config: JobConfig,
     """The title's trial samples (the first `trial_seconds` of the segments
     `media.plan.planning.title_samples` chooses) and the probe sample's segment index."""
     frames = grid.segment_frames
-    samples, probe = title_samples(segment_count(source.frame_count, frames),
-                                   config.trial_fraction, complexity_of(source, grid),
-                                   grid.chunk_segments)
     trial_frames = max(1, min(frames, round(config.trial_seconds * source.frame_rate)))
+    total = segment_count(source.frame_count, frames)
+    if total > 1 and source.frame_count - (total - 1) * frames < trial_frames:
+        # a tail shorter than a sample: its few frames measure their keyframe, not the
+        # title (a 4-frame tail pulled its chunk's CRF 3.9 steps down)
+        total -= 1
+    complexity = complexity_of(source, grid)
+    samples, probe = title_samples(total, config.trial_fraction,
+                                   None if complexity is None else complexity[:total],
+                                   grid.chunk_segments)
     return [ChunkSpan(i, i * frames, min(trial_frames, source.frame_count - i * frames))
             for i in samples], probe
 
