@@ -22,6 +22,7 @@ import pytest
 from media.core import ffmpeg
 from media.core.naming import title_id_for
 from media.package.isobmff import iter_boxes
+from pipeline.local_runner import LOCAL_RUNNER
 from tests.media_factory import make_random_bytes, make_text
 from tests.test_inspection import _cut, _make
 
@@ -357,7 +358,7 @@ def run(tmp_path_factory) -> Run:
     config = JobConfig(output_root=str(out), ladder="fixed", max_renditions=2,
                        chunk_segments=1, encode=EncodeSettings(preset="ultrafast"),
                        score_vmaf=False, **LIMITS).validate()  # fmt: skip
-    with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         build_pipeline(p, uris, config)
     _print_table(out)
     return Run(out, sources, before)

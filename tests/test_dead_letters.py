@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from media.core.types import DeadLetter
+from pipeline.local_runner import LOCAL_RUNNER
 from tests.media_factory import make_clip
 from transforms.dead_letter import (
     STORAGE_HINT,
@@ -148,7 +149,7 @@ def unexpected_run(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(transforms.encode, "stage_chunk", stage_chunk)
-        with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]),
+        with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]),
                           blocking=True) as p:
             build_pipeline(p, uris, config)
     return out

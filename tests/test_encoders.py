@@ -17,6 +17,7 @@ from media.encode.encoders import (
     resolve_encoder,
     video_options,
 )
+from pipeline.local_runner import LOCAL_RUNNER
 
 RUNG = Rendition("720p-3000k", 1280, 720, 24.0, 3000, 6000)
 GRID_100 = SegmentGrid(100, Fraction(25))
@@ -90,7 +91,7 @@ def encoded_titles(tmp_path_factory):
         config = JobConfig(output_root=str(out), ladder="fixed", chunk_segments=1,
                            score_vmaf=False,
                            encode=EncodeSettings(preset="ultrafast", encoder=name)).validate()
-        with BeamTestPipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+        with BeamTestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"])) as p:
             build_pipeline(p, [clip], config)
         roots[name] = out / "clip"
     return roots

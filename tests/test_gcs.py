@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.local_runner import LOCAL_RUNNER
 from tests.emulators import GCS_BUCKET as BUCKET
 from tests.media_factory import make_clip
 
@@ -25,7 +26,7 @@ def test_a_title_from_gs_to_gs(gcs_emulator, tmp_path):
 
     config = JobConfig(output_root=f"gs://{BUCKET}/out", chunk_segments=1, max_renditions=2,
                        encode=EncodeSettings(preset="ultrafast"), ladder="fixed").validate()
-    with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         outputs = build_pipeline(p, sources, config)
         assert_that(outputs.published | beam.Map(lambda t: t.master_uri),
                     equal_to([f"gs://{BUCKET}/out/remote/master.m3u8"]))

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
+from pipeline.local_runner import LOCAL_RUNNER
 from tests.test_inspection import Clips
 
 NAMES = ("clean", "vfr", "interlaced", "hdr", "rotated", "offset", "truncated", "non_square",
@@ -30,7 +31,7 @@ def inspected_run(tmp_path_factory) -> Path:
     config = JobConfig(output_root=str(out), ladder="fixed", max_renditions=2,
                        chunk_segments=1, encode=EncodeSettings(preset="ultrafast"),
                        score_vmaf=False).validate()
-    with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         build_pipeline(p, sources, config)
     return out
 

@@ -19,6 +19,7 @@ import pytest
 from media.core import ffmpeg
 from media.package.isobmff import read_fragment, read_init
 from media.quality.vmaf import FLAT_SCORED_FRAMES, scored_frames_needed
+from pipeline.local_runner import LOCAL_RUNNER
 
 TOP_VMAF = 93.0
 MIN_KBPS = 150.0
@@ -55,7 +56,7 @@ def per_title_run(tmp_path_factory) -> Path:
                        max_rungs=4,
                        # Finals with another preset than the trials: the plan calibrates.
                        encode=EncodeSettings(preset="faster"), keep_work=False).validate()
-    with lines, TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]),
+    with lines, TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]),
                              blocking=True) as p:
         outputs = build_pipeline(p, [flat, busy], config)
         assert_that(outputs.published | beam.Map(lambda t: t.title_id),

@@ -42,6 +42,7 @@ from mpegdash.parser import MPEGDASHParser
 from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from pipeline.local_runner import LOCAL_RUNNER
 from tests import browser_support
 from tests.browser_support import DASH_MANIFEST, HLS_MANIFEST, SiteServer
 from tests.media_factory import make_title_package
@@ -110,7 +111,7 @@ def conformance_title(tmp_path_factory) -> Path:
         encode=EncodeSettings(preset="veryfast"),
         score_vmaf=False,
     ).validate()
-    options = PipelineOptions(["--runner=DirectRunner"])
+    options = PipelineOptions([f"--runner={LOCAL_RUNNER}"])
     with TestPipeline(options=options, blocking=True) as pipeline:
         outputs = build_pipeline(pipeline, [package], config)
         assert_that(

@@ -22,6 +22,7 @@ import pytest
 
 from media.core import ffmpeg
 from media.core.naming import title_id_for
+from pipeline.local_runner import LOCAL_RUNNER
 
 SECONDS = 2
 SMALL = "160x90"
@@ -113,7 +114,7 @@ def run(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     out = tmp_path_factory.mktemp("formats-out")
     config = JobConfig(output_root=str(out), ladder="fixed", max_renditions=1, chunk_segments=1,
                        encode=EncodeSettings(preset="ultrafast"), score_vmaf=False).validate()
-    with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         build_pipeline(p, [str(folder / s.name) for s in SOURCES], config)
     return out, frames
 

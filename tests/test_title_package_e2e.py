@@ -22,6 +22,7 @@ from media.package.boxes import (
     trun_samples,
 )
 from media.package.isobmff import read_fragment, read_init
+from pipeline.local_runner import LOCAL_RUNNER
 from tests.media_factory import make_title_package
 
 
@@ -41,7 +42,7 @@ def package_title(tmp_path_factory) -> Path:
     # veryfast, not ultrafast: B-frames, so video samples have composition offsets.
     config = JobConfig(output_root=str(out), ladder="fixed", max_renditions=2, chunk_segments=1,
                        encode=EncodeSettings(preset="veryfast"), score_vmaf=False).validate()
-    with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         outputs = build_pipeline(p, [package], config)
         assert_that(outputs.published | beam.Map(lambda t: t.title_id), equal_to(["film"]))
     return out / "film"
