@@ -435,6 +435,15 @@ def test_jitter_keeps_the_nominal_rate_and_every_frame(fixed_run):
 
 
 def test_an_edit_list_is_not_taken_for_truncation(fixed_run):
-    """The cut hides 13 frames before the keyframe; the title is the 87 presented."""
+    """The cut hides 13 frames before the keyframe; the title is the 87 presented, and
+    it starts with the first of them, not with a hidden one."""
     assert "truncated" not in _findings(fixed_run, "edit_list")
     assert timeline_frames(fixed_run.sources["edit_list"], Fraction(RATE)) == 87
+    # the clip it was cut from: frame 13 (0.52 s) is the first shown, frame 0 is hidden
+    with av.open(str(fixed_run.sources["edit_list"].parent / "edit-unit.mp4")) as container:
+        frames = [f.to_ndarray(format="gray").astype(int)
+                  for f, _ in zip(container.decode(video=0), range(14), strict=False)]
+    top = published_rungs(fixed_run.out / "edit_list")[0].rendition_id
+    with av.open(str(fixed_run.out / f"edit_list-{top}.mp4")) as container:
+        published = next(container.decode(video=0)).to_ndarray(format="gray").astype(int)
+    assert abs(published - frames[13]).mean() < abs(published - frames[0]).mean() / 4

@@ -49,12 +49,16 @@ def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: s
                 raise UnstageableCodec(f"{source_uri}: the video codec {codec} cannot be "
                                        "staged for encoding")
             fmt, suffix = chosen
-            out_path = os.path.splitext(out_path)[0] + suffix
-            for backoff in SEEK_BACKOFF_S:
-                staged = _copy_packets(container, video, start_s - backoff, start_s, end_s,
-                                       out_path, fmt)
-                if staged is not None:
-                    return staged
+            try:
+                staged = _staged(container, video, start_s, end_s,
+                                 os.path.splitext(out_path)[0] + suffix, fmt)
+            except _BeforeZero:
+                # Matroska would shift the span to start at 0, moving every frame by the
+                # hidden ones' length; MOV keeps them hidden at their own times.
+                staged = _staged(container, video, start_s, end_s,
+                                 os.path.splitext(out_path)[0] + ".mov", "mov")
+            if staged is not None:
+                return staged
     except (av.FFmpegError, IndexError) as exc:
         # The source changed or is damaged past what inspection read.
         raise UnreadableSource(
@@ -64,6 +68,22 @@ def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: s
         f"{source_uri}: no keyframe found at or before {start_s:.3f} s; the source's index "
         "may be damaged", hint="Re-mux the source (for example `ffmpeg -i in -c copy out.mp4`)."
     )
+
+
+class _BeforeZero(Exception):
+    """The span starts with frames before time 0: an edit list hides them (an MP4 cut by
+    stream copy keeps the frames from the keyframe before its cut)."""
+
+
+def _staged(container, video, start_s, end_s, out_path, fmt) -> StagedSpan | None:
+    """The span staged in `fmt`, seeking further back each time the index lands late
+    (None: no keyframe at or before the span)."""
+    for backoff in SEEK_BACKOFF_S:
+        staged = _copy_packets(container, video, start_s - backoff, start_s, end_s,
+                               out_path, fmt)
+        if staged is not None:
+            return staged
+    return None
 
 
 def _copy_packets(container, video, seek_s, start_s, end_s, out_path, fmt) -> StagedSpan | None:
@@ -86,6 +106,8 @@ def _copy_packets(container, video, seek_s, start_s, end_s, out_path, fmt) -> St
                 late = first_pts_s is None or first_pts_s > start_s + 1e-6
                 if (not packet.is_keyframe or late) and seek_s > 0:
                     return None
+                if fmt == "matroska" and first_pts_s is not None and first_pts_s < 0:
+                    raise _BeforeZero
             # Packets come in decode order and dts <= pts: once dts reaches the end, no
             # later packet can show a frame before it. Matroska stores no dts, and the
             # demuxer leaves it unset on the first packets of a stream with B-frames:
