@@ -314,10 +314,11 @@ def _run(sources: list[Path], out: Path, **config) -> None:
     from media.core.config import JobConfig
     from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
+    from pipeline.local_runner import LOCAL_RUNNER
 
     job = JobConfig(output_root=str(out), segment_s=SEGMENT_S, chunk_segments=1,
                     encode=EncodeSettings(preset="ultrafast"), **config).validate()
-    with TestPipeline(options=PipelineOptions(["--runner=DirectRunner"]), blocking=True) as p:
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         build_pipeline(p, [str(s) for s in sources], job)
 
 
