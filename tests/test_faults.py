@@ -53,6 +53,7 @@ def _run(sources: list[Path], out: Path, published: list[str], dead: list[str]) 
     from media.core.config import JobConfig
     from media.core.types import EncodeSettings
     from pipeline.graph import build_pipeline
+    from pipeline.local_runner import LOCAL_RUNNER
 
     config = JobConfig(
         output_root=str(out),
@@ -62,7 +63,7 @@ def _run(sources: list[Path], out: Path, published: list[str], dead: list[str]) 
         score_vmaf=False,
         ladder="fixed",
     ).validate()
-    options = PipelineOptions(["--runner=DirectRunner"])
+    options = PipelineOptions([f"--runner={LOCAL_RUNNER}"])
     with TestPipeline(options=options, blocking=True) as pipeline:
         outputs = build_pipeline(pipeline, [str(s) for s in sources], config)
         assert_that(
