@@ -344,8 +344,9 @@ def compare_with_apple(args) -> None:
                      capped, per_title, apple))
 
     print_rung_rates(rates, args)
-    print(f"\nper-title vs Apple HLS ladder, x264 preset {args.preset}, {args.duration:g} s "
-          f"sources, {os.cpu_count()} cores (BD-rate needs {MIN_POINTS}+ points)")
+    if rows:
+        print(f"\nper-title vs Apple HLS ladder, x264 preset {args.preset}, {args.duration:g} s "
+              f"sources, {os.cpu_count()} cores (BD-rate needs {MIN_POINTS}+ points)")
     for (name, bd, n_test, n_all, n_anchor, cost, within, chunks, per_chunk, capped,
          per_title, apple) in rows:
         print(f"\n{name}: BD-rate {bd}  [points: per-title {n_test}/{n_all}, apple {n_anchor}/9]")
