@@ -205,19 +205,23 @@ def _fewer(kbps: float, anchor_kbps: float) -> str:
     return f"{saved:.0%} fewer bits" if saved >= 0 else f"{-saved:.0%} more bits"
 
 
+def _gated_chunks(report: dict):
+    """(chunk, target VMAF) of every chunk of the report that a quality gate judged."""
+    for track in report["tracks"]:
+        for chunk in track.get("chunks", []):
+            if chunk.get("target_vmaf"):
+                yield chunk, chunk["target_vmaf"]
+
+
 def gate_stats(report: dict) -> tuple[int, int, int, int]:
     """(chunks, chunks within [target-1, target+2], encodes, chunks the VBV cap held under
     the window) over the gated renditions."""
     chunks = within = encodes = capped = 0
-    for track in report["tracks"]:
-        for chunk in track.get("chunks", []):
-            target = chunk.get("target_vmaf")
-            if not target:
-                continue
-            chunks += 1
-            encodes += max(1, len(chunk["attempts"]))
-            within += target - GATE_BELOW <= chunk["vmaf"]["mean"] <= target + GATE_ABOVE
-            capped += bool(chunk.get("held_by_cap"))
+    for chunk, target in _gated_chunks(report):
+        chunks += 1
+        encodes += max(1, len(chunk["attempts"]))
+        within += target - GATE_BELOW <= chunk["vmaf"]["mean"] <= target + GATE_ABOVE
+        capped += bool(chunk.get("held_by_cap"))
     return chunks, within, encodes, capped
 
 
@@ -392,14 +396,10 @@ def rung_rates(report: dict) -> list[dict]:
 def first_encode_hits(report: dict) -> tuple[int, int]:
     """(gated chunks whose first encode landed in [target-1, target+2], gated chunks)."""
     hits = chunks = 0
-    for track in report["tracks"]:
-        for chunk in track.get("chunks", []):
-            target = chunk.get("target_vmaf")
-            if not target:
-                continue
-            chunks += 1
-            first = chunk["attempts"][0]["vmaf"] if chunk["attempts"] else chunk["vmaf"]["mean"]
-            hits += target - GATE_BELOW <= first <= target + GATE_ABOVE
+    for chunk, target in _gated_chunks(report):
+        chunks += 1
+        first = chunk["attempts"][0]["vmaf"] if chunk["attempts"] else chunk["vmaf"]["mean"]
+        hits += target - GATE_BELOW <= first <= target + GATE_ABOVE
     return hits, chunks
 
 
