@@ -608,3 +608,72 @@ def test_trial_samples_leave_out_a_tail_shorter_than_a_sample(frames, segments):
     assert [s.index for s in spans] == segments
     assert probe in segments
     assert all(s.frame_count == 25 for s in spans)
+
+
+def _noise_probe(folder, name: str, pattern: str):
+    """A 4 s 320x180 clip of FFmpeg's `pattern`, its probe trials on its second
+    segment's first second (veryfast, 180p and 90p, CRF 19 and 33)."""
+    from media.core import ffmpeg
+    from media.encode.commands import chunk_window_s
+    from media.encode.staging import stage_span
+    from media.plan.trials import run_trials
+
+    clip = str(folder / f"{name}.mp4")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", pattern.format(size="size=320x180:rate=25:duration=4"),
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", "50",
+        "-pix_fmt", "yuv420p", clip))
+    src = SourceInfo(source_uri=clip, title_id=name, container="mov", video_codec="h264",
+                     width=320, height=180, frame_rate=Fraction(25), frame_count=100,
+                     video_start_s=0.0, pix_fmt="yuv420p")
+    task = TrialTask(source=src, sizes=((320, 180), (160, 90)), crfs=(19.0, 33.0),
+                     span=ChunkSpan(1, 50, 25), trial_index=0, trial_count=4,
+                     grid=SegmentGrid(50, Fraction(25)), output_root=str(folder / "out"),
+                     settings=EncodeSettings(preset="veryfast", threads=1),
+                     vmaf_height=180, vmaf_subsample=5)
+    scratch = folder / f"scratch-{name}"
+    scratch.mkdir()
+    staged = stage_span(clip, *chunk_window_s(src, task.span), str(scratch / "span.mkv"), clip)
+    encodes = run_trials(task, staged, str(scratch))[0]
+    return task, [TrialResult(task, e.width, e.height, e.crf, i, e.size_bytes, e.frames,
+                              e.vmaf_mean, keyframe_bytes=e.keyframe_bytes)
+                  for i, e in enumerate(encodes)]
+
+
+def test_a_noisy_probe_is_calibrated_on_its_whole_segment(tmp_path):
+    from media.plan.per_title import NOISY_INTER_SHARE, calibration_span
+    from media.plan.planning import inter_share
+
+    clean_task, clean = _noise_probe(tmp_path, "clean", "testsrc={size}")
+    noisy_task, noisy = _noise_probe(tmp_path, "noisy",
+                                     "testsrc2={size},noise=alls=16:allf=t+u")
+    # at CRF 33 the frames after a clean, slow sample's keyframe cost next to nothing;
+    # under temporal noise each costs a good share of the keyframe
+    assert inter_share(clean) < NOISY_INTER_SHARE < inter_share(noisy)
+    assert calibration_span(clean_task, clean) == ChunkSpan(1, 50, 25)
+    assert calibration_span(noisy_task, noisy) == ChunkSpan(1, 50, 50)
+    # without a measured keyframe (trial records of older runs): the probe sample itself
+    assert calibration_span(noisy_task, [dataclasses.replace(
+        r, keyframe_bytes=0) for r in noisy]) == ChunkSpan(1, 50, 25)
+
+
+def test_a_segment_long_calibration_is_set_against_the_trials_counted_over_it():
+    from media.plan.prediction import preset_factors
+
+    src = _source(320, 180)
+    task = TrialTask(src, ((320, 180),), (19.0, 33.0), ChunkSpan(0, 0, 25), 0, 2, GRID,
+                     "/o", EncodeSettings())
+    # 25 frames: a 20 kB keyframe and 24 frames of 2 kB (of 1 kB at CRF 33)
+    sample = [TrialResult(task, 320, 180, crf, 0, 20_000 + 24 * rest, 25, 90.0,
+                          keyframe_bytes=20_000) for crf, rest in ((19.0, 2_000),
+                                                                    (33.0, 1_000))]
+    rung = Rendition("180p", 320, 180, 19.0, 0, 0, target_vmaf=90.0)
+    # over the 100 frames of a 4 s calibration sample, the trial would spend
+    # 20 + 99 x 2 kB: 436 kb/s; an encode that spent that is the trial's rate
+    over_segment = (20_000 + 99 * 2_000) * 8 / 4 / 1000
+    [(crf, ln)] = preset_factors({"tries": [[19.0, 90.0, over_segment]]}, rung, sample, 4.0)
+    assert (crf, ln) == (19.0, pytest.approx(0.0, abs=1e-9))
+    # a 1 s calibration: the sample's own bytes, its keyframe included
+    own = (20_000 + 24 * 2_000) * 8 / 1000
+    [(_, ln)] = preset_factors({"tries": [[19.0, 90.0, own]]}, rung, sample, 1.0)
+    assert ln == pytest.approx(0.0, abs=1e-9)

@@ -18,7 +18,7 @@ from typing import Any
 
 from media.core.config import JobConfig
 from media.core.errors import MediaError
-from media.core.types import ChunkTask, Rendition, TitlePlan, TrialResult, TrialTask
+from media.core.types import ChunkSpan, ChunkTask, Rendition, TitlePlan, TrialResult, TrialTask
 from media.encode.chunk import encode_renditions
 from media.encode.commands import chunk_window_s
 from media.encode.encoded import encoded_kbps, rendition_scratch
@@ -30,6 +30,7 @@ from media.plan.invariant import MIN_RATE_RATIO, LadderRung, spaced
 from media.plan.planning import (
     complete_results,
     frame_spread,
+    inter_share,
     recapped,
     renditions_from_rungs,
     trial_points,
@@ -47,6 +48,12 @@ room for a prediction 10 % off (`media.plan.prediction`)."""
 PLANNED_VMAF_STEP = 0.5
 """Least fall of the VMAF target from a rung to the next: a gate aims each chunk within
 about that of its target, so closer targets could measure in the wrong order."""
+NOISY_INTER_SHARE = 0.08
+"""A probe whose frames after the keyframe cost this share of it or more
+(`media.plan.planning.inter_share`) is calibrated on its whole segment, not its 1 s.
+Under temporal noise a 12 s chunk scored 1.0-3.6 VMAF above the 1 s sample at the same
+CRF (a third of the noisy titles' first encodes over the gate's window); a segment, one
+whole GOP of the chunks', scores as they do (docs/per-title.md)."""
 
 OpenSource = Callable[[str], AbstractContextManager[Any]]
 """Opens a source URI for staging: a local path or a seekable file object."""
@@ -61,13 +68,15 @@ class SampleRounds:
     time (`media.plan.rate_control.EncodeRound`): every rendition of a round in one
     process, scored in another. Counts the wall and CPU seconds spent."""
 
-    def __init__(self, first: TrialTask, staged: StagedSpan, scratch: str, config: JobConfig):
-        self._first, self._staged, self._scratch, self._config = first, staged, scratch, config
+    def __init__(self, first: TrialTask, span: ChunkSpan, staged: StagedSpan, scratch: str,
+                 config: JobConfig):
+        self._first, self._span, self._staged = first, span, staged
+        self._scratch, self._config = scratch, config
         self.spent_s = self.spent_cpu_s = 0.0
 
     def __call__(self, renditions: list[Rendition]) -> list[tuple[float, float]]:
         cfg, first = self._config, self._first
-        tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=first.span,
+        tasks = [ChunkTask(source=first.source, rendition=rendition, chunk=self._span,
                            chunk_count=1, grid=first.grid, output_root=cfg.output_root,
                            settings=cfg.encode, vmaf_height=first.vmaf_height,
                            vmaf_subsample=first.vmaf_subsample)
@@ -86,17 +95,29 @@ class SampleRounds:
         return scores
 
 
-def calibrated(renditions: list[Rendition], first: TrialTask, config: JobConfig,
-               open_source: OpenSource) -> tuple[list[Rendition], list[dict], float, float]:
-    """`renditions` calibrated at the final preset on the probe sample (`first`'s: of
-    middle complexity, or the middle one): the renditions, a record each, and the wall
-    and CPU seconds the encodes took."""
+def calibration_span(first: TrialTask, results: Sequence[TrialResult]) -> ChunkSpan:
+    """The calibration sample: the probe sample (`first`'s), or its whole segment where
+    the probe's trials (in `results`) show frames that inter prediction cannot make
+    cheap, as temporal noise and grain are (NOISY_INTER_SHARE)."""
     span = first.span
+    share = inter_share([r for r in results if r.task.span.index == span.index])
+    if share is None or share < NOISY_INTER_SHARE:
+        return span
+    frames = min(first.grid.segment_frames, first.source.frame_count - span.start_frame)
+    return ChunkSpan(span.index, span.start_frame, max(span.frame_count, frames))
+
+
+def calibrated(renditions: list[Rendition], first: TrialTask, span: ChunkSpan,
+               config: JobConfig, open_source: OpenSource
+               ) -> tuple[list[Rendition], list[dict], float, float]:
+    """`renditions` calibrated at the final preset on `span` (`calibration_span` of the
+    probe sample, `first`'s: of middle complexity, or the middle one): the renditions, a
+    record each, and the wall and CPU seconds the encodes took."""
     with tempfile.TemporaryDirectory(prefix="ladderflow-calibrate-") as scratch:
         with open_source(first.source.source_uri) as source:
             staged = stage_span(source, *chunk_window_s(first.source, span),
                                 f"{scratch}/source-span.mkv", first.source.source_uri)
-        rounds = SampleRounds(first, staged, scratch, config)
+        rounds = SampleRounds(first, span, staged, scratch, config)
         sample_s = span.frame_count / float(first.source.frame_rate)
         adjusted, records = calibrate(renditions, span, sample_s, config, rounds)
     return adjusted, records, rounds.spent_s, rounds.spent_cpu_s
@@ -125,14 +146,14 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
     split, cpu = _trial_costs(every_result)
     calibration: list[dict] = []
     before = renditions
+    span = calibration_span(first, results)
     if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
         renditions, calibration, split["calibration"], cpu["calibration"] = calibrated(
-            renditions, first, cfg, open_source)
+            renditions, first, span, cfg, open_source)
         # the caps again, for the CRF changes as the calibration carried them over
         renditions = recapped(renditions, rungs, results, weights)
         for entry, rendition in zip(calibration, renditions, strict=True):
             entry["id"] = rendition.rendition_id
-    span = first.span
     def predict(chosen: Sequence[Rendition]) -> list[float]:
         return predicted_rates(
             chosen, [r.kbps for r in rungs], results, weights, calibration, before,
@@ -194,6 +215,8 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
         # second rung all the same (`media.plan.invariant.spaced`)
         "dropped_rungs": dropped,
         "calibration": calibration,
+        # the frames the calibration encoded: the probe sample's, or its segment's
+        "calibration_frames": span.frame_count if calibration else 0,
         # how much the ladder's trial frame scores vary, and so how many frames of
         # each final chunk are scored (`media.quality.vmaf.chunk_step`)
         "scoring": {"frame_sd": None if spread is None else round(spread, 3),

@@ -30,8 +30,13 @@ PRESET_FACTOR_RANGE = (0.5, 2.0)
 up to 1.2x at one CRF on the benchmark sources; more means a capped or broken encode)."""
 
 
-def _raw_kbps(result: TrialResult) -> float:
-    return result.size_bytes * 8 / float(result.frames / result.task.source.frame_rate) / 1000
+def _raw_kbps(result: TrialResult, frames: int = 0) -> float:
+    """The trial's rate as a sample of `frames` frames from its start would spend it
+    (its own, where `frames` is not more): its keyframe once, the rest at their mean."""
+    size, keyframe, own = result.size_bytes, result.keyframe_bytes, result.frames
+    if frames > own > 1 and keyframe > 0:
+        size, own = keyframe + (frames - 1) * (size - keyframe) / (own - 1), frames
+    return size * 8 / float(own / result.task.source.frame_rate) / 1000
 
 
 def preset_factors(record: dict, rendition: Rendition, sample: Sequence[TrialResult],
@@ -39,9 +44,11 @@ def preset_factors(record: dict, rendition: Rendition, sample: Sequence[TrialRes
     """(CRF, ln of the final preset's rate over the trial preset's) at each calibration
     encode of `record` (a `media.plan.rate_control.calibrate` record of `rendition`, as
     it was before the calibration) that its VBV cap left alone: its rate over the trial
-    rate of the same sample, at that size, interpolated at its CRF. Both are a 1 s
-    sample's own bytes, its keyframe included, so its share cancels."""
-    curve = sorted((r.crf, math.log(_raw_kbps(r))) for r in sample
+    rate of the same sample, at that size, interpolated at its CRF. Both are counted over
+    the calibration's frames (`sample_s`, the probe's or its segment's), one keyframe
+    each, so its share cancels."""
+    frames = round(sample_s * float(sample[0].task.source.frame_rate)) if sample else 0
+    curve = sorted((r.crf, math.log(_raw_kbps(r, frames))) for r in sample
                    if r.height == rendition.height and r.size_bytes > 0)
     if len(curve) < 2:
         return []
