@@ -76,3 +76,12 @@ _SD_COLOUR = "smpte170m"
 it for 525-line video; 625-line BT.470BG differs only slightly in its primaries)."""
 _HD_COLOUR = "bt709"
 """Default of untagged HD and larger video."""
+
+
+def colour_names(obj) -> tuple[str, str, str, str]:
+    """(primaries, transfer, matrix, range) that a codec context or frame declares, each
+    by FFmpeg's name, or UNKNOWN."""
+    return (_PRIMARIES.get(code_point(obj, "color_primaries"), UNKNOWN),
+            _TRANSFER.get(code_point(obj, "color_trc"), UNKNOWN),
+            _MATRIX.get(code_point(obj, "colorspace"), UNKNOWN),
+            _RANGE.get(code_point(obj, "color_range"), UNKNOWN))

@@ -12,12 +12,9 @@ import av
 from media.core.errors import UnreadableSource
 from media.inspect.codepoints import (
     _FIELD_ORDER,
-    _MATRIX,
-    _PRIMARIES,
-    _RANGE,
-    _TRANSFER,
     UNKNOWN,
     code_point,
+    colour_names,
 )
 from media.inspect.probe import _first_video_stream
 from media.inspect.results import AudioSummary, StreamSummary, _deltas
@@ -83,33 +80,11 @@ def summarize(path: str) -> StreamSummary:
 
         start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
         declared_end = start_s + container.duration / av.time_base if container.duration else None
-        primaries, transfer, matrix, rng = (
-            _PRIMARIES.get(code_point(ctx, "color_primaries"), UNKNOWN),
-            _TRANSFER.get(code_point(ctx, "color_trc"), UNKNOWN),
-            _MATRIX.get(code_point(ctx, "colorspace"), UNKNOWN),
-            _RANGE.get(code_point(ctx, "color_range"), UNKNOWN),
-        )
+        tags = colour_names(ctx)
         if first_frame is not None:  # the bitstream may say what the container does not
-            primaries = (
-                primaries
-                if primaries != UNKNOWN
-                else _PRIMARIES.get(code_point(first_frame, "color_primaries"), UNKNOWN)
-            )
-            transfer = (
-                transfer
-                if transfer != UNKNOWN
-                else _TRANSFER.get(code_point(first_frame, "color_trc"), UNKNOWN)
-            )
-            matrix = (
-                matrix
-                if matrix != UNKNOWN
-                else _MATRIX.get(code_point(first_frame, "colorspace"), UNKNOWN)
-            )
-            rng = (
-                rng
-                if rng != UNKNOWN
-                else _RANGE.get(code_point(first_frame, "color_range"), UNKNOWN)
-            )
+            tags = tuple(tag if tag != UNKNOWN else frame_tag
+                         for tag, frame_tag in zip(tags, colour_names(first_frame), strict=True))
+        primaries, transfer, matrix, rng = tags
 
         return StreamSummary(
             path=path,

@@ -23,7 +23,7 @@ from media.core.errors import (
     UnreadableSource,
 )
 from media.core.types import AudioStreamInfo, SourceInfo
-from media.inspect.codepoints import _MATRIX, _PRIMARIES, _RANGE, _TRANSFER, UNKNOWN, code_point
+from media.inspect.codepoints import colour_names
 from media.package.boxes import truncation
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
         if frame_count < 1:
             raise UndecodableVideo(f"{source_uri} has a video stream with no frames")
         ctx = video.codec_context
+        primaries, transfer, matrix, colour_range = colour_names(ctx)
         return SourceInfo(
             source_uri=source_uri,
             title_id=title_id,
@@ -87,10 +88,10 @@ def inspect_source(source: str | BinaryIO, source_uri: str, title_id: str,
             frame_count=frame_count,
             video_start_s=first_pts_s,
             pix_fmt=ctx.pix_fmt or "unknown",
-            color_primaries=_PRIMARIES.get(code_point(ctx, "color_primaries"), UNKNOWN),
-            color_transfer=_TRANSFER.get(code_point(ctx, "color_trc"), UNKNOWN),
-            color_matrix=_MATRIX.get(code_point(ctx, "colorspace"), UNKNOWN),
-            color_range=_RANGE.get(code_point(ctx, "color_range"), UNKNOWN),
+            color_primaries=primaries,
+            color_transfer=transfer,
+            color_matrix=matrix,
+            color_range=colour_range,
             audio=tuple(_audio_streams(container)),
             size_bytes=size_bytes,
             container_start_s=(container.start_time / av.time_base
