@@ -3,6 +3,7 @@ its predictions and the report checks it on what was measured; the rate predicti
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -177,7 +178,8 @@ def test_the_html_report_says_what_broke_and_what_planning_dropped():
 def test_a_second_rung_too_close_is_moved_down_its_curve():
     """The slideshow's two rungs came out 1.30x apart (88 and 68 kb/s predicted): the
     second is moved to the lowest CRF predicted 1.43x under the top, its target down its
-    slope; where no CRF within 4 steps gets there, it is not moved."""
+    slope; where 4 steps do not get there, whole steps up the CRF range do, and where no
+    CRF does (a rate that is all container cost), it is not moved."""
     from media.plan.prediction import moved_down
 
     second = Rendition("180p-59k", 320, 180, 30.0, 59, 118, target_vmaf=89.85,
@@ -190,4 +192,8 @@ def test_a_second_rung_too_close_is_moved_down_its_curve():
     assert moved.crf == 30.8  # 68 x 0.88^0.8 = 61.4 kb/s, the first tenth under 61.5
     assert kbps == pytest.approx(predict(moved)) and kbps * 1.43 <= 88.0
     assert moved.target_vmaf == pytest.approx(89.85 - 1.5 * 0.8)
-    assert moved_down(second, 55.0, 1.43, predict) is None  # 4 steps: 40.8 x 1.43 > 55
+    far, kbps = moved_down(second, 55.0, 1.43, predict)  # 4 steps: 40.8 x 1.43 > 55
+    assert far.crf == 35.0 and kbps * 1.43 <= 55.0 < predict(dataclasses.replace(
+        far, crf=34.0)) * 1.43  # 68 x 0.88^5 = 35.9 kb/s (51.3 x 1.43); at 4 steps 58.3
+    assert far.target_vmaf == pytest.approx(89.85 - 1.5 * 5)
+    assert moved_down(second, 55.0, 1.43, lambda r: 50.0) is None  # no CRF saves a bit

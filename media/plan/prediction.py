@@ -106,23 +106,28 @@ def predicted_rates(renditions: Sequence[Rendition], planned_kbps: Sequence[floa
 
 
 MAX_MOVE_CRF = 4.0
-"""How far (CRF steps) a title's second rung may be moved down to be a real step."""
+"""How far (CRF steps) a title's second rung is moved by tenths, to be a real step at the
+least cost in quality; beyond it, by whole steps to the top of the CRF range."""
 
 
 def moved_down(rendition: Rendition, above_kbps: float, ratio: float,
                predict: Callable[[Rendition], float]) -> tuple[Rendition, float] | None:
-    """`rendition` moved to the lowest CRF (by tenths, at most MAX_MOVE_CRF steps up)
-    whose `predict`ed rate is `ratio` under `above_kbps`, its VMAF target moved along
-    its slope (`vmaf_per_crf`, the calibration's where there was one), with that rate;
-    None where no CRF within reach gets there. For a title's second rung, kept although
-    too close to the top one (a title needs two)."""
-    for tenth in range(1, round(MAX_MOVE_CRF * 10) + 1):
-        step = tenth / 10
+    """`rendition` moved to the lowest CRF whose `predict`ed rate is `ratio` under
+    `above_kbps` (by tenths for MAX_MOVE_CRF steps, then by whole steps to the top of
+    CRF_RANGE), its VMAF target moved along its slope (`vmaf_per_crf`, the calibration's
+    where there was one; never under 0), with that rate; None where no CRF gets there (a
+    title whose rate is all container and keyframe cost). For a title's second rung,
+    kept although too close to the top one (a title needs two rungs, HLS 9.9): a player
+    that switches down must save bits, even on a title that costs few."""
+    fine = [tenth / 10 for tenth in range(1, round(MAX_MOVE_CRF * 10) + 1)]
+    coarse = [MAX_MOVE_CRF + whole for whole in range(1, math.ceil(CRF_RANGE[1]) + 1)]
+    for step in fine + coarse:
         if rendition.crf + step > CRF_RANGE[1]:
             break
         moved = dataclasses.replace(
             rendition, crf=round(rendition.crf + step, 1),
-            target_vmaf=round(rendition.target_vmaf + rendition.vmaf_per_crf * step, 2))
+            target_vmaf=round(max(0.0, rendition.target_vmaf + rendition.vmaf_per_crf * step),
+                              2))
         kbps = predict(moved)
         if kbps * ratio <= above_kbps:
             return moved, kbps
