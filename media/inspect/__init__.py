@@ -48,22 +48,17 @@ Finding codes (severity; the function that reports them):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from media.core.errors import MediaError, ToolFailed
 from media.inspect import complexity
-from media.inspect.codepoints import _INTERLACED_ORDERS
 from media.inspect.colour_tags import colour, colour_facts
 from media.inspect.decode_pass import (
     IdetCounts,
-    _decode_pass,
-    _Pass,
     ffmpeg_encoders,
     ffmpeg_filters,
 )
 from media.inspect.decoding import (
-    _decode_findings,
     _file_size,
     _isobmff_truncation,
     _open_failure,
@@ -73,10 +68,6 @@ from media.inspect.decoding import (
 )
 from media.inspect.demux import summarize
 from media.inspect.frame_timing import (
-    _idet_counts,
-    _Timing,
-    _timing_facts,
-    _timing_findings,
     interlace_decision,
     timing,
 )
@@ -90,16 +81,13 @@ from media.inspect.results import (
     Finding,
     SourceFacts,
     StreamSummary,
-    _skipped,
 )
 from media.inspect.stretches import (
-    _black_frozen_findings,
-    _gap_findings,
-    _silence_findings,
     audio_dropouts,
     black_and_frozen,
 )
 from media.inspect.sync import av_sync
+from media.inspect.verdict import analysed_decode_pass, facts_of, verdict
 
 __all__ = [
     "FATAL",
@@ -150,84 +138,8 @@ def inspect_file(path: str, *, timeout_s: float | None = None,
     try:
         bin_frames = complexity.bin_frames_for(
             float(summary.frame_interval_ticks * summary.time_base))
-        result = _analysed_decode_pass(summary, bin_frames if analyse else 0, timeout_s)
+        result = analysed_decode_pass(summary, bin_frames if analyse else 0, timeout_s)
     except ToolFailed as exc:
         _raise_if_timed_out(exc, timeout_s)
-        return [_undecodable(exc)], _facts(summary, None)
-    findings, _ = _decode_findings(summary, result, box_problem, _file_size(path))
-    if any(f.severity == FATAL for f in findings):
-        return _ordered(findings), _facts(summary, None)
-
-    missing = [f for f in ("blackdetect", "freezedetect") if f not in result.ran_video_filters]
-    if missing:
-        findings.append(_skipped("Black and frozen video", missing))
-    findings += _black_frozen_findings(result)
-    findings += _gap_findings(summary)
-    if summary.audio and not result.ran_audio_filters:
-        findings.append(_skipped("Audio silence", ["silencedetect"]))
-    findings += _silence_findings(summary, result)
-    findings += av_sync(summary)
-    findings += colour(summary)
-    timing_facts = _timing_facts(summary, result.idet)
-    findings += _timing_findings(summary, timing_facts)
-    facts = _facts(summary, timing_facts)
-    if result.analysis_bytes:
-        facts = dataclasses.replace(
-            facts, complexity_bins=complexity.binned(result.analysis_bytes, bin_frames),
-            complexity_bin_frames=bin_frames)
-    return _ordered(findings), facts
-
-
-def _analysed_decode_pass(summary: StreamSummary, analysis_bin: int,
-                          timeout_s: float | None) -> _Pass:
-    """The decode pass, with interlace detection and, where asked, the complexity
-    analysis. Should the pass fail with them, it runs again without, and idet in a process
-    of its own: they only inform, and a source must not be refused (or be called
-    undecodable) for their sake."""
-    try:
-        return _decode_pass(summary, video_detect=True, audio_detect=True,
-                            analysis_bin=analysis_bin, idet=True, timeout_s=timeout_s)
-    except ToolFailed as exc:
-        if exc.timed_out:
-            raise
-        log.warning("%s: the decode pass failed (%s); decoding again without interlace "
-                    "detection%s", summary.path, exc,
-                    " and the complexity analysis" if analysis_bin else "")
-    result = _decode_pass(summary, video_detect=True, audio_detect=True, timeout_s=timeout_s)
-    return dataclasses.replace(result, idet=_idet_counts(summary, timeout_s))
-
-
-def _facts(summary: StreamSummary, timing_facts: _Timing | None) -> SourceFacts:
-    col = colour_facts(summary)
-    audio = summary.audio[0] if summary.audio else None
-    return SourceFacts(
-        variable_frame_rate=timing_facts.vfr if timing_facts else False,
-        interlaced=(
-            timing_facts.interlaced if timing_facts else summary.field_order in _INTERLACED_ORDERS
-        ),
-        field_order=timing_facts.field_order if timing_facts else summary.field_order,
-        rotation_deg=summary.rotation_deg,
-        sample_aspect_ratio=summary.sample_aspect_ratio,
-        hdr=col.hdr,
-        color_primaries=col.primaries,
-        color_transfer=col.transfer,
-        color_matrix=col.matrix,
-        color_range=col.range,
-        audio_offset_s=audio.start_s - summary.video_start_s if audio else 0.0,
-        duration_mismatch_s=audio.duration_s - summary.video_duration_s if audio else 0.0,
-        frame_rate=timing_facts.nominal_rate if timing_facts else None,
-        video_end_s=summary.video_end_s if timing_facts else 0.0,
-    )
-
-
-_SEVERITY_ORDER = {FATAL: 0, WARNING: 1, INFO: 2}
-
-
-def _ordered(findings: list[Finding]) -> list[Finding]:
-    return sorted(
-        findings,
-        key=lambda f: (
-            _SEVERITY_ORDER.get(f.severity, 3),
-            f.start_s if f.start_s is not None else -1.0,
-        ),
-    )
+        return [_undecodable(exc)], facts_of(summary, None)
+    return verdict(summary, result, box_problem, _file_size(path), bin_frames)

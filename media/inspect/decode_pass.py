@@ -87,6 +87,34 @@ class _Pass:
     when run."""
     idet: IdetCounts | None = None
     """idet's counts over the first `IDET_FRAMES` frames, when the pass ran it."""
+    error_count: int | None = None
+    """Error lines in all, where `error_lines` keeps only the first (merged spans)."""
+
+    @property
+    def errors(self) -> int:
+        return len(self.error_lines) if self.error_count is None else self.error_count
+
+
+@dataclass(frozen=True)
+class Window:
+    """The frames of one inspection span (`media.inspect.spans`) in a decode of a staged
+    copy that also holds frames before and after it: times stay on the source's timeline
+    (`-copyts`), only frames in [start_s, end_s) (source timeline; None: open) count, and
+    times reported are less `offset_s` (the container's start: seconds from the start, as
+    a whole decode reports them). The detectors report every stretch (no minimum), so
+    stretches cut at a span join can be joined; the metadata keeps the source timeline.
+    A keyframe of the complexity analysis starts every `keyframe_period_s` from
+    `keyframe_start_s` (the whole decode's bins: every `bin` frames from the first)."""
+
+    start_s: float | None
+    end_s: float | None
+    offset_s: float = 0.0
+    keyframe_start_s: float = 0.0
+    keyframe_period_s: float = 0.0
+
+    def holds(self, t: float) -> bool:
+        return ((self.start_s is None or t >= self.start_s)
+                and (self.end_s is None or t < self.end_s))
 
 
 def _decode_pass(
@@ -97,6 +125,7 @@ def _decode_pass(
     analysis_bin: int = 0,
     idet: bool = False,
     timeout_s: float | None = None,
+    window: Window | None = None,
 ) -> _Pass:
     """Decode the video and every audio stream to the null muxer, through the detection
     filters asked for; with an `analysis_bin` (frames), the video also through the
@@ -118,11 +147,13 @@ def _decode_pass(
             "-max_error_rate",
             "1",  # decode to the end, however damaged
             "-noautorotate",
+            *(["-copyts"] if window else []),
             *SOURCE_INPUT_OPTIONS,
             "-i",
             summary.path,
         ]
-        chain = [_video_filter(name) for name in vfilters]
+        min_s = 0 if window else MIN_STRETCH_S
+        chain = [_video_filter(name, min_s) for name in vfilters]
         detecting = bool(chain)
         if chain:
             chain.append(f"metadata=mode=print:file={_filter_value(vmeta)}")
@@ -140,6 +171,12 @@ def _decode_pass(
         if analyse:
             args += [*complexity.analysis_codec_args(analysis_bin, stream=0),
                      "-stats_enc_post_fmt:0", "{n} {size}", "-stats_enc_post:0", vpost]
+            if window and window.keyframe_period_s > 0:
+                # The whole decode's bins, on the source's timeline: a keyframe where
+                # each starts (half a frame early against rounding), and none elsewhere.
+                first = window.keyframe_start_s - window.keyframe_period_s / (2 * analysis_bin)
+                args += ["-g:0", "1000000", "-force_key_frames:0",
+                         f"expr:gte(t,{first:.6f}+n_forced*{window.keyframe_period_s:.9f})"]
         args += ["-stats_enc_pre_fmt:0", "{n} {t}", "-stats_enc_pre:0", vstats]
         astats, ameta = {}, {}
         for out, audio in enumerate(summary.audio, start=1):
@@ -147,7 +184,7 @@ def _decode_pass(
             ameta[audio.index] = os.path.join(tmp, f"audio{out}.meta")
             if afilters:
                 achain = [
-                    f"silencedetect=n={SILENCE_NOISE}:d={MIN_STRETCH_S}",
+                    f"silencedetect=n={SILENCE_NOISE}:d={min_s}",
                     f"ametadata=mode=print:file={_filter_value(ameta[audio.index])}",
                 ]
                 args += [f"-filter:{out}", ",".join(achain)]
@@ -167,12 +204,23 @@ def _decode_pass(
         )
 
         video_rows = _read_stats(vstats)
+        post_rows = [row for row in _read_stats(vpost) if len(row) > 1] if analyse else []
+        if window:
+            kept = [_in_window(row, window) for row in video_rows]
+            if len(post_rows) == len(video_rows):
+                post_rows = [row for row, keep in zip(post_rows, kept, strict=True) if keep]
+            else:  # frames and their sizes do not pair up: no analysis for the span
+                post_rows = []
+            video_rows = [_shifted(row, window) for row, keep in zip(video_rows, kept,
+                                                                     strict=True) if keep]
         frame_s = float(summary.frame_interval_ticks * summary.time_base)
         last = _last_time(video_rows)
         video_end = last[1] + frame_s if last else None
         audio_frames, audio_end = {}, {}
         for audio in summary.audio:
             rows = _read_stats(astats[audio.index])
+            if window:
+                rows = [_shifted(row, window) for row in rows if _in_window(row, window)]
             audio_frames[audio.index] = len(rows)
             last = _last_time(rows)
             if last:
@@ -190,8 +238,8 @@ def _decode_pass(
             audio_meta={i: _read_metadata(p) for i, p in ameta.items()} if afilters else {},
             ran_video_filters=tuple(vfilters),
             ran_audio_filters=tuple(afilters),
-            analysis_bytes=tuple(int(row[1]) for row in _read_stats(vpost)
-                                 if len(row) > 1 and not math.isnan(row[1])) if analyse else (),
+            analysis_bytes=tuple(int(row[1]) for row in post_rows
+                                 if not math.isnan(row[1])) if analyse else (),
             idet=_idet_from(_read_metadata(imeta)) if idet else None,
         )
 
@@ -213,10 +261,19 @@ _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
 """The context's address in FFmpeg's log prefix ("[h264 @ 0x55d1...]"): noise to a user."""
 
 
-def _video_filter(name: str) -> str:
+def _video_filter(name: str, min_s: float = MIN_STRETCH_S) -> str:
     if name == "blackdetect":
-        return f"blackdetect=d={MIN_STRETCH_S}:pix_th={BLACK_PIXEL_THRESHOLD}"
-    return f"freezedetect=n={FREEZE_NOISE}:d={MIN_STRETCH_S}"
+        return f"blackdetect=d={min_s}:pix_th={BLACK_PIXEL_THRESHOLD}"
+    return f"freezedetect=n={FREEZE_NOISE}:d={min_s}"
+
+
+def _in_window(row: tuple[float, ...], window: Window) -> bool:
+    """Whether a stats row's frame (time: its second field) is one of the span's."""
+    return len(row) > 1 and not math.isnan(row[1]) and window.holds(row[1])
+
+
+def _shifted(row: tuple[float, ...], window: Window) -> tuple[float, ...]:
+    return (row[0], row[1] - window.offset_s, *row[2:])
 
 
 def _filter_value(value: str) -> str:

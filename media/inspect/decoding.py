@@ -140,7 +140,7 @@ def _decode_findings(
         video_frames_expected=expected,
         video_frames_decoded=result.video_frames,
         audio_frames_decoded=sum(result.audio_frames.values()),
-        decode_error_lines=len(result.error_lines),
+        decode_error_lines=result.errors,
         first_errors=result.error_lines[:MAX_FIRST_ERRORS],
         video_end_s=result.video_end_s,
         declared_end_s=(

@@ -3,9 +3,11 @@ the first frame, with no decoding past it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 from fractions import Fraction
+from typing import BinaryIO
 
 import av
 
@@ -16,7 +18,7 @@ from media.inspect.codepoints import (
     code_point,
     colour_names,
 )
-from media.inspect.probe import _first_video_stream
+from media.inspect.probe import SOURCE_OPEN_OPTIONS, _first_video_stream
 from media.inspect.results import AudioSummary, StreamSummary, _deltas
 from media.inspect.thresholds import AUDIO_GAP_S, FIRST_FRAME_PACKETS
 
@@ -39,9 +41,6 @@ def summarize(path: str) -> StreamSummary:
     with container:
         video = _first_video_stream(container, path)
         audio_streams = [s for s in container.streams.audio if s.codec_context.sample_rate]
-        tb = Fraction(video.time_base.numerator, video.time_base.denominator)
-        ctx = video.codec_context
-
         video_pts: list[int] = []
         video_durations: list[int] = []
         audio_packets: dict[int, list[tuple[int, int]]] = {s.index: [] for s in audio_streams}
@@ -68,49 +67,99 @@ def summarize(path: str) -> StreamSummary:
             demux_error = str(exc)
             log.info("%s: demuxing stopped early: %s", path, exc)
 
-        order = sorted(range(len(video_pts)), key=video_pts.__getitem__)
-        pts_sorted = tuple(video_pts[i] for i in order)
-        deltas = _deltas(pts_sorted)
-        typical = statistics.median_low(deltas) if deltas else 0
-        if pts_sorted:
-            last = order[-1]
-            video_end = float((pts_sorted[-1] + (video_durations[last] or typical)) * tb)
-        else:
-            video_end = 0.0
+        return _built(container, video, audio_streams, path, first_frame, video_pts,
+                      video_durations, hidden, audio_packets, demux_error)
 
-        start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
-        declared_end = start_s + container.duration / av.time_base if container.duration else None
-        tags = colour_names(ctx)
-        if first_frame is not None:  # the bitstream may say what the container does not
-            tags = tuple(tag if tag != UNKNOWN else frame_tag
-                         for tag, frame_tag in zip(tags, colour_names(first_frame), strict=True))
-        primaries, transfer, matrix, rng = tags
 
-        return StreamSummary(
-            path=path,
-            format_name=container.format.name,
-            start_s=start_s,
-            declared_end_s=declared_end,
-            video_index=video.index,
-            codec=ctx.name,
-            width=ctx.width,
-            height=ctx.height,
-            pix_fmt=ctx.pix_fmt or UNKNOWN,
-            sample_aspect_ratio=_sar(video),
-            field_order=_FIELD_ORDER.get(code_point(ctx, "field_order"), UNKNOWN),
-            rotation_deg=_rotation(video, first_frame),
-            color_primaries=primaries,
-            color_transfer=transfer,
-            color_matrix=matrix,
-            color_range=rng,
-            time_base=tb,
-            video_pts=pts_sorted,
-            video_end_s=video_end,
-            video_declared_end_s=_declared_end(video),
-            video_declared_frames=max(0, int(video.frames or 0) - hidden) if video.frames else 0,
-            audio=tuple(_audio_summary(s, audio_packets[s.index]) for s in audio_streams),
-            demux_error=demux_error,
-        )
+def head_summary(source: str | BinaryIO, path: str = "") -> StreamSummary:
+    """What the container's header and index tell, and the first frame (colour tags,
+    rotation): a `StreamSummary` whose only timestamp is the first frame's, read without
+    a scan of the packets (a few of the first video packets are read for that frame). The base the
+    span results of `media.inspect.spans` are merged onto; `video_declared_frames` is the
+    index's count as it is (the hidden samples are counted by the spans).
+
+    Raises as `summarize` does."""
+    path = path or (source if isinstance(source, str) else "")
+    try:
+        container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise UnreadableSource(f"cannot open {path} as media: {exc}") from exc
+    with container:
+        video = _first_video_stream(container, path)
+        audio_streams = [s for s in container.streams.audio if s.codec_context.sample_rate]
+        first_frame = None
+        try:
+            for n, packet in enumerate(container.demux(video)):
+                if n >= FIRST_FRAME_PACKETS:
+                    break
+                if packet.size and not packet.is_discard:
+                    first_frame = _decode_first(packet)
+                    if first_frame is not None:
+                        break
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            log.info("%s: reading the first frame failed: %s", path, exc)
+        first = [] if first_frame is None or first_frame.pts is None else [first_frame.pts]
+        summary = _built(container, video, audio_streams, path, first_frame, first,
+                         [0] * len(first), 0, {s.index: [] for s in audio_streams}, "")
+        return dataclasses.replace(summary, video_declared_frames=int(video.frames or 0),
+                                   nominal_rate=_declared_rate(video))
+
+
+def _declared_rate(video) -> Fraction | None:
+    for rate in (video.average_rate, video.guessed_rate, video.base_rate):
+        if rate and 0 < rate <= 240:
+            return Fraction(rate.numerator, rate.denominator).limit_denominator(1001)
+    return None
+
+
+def _built(container, video, audio_streams, path, first_frame, video_pts, video_durations,
+           hidden, audio_packets, demux_error) -> StreamSummary:
+    """The summary of what a pass over (some of) the packets read."""
+    tb = Fraction(video.time_base.numerator, video.time_base.denominator)
+    ctx = video.codec_context
+    order = sorted(range(len(video_pts)), key=video_pts.__getitem__)
+    pts_sorted = tuple(video_pts[i] for i in order)
+    deltas = _deltas(pts_sorted)
+    typical = statistics.median_low(deltas) if deltas else 0
+    if pts_sorted:
+        last = order[-1]
+        video_end = float((pts_sorted[-1] + (video_durations[last] or typical)) * tb)
+    else:
+        video_end = 0.0
+
+    start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
+    declared_end = start_s + container.duration / av.time_base if container.duration else None
+    tags = colour_names(ctx)
+    if first_frame is not None:  # the bitstream may say what the container does not
+        tags = tuple(tag if tag != UNKNOWN else frame_tag
+                     for tag, frame_tag in zip(tags, colour_names(first_frame), strict=True))
+    primaries, transfer, matrix, rng = tags
+
+    return StreamSummary(
+        path=path,
+        format_name=container.format.name,
+        start_s=start_s,
+        declared_end_s=declared_end,
+        video_index=video.index,
+        codec=ctx.name,
+        width=ctx.width,
+        height=ctx.height,
+        pix_fmt=ctx.pix_fmt or UNKNOWN,
+        sample_aspect_ratio=_sar(video),
+        field_order=_FIELD_ORDER.get(code_point(ctx, "field_order"), UNKNOWN),
+        rotation_deg=_rotation(video, first_frame),
+        color_primaries=primaries,
+        color_transfer=transfer,
+        color_matrix=matrix,
+        color_range=rng,
+        time_base=tb,
+        video_pts=pts_sorted,
+        video_end_s=video_end,
+        video_declared_end_s=_declared_end(video),
+        video_declared_frames=max(0, int(video.frames or 0) - hidden) if video.frames else 0,
+        audio=tuple(_audio_summary(s, audio_packets[s.index]) for s in audio_streams),
+        demux_error=demux_error,
+    )
 
 
 def _decode_first(packet):

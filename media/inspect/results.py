@@ -135,6 +135,9 @@ class StreamSummary:
     audio: tuple[AudioSummary, ...] = ()
     demux_error: str = ""
     """The error that stopped the demux pass early, if any."""
+    nominal_rate: Fraction | None = None
+    """The rate the header declares (`media.inspect.demux.head_summary` only): what the
+    title's timeline is cut into inspection spans by."""
 
     @property
     def video_start_s(self) -> float:

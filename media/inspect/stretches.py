@@ -64,14 +64,18 @@ def _black_frozen_findings(result: _Pass) -> list[Finding]:
 
 
 def _stretches(
-    meta: Iterable[tuple[float, dict[str, str]]], start_key: str, end_key: str, stream_end_s: float
+    meta: Iterable[tuple[float, dict[str, str]]], start_key: str, end_key: str, stream_end_s: float,
+    min_s: float = MIN_STRETCH_S, offset_s: float = 0.0,
 ) -> list[tuple[float, float]]:
-    """(start, end) pairs from a metadata print, at least `MIN_STRETCH_S` long. A start
-    with no end runs to the end of the stream; a start followed by another start was a
-    stretch too short to be ended by the filter (blackdetect marks every start)."""
+    """(start, end) pairs from a metadata print, at least `min_s` long, less `offset_s`.
+    A start with no end runs to the end of the stream (`stream_end_s`, not offset); a
+    start followed by another start was a stretch too short to be ended by the filter
+    (blackdetect marks every start)."""
     stretches, start = [], None
     for _, values in meta:
         begin, finish = _meta_float(values, start_key), _meta_float(values, end_key)
+        begin = None if begin is None else begin - offset_s
+        finish = None if finish is None else finish - offset_s
         if finish is not None and start is not None:
             stretches.append((start, finish))
             start = None
@@ -79,7 +83,7 @@ def _stretches(
             start = begin
     if start is not None and stream_end_s > start:
         stretches.append((start, stream_end_s))
-    return [(s, e) for s, e in stretches if e - s >= MIN_STRETCH_S - 1e-6]
+    return [(s, e) for s, e in stretches if e - s >= min_s - 1e-6]
 
 
 def audio_dropouts(

@@ -1,0 +1,525 @@
+"""Inspection over spans of the source: each span read by range and checked on its own,
+the span results merged into the one verdict a whole-file inspection gives.
+
+A feature-length master does not fit a worker's disk, and one decode of it takes hours.
+So the title's timeline is cut into spans (`plan_spans`, `SPAN_S` each; a short clip is
+one span), and for each span `inspect_span` reads only its part of the source through a
+seekable handle (from the keyframe before it to its end: the packets' timestamps, and a
+stream copy of the span's video and audio into a small local file, as
+`media.encode.staging` stages an encode's chunk), then decodes that copy once through
+the same detectors as a whole decode. What it returns (`SpanResult`) is slim and on the
+source's timeline: the span's packet timestamps, decoded frame counts, every black,
+frozen or silent stretch (however short: one cut at a span join is joined again),
+decode errors and complexity bytes of its own frames.
+
+`merge_spans` joins the spans (a stretch crossing a join is one stretch; a gap at a join
+is found from the timestamps on both sides) into one demux summary and one decode pass,
+and judges them with the very rules of a whole-file inspection
+(`media.inspect.verdict`). `inspect_by_spans` does all of it in one process, span after
+span; `transforms.inspect` runs the spans in parallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO
+
+import av
+
+from media.core.containers import UnstageableCodec, staging_format
+from media.core.errors import MediaError, ToolFailed, UnreadableSource
+from media.inspect import complexity
+from media.inspect.decode_pass import IDET_FRAMES, IdetCounts, Window, _Pass
+from media.inspect.decoding import _open_failure, _raise_if_timed_out, _undecodable
+from media.inspect.demux import head_summary
+from media.inspect.probe import SOURCE_OPEN_OPTIONS, _first_video_stream
+from media.inspect.results import AudioSummary, Finding, SourceFacts, StreamSummary, _deltas
+from media.inspect.stretches import _stretches
+from media.inspect.thresholds import AUDIO_GAP_S, MAX_FIRST_ERRORS, MIN_STRETCH_S
+from media.inspect.verdict import analysed_decode_pass, facts_of, verdict
+from media.package.boxes import truncation
+
+SPAN_S = 60.0
+"""Seconds of the title per inspection span: a minute decodes in seconds on one worker,
+and a 2-hour master is 120 spans."""
+SEEK_BACKOFF_S = (2.0, 10.0, 60.0)
+"""How far before a span to seek (then from the start): far enough that the audio
+interleaved before the span's first video keyframe is read too, further where the
+container's index lands late."""
+AUDIO_TAIL_S = 1.0
+"""Audio read past a span's end before its read stops (interleaving is that close)."""
+JOIN_FRAMES = 1.5
+"""Stretches of two spans that meet within this many frames are one stretch."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Part `index` of `count` of a title's timeline: [start_s, end_s) on the source's
+    timeline (seconds of its timestamps; None: open), each bound half a frame off a
+    frame's time, so no rounding puts a frame in two spans."""
+
+    index: int
+    count: int
+    start_s: float | None
+    end_s: float | None
+    read_end_s: float | None = None
+    """Where the read stops (None: the end of the file); past `end_s` for the first
+    span where interlace detection needs more frames than the span has."""
+
+
+def plan_spans(head: StreamSummary, video_start_s: float, span_s: float = SPAN_S
+               ) -> tuple[Span, ...]:
+    """The title's spans from what its header says (duration, rate): one for a short
+    clip or a source whose header declares no duration or rate."""
+    rate = head.nominal_rate
+    end = head.declared_end_s if head.declared_end_s is not None else head.video_declared_end_s
+    if not rate or end is None or span_s <= 0:
+        return (Span(0, 1, None, None),)
+    count = max(1, math.ceil((end - video_start_s) / span_s - 1e-6))
+    if count == 1:
+        return (Span(0, 1, None, None),)
+    frame_s = 1 / float(rate)
+    bounds = [video_start_s + (round(k * span_s * float(rate)) - 0.5) * frame_s
+              for k in range(1, count)]
+    starts, ends = [None, *bounds], [*bounds, None]
+    idet_end = video_start_s + (IDET_FRAMES + 1) * frame_s
+    return tuple(Span(i, count, s, e, read_end_s=max(e, idet_end) if i == 0 and e else e)
+                 for i, (s, e) in enumerate(zip(starts, ends, strict=True)))
+
+
+# --- one span ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioPart:
+    """One audio stream's packets and decode within a span (source timeline, bar
+    `decoded_end_s` and `silences`: seconds from the start, as a decode reports)."""
+
+    index: int
+    packets: int = 0
+    first_s: float | None = None
+    end_s: float = 0.0
+    gaps: tuple[tuple[float, float], ...] = ()
+    frames: int = 0
+    decoded_end_s: float | None = None
+    silences: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class SpanResult:
+    """What one span's read and decode found: slim, and mergeable with its neighbours'."""
+
+    span: Span
+    video_pts: tuple[int, ...] = ()
+    """The span's video packet timestamps (sorted, the source's time base)."""
+    last_duration: int = 0
+    """Duration of the span's last video packet (ticks; 0: not given)."""
+    hidden: int = 0
+    """Video samples an edit list hides, in the span."""
+    demux_error: str = ""
+    audio: tuple[AudioPart, ...] = ()
+    frames: int = 0
+    """Video frames the decode gave of the span."""
+    decoded_end_s: float | None = None
+    error_count: int = 0
+    first_errors: tuple[str, ...] = ()
+    black: tuple[tuple[float, float], ...] = ()
+    frozen: tuple[tuple[float, float], ...] = ()
+    """Stretches (seconds from the start) inside the span: each at least `MIN_STRETCH_S`,
+    or touching a span bound (it may go on in the neighbour)."""
+    ran_video_filters: tuple[str, ...] = ()
+    ran_audio_filters: tuple[str, ...] = ()
+    analysis_bytes: tuple[int, ...] = ()
+    idet: IdetCounts | None = None
+    undecodable: str = ""
+    """FFmpeg's last words where it could not decode the span at all."""
+
+
+def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, *,
+                 analysis_bin: int = 0, keyframe_start_s: float = 0.0,
+                 timeout_s: float | None = None, source_uri: str = "") -> SpanResult:
+    """Read the span by range from `source` (a local path or a seekable file object) and
+    check it: its packets' timestamps, then one decode of its staged copy through the
+    detectors (and, with `analysis_bin`, the complexity analysis on the whole decode's
+    bins, which start at `keyframe_start_s`)."""
+    uri = source_uri or head.path
+    with tempfile.TemporaryDirectory(prefix="inspect-span-") as scratch:
+        packets, staged, audio_map = _read_span(source, span, os.path.join(scratch, "span"),
+                                                uri)
+        if staged is None:
+            return packets
+        tb = head.time_base
+        pts = packets.video_pts
+        if len(pts) < 2 and head.nominal_rate:
+            pts = (0, max(1, round(1 / (head.nominal_rate * tb))))
+        local = dataclasses.replace(
+            head, path=staged, video_index=0, video_pts=pts,
+            audio=tuple(dataclasses.replace(a, index=audio_map[a.index])
+                        for a in head.audio if a.index in audio_map))
+        window = Window(span.start_s, span.end_s, offset_s=head.start_s,
+                        keyframe_start_s=keyframe_start_s,
+                        keyframe_period_s=analysis_bin * float(1 / head.nominal_rate)
+                        if analysis_bin and head.nominal_rate else 0.0)
+        try:
+            result = analysed_decode_pass(local, analysis_bin, timeout_s,
+                                          idet=span.index == 0, window=window)
+        except ToolFailed as exc:
+            _raise_if_timed_out(exc, timeout_s)
+            return dataclasses.replace(packets, undecodable=exc.stderr_tail)
+    return _with_decode(packets, result, span, head, audio_map)
+
+
+def _with_decode(packets: SpanResult, result: _Pass, span: Span, head: StreamSummary,
+                 audio_map: dict[int, int]) -> SpanResult:
+    lo = None if span.start_s is None else span.start_s - head.start_s
+    hi = None if span.end_s is None else span.end_s - head.start_s
+    end = result.video_end_s if result.video_end_s is not None else (hi or 0.0)
+
+    def inside(meta, start_key, end_key, stream_end):
+        found = _stretches(meta, start_key, end_key, stream_end, min_s=0.0,
+                           offset_s=head.start_s)
+        return tuple(_kept(_clipped(found, lo, hi), lo, hi))
+
+    audio = []
+    for part in packets.audio:
+        local = audio_map.get(part.index)
+        a_end = result.audio_end_s.get(local, end)
+        audio.append(dataclasses.replace(
+            part, frames=result.audio_frames.get(local, 0),
+            decoded_end_s=result.audio_end_s.get(local),
+            silences=inside(result.audio_meta.get(local, ()), "lavfi.silence_start",
+                            "lavfi.silence_end", a_end)))
+    return dataclasses.replace(
+        packets, audio=tuple(audio), frames=result.video_frames,
+        decoded_end_s=result.video_end_s, error_count=result.errors,
+        first_errors=result.error_lines[:MAX_FIRST_ERRORS],
+        black=inside(result.video_meta, "lavfi.black_start", "lavfi.black_end", end),
+        frozen=inside(result.video_meta, "lavfi.freezedetect.freeze_start",
+                      "lavfi.freezedetect.freeze_end", end),
+        ran_video_filters=result.ran_video_filters, ran_audio_filters=result.ran_audio_filters,
+        analysis_bytes=result.analysis_bytes, idet=result.idet)
+
+
+def _clipped(stretches, lo, hi):
+    for start, end in stretches:
+        s = max(start, lo) if lo is not None else start
+        e = min(end, hi) if hi is not None else end
+        if e > s:
+            yield s, e
+
+
+def _kept(stretches, lo, hi):
+    """Stretches long enough to report, or that touch a bound (they may go on)."""
+    for s, e in stretches:
+        at_bound = (lo is not None and s <= lo + 1e-6) or (hi is not None and e >= hi - 1e-6)
+        if at_bound or e - s >= MIN_STRETCH_S - 1e-6:
+            yield s, e
+
+
+class _BeforeZero(Exception):
+    """Matroska would shift a span whose frames start before 0 (an edit list hides them)."""
+
+
+def _read_span(source, span: Span, out_base: str, uri: str
+               ) -> tuple[SpanResult, str | None, dict[int, int]]:
+    """The span's packet timestamps, and a stream copy of what decoding it needs (from
+    the keyframe before it to its read end) in a local file: (result with the packets,
+    the file or None when the span holds no video, source audio index -> local index)."""
+    try:
+        with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
+            video = _first_video_stream(container, uri)
+            codec = video.codec_context.codec.canonical_name
+            chosen = staging_format(codec)
+            if chosen is None:
+                raise UnstageableCodec(f"{uri}: the video codec {codec} cannot be staged")
+            fmt, suffix = chosen
+            try:
+                return _copy_span(container, video, span, out_base + suffix, fmt)
+            except _BeforeZero:
+                return _copy_span(container, video, span, out_base + ".mov", "mov")
+    except (av.FFmpegError, IndexError, OSError) as exc:
+        raise UnreadableSource(f"{uri}: cannot read the span {span.index} of the source: "
+                               f"{exc}") from exc
+
+
+def _copy_span(container, video, span: Span, out_path: str, fmt: str):
+    seeks = [None] if span.start_s is None else [*SEEK_BACKOFF_S, None]
+    for backoff in seeks:
+        found = _copy_from(container, video, span, out_path, fmt,
+                           None if backoff is None else span.start_s - backoff)
+        if found is not None:
+            return found
+    raise UnreadableSource(f"no keyframe found at or before {span.start_s:.3f} s")
+
+
+def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: float | None):
+    """One try at the span's read, seeking to the keyframe before `seek_s` (None: from
+    the start); None where the seek landed past the span's start."""
+    audio_streams = [s for s in container.streams.audio if s.codec_context.sample_rate]
+    vtb = video.time_base
+    if seek_s is not None and seek_s > 0:
+        container.seek(max(0, math.floor(seek_s / vtb)), stream=video, backward=True,
+                       any_frame=False)
+    else:
+        container.seek(0, stream=video, backward=True, any_frame=False)
+    read_end = span.read_end_s if span.read_end_s is not None else span.end_s
+
+    def in_span(t: float) -> bool:
+        return ((span.start_s is None or t >= span.start_s)
+                and (span.end_s is None or t < span.end_s))
+
+    pts_list, durations, hidden = [], [], 0
+    audio_packets: dict[int, list[tuple[int, int]]] = {s.index: [] for s in audio_streams}
+    demux_error, writing, video_done = "", False, False
+    audio_done = {s.index: False for s in audio_streams}
+    with av.open(out_path, mode="w", format=fmt) as out:
+        vout = out.add_stream_from_template(video, opaque=True)
+        aout = {s.index: out.add_stream_from_template(s, opaque=True) for s in audio_streams}
+        try:
+            for packet in container.demux(video, *audio_streams):
+                if not packet.size:
+                    continue
+                index = packet.stream.index
+                pts = packet.pts if packet.pts is not None else packet.dts
+                t = float(pts * packet.time_base) if pts is not None else None
+                if index == video.index:
+                    if not writing:
+                        if seek_s is not None and (t is None or t > span.start_s + 1e-6
+                                                   or not packet.is_keyframe):
+                            return None  # landed late: seek further back
+                        if fmt == "matroska" and t is not None and t < 0:
+                            raise _BeforeZero
+                        writing = True
+                    dts_t = float(packet.dts * vtb) if packet.dts is not None else None
+                    if read_end is not None and dts_t is not None and dts_t >= read_end:
+                        video_done = True
+                    if t is not None and in_span(t):
+                        if packet.is_discard:
+                            hidden += 1
+                        else:
+                            pts_list.append(pts)
+                            durations.append(packet.duration or 0)
+                    if not video_done:
+                        packet.stream = vout
+                        out.mux(packet)
+                else:
+                    if t is not None and read_end is not None and t >= read_end + AUDIO_TAIL_S:
+                        audio_done[index] = True
+                    if t is not None and in_span(t) and not packet.is_discard:
+                        audio_packets[index].append((pts, packet.duration or 0))
+                    if writing and not audio_done[index]:
+                        packet.stream = aout[index]
+                        out.mux(packet)
+                if video_done and all(audio_done.values()):
+                    break
+        except (av.FFmpegError, ValueError) as exc:
+            demux_error = str(exc)
+    order = sorted(range(len(pts_list)), key=pts_list.__getitem__)
+    result = SpanResult(
+        span=span, video_pts=tuple(pts_list[i] for i in order),
+        last_duration=durations[order[-1]] if order else 0, hidden=hidden,
+        demux_error=demux_error,
+        audio=tuple(_audio_part(s, audio_packets[s.index]) for s in audio_streams))
+    local = {s.index: n for n, s in enumerate(audio_streams, start=1)}
+    return result, (out_path if writing else None), local
+
+
+def _audio_part(stream, packets: list[tuple[int, int]]) -> AudioPart:
+    """The span's audio packets as `media.inspect.demux` summarises a stream's."""
+    if not packets:
+        return AudioPart(stream.index)
+    tb = stream.time_base
+    packets.sort()
+    durations = [d for _, d in packets if d > 0]
+    fallback = (statistics.median_low(durations) if durations else
+                (statistics.median_low(_deltas([p for p, _ in packets])) if len(packets) > 1
+                 else 0))
+    gaps = []
+    end = packets[0][0] + (packets[0][1] or fallback)
+    for pts, dur in packets[1:]:
+        if float((pts - end) * tb) > AUDIO_GAP_S:
+            gaps.append((float(end * tb), float(pts * tb)))
+        end = max(end, pts + (dur or fallback))
+    return AudioPart(stream.index, packets=len(packets), first_s=float(packets[0][0] * tb),
+                     end_s=float(end * tb), gaps=tuple(gaps))
+
+
+# --- the merge -----------------------------------------------------------------------------
+
+
+def merge_spans(head: StreamSummary, results: Sequence[SpanResult], *, box_problem: str = "",
+                size: int = 0, analysis_bin: int = 0) -> tuple[list[Finding], SourceFacts]:
+    """The verdict on the whole source from its spans' results (in any order): what
+    `media.inspect.inspect_file` finds, judged by the same rules."""
+    results = sorted(results, key=lambda r: r.span.index)
+    summary = merged_summary(head, results)
+    failed = next((r.undecodable for r in results if r.undecodable), "")
+    if failed:
+        return [_undecodable(ToolFailed([], 1, failed))], facts_of(summary, None)
+    result = merged_pass(summary, results)
+    bin_frames = analysis_bin or complexity.bin_frames_for(
+        float(summary.frame_interval_ticks * summary.time_base))
+    return verdict(summary, result, box_problem, size, bin_frames)
+
+
+def merged_summary(head: StreamSummary, results: Sequence[SpanResult]) -> StreamSummary:
+    """One demux summary of the source: the header's, with every span's packets."""
+    pts = tuple(p for r in results for p in r.video_pts)
+    tb = head.time_base
+    deltas = _deltas(pts)
+    typical = statistics.median_low(deltas) if deltas else 0
+    last = next((r for r in reversed(results) if r.video_pts), None)
+    video_end = float((pts[-1] + (last.last_duration or typical)) * tb) if last else 0.0
+    hidden = sum(r.hidden for r in results)
+    audio = tuple(_merged_audio(a, [p for r in results for p in r.audio if p.index == a.index])
+                  for a in head.audio)
+    return dataclasses.replace(
+        head, video_pts=pts, video_end_s=video_end,
+        video_declared_frames=max(0, head.video_declared_frames - hidden)
+        if head.video_declared_frames else 0,
+        audio=audio, demux_error=next((r.demux_error for r in results if r.demux_error), ""),
+        nominal_rate=None)
+
+
+def _merged_audio(head: AudioSummary, parts: Sequence[AudioPart]) -> AudioSummary:
+    parts = [p for p in parts if p.packets]
+    if not parts:
+        return head
+    gaps, end = list(parts[0].gaps), parts[0].end_s
+    for part in parts[1:]:
+        if part.first_s - end > AUDIO_GAP_S:  # a hole at the join
+            gaps.append((end, part.first_s))
+        gaps += part.gaps
+        end = max(end, part.end_s)
+    return dataclasses.replace(head, start_s=parts[0].first_s, end_s=end,
+                               packets=sum(p.packets for p in parts), gaps=tuple(gaps))
+
+
+def merged_pass(summary: StreamSummary, results: Sequence[SpanResult]) -> _Pass:
+    """One decode pass of the source from its spans' decodes: counts summed, stretches
+    cut at a join joined, the complexity bytes of every frame in order."""
+    frame_s = float(summary.frame_interval_ticks * summary.time_base) or 0.04
+    ends = [r.decoded_end_s for r in results if r.decoded_end_s is not None]
+    video_end = max(ends) if ends else None
+    first_errors = tuple(line for r in results for line in r.first_errors)[:MAX_FIRST_ERRORS]
+    audio_frames, audio_end, audio_meta = {}, {}, {}
+    for a in summary.audio:
+        parts = [p for r in results for p in r.audio if p.index == a.index]
+        audio_frames[a.index] = sum(p.frames for p in parts)
+        a_ends = [p.decoded_end_s for p in parts if p.decoded_end_s is not None]
+        if a_ends:
+            audio_end[a.index] = max(a_ends)
+        audio_meta[a.index] = _as_meta(_joined([s for p in parts for s in p.silences], frame_s),
+                                       "lavfi.silence_start", "lavfi.silence_end")
+    analysed = all(r.analysis_bytes or not r.frames for r in results)
+    video_meta = (
+        _as_meta(_joined([s for r in results for s in r.black], frame_s),
+                 "lavfi.black_start", "lavfi.black_end")
+        + _as_meta(_joined([s for r in results for s in r.frozen], frame_s),
+                   "lavfi.freezedetect.freeze_start", "lavfi.freezedetect.freeze_end"))
+    return _Pass(
+        error_lines=first_errors,
+        error_count=sum(r.error_count for r in results),
+        video_frames=sum(r.frames for r in results),
+        video_end_s=video_end,
+        audio_frames=audio_frames,
+        audio_end_s=audio_end,
+        video_meta=tuple(sorted(video_meta, key=lambda m: m[0])),
+        audio_meta=audio_meta,
+        ran_video_filters=_common(r.ran_video_filters for r in results if r.frames),
+        ran_audio_filters=_common(r.ran_audio_filters for r in results if r.frames),
+        analysis_bytes=tuple(b for r in results for b in r.analysis_bytes) if analysed else (),
+        idet=results[0].idet if results else None,
+    )
+
+
+def _common(lists) -> tuple[str, ...]:
+    lists = [tuple(x) for x in lists]
+    if not lists:
+        return ()
+    return tuple(name for name in lists[0] if all(name in other for other in lists[1:]))
+
+
+def _joined(stretches: list[tuple[float, float]], frame_s: float) -> list[tuple[float, float]]:
+    """Stretches sorted, those that meet (within `JOIN_FRAMES` frames) joined, then only
+    those at least `MIN_STRETCH_S` long."""
+    joined: list[list[float]] = []
+    for s, e in sorted(stretches):
+        if joined and s <= joined[-1][1] + JOIN_FRAMES * frame_s:
+            joined[-1][1] = max(joined[-1][1], e)
+        else:
+            joined.append([s, e])
+    return [(s, e) for s, e in joined if e - s >= MIN_STRETCH_S - 1e-6]
+
+
+def _as_meta(stretches, start_key: str, end_key: str) -> tuple:
+    """Stretches as the metadata print a whole decode's detector writes."""
+    meta = []
+    for s, e in stretches:
+        meta += [(s, {start_key: repr(s)}), (e, {end_key: repr(e)})]
+    return tuple(meta)
+
+
+# --- all of it, in one process -------------------------------------------------------------
+
+
+def inspect_by_spans(source: str | BinaryIO, *, span_s: float = SPAN_S,
+                     timeout_s: float | None = None, analyse: bool = False,
+                     source_uri: str = "", size: int = 0) -> tuple[list[Finding], SourceFacts]:
+    """`inspect_file`'s verdict, span after span: the header read, then every span read
+    by range and checked, then merged. `source` is a local path or a seekable file object
+    (a FileSystems handle); nothing holds the whole file."""
+    uri = source_uri or (source if isinstance(source, str) else "")
+    box_problem = _box_problem(source)
+    try:
+        head = head_summary(source, uri)
+    except MediaError as exc:
+        return [_open_failure(exc, box_problem)], SourceFacts()
+    plan = span_plan(head, span_s, analyse)
+    results = [inspect_span(source, span, head, analysis_bin=plan.analysis_bin,
+                            keyframe_start_s=plan.video_start_s, timeout_s=timeout_s,
+                            source_uri=uri) for span in plan.spans]
+    return merge_spans(head, results, box_problem=box_problem, size=size or _size(source),
+                       analysis_bin=plan.analysis_bin)
+
+
+@dataclass(frozen=True)
+class SpanPlan:
+    spans: tuple[Span, ...]
+    video_start_s: float
+    analysis_bin: int
+    """Frames per complexity bin (0: no analysis)."""
+
+
+def span_plan(head: StreamSummary, span_s: float = SPAN_S, analyse: bool = False) -> SpanPlan:
+    """The spans of a source whose header `head_summary` read, and its analysis bins."""
+    start = head.video_start_s
+    rate = head.nominal_rate or Fraction(25)
+    bin_frames = complexity.bin_frames_for(1 / float(rate)) if analyse else 0
+    return SpanPlan(plan_spans(head, start, span_s), start, bin_frames)
+
+
+def _box_problem(source: str | BinaryIO) -> str:
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as handle:
+                return truncation(handle)
+        return truncation(source)
+    except (OSError, ValueError):
+        return ""
+
+
+def _size(source: str | BinaryIO) -> int:
+    try:
+        if isinstance(source, str):
+            return os.path.getsize(source)
+        return source.seek(0, os.SEEK_END)
+    except (OSError, ValueError):
+        return 0
