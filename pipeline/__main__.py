@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.options import refuse_unknown_flags
 
     try:
-        refuse_unknown_flags(argv[1:] if argv and argv[0] == "demo" else argv)
+        passed_on = refuse_unknown_flags(argv[1:] if argv and argv[0] == "demo" else argv)
+        if passed_on:
+            logging.getLogger("pipeline").warning(
+                "options for the job server (neither ladderflow nor Beam's Python SDK knows "
+                "them; the job server checks them): %s", ", ".join(passed_on))
         if argv and argv[0] == "demo":
             from pipeline.demo import make_demo_source
 

@@ -238,13 +238,32 @@ def unknown_flags(argv: list[str], known: set[str]) -> list[str]:
     return unknown
 
 
-def refuse_unknown_flags(argv: list[str]) -> None:
+JOB_SERVER_RUNNERS = frozenset({"FlinkRunner", "SparkRunner", "PortableRunner", "PrismRunner",
+                                 "SamzaRunner"})
+"""Runners that hand every option, known here or not, to a job server in Java or Go,
+which has options of its own (Flink's `--checkpointing_interval`, say)."""
+
+
+def runner_of(argv: list[str]) -> str:
+    """The `--runner` that `argv` names ('' where none), as its last mention gives it."""
+    runner = ""
+    for i, token in enumerate(argv):
+        if token.startswith("--runner="):
+            runner = token.split("=", 1)[1]
+        elif token == "--runner" and i + 1 < len(argv):
+            runner = argv[i + 1]
+    return runner.rsplit(".", 1)[-1]
+
+
+def refuse_unknown_flags(argv: list[str]) -> list[str]:
     """Raise a ConfigurationError that names each flag of `argv` that neither ladderflow
-    nor Beam knows, with the nearest known one (`--top-vmaf`: `--top_vmaf`)."""
+    nor Beam knows, with the nearest known one (`--top-vmaf`: `--top_vmaf`). With a job
+    server's runner (JOB_SERVER_RUNNERS) such flags are the job server's to judge: they
+    are returned, for the caller to say that they go on to it."""
     known = known_flags()
     unknown = unknown_flags(argv, known)
-    if not unknown:
-        return
+    if not unknown or runner_of(argv) in JOB_SERVER_RUNNERS:
+        return unknown
     # Compared without the dashes, which every name shares.
     names = sorted(flag.lstrip("-") for flag in known)
     said = []

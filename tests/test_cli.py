@@ -156,3 +156,18 @@ def test_flags_are_read_as_argparse_reads_them():
     with pytest.raises(ConfigurationError, match=r"--top-vmaf \(did you mean --top_vmaf\?\), "
                                                  r"--runer \(did you mean --runner\?\)"):
         refuse_unknown_flags(["--top-vmaf", "80", "--runer", "DirectRunner"])
+
+
+@pytest.mark.parametrize("runner", ["FlinkRunner", "apache_beam.runners.portability."
+                                    "flink_runner.FlinkRunner", "PortableRunner"])
+def test_a_job_servers_own_options_go_on_to_it(runner):
+    """Flink's `--checkpointing_interval` is the job server's option, not Beam Python's:
+    with a job server's runner it is passed on (Beam sends every option to the job
+    server), not refused; with any other runner it is refused as a typo would be."""
+    argv = [f"--runner={runner}", "--checkpointing_interval=60000", "--top_vmaf=93"]
+    assert refuse_unknown_flags(argv) == ["--checkpointing_interval"]
+    passed = PipelineOptions(argv).get_all_options(retain_unknown_options=True)
+    assert passed["checkpointing_interval"] == "60000"  # for the job server to read
+    with pytest.raises(ConfigurationError, match="unknown option: --checkpointing_interval"):
+        refuse_unknown_flags(["--runner=DataflowRunner", *argv[1:]])
+    assert refuse_unknown_flags(["--runner", "FlinkRunner", "--top_vmaf=93"]) == []
