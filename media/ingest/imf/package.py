@@ -1,0 +1,135 @@
+"""An IMF package as given: its ASSETMAP(s), PKL(s) and CPL(s), and the titles it holds.
+
+`open_package` takes the package folder (the one holding ASSETMAP.xml), its ASSETMAP or
+one CPL file, plus the ASSETMAPs of other packages a supplemental package draws track
+files from. `compositions` composes one title per CPL, or the one CPL asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from media.ingest.imf.assetmap import AssetMap, MappedAsset, find_assetmap, read_assetmap
+from media.ingest.imf.composition import Composition, compose
+from media.ingest.imf.cpl import CompositionPlaylist, cpl_from_root, is_cpl
+from media.ingest.imf.errors import ImfMissingAsset, ImfNoComposition
+from media.ingest.imf.pkl import PackingList, PklAsset, read_pkl
+from media.ingest.imf.xml import read_xml
+
+_XML_TYPES = ("text/xml", "application/xml")
+"""PKL types of XML assets (CPLs, OPLs); TTML ('application/ttml+xml') is not one."""
+
+
+@dataclass(frozen=True)
+class ImfPackage:
+    assetmaps: tuple[AssetMap, ...]
+    """The package's own ASSETMAP first, then those given for supplemental packages."""
+    pkls: tuple[PackingList, ...]
+    cpls: tuple[CompositionPlaylist, ...]
+    """The CPLs of the package itself (or the one CPL file given)."""
+
+    def asset(self, asset_id: str) -> MappedAsset | None:
+        """The asset's entry in the first ASSETMAP that lists it."""
+        for assetmap in self.assetmaps:
+            for asset in assetmap.assets:
+                if asset.id == asset_id:
+                    return asset
+        return None
+
+    def path_of(self, asset_id: str) -> str | None:
+        asset = self.asset(asset_id)
+        return asset.path if asset else None
+
+    def pkl_entry(self, asset_id: str) -> PklAsset | None:
+        for pkl in self.pkls:
+            for asset in pkl.assets:
+                if asset.id == asset_id:
+                    return asset
+        return None
+
+    @property
+    def assetmap_paths(self) -> list[str]:
+        return [assetmap.path for assetmap in self.assetmaps]
+
+
+def _assetmap_path(source: str) -> str:
+    if os.path.isdir(source):
+        found = find_assetmap(source)
+        if found is None:
+            raise ImfMissingAsset(f"{source}: no ASSETMAP.xml in the package folder")
+        return found
+    if not os.path.isfile(source):
+        raise ImfMissingAsset(f"{source}: no such file or folder")
+    return source
+
+
+def open_package(source: str, other_assetmaps: Sequence[str] = ()) -> ImfPackage:
+    """Read the package at `source` (folder, ASSETMAP or CPL file) with the ASSETMAPs (or
+    package folders) in `other_assetmaps` that its CPLs may draw track files from."""
+    given_cpl = None
+    if os.path.isfile(source):
+        root = read_xml(source)
+        if is_cpl(root):
+            given_cpl = cpl_from_root(root, source)
+            primary = find_assetmap(os.path.dirname(source))
+            if primary is None:
+                raise ImfMissingAsset(f"{source}: no ASSETMAP.xml beside the CPL")
+        else:
+            primary = source
+    else:
+        primary = _assetmap_path(source)
+    paths = [primary]
+    for other in other_assetmaps:
+        path = _assetmap_path(other)
+        if os.path.realpath(path) not in {os.path.realpath(p) for p in paths}:
+            paths.append(path)
+    assetmaps = tuple(read_assetmap(path) for path in paths)
+    pkls = []
+    for assetmap in assetmaps:
+        for asset in assetmap.assets:
+            if asset.packing_list:
+                if not os.path.isfile(asset.path):
+                    raise ImfMissingAsset(f"{assetmap.path}: packing list {asset.relative_path} "
+                                          "is missing")
+                pkls.append(read_pkl(asset.path))
+    cpls = (given_cpl,) if given_cpl is not None else tuple(_package_cpls(assetmaps[0], pkls))
+    return ImfPackage(assetmaps, tuple(pkls), cpls)
+
+
+def _package_cpls(assetmap: AssetMap, pkls: list[PackingList]) -> list[CompositionPlaylist]:
+    """The CPLs among the XML assets of the package's own PKLs, in PKL order."""
+    mapped = assetmap.by_id()
+    found = []
+    for pkl in pkls:
+        if os.path.dirname(pkl.path) != assetmap.folder:
+            continue
+        for entry in pkl.assets:
+            asset = mapped.get(entry.id)
+            xml_type = entry.type.lower() in _XML_TYPES or (
+                not entry.type and asset is not None and asset.path.endswith(".xml"))
+            if asset is None or not xml_type:
+                continue
+            if not os.path.isfile(asset.path):
+                raise ImfMissingAsset(f"{pkl.path}: XML asset {asset.relative_path} is missing")
+            root = read_xml(asset.path)
+            if is_cpl(root):
+                found.append(cpl_from_root(root, asset.path))
+    return found
+
+
+def compositions(package: ImfPackage, cpl_id: str = "") -> list[Composition]:
+    """One composed title per CPL of the package, or only the CPL whose id is `cpl_id`
+    ('urn:uuid:…' or the bare UUID)."""
+    if not package.cpls:
+        raise ImfNoComposition(f"{package.assetmaps[0].path}: the package holds no CPL")
+    chosen = package.cpls
+    if cpl_id:
+        wanted = cpl_id.strip().lower()
+        wanted = wanted if wanted.startswith("urn:uuid:") else "urn:uuid:" + wanted
+        chosen = tuple(cpl for cpl in package.cpls if cpl.id == wanted)
+        if not chosen:
+            listed = ", ".join(f"{cpl.id} ({cpl.content_title})" for cpl in package.cpls)
+            raise ImfNoComposition(f"CPL {cpl_id} is not in the package; it has: {listed}")
+    return [compose(cpl, package.path_of) for cpl in chosen]
