@@ -19,6 +19,9 @@ setup(
         "imageio-ffmpeg>=0.6",
         "av>=14",
         "ffmpeg-python==0.2.0",
+        # IMF ingest: package XML parsed without DTDs/entities; IMSC1 timed text to WebVTT.
+        "defusedxml>=0.7",
+        "ttconv>=1.1",
     ],
     extras_require={
         # VMAF on the GPU (--vmaf_backend auto|torch); PyPI's torch wheels bring CUDA.
