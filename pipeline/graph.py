@@ -84,10 +84,10 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
         | "GatherChunks" >> GatherParts(config.title_timeout_s, "assemble (gather)", "chunk")
     )
     renditions = chunks.main | "Assemble" >> AssembleRenditions(config.tool_timeout_s)
-    audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s)
+    audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s, config.title_timeout_s)
     subtitles = tasks[SUBTITLES] | "Subtitles" >> ConvertSubtitles()
     tracks = (
-        (renditions.main, audio.main, subtitles.main)
+        (renditions.main, audio["main"], subtitles.main)
         | "AllTracks" >> beam.Flatten()
         | "KeyByTitle" >> beam.Map(_by_version).with_output_types(tuple[tuple[str, str], Any])
         | "GatherTracks" >> GatherParts(config.title_timeout_s, "package (gather)", "track")

@@ -1,77 +1,148 @@
 """Audio: each audio track of a title becomes AAC-LC stereo CMAF segments.
 
-One task per track (audio is cheap next to video), after a `Reshuffle` so it runs
-beside the video chunks. Segments land on the title's segment grid (see `media.encode.audio`)
-under `DEST/<title>/audio/<track>/`.
+Split cuts each track into spans of whole segments (`media.encode.audio_spans`); after a
+`Reshuffle`, each span task reads only its own packets of the source (a seek and a
+stream copy, through a `FileSystems` handle where the source is not local), encodes them
+and writes its segments under their published names (`DEST/<title>/audio/<track>/`, the
+first span the init segment too), then sends a slim record. A gather per (title version,
+track) joins the records, O(1) state work per span, into the track's `PackagedTrack`.
+Nothing a worker holds grows with the title.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import os
 import tempfile
+from dataclasses import dataclass
+from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.metrics import Metrics
 
 from media.core import naming
 from media.core.errors import MediaError
-from media.core.types import AudioTask, PackagedTrack
-from media.encode.audio import SAMPLE_RATE_HZ, encode_audio
+from media.core.types import AudioTask, PackagedTrack, Segment
+from media.encode.audio_spans import SAMPLE_RATE_HZ, AudioSpan, encode_span
 from media.package.codecs import codecs_string
 from transforms import _storage
-from transforms.assemble import write_track
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
+from transforms.gather import GatherParts, Part
 
-__all__ = ["EncodeAudio"]
+__all__ = ["AudioSpanResult", "EncodeAudio", "packaged_track"]
 
 log = logging.getLogger(__name__)
+_SPANS_ENCODED = Metrics.counter("ladderflow", "audio spans encoded")
+_SOURCE_BYTES = Metrics.counter("ladderflow", "audio source bytes read")
 
 
-class _EncodeAudioFn(beam.DoFn):
+@dataclass(frozen=True)
+class AudioSpanResult:
+    """What a span wrote: its segments (numbered and timed on the track), and on the
+    first span the init segment, the codecs string and the task (the track's names)."""
+
+    span_index: int
+    span_count: int
+    segments: tuple[Segment, ...]
+    bytes_read: int
+    init_uri: str = ""
+    codecs: str = ""
+    timescale: int = SAMPLE_RATE_HZ
+    task: AudioTask | None = None
+
+
+def span_of(task: AudioTask) -> AudioSpan:
+    return AudioSpan(task.span_index, task.span_count, task.first_segment, task.end_segment,
+                     task.start_frame, task.end_frame)
+
+
+class _EncodeSpanFn(beam.DoFn):
     def __init__(self, tool_timeout_s: float):
         self._timeout_s = tool_timeout_s
 
     @dead_letters("audio")
     def process(self, task: AudioTask):
         try:
-            track = self._encode(task)
+            result = self._encode(task)
         except MediaError as exc:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                 task.title_id, task.source.source_uri, f"audio ({task.track_id})", exc))
             return
-        log.info("%s: audio %s: %d segments", task.title_id, task.track_id, len(track.segments))
-        yield task.source.version_key, track
+        _SPANS_ENCODED.inc()
+        _SOURCE_BYTES.inc(result.bytes_read)
+        log.info("%s: audio %s: span %d/%d: segments %d-%d, %d source bytes read",
+                 task.title_id, task.track_id, task.span_index + 1, task.span_count,
+                 task.first_segment + 1, task.end_segment, result.bytes_read)
+        key = (task.title_id, task.source.generation, task.track_id)
+        yield key, Part(task.span_index, task.span_count, result)
 
-    def _encode(self, task: AudioTask) -> PackagedTrack:
+    def _encode(self, task: AudioTask) -> AudioSpanResult:
         # A title package's audio file starts where the video does; a stream of the
         # video source is placed by the source's own timestamps.
         uri = task.stream.uri or task.source.source_uri
         video_offset_s = (0.0 if task.stream.uri else
                           task.source.video_start_s - task.source.container_start_s)
-        with tempfile.TemporaryDirectory(prefix="ladderflow-audio-") as scratch:
-            if _storage.is_local(uri):
-                path = _storage.local_path(uri)
-            else:  # FFmpeg reads local files only; the audio task needs the whole title anyway
-                path = os.path.join(scratch, "source")
-                _storage.download(uri, path)
-            encoded = encode_audio(path, task.stream.stream_index, float(task.source.duration_s),
-                                   video_offset_s,
-                                   task.grid.segment_s,
-                                   task.bitrate_kbps, scratch, self._timeout_s)
-        init_rel, segments = write_track(naming.title_root(task.output_root, task.title_id),
-                                         "audio", task.track_id, encoded.init,
-                                         encoded.segments, encoded.timing,
-                                         task.source.media_dir)
-        return PackagedTrack(
-            kind="audio", track_id=task.track_id, codecs=codecs_string(encoded.init_info),
-            timescale=encoded.init_info.timescale, init_uri=init_rel, segments=segments,
-            language=task.stream.language,
-            name=task.stream.name or _display_name(task.stream.language),
-            channels=2, sample_rate_hz=SAMPLE_RATE_HZ,
-            track_position=task.track_position, track_count=task.track_count,
-            media_dir=task.source.media_dir,
-        )
+        with tempfile.TemporaryDirectory(prefix="ladderflow-audio-") as scratch, \
+                _storage.open_source(uri) as source:
+            encoded = encode_span(source, task.stream.stream_index, span_of(task),
+                                  task.source.duration_s, video_offset_s, task.grid.segment_s,
+                                  task.bitrate_kbps, scratch, self._timeout_s, uri)
+        root = naming.title_root(task.output_root, task.title_id)
+        media_dir = task.source.media_dir
+        written = []
+        for number, data, frag in zip(range(task.first_segment + 1, task.end_segment + 1),
+                                      encoded.segments, encoded.timing, strict=True):
+            rel = naming.segment_uri("audio", task.track_id, number, media_dir)
+            _storage.write_bytes(naming.join(root, rel), data)
+            written.append(Segment(number, rel, frag.base_decode_ticks, frag.duration_ticks,
+                                   len(data)))
+        first = task.span_index == 0
+        init_rel = naming.init_uri("audio", task.track_id, media_dir) if first else ""
+        if first:
+            _storage.write_bytes(naming.join(root, init_rel), encoded.init)
+        return AudioSpanResult(
+            task.span_index, task.span_count, tuple(written), encoded.bytes_read,
+            init_uri=init_rel, codecs=codecs_string(encoded.init_info) if first else "",
+            timescale=encoded.init_info.timescale, task=task if first else None)
+
+
+def packaged_track(spans: list[AudioSpanResult]) -> PackagedTrack:
+    """The track of its spans' records (in span order): every segment once, each starting
+    where the one before it ends."""
+    task = spans[0].task
+    segments = tuple(s for span in spans for s in span.segments)
+    for before, after in itertools.pairwise(segments):
+        if (after.number != before.number + 1
+                or after.start_ticks != before.start_ticks + before.duration_ticks):
+            raise MediaError(f"audio {task.track_id}: segment {after.number} does not follow "
+                             f"segment {before.number}")
+    return PackagedTrack(
+        kind="audio", track_id=task.track_id, codecs=spans[0].codecs,
+        timescale=spans[0].timescale, init_uri=spans[0].init_uri, segments=segments,
+        language=task.stream.language,
+        name=task.stream.name or _display_name(task.stream.language),
+        channels=2, sample_rate_hz=SAMPLE_RATE_HZ,
+        track_position=task.track_position, track_count=task.track_count,
+        media_dir=task.source.media_dir,
+    )
+
+
+class _TrackFn(beam.DoFn):
+    @dead_letters("audio")
+    def process(self, element):
+        _, spans = element
+        task = spans[0].task
+        try:
+            track = packaged_track(spans)
+        except MediaError as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                task.title_id, task.source.source_uri, f"audio ({task.track_id})", exc))
+            return
+        log.info("%s: audio %s: %d segments from %d span(s), %d source bytes read",
+                 task.title_id, task.track_id, len(track.segments), len(spans),
+                 sum(span.bytes_read for span in spans))
+        yield task.source.version_key, track
 
 
 def _display_name(language: str) -> str:
@@ -80,17 +151,34 @@ def _display_name(language: str) -> str:
     return names.get(language, language)
 
 
-class EncodeAudio(beam.PTransform):
-    """PCollection[AudioTask] -> {'main': (title, PackagedTrack), 'dead_letter': DeadLetter}."""
+def _keyed(element):
+    """(title id, generation, track id) and the span's Part, typed for a deterministic key."""
+    return element
 
-    def __init__(self, tool_timeout_s: float = 3600.0):
+
+class EncodeAudio(beam.PTransform):
+    """PCollection[AudioTask] (one per span) -> {'main': ((title, generation),
+    PackagedTrack), 'dead_letter': DeadLetter}."""
+
+    def __init__(self, tool_timeout_s: float = 3600.0, title_timeout_s: float = 0.0):
         super().__init__()
         self._timeout_s = tool_timeout_s
+        self._title_timeout_s = title_timeout_s
 
     def expand(self, tasks):
-        return (
+        spans = (
             tasks
             | "SpreadOverWorkers" >> beam.Reshuffle()
-            | "EncodeAac" >> beam.ParDo(_EncodeAudioFn(self._timeout_s)).with_outputs(
+            | "EncodeAacSpans" >> beam.ParDo(_EncodeSpanFn(self._timeout_s)).with_outputs(
                 DEAD_LETTER, main="main")
         )
+        gathered = (
+            spans.main
+            | "KeyByTrack" >> beam.Map(_keyed).with_output_types(tuple[tuple[str, str, str], Any])
+            | "GatherSpans" >> GatherParts(self._title_timeout_s, "audio (gather)", "span")
+        )
+        tracks = gathered.main | "Track" >> beam.ParDo(_TrackFn()).with_outputs(
+            DEAD_LETTER, main="main")
+        rejects = ((spans[DEAD_LETTER], gathered[DEAD_LETTER], tracks[DEAD_LETTER])
+                   | "Rejects" >> beam.Flatten())
+        return {"main": tracks.main, DEAD_LETTER: rejects}

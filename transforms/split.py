@@ -4,9 +4,10 @@ For each planned title: the chunks on the plan's segment grid (shared by every t
 then one `ChunkTask` per (chunk, rendition of the plan), grouped by chunk into a
 `ChunkGroup` (the encode stage decodes each chunk once for all its renditions), on the
 main output, and one
-`AudioTask` per audio track on the `audio` output (every audio stream of the source and
-every audio file of its title package, as AAC-LC stereo), and one `SubtitleTask` per
-subtitle file on the `subtitles` output.
+`AudioTask` per span of each audio track on the `audio` output (every audio stream of the
+source and every audio file of its title package, as AAC-LC stereo, in spans of
+`AUDIO_SPAN_SEGMENTS` whole segments: each span reads and encodes only its own part of the
+track), and one `SubtitleTask` per subtitle file on the `subtitles` output.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from apache_beam import pvalue
 from media.core.config import JobConfig
 from media.core.naming import audio_track_id, subtitle_track_id
 from media.core.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, TitlePlan
+from media.encode import audio_spans
 from media.plan.chunking import grid_chunks
 from media.plan.ladder import vmaf_height
 from media.quality.vmaf import MIN_SCORED_FRAMES, chunk_step
@@ -31,11 +33,12 @@ SUBTITLES = "subtitles"
 log = logging.getLogger(__name__)
 
 
-def plan_tasks(plan: TitlePlan, config: JobConfig
+def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | None = None
                ) -> tuple[list[ChunkTask], list[AudioTask], list[SubtitleTask]]:
-    """Every task of a title: chunk tasks rendition by rendition, then a task per audio
-    track (every audio stream of the source, then a title package's audio files), then
-    one per subtitle track."""
+    """Every task of a title: chunk tasks rendition by rendition, then a task per span of
+    each audio track (every audio stream of the source, then a title package's audio
+    files; `audio_span_segments` segments a span, `AUDIO_SPAN_SEGMENTS` unless told),
+    then one per subtitle track."""
     source = plan.source
     renditions = list(plan.renditions)
     if config.max_renditions:
@@ -57,12 +60,18 @@ def plan_tasks(plan: TitlePlan, config: JobConfig
         for position, rendition in enumerate(renditions)
         for chunk in chunks
     ]
+    spans = audio_spans.audio_spans(
+        source.duration_s, grid.segment_s,
+        audio_span_segments or audio_spans.AUDIO_SPAN_SEGMENTS)
     audio_tasks = [
         AudioTask(source=source, stream=stream, track_id=audio_track_id(stream.language, i),
                   output_root=config.output_root, grid=grid,
                   bitrate_kbps=config.audio_kbps, track_position=len(renditions) + i,
-                  track_count=track_count)
+                  track_count=track_count, span_index=span.index, span_count=span.count,
+                  first_segment=span.first_segment, end_segment=span.end_segment,
+                  start_frame=span.start_frame, end_frame=span.end_frame)
         for i, stream in enumerate(audio_streams)
+        for span in spans
     ]
     first_subtitle = len(renditions) + len(audio_streams)
     subtitle_tasks = [
@@ -91,9 +100,10 @@ class _SplitFn(beam.DoFn):
         source = plan.source
         chunk_tasks, audio_tasks, subtitle_tasks = plan_tasks(plan, self._config)
         renditions = sorted({t.rendition.rendition_id for t in chunk_tasks})
-        log.info("%s: split into %d chunks x %d renditions (%s), %d audio track(s), "
-                 "%d subtitle track(s)", source.title_id, chunk_tasks[0].chunk_count,
-                 len(renditions), ", ".join(renditions), len(audio_tasks), len(subtitle_tasks))
+        log.info("%s: split into %d chunks x %d renditions (%s), %d audio track(s) in %d "
+                 "span(s), %d subtitle track(s)", source.title_id, chunk_tasks[0].chunk_count,
+                 len(renditions), ", ".join(renditions), len(source.audio), len(audio_tasks),
+                 len(subtitle_tasks))
         yield from chunk_groups(chunk_tasks)
         for task in audio_tasks:
             yield pvalue.TaggedOutput(AUDIO, task)

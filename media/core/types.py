@@ -268,7 +268,8 @@ class ChunkTask:
 
 @dataclass(frozen=True)
 class AudioTask:
-    """Encode one audio stream of a title to AAC-LC stereo segments on the title's grid."""
+    """Encode one span of an audio stream of a title (whole segments of the title's grid)
+    to AAC-LC stereo segments, reading only that span's packets of the source."""
 
     source: SourceInfo
     stream: AudioStreamInfo
@@ -279,6 +280,15 @@ class AudioTask:
     bitrate_kbps: int = 128
     track_position: int = 0
     track_count: int = 1
+    span_index: int = 0
+    span_count: int = 1
+    """How many spans the track has (what its gather waits for)."""
+    first_segment: int = 0
+    """The span's audio segments: [first_segment, end_segment) of the track (0-based)."""
+    end_segment: int = 0
+    start_frame: int = 0
+    """The span's AAC frames (1024 samples at 48 kHz) on the track: [start_frame, end_frame)."""
+    end_frame: int = 0
 
     @property
     def title_id(self) -> str:
