@@ -26,6 +26,9 @@ from media.inspect.thresholds import (
     SILENCE_NOISE,
 )
 
+SPAN_MIN_SILENCE_S = 0.01
+"""The shortest silence a span's decode reports: every stretch would include each
+zero crossing of a tone."""
 IDET_FRAMES = 200
 """Frames at the start of the source that interlace detection (idet) looks at."""
 
@@ -111,6 +114,9 @@ class Window:
     offset_s: float = 0.0
     keyframe_start_s: float = 0.0
     keyframe_period_s: float = 0.0
+    idet_end_s: float | None = None
+    """Interlace detection looks at the frames before this (source timeline): the whole
+    decode's first `IDET_FRAMES`."""
 
     def holds(self, t: float) -> bool:
         return ((self.start_s is None or t >= self.start_s)
@@ -147,7 +153,10 @@ def _decode_pass(
             "-max_error_rate",
             "1",  # decode to the end, however damaged
             "-noautorotate",
-            *(["-copyts"] if window else []),
+            # A span's staged copy: its timestamps as they are, and no probing decode
+            # (a short copy's probe would decode its first frames twice, and log their
+            # errors twice; its streams' parameters are in its header).
+            *(["-copyts", "-probesize", "32"] if window else []),
             *SOURCE_INPUT_OPTIONS,
             "-i",
             summary.path,
@@ -160,7 +169,10 @@ def _decode_pass(
         if analyse:
             chain.append(complexity.analysis_filter(summary.width, summary.height))
         if idet:
-            args += ["-filter_complex", _idet_branch_graph(summary.video_index, chain, imeta),
+            head = (f"end={window.idet_end_s:.6f}" if window and window.idet_end_s is not None
+                    else f"end_frame={IDET_FRAMES}")
+            args += ["-filter_complex",
+                     _idet_branch_graph(summary.video_index, chain, imeta, head),
                      "-map", "[main]"]
         else:
             args += ["-map", f"0:{summary.video_index}"]
@@ -184,7 +196,7 @@ def _decode_pass(
             ameta[audio.index] = os.path.join(tmp, f"audio{out}.meta")
             if afilters:
                 achain = [
-                    f"silencedetect=n={SILENCE_NOISE}:d={min_s}",
+                    f"silencedetect=n={SILENCE_NOISE}:d={min_s or SPAN_MIN_SILENCE_S}",
                     f"ametadata=mode=print:file={_filter_value(ameta[audio.index])}",
                 ]
                 args += [f"-filter:{out}", ",".join(achain)]
@@ -244,12 +256,13 @@ def _decode_pass(
         )
 
 
-def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str) -> str:
+def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str,
+                       head: str = f"end_frame={IDET_FRAMES}") -> str:
     """The decode pass's filter graph when it also runs interlace detection: the decoded
     video splits into the pass's own chain (to `[main]`) and a branch that lets the first
-    `IDET_FRAMES` frames through idet (to `[idet]`)."""
+    `IDET_FRAMES` frames (`head`: trim's option) through idet (to `[idet]`)."""
     return (f"[0:{video_index}]split=2[pass][head];[pass]{','.join(chain) or 'null'}[main];"
-            f"[head]trim=end_frame={IDET_FRAMES},{_idet_chain(idet_meta)}[idet]")
+            f"[head]trim={head},{_idet_chain(idet_meta)}[idet]")
 
 
 def _idet_chain(meta: str) -> str:

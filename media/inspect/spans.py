@@ -69,9 +69,6 @@ class Span:
     count: int
     start_s: float | None
     end_s: float | None
-    read_end_s: float | None = None
-    """Where the read stops (None: the end of the file); past `end_s` for the first
-    span where interlace detection needs more frames than the span has."""
 
 
 def plan_spans(head: StreamSummary, video_start_s: float, span_s: float = SPAN_S
@@ -89,9 +86,7 @@ def plan_spans(head: StreamSummary, video_start_s: float, span_s: float = SPAN_S
     bounds = [video_start_s + (round(k * span_s * float(rate)) - 0.5) * frame_s
               for k in range(1, count)]
     starts, ends = [None, *bounds], [*bounds, None]
-    idet_end = video_start_s + (IDET_FRAMES + 1) * frame_s
-    return tuple(Span(i, count, s, e, read_end_s=max(e, idet_end) if i == 0 and e else e)
-                 for i, (s, e) in enumerate(zip(starts, ends, strict=True)))
+    return tuple(Span(i, count, s, e) for i, (s, e) in enumerate(zip(starts, ends, strict=True)))
 
 
 # --- one span ------------------------------------------------------------------------------
@@ -142,13 +137,12 @@ class SpanResult:
     """FFmpeg's last words where it could not decode the span at all."""
 
 
-def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, *,
-                 analysis_bin: int = 0, keyframe_start_s: float = 0.0,
-                 timeout_s: float | None = None, source_uri: str = "") -> SpanResult:
+def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: SpanPlan,
+                 *, timeout_s: float | None = None, source_uri: str = "") -> SpanResult:
     """Read the span by range from `source` (a local path or a seekable file object) and
     check it: its packets' timestamps, then one decode of its staged copy through the
-    detectors (and, with `analysis_bin`, the complexity analysis on the whole decode's
-    bins, which start at `keyframe_start_s`)."""
+    detectors (and, with the plan's `analysis_bin`, the complexity analysis on the whole
+    decode's bins; interlace detection where the span has some of the first frames)."""
     uri = source_uri or head.path
     with tempfile.TemporaryDirectory(prefix="inspect-span-") as scratch:
         packets, staged, audio_map = _read_span(source, span, os.path.join(scratch, "span"),
@@ -156,36 +150,43 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, *,
         if staged is None:
             return packets
         tb = head.time_base
+        rate = head.nominal_rate or Fraction(25)
         pts = packets.video_pts
-        if len(pts) < 2 and head.nominal_rate:
-            pts = (0, max(1, round(1 / (head.nominal_rate * tb))))
+        if len(pts) < 2:
+            pts = (0, max(1, round(1 / (rate * tb))))
         local = dataclasses.replace(
             head, path=staged, video_index=0, video_pts=pts,
             audio=tuple(dataclasses.replace(a, index=audio_map[a.index])
                         for a in head.audio if a.index in audio_map))
-        window = Window(span.start_s, span.end_s, offset_s=head.start_s,
-                        keyframe_start_s=keyframe_start_s,
-                        keyframe_period_s=analysis_bin * float(1 / head.nominal_rate)
-                        if analysis_bin and head.nominal_rate else 0.0)
+        idet_end = plan.video_start_s + (IDET_FRAMES - 0.5) / float(rate)
+        bounds = packets.span
+        window = Window(bounds.start_s, bounds.end_s, offset_s=head.start_s,
+                        keyframe_start_s=plan.video_start_s,
+                        keyframe_period_s=plan.analysis_bin / float(rate),
+                        idet_end_s=idet_end)
+        idet = float(packets.video_pts[0] * tb) < idet_end if packets.video_pts else False
         try:
-            result = analysed_decode_pass(local, analysis_bin, timeout_s,
-                                          idet=span.index == 0, window=window)
+            result = analysed_decode_pass(local, plan.analysis_bin, timeout_s, idet=idet,
+                                          window=window)
         except ToolFailed as exc:
             _raise_if_timed_out(exc, timeout_s)
             return dataclasses.replace(packets, undecodable=exc.stderr_tail)
-    return _with_decode(packets, result, span, head, audio_map)
+    return _with_decode(packets, result, head)
 
 
-def _with_decode(packets: SpanResult, result: _Pass, span: Span, head: StreamSummary,
-                 audio_map: dict[int, int]) -> SpanResult:
+def _with_decode(packets: SpanResult, result: _Pass, head: StreamSummary) -> SpanResult:
+    span = packets.span
+    audio_map = {a.index: n for n, a in enumerate(head.audio, start=1)}
     lo = None if span.start_s is None else span.start_s - head.start_s
     hi = None if span.end_s is None else span.end_s - head.start_s
     end = result.video_end_s if result.video_end_s is not None else (hi or 0.0)
 
+    near = JOIN_FRAMES / float(head.nominal_rate or 25)
+
     def inside(meta, start_key, end_key, stream_end):
         found = _stretches(meta, start_key, end_key, stream_end, min_s=0.0,
                            offset_s=head.start_s)
-        return tuple(_kept(_clipped(found, lo, hi), lo, hi))
+        return tuple(_kept(_clipped(found, lo, hi), lo, hi, near))
 
     audio = []
     for part in packets.audio:
@@ -215,10 +216,11 @@ def _clipped(stretches, lo, hi):
             yield s, e
 
 
-def _kept(stretches, lo, hi):
-    """Stretches long enough to report, or that touch a bound (they may go on)."""
+def _kept(stretches, lo, hi, near: float):
+    """Stretches long enough to report, or that touch a bound (within `near` seconds:
+    they may go on in the neighbour)."""
     for s, e in stretches:
-        at_bound = (lo is not None and s <= lo + 1e-6) or (hi is not None and e >= hi - 1e-6)
+        at_bound = (lo is not None and s <= lo + near) or (hi is not None and e >= hi - near)
         if at_bound or e - s >= MIN_STRETCH_S - 1e-6:
             yield s, e
 
@@ -250,85 +252,147 @@ def _read_span(source, span: Span, out_base: str, uri: str
 
 
 def _copy_span(container, video, span: Span, out_path: str, fmt: str):
-    seeks = [None] if span.start_s is None else [*SEEK_BACKOFF_S, None]
-    for backoff in seeks:
-        found = _copy_from(container, video, span, out_path, fmt,
-                           None if backoff is None else span.start_s - backoff)
+    seeks = [None] if span.start_s is None else [*SEEK_BACKOFF_S, 0.0]
+    for n, backoff in enumerate(seeks):
+        seek_s = None if backoff is None else max(0.0, span.start_s - backoff)
+        found = _copy_from(container, video, span, out_path, fmt, seek_s, fresh=n == 0)
         if found is not None:
             return found
     raise UnreadableSource(f"no keyframe found at or before {span.start_s:.3f} s")
 
 
-def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: float | None):
-    """One try at the span's read, seeking to the keyframe before `seek_s` (None: from
-    the start); None where the seek landed past the span's start."""
+def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: float | None,
+               fresh: bool):
+    """One try at the span's read from the keyframe before `seek_s` (None: from where a
+    fresh container starts); None where the seek landed past the span's start.
+
+    The span's own frames are those from the last keyframe at or before its start to the
+    last keyframe at or before its end (the next span's first), so every frame is decoded
+    by one span, and only it: whole groups of pictures are copied, each held back until
+    the next keyframe says whether it is the span's."""
     audio_streams = [s for s in container.streams.audio if s.codec_context.sample_rate]
     vtb = video.time_base
-    if seek_s is not None and seek_s > 0:
-        container.seek(max(0, math.floor(seek_s / vtb)), stream=video, backward=True,
-                       any_frame=False)
-    else:
-        container.seek(0, stream=video, backward=True, any_frame=False)
-    read_end = span.read_end_s if span.read_end_s is not None else span.end_s
-
-    def in_span(t: float) -> bool:
-        return ((span.start_s is None or t >= span.start_s)
-                and (span.end_s is None or t < span.end_s))
-
-    pts_list, durations, hidden = [], [], 0
-    audio_packets: dict[int, list[tuple[int, int]]] = {s.index: [] for s in audio_streams}
-    demux_error, writing, video_done = "", False, False
-    audio_done = {s.index: False for s in audio_streams}
+    if seek_s is not None or not fresh:
+        container.seek(max(0, math.floor((seek_s or 0.0) / vtb)), stream=video,
+                       backward=True, any_frame=False)
+    start, end = span.start_s, span.end_s
+    seen_video: list[tuple[int, int, bool]] = []  # pts, duration, hidden
+    seen_audio: dict[int, list[tuple[int, int, float]]] = {s.index: [] for s in audio_streams}
+    early_audio: list = []  # audio read before the span's first keyframe is known
+    pending: list = []  # the group of pictures read last, from its keyframe
+    lo = hi = None
+    flushed, stopped, demux_error = False, False, ""
+    audio_until = {s.index: None for s in audio_streams}
     with av.open(out_path, mode="w", format=fmt) as out:
         vout = out.add_stream_from_template(video, opaque=True)
         aout = {s.index: out.add_stream_from_template(s, opaque=True) for s in audio_streams}
+
+        def flush():
+            nonlocal flushed, lo
+            if not flushed:
+                lo = None if start is None else _time(pending[0], vtb)
+                for packet in early_audio:
+                    if lo is None or _time(packet, packet.time_base) >= lo - AUDIO_TAIL_S:
+                        packet.stream = aout[packet.stream.index]
+                        out.mux(packet)
+                early_audio.clear()
+                flushed = True
+            for packet in pending:
+                packet.stream = vout
+                out.mux(packet)
+            pending.clear()
+
         try:
             for packet in container.demux(video, *audio_streams):
                 if not packet.size:
                     continue
                 index = packet.stream.index
                 pts = packet.pts if packet.pts is not None else packet.dts
-                t = float(pts * packet.time_base) if pts is not None else None
-                if index == video.index:
-                    if not writing:
-                        if seek_s is not None and (t is None or t > span.start_s + 1e-6
-                                                   or not packet.is_keyframe):
-                            return None  # landed late: seek further back
-                        if fmt == "matroska" and t is not None and t < 0:
-                            raise _BeforeZero
-                        writing = True
-                    dts_t = float(packet.dts * vtb) if packet.dts is not None else None
-                    if read_end is not None and dts_t is not None and dts_t >= read_end:
-                        video_done = True
-                    if t is not None and in_span(t):
-                        if packet.is_discard:
-                            hidden += 1
-                        else:
-                            pts_list.append(pts)
-                            durations.append(packet.duration or 0)
-                    if not video_done:
-                        packet.stream = vout
-                        out.mux(packet)
-                else:
-                    if t is not None and read_end is not None and t >= read_end + AUDIO_TAIL_S:
-                        audio_done[index] = True
-                    if t is not None and in_span(t) and not packet.is_discard:
-                        audio_packets[index].append((pts, packet.duration or 0))
-                    if writing and not audio_done[index]:
+                if index != video.index:
+                    if pts is None:
+                        continue
+                    t = float(pts * packet.time_base)
+                    if not packet.is_discard:
+                        seen_audio[index].append((pts, packet.duration or 0, t))
+                    if fmt == "matroska" and t < 0:
+                        continue  # Matroska would shift every stream to start at 0
+                    if stopped:
+                        audio_until[index] = t
+                        if all(u is not None and u >= (hi or 0) + AUDIO_TAIL_S
+                               for u in audio_until.values()):
+                            break
+                    elif flushed:
                         packet.stream = aout[index]
                         out.mux(packet)
-                if video_done and all(audio_done.values()):
-                    break
+                    else:
+                        early_audio.append(packet)
+                    continue
+                if stopped:
+                    continue
+                t = _time(packet, vtb)
+                if not seen_video and seek_s is not None and start is not None and (
+                        t is None or t > start + 1e-6 or not packet.is_keyframe):
+                    return None  # landed late: seek further back
+                if pts is not None:
+                    seen_video.append((pts, packet.duration or 0, bool(packet.is_discard)))
+                if fmt == "matroska" and t is not None and t < 0:
+                    raise _BeforeZero
+                if packet.is_keyframe and pending and t is not None:
+                    if start is not None and t <= start:
+                        pending.clear()  # a group before the span's first
+                    elif end is None or t <= end:
+                        flush()
+                    else:  # the pending group starts the next span
+                        hi = _time(pending[0], vtb)
+                        stopped = True
+                        if not audio_streams:
+                            break
+                        continue
+                pending.append(packet)
         except (av.FFmpegError, ValueError) as exc:
             demux_error = str(exc)
-    order = sorted(range(len(pts_list)), key=pts_list.__getitem__)
+        if not stopped:  # the end of the file
+            if end is None or not pending:
+                flush()
+            else:
+                hi = _time(pending[0], vtb)
+        if not flushed and hi is not None:
+            lo = hi  # one group of pictures runs past both bounds: the next span's
+    return _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vtb,
+                       demux_error, out_path)
+
+
+def _time(packet, time_base) -> float | None:
+    pts = packet.pts if packet.pts is not None else packet.dts
+    return None if pts is None else float(pts * time_base)
+
+
+def _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vtb,
+                demux_error, out_path):
+    """The span's packets (timestamps in [lo, hi), each bound a quarter frame early, so
+    the decode's rounded times fall on the same side)."""
+    typical = statistics.median_low(_deltas(sorted(p for p, _, _ in seen_video))) \
+        if len(seen_video) > 1 else 0
+    q = float(typical * vtb) / 4
+    lo_s = None if lo is None else lo - q
+    hi_s = None if hi is None else hi - q
+    bounded = dataclasses.replace(span, start_s=lo_s, end_s=hi_s)
+
+    def inside(t: float) -> bool:
+        if lo_s is not None and hi_s is not None and lo_s >= hi_s:
+            return False
+        return (lo_s is None or t >= lo_s) and (hi_s is None or t < hi_s)
+
+    mine = [(p, d, h) for p, d, h in seen_video if inside(float(p * vtb))]
+    shown = sorted((p, d) for p, d, h in mine if not h)
     result = SpanResult(
-        span=span, video_pts=tuple(pts_list[i] for i in order),
-        last_duration=durations[order[-1]] if order else 0, hidden=hidden,
+        span=bounded, video_pts=tuple(p for p, _ in shown),
+        last_duration=shown[-1][1] if shown else 0, hidden=sum(1 for *_, h in mine if h),
         demux_error=demux_error,
-        audio=tuple(_audio_part(s, audio_packets[s.index]) for s in audio_streams))
+        audio=tuple(_audio_part(s, [(p, d) for p, d, t in seen_audio[s.index] if inside(t)])
+                    for s in audio_streams))
     local = {s.index: n for n, s in enumerate(audio_streams, start=1)}
-    return result, (out_path if writing else None), local
+    return result, (out_path if flushed and shown else None), local
 
 
 def _audio_part(stream, packets: list[tuple[int, int]]) -> AudioPart:
@@ -436,8 +500,16 @@ def merged_pass(summary: StreamSummary, results: Sequence[SpanResult]) -> _Pass:
         ran_video_filters=_common(r.ran_video_filters for r in results if r.frames),
         ran_audio_filters=_common(r.ran_audio_filters for r in results if r.frames),
         analysis_bytes=tuple(b for r in results for b in r.analysis_bytes) if analysed else (),
-        idet=results[0].idet if results else None,
+        idet=_summed([r.idet for r in results if r.idet is not None]),
     )
+
+
+def _summed(counts: Sequence[IdetCounts]) -> IdetCounts | None:
+    """idet's counts over the spans that looked (each at its part of the first frames)."""
+    if not counts:
+        return None
+    return IdetCounts(*(sum(getattr(c, k) for c in counts)
+                        for k in ("tff", "bff", "progressive", "undetermined")))
 
 
 def _common(lists) -> tuple[str, ...]:
@@ -483,9 +555,8 @@ def inspect_by_spans(source: str | BinaryIO, *, span_s: float = SPAN_S,
     except MediaError as exc:
         return [_open_failure(exc, box_problem)], SourceFacts()
     plan = span_plan(head, span_s, analyse)
-    results = [inspect_span(source, span, head, analysis_bin=plan.analysis_bin,
-                            keyframe_start_s=plan.video_start_s, timeout_s=timeout_s,
-                            source_uri=uri) for span in plan.spans]
+    results = [inspect_span(source, span, head, plan, timeout_s=timeout_s, source_uri=uri)
+               for span in plan.spans]
     return merge_spans(head, results, box_problem=box_problem, size=size or _size(source),
                        analysis_bin=plan.analysis_bin)
 

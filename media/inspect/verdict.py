@@ -76,7 +76,8 @@ def analysed_decode_pass(summary: StreamSummary, analysis_bin: int, timeout_s: f
                     " and the complexity analysis" if analysis_bin else "")
     result = _decode_pass(summary, video_detect=True, audio_detect=True, timeout_s=timeout_s,
                           window=window)
-    return dataclasses.replace(result, idet=_idet_counts(summary, timeout_s) if idet else None)
+    idet_counts = _idet_counts(summary, timeout_s) if idet and window is None else None
+    return dataclasses.replace(result, idet=idet_counts)
 
 
 def facts_of(summary: StreamSummary, timing_facts: _Timing | None) -> SourceFacts:
