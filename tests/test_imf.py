@@ -1,0 +1,421 @@
+"""IMF ingest: packages written by tests/imf_factory.py, read, composed and checked.
+
+Figures: a two-segment CPL of 24 + 2 x 12 frames composes 48 frames, in our model and
+in FFmpeg's `imf` demuxer alike; every bad package raises its own `ImfError` whose hint
+says what to fix; XML attacks are refused before any expansion (well under a second).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import time
+from fractions import Fraction
+
+import av
+import pytest
+
+from media.core import ffmpeg
+from media.ingest.imf import errors
+from media.ingest.imf.assetmap import read_assetmap, safe_relative_path
+from media.ingest.imf.composition import Span, Track
+from media.ingest.imf.cpl import read_cpl
+from media.ingest.imf.package import compositions, open_package
+from media.ingest.imf.pkl import hash_file, read_pkl
+from media.ingest.imf.timed_text import track_cues, track_language
+from media.ingest.imf.validate import check_hash, hash_tasks, missing_assets, validate
+from media.ingest.imf.xml import parse_xml
+from media.package.subtitles import to_webvtt
+from tests.imf_factory import CplSpec, ImfFactory, Res, Seg, cpl_path, rewrite
+
+FRAMES = 48
+CUES = [(0.5, 1.5, "Hello from the start."), (1.6, 1.9, "Still the first half."),
+        (0.2, 0.4, "x")]
+
+
+def _main_cpl() -> CplSpec:
+    """Two segments: frames 0-23 of each file, then frames 12-23 played twice; markers."""
+    return CplSpec("Feature Film", [
+        Seg(image=[Res("v1", duration=24)],
+            audio=[[Res("en", duration=24)], [Res("fr", duration=24)]],
+            subtitles=[Res("sub", duration=24)], forced=[Res("forced", duration=24)],
+            markers=[("FFOC", 0), ("FFTC", 2)]),
+        Seg(image=[Res("v1", entry=12, duration=12, repeat=2)],
+            audio=[[Res("en", entry=12, duration=12, repeat=2)],
+                   [Res("fr", entry=12, duration=12, repeat=2)]],
+            subtitles=[Res("sub", entry=24, duration=24)],
+            forced=[Res("forced", entry=24, duration=24)],
+            markers=[("FFEC", 12), ("LFOC", 23)]),
+    ], version="v1")
+
+
+@pytest.fixture(scope="module")
+def imf(tmp_path_factory):
+    """The track files and three packages: 'pkg' (two CPLs: JPEG 2000 and ProRes),
+    'supp' (a supplemental package adding German audio to pkg's picture)."""
+    factory = ImfFactory(str(tmp_path_factory.mktemp("imf")))
+    factory.image("v1", "pkg", FRAMES)
+    factory.image("p1", "pkg", 24, codec="prores", pattern="smptebars")
+    factory.audio("en", "pkg", FRAMES, language="en")
+    factory.audio("fr", "pkg", FRAMES, language="fr", frequency=660)
+    factory.imsc1("sub", "pkg", FRAMES, CUES, language="en")
+    factory.imsc1("forced", "pkg", FRAMES, [(1.2, 1.8, "Forced line.")], language="en",
+                  klv=True)
+    main = _main_cpl()
+    prores = CplSpec("Feature Film", [Seg(image=[Res("p1")], audio=[[Res("en", duration=24)]])],
+                     version="trailer")
+    factory.package("pkg", [main, prores])
+    factory.audio("de", "supp", FRAMES, language="de", frequency=550)
+    supplemental = CplSpec("Feature Film", [
+        Seg(image=[Res("v1")], audio=[[Res("en")], [Res("de")]])], version="v1-de")
+    factory.package("supp", [supplemental])
+    factory.main, factory.prores, factory.supplemental = main, prores, supplemental
+    return factory
+
+
+def _copy(imf, tmp_path, name="pkg") -> str:
+    target = str(tmp_path / name)
+    shutil.copytree(os.path.join(imf.root, name), target)
+    return target
+
+
+def _composition(folder, cpl_id=""):
+    package = open_package(folder)
+    return package, compositions(package, cpl_id)[0]
+
+
+# --- Reading --------------------------------------------------------------------------
+
+
+def test_assetmap_pkl_and_cpl_read_as_written(imf):
+    folder = os.path.join(imf.root, "pkg")
+    assetmap = read_assetmap(os.path.join(folder, "ASSETMAP.xml"))
+    by_id = assetmap.by_id()
+    assert by_id[imf.files["v1"].id].path == imf.files["v1"].path
+    assert sum(a.packing_list for a in assetmap.assets) == 1
+    pkl = read_pkl(next(a.path for a in assetmap.assets if a.packing_list))
+    entry = pkl.by_id()[imf.files["en"].id]
+    assert entry.size == os.path.getsize(imf.files["en"].path)
+    with open(imf.files["en"].path, "rb") as handle:
+        assert entry.hash_b64 == base64.b64encode(hashlib.sha1(handle.read()).digest()).decode()
+    cpl = read_cpl(cpl_path(folder, imf.main))
+    assert (cpl.id, cpl.content_title, cpl.edit_rate) == (imf.main.id, "Feature Film",
+                                                          Fraction(24))
+    assert len(cpl.segments) == 2
+    kinds = [s.kind for s in cpl.segments[0].sequences]
+    assert kinds == ["MarkerSequence", "MainImageSequence", "MainAudioSequence",
+                     "MainAudioSequence", "SubtitlesSequence", "ForcedNarrativeSequence"]
+    second = cpl.segments[1].of_kind("MainImageSequence")[0].resources[0]
+    assert (second.entry_point, second.source_duration, second.repeat_count,
+            second.intrinsic_duration) == (12, 12, 2, FRAMES)
+
+
+def test_composition_timeline_languages_and_markers(imf):
+    _, composition = _composition(os.path.join(imf.root, "pkg"), imf.main.id)
+    assert composition.frame_count == 24 + 2 * 12
+    assert composition.duration_s == Fraction(2)
+    assert composition.title_id == "Feature_Film-v1"
+    assert [(s.entry_point, s.source_duration, s.repeat_count, s.start_s)
+            for s in composition.image.spans] == [(0, 24, 1, 0), (12, 12, 2, 1)]
+    assert [t.language for t in composition.audio] == ["en", "fr"]
+    assert [(t.kind, t.language, t.forced) for t in composition.timed_text] == [
+        ("SubtitlesSequence", "en", False), ("ForcedNarrativeSequence", "en", True)]
+    # Offsets count from each segment's start; the second segment starts at frame 24.
+    assert [(m.label, m.frame) for m in composition.markers] == [
+        ("FFOC", 0), ("FFTC", 2), ("FFEC", 36), ("LFOC", 47)]
+    assert composition.track_file_ids() == [imf.files[n].id
+                                            for n in ("v1", "en", "fr", "sub", "forced")]
+
+
+def test_language_falls_back_to_the_cpl_locale(tmp_path):
+    factory = ImfFactory(str(tmp_path))
+    factory.image("v", "p", 24)
+    factory.audio("a", "p", 24, language="")
+    spec = CplSpec("Locale", [Seg(image=[Res("v")], audio=[[Res("a")]])],
+                   locale_languages=["de-DE"])
+    _, composition = _composition(factory.package("p", [spec]))
+    assert composition.audio[0].language == "de-DE"
+
+
+# --- Range mapping ----------------------------------------------------------------------
+
+
+def test_image_reads_cover_a_chunk_across_segments_and_repeats(imf):
+    _, composition = _composition(os.path.join(imf.root, "pkg"), imf.main.id)
+    reads = composition.image_reads(20, 24)  # frames 20-43 of the title
+    assert [(r.first, r.count, r.title_start_s) for r in reads] == [
+        (20, 4, Fraction(20, 24)), (12, 12, Fraction(1)), (12, 8, Fraction(36, 24))]
+    assert sum(r.count for r in reads) == 24
+    whole = composition.image_reads(0, composition.frame_count)
+    assert sum(r.count for r in whole) == composition.frame_count
+    assert composition.image_reads(47, 1) == [reads[-1].__class__(
+        reads[0].track_file_id, reads[0].path, Fraction(24), 23, 1, Fraction(47, 24))]
+
+
+def test_reads_at_a_resource_edit_rate_of_its_own():
+    # Audio at 48000/1 edit units beside 24 fps: half a second from 1.25 s.
+    track = Track("MainAudioSequence", "t", (
+        Span("a", "a.mxf", Fraction(48000), 0, 48000, 1, Fraction(0)),
+        Span("b", "b.mxf", Fraction(48000), 96000, 48000, 2, Fraction(1))))
+    reads = track.reads(Fraction(5, 4), Fraction(7, 4))
+    assert [(r.track_file_id, r.first, r.count) for r in reads] == [("b", 108000, 24000)]
+    reads = track.reads(Fraction(1, 2), Fraction(5, 2))
+    assert [(r.track_file_id, r.first, r.count, r.title_start_s) for r in reads] == [
+        ("a", 24000, 24000, Fraction(1, 2)), ("b", 96000, 48000, Fraction(1)),
+        ("b", 96000, 24000, Fraction(2))]
+
+
+def test_a_read_decodes_its_span_from_the_track_file(imf):
+    """What a chunk's encode does with a `Read`: seek in the MXF, decode `count` frames."""
+    _, composition = _composition(os.path.join(imf.root, "pkg"), imf.main.id)
+    read = composition.image_reads(30, 6)[0]
+    with av.open(read.path) as container:
+        stream = container.streams.video[0]
+        container.seek(read.first, stream=stream)
+        pts = [frame.pts for frame in container.decode(stream)
+               if read.first <= frame.pts < read.first + read.count]
+    assert pts == list(range(read.first, read.first + read.count)) == list(range(18, 24))
+
+
+# --- FFmpeg's imf demuxer on our packages -----------------------------------------------
+
+
+def _framecrc(tmp_path, *input_args) -> dict[int, list[int]]:
+    """Packet durations per stream, in each stream's time base, copied (no decode)."""
+    out = str(tmp_path / "crc.txt")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*input_args, "-map", "0", "-c", "copy", "-f", "framecrc",
+                                  out))
+    durations: dict[int, list[int]] = {}
+    with open(out) as handle:
+        for line in handle:
+            if not line.startswith("#"):
+                fields = [f.strip() for f in line.split(",")]
+                durations.setdefault(int(fields[0]), []).append(int(fields[3]))
+    return durations
+
+
+@pytest.mark.parametrize("which", ["main", "prores"])
+def test_ffmpeg_composes_the_cpl_duration_exactly(imf, tmp_path, which):
+    folder = os.path.join(imf.root, "pkg")
+    spec = getattr(imf, which)
+    _, composition = _composition(folder, spec.id)
+    streams = _framecrc(tmp_path, "-f", "imf", "-i", cpl_path(folder, spec))
+    assert len(streams[0]) == composition.frame_count == (48 if which == "main" else 24)
+    for index in range(1, 1 + len(composition.audio)):  # 48 kHz samples
+        assert sum(streams[index]) == composition.frame_count * 2000
+
+
+def test_ffmpeg_composes_a_supplemental_package_with_both_assetmaps(imf, tmp_path):
+    supp, pkg = os.path.join(imf.root, "supp"), os.path.join(imf.root, "pkg")
+    package = open_package(supp, [pkg])
+    (composition,) = compositions(package)
+    streams = _framecrc(tmp_path, "-f", "imf", "-assetmaps", ",".join(package.assetmap_paths),
+                        "-i", cpl_path(supp, imf.supplemental))
+    assert len(streams[0]) == composition.frame_count == FRAMES
+    assert [t.language for t in composition.audio] == ["en", "de"]
+
+
+# --- Several CPLs, supplemental packages, checks that pass -------------------------------
+
+
+def test_one_title_per_cpl_or_the_chosen_one(imf):
+    package = open_package(os.path.join(imf.root, "pkg"))
+    titles = compositions(package)
+    assert sorted(c.title_id for c in titles) == ["Feature_Film-trailer", "Feature_Film-v1"]
+    (chosen,) = compositions(package, imf.prores.id.removeprefix("urn:uuid:").upper())
+    assert chosen.cpl.id == imf.prores.id and chosen.frame_count == 24
+    with pytest.raises(errors.ImfNoComposition) as caught:
+        compositions(package, "urn:uuid:00000000-0000-0000-0000-000000000000")
+    assert imf.main.id in str(caught.value) and imf.prores.id in str(caught.value)
+
+
+def test_a_cpl_file_given_directly_is_the_only_title(imf):
+    folder = os.path.join(imf.root, "pkg")
+    (composition,) = compositions(open_package(cpl_path(folder, imf.prores)))
+    assert composition.cpl.id == imf.prores.id
+
+
+def test_supplemental_package_needs_the_original_assetmap(imf):
+    supp, pkg = os.path.join(imf.root, "supp"), os.path.join(imf.root, "pkg")
+    with pytest.raises(errors.ImfUnknownTrackFile) as caught:
+        compositions(open_package(supp))
+    assert imf.files["v1"].id in str(caught.value)
+    assert "supplemental" in caught.value.hint
+    package = open_package(supp, [pkg])
+    (composition,) = compositions(package)
+    validate(package, composition)  # sizes and hashes of files of both packages
+    assert missing_assets(package) == []
+
+
+def test_good_package_validates_one_hash_task_per_file(imf):
+    package, composition = _composition(os.path.join(imf.root, "pkg"), imf.main.id)
+    tasks = hash_tasks(package, composition)
+    assert [t.asset_id for t in tasks] == [imf.main.id, *composition.track_file_ids()]
+    for task in tasks:
+        check_hash(task)
+    assert missing_assets(package) == []
+
+
+def test_hash_file_streams_in_blocks(tmp_path):
+    path = tmp_path / "big.bin"
+    data = os.urandom(9 * 1024 * 1024 + 5)
+    path.write_bytes(data)
+    assert hash_file(str(path)) == base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+# --- Timed text ---------------------------------------------------------------------------
+
+
+def test_imsc1_becomes_webvtt_on_the_title_timeline(imf):
+    _, composition = _composition(os.path.join(imf.root, "pkg"), imf.main.id)
+    subtitles, forced = composition.timed_text
+    cues = [(c.start, c.end, c.text) for c in track_cues(subtitles)]
+    # Segment 1 plays the document's first second; segment 2 its second second from 1 s.
+    assert cues == [(Fraction(1, 5), Fraction(2, 5), "x"),
+                    (Fraction(1, 2), Fraction(1), "Hello from the start."),
+                    (Fraction(1), Fraction(3, 2), "Hello from the start."),
+                    (Fraction(8, 5), Fraction(19, 10), "Still the first half.")]
+    assert [(c.start, c.end) for c in track_cues(forced)] == [
+        (Fraction(6, 5), Fraction(9, 5))]  # from the KLV-wrapped track file
+    assert track_language(forced) == "en"
+    vtt = to_webvtt(track_cues(subtitles))
+    assert vtt.startswith("WEBVTT") and "00:00:01.600 --> 00:00:01.900" in vtt
+
+
+# --- Bad packages -------------------------------------------------------------------------
+
+
+def _damage_file(path: str, how: str) -> None:
+    if how == "remove":
+        os.remove(path)
+    elif how == "grow":
+        with open(path, "ab") as handle:
+            handle.write(b"\0")
+    elif how == "flip":
+        with open(path, "r+b") as handle:
+            handle.seek(os.path.getsize(path) // 2)
+            byte = handle.read(1)
+            handle.seek(-1, os.SEEK_CUR)
+            handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize("how, error, words", [
+    ("remove", errors.ImfMissingAsset, "missing"),
+    ("grow", errors.ImfSizeMismatch, "the PKL lists"),
+    ("flip", errors.ImfHashMismatch, "SHA-1"),
+])
+def test_damaged_track_file(imf, tmp_path, how, error, words):
+    folder = _copy(imf, tmp_path)
+    _damage_file(os.path.join(folder, "fr.mxf"), how)
+    package, composition = _composition(folder, imf.main.id)
+    with pytest.raises(error) as caught:
+        validate(package, composition)
+    assert words in str(caught.value) and "fr.mxf" in str(caught.value)
+    assert caught.value.hint == error.hint and "Upload" in caught.value.hint
+    if how != "flip":
+        assert any("fr.mxf" in m for m in missing_assets(package))
+
+
+def _cpl_error(tmp_path, spec_of, error):
+    factory = ImfFactory(str(tmp_path))
+    factory.image("v", "p", 24)
+    factory.audio("a", "p", 24)
+    folder = factory.package("p", [spec_of()])
+    with pytest.raises(error) as caught:
+        compositions(open_package(folder))
+    assert caught.value.hint == error.hint
+    return str(caught.value)
+
+
+def test_cpl_naming_an_unknown_track_file(tmp_path):
+    message = _cpl_error(tmp_path, lambda: CplSpec("T", [Seg(image=[Res("v")],
+                                                             audio=[[Res("ghost")]])]),
+                         errors.ImfUnknownTrackFile)
+    assert "MainAudioSequence" in message
+
+
+def test_resource_running_past_its_track_file(tmp_path):
+    message = _cpl_error(tmp_path, lambda: CplSpec("T", [Seg(image=[Res("v", entry=12,
+                                                                         duration=24)])]),
+                         errors.ImfResourceOverrun)
+    assert "12 to 36" in message and "24 long" in message
+
+
+@pytest.mark.parametrize("seg, words", [
+    (Seg(image=[Res("v", edit_rate="25 1")]), "EditRate 25 1"),
+    (Seg(image=[Res("v")], audio=[[Res("a", duration=20)]]), "lasts 0.833333 s"),
+])
+def test_edit_rate_mismatch(tmp_path, seg, words):
+    message = _cpl_error(tmp_path, lambda: CplSpec("T", [seg]), errors.ImfEditRateMismatch)
+    assert words in message
+
+
+def test_empty_cpl(tmp_path):
+    _cpl_error(tmp_path, lambda: CplSpec("T", []), errors.ImfEmptyComposition)
+
+
+def test_malformed_cpl(imf, tmp_path):
+    folder = _copy(imf, tmp_path)
+    path = cpl_path(folder, imf.main)
+    with open(path, "r+b") as handle:
+        handle.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(errors.ImfMalformedXml) as caught:
+        open_package(folder)
+    assert "not well-formed" in str(caught.value) and os.path.basename(path) in str(caught.value)
+    rewrite(cpl_path(folder, imf.prores), "<EditRate>24 1</EditRate><SegmentList>",
+            "<EditRate>24</EditRate><SegmentList>")
+    with pytest.raises(errors.ImfMalformedXml, match="'24 1'"):
+        open_package(cpl_path(folder, imf.prores))
+
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE CompositionPlaylist [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<CompositionPlaylist><Id>&secret;</Id></CompositionPlaylist>"""
+
+LAUGHS = ('<?xml version="1.0"?>\n<!DOCTYPE AssetMap [<!ENTITY lol0 "lol">'
+          + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+          + "]>\n<AssetMap>&lol9;</AssetMap>").encode()
+"""A billion laughs: 10^9 'lol's once expanded."""
+
+
+@pytest.mark.parametrize("document", [XXE, LAUGHS], ids=["external-entity", "entity-expansion"])
+def test_xml_attacks_are_refused_quickly(imf, tmp_path, document):
+    started = time.monotonic()
+    with pytest.raises(errors.ImfUnsafeXml) as caught:
+        parse_xml(document, "attack.xml")
+    assert time.monotonic() - started < 0.5
+    assert "DOCTYPE" in caught.value.hint
+    folder = _copy(imf, tmp_path)
+    with open(os.path.join(folder, "ASSETMAP.xml"), "wb") as handle:
+        handle.write(document)
+    with pytest.raises(errors.ImfUnsafeXml):
+        open_package(folder)
+
+
+@pytest.mark.parametrize("bad", ["../outside.mxf", "/etc/passwd", "http://example.com/v.mxf",
+                                 "file:///etc/passwd", "a/../../b.mxf", "C:\\v.mxf"])
+def test_assetmap_paths_outside_the_package_are_refused(imf, tmp_path, bad):
+    folder = _copy(imf, tmp_path)
+    rewrite(os.path.join(folder, "ASSETMAP.xml"), "<Path>v1.mxf</Path>",
+            f"<Path>{bad}</Path>")
+    with pytest.raises(errors.ImfUnsafePath) as caught:
+        open_package(folder)
+    assert repr(bad) in str(caught.value) and "inside the package" in caught.value.hint
+
+
+def test_safe_relative_paths_are_kept():
+    assert safe_relative_path("video/./v1.mxf", "x") == "video/v1.mxf"
+
+
+def test_missing_package_parts(imf, tmp_path):
+    folder = _copy(imf, tmp_path)
+    os.remove(os.path.join(folder, "ASSETMAP.xml"))
+    with pytest.raises(errors.ImfMissingAsset, match="no ASSETMAP"):
+        open_package(folder)
+    folder = _copy(imf, tmp_path, "supp")
+    pkl = next(f for f in os.listdir(folder) if f.startswith("PKL_"))
+    os.remove(os.path.join(folder, pkl))
+    with pytest.raises(errors.ImfMissingAsset, match="packing list"):
+        open_package(folder)
