@@ -23,6 +23,9 @@ class Measured:
     libx264), as last sampled before each ended."""
     encode_span_s: float = 0.0
     """Seconds from the first sample that saw an encoder process to the last."""
+    own_cpu_s: float = 0.0
+    """CPU seconds (user + system) of the command's processes that are not FFmpeg tools
+    (the Python process and any worker processes it starts), as last sampled."""
 
     def encoder_utilisation(self, cores: int | None = None) -> float:
         """Encoder CPU seconds over (the encode stage's wall seconds x cores)."""
@@ -75,6 +78,28 @@ def _encoder_cpu_s(pid: int) -> float | None:
         return None
 
 
+def _own_cpu_s(pid: int) -> float | None:
+    """CPU seconds of `pid` itself (its threads, not its children) if it is not an FFmpeg
+    tool (ffmpeg, ffprobe), else None."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            program = os.path.basename(handle.read().split(b"\0")[0])
+        if program.startswith((b"ffmpeg", b"ffprobe")):
+            return None
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _copy_timed(stream, log, start: float) -> None:
+    """Copy `stream`'s lines to `log`, each prefixed with the seconds since `start`."""
+    for line in iter(stream.readline, b""):
+        log.write(b"%9.3f %s" % (time.monotonic() - start, line))
+        log.flush()
+
+
 def _tree(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
@@ -85,16 +110,22 @@ def _tree(pid: int) -> list[int]:
 
 
 def run_measured(argv: list[str], log_path: str, env: dict | None = None,
-                 interval_s: float = 0.2) -> Measured:
-    """Run `argv` to completion, logging its output to `log_path`."""
+                 interval_s: float = 0.2, timed_lines: bool = False) -> Measured:
+    """Run `argv` to completion, logging its output to `log_path`; with `timed_lines`,
+    each line of it prefixed with the seconds since the start (`%9.3f `)."""
     peak = {"hwm": 0, "tree": 0}
     encoders: dict[int, float] = {}
+    own: dict[int, float] = {}
     span: list[float] = []
     with open(log_path, "wb") as log:
         start = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE if timed_lines else log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})})
+        copier = threading.Thread(target=_copy_timed, args=(proc.stdout, log, start),
+                                  daemon=True) if timed_lines else None
+        if copier:
+            copier.start()
         done = threading.Event()
 
         def sample():
@@ -108,6 +139,9 @@ def run_measured(argv: list[str], log_path: str, env: dict | None = None,
                     if cpu is not None:
                         encoders[pid] = max(encoders.get(pid, 0.0), cpu)
                         seen = True
+                    cpu = _own_cpu_s(pid)
+                    if cpu is not None:
+                        own[pid] = max(own.get(pid, 0.0), cpu)
                 if seen:
                     now = time.monotonic()
                     span[:] = [span[0] if span else now, now]
@@ -119,5 +153,8 @@ def run_measured(argv: list[str], log_path: str, env: dict | None = None,
         wall = time.monotonic() - start
         done.set()
         sampler.join()
+        if copier:
+            copier.join()
     return Measured(wall, peak["hwm"] / 1024, peak["tree"] / 1024, proc.returncode,
-                    sum(encoders.values()), span[1] - span[0] if span else 0.0)
+                    sum(encoders.values()), span[1] - span[0] if span else 0.0,
+                    sum(own.values()))

@@ -40,12 +40,14 @@ from pipeline.demo import demo_source_argv
 
 
 def baseline_argv(source: str, out_dir: str, preset: str, crf: float,
-                  frame_rate: Fraction, segment_s: float, pipeline_threads: bool = False
-                  ) -> list[str]:
-    """One FFmpeg command: decode once, split, scale and encode every rung, plus audio.
+                  frame_rate: Fraction, segment_s: float, pipeline_threads: bool = False,
+                  width: int = 1920, height: int = 1080) -> list[str]:
+    """One FFmpeg command: decode once, split, scale and encode every rung of the fixed
+    ladder of a `width` x `height` source, plus audio.
     x264 chooses its threads, or, with `pipeline_threads`, each encoder gets those the
     pipeline gives it in a chunk's process (`media.encode.commands.shared_process_threads`)."""
-    info = SourceInfo(source, "bench", "mp4", "h264", 1920, 1080, frame_rate, 0, 0.0, "yuv420p")
+    info = SourceInfo(source, "bench", "mp4", "h264", width, height, frame_rate, 0, 0.0,
+                      "yuv420p")
     ladder = fixed_ladder(info, crf=crf)
     threads = (shared_process_threads(ladder, available_cores()) if pipeline_threads
                else [0] * len(ladder))

@@ -35,6 +35,7 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import Timestamp
 
 from media.core.types import DeadLetter
+from transforms import metrics
 from transforms.dead_letter import DEAD_LETTER
 
 __all__ = ["TIMEOUT_HINT", "GatherParts", "Part", "index_ranges"]
@@ -108,6 +109,7 @@ class _GatherFn(beam.DoFn):
             arrived.write(count)
             return
         every = sorted([*parts.read(), part], key=lambda p: p.index)
+        metrics.count_gathered(self._stage, every)
         for state in (parts, seen, arrived):
             state.clear()
         fired.write(True)

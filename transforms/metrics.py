@@ -10,6 +10,7 @@ Ingest's counters of notifications stay under `ladderflow.ingest` (`transforms/e
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 
 from apache_beam.metrics import Metrics
@@ -30,6 +31,7 @@ __all__ = [
     "VMAF_X100",
     "count_dead_letter",
     "count_encoded",
+    "count_gathered",
     "summary_lines",
     "totals",
 ]
@@ -37,6 +39,10 @@ __all__ = [
 NAMESPACE = "ladderflow"
 DEAD_LETTERS = "dead_letters: "
 """Prefix of the per-stage dead-letter counters (`dead_letters: inspect`, ...)."""
+GATHERED_PART = "gathered_part_bytes: "
+GATHERED_KEY = "gathered_key_bytes: "
+"""Prefixes of the per-gather distributions of pickled sizes: of each part a gather held,
+and of all the parts of one key together (its bag state at its largest)."""
 
 CHUNKS_ENCODED = Metrics.counter(NAMESPACE, "chunks_encoded")
 """Chunk-renditions encoded by this run (one per chunk and rendition, whatever its tries)."""
@@ -76,6 +82,16 @@ def count_dead_letter(stage: str) -> None:
     """Count a reject under its stage, without what failed in it ("encode (720p, chunk 3)"
     counts as "encode"). A title rejected by several parts counts once per reject."""
     Metrics.counter(NAMESPACE, DEAD_LETTERS + stage.split(" (", 1)[0]).inc()
+
+
+def count_gathered(stage: str, parts: Sequence) -> None:
+    """Measure the state one key of a gather held when it fired: each part's pickled
+    size and their sum, under the gather's `stage`. Called once per key, as it fires."""
+    sizes = [len(pickle.dumps(part, pickle.HIGHEST_PROTOCOL)) for part in parts]
+    part_bytes = Metrics.distribution(NAMESPACE, GATHERED_PART + stage)
+    for size in sizes:
+        part_bytes.update(size)
+    Metrics.distribution(NAMESPACE, GATHERED_KEY + stage).update(sum(sizes))
 
 
 def _value(result):
@@ -123,6 +139,13 @@ def summary_lines(query: Mapping[str, Sequence]) -> list[str]:
                                 _spread(spreads.get("kbps"), "kb/s", 1, "{:.0f}")) if text]
     if spread:
         lines.append("per chunk (min/mean/max): " + "; ".join(spread))
+    stages = sorted(name.removeprefix(GATHERED_KEY) for name in spreads
+                    if name.startswith(GATHERED_KEY) and
+                    GATHERED_PART + name.removeprefix(GATHERED_KEY) in spreads)
+    gathered = [f"{stage} {spreads[GATHERED_PART + stage].max:,} / "
+                f"{spreads[GATHERED_KEY + stage].max:,}" for stage in stages]
+    if gathered:
+        lines.append("largest gathered part / key, pickled bytes: " + "; ".join(gathered))
     return lines
 
 
