@@ -22,6 +22,7 @@ from media.ingest.imf import errors
 from media.ingest.imf.assetmap import read_assetmap, safe_relative_path
 from media.ingest.imf.composition import Span, Track
 from media.ingest.imf.cpl import read_cpl
+from media.ingest.imf.essence import check_track_files
 from media.ingest.imf.package import compositions, open_package
 from media.ingest.imf.pkl import hash_file, read_pkl
 from media.ingest.imf.timed_text import track_cues, track_language
@@ -350,6 +351,23 @@ def test_resource_running_past_its_track_file(tmp_path):
 def test_edit_rate_mismatch(tmp_path, seg, words):
     message = _cpl_error(tmp_path, lambda: CplSpec("T", [seg]), errors.ImfEditRateMismatch)
     assert words in message
+
+
+def test_track_files_checked_against_the_cpl_claims(imf, tmp_path):
+    _, composition = _composition(os.path.join(imf.root, "pkg"), imf.main.id)
+    facts = check_track_files(composition)
+    assert facts[imf.files["v1"].path].frame_rate == 24
+    assert facts[imf.files["en"].path].edit_units(Fraction(24)) == FRAMES
+    factory = ImfFactory(str(tmp_path))
+    factory.image("v", "p", 24)
+    factory.image("v25", "p", 24, rate="25 1")
+    lying = CplSpec("T", [Seg(image=[Res("v", intrinsic=30)])])  # the file has 24 frames
+    other_rate = CplSpec("T", [Seg(image=[Res("v25", edit_rate="24 1")])])
+    folder = factory.package("p", [lying, other_rate])
+    with pytest.raises(errors.ImfResourceOverrun, match="0 to 30, the track file holds 24"):
+        check_track_files(compositions(open_package(folder), lying.id)[0])
+    with pytest.raises(errors.ImfEditRateMismatch, match="runs at 25 fps"):
+        check_track_files(compositions(open_package(folder), other_rate.id)[0])
 
 
 def test_empty_cpl(tmp_path):
