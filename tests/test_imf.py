@@ -25,9 +25,11 @@ from media.ingest.imf.cpl import read_cpl
 from media.ingest.imf.essence import check_track_files
 from media.ingest.imf.package import compositions, open_package
 from media.ingest.imf.pkl import hash_file, read_pkl
+from media.ingest.imf.source import ffmpeg_input_args, load_titles, source_info
 from media.ingest.imf.timed_text import track_cues, track_language
 from media.ingest.imf.validate import check_hash, hash_tasks, missing_assets, validate
 from media.ingest.imf.xml import parse_xml
+from media.inspect.probe import inspect_audio_file, inspect_source
 from media.package.subtitles import to_webvtt
 from tests.imf_factory import CplSpec, ImfFactory, Res, Seg, cpl_path, rewrite
 
@@ -216,6 +218,35 @@ def test_ffmpeg_composes_a_supplemental_package_with_both_assetmaps(imf, tmp_pat
                         "-i", cpl_path(supp, imf.supplemental))
     assert len(streams[0]) == composition.frame_count == FRAMES
     assert [t.language for t in composition.audio] == ["en", "de"]
+
+
+def _framemd5(tmp_path, *args) -> list[str]:
+    out = str(tmp_path / "md5.txt")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*args, "-map", "0:v", "-f", "framemd5", out))
+    with open(out) as handle:
+        return [line.rsplit(",", 1)[1].strip() for line in handle if not line.startswith("#")]
+
+
+def test_a_seek_into_the_composed_title_is_frame_exact(imf, tmp_path):
+    """What a chunk's encode can do instead of `Read`s: seek FFmpeg's imf demuxer."""
+    package, composition = _composition(os.path.join(imf.root, "pkg"), imf.main.id)
+    whole = _framemd5(tmp_path, *ffmpeg_input_args(package, composition))
+    part = _framemd5(tmp_path, *ffmpeg_input_args(package, composition, Fraction(30, 24)),
+                     "-frames:v", "6")
+    assert len(whole) == composition.frame_count and part == whole[30:36]
+
+
+def test_load_titles_and_the_source_info(imf):
+    _, titles = load_titles(os.path.join(imf.root, "pkg"), cpl_id=imf.main.id)
+    (composition,) = titles
+    image = inspect_source(composition.image.spans[0].path, "v1.mxf", "t")
+    audio = [inspect_audio_file(t.spans[0].path, t.spans[0].path) for t in composition.audio]
+    info = source_info(composition, image, audio)
+    assert (info.title_id, info.container, info.frame_count, info.frame_rate) == (
+        "Feature_Film-v1", "imf", 48, 24)
+    assert (info.width, info.height, info.video_codec) == (160, 90, "jpeg2000")
+    assert [(a.stream_index, a.language, a.channels, a.sample_rate_hz) for a in info.audio] == [
+        (1, "en", 1, 48000), (2, "fr", 1, 48000)]
 
 
 # --- Several CPLs, supplemental packages, checks that pass -------------------------------
