@@ -47,7 +47,7 @@ class GraphOutputs:
 
 
 def _by_rendition(result):
-    key = (result.title_id, result.task.source.generation, result.rendition_id)
+    key = (result.title_id, result.generation, result.rendition_id)
     return key, Part(result.index, result.chunk_count, result)
 
 

@@ -98,7 +98,7 @@ def test_argv_is_a_list_of_strings():
     ("-maxrate", "3000k"),
     ("-bufsize", "6000k"),
     ("-pix_fmt", "yuv420p"),
-    ("-x264-params", "keyint=50:min-keyint=50:scenecut=0:open-gop=0"),
+    ("-x264-params", "keyint=50:min-keyint=50:scenecut=0:open-gop=0:stitchable=1"),
     ("-force_key_frames", "expr:eq(mod(n,50),0)"),
     ("-frames:v", "100"),
     ("-video_track_timescale", "90000"),
@@ -187,7 +187,8 @@ def test_crf_formatting_drops_a_trailing_zero():
                              Rendition("x", 640, 360, 23.0, 700, 1400), EncodeSettings(),
                              SegmentGrid(100, Fraction(25)))
     assert value_of(argv, "-crf") == "23"
-    assert value_of(argv, "-x264-params") == "keyint=100:min-keyint=100:scenecut=0:open-gop=0"
+    assert value_of(argv, "-x264-params") == (
+        "keyint=100:min-keyint=100:scenecut=0:open-gop=0:stitchable=1")
     assert value_of(argv, "-force_key_frames") == "expr:eq(mod(n,100),0)"
 
 
@@ -217,7 +218,7 @@ CUT = ("[0:v]trim=end=11.980000[s0];[s0]setpts=PTS-8.000000/TB[s1];"
        "[s3]trim=end_frame=100[s4];")
 GRAPH_720 = (f"{CUT}[s4]scale=1280:720:flags=bicubic[s5];[s5]setsar=1[s6];"
              "[s6]format=yuv420p[s7]")
-X264_GRID = "-x264-params keyint=50:min-keyint=50:scenecut=0:open-gop=0"
+X264_GRID = "-x264-params keyint=50:min-keyint=50:scenecut=0:open-gop=0:stitchable=1"
 X265_GRID = "-x265-params keyint=50:min-keyint=50:scenecut=0:open-gop=0:log-level=error"
 KEYS = "-force_key_frames expr:eq(mod(n,50),0) -frames:v 100"
 NVENC = "-forced-idr 1 -frames:v 100 -g 50"

@@ -35,14 +35,23 @@ def test_a_finished_chunk_is_stored_and_reused_on_a_rerun(task):
     result = first[0]
     assert Path(result.chunk_uri).is_file() and result.frame_count == 50
     assert result.vmaf is not None and result.vmaf.mean > 80
+    # The chunk wrote its final segment (chunk 1 of 2-second chunks: segment 2, from 2 s
+    # on the title's 90 kHz timeline) and keeps its init segment in the work area.
+    title = Path(task.output_root) / "clip"
+    [segment] = result.segments
+    assert (segment.number, segment.uri, segment.start_ticks, segment.duration_ticks) == (
+        2, "video/180p-250k/seg-00002.m4s", 180000, 180000)
+    assert (title / segment.uri).stat().st_size == segment.size_bytes
+    assert abs(segment.size_bytes - result.size_bytes) < 2000  # the same frames
     record = json.loads(Path(result.chunk_uri).with_suffix(".json").read_text())
-    assert record["size_bytes"] == Path(result.chunk_uri).stat().st_size
-    mtime = Path(result.chunk_uri).stat().st_mtime_ns
+    assert record["segments"][0]["size_bytes"] == segment.size_bytes
+    mtime = (title / segment.uri).stat().st_mtime_ns
 
     again = list(_EncodeChunkFn(60).process(task))
     assert again[0].reused and again[0].size_bytes == result.size_bytes
     assert again[0].vmaf == result.vmaf
-    assert Path(result.chunk_uri).stat().st_mtime_ns == mtime  # not encoded again
+    assert again[0].segments == result.segments
+    assert (title / segment.uri).stat().st_mtime_ns == mtime  # not encoded again
 
 
 def test_other_settings_are_not_served_a_stale_chunk(task):
@@ -105,7 +114,10 @@ def test_a_chunks_renditions_encoded_together_equal_those_encoded_alone(task, tm
                  t, output_root=str(tmp_path / "alone")))]
     assert [r.rendition_id for r in together] == ["180p-250k", "180p-150k", "90p-80k"]
     for a, b in zip(together, alone, strict=True):
-        assert Path(a.chunk_uri).read_bytes() == Path(b.chunk_uri).read_bytes()
+        assert Path(a.chunk_uri).read_bytes() == Path(b.chunk_uri).read_bytes()  # inits
+        for x, y in zip(a.segments, b.segments, strict=True):
+            assert (Path(tmp_path / "together" / "clip" / x.uri).read_bytes()
+                    == Path(tmp_path / "alone" / "clip" / y.uri).read_bytes())
         assert a.vmaf == b.vmaf and a.frame_count == b.frame_count == 50
     # One process's seconds, shared by pixels: the two 320x180 renditions four times
     # the 160x90 one's share.
@@ -153,7 +165,9 @@ def test_each_chunk_is_encoded_at_its_own_crf_together_or_alone(task, tmp_path):
                             output_root=str(tmp_path / "together")))))
     assert [a.crf for a in alone.attempts] == [a.crf for a in together.attempts] == [24.5]
     assert alone.size_bytes < at_23.size_bytes  # a higher CRF: fewer bits
-    assert alone.task.rendition == changing
+    # a slim record: the plan's rendition by its id; only a title's first chunk carries
+    # its whole task
+    assert alone.rendition_id == changing.rendition_id and alone.task is None
 
 
 def test_the_gate_does_not_retry_a_chunk_the_vbv_cap_holds(task, tmp_path):
@@ -168,14 +182,14 @@ def test_the_gate_does_not_retry_a_chunk_the_vbv_cap_holds(task, tmp_path):
         gated = dataclasses.replace(task, rendition=rendition, output_root=str(tmp_path / out),
                                     max_attempts=3, score_vmaf=True)
         [result] = _EncodeChunkFn(60).process(gated)
-        return result
+        return result, rendition
 
-    capped = gate(40, "capped")
+    capped, capped_rung = gate(40, "capped")
     assert [a.crf for a in capped.attempts] == [30]
     assert capped.attempts[0].kbps >= 0.9 * 40
-    entry = _chunk_entry(capped)
+    entry = _chunk_entry(capped, capped_rung)
     assert entry["met_target"] is False and entry["held_by_cap"] is True
-    roomy = gate(20_000, "roomy")
+    roomy, roomy_rung = gate(20_000, "roomy")
     assert len(roomy.attempts) > 1 and roomy.attempts[1].crf < 30
-    assert not held_by_cap(roomy.task.rendition, roomy.attempts[0])
-    assert not _chunk_entry(roomy).get("held_by_cap")
+    assert not held_by_cap(roomy_rung, roomy.attempts[0])
+    assert not _chunk_entry(roomy, roomy_rung).get("held_by_cap")

@@ -22,6 +22,7 @@ failed are listed in the result (`retries`) and in report.json.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 
@@ -33,13 +34,16 @@ from media.core.errors import MediaError
 from media.core.records import chunk_record, result_from_record, task_fingerprint
 from media.core.types import ChunkGroup, ChunkResult, ChunkTask
 from media.encode.chunk import encode_renditions, stage_chunk
-from media.encode.encoded import EncodedChunk, fault_label, rendition_scratch
+from media.encode.encoded import EncodedChunk, fault_label, rendition_scratch, slim_result
 from media.encode.encoders import resolve_encoder
 from media.encode.gate import GateEncodes, chunk_result
 from media.encode.retries import transient, with_retries
 from media.encode.scoring import scored_together
+from media.package.assemble import segment_chunk
+from media.package.iframes import iframe_range
 from media.plan.rate_control import encode_to_target
 from transforms import _storage, metrics
+from transforms.assemble import write_segments
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
 __all__ = ["CHUNK_TRIES", "EncodeChunks", "transient"]
@@ -124,11 +128,10 @@ class _EncodeChunkFn(beam.DoFn):
         if not _storage.exists(record_uri):
             return None
         result = result_from_record(_storage.read_json(record_uri), task)
-        if (result is not None and _storage.exists(result.chunk_uri)
-                and _storage.size_of(result.chunk_uri) == result.size_bytes):
+        if result is not None and _segments_in_place(task, result):
             log.info("%s: reusing finished chunk %s", task.title_id, result.chunk_uri)
             metrics.CHUNKS_REUSED.inc()
-            return result
+            return slim_result(result, task)
         return None
 
     def _encode(self, task: ChunkTask, retries: tuple[str, ...] = ()) -> ChunkResult:
@@ -146,19 +149,44 @@ class _EncodeChunkFn(beam.DoFn):
         encoded = encodes.made[kept]
         rid, index, label = task.rendition.rendition_id, task.chunk.index, fault_label(task)
         chunk_uri = naming.chunk_uri(task.output_root, task.source.work_id, rid, index)
+        cut = segment_chunk(encoded.path, task.chunk.start_frame, task.chunk.frame_count,
+                            task.grid.segment_frames, task.grid.frame_rate, scratch,
+                            self._timeout_s)
         faults.storage_write("chunk", label, chunk_uri)
-        _storage.upload(encoded.path, chunk_uri)
+        # The kept encode's final segments, under their published names (a retry or a
+        # re-run rewrites the same names); then its init segment, which assembly reads.
+        segments = write_segments(naming.title_root(task.output_root, task.title_id), "video",
+                                  rid, cut.segments, cut.timing, task.source.media_dir,
+                                  cut.first_number)
+        _storage.write_bytes(chunk_uri, cut.init)
         log_uri = ""
         if encoded.vmaf_log_path:
             log_uri = naming.vmaf_log_uri(rid, index, task.source.media_dir)
             _storage.upload(encoded.vmaf_log_path,
                             naming.join(task.output_root, task.title_id, log_uri))
-        result = chunk_result(task, encodes.made, attempts, kept, chunk_uri, log_uri, retries)
+        result = dataclasses.replace(
+            chunk_result(task, encodes.made, attempts, kept, chunk_uri, log_uri, retries),
+            segments=segments, init_key=cut.init_key,
+            iframe_ranges=tuple(iframe_range(data, init=cut.init) for data in cut.segments))
         record_uri = naming.chunk_record_uri(task.output_root, task.source.work_id, rid, index)
         faults.storage_write("record", label, record_uri)
         _storage.write_json(record_uri, chunk_record(result, task_fingerprint(task)))
         metrics.count_encoded(result)
-        return result
+        return slim_result(result, task)
+
+
+def _segments_in_place(task: ChunkTask, result: ChunkResult) -> bool:
+    """Whether a recorded chunk's init segment and its media segments are all where its
+    record says, at their recorded sizes (a record from before chunks wrote their
+    segments has none: such a chunk is encoded again)."""
+    if not result.segments or not _storage.exists(result.chunk_uri):
+        return False
+    root = naming.title_root(task.output_root, task.title_id)
+    for segment in result.segments:
+        uri = naming.join(root, segment.uri)
+        if not _storage.exists(uri) or _storage.size_of(uri) != segment.size_bytes:
+            return False
+    return True
 
 
 class EncodeChunks(beam.PTransform):

@@ -39,12 +39,11 @@ def chunk_line(result: ChunkResult, count: int) -> str:
 
 
 def chunk_total(result: ChunkResult) -> int:
-    return result.chunk_count * (result.task.rendition_count if result.task else 1)
+    return result.chunk_count * result.rendition_count
 
 
 def chunk_piece(result: ChunkResult) -> tuple[Hashable, Hashable, int]:
-    generation = result.task.source.generation if result.task else ""
-    return ("encode", result.title_id, generation), (result.rendition_id, result.index), \
+    return ("encode", result.title_id, result.generation), (result.rendition_id, result.index), \
         chunk_total(result)
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from fractions import Fraction
 
-from media.core.types import Attempt, ChunkResult, ChunkTask, VmafScore
+from media.core.types import Attempt, ChunkResult, ChunkTask, Segment, VmafScore
 
 RECORD_VERSION = 1
 
@@ -50,6 +50,9 @@ def chunk_record(result: ChunkResult, fingerprint: str) -> dict:
         "kept": result.kept,
         "encoder": result.encoder,
         "retries": list(result.retries),
+        "segments": [dataclasses.asdict(s) for s in result.segments],
+        "iframe_ranges": [list(r) for r in result.iframe_ranges],
+        "init_key": result.init_key,
     }
 
 
@@ -79,4 +82,7 @@ def result_from_record(record: dict, task: ChunkTask) -> ChunkResult | None:
         retries=tuple(str(r) for r in record.get("retries", [])),
         encode_cpu_s=float(record.get("encode_cpu_s", 0.0)),
         score_cpu_s=float(record.get("score_cpu_s", 0.0)),
+        segments=tuple(Segment(**s) for s in record.get("segments", [])),
+        iframe_ranges=tuple((int(o), int(n)) for o, n in record.get("iframe_ranges", [])),
+        init_key=str(record.get("init_key", "")),
     )

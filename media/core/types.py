@@ -425,13 +425,18 @@ class ChunkGroup:
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """An encoded chunk, stored at `chunk_uri`, with its measurements."""
+    """An encoded chunk, with its measurements and its final CMAF media segments, which
+    the chunk's encode wrote under their published names: a slim record (what the
+    rendition's gather, assembly, the report and progress read), its size independent
+    of the title's length. Only the first chunk (index 0) carries its whole `task`, for
+    the track's rendition and the title's source."""
 
     title_id: str
     rendition_id: str
     index: int
     chunk_count: int
     chunk_uri: str
+    """The chunk's own init segment, in the work area (its media segments are published)."""
     frame_count: int
     size_bytes: int
     duration_s: Fraction
@@ -443,7 +448,8 @@ class ChunkResult:
     reused: bool = False
     """True when a finished chunk from an earlier run was reused."""
     task: ChunkTask | None = None
-    """The task this chunk answers (what assembly needs of the title and rendition)."""
+    """The task this chunk answers, on the first chunk (index 0) only: the rendition and
+    the title's source, once per track (`slim_result` drops it from the others)."""
     attempts: tuple[Attempt, ...] = ()
     """Every encode of the chunk, in order."""
     kept: int = -1
@@ -456,6 +462,24 @@ class ChunkResult:
     """CPU seconds (user + system) of the encodes, every try (0 in records before them)."""
     score_cpu_s: float = 0.0
     """CPU seconds of their scoring."""
+    generation: str = ""
+    """The title version (`SourceInfo.generation`): with `title_id`, the gathers' key."""
+    start_frame: int = 0
+    """The chunk's first frame on the title's grid."""
+    rendition_count: int = 1
+    """How many video renditions the title has (progress counts chunks × renditions)."""
+    target_vmaf: float = 0.0
+    """The rendition's target VMAF (0: no quality gate), and the gate's window below ..."""
+    gate_below: float = 1.0
+    gate_above: float = 2.0
+    """... and above it."""
+    segments: tuple[Segment, ...] = ()
+    """The chunk's CMAF media segments as written (numbered and timed in the track)."""
+    iframe_ranges: tuple[tuple[int, int], ...] = ()
+    """(offset, length) of each segment's IDR frame in its file (I-frame playlist)."""
+    init_key: str = ""
+    """`media.package.cmaf.sample_entry_key` of the chunk's init segment: the chunks of
+    a rendition must share it to play from one init segment."""
 
     @property
     def bitrate_kbps(self) -> float:

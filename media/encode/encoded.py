@@ -5,6 +5,7 @@ folder (`EncodedChunk`), its frame count and packet sizes read without a decode,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import av
 
 from media.core.errors import MediaError
 from media.core.types import (
+    ChunkResult,
     ChunkTask,
     VmafScore,
 )
@@ -100,3 +102,15 @@ def packet_sizes(path: str, what: str = "chunk") -> list[int]:
             return [packet.size for packet in container.demux(stream) if packet.size]
     except (av.FFmpegError, IndexError) as exc:
         raise BadChunk(f"the encoder wrote an unreadable {what} {path}: {exc}") from exc
+
+
+def slim_result(result: ChunkResult, task: ChunkTask) -> ChunkResult:
+    """`result` as the gathers carry it: the few facts of its title and rendition that
+    assembly, the report and progress read, and the whole task on the first chunk only
+    (the track's rendition and the title's source, once per track), so a gathered chunk
+    stays a few hundred bytes whatever the title's length."""
+    return dataclasses.replace(
+        result, task=task if task.chunk.index == 0 else None,
+        generation=task.source.generation, start_frame=task.chunk.start_frame,
+        rendition_count=task.rendition_count, target_vmaf=task.rendition.target_vmaf,
+        gate_below=task.gate_below, gate_above=task.gate_above)

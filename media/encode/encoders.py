@@ -43,7 +43,7 @@ def _crf(value: float, limit: int) -> str:
 
 def _x264(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
     return {"preset": settings.preset, "profile:v": settings.profile, "crf": f"{rendition.crf:g}",
-            "x264-params": f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0"}
+            "x264-params": f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0:stitchable=1"}
 
 
 def _x265(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:

@@ -16,6 +16,7 @@ is presented at time 0 and every segment's earliest presentation time equals its
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import struct
@@ -138,3 +139,84 @@ def _shift_composition_offsets(moof: bytearray, shift: int) -> None:
             (cto,) = struct.unpack_from(">i" if trun.version else ">I", moof, pos)
             struct.pack_into(">i", moof, pos, cto - shift)
         moof[box.payload_start] = 1
+
+
+def placed_segment(segment: bytes, number: int, start_ticks: int) -> bytes:
+    """A chunk's media segment placed on the title: its `mfhd` sequence number set to
+    `number` (the segment's number in its track) and `start_ticks` (where the chunk
+    starts on the title's timeline) added to every `tfdt`, so a chunk cut on its own
+    gives the same segment as the whole rendition cut at once. Sizes do not change."""
+    data = bytearray(segment)
+    local = bytes(segment)
+    moofs = [box for box in iter_boxes(local) if box.type == "moof"]
+    if not moofs:
+        raise IsobmffError("a media segment without a 'moof'")
+    for moof in moofs:
+        for mfhd in find_all(local, "mfhd", moof):
+            struct.pack_into(">I", data, mfhd.payload_start + 4, number)
+        for tfdt in find_all(local, "traf/tfdt", moof):
+            version = data[tfdt.payload_start]
+            (ticks,) = struct.unpack_from(">Q" if version else ">I", local, tfdt.payload_start + 4)
+            ticks += start_ticks
+            if not version and ticks >= 1 << 32:
+                raise IsobmffError(f"decode time {ticks} does not fit a version 0 'tfdt'")
+            struct.pack_into(">Q" if version else ">I", data, tfdt.payload_start + 4, ticks)
+    return bytes(data)
+
+
+_SEI_NAL_TYPES = (39, 40)
+"""HEVC prefix and suffix SEI: x265 writes its option string (its CRF among them) into
+the hvcC as an SEI, which no decoder configuration depends on."""
+_VISUAL_ENTRY_FIELDS = 78
+"""Bytes of a VisualSampleEntry before its child boxes (ISO 14496-12 12.1.3)."""
+_NOT_CONFIGURATION = ("btrt",)
+"""Sample entry boxes that describe the file rather than configure a decoder (a
+chunk's own bit rates)."""
+
+
+def sample_entry_key(init: bytes) -> str:
+    """A digest of what a decoder is configured with from a video init segment: the
+    track's timescale and its sample entry (codec, size, the avcC/hvcC/av1C parameter
+    sets, colour), less the HEVC SEI arrays and the `btrt` bit rates. Chunks of one
+    rendition with the same key play from one init segment; x264 makes equal keys only
+    with `stitchable` (its PPS's pic_init_qp follows the CRF otherwise)."""
+    moov = find_all(init, "moov")
+    if not moov:
+        raise IsobmffError("no 'moov' box: not an init segment")
+    mdhd = find_all(init, "trak/mdia/mdhd", moov[0])
+    stsd = find_all(init, "trak/mdia/minf/stbl/stsd", moov[0])
+    if len(mdhd) != 1 or len(stsd) != 1:
+        raise IsobmffError("an init segment has one track with one 'stsd'")
+    version = init[mdhd[0].payload_start]
+    at = mdhd[0].payload_start + (20 if version else 12)
+    digest = hashlib.sha256(init[at:at + 4])
+    entries = list(iter_boxes(init, stsd[0].payload_start + 8, stsd[0].end))
+    if len(entries) != 1:
+        raise IsobmffError(f"an init segment's 'stsd' has one sample entry; found {len(entries)}")
+    entry = entries[0]
+    children = entry.payload_start + _VISUAL_ENTRY_FIELDS
+    digest.update(init[entry.start + 4:children])
+    for box in iter_boxes(init, children, entry.end):
+        if box.type == "hvcC":
+            digest.update(b"hvcC" + _without_hevc_sei(init[box.payload_start:box.end]))
+        elif box.type not in _NOT_CONFIGURATION:
+            digest.update(init[box.start:box.end])
+    return digest.hexdigest()[:16]
+
+
+def _without_hevc_sei(config: bytes) -> bytes:
+    """An HEVCDecoderConfigurationRecord with its SEI arrays left out."""
+    if len(config) < 23:
+        return config
+    kept, offset = [], 23
+    for _ in range(config[22]):
+        nal_type = config[offset] & 0x3F
+        (count,) = struct.unpack_from(">H", config, offset + 1)
+        end = offset + 3
+        for _ in range(count):
+            (length,) = struct.unpack_from(">H", config, end)
+            end += 2 + length
+        if nal_type not in _SEI_NAL_TYPES:
+            kept.append(config[offset:end])
+        offset = end
+    return config[:22] + bytes([len(kept)]) + b"".join(kept)

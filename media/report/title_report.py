@@ -6,17 +6,17 @@ import dataclasses
 from collections.abc import Sequence
 
 from media.core import naming
-from media.core.types import ChunkResult, PackagedTrack, SourceInfo
+from media.core.types import ChunkResult, PackagedTrack, Rendition, SourceInfo
 from media.package import bandwidth
 from media.plan.invariant import LadderRung, ladder_invariant
 from media.plan.rate_control import held_by_cap
 
 
-def _chunk_entry(chunk: ChunkResult) -> dict:
+def _chunk_entry(chunk: ChunkResult, rendition: Rendition | None) -> dict:
     entry = {
         "index": chunk.index,
-        "start_s": round(float(chunk.task.chunk.start_frame / chunk.task.source.frame_rate), 6)
-        if chunk.task else None,
+        "start_s": round(float(chunk.start_frame * chunk.duration_s / chunk.frame_count), 6)
+        if chunk.frame_count else None,
         "duration_s": round(float(chunk.duration_s), 6),
         "frames": chunk.frame_count,
         "size_bytes": chunk.size_bytes,
@@ -35,16 +35,15 @@ def _chunk_entry(chunk: ChunkResult) -> dict:
         entry["vmaf"] = {k: round(v, 3) if isinstance(v, float) else v
                          for k, v in dataclasses.asdict(chunk.vmaf).items()}
         entry["vmaf_log"] = chunk.vmaf_log_uri
-    task = chunk.task
-    if task and task.rendition.target_vmaf and chunk.vmaf:
-        target = task.rendition.target_vmaf
+    if chunk.target_vmaf and chunk.vmaf:
+        target = chunk.target_vmaf
         entry["target_vmaf"] = target
-        entry["met_target"] = chunk.vmaf.mean >= target - task.gate_below
-        entry["within_gate"] = (target - task.gate_below <= chunk.vmaf.mean
-                                <= target + task.gate_above)
-        if not entry["met_target"] and chunk.attempts:
+        entry["met_target"] = chunk.vmaf.mean >= target - chunk.gate_below
+        entry["within_gate"] = (target - chunk.gate_below <= chunk.vmaf.mean
+                                <= target + chunk.gate_above)
+        if not entry["met_target"] and chunk.attempts and rendition:
             # Why: the rung's VBV cap held this chunk, so no CRF could reach the target.
-            entry["held_by_cap"] = held_by_cap(task.rendition, chunk.attempts[chunk.kept])
+            entry["held_by_cap"] = held_by_cap(rendition, chunk.attempts[chunk.kept])
     return entry
 
 
@@ -88,10 +87,10 @@ def _track_entry(track: PackagedTrack) -> dict:
                                      "bufsize_kbit": track.rendition.bufsize_kbit}
             entry["target_vmaf"] = track.rendition.target_vmaf or None
         entry["chunks_missing_target"] = sum(
-            1 for c in track.chunks if c.task and c.task.rendition.target_vmaf and c.vmaf
-            and c.vmaf.mean < c.task.rendition.target_vmaf - c.task.gate_below)
+            1 for c in track.chunks if c.target_vmaf and c.vmaf
+            and c.vmaf.mean < c.target_vmaf - c.gate_below)
         entry["vmaf"] = _pooled_vmaf(track.chunks)
-        entry["chunks"] = [_chunk_entry(c) for c in track.chunks]
+        entry["chunks"] = [_chunk_entry(c, track.rendition) for c in track.chunks]
     else:
         entry.update(language=track.language, channels=track.channels,
                      sample_rate_hz=track.sample_rate_hz)
