@@ -169,11 +169,11 @@ def _decode_pass(
         if analyse:
             chain.append(complexity.analysis_filter(summary.width, summary.height))
         if idet:
-            head = (f"end={window.idet_end_s:.6f}" if window and window.idet_end_s is not None
-                    else f"end_frame={IDET_FRAMES}")
-            args += ["-filter_complex",
-                     _idet_branch_graph(summary.video_index, chain, imeta, head),
-                     "-map", "[main]"]
+            graph = (_idet_branch_graph(summary.video_index, chain, imeta,
+                                        f"end={window.idet_end_s:.6f}")
+                     if window and window.idet_end_s is not None
+                     else _idet_branch_graph(summary.video_index, chain, imeta))
+            args += ["-filter_complex", graph, "-map", "[main]"]
         else:
             args += ["-map", f"0:{summary.video_index}"]
             if chain:

@@ -549,15 +549,15 @@ def inspect_by_spans(source: str | BinaryIO, *, span_s: float = SPAN_S,
     by range and checked, then merged. `source` is a local path or a seekable file object
     (a FileSystems handle); nothing holds the whole file."""
     uri = source_uri or (source if isinstance(source, str) else "")
-    box_problem = _box_problem(source)
+    problem = box_problem(source)
     try:
         head = head_summary(source, uri)
     except MediaError as exc:
-        return [_open_failure(exc, box_problem)], SourceFacts()
+        return [_open_failure(exc, problem)], SourceFacts()
     plan = span_plan(head, span_s, analyse)
     results = [inspect_span(source, span, head, plan, timeout_s=timeout_s, source_uri=uri)
                for span in plan.spans]
-    return merge_spans(head, results, box_problem=box_problem, size=size or _size(source),
+    return merge_spans(head, results, box_problem=problem, size=size or _size(source),
                        analysis_bin=plan.analysis_bin)
 
 
@@ -577,7 +577,8 @@ def span_plan(head: StreamSummary, span_s: float = SPAN_S, analyse: bool = False
     return SpanPlan(plan_spans(head, start, span_s), start, bin_frames)
 
 
-def _box_problem(source: str | BinaryIO) -> str:
+def box_problem(source: str | BinaryIO) -> str:
+    """`media.package.boxes.truncation` of a local path or a seekable file object."""
     try:
         if isinstance(source, str):
             with open(source, "rb") as handle:
