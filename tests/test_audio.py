@@ -10,6 +10,7 @@ import pytest
 
 from media.core import ffmpeg
 from media.encode.audio import encode_audio
+from media.encode.audio_spans import AUDIO_SPAN_SEGMENTS
 from media.inspect.probe import inspect_source
 
 BEEP_AT_S = 2.0
@@ -54,6 +55,10 @@ def _source_beep_s(path: str) -> float:
         return first_pts_s + _onset_s(samples, stream.rate)
 
 
+@pytest.mark.parametrize("segment_s, span_segments", [
+    (SEGMENT_S, AUDIO_SPAN_SEGMENTS),  # one span
+    (2.0, 1),  # three spans of one segment, the beep at the first join
+])
 @pytest.mark.parametrize("name, container_args, video_delay_s, audio_delay_s", [
     ("plain.mp4", [], 0.0, 0.0),
     # MPEG-TS starts its timeline at 1.4 s: audio is lined up with the video all the same.
@@ -64,7 +69,7 @@ def _source_beep_s(path: str) -> float:
     ("late-video.mkv", [], 0.5, 0.0),
 ])
 def test_audio_plays_in_sync_with_video(tmp_path, name, container_args, video_delay_s,
-                                        audio_delay_s):
+                                        audio_delay_s, segment_s, span_segments):
     source = _make_beep_source(str(tmp_path / name), container_args, video_delay_s,
                                audio_delay_s)
     info = inspect_source(source, source, "beep")
@@ -72,13 +77,14 @@ def test_audio_plays_in_sync_with_video(tmp_path, name, container_args, video_de
     beep_at_s = _source_beep_s(source) - info.video_start_s
     assert beep_at_s == pytest.approx(BEEP_AT_S + audio_delay_s - video_delay_s, abs=0.05)
     encoded = encode_audio(source, info.audio[0].stream_index, float(info.duration_s),
-                           info.video_start_s - info.container_start_s, SEGMENT_S, 128,
-                           str(tmp_path))
+                           info.video_start_s - info.container_start_s, segment_s, 128,
+                           str(tmp_path), span_segments=span_segments)
     samples, rate = _decoded(encoded)
     # The decoder outputs the encoder's 1024 priming samples too (no edit list applied).
     assert _onset_s(samples, rate) == pytest.approx(beep_at_s, abs=SYNC_TOLERANCE_S)
     assert (encoded.init_info.channels, encoded.init_info.sample_rate_hz) == (2, 48000)
     starts = [t.base_decode_ticks / rate for t in encoded.timing]
-    assert starts == pytest.approx([0.0, 4.0], abs=1024 / rate)
+    assert starts == pytest.approx([0.0, 4.0] if segment_s == SEGMENT_S else [0.0, 2.0, 4.0],
+                                   abs=1024 / rate)
     total = sum(t.duration_ticks for t in encoded.timing) / rate
     assert total == pytest.approx(float(info.duration_s), abs=2 * 1024 / rate)
