@@ -374,10 +374,10 @@ class Inspect(beam.PTransform):
         spans = (
             heads.main
             | "SpreadSpans" >> beam.Reshuffle()
-            | "InspectSpan" >> beam.ParDo(_SpanFn(self._timeout_s)).with_outputs(
-                DEAD_LETTER, main="main")
+            | "InspectSpan" >> beam.ParDo(_SpanFn(self._timeout_s)).with_output_types(
+                _KEYED).with_outputs(DEAD_LETTER, main="main")
         )
-        gathered = (spans.main.with_output_types(_KEYED)
+        gathered = (spans.main
                     | "GatherSpans" >> GatherParts(self._title_timeout_s, "inspect (gather spans)",
                                                    "span"))
         verdicts = gathered.main | "Verdict" >> beam.ParDo(
