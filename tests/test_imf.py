@@ -401,6 +401,20 @@ def test_track_files_checked_against_the_cpl_claims(imf, tmp_path):
         check_track_files(compositions(open_package(folder), other_rate.id)[0])
 
 
+def test_sample_rate_audio_may_end_within_a_frame_of_the_picture(tmp_path):
+    # 7 frames at 30000/1001 are 11211.2 samples at 48 kHz: 11211 samples is the audio.
+    factory = ImfFactory(str(tmp_path))
+    factory.image("v", "p", 7, rate="30000 1001")
+    factory.audio("a", "p", 7, rate="30000 1001")
+    spec = CplSpec("NTSC", [Seg(image=[Res("v")], audio=[[Res("a", edit_rate="48000 1",
+                                                                intrinsic=11211)]])],
+                   edit_rate="30000 1001")
+    _, composition = _composition(factory.package("p", [spec]))
+    assert composition.frame_count == 7
+    (read,) = composition.audio[0].reads(Fraction(0), composition.duration_s)
+    assert (read.first, read.count, read.edit_rate) == (0, 11211, 48000)
+
+
 def test_empty_cpl(tmp_path):
     _cpl_error(tmp_path, lambda: CplSpec("T", []), errors.ImfEmptyComposition)
 

@@ -5,8 +5,9 @@ end to end, in seconds (exact `Fraction`s) so that audio or timed text resources
 their own edit rates (48000/1, ...) line up with the image. It also does the checks that
 need no file I/O: every track file resolved, no resource past its IntrinsicDuration,
 image resources at the CPL's edit rate, every sequence of a segment as long as its
-image. `Track.reads` maps a time range of the title onto the resource spans it covers,
-so that a chunk reads only its own span of each track file.
+image (within a frame: 48 kHz audio cannot always end exactly on a 30000/1001 frame).
+`Track.reads` maps a time range of the title onto the resource spans it covers, so that
+a chunk reads only its own span of each track file.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def compose(cpl: CompositionPlaylist, resolve: Callable[[str], str | None]) -> C
             if sequence.kind not in (IMAGE, AUDIO, *TIMED_TEXT):
                 continue
             seconds = _sequence_length(sequence.resources, f"{where}: {sequence.kind}")
-            if seconds != length:
+            if abs(seconds - length) >= 1 / cpl.edit_rate:
                 raise ImfEditRateMismatch(
                     f"{where}: {sequence.kind} {sequence.track_id} lasts {float(seconds):.6f} s, "
                     f"its MainImageSequence {float(length):.6f} s")

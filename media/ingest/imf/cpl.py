@@ -34,9 +34,14 @@ IMAGE = "MainImageSequence"
 AUDIO = "MainAudioSequence"
 MARKERS = "MarkerSequence"
 TIMED_TEXT = ("SubtitlesSequence", "ForcedNarrativeSequence", "HearingImpairedCaptionsSequence",
-              "VisuallyImpairedTextSequence", "CommentarySequence", "KaraokeSequence")
-_LANGUAGE_ELEMENTS = ("RFC5646SpokenLanguage", "RFC5646LanguageTagList",
-                      "RFC5646TextLanguageCode", "PrimaryRFC5646LanguageCode")
+              "VisuallyImpairedTextSequence", "CommentarySequence", "KaraokeSequence",
+              "MainSubtitleSequence")
+_LANGUAGE_ELEMENTS = ("RFC5646SpokenLanguage", "RFC5646AudioLanguageCode",
+                      "RFC5646LanguageTagList", "RFC5646TextLanguageCode",
+                      "PrimaryRFC5646LanguageCode")
+"""Where an essence descriptor names its language: the MCA soundfield group's spoken
+language (ST 377-4; 'RFC5646AudioLanguageCode' in 2013-era CPLs), a timed text
+descriptor's language list."""
 
 
 @dataclass(frozen=True)
