@@ -75,6 +75,9 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
         analyse=config.ladder == "per-title")
     planned = inspected.main | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
+    # Audio spans are applied first: a runner that runs one stage at a time (the local
+    # FnApiRunner) then encodes them before the video, not after it.
+    audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s, config.title_timeout_s)
     encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
     _ = encoded.main | "Progress" >> ReportProgress()
     chunks = (
@@ -84,7 +87,6 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
         | "GatherChunks" >> GatherParts(config.title_timeout_s, "assemble (gather)", "chunk")
     )
     renditions = chunks.main | "Assemble" >> AssembleRenditions(config.tool_timeout_s)
-    audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s, config.title_timeout_s)
     subtitles = tasks[SUBTITLES] | "Subtitles" >> ConvertSubtitles()
     tracks = (
         (renditions.main, audio["main"], subtitles.main)

@@ -34,7 +34,7 @@ __all__ = ["AudioSpanResult", "EncodeAudio", "packaged_track"]
 
 log = logging.getLogger(__name__)
 _SPANS_ENCODED = Metrics.counter("ladderflow", "audio spans encoded")
-_SOURCE_BYTES = Metrics.counter("ladderflow", "audio source bytes read")
+_PACKET_BYTES = Metrics.counter("ladderflow", "audio packet bytes copied")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class AudioSpanResult:
     span_count: int
     segments: tuple[Segment, ...]
     bytes_read: int
+    """Bytes of the source's audio packets the span copied."""
     init_uri: str = ""
     codecs: str = ""
     timescale: int = SAMPLE_RATE_HZ
@@ -70,8 +71,8 @@ class _EncodeSpanFn(beam.DoFn):
                 task.title_id, task.source.source_uri, f"audio ({task.track_id})", exc))
             return
         _SPANS_ENCODED.inc()
-        _SOURCE_BYTES.inc(result.bytes_read)
-        log.info("%s: audio %s: span %d/%d: segments %d-%d, %d source bytes read",
+        _PACKET_BYTES.inc(result.bytes_read)
+        log.info("%s: audio %s: span %d/%d: segments %d-%d, %d bytes of audio packets read",
                  task.title_id, task.track_id, task.span_index + 1, task.span_count,
                  task.first_segment + 1, task.end_segment, result.bytes_read)
         key = (task.title_id, task.source.generation, task.track_id)
@@ -139,7 +140,7 @@ class _TrackFn(beam.DoFn):
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
                 task.title_id, task.source.source_uri, f"audio ({task.track_id})", exc))
             return
-        log.info("%s: audio %s: %d segments from %d span(s), %d source bytes read",
+        log.info("%s: audio %s: %d segments from %d span(s), %d bytes of audio packets read",
                  task.title_id, task.track_id, len(track.segments), len(spans),
                  sum(span.bytes_read for span in spans))
         yield task.source.version_key, track
