@@ -3,7 +3,8 @@
 Track files are made by the bundled FFmpeg: JPEG 2000 or ProRes image in MXF OP1a and
 PCM audio in MXF OP-Atom (the only audio-only MXF it writes), a couple of seconds at
 160x90. Timed text is an IMSC1 document, bare or in a KLV wrapper the way an MXF timed
-text track file carries it. CPLs, the PKL and the ASSETMAP are written from the
+text track file carries it (a partition pack, one header metadata set, then the timed
+text essence element). CPLs, the PKL and the ASSETMAP are written from the
 description with real UUIDs, sizes and SHA-1 hashes, so the same package can then be
 damaged on purpose (a byte flipped, a file removed, a path edited) for the bad cases.
 
@@ -31,9 +32,10 @@ AM_NS = "http://www.smpte-ra.org/schemas/429-9/2007/AM"
 R0_NS = "http://www.smpte-ra.org/reg/395/2014/13/1/aaf"
 R1_NS = "http://www.smpte-ra.org/reg/335/2012"
 TTML_NS = "http://www.w3.org/ns/ttml"
-# A 16-byte SMPTE key for the generic stream element that carries the timed text XML.
-TT_KLV_KEY = bytes.fromhex("060e2b34010101010d01050900000000")
+# The KLV key of an MXF timed text essence element (ST 429-5), and a partition pack's.
+TT_KLV_KEY = bytes.fromhex("060e2b34010201010d01030117010b01")
 PARTITION_KEY = bytes.fromhex("060e2b34020501010d01020101020400")
+METADATA_KEY = bytes.fromhex("060e2b34025301010d01010101016400")
 
 
 def urn() -> str:
@@ -155,7 +157,11 @@ class ImfFactory:
         path = os.path.join(self.folder(package), f"{name}.{'mxf' if klv else 'xml'}")
         with open(path, "wb") as handle:
             if klv:
-                handle.write(_klv(PARTITION_KEY, bytes(88)) + _klv(TT_KLV_KEY, document))
+                # A local set whose first tag is 3c0a (InstanceUID) starts with '<\n', as
+                # real header metadata does: the reader must go by key, not by a '<'.
+                metadata = bytes.fromhex("3c0a0010") + uuid.uuid4().bytes
+                handle.write(_klv(PARTITION_KEY, bytes(88)) + _klv(METADATA_KEY, metadata)
+                             + _klv(TT_KLV_KEY, document))
             else:
                 handle.write(document)
         return self._add(TrackFile(name, "text", path, frames, rate, language))

@@ -316,6 +316,16 @@ def test_imsc1_becomes_webvtt_on_the_title_timeline(imf):
     assert vtt.startswith("WEBVTT") and "00:00:01.600 --> 00:00:01.900" in vtt
 
 
+def test_timed_text_without_text_gives_no_cues(tmp_path):
+    factory = ImfFactory(str(tmp_path))
+    factory.image("v", "p", 24)
+    factory.imsc1("empty", "p", 24, [], language="fr", klv=True)
+    spec = CplSpec("T", [Seg(image=[Res("v")], subtitles=[Res("empty")])])
+    _, composition = _composition(factory.package("p", [spec]))
+    (track,) = composition.timed_text
+    assert track_cues(track) == [] and track.language == "fr"
+
+
 # --- Bad packages -------------------------------------------------------------------------
 
 

@@ -1,11 +1,12 @@
 """IMSC1 timed text of a composition as WebVTT cues on the title's timeline.
 
-A timed text track file is an IMSC1 (TTML) document, bare or wrapped in KLV the way an
-MXF timed text track file (ST 2067-2 / ST 429-5) carries it: the first KLV value that is
-an XML document is taken. `ttconv` turns the IMSC1 into WebVTT, which
-`media.package.subtitles` reads into `Cue`s; each resource then contributes the cues of
-its window `[EntryPoint, EntryPoint + SourceDuration)`, clipped to it and moved to where
-the resource plays (once per repeat).
+A timed text track file is an IMSC1 (TTML) document, bare or in an MXF timed text track
+file (ST 2067-2 / ST 429-5), where it is the value of the timed text essence element
+(key 06.0e.2b.34.01.02.01.01.0d.01.03.01.17.01.0b.01, version byte ignored). `ttconv`
+turns the IMSC1 into WebVTT, which `media.package.subtitles` reads into `Cue`s (none for
+a document without text, such as an IMSC1 image profile one); each resource then
+contributes the cues of its window `[EntryPoint, EntryPoint + SourceDuration)`, clipped
+to it and moved to where the resource plays (once per repeat).
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ from media.package.subtitles import Cue, read_subtitles
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
+TIMED_TEXT_ELEMENT_KEY = bytes.fromhex("060e2b34010201010d01030117010b01")
+"""The KLV key of an MXF timed text essence element (ST 429-5), frame-wrapped."""
+
+
+def _is_timed_text_key(key: bytes) -> bool:
+    return key[:7] == TIMED_TEXT_ELEMENT_KEY[:7] and key[8:] == TIMED_TEXT_ELEMENT_KEY[8:]
+
+
 def timed_text_document(path: str) -> bytes:
-    """The IMSC1 XML of a timed text track file (bare XML or KLV-wrapped)."""
+    """The IMSC1 XML of a timed text track file (bare XML, or its MXF essence element)."""
     with open(path, "rb") as handle:
         data = handle.read(MAX_XML_BYTES + 1)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
@@ -39,11 +48,11 @@ def timed_text_document(path: str) -> bytes:
                 break
             length = int.from_bytes(data[position + 17:position + 17 + size], "big")
             header = 17 + size
-        value = data[position + header:position + header + length]
-        if value.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-            return value
+        if _is_timed_text_key(data[position:position + 16]):
+            return data[position + header:position + header + length]
         position += header + length
-    raise ImfMalformedXml(f"{path}: no IMSC1 document found in the timed text track file")
+    raise ImfMalformedXml(f"{path}: no timed text essence element (IMSC1 document) in the "
+                          "track file")
 
 
 def imsc1_cues(data: bytes, name: str) -> tuple[list[Cue], str]:
@@ -60,7 +69,10 @@ def imsc1_cues(data: bytes, name: str) -> tuple[list[Cue], str]:
     if model is None:
         raise ImfMalformedXml(f"{name}: not an IMSC1 (TTML) document")
     vtt = vtt_writer.from_model(model)
-    return read_subtitles(vtt.encode("utf-8"), name), root.get(_XML_LANG, "")
+    language = root.get(_XML_LANG, "")
+    if "-->" not in vtt:  # no text at all (image subtitles, or empty paragraphs)
+        return [], language
+    return read_subtitles(vtt.encode("utf-8"), name), language
 
 
 def track_cues(track: Track) -> list[Cue]:
