@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import shutil
 import time
@@ -295,6 +296,52 @@ def test_hash_file_streams_in_blocks(tmp_path):
     data = os.urandom(9 * 1024 * 1024 + 5)
     path.write_bytes(data)
     assert hash_file(str(path)) == base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+class MemoryStorage:
+    """An object store in a dict ('mem://bucket/...'), standing in for gs:// in tests."""
+
+    def __init__(self, objects: dict[str, bytes]):
+        self.objects = objects
+        self.opened: list[str] = []
+
+    def size(self, uri):
+        data = self.objects.get(uri)
+        return None if data is None else len(data)
+
+    def open(self, uri):
+        if uri not in self.objects:
+            raise FileNotFoundError(uri)
+        self.opened.append(uri)
+        return io.BytesIO(self.objects[uri])
+
+    def canonical(self, uri):
+        return uri
+
+
+def _upload(*folders) -> MemoryStorage:
+    objects = {}
+    for folder in folders:
+        for name in os.listdir(folder):
+            with open(os.path.join(folder, name), "rb") as handle:
+                objects[f"mem://bucket/{os.path.basename(folder)}/{name}"] = handle.read()
+    return MemoryStorage(objects)
+
+
+def test_a_package_in_an_object_store(imf):
+    """No local path: every read goes through the storage given (as gs:// would)."""
+    storage = _upload(os.path.join(imf.root, "pkg"), os.path.join(imf.root, "supp"))
+    package, titles = load_titles("mem://bucket/supp/", ["mem://bucket/pkg"], storage=storage)
+    (composition,) = titles
+    assert composition.image.spans[0].path == "mem://bucket/pkg/v1.mxf"
+    validate(package, composition)
+    assert "mem://bucket/supp/de.mxf" in storage.opened
+    package, titles = load_titles("mem://bucket/pkg", cpl_id=imf.main.id, storage=storage)
+    assert [c.text for c in track_cues(titles[0].timed_text[1], storage)] == ["Forced line."]
+    del storage.objects["mem://bucket/pkg/fr.mxf"]
+    assert missing_assets(package) == ["fr.mxf (absent)"]
+    with pytest.raises(errors.ImfMissingAsset, match=r"fr\.mxf"):
+        validate(package, titles[0], hashes=False)
 
 
 # --- Timed text ---------------------------------------------------------------------------

@@ -8,12 +8,12 @@ never make the pipeline read or write outside its own folder.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from dataclasses import dataclass
 
 from media.ingest.imf.errors import ImfMalformedXml, ImfUnsafePath
+from media.ingest.imf.storage import LOCAL, Storage, join, parent
 from media.ingest.imf.xml import child, children, local, read_xml, text, uuid_text
 
 ASSETMAP_NAMES = ("ASSETMAP.xml", "ASSETMAP")
@@ -25,7 +25,7 @@ class MappedAsset:
     id: str
     """'urn:uuid:…', lower case."""
     path: str
-    """Local path of the file (the package folder joined with the ASSETMAP's path)."""
+    """Where the file is (the package folder joined with the ASSETMAP's path)."""
     relative_path: str
     """The path as the ASSETMAP writes it."""
     packing_list: bool
@@ -40,17 +40,17 @@ class AssetMap:
 
     @property
     def folder(self) -> str:
-        return os.path.dirname(self.path)
+        return parent(self.path)
 
     def by_id(self) -> dict[str, MappedAsset]:
         return {asset.id: asset for asset in self.assets}
 
 
-def find_assetmap(folder: str) -> str | None:
+def find_assetmap(folder: str, storage: Storage = LOCAL) -> str | None:
     """The ASSETMAP file of a package folder, None when it has none."""
     for name in ASSETMAP_NAMES:
-        candidate = os.path.join(folder, name)
-        if os.path.isfile(candidate):
+        candidate = join(folder, name)
+        if storage.size(candidate) is not None:
             return candidate
     return None
 
@@ -70,12 +70,12 @@ def safe_relative_path(raw: str, where: str) -> str:
     return normal
 
 
-def read_assetmap(path: str) -> AssetMap:
+def read_assetmap(path: str, storage: Storage = LOCAL) -> AssetMap:
     """Parse an ASSETMAP file; paths are checked and joined to its folder."""
-    root = read_xml(path)
+    root = read_xml(path, storage)
     if local(root.tag) != "AssetMap":
         raise ImfMalformedXml(f"{path}: root element is <{local(root.tag)}>, not <AssetMap>")
-    folder = os.path.dirname(path)
+    folder = parent(path)
     asset_list = child(root, "AssetList")
     if asset_list is None:
         raise ImfMalformedXml(f"{path}: <AssetMap> has no <AssetList>")
@@ -92,7 +92,6 @@ def read_assetmap(path: str) -> AssetMap:
                                   "not supported")
         relative = safe_relative_path(text(chunk, "Path", where), where)
         packing = text(element, "PackingList", where, "false").lower() in ("true", "1")
-        assets.append(MappedAsset(asset_id, os.path.join(folder, *relative.split("/")),
-                                  relative, packing))
+        assets.append(MappedAsset(asset_id, join(folder, relative), relative, packing))
     map_id = uuid_text(text(root, "Id", path), path)
     return AssetMap(path, map_id, tuple(assets))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from media.ingest.imf.errors import ImfMalformedXml
+from media.ingest.imf.storage import LOCAL, Storage
 from media.ingest.imf.xml import (
     child,
     children,
@@ -131,8 +132,8 @@ def is_cpl(root: ET.Element) -> bool:
     return local(root.tag) == "CompositionPlaylist"
 
 
-def read_cpl(path: str) -> CompositionPlaylist:
-    return cpl_from_root(read_xml(path), path)
+def read_cpl(path: str, storage: Storage = LOCAL) -> CompositionPlaylist:
+    return cpl_from_root(read_xml(path, storage), path)
 
 
 def parse_cpl(data: bytes, path: str) -> CompositionPlaylist:

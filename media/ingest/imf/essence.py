@@ -17,6 +17,7 @@ import av
 from media.ingest.imf.composition import Composition, Track
 from media.ingest.imf.cpl import IMAGE
 from media.ingest.imf.errors import ImfEditRateMismatch, ImfError, ImfResourceOverrun
+from media.ingest.imf.storage import LOCAL, LocalStorage, Storage
 
 
 @dataclass(frozen=True)
@@ -34,20 +35,24 @@ class TrackFileFacts:
         return math.floor(self.duration_s * edit_rate + Fraction(1, 1000))
 
 
-def track_file_facts(path: str) -> TrackFileFacts:
+def track_file_facts(path: str, storage: Storage = LOCAL) -> TrackFileFacts:
+    """The essence's kind, codec, length and frame rate, from the header and index only
+    (a file object of another store is read by range)."""
     try:
-        with av.open(path) as container:
+        source = path if isinstance(storage, LocalStorage) else storage.open(path)
+        with av.open(source) as container:
             stream = next((s for s in container.streams if s.type in ("video", "audio")), None)
             if stream is None or stream.duration is None:
                 raise ImfError(f"{path}: no video or audio essence with a duration")
             duration = Fraction(stream.duration) * stream.time_base
             rate = Fraction(stream.guessed_rate) if stream.type == "video" else None
             return TrackFileFacts(path, stream.type, stream.codec_context.name, duration, rate)
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, OSError) as exc:
         raise ImfError(f"{path}: the track file cannot be read: {exc}") from None
 
 
-def check_track_files(composition: Composition) -> dict[str, TrackFileFacts]:
+def check_track_files(composition: Composition,
+                      storage: Storage = LOCAL) -> dict[str, TrackFileFacts]:
     """Each audio and image resource fits the track file it reads, at its frame rate.
     Timed text track files are checked when their cues are read. Returns the facts by path."""
     facts: dict[str, TrackFileFacts] = {}
@@ -55,7 +60,7 @@ def check_track_files(composition: Composition) -> dict[str, TrackFileFacts]:
     for track in tracks:
         for span in track.spans:
             if span.path not in facts:
-                facts[span.path] = track_file_facts(span.path)
+                facts[span.path] = track_file_facts(span.path, storage)
             fact = facts[span.path]
             if track.kind == IMAGE and fact.frame_rate and fact.frame_rate != span.edit_rate:
                 raise ImfEditRateMismatch(

@@ -7,15 +7,15 @@ files from. `compositions` composes one title per CPL, or the one CPL asked for.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from media.ingest.imf.assetmap import AssetMap, MappedAsset, find_assetmap, read_assetmap
 from media.ingest.imf.composition import Composition, compose
 from media.ingest.imf.cpl import CompositionPlaylist, cpl_from_root, is_cpl
 from media.ingest.imf.errors import ImfMissingAsset, ImfNoComposition
 from media.ingest.imf.pkl import PackingList, PklAsset, read_pkl
+from media.ingest.imf.storage import LOCAL, Storage, parent
 from media.ingest.imf.xml import read_xml
 
 _XML_TYPES = ("text/xml", "application/xml")
@@ -29,6 +29,8 @@ class ImfPackage:
     pkls: tuple[PackingList, ...]
     cpls: tuple[CompositionPlaylist, ...]
     """The CPLs of the package itself (or the one CPL file given)."""
+    storage: Storage = field(default=LOCAL, compare=False)
+    """Where its files are read from."""
 
     def asset(self, asset_id: str) -> MappedAsset | None:
         """The asset's entry in the first ASSETMAP that lists it."""
@@ -54,56 +56,55 @@ class ImfPackage:
         return [assetmap.path for assetmap in self.assetmaps]
 
 
-def _assetmap_path(source: str) -> str:
-    if os.path.isdir(source):
-        found = find_assetmap(source)
-        if found is None:
-            raise ImfMissingAsset(f"{source}: no ASSETMAP.xml in the package folder")
-        return found
-    if not os.path.isfile(source):
-        raise ImfMissingAsset(f"{source}: no such file or folder")
-    return source
+def _assetmap_path(source: str, storage: Storage) -> str:
+    """The ASSETMAP of `source`: the file itself, or the one in the folder it names."""
+    if storage.size(source) is not None:
+        return source
+    found = find_assetmap(source.rstrip("/"), storage)
+    if found is None:
+        raise ImfMissingAsset(f"{source}: no ASSETMAP.xml there (nor a file of that name)")
+    return found
 
 
-def open_package(source: str, other_assetmaps: Sequence[str] = ()) -> ImfPackage:
+def open_package(source: str, other_assetmaps: Sequence[str] = (),
+                 storage: Storage = LOCAL) -> ImfPackage:
     """Read the package at `source` (folder, ASSETMAP or CPL file) with the ASSETMAPs (or
     package folders) in `other_assetmaps` that its CPLs may draw track files from."""
     given_cpl = None
-    if os.path.isfile(source):
-        root = read_xml(source)
+    primary = _assetmap_path(source, storage)
+    if primary == source:
+        root = read_xml(source, storage)
         if is_cpl(root):
             given_cpl = cpl_from_root(root, source)
-            primary = find_assetmap(os.path.dirname(source))
+            primary = find_assetmap(parent(source), storage)
             if primary is None:
                 raise ImfMissingAsset(f"{source}: no ASSETMAP.xml beside the CPL")
-        else:
-            primary = source
-    else:
-        primary = _assetmap_path(source)
     paths = [primary]
     for other in other_assetmaps:
-        path = _assetmap_path(other)
-        if os.path.realpath(path) not in {os.path.realpath(p) for p in paths}:
+        path = _assetmap_path(other, storage)
+        if storage.canonical(path) not in {storage.canonical(p) for p in paths}:
             paths.append(path)
-    assetmaps = tuple(read_assetmap(path) for path in paths)
+    assetmaps = tuple(read_assetmap(path, storage) for path in paths)
     pkls = []
     for assetmap in assetmaps:
         for asset in assetmap.assets:
             if asset.packing_list:
-                if not os.path.isfile(asset.path):
+                if storage.size(asset.path) is None:
                     raise ImfMissingAsset(f"{assetmap.path}: packing list {asset.relative_path} "
                                           "is missing")
-                pkls.append(read_pkl(asset.path))
-    cpls = (given_cpl,) if given_cpl is not None else tuple(_package_cpls(assetmaps[0], pkls))
-    return ImfPackage(assetmaps, tuple(pkls), cpls)
+                pkls.append(read_pkl(asset.path, storage))
+    cpls = ((given_cpl,) if given_cpl is not None
+            else tuple(_package_cpls(assetmaps[0], pkls, storage)))
+    return ImfPackage(assetmaps, tuple(pkls), cpls, storage)
 
 
-def _package_cpls(assetmap: AssetMap, pkls: list[PackingList]) -> list[CompositionPlaylist]:
+def _package_cpls(assetmap: AssetMap, pkls: list[PackingList],
+                  storage: Storage) -> list[CompositionPlaylist]:
     """The CPLs among the XML assets of the package's own PKLs, in PKL order."""
     mapped = assetmap.by_id()
     found = []
     for pkl in pkls:
-        if os.path.dirname(pkl.path) != assetmap.folder:
+        if parent(pkl.path) != assetmap.folder:
             continue
         for entry in pkl.assets:
             asset = mapped.get(entry.id)
@@ -111,9 +112,9 @@ def _package_cpls(assetmap: AssetMap, pkls: list[PackingList]) -> list[Compositi
                 not entry.type and asset is not None and asset.path.endswith(".xml"))
             if asset is None or not xml_type:
                 continue
-            if not os.path.isfile(asset.path):
+            if storage.size(asset.path) is None:
                 raise ImfMissingAsset(f"{pkl.path}: XML asset {asset.relative_path} is missing")
-            root = read_xml(asset.path)
+            root = read_xml(asset.path, storage)
             if is_cpl(root):
                 found.append(cpl_from_root(root, asset.path))
     return found

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 from media.ingest.imf.errors import ImfMalformedXml
+from media.ingest.imf.storage import LOCAL, Storage
 from media.ingest.imf.xml import child, children, integer, local, read_xml, text, uuid_text
 
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
@@ -37,8 +38,8 @@ class PackingList:
         return {asset.id: asset for asset in self.assets}
 
 
-def read_pkl(path: str) -> PackingList:
-    root = read_xml(path)
+def read_pkl(path: str, storage: Storage = LOCAL) -> PackingList:
+    root = read_xml(path, storage)
     if local(root.tag) != "PackingList":
         raise ImfMalformedXml(f"{path}: root element is <{local(root.tag)}>, not <PackingList>")
     asset_list = child(root, "AssetList")
@@ -67,10 +68,10 @@ def read_pkl(path: str) -> PackingList:
     return PackingList(path, uuid_text(text(root, "Id", path), path), tuple(assets))
 
 
-def hash_file(path: str) -> str:
+def hash_file(path: str, storage: Storage = LOCAL) -> str:
     """Base64 SHA-1 of a file, read in 4 MiB blocks (memory stays flat whatever its size)."""
     digest = hashlib.sha1(usedforsecurity=False)
-    with open(path, "rb") as handle:
+    with storage.open(path) as handle:
         while block := handle.read(HASH_BLOCK_BYTES):
             digest.update(block)
     return base64.b64encode(digest.digest()).decode("ascii")

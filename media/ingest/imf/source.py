@@ -17,19 +17,20 @@ from media.core.types import AudioStreamInfo, SourceInfo
 from media.ingest.imf.composition import Composition
 from media.ingest.imf.essence import check_track_files
 from media.ingest.imf.package import ImfPackage, compositions, open_package
+from media.ingest.imf.storage import LOCAL, Storage
 from media.ingest.imf.validate import check_assets
 
 CONTAINER = "imf"
 
 
-def load_titles(source: str, other_assetmaps: Sequence[str] = (),
-                cpl_id: str = "") -> tuple[ImfPackage, list[Composition]]:
+def load_titles(source: str, other_assetmaps: Sequence[str] = (), cpl_id: str = "",
+                storage: Storage = LOCAL) -> tuple[ImfPackage, list[Composition]]:
     """The package and its checked titles (no hashing; see `validate.hash_tasks`)."""
-    package = open_package(source, other_assetmaps)
+    package = open_package(source, other_assetmaps, storage)
     titles = compositions(package, cpl_id)
     for composition in titles:
         check_assets(package, composition)
-        check_track_files(composition)
+        check_track_files(composition, package.storage)
     return package, titles
 
 
@@ -37,7 +38,8 @@ def ffmpeg_input_args(package: ImfPackage, composition: Composition,
                       start_s: Fraction | float | None = None) -> list[str]:
     """FFmpeg arguments that open the composed title (video stream 0, then one audio
     stream per MainAudioSequence); `start_s` seeks there first (frame-exact for intra-only
-    JPEG 2000 and ProRes). ASSETMAP paths must not contain commas (FFmpeg splits on them)."""
+    JPEG 2000 and ProRes). For a package on local disk (FFmpeg opens the files itself);
+    ASSETMAP paths must not contain commas (FFmpeg splits on them)."""
     seek = [] if start_s is None else ["-ss", f"{float(start_s):.6f}"]
     return [*seek, "-f", "imf", "-assetmaps", ",".join(package.assetmap_paths),
             "-i", composition.cpl.path]

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 from media.ingest.imf.composition import Track
 from media.ingest.imf.errors import ImfMalformedXml
+from media.ingest.imf.storage import LOCAL, Storage, read_head
 from media.ingest.imf.xml import MAX_XML_BYTES, parse_xml
 from media.package.subtitles import Cue, read_subtitles
 
@@ -31,10 +32,9 @@ def _is_timed_text_key(key: bytes) -> bool:
     return key[:7] == TIMED_TEXT_ELEMENT_KEY[:7] and key[8:] == TIMED_TEXT_ELEMENT_KEY[8:]
 
 
-def timed_text_document(path: str) -> bytes:
+def timed_text_document(path: str, storage: Storage = LOCAL) -> bytes:
     """The IMSC1 XML of a timed text track file (bare XML, or its MXF essence element)."""
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_XML_BYTES + 1)
+    data = read_head(storage, path, MAX_XML_BYTES + 1)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return data
     position = 0
@@ -75,13 +75,14 @@ def imsc1_cues(data: bytes, name: str) -> tuple[list[Cue], str]:
     return read_subtitles(vtt.encode("utf-8"), name), language
 
 
-def track_cues(track: Track) -> list[Cue]:
+def track_cues(track: Track, storage: Storage = LOCAL) -> list[Cue]:
     """The cues of a timed text track on the title's timeline, in time order."""
     documents: dict[str, list[Cue]] = {}
     out = []
     for span in track.spans:
         if span.path not in documents:
-            documents[span.path] = imsc1_cues(timed_text_document(span.path), span.path)[0]
+            documents[span.path] = imsc1_cues(timed_text_document(span.path, storage),
+                                              span.path)[0]
         window_start = Fraction(span.entry_point) / span.edit_rate
         window_end = window_start + span.repeat_s
         for repeat in range(span.repeat_count):
@@ -93,9 +94,10 @@ def track_cues(track: Track) -> list[Cue]:
     return sorted(out, key=lambda cue: (cue.start, cue.end))
 
 
-def track_language(track: Track) -> str:
+def track_language(track: Track, storage: Storage = LOCAL) -> str:
     """The track's language: the CPL's, else the first document's xml:lang, else 'und'."""
     if track.language != "und" or not track.spans:
         return track.language
-    _, language = imsc1_cues(timed_text_document(track.spans[0].path), track.spans[0].path)
+    path = track.spans[0].path
+    _, language = imsc1_cues(timed_text_document(path, storage), path)
     return language or "und"

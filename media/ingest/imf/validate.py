@@ -8,7 +8,7 @@ progress is complete (every asset a PKL lists present at its listed size).
 
 from __future__ import annotations
 
-import os
+import posixpath
 from dataclasses import dataclass
 
 from media.ingest.imf.composition import Composition
@@ -20,6 +20,7 @@ from media.ingest.imf.errors import (
 )
 from media.ingest.imf.package import ImfPackage
 from media.ingest.imf.pkl import hash_file
+from media.ingest.imf.storage import LOCAL, Storage, parent
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def _needed(package: ImfPackage, composition: Composition) -> list[HashTask]:
             if asset_id == composition.cpl.id:
                 continue
             raise ImfUnknownTrackFile(
-                f"track file {asset_id} ({os.path.basename(path)}) is in no PKL: its size "
+                f"track file {asset_id} ({posixpath.basename(path)}) is in no PKL: its size "
                 "and hash cannot be checked")
         tasks.append(HashTask(asset_id, path, entry.size, entry.hash_b64))
     return tasks
@@ -53,7 +54,7 @@ def check_assets(package: ImfPackage, composition: Composition) -> list[HashTask
     """Every file the composition needs is there at its PKL size; returns the hash tasks."""
     tasks = _needed(package, composition)
     for task in tasks:
-        _check_size(task)
+        _check_size(task, package.storage)
     return tasks
 
 
@@ -61,19 +62,18 @@ def hash_tasks(package: ImfPackage, composition: Composition) -> list[HashTask]:
     return check_assets(package, composition)
 
 
-def _check_size(task: HashTask) -> None:
-    try:
-        size = os.path.getsize(task.path)
-    except OSError:
-        raise ImfMissingAsset(f"asset {task.asset_id} ({task.path}) is missing") from None
+def _check_size(task: HashTask, storage: Storage) -> None:
+    size = storage.size(task.path)
+    if size is None:
+        raise ImfMissingAsset(f"asset {task.asset_id} ({task.path}) is missing")
     if size != task.size:
         raise ImfSizeMismatch(f"{task.path}: {size} bytes, the PKL lists {task.size}")
 
 
-def check_hash(task: HashTask) -> None:
+def check_hash(task: HashTask, storage: Storage = LOCAL) -> None:
     """Hash one file (streaming) and compare with its PKL hash."""
-    _check_size(task)
-    actual = hash_file(task.path)
+    _check_size(task, storage)
+    actual = hash_file(task.path, storage)
     if actual != task.hash_b64:
         raise ImfHashMismatch(f"{task.path}: SHA-1 {actual}, the PKL lists {task.hash_b64}")
 
@@ -84,19 +84,17 @@ def missing_assets(package: ImfPackage) -> list[str]:
     mapped = own.by_id()
     missing = []
     for pkl in package.pkls:
-        if os.path.dirname(pkl.path) != own.folder:
+        if parent(pkl.path) != own.folder:
             continue
         for entry in pkl.assets:
             asset = mapped.get(entry.id)
             if asset is None:
                 missing.append(f"{entry.id} (not in the ASSETMAP)")
                 continue
-            try:
-                size = os.path.getsize(asset.path)
-            except OSError:
+            size = package.storage.size(asset.path)
+            if size is None:
                 missing.append(f"{asset.relative_path} (absent)")
-                continue
-            if size != entry.size:
+            elif size != entry.size:
                 missing.append(f"{asset.relative_path} ({size} of {entry.size} bytes)")
     return missing
 
@@ -105,4 +103,4 @@ def validate(package: ImfPackage, composition: Composition, hashes: bool = True)
     """All checks in this process, one file at a time (tests and single-machine runs)."""
     for task in check_assets(package, composition):
         if hashes:
-            check_hash(task)
+            check_hash(task, package.storage)

@@ -14,7 +14,8 @@ from fractions import Fraction
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from media.ingest.imf.errors import ImfMalformedXml, ImfUnsafeXml
+from media.ingest.imf.errors import ImfMalformedXml, ImfMissingAsset, ImfUnsafeXml
+from media.ingest.imf.storage import LOCAL, Storage, read_head
 
 MAX_XML_BYTES = 32 * 1024 * 1024
 """Larger than any real CPL (a feature's is well under 1 MB); a bigger 'XML' is refused."""
@@ -33,15 +34,12 @@ def parse_xml(data: bytes, name: str) -> ET.Element:
         raise ImfMalformedXml(f"{name}: not well-formed XML: {exc}") from None
 
 
-def read_xml(path: str) -> ET.Element:
+def read_xml(path: str, storage: Storage = LOCAL) -> ET.Element:
     """`parse_xml` of a file, reading at most `MAX_XML_BYTES` + 1 bytes."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_XML_BYTES + 1)
+        data = read_head(storage, path, MAX_XML_BYTES + 1)
     except OSError as exc:
-        from media.ingest.imf.errors import ImfMissingAsset
-
-        raise ImfMissingAsset(f"{path}: cannot be read: {exc.strerror}") from None
+        raise ImfMissingAsset(f"{path}: cannot be read: {exc.strerror or exc}") from None
     return parse_xml(data, path)
 
 
