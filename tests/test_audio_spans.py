@@ -204,3 +204,29 @@ def test_the_pipeline_gathers_the_spans_into_one_track(sweep, tmp_path):
     assert [t.base_decode_ticks for t in timing] == [
         f * AAC_FRAME for f in segment_frames(DURATION_S, SEGMENT_S)[:-1]]
     assert abs(len(_decode(init + b"".join(segments))) - DURATION_S * SAMPLE_RATE_HZ) < AAC_FRAME
+
+
+@pytest.mark.parametrize("name, audio_delay_s, audio_s, sounds_s", [
+    ("short.mp4", 0.0, 3.0, (0.0, 3.0)),  # spans after its end: silence
+    ("late.mp4", 6.0, 4.0, (6.0, 10.0)),  # spans before its start: silence
+    ("long.mp4", 0.0, 14.0, (0.0, 10.0)),  # cut at the video's end
+])
+def test_audio_shorter_later_or_longer_than_the_video(tmp_path, name, audio_delay_s, audio_s,
+                                                      sounds_s):
+    path = str(tmp_path / name)
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", f"testsrc2=size=160x90:rate=25:duration={DURATION_S}",
+        "-itsoffset", str(audio_delay_s), "-f", "lavfi",
+        "-i", f"sine=frequency=440:sample_rate=48000:duration={audio_s}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", path))
+    info = inspect_source(path, path, "title")
+    encoded = encode_audio(path, info.audio[0].stream_index, float(info.duration_s),
+                           info.video_start_s - info.container_start_s, SEGMENT_S, 128,
+                           str(tmp_path), span_segments=1)
+    assert len(encoded.segments) == 5
+    assert sum(t.duration_ticks for t in encoded.timing) == DURATION_S * SAMPLE_RATE_HZ
+    samples = _decode(encoded.init + b"".join(encoded.segments))
+    loud = np.flatnonzero(np.abs(samples) > 0.05) / SAMPLE_RATE_HZ
+    # The priming frame hides the first 21 ms of audio that starts at 0.
+    assert loud[0] == pytest.approx(sounds_s[0], abs=AAC_FRAME / SAMPLE_RATE_HZ + 0.001)
+    assert loud[-1] == pytest.approx(sounds_s[1], abs=0.003)

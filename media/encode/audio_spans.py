@@ -128,31 +128,30 @@ def stage_audio(source: str | BinaryIO, stream_index: int, start_s: float, end_s
                 out_path: str, source_uri: str = "") -> StagedAudio:
     """Copy the audio packets that cover [start_s, end_s] of the container's timeline
     (which starts at 0, as FFmpeg shifts it) into a small local file, by stream copy.
-    Packets are rewritten to start at 0; `first_time_s` says where they were."""
+    Packets are rewritten to start at 0; `first_time_s` says where they were. No packet
+    (the audio ended before the span, or starts after it): `packets` is 0."""
     try:
         with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
             stream = container.streams[stream_index]
             origin = Fraction(container.start_time or 0, av.time_base)
-            for backoff in SEEK_BACKOFF_S:
+            for attempt, backoff in enumerate(SEEK_BACKOFF_S):
+                # The last try takes the first packet where it lands: audio starting late.
+                final = attempt == len(SEEK_BACKOFF_S) - 1 or start_s - backoff <= 0
                 staged = _copy_packets(container, stream, origin, start_s - backoff, start_s,
-                                       end_s, out_path)
+                                       end_s, out_path, final)
                 if staged is not None:
                     return staged
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise UnreadableSource(f"{source_uri}: cannot read {start_s:.3f}-{end_s:.3f} s of "
                                f"audio stream {stream_index}: {exc}") from exc
-    raise UnreadableSource(f"{source_uri}: no audio packet found at or before {start_s:.3f} s "
-                           f"of stream {stream_index}; the source's index may be damaged")
+    raise AssertionError("the last seek takes what it finds")
 
 
-def _copy_packets(container, stream, origin, seek_s, start_s, end_s, out_path):
+def _copy_packets(container, stream, origin, seek_s, start_s, end_s, out_path,
+                  final) -> StagedAudio | None:
     tb = stream.time_base
-    if seek_s > 0:
-        container.seek(math.floor((origin + Fraction(seek_s)) / tb), stream=stream,
-                       backward=True, any_frame=False)
-    else:
-        container.seek(math.floor((origin - 1) / tb), stream=stream, backward=True,
-                       any_frame=False)
+    target = origin + Fraction(seek_s) if seek_s > 0 else origin - 1
+    container.seek(math.floor(target / tb), stream=stream, backward=True, any_frame=False)
     end_pts = math.ceil((origin + Fraction(end_s)) / tb)
     first = None
     count = nbytes = 0
@@ -163,7 +162,7 @@ def _copy_packets(container, stream, origin, seek_s, start_s, end_s, out_path):
                 continue
             if first is None:
                 first = packet.pts
-                if seek_s > 0 and (first - origin / tb) * tb > start_s + 1e-6:
+                if not final and (first - origin / tb) * tb > start_s + 1e-6:
                     return None  # the index landed late: seek further back
             if packet.pts >= end_pts:
                 break
@@ -173,8 +172,8 @@ def _copy_packets(container, stream, origin, seek_s, start_s, end_s, out_path):
             out.mux(packet)
             count += 1
             nbytes += packet.size
-    if first is None:
-        return None
+    if count == 0:  # the audio ended before the span or starts after it: silence
+        return StagedAudio(out_path, Fraction(0), 0, 0)
     return StagedAudio(out_path, first * tb - origin, count, nbytes)
 
 
@@ -241,14 +240,17 @@ def _encode(staged: StagedAudio, in_start: int, in_end: int, bitrate_kbps: int,
     # The staged packets start at 0, which is container time `first_time_s`: the output
     # starts at in_start, trimming the samples before it or padding silence where the audio
     # starts later (exactly: min_comp under half a sample), and is padded to in_end.
-    first_pts = in_start - round(staged.first_time_s * SAMPLE_RATE_HZ)
+    first_pts = in_start - round(staged.first_time_s * SAMPLE_RATE_HZ) if staged.packets else 0
     length = in_end - in_start
     audio_filter = (
         f"aresample={SAMPLE_RATE_HZ}:async=1:min_comp=0.00001:first_pts={first_pts},"
         f"apad=whole_len={length},atrim=end_sample={length},asetpts=PTS-STARTPTS"
     )
+    # No packet in the span's reach: silence.
+    source = (["-i", staged.path] if staged.packets else
+              ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE_HZ}:cl=stereo"])
     ffmpeg.run(ffmpeg.ffmpeg_argv(
-        "-i", staged.path, "-map", "0:a:0", "-vn", "-sn", "-dn",
+        *source, "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-af", audio_filter, "-c:a", "aac", "-b:a", f"{bitrate_kbps}k", "-ac", "2",
         "-ar", str(SAMPLE_RATE_HZ),
         "-f", "hls", "-hls_time", "1000000", "-hls_playlist_type", "vod",
