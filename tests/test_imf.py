@@ -209,6 +209,19 @@ def test_ffmpeg_composes_the_cpl_duration_exactly(imf, tmp_path, which):
     assert len(streams[0]) == composition.frame_count == (48 if which == "main" else 24)
     for index in range(1, 1 + len(composition.audio)):  # 48 kHz samples
         assert sum(streams[index]) == composition.frame_count * 2000
+    # FFmpeg's audio streams come in the CPL's order, as our tracks do.
+    for number, track in enumerate(composition.audio):
+        composed = _packet_md5(tmp_path, f"0:a:{number}", "-f", "imf", "-i",
+                               cpl_path(folder, spec))
+        assert composed[:3] == _packet_md5(tmp_path, "0:a:0", "-i", track.spans[0].path)[:3]
+
+
+def _packet_md5(tmp_path, stream: str, *input_args) -> list[str]:
+    out = str(tmp_path / "packets.txt")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*input_args, "-map", stream, "-c", "copy", "-f", "framemd5",
+                                  out))
+    with open(out) as handle:
+        return [line.rsplit(",", 1)[1].strip() for line in handle if not line.startswith("#")]
 
 
 def test_ffmpeg_composes_a_supplemental_package_with_both_assetmaps(imf, tmp_path):
@@ -262,6 +275,16 @@ def test_one_title_per_cpl_or_the_chosen_one(imf):
     with pytest.raises(errors.ImfNoComposition) as caught:
         compositions(package, "urn:uuid:00000000-0000-0000-0000-000000000000")
     assert imf.main.id in str(caught.value) and imf.prores.id in str(caught.value)
+
+
+def test_two_cpls_of_one_title_and_version_get_two_title_ids(tmp_path):
+    factory = ImfFactory(str(tmp_path))
+    factory.image("v", "p", 24)
+    first, second = (CplSpec("Same", [Seg(image=[Res("v", duration=n)])]) for n in (24, 12))
+    package = open_package(factory.package("p", [first, second]))
+    ids = {c.cpl.id: c.title_id for c in compositions(package)}
+    assert ids == {first.id: f"Same-v1-{first.id[9:17]}", second.id: f"Same-v1-{second.id[9:17]}"}
+    assert compositions(package, second.id)[0].title_id == ids[second.id]
 
 
 def test_a_cpl_file_given_directly_is_the_only_title(imf):

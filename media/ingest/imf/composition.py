@@ -132,6 +132,8 @@ class Composition:
     markers: tuple[TitleMarker, ...]
     frame_count: int
     """Title duration in frames of the CPL's edit rate (the image track's length)."""
+    title_id: str = ""
+    """`cpl_title_id`; made unique among a package's titles by `package.compositions`."""
 
     @property
     def edit_rate(self) -> Fraction:
@@ -140,10 +142,6 @@ class Composition:
     @property
     def duration_s(self) -> Fraction:
         return self.frame_count / self.edit_rate
-
-    @property
-    def title_id(self) -> str:
-        return cpl_title_id(self.cpl)
 
     def image_reads(self, first_frame: int, frame_count: int) -> list[Read]:
         """The image track file ranges of title frames `[first_frame, first_frame + count)`."""
@@ -222,6 +220,7 @@ def compose(cpl: CompositionPlaylist, resolve: Callable[[str], str | None]) -> C
         timed_text=tuple(track for key, track in built.items() if key[0] in TIMED_TEXT),
         markers=tuple(sorted(markers, key=lambda m: (m.frame, m.label))),
         frame_count=int(frame_count),
+        title_id=cpl_title_id(cpl),
     )
 
 

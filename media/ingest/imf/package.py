@@ -7,11 +7,13 @@ files from. `compositions` composes one title per CPL, or the one CPL asked for.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from media.ingest.imf.assetmap import AssetMap, MappedAsset, find_assetmap, read_assetmap
-from media.ingest.imf.composition import Composition, compose
+from media.ingest.imf.composition import Composition, compose, cpl_title_id
 from media.ingest.imf.cpl import CompositionPlaylist, cpl_from_root, is_cpl
 from media.ingest.imf.errors import ImfMissingAsset, ImfNoComposition
 from media.ingest.imf.pkl import PackingList, PklAsset, read_pkl
@@ -122,7 +124,8 @@ def _package_cpls(assetmap: AssetMap, pkls: list[PackingList],
 
 def compositions(package: ImfPackage, cpl_id: str = "") -> list[Composition]:
     """One composed title per CPL of the package, or only the CPL whose id is `cpl_id`
-    ('urn:uuid:…' or the bare UUID)."""
+    ('urn:uuid:…' or the bare UUID). Title ids are unique within the package (the
+    same whether one CPL or all are asked for)."""
     if not package.cpls:
         raise ImfNoComposition(f"{package.assetmaps[0].path}: the package holds no CPL")
     chosen = package.cpls
@@ -133,4 +136,13 @@ def compositions(package: ImfPackage, cpl_id: str = "") -> list[Composition]:
         if not chosen:
             listed = ", ".join(f"{cpl.id} ({cpl.content_title})" for cpl in package.cpls)
             raise ImfNoComposition(f"CPL {cpl_id} is not in the package; it has: {listed}")
-    return [compose(cpl, package.path_of) for cpl in chosen]
+    # Two CPLs with one ContentTitle and one version label still make two titles.
+    counts = Counter(cpl_title_id(cpl) for cpl in package.cpls)
+    titles = []
+    for cpl in chosen:
+        title = compose(cpl, package.path_of)
+        if counts[title.title_id] > 1:
+            unique = f"{title.title_id}-{cpl.id.removeprefix('urn:uuid:')[:8]}"
+            title = dataclasses.replace(title, title_id=unique)
+        titles.append(title)
+    return titles
