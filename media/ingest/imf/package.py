@@ -53,6 +53,11 @@ class ImfPackage:
                     return asset
         return None
 
+    def own_pkls(self) -> list[PackingList]:
+        """The PKLs the package's own ASSETMAP lists (not those of packages it draws on)."""
+        own = {asset.path for asset in self.assetmaps[0].assets if asset.packing_list}
+        return [pkl for pkl in self.pkls if pkl.path in own]
+
     @property
     def assetmap_paths(self) -> list[str]:
         return [assetmap.path for assetmap in self.assetmaps]
@@ -95,19 +100,17 @@ def open_package(source: str, other_assetmaps: Sequence[str] = (),
                     raise ImfMissingAsset(f"{assetmap.path}: packing list {asset.relative_path} "
                                           "is missing")
                 pkls.append(read_pkl(asset.path, storage))
-    cpls = ((given_cpl,) if given_cpl is not None
-            else tuple(_package_cpls(assetmaps[0], pkls, storage)))
-    return ImfPackage(assetmaps, tuple(pkls), cpls, storage)
+    package = ImfPackage(assetmaps, tuple(pkls), (), storage)
+    cpls = (given_cpl,) if given_cpl is not None else tuple(_package_cpls(package))
+    return dataclasses.replace(package, cpls=cpls)
 
 
-def _package_cpls(assetmap: AssetMap, pkls: list[PackingList],
-                  storage: Storage) -> list[CompositionPlaylist]:
+def _package_cpls(package: ImfPackage) -> list[CompositionPlaylist]:
     """The CPLs among the XML assets of the package's own PKLs, in PKL order."""
-    mapped = assetmap.by_id()
+    mapped = package.assetmaps[0].by_id()
+    storage = package.storage
     found = []
-    for pkl in pkls:
-        if parent(pkl.path) != assetmap.folder:
-            continue
+    for pkl in package.own_pkls():
         for entry in pkl.assets:
             asset = mapped.get(entry.id)
             xml_type = entry.type.lower() in _XML_TYPES or (

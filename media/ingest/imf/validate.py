@@ -20,7 +20,7 @@ from media.ingest.imf.errors import (
 )
 from media.ingest.imf.package import ImfPackage
 from media.ingest.imf.pkl import hash_file
-from media.ingest.imf.storage import LOCAL, Storage, parent
+from media.ingest.imf.storage import LOCAL, Storage
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,9 @@ def check_hash(task: HashTask, storage: Storage = LOCAL) -> None:
 
 def missing_assets(package: ImfPackage) -> list[str]:
     """'relative path (why)' for each asset of the package's own PKLs not yet complete."""
-    own = package.assetmaps[0]
-    mapped = own.by_id()
+    mapped = package.assetmaps[0].by_id()
     missing = []
-    for pkl in package.pkls:
-        if parent(pkl.path) != own.folder:
-            continue
+    for pkl in package.own_pkls():
         for entry in pkl.assets:
             asset = mapped.get(entry.id)
             if asset is None:
