@@ -495,6 +495,13 @@ def test_sample_rate_audio_may_end_within_a_frame_of_the_picture(tmp_path):
     assert (read.first, read.count, read.edit_rate) == (0, 11211, 48000)
 
 
+def test_an_audio_track_missing_from_a_segment(tmp_path):
+    message = _cpl_error(tmp_path, lambda: CplSpec("T", [
+        Seg(image=[Res("v", duration=12)], audio=[[Res("a", duration=12)]]),
+        Seg(image=[Res("v", entry=12)])]), errors.ImfMalformedXml)
+    assert "in 1 of the CPL's 2 segments" in message
+
+
 def test_empty_cpl(tmp_path):
     _cpl_error(tmp_path, lambda: CplSpec("T", []), errors.ImfEmptyComposition)
 

@@ -169,6 +169,7 @@ def compose(cpl: CompositionPlaylist, resolve: Callable[[str], str | None]) -> C
     order: list[tuple[str, str]] = []
     encodings: dict[tuple[str, str], str] = {}
     markers: list[TitleMarker] = []
+    present: dict[tuple[str, str], int] = {}
     position = Fraction(0)
     for number, segment in enumerate(cpl.segments, 1):
         where = f"{cpl.path}: segment {number}"
@@ -193,6 +194,7 @@ def compose(cpl: CompositionPlaylist, resolve: Callable[[str], str | None]) -> C
                     f"{where}: {sequence.kind} {sequence.track_id} lasts {float(seconds):.6f} s, "
                     f"its MainImageSequence {float(length):.6f} s")
             key = (sequence.kind, sequence.track_id)
+            present[key] = present.get(key, 0) + 1
             if key not in tracks:
                 tracks[key] = []
                 order.append(key)
@@ -209,6 +211,12 @@ def compose(cpl: CompositionPlaylist, resolve: Callable[[str], str | None]) -> C
                 encodings.setdefault(key, resource.source_encoding)
                 at += resource.duration / resource.edit_rate
         position += length
+    for key, count in present.items():
+        if key[0] == AUDIO and count != len(cpl.segments):
+            raise ImfMalformedXml(
+                f"{cpl.path}: audio track {key[1]} is in {count} of the CPL's "
+                f"{len(cpl.segments)} segments; every segment needs a MainAudioSequence "
+                "for each audio track")
     frame_count = position * cpl.edit_rate
     if frame_count == 0:
         raise ImfEmptyComposition(f"{cpl.path}: the CPL's image sequences last 0 frames")
