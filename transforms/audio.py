@@ -45,7 +45,7 @@ class AudioSpanResult:
     span_index: int
     span_count: int
     segments: tuple[Segment, ...]
-    bytes_read: int
+    packet_bytes: int
     """Bytes of the source's audio packets the span copied."""
     init_uri: str = ""
     codecs: str = ""
@@ -71,10 +71,10 @@ class _EncodeSpanFn(beam.DoFn):
                 task.title_id, task.source.source_uri, f"audio ({task.track_id})", exc))
             return
         _SPANS_ENCODED.inc()
-        _PACKET_BYTES.inc(result.bytes_read)
+        _PACKET_BYTES.inc(result.packet_bytes)
         log.info("%s: audio %s: span %d/%d: segments %d-%d, %d bytes of audio packets read",
                  task.title_id, task.track_id, task.span_index + 1, task.span_count,
-                 task.first_segment + 1, task.end_segment, result.bytes_read)
+                 task.first_segment + 1, task.end_segment, result.packet_bytes)
         key = (task.title_id, task.source.generation, task.track_id)
         yield key, Part(task.span_index, task.span_count, result)
 
@@ -103,7 +103,7 @@ class _EncodeSpanFn(beam.DoFn):
         if first:
             _storage.write_bytes(naming.join(root, init_rel), encoded.init)
         return AudioSpanResult(
-            task.span_index, task.span_count, tuple(written), encoded.bytes_read,
+            task.span_index, task.span_count, tuple(written), encoded.packet_bytes,
             init_uri=init_rel, codecs=codecs_string(encoded.init_info) if first else "",
             timescale=encoded.init_info.timescale, task=task if first else None)
 
@@ -142,7 +142,7 @@ class _TrackFn(beam.DoFn):
             return
         log.info("%s: audio %s: %d segments from %d span(s), %d bytes of audio packets read",
                  task.title_id, task.track_id, len(track.segments), len(spans),
-                 sum(span.bytes_read for span in spans))
+                 sum(span.packet_bytes for span in spans))
         yield task.source.version_key, track
 
 

@@ -43,7 +43,7 @@ class AudioSegments:
     init_info: InitInfo
     segments: list[bytes]
     timing: list[FragmentInfo]
-    bytes_read: int = 0
+    packet_bytes: int = 0
     """Bytes of source packets the spans copied (each span its own range)."""
 
 
@@ -61,5 +61,5 @@ def encode_audio(source: str | BinaryIO, stream_index: int, duration_s: float,
             init, info = encoded.init, encoded.init_info
         segments += encoded.segments
         timing += encoded.timing
-        read += encoded.bytes_read
+        read += encoded.packet_bytes
     return AudioSegments(init, info, segments, timing, read)

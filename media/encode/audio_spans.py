@@ -185,7 +185,8 @@ class SpanSegments:
     init_info: InitInfo
     segments: list[bytes]
     timing: list[FragmentInfo]
-    bytes_read: int
+    packet_bytes: int
+    """Bytes of the source's audio packets the span copied."""
 
 
 def encode_span(source: str | BinaryIO, stream_index: int, span: AudioSpan,
@@ -204,7 +205,7 @@ def encode_span(source: str | BinaryIO, stream_index: int, span: AudioSpan,
     # frame start_frame - preroll + k of the track (packet 0 is the priming).
     in_start = offset + AAC_FRAME * (span.start_frame - preroll + 1)
     in_end = offset + total_samples(duration_s)
-    if not last:  # a frame of look-ahead past the span, for the MDCT of its last frame
+    if not last:  # frames of look-ahead past the span, for the MDCT of its last frame
         in_end = min(in_end, offset + AAC_FRAME * (span.end_frame + 3))
     work = os.path.join(scratch, f"audio-span{span.index}")
     os.makedirs(work, exist_ok=True)
@@ -225,7 +226,7 @@ def encode_span(source: str | BinaryIO, stream_index: int, span: AudioSpan,
         a, b = bounds[number] - span.start_frame, bounds[number + 1] - span.start_frame
         segments.append(fragment(number + 1, info.track_id, bounds[number] * AAC_FRAME,
                                  packets[a:b], durations[a:b]))
-    if not segments or not segments[-1]:
+    if not segments:
         raise MediaError("the audio encoder wrote no segments")
     return SpanSegments(init, info, segments, [read_fragment(s, info) for s in segments],
                         staged.bytes_copied)
