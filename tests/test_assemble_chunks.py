@@ -14,6 +14,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import pytest
 from apache_beam import pvalue
 
@@ -23,6 +24,7 @@ from media.core.types import ChunkResult, ChunkTask, EncodeSettings, Rendition, 
 from media.encode.encoded import slim_result
 from media.inspect.probe import inspect_source
 from media.package.assemble import check_track_records, segment_chunk
+from media.package.boxes import iter_boxes
 from media.package.cmaf import sample_entry_key
 from media.package.isobmff import read_fragment, read_init
 from media.plan.chunking import grid_chunks, segment_grid
@@ -123,6 +125,11 @@ def test_x264_chunks_need_stitchable_to_share_their_parameter_sets(tmp_path):
             cut = segment_chunk(str(out), 0, 50, 25, Fraction(25), str(tmp_path))
             keys[stitchable, crf] = cut.init_key
             assert cut.init_key == sample_entry_key(cut.init)
+            # stream copy: the segments' media data are the encode's frames, byte for byte
+            with av.open(str(out)) as container:
+                frames = b"".join(bytes(p) for p in container.demux(video=0) if p.size)
+            assert b"".join(seg[box.payload_start:box.end] for seg in cut.segments
+                            for box in iter_boxes(seg) if box.type == "mdat") == frames
     assert keys[0, 18] != keys[0, 30]
     assert keys[1, 18] == keys[1, 30]
 

@@ -19,7 +19,7 @@ import pytest
 
 from media.core import ffmpeg
 from media.core.errors import MediaError
-from media.package.assemble import check_grid, concat_script
+from media.package.assemble import check_grid
 from media.package.boxes import find_all, iter_boxes
 from media.package.cmaf import STYP, split_fragmented_file, split_fragmented_mp4
 from media.package.isobmff import FragmentInfo, read_fragment, read_init
@@ -160,27 +160,6 @@ def test_an_empty_file_is_not_an_mp4(tmp_path):
 
 
 # --- media.package.assemble -------------------------------------------------------------------
-
-
-def test_concat_script_quotes_paths_and_writes_exact_durations():
-    script = concat_script(
-        ["/w/chunk-00000.mp4", "/w/it's here/chunk-00001.mp4", "/w/a b/c.mp4"],
-        [Fraction(4), Fraction(120 * 1001, 30000), Fraction(1, 3)],
-    )
-    assert script == (
-        "ffconcat version 1.0\n"
-        "file '/w/chunk-00000.mp4'\n"
-        "duration 4.000000000\n"
-        "file '/w/it'\\''s here/chunk-00001.mp4'\n"
-        "duration 4.004000000\n"
-        "file '/w/a b/c.mp4'\n"
-        "duration 0.333333333\n"
-    )
-
-
-def test_concat_script_needs_a_duration_per_chunk():
-    with pytest.raises(ValueError):
-        concat_script(["/a.mp4", "/b.mp4"], [Fraction(4)])
 
 
 def frag(start_ticks: int, sync: bool = True, samples: int = SEGMENT_FRAMES) -> FragmentInfo:

@@ -5,9 +5,12 @@ chunk, `ChunkGroup`) over workers instead of fusing them with the fan-out. A gro
 only its chunk's span of the source, makes the first encode of every rendition in one
 FFmpeg process (one decode; it also keeps the chunk's VMAF reference frames, which every
 libvmaf scoring of the chunk reads), then scores, gates and stores each rendition: the
-chunk, its VMAF log and a record of the finished work. A lone `ChunkTask` is encoded on its own. A
-task whose record exists (same settings, and its chunk there with the recorded size) is
-not encoded again: re-running resumes (invariant 6).
+kept encode cut into its final CMAF media segments, written under their published names
+(`media.package.assemble.segment_chunk`), its init segment in the work area, its VMAF
+log and a record of the finished work. A lone `ChunkTask` is encoded on its own. A task
+whose record exists (same settings, and its init segment and every media segment there
+at the recorded sizes) is not encoded again: re-running resumes (invariant 6). Results
+are slim records (`media.encode.encoded.slim_result`).
 
 A try that fails for a reason another try may not meet (the FFmpeg process killed by a
 signal, an OSError from storage, an encoded chunk that fails its frame-count check:
@@ -16,7 +19,8 @@ signal, an OSError from storage, an encoded chunk that fails its frame-count che
 then, or at once for any other `MediaError` (a source FFmpeg cannot read fails the same
 way every time), the title goes to the dead letter with the cause. A task yields one
 result or one dead letter, never both and never two: the chunk and its record are
-written under fixed names, so a retry overwrites what a failed try left. Tries that
+written under fixed names, so a retry overwrites what a failed try left (only the
+kept encode of the quality gate writes segments). Tries that
 failed are listed in the result (`retries`) and in report.json.
 """
 

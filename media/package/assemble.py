@@ -6,11 +6,9 @@ timeline), so assembling a rendition reads only its chunks' records
 (`check_track_records`). The chunks' init segments must agree (`init_key`); x264 makes
 them agree with `stitchable` (see `media.encode.encoders`).
 
-`assemble_video`, the older path, joins whole encoded chunks with FFmpeg's concat
-demuxer, by stream copy, into one fragmented MP4 with a fragment at each IDR frame, which
-`media.package.cmaf` cuts into an init segment and one media segment per grid segment.
-Either result is checked against the grid: as many segments as planned, each starting
-with a sync sample at the planned time.
+A chunk's segments are checked against the grid where they are cut (`check_grid`: as
+many segments as planned, each starting with a sync sample at the planned time), and the
+track's segment records again where the rendition is assembled.
 """
 
 from __future__ import annotations
@@ -26,10 +24,9 @@ from media.core.types import Segment
 from media.package.cmaf import (
     placed_segment,
     sample_entry_key,
-    split_fragmented_file,
     split_fragmented_mp4,
 )
-from media.package.isobmff import FragmentInfo, InitInfo, read_fragment, read_init
+from media.package.isobmff import FragmentInfo, read_fragment, read_init
 
 FRAGMENTED_FLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf"
 
@@ -47,52 +44,6 @@ class ChunkSegments:
     timing: list[FragmentInfo]
     first_number: int
     """Number of the chunk's first segment in its track (1-based)."""
-
-
-@dataclass(frozen=True)
-class AssembledTrack:
-    """A rendition cut into CMAF segments. Its segments are read one at a time from the
-    joined file in `scratch`, which must outlive their use."""
-
-    init: bytes
-    init_info: InitInfo
-    segments: Sequence[bytes]
-    timing: list[FragmentInfo]
-
-
-def concat_script(chunk_paths: Sequence[str], durations_s: Sequence[Fraction]) -> str:
-    """An ffconcat script; exact durations keep each chunk's offset on the frame grid."""
-    lines = ["ffconcat version 1.0"]
-    for path, duration in zip(chunk_paths, durations_s, strict=True):
-        lines.append(f"file {_quote(path)}")
-        lines.append(f"duration {float(duration):.9f}")
-    return "\n".join(lines) + "\n"
-
-
-def _quote(path: str) -> str:
-    return "'" + path.replace("'", "'\\''") + "'"
-
-
-def concat_argv(script_path: str, out_path: str) -> list[str]:
-    return ["-f", "concat", "-safe", "0", "-i", script_path, "-map", "0:v:0", "-c", "copy",
-            "-f", "mp4", "-movflags", FRAGMENTED_FLAGS, out_path]
-
-
-def assemble_video(chunk_paths: Sequence[str], durations_s: Sequence[Fraction],
-                   segment_frames: int, frame_rate: Fraction, scratch: str,
-                   timeout_s: float | None = None) -> AssembledTrack:
-    """Join chunks into CMAF segments of `segment_frames` frames each (the last may be short)."""
-    script = os.path.join(scratch, "chunks.ffconcat")
-    with open(script, "w", encoding="utf-8") as handle:
-        handle.write(concat_script(chunk_paths, durations_s))
-    joined = os.path.join(scratch, "joined.mp4")
-    ffmpeg.run(ffmpeg.ffmpeg_argv(*concat_argv(script, joined)), timeout_s=timeout_s)
-    split = split_fragmented_file(joined)
-    init = read_init(split.init)
-    timing = [read_fragment(seg, init) for seg in split.segments]
-    check_grid(timing, init.timescale, segment_frames, frame_rate,
-               total_frames=round(sum(durations_s) * frame_rate))
-    return AssembledTrack(split.init, init, split.segments, timing)
 
 
 def fragment_argv(chunk_path: str, out_path: str) -> list[str]:
