@@ -81,6 +81,8 @@ def head_summary(source: str | BinaryIO, path: str = "") -> StreamSummary:
     Raises as `summarize` does."""
     path = path or (source if isinstance(source, str) else "")
     try:
+        if not isinstance(source, str):
+            source.seek(0)  # a handle another read left elsewhere
         container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise UnreadableSource(f"cannot open {path} as media: {exc}") from exc
@@ -106,7 +108,9 @@ def head_summary(source: str | BinaryIO, path: str = "") -> StreamSummary:
 
 
 def _declared_rate(video) -> Fraction | None:
-    for rate in (video.average_rate, video.guessed_rate, video.base_rate):
+    """The stream's base rate (its timestamps' step), else its average: gaps in a
+    constant-rate stream lower the average, not the step."""
+    for rate in (video.base_rate, video.average_rate, video.guessed_rate):
         if rate and 0 < rate <= 240:
             return Fraction(rate.numerator, rate.denominator).limit_denominator(1001)
     return None

@@ -235,6 +235,8 @@ def _read_span(source, span: Span, out_base: str, uri: str
     the keyframe before it to its read end) in a local file: (result with the packets,
     the file or None when the span holds no video, source audio index -> local index)."""
     try:
+        if not isinstance(source, str):
+            source.seek(0)  # a handle another read left elsewhere
         with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
             video = _first_video_stream(container, uri)
             codec = video.codec_context.codec.canonical_name

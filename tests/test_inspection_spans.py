@@ -1,0 +1,266 @@
+"""Inspection over spans: each span read by range and checked alone, the span results
+merged into one verdict, which must be the whole-file verdict (`inspect_file`).
+
+Clips are a few seconds of 320x240 with a keyframe every second (`_make` of
+tests/test_inspection.py); spans are forced to 1.5 s, so every clip has 3 or 4 spans
+and every stretch, gap and damaged frame below lies across or beside a span join.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from media.core.types import IngestEvent
+from media.inspect import FATAL, WARNING, inspect_file, summarize
+from media.inspect.demux import head_summary
+from media.inspect.spans import (
+    inspect_by_spans,
+    inspect_span,
+    merged_summary,
+    span_plan,
+)
+from tests.test_inspection import _cut, _damage, _make
+from transforms.dead_letter import DEAD_LETTER
+from transforms.inspect import Inspect, inspect_video
+
+SPAN_S = 1.5
+"""Forced span length: 25 fps clips with a keyframe each second."""
+FRAME_S = 0.04
+"""One frame at 25 fps: how far a stretch's times may move."""
+COMPLEXITY_TOLERANCE = 0.08
+"""Each complexity bin within 8 % of the whole decode's: the keyframes are on the same
+grid, but the analysis encode of each span starts afresh, and its first bin costs up to
+6 % more than the same bin mid-stream."""
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spans")
+    made: dict[str, str] = {}
+
+    def clip(name: str) -> str:
+        if name not in made:
+            made[name] = _MAKERS[name](str(root / name))
+        return made[name]
+
+    return clip
+
+
+def _gaps(path: str) -> str:
+    # Timestamps jump 0.2 s after frame 49 (the last of the second keyframe's group:
+    # a span join) and again 0.2 s after frame 59 (inside a span).
+    return _make(path + ".mp4", seconds=5,
+                 vf="setpts='PTS+(gte(N,50)+gte(N,60))*0.2/TB'",
+                 video_opts=("-fps_mode", "passthrough"))
+
+
+_MAKERS = {
+    "clean": lambda p: _make(p + ".mp4", seconds=5),
+    # Black from the start to 2.5 s: across the first span join (at the 1 s keyframe).
+    "black_intro": lambda p: _make(
+        p + ".mp4", seconds=5, vf="drawbox=enable='lt(t,2.5)':color=black:t=fill"),
+    "frozen": lambda p: _make(
+        p + ".mp4", seconds=5, vf="loop=loop=75:size=1:start=60,trim=duration=5"),
+    "silence": lambda p: _make(
+        p + ".mp4", seconds=5, af="volume=enable='between(t,1,3.5)':volume=0"),
+    "gaps": _gaps,
+    "long": lambda p: _make(p + ".mp4", seconds=40),
+}
+
+
+def _damaged_tail(media, tmp_path) -> str:
+    return _damage(media("clean"), str(tmp_path / "damaged_tail.mp4"), [110, 115, 120])
+
+
+def _both(path: str, analyse: bool = False):
+    whole = inspect_file(path, analyse=analyse)
+    spans = inspect_by_spans(path, span_s=SPAN_S, analyse=analyse)
+    return whole, spans
+
+
+def _same_verdict(whole, spans) -> None:
+    """The same findings (codes, severities, order; times within a frame) and facts."""
+    (wf, wfacts), (sf, sfacts) = whole, spans
+    assert [(f.severity, f.code) for f in sf] == [(f.severity, f.code) for f in wf]
+    for a, b in zip(wf, sf, strict=True):
+        for x, y in ((a.start_s, b.start_s), (a.end_s, b.end_s)):
+            assert (x is None) == (y is None)
+            if x is not None:
+                assert y == pytest.approx(x, abs=FRAME_S + 1e-6), (a, b)
+    plain = {"complexity_bins": (), "complexity_bin_frames": 0}
+    assert dataclasses.replace(sfacts, **plain) == dataclasses.replace(wfacts, **plain)
+
+
+def test_spans_are_planned_on_half_frames_and_a_short_clip_is_one(media):
+    head = head_summary(media("clean"))
+    plan = span_plan(head, SPAN_S)
+    assert [s.index for s in plan.spans] == [0, 1, 2, 3]
+    assert plan.spans[0].start_s is None and plan.spans[-1].end_s is None
+    bounds = [s.end_s for s in plan.spans[:-1]]
+    assert bounds == pytest.approx([1.5, 2.98, 4.46])  # 37.5, 74.5 and 111.5 frames
+    assert len(span_plan(head).spans) == 1  # 5 s at the default span length
+
+
+def test_a_clean_clip_has_the_whole_file_verdict_and_every_frame(media):
+    path = media("clean")
+    whole, spans = _both(path, analyse=True)
+    _same_verdict(whole, spans)
+    head = head_summary(path)
+    plan = span_plan(head, SPAN_S)
+    results = [inspect_span(path, span, head, plan) for span in plan.spans]
+    assert sum(r.frames for r in results) == 125
+    assert merged_summary(head, results).video_pts == summarize(path).video_pts
+    assert [len(r.video_pts) for r in results] == [25, 25, 50, 25]  # whole groups of pictures
+
+
+def test_complexity_is_measured_on_the_whole_decodes_bins(media):
+    (_, whole), (_, spans) = _both(media("clean"), analyse=True)
+    assert spans.complexity_bin_frames == whole.complexity_bin_frames == 25
+    assert len(spans.complexity_bins) == len(whole.complexity_bins) == 5
+    for a, b in zip(whole.complexity_bins, spans.complexity_bins, strict=True):
+        assert b == pytest.approx(a, rel=COMPLEXITY_TOLERANCE)
+
+
+def test_a_black_intro_across_a_span_join_is_one_stretch(media):
+    whole, spans = _both(media("black_intro"))
+    _same_verdict(whole, spans)
+    black = [f for f in spans[0] if f.code == "black"]
+    assert len(black) == 1 and black[0].severity == WARNING
+    assert black[0].start_s == pytest.approx(0.0, abs=FRAME_S)
+    assert black[0].end_s == pytest.approx(2.5, abs=FRAME_S)
+
+
+def test_a_frozen_stretch_to_the_end_is_found_over_spans(media):
+    whole, spans = _both(media("frozen"))
+    _same_verdict(whole, spans)
+    frozen = [f for f in spans[0] if f.code == "frozen"]
+    assert len(frozen) == 1 and frozen[0].end_s == pytest.approx(5.0, abs=FRAME_S)
+
+
+def test_silence_across_span_joins_is_one_stretch(media):
+    whole, spans = _both(media("silence"))
+    _same_verdict(whole, spans)
+    silence = [f for f in spans[0] if f.code == "silence"]
+    assert len(silence) == 1
+    assert (silence[0].start_s, silence[0].end_s) == pytest.approx((1.0, 3.5), abs=FRAME_S)
+
+
+def test_timestamp_gaps_at_a_span_join_and_inside_a_span(media):
+    path = media("gaps")
+    whole, spans = _both(path)
+    _same_verdict(whole, spans)
+    gaps = [f for f in spans[0] if f.code == "timestamp_gaps"]
+    assert len(gaps) == 1 and "2 gap(s)" in gaps[0].message
+    assert gaps[0].message == next(f.message for f in whole[0] if f.code == "timestamp_gaps")
+    assert spans[1].frame_rate == 25 and spans[1].video_end_s == pytest.approx(5.4)
+
+
+def test_a_damaged_tail_is_a_warning_with_the_whole_files_error_count(media, tmp_path):
+    whole, spans = _both(_damaged_tail(media, tmp_path))
+    _same_verdict(whole, spans)
+    errors = next(f for f in spans[0] if f.code == "decode_errors")
+    assert errors.severity == WARNING
+    assert errors.message == next(f.message for f in whole[0] if f.code == "decode_errors")
+
+
+def test_a_truncated_file_is_refused_as_a_whole_file_is(media, tmp_path):
+    path = _cut(media("clean"), str(tmp_path / "cut.mp4"))
+    whole, spans = _both(path)
+    assert [(f.severity, f.code) for f in spans[0]] == [(FATAL, "truncated")]
+    assert [(f.severity, f.code) for f in whole[0]] == [(FATAL, "truncated")]
+
+
+def test_damage_throughout_and_non_media_are_refused(media, tmp_path):
+    wrecked = _damage(media("clean"), str(tmp_path / "wrecked.mp4"), None)
+    whole, spans = _both(wrecked)
+    _same_verdict(whole, spans)
+    assert spans[0][0].severity == FATAL and spans[0][0].code == "decode_errors"
+    text = tmp_path / "notes.mp4"
+    text.write_bytes(b"this is not a video\n" * 100)
+    findings, _ = inspect_by_spans(str(text), span_s=SPAN_S)
+    assert [(f.severity, f.code) for f in findings] == [(FATAL, "unreadable")]
+
+
+class _Counting(io.RawIOBase):
+    """A seekable file object that counts the bytes read through it."""
+
+    def __init__(self, path: str):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        self.bytes_read += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def test_a_middle_span_reads_only_its_byte_range(media):
+    """40 s in 2 s spans: the header step and a middle span each read a small part of
+    the file through the handle (the header: the index at the end and the first frame;
+    the span: the header again, then from a keyframe a little before the span to the
+    keyframe after it, 5 to 6 s of 40), and the merged verdict over handles is the whole
+    file's."""
+    path = media("long")
+    size = os.path.getsize(path)
+    with _Counting(path) as handle:
+        head = head_summary(handle, path)
+        header_bytes = handle.bytes_read
+    plan = span_plan(head, 2.0)
+    assert len(plan.spans) == 20
+    with _Counting(path) as handle:
+        result = inspect_span(handle, plan.spans[10], head, plan)
+        span_bytes = handle.bytes_read
+    assert result.frames == len(result.video_pts) == 50
+    assert header_bytes < 0.1 * size, (header_bytes, size)
+    assert span_bytes < 0.25 * size, (span_bytes, size)
+    with _Counting(path) as handle:
+        findings, facts = inspect_by_spans(handle, span_s=8.0, source_uri=path)
+    whole = inspect_file(path)
+    _same_verdict(whole, (findings, facts))
+
+
+def test_the_inspect_stage_runs_spans_in_parallel_and_gathers_one_verdict(media, tmp_path):
+    """Beam: the black intro's spans spread, gathered into one SourceInfo per title
+    with the verdict `inspect_video` gives in one process; a wrecked source is a dead
+    letter at inspection."""
+    black = media("black_intro")
+    wrecked = _damage(media("clean"), str(tmp_path / "wrecked.mp4"), None)
+    alone = inspect_video(black, "black", analyse=True, span_s=SPAN_S)
+    assert [f.code for f in alone.findings] == [f.code for f in inspect_file(black)[0]]
+    expected = ("black", alone.frame_count, tuple(f.code for f in alone.findings),
+                len(alone.complexity))
+    assert alone.frame_count == 125 and len(alone.complexity) == 5
+    with BeamTestPipeline() as pipeline:
+        out = (pipeline
+               | beam.Create([IngestEvent(black, "black"), IngestEvent(wrecked, "wrecked")])
+               | Inspect(span_s=SPAN_S, analyse=True))
+        titles = out["main"] | "Titles" >> beam.Map(
+            lambda info: (info.title_id, info.frame_count,
+                          tuple(f.code for f in info.findings), len(info.complexity)))
+        letters = out[DEAD_LETTER] | "Letters" >> beam.Map(lambda d: (d.title_id, d.stage))
+        assert_that(titles, equal_to([expected]), label="OneVerdict")
+        assert_that(letters, equal_to([("wrecked", "inspect")]), label="Refused")
