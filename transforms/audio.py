@@ -58,7 +58,7 @@ def span_of(task: AudioTask) -> AudioSpan:
                      task.start_frame, task.end_frame)
 
 
-class _EncodeSpanFn(beam.DoFn):
+class _EncodeAudioFn(beam.DoFn):
     def __init__(self, tool_timeout_s: float):
         self._timeout_s = tool_timeout_s
 
@@ -170,7 +170,7 @@ class EncodeAudio(beam.PTransform):
         spans = (
             tasks
             | "SpreadOverWorkers" >> beam.Reshuffle()
-            | "EncodeAacSpans" >> beam.ParDo(_EncodeSpanFn(self._timeout_s)).with_outputs(
+            | "EncodeAacSpans" >> beam.ParDo(_EncodeAudioFn(self._timeout_s)).with_outputs(
                 DEAD_LETTER, main="main")
         )
         gathered = (
