@@ -26,6 +26,9 @@ from media.inspect.thresholds import (
     SILENCE_NOISE,
 )
 
+SPAN_MIN_FREEZE_S = 0.1
+"""The shortest freeze a span's decode reports (with no minimum, freezedetect ends a
+freeze at every frame)."""
 SPAN_MIN_SILENCE_S = 0.01
 """The shortest silence a span's decode reports: every stretch would include each
 zero crossing of a tone."""
@@ -114,9 +117,6 @@ class Window:
     offset_s: float = 0.0
     keyframe_start_s: float = 0.0
     keyframe_period_s: float = 0.0
-    idet_end_s: float | None = None
-    """Interlace detection looks at the frames before this (source timeline): the whole
-    decode's first `IDET_FRAMES`."""
 
     def holds(self, t: float) -> bool:
         return ((self.start_s is None or t >= self.start_s)
@@ -169,11 +169,8 @@ def _decode_pass(
         if analyse:
             chain.append(complexity.analysis_filter(summary.width, summary.height))
         if idet:
-            graph = (_idet_branch_graph(summary.video_index, chain, imeta,
-                                        f"end={window.idet_end_s:.6f}")
-                     if window and window.idet_end_s is not None
-                     else _idet_branch_graph(summary.video_index, chain, imeta))
-            args += ["-filter_complex", graph, "-map", "[main]"]
+            args += ["-filter_complex", _idet_branch_graph(summary.video_index, chain, imeta),
+                     "-map", "[main]"]
         else:
             args += ["-map", f"0:{summary.video_index}"]
             if chain:
@@ -240,7 +237,8 @@ def _decode_pass(
                 audio_end[audio.index] = last[1] + samples / (audio.sample_rate_hz or 1)
         return _Pass(
             error_lines=tuple(
-                _ADDRESS.sub("", line.strip()) for line in run.stderr.splitlines() if line.strip()
+                _ADDRESS.sub("", line.strip()) for line in run.stderr.splitlines()
+                if line.strip() and not (window and line.startswith("[null"))
             ),
             video_frames=len(video_rows),
             video_end_s=video_end,
@@ -256,13 +254,12 @@ def _decode_pass(
         )
 
 
-def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str,
-                       head: str = f"end_frame={IDET_FRAMES}") -> str:
+def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str) -> str:
     """The decode pass's filter graph when it also runs interlace detection: the decoded
     video splits into the pass's own chain (to `[main]`) and a branch that lets the first
-    `IDET_FRAMES` frames (`head`: trim's option) through idet (to `[idet]`)."""
+    `IDET_FRAMES` frames through idet (to `[idet]`)."""
     return (f"[0:{video_index}]split=2[pass][head];[pass]{','.join(chain) or 'null'}[main];"
-            f"[head]trim={head},{_idet_chain(idet_meta)}[idet]")
+            f"[head]trim=end_frame={IDET_FRAMES},{_idet_chain(idet_meta)}[idet]")
 
 
 def _idet_chain(meta: str) -> str:
@@ -277,7 +274,7 @@ _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
 def _video_filter(name: str, min_s: float = MIN_STRETCH_S) -> str:
     if name == "blackdetect":
         return f"blackdetect=d={min_s}:pix_th={BLACK_PIXEL_THRESHOLD}"
-    return f"freezedetect=n={FREEZE_NOISE}:d={min_s}"
+    return f"freezedetect=n={FREEZE_NOISE}:d={min_s or SPAN_MIN_FREEZE_S}"
 
 
 def _in_window(row: tuple[float, ...], window: Window) -> bool:

@@ -36,7 +36,7 @@ import av
 from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import MediaError, ToolFailed, UnreadableSource
 from media.inspect import complexity
-from media.inspect.decode_pass import IDET_FRAMES, IdetCounts, Window, _Pass
+from media.inspect.decode_pass import IdetCounts, Window, _Pass
 from media.inspect.decoding import _open_failure, _raise_if_timed_out, _undecodable
 from media.inspect.demux import head_summary
 from media.inspect.probe import SOURCE_OPEN_OPTIONS, _first_video_stream
@@ -142,7 +142,8 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
     """Read the span by range from `source` (a local path or a seekable file object) and
     check it: its packets' timestamps, then one decode of its staged copy through the
     detectors (and, with the plan's `analysis_bin`, the complexity analysis on the whole
-    decode's bins; interlace detection where the span has some of the first frames)."""
+    decode's bins; interlace detection in the first span, on the first frames as a whole
+    decode's)."""
     uri = source_uri or head.path
     with tempfile.TemporaryDirectory(prefix="inspect-span-") as scratch:
         packets, staged, audio_map = _read_span(source, span, os.path.join(scratch, "span"),
@@ -158,13 +159,11 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
             head, path=staged, video_index=0, video_pts=pts,
             audio=tuple(dataclasses.replace(a, index=audio_map[a.index])
                         for a in head.audio if a.index in audio_map))
-        idet_end = plan.video_start_s + (IDET_FRAMES - 0.5) / float(rate)
         bounds = packets.span
         window = Window(bounds.start_s, bounds.end_s, offset_s=head.start_s,
                         keyframe_start_s=plan.video_start_s,
-                        keyframe_period_s=plan.analysis_bin / float(rate),
-                        idet_end_s=idet_end)
-        idet = float(packets.video_pts[0] * tb) < idet_end if packets.video_pts else False
+                        keyframe_period_s=plan.analysis_bin / float(rate))
+        idet = span.index == 0  # the first frames, as a whole decode's idet sees them
         try:
             result = analysed_decode_pass(local, plan.analysis_bin, timeout_s, idet=idet,
                                           window=window)
@@ -234,20 +233,27 @@ def _read_span(source, span: Span, out_base: str, uri: str
     """The span's packet timestamps, and a stream copy of what decoding it needs (from
     the keyframe before it to its read end) in a local file: (result with the packets,
     the file or None when the span holds no video, source audio index -> local index)."""
+    formats: list[tuple[str, str]] = []
     try:
-        if not isinstance(source, str):
-            source.seek(0)  # a handle another read left elsewhere
-        with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
-            video = _first_video_stream(container, uri)
-            codec = video.codec_context.codec.canonical_name
-            chosen = staging_format(codec)
-            if chosen is None:
-                raise UnstageableCodec(f"{uri}: the video codec {codec} cannot be staged")
-            fmt, suffix = chosen
-            try:
-                return _copy_span(container, video, span, out_base + suffix, fmt)
-            except _BeforeZero:
-                return _copy_span(container, video, span, out_base + ".mov", "mov")
+        while True:
+            if not isinstance(source, str):
+                source.seek(0)  # a handle another read left elsewhere
+            with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
+                video = _first_video_stream(container, uri)
+                if not formats:
+                    codec = video.codec_context.codec.canonical_name
+                    chosen = staging_format(codec)
+                    if chosen is None:
+                        raise UnstageableCodec(f"{uri}: the video codec {codec} cannot be "
+                                               "staged")
+                    formats = [(chosen[1], chosen[0]), (".mov", "mov")]
+                suffix, fmt = formats.pop(0)
+                try:
+                    return _copy_span(container, video, span, out_base + suffix, fmt)
+                except _BeforeZero:
+                    # Matroska would shift the span to start at 0, moving every frame
+                    # by the hidden ones' length; MOV keeps them hidden at their times.
+                    continue
     except (av.FFmpegError, IndexError, OSError) as exc:
         raise UnreadableSource(f"{uri}: cannot read the span {span.index} of the source: "
                                f"{exc}") from exc
