@@ -29,6 +29,7 @@ import av
 
 from media.core import ffmpeg
 from media.core.errors import MediaError, UnreadableSource
+from media.ingest.imf.pipeline_source import is_imf_title, read_table, stage_audio_span
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 from media.package.boxes import (
     TFHD_DURATION,
@@ -86,19 +87,18 @@ def total_samples(duration_s: Fraction | float) -> int:
     return round(Fraction(duration_s) * SAMPLE_RATE_HZ)
 
 
+def segment_start_frame(k: int, segment_s: Fraction | float) -> int:
+    """The first AAC frame at or after k x `segment_s`."""
+    return math.ceil(k * Fraction(segment_s) * SAMPLE_RATE_HZ / AAC_FRAME)
+
+
 def segment_frames(duration_s: Fraction | float, segment_s: Fraction | float) -> list[int]:
     """First AAC frame of each audio segment, then the frame count: segment k starts at
     the first frame at or after k x `segment_s`; a short last segment is merged."""
     frames = -(-total_samples(duration_s) // AAC_FRAME)
-    seg = Fraction(segment_s)
     starts = []
-    k = 0
-    while True:
-        start = math.ceil(k * seg * SAMPLE_RATE_HZ / AAC_FRAME)
-        if start >= frames:
-            break
+    while (start := segment_start_frame(len(starts), segment_s)) < frames:
         starts.append(start)
-        k += 1
     if len(starts) > 1 and (frames - starts[-1]) * AAC_FRAME < MIN_TAIL_S * SAMPLE_RATE_HZ:
         starts.pop()
     return [*starts, frames]
@@ -129,7 +129,13 @@ def stage_audio(source: str | BinaryIO, stream_index: int, start_s: float, end_s
     """Copy the audio packets that cover [start_s, end_s] of the container's timeline
     (which starts at 0, as FFmpeg shifts it) into a small local file, by stream copy.
     Packets are rewritten to start at 0; `first_time_s` says where they were. No packet
-    (the audio ended before the span, or starts after it): `packets` is 0."""
+    (the audio ended before the span, or starts after it): `packets` is 0.
+    An IMF title (`source` is its table): audio track `stream_index` (from 1) of the
+    composition, decoded from the track file ranges the span covers."""
+    if is_imf_title(source_uri):
+        pcm = stage_audio_span(read_table(source, source_uri), stream_index - 1,
+                               start_s, end_s, out_path)
+        return StagedAudio(pcm.path, pcm.first_time_s, pcm.packets, pcm.bytes_copied)
     try:
         with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
             stream = container.streams[stream_index]
@@ -220,11 +226,14 @@ def encode_span(source: str | BinaryIO, stream_index: int, span: AudioSpan,
         raise MediaError(f"the audio encoder wrote {len(packets)} frames for span "
                          f"{span.index}, expected {span.end_frame - span.start_frame}")
     info = read_init(init)
-    bounds = segment_frames(duration_s, segment_s)
+    # The span's own segment starts (its end already has a short last segment merged).
+    bounds = [*(segment_start_frame(k, segment_s)
+                for k in range(span.first_segment, span.end_segment)), span.end_frame]
     segments = []
-    for number in range(span.first_segment, span.end_segment):
-        a, b = bounds[number] - span.start_frame, bounds[number + 1] - span.start_frame
-        segments.append(fragment(number + 1, info.track_id, bounds[number] * AAC_FRAME,
+    for number, start, end in zip(range(span.first_segment, span.end_segment), bounds,
+                                  bounds[1:], strict=False):
+        a, b = start - span.start_frame, end - span.start_frame
+        segments.append(fragment(number + 1, info.track_id, start * AAC_FRAME,
                                  packets[a:b], durations[a:b]))
     if not segments:
         raise MediaError("the audio encoder wrote no segments")
