@@ -163,7 +163,8 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
         window = Window(bounds.start_s, bounds.end_s, offset_s=head.start_s,
                         keyframe_start_s=plan.video_start_s,
                         keyframe_period_s=plan.analysis_bin / float(rate))
-        idet = span.index == 0  # the first frames, as a whole decode's idet sees them
+        # The first frames, as a whole decode's idet sees them: in the span that has them.
+        idet = bounds.start_s is None or bounds.start_s <= plan.video_start_s
         try:
             result = analysed_decode_pass(local, plan.analysis_bin, timeout_s, idet=idet,
                                           window=window)
@@ -364,7 +365,7 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                 flush()
             else:
                 hi = _time(pending[0], vtb)
-        if not flushed and hi is not None:
+        if not flushed and hi is not None and start is not None:
             lo = hi  # one group of pictures runs past both bounds: the next span's
     return _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vtb,
                        demux_error, out_path)
