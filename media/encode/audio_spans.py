@@ -18,6 +18,7 @@ shortly before the span, then stream copy into a small local file (no decode).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import struct
@@ -29,7 +30,6 @@ import av
 
 from media.core import ffmpeg
 from media.core.errors import MediaError, UnreadableSource
-from media.ingest.imf.pipeline_source import is_imf_title, read_table, stage_audio_span
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 from media.package.boxes import (
     TFHD_DURATION,
@@ -42,6 +42,8 @@ from media.package.boxes import (
     trun_samples,
 )
 from media.package.isobmff import FragmentInfo, InitInfo, read_fragment, read_init
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 48000
 AAC_FRAME = 1024
@@ -129,35 +131,46 @@ def stage_audio(source: str | BinaryIO, stream_index: int, start_s: float, end_s
     """Copy the audio packets that cover [start_s, end_s] of the container's timeline
     (which starts at 0, as FFmpeg shifts it) into a small local file, by stream copy.
     Packets are rewritten to start at 0; `first_time_s` says where they were. No packet
-    (the audio ended before the span, or starts after it): `packets` is 0.
-    An IMF title (`source` is its table): audio track `stream_index` (from 1) of the
-    composition, decoded from the track file ranges the span covers."""
-    if is_imf_title(source_uri):
-        pcm = stage_audio_span(read_table(source, source_uri), stream_index - 1,
-                               start_s, end_s, out_path)
-        return StagedAudio(pcm.path, pcm.first_time_s, pcm.packets, pcm.bytes_copied)
+    (the audio ended before the span, or starts after it): `packets` is 0."""
+    container = None
     try:
-        with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
-            stream = container.streams[stream_index]
-            origin = Fraction(container.start_time or 0, av.time_base)
-            for attempt, backoff in enumerate(SEEK_BACKOFF_S):
-                # The last try takes the first packet where it lands: audio starting late.
-                final = attempt == len(SEEK_BACKOFF_S) - 1 or start_s - backoff <= 0
-                staged = _copy_packets(container, stream, origin, start_s - backoff, start_s,
-                                       end_s, out_path, final)
-                if staged is not None:
-                    return staged
+        container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)
+        stream = container.streams[stream_index]
+        origin = Fraction(container.start_time or 0, av.time_base)
+        for attempt, backoff in enumerate(SEEK_BACKOFF_S):
+            seek_s = start_s - backoff
+            # The last try takes the first packet where it lands: audio starting late.
+            final = attempt == len(SEEK_BACKOFF_S) - 1 or seek_s <= 0
+            if seek_s > 0 or attempt > 0:  # a file just opened is at its start already
+                try:
+                    target = origin + Fraction(seek_s) if seek_s > 0 else origin - 1
+                    container.seek(math.floor(target / stream.time_base), stream=stream,
+                                   backward=True, any_frame=False)
+                except av.FFmpegError as exc:
+                    # A container that cannot seek (an AVI without index): from the start.
+                    log.warning("%s: cannot seek audio stream %d (%s): reading it from the "
+                                "start", source_uri, stream_index, exc)
+                    container.close()
+                    if hasattr(source, "seek"):
+                        source.seek(0)
+                    container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)
+                    stream = container.streams[stream_index]
+                    final = True
+            staged = _copy_packets(container, stream, origin, start_s, end_s, out_path, final)
+            if staged is not None:
+                return staged
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise UnreadableSource(f"{source_uri}: cannot read {start_s:.3f}-{end_s:.3f} s of "
                                f"audio stream {stream_index}: {exc}") from exc
+    finally:
+        if container is not None:
+            container.close()
     raise AssertionError("the last seek takes what it finds")
 
 
-def _copy_packets(container, stream, origin, seek_s, start_s, end_s, out_path,
+def _copy_packets(container, stream, origin, start_s, end_s, out_path,
                   final) -> StagedAudio | None:
     tb = stream.time_base
-    target = origin + Fraction(seek_s) if seek_s > 0 else origin - 1
-    container.seek(math.floor(target / tb), stream=stream, backward=True, any_frame=False)
     end_pts = math.ceil((origin + Fraction(end_s)) / tb)
     first = None
     count = nbytes = 0
