@@ -238,7 +238,7 @@ def _decode_pass(
         return _Pass(
             error_lines=tuple(
                 _ADDRESS.sub("", line.strip()) for line in run.stderr.splitlines()
-                if line.strip() and not (window and line.startswith("[null"))
+                if line.strip() and not line.startswith(_NULL_MUXER)
             ),
             video_frames=len(video_rows),
             video_end_s=video_end,
@@ -267,6 +267,9 @@ def _idet_chain(meta: str) -> str:
     return f"idet,metadata=mode=print:file={_filter_value(meta)}"
 
 
+_NULL_MUXER = "[null"
+"""Lines of the null muxer's own (timestamps it finds out of order, as a stream joined by
+stream copy can have): about the output, not the decoding; not counted as errors."""
 _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
 """The context's address in FFmpeg's log prefix ("[h264 @ 0x55d1...]"): noise to a user."""
 
