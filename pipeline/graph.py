@@ -30,6 +30,7 @@ from transforms.dead_letter import DEAD_LETTER, WriteDeadLetters
 from transforms.encode import EncodeChunks
 from transforms.events import DeduplicateEvents, ReadStorageNotifications, WatchPrefix
 from transforms.gather import GatherParts, Part
+from transforms.imf import NOT_IMF, ImfTitles
 from transforms.ingest import IngestSources
 from transforms.inspect import Inspect
 from transforms.notify import NotifyTitleReady, PublishDeadLetters
@@ -70,10 +71,15 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
                 event_rejects: tuple[beam.PCollection, ...] = ()) -> GraphOutputs:
     """Wire every stage onto `events` (a PCollection of `IngestEvent`s), from any front."""
     unique = events | "Deduplicate" >> DeduplicateEvents(config.dedup_retention_s)
-    inspected = unique | "Inspect" >> Inspect(
+    # IMF packages: a title per CPL, hashed and inspected; other sources go on to Inspect.
+    imf = unique | "Imf" >> ImfTitles(config.output_root, config.fingerprint(),
+                                      config.source_limits, config.imf_assetmaps,
+                                      config.imf_cpl, config.title_timeout_s)
+    inspected = imf[NOT_IMF] | "Inspect" >> Inspect(
         config.output_root, config.fingerprint(), config.source_limits,
         analyse=config.ladder == "per-title")
-    planned = inspected.main | "PlanLadder" >> PlanLadder(config)
+    sources = (inspected.main, imf["main"]) | "AllSources" >> beam.Flatten()
+    planned = sources | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
     # Audio spans are applied first: a runner that runs one stage at a time (the local
     # FnApiRunner) then encodes them before the video, not after it.
@@ -100,9 +106,9 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     if delivery.notify_topic:
         published = published | "NotifyTitleReady" >> NotifyTitleReady(delivery.notify_topic)
     rejects = (
-        (*event_rejects, inspected[DEAD_LETTER], planned[DEAD_LETTER], encoded[DEAD_LETTER],
-         tasks[DEAD_LETTER], chunks[DEAD_LETTER], renditions[DEAD_LETTER], audio[DEAD_LETTER],
-         subtitles[DEAD_LETTER], tracks[DEAD_LETTER], packaged[DEAD_LETTER])
+        (*event_rejects, imf[DEAD_LETTER], inspected[DEAD_LETTER], planned[DEAD_LETTER],
+         encoded[DEAD_LETTER], tasks[DEAD_LETTER], chunks[DEAD_LETTER], renditions[DEAD_LETTER],
+         audio[DEAD_LETTER], subtitles[DEAD_LETTER], tracks[DEAD_LETTER], packaged[DEAD_LETTER])
         | "AllRejects" >> beam.Flatten()
     )
     if delivery.dead_letter_topic:

@@ -137,6 +137,12 @@ class LadderflowOptions(PipelineOptions):
                             "repeated events (0: forever); a repeat after that runs the "
                             "version again, reusing its chunks. Default 604800 (7 days: "
                             "Pub/Sub keeps an unacknowledged message that long by default).")
+        parser.add_argument("--imf_assetmaps", default="",
+                            help="IMF: comma-separated ASSETMAPs (or package folders) of the "
+                            "packages a supplemental package draws track files from.")
+        parser.add_argument("--cpl", default="",
+                            help="IMF: take only the CPL with this id of each package "
+                            "(default: one title per CPL).")
 
 
 def job_config(options: PipelineOptions) -> JobConfig:
@@ -172,6 +178,8 @@ def job_config(options: PipelineOptions) -> JobConfig:
         max_source_bytes=opts.max_source_bytes,
         title_timeout_s=opts.title_timeout_s,
         dedup_retention_s=opts.dedup_retention_s,
+        imf_assetmaps=tuple(p.strip() for p in opts.imf_assetmaps.split(",") if p.strip()),
+        imf_cpl=opts.cpl.strip(),
     ).validate()
 
 

@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from media.core.errors import ConfigurationError
 from media.core.naming import title_id_for
 from media.core.types import IngestEvent
+from media.ingest.imf.pipeline_source import FileSystemsStorage, is_imf_source
 
 __all__ = ["IngestSources", "expand_sources", "to_ingest_event"]
 
@@ -26,6 +27,10 @@ def expand_sources(spec: str) -> list[str]:
         raise ConfigurationError("--input names no source")
     sources: list[str] = []
     for pattern, result in zip(patterns, FileSystems.match(patterns), strict=True):
+        if is_imf_source(pattern, FileSystemsStorage()):  # a package folder or prefix: one source
+            if pattern.rstrip("/") not in sources:
+                sources.append(pattern.rstrip("/"))
+            continue
         paths = sorted(m.path for m in result.metadata_list if not m.path.endswith("/"))
         if not paths:
             what = "matches no file" if _GLOB_CHARS & set(pattern) else "does not exist"

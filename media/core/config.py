@@ -131,6 +131,10 @@ class JobConfig:
     dedup_retention_s: float = DEFAULT_DEDUP_RETENTION_S
     """Streaming: how long a (source, generation) is remembered to drop repeated events
     (0: forever); a repeat after that runs the version again, which reuses its chunks."""
+    imf_assetmaps: tuple[str, ...] = ()
+    """ASSETMAPs (or package folders) a supplemental IMF package draws track files from."""
+    imf_cpl: str = ""
+    """The one CPL (its id) to take of each IMF package; '' for one title per CPL."""
 
     def fingerprint(self) -> str:
         """A digest of the settings that decide a title's output (not where it goes)."""
@@ -140,7 +144,7 @@ class JobConfig:
 
         basis = dataclasses.asdict(self)
         for key in ("output_root", "keep_work", "tool_timeout_s", "title_timeout_s",
-                    "dedup_retention_s"):
+                    "dedup_retention_s", "imf_assetmaps", "imf_cpl"):
             basis.pop(key)
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -111,6 +111,9 @@ class SourceInfo:
     `complexity_bin_frames` frames (`media.inspect.complexity`); empty when not analysed, and once
     the ladder is planned (the plan has used it)."""
     complexity_bin_frames: int = 0
+    markers: tuple[tuple[str, int, float], ...] = ()
+    """(label, frame, seconds) of an IMF composition's markers (FFOC, FFEC, ...): the
+    report lists them."""
 
     @property
     def version_key(self) -> tuple[str, str]:

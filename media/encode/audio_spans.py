@@ -30,6 +30,7 @@ import av
 
 from media.core import ffmpeg
 from media.core.errors import MediaError, UnreadableSource
+from media.ingest.imf.pipeline_source import is_imf_title, read_table, stage_audio_span
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 from media.package.boxes import (
     TFHD_DURATION,
@@ -131,7 +132,13 @@ def stage_audio(source: str | BinaryIO, stream_index: int, start_s: float, end_s
     """Copy the audio packets that cover [start_s, end_s] of the container's timeline
     (which starts at 0, as FFmpeg shifts it) into a small local file, by stream copy.
     Packets are rewritten to start at 0; `first_time_s` says where they were. No packet
-    (the audio ended before the span, or starts after it): `packets` is 0."""
+    (the audio ended before the span, or starts after it): `packets` is 0.
+    An IMF title (`source` is its table): audio track `stream_index` (from 1) of the
+    composition, decoded from the track file ranges the span covers."""
+    if is_imf_title(source_uri):
+        pcm = stage_audio_span(read_table(source, source_uri), stream_index - 1,
+                               start_s, end_s, out_path)
+        return StagedAudio(pcm.path, pcm.first_time_s, pcm.packets, pcm.bytes_copied)
     container = None
     try:
         container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)

@@ -20,6 +20,7 @@ import av
 
 from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import UndecodableVideo, UnreadableSource
+from media.ingest.imf.pipeline_source import is_imf_title, read_table, stage_image_span
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,11 @@ class StagedSpan:
 def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: str,
                source_uri: str = "") -> StagedSpan:
     """Copy the video packets needed to decode [start_s, end_s) into a file named like
-    `out_path` (its suffix is the staging container's: `StagedSpan.path` says)."""
+    `out_path` (its suffix is the staging container's: `StagedSpan.path` says).
+    An IMF title (`source` is its table) is staged from the track files the span covers."""
+    if is_imf_title(source_uri):
+        staged = stage_image_span(read_table(source, source_uri), start_s, end_s, out_path)
+        return StagedSpan(staged.path, staged.packets, staged.bytes_copied, staged.first_pts_s)
     try:
         with av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS) as container:
             video = container.streams.video[0]

@@ -137,4 +137,7 @@ def title_report(title_id: str, source: SourceInfo | None,
         data.pop("complexity_bin_frames")
         data["duration_s"] = round(float(source.duration_s), 6)
         report["source"] = data
+        if source.markers:  # an IMF composition's markers (FFOC, FFEC, ...), for players
+            report["markers"] = [{"label": label, "frame": frame, "seconds": seconds}
+                                 for label, frame, seconds in source.markers]
     return report

@@ -1,0 +1,400 @@
+"""An IMF title as a pipeline source: how it is recognised, the slim table of what plays
+when that workers read it by, and the chunk and audio spans staged from its track files.
+
+A composed title travels as a small JSON table (`TitleTable`: the picture's and each
+audio track's spans of track files, the markers), written once beside the title's work
+files; the title's `source_uri` is that table's URI (suffix `.imf.json`). Staging a
+chunk opens the table, maps the chunk onto the track file ranges it covers
+(`Track.reads`) and copies only those frames (JPEG 2000 and ProRes are intra-only: every
+cut is exact), with the title's timestamps, into the small local file an encode reads.
+Audio spans decode only their PCM ranges the same way. No Beam here: track files are
+read through a `Storage` (local disk, or Beam's FileSystems imported when a URI needs it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import re
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from media.core.containers import UnstageableCodec, staging_format
+from media.core.errors import UnreadableSource
+from media.ingest.imf.assetmap import ASSETMAP_NAMES
+from media.ingest.imf.composition import Composition, Span, TitleMarker, Track
+from media.ingest.imf.storage import LOCAL, Storage, read_head
+
+TABLE_SUFFIX = ".imf.json"
+"""The suffix of an IMF title's table: a `source_uri` ending so is an IMF title."""
+TABLE_FORMAT = "ladderflow-imf-title/1"
+_ROOT_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)[\s>/]")
+
+
+# --- Recognising a source -----------------------------------------------------------------
+
+
+def is_imf_title(uri: str) -> bool:
+    """A title composed from an IMF package (its `source_uri` is its table)."""
+    return uri.endswith(TABLE_SUFFIX)
+
+
+def xml_root_name(head: bytes) -> str:
+    """The local name of an XML document's root element, from its first bytes ('' if
+    none: the prolog, comments and processing instructions are skipped)."""
+    text = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S)
+    match = _ROOT_TAG.search(text.lstrip(b"\xef\xbb\xbf \t\r\n"))
+    return match.group(1).decode("ascii", "replace") if match else ""
+
+
+def is_imf_source(uri: str, storage: Storage = LOCAL) -> bool:
+    """An IMF package: a folder or prefix holding ASSETMAP.xml, an ASSETMAP file, or an
+    XML file whose root is a CompositionPlaylist."""
+    base = uri.rstrip("/")
+    name = posixpath.basename(base)
+    if name in ASSETMAP_NAMES or base.lower().endswith(".xml"):
+        try:
+            head = read_head(storage, base, 4096)
+        except OSError:
+            return False
+        return xml_root_name(head) in ("CompositionPlaylist", "AssetMap")
+    return any(storage.size(f"{base}/{candidate}") is not None for candidate in ASSETMAP_NAMES)
+
+
+class FileSystemsStorage:
+    """A `Storage` over Beam's FileSystems (local paths and gs:// alike), imported only
+    when used, so this module stays free of Beam for local packages."""
+
+    def size(self, uri: str) -> int | None:
+        from apache_beam.io.filesystems import FileSystems
+
+        if _is_local(uri):
+            return LOCAL.size(uri.removeprefix("file://"))
+        try:
+            found = FileSystems.match([uri])[0].metadata_list
+        except Exception:  # a missing object raises, differently per filesystem
+            return None
+        files = [m for m in found if m.path.rstrip("/") == uri.rstrip("/")]
+        return files[0].size_in_bytes if files else None
+
+    def open(self, uri: str) -> BinaryIO:
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        if _is_local(uri):
+            return LOCAL.open(uri.removeprefix("file://"))
+        try:
+            return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as exc:  # filesystems raise errors of their own
+            raise OSError(f"{uri}: {exc}") from exc
+
+    def canonical(self, uri: str) -> str:
+        return os.path.realpath(uri) if "://" not in uri else uri.rstrip("/")
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def storage_for(uri: str) -> Storage:
+    """The local disk for a local path, else Beam's FileSystems."""
+    return LOCAL if _is_local(uri) else FileSystemsStorage()
+
+
+# --- The title's table ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TitleTable:
+    """What a worker needs of a composed title: its picture and audio tracks' spans."""
+
+    cpl_uri: str
+    title_id: str
+    edit_rate: Fraction
+    frame_count: int
+    image: Track
+    audio: tuple[Track, ...] = ()
+    markers: tuple[TitleMarker, ...] = ()
+
+    @property
+    def duration_s(self) -> Fraction:
+        return self.frame_count / self.edit_rate
+
+    def image_reads(self, first_frame: int, count: int):
+        rate = self.edit_rate
+        return self.image.reads(Fraction(first_frame) / rate,
+                                Fraction(first_frame + count) / rate)
+
+
+def table_of(composition: Composition) -> TitleTable:
+    return TitleTable(composition.cpl.path, composition.title_id, composition.edit_rate,
+                      composition.frame_count, composition.image, composition.audio,
+                      composition.markers)
+
+
+def _track_json(track: Track) -> dict:
+    return {"kind": track.kind, "track_id": track.track_id, "language": track.language,
+            "mca_tag": track.mca_tag,
+            "spans": [[s.track_file_id, s.path, str(s.edit_rate), s.entry_point,
+                       s.source_duration, s.repeat_count, str(s.start_s)] for s in track.spans]}
+
+
+def _track(data: dict) -> Track:
+    spans = tuple(Span(tid, path, Fraction(rate), entry, duration, repeat, Fraction(start))
+                  for tid, path, rate, entry, duration, repeat, start in data["spans"])
+    return Track(data["kind"], data["track_id"], spans, data["language"], data["mca_tag"])
+
+
+def table_json(table: TitleTable) -> bytes:
+    return json.dumps({
+        "format": TABLE_FORMAT, "cpl_uri": table.cpl_uri, "title_id": table.title_id,
+        "edit_rate": str(table.edit_rate), "frame_count": table.frame_count,
+        "image": _track_json(table.image), "audio": [_track_json(t) for t in table.audio],
+        "markers": [[m.label, m.frame, str(m.seconds)] for m in table.markers],
+    }, indent=1).encode("utf-8")
+
+
+def parse_table(data: bytes, uri: str = "") -> TitleTable:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+        if raw.get("format") != TABLE_FORMAT:
+            raise ValueError(f"format {raw.get('format')!r}")
+        return TitleTable(
+            raw["cpl_uri"], raw["title_id"], Fraction(raw["edit_rate"]), raw["frame_count"],
+            _track(raw["image"]), tuple(_track(t) for t in raw["audio"]),
+            tuple(TitleMarker(label, frame, Fraction(seconds))
+                  for label, frame, seconds in raw["markers"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnreadableSource(f"{uri}: not an IMF title table: {exc}") from exc
+
+
+_TABLES: dict[str, TitleTable] = {}
+
+
+def read_table(source: str | BinaryIO, uri: str) -> TitleTable:
+    """The table at `uri` (`source`: its local path or an open handle), cached per worker."""
+    if uri in _TABLES:
+        return _TABLES[uri]
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            data = handle.read()
+    else:
+        data = source.read()
+    table = parse_table(data, uri)
+    if len(_TABLES) > 64:
+        _TABLES.clear()
+    _TABLES[uri] = table
+    return table
+
+
+def marker_rows(markers: Sequence[TitleMarker]) -> tuple[tuple[str, int, float], ...]:
+    """(label, frame, seconds) per marker, for the title's report."""
+    return tuple((m.label, m.frame, round(float(m.seconds), 6)) for m in markers)
+
+
+# --- Staging ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _opened(path: str, storage: Storage):
+    """A track file for PyAV: its local path, or a seekable handle (read by range)."""
+    if storage is LOCAL:
+        yield path
+        return
+    handle = storage.open(path)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+@dataclass(frozen=True)
+class StagedImage:
+    path: str
+    packets: int
+    bytes_copied: int
+    first_pts_s: float
+
+
+def frame_range(table: TitleTable, start_s: float, end_s: float) -> tuple[int, int]:
+    """Title frames [first, end) whose times fall in [start_s, end_s)."""
+    rate = table.edit_rate
+    first = max(0, math.ceil(Fraction(start_s) * rate - Fraction(1, 10**6)))
+    end = min(table.frame_count, math.ceil(Fraction(end_s) * rate - Fraction(1, 10**6)))
+    return first, max(first, end)
+
+
+def stage_image_span(table: TitleTable, start_s: float, end_s: float, out_path: str,
+                     storage: Storage | None = None) -> StagedImage:
+    """Copy the title's frames in [start_s, end_s) from their track files into a small
+    local file (stream copy), each frame at its title time: a chunk reads only its own
+    frames of each track file it covers."""
+    first, end = frame_range(table, start_s, end_s)
+    reads = table.image_reads(first, end - first)
+    if not reads:
+        raise UnreadableSource(f"{table.cpl_uri}: no frame of the title in "
+                               f"{start_s:.3f}-{end_s:.3f} s")
+    storage = storage or storage_for(reads[0].path)
+    rate = table.edit_rate
+    out = None
+    count = nbytes = 0
+    try:
+        for read in reads:
+            frame0 = round(read.title_start_s * rate)
+            with _opened(read.path, storage) as source, av.open(source) as container:
+                stream = container.streams.video[0]
+                if out is None:
+                    codec = stream.codec_context.codec.canonical_name
+                    chosen = staging_format(codec)
+                    if chosen is None:
+                        raise UnstageableCodec(f"{read.path}: the video codec {codec} cannot "
+                                               "be staged for encoding")
+                    out_path = os.path.splitext(out_path)[0] + chosen[1]
+                    out = av.open(out_path, mode="w", format=chosen[0])
+                    ostream = out.add_stream_from_template(stream, opaque=True)
+                for packet in _units(container, stream, read):
+                    unit = packet.pts
+                    packet.pts = packet.dts = frame0 + unit - read.first
+                    packet.time_base = Fraction(1) / rate
+                    packet.duration = 1
+                    packet.stream = ostream
+                    out.mux(packet)
+                    count += 1
+                    nbytes += packet.size
+    except av.FFmpegError as exc:
+        raise UnreadableSource(f"{table.cpl_uri}: cannot read title frames {first}-{end}: "
+                               f"{exc}") from exc
+    finally:
+        if out is not None:
+            out.close()
+    if count != end - first:
+        raise UnreadableSource(f"{table.cpl_uri}: {count} of the {end - first} frames "
+                               f"{first}-{end} were found in their track files")
+    return StagedImage(out_path, count, nbytes, float(first / rate))
+
+
+def _units(container, stream, read):
+    """The packets of edit units [read.first, read.first + read.count) of a track file,
+    each with `pts` set to its edit unit."""
+    tb = stream.time_base
+    for seek in (read.start_s, Fraction(0)):
+        container.seek(max(0, math.floor(seek / tb)), stream=stream, backward=True,
+                       any_frame=False)
+        out = []
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.pts is None:
+                continue
+            unit = round(packet.pts * tb * read.edit_rate)
+            if not out and unit > read.first and seek > 0:
+                break  # the index landed late: from the start
+            if unit < read.first:
+                continue
+            if unit >= read.first + read.count:
+                break
+            packet.pts = unit
+            out.append(packet)
+        else:
+            return out
+        if out:
+            return out
+    return []
+
+
+@dataclass(frozen=True)
+class StagedPcm:
+    path: str
+    first_time_s: Fraction
+    """Title time of the first sample."""
+    packets: int
+    bytes_copied: int
+
+
+def stage_audio_span(table: TitleTable, track_index: int, start_s: float, end_s: float,
+                     out_path: str, storage: Storage | None = None) -> StagedPcm:
+    """The PCM of audio track `track_index` covering [start_s, end_s] of the title,
+    decoded from only the track file ranges it covers (`Track.reads`), into a small
+    local float WAV whose first sample plays at `first_time_s`. Nothing in reach (before
+    0 or past the end): no packet, silence."""
+    track = table.audio[track_index]
+    start = max(Fraction(0), Fraction(start_s))
+    end = min(Fraction(end_s), table.duration_s)
+    reads = track.reads(start, end) if end > start else []
+    if not reads:
+        return StagedPcm(out_path, Fraction(0), 0, 0)
+    storage = storage or storage_for(reads[0].path)
+    pieces: list[np.ndarray] = []
+    rate = None
+    nbytes = 0
+    for read in reads:
+        with _opened(read.path, storage) as source, av.open(source) as container:
+            samples, rate, read_bytes = _pcm(container, read)
+            pieces.append(samples)
+            nbytes += read_bytes
+    audio = np.concatenate(pieces, axis=1)
+    path = os.path.splitext(out_path)[0] + ".wav"
+    channels = audio.shape[0]
+    layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(channels, f"{channels}c")
+    with av.open(path, mode="w", format="wav") as out:
+        stream = out.add_stream("pcm_f32le", rate=rate, layout=layout)
+        packed = np.ascontiguousarray(audio.T).reshape(1, -1)
+        step = 4096
+        for at in range(0, audio.shape[1], step):
+            piece = packed[:, at * channels:(at + step) * channels]
+            frame = av.AudioFrame.from_ndarray(piece, format="flt", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = at
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return StagedPcm(path, reads[0].title_start_s, len(reads), nbytes)
+
+
+def _pcm(container, read) -> tuple[np.ndarray, int, int]:
+    """Samples (channels x n, float32) of edit units [first, first + count) of a track
+    file, its sample rate and the packet bytes read."""
+    stream = container.streams.audio[0]
+    rate = stream.codec_context.sample_rate
+    first = round(read.start_s * rate)
+    end = round((read.start_s + read.duration_s) * rate)
+    container.seek(max(0, math.floor((read.start_s - Fraction(1, 10)) / stream.time_base)),
+                   stream=stream, backward=True, any_frame=False)
+    out = []
+    nbytes = 0
+    at = None
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        nbytes += packet.size
+        for frame in packet.decode():
+            at = round(frame.pts * frame.time_base * rate) if frame.pts is not None else at
+            data = _planar_float(frame)
+            lo, hi = max(first, at), min(end, at + frame.samples)
+            if hi > lo:
+                out.append(data[:, lo - at:hi - at])
+            at += frame.samples
+        if at is not None and at >= end:
+            break
+    channels = stream.codec_context.channels
+    samples = np.concatenate(out, axis=1) if out else np.zeros((channels, 0), np.float32)
+    if samples.shape[1] < end - first:  # a short track file: silence to the unit's end
+        samples = np.pad(samples, ((0, 0), (0, end - first - samples.shape[1])))
+    return samples, rate, nbytes
+
+
+def _planar_float(frame) -> np.ndarray:
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    if data.dtype.kind == "i":
+        data = data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))
+    return data.astype(np.float32)

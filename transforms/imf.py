@@ -1,0 +1,244 @@
+"""IMF packages in: one title per Composition Playlist, hashed in parallel, inspected.
+
+`ImfTitles` takes the ingest events and passes on every event that is not an IMF
+package (a folder or prefix holding ASSETMAP.xml, an ASSETMAP, or a CPL file) untouched.
+For a package: the header step opens it through FileSystems (`load_titles`: presence,
+sizes, resources against their track files; no essence read), writes each title's slim
+table beside its work files (`media.ingest.imf.pipeline_source`), probes its picture
+and audio track files, converts its IMSC1 timed text to WebVTT, and lists one hash task
+per file; behind a Reshuffle each file is hashed (SHA-1 against its PKL, streamed) on a
+worker of its own; a gather per title version then lets the title on, as a `SourceInfo`,
+or makes it a dead letter naming every file that failed. Nothing is encoded before that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from media.core import naming
+from media.core.config import DEFAULT_TITLE_TIMEOUT_S, SourceLimits
+from media.core.errors import MediaError
+from media.core.types import IngestEvent, SourceInfo, SubtitleTrack
+from media.ingest.imf.composition import Composition
+from media.ingest.imf.errors import ImfError, ImfHashMismatch
+from media.ingest.imf.package import ImfPackage
+from media.ingest.imf.pipeline_source import (
+    TABLE_SUFFIX,
+    FileSystemsStorage,
+    is_imf_source,
+    marker_rows,
+    table_json,
+    table_of,
+)
+from media.ingest.imf.source import source_info
+from media.ingest.imf.timed_text import track_cues, track_language
+from media.ingest.imf.validate import HashTask, check_hash, hash_tasks
+from media.inspect.probe import inspect_audio_file, inspect_source
+from media.package.subtitles import to_webvtt
+from transforms import _storage
+from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
+from transforms.gather import GatherParts, Part
+from transforms.inspect import already_published, published_report
+
+__all__ = ["NOT_IMF", "ImfTitles", "imf_title_head"]
+
+log = logging.getLogger(__name__)
+
+NOT_IMF = "not_imf"
+"""The output of `ImfTitles` with the events that are not IMF packages."""
+STAGE = "inspect (IMF)"
+
+
+@dataclass(frozen=True)
+class HashJob:
+    """One file of a title to hash, with the title as inspected (a few hundred bytes)."""
+
+    source: SourceInfo
+    task: HashTask
+
+
+@dataclass(frozen=True)
+class Hashed:
+    source: SourceInfo
+    error: str = ""
+    """'' when the file matches its PKL, else what is wrong with it."""
+
+
+def table_uri(output_root: str, title_id: str, generation: str) -> str:
+    """Where a title's table lives: with its work files (removed once it is published)."""
+    return naming.join(naming.work_root(output_root, title_id), "imf",
+                       f"{generation or 'title'}{TABLE_SUFFIX}")
+
+
+def imf_title_head(package: ImfPackage, composition: Composition, output_root: str,
+                   generation: str = "", limits: SourceLimits = SourceLimits()) -> SourceInfo:
+    """A title's `SourceInfo` from its package, before hashing: its table written, its
+    picture and audio track files probed (header and index only), its timed text as
+    WebVTT files beside the table, its markers."""
+    storage = package.storage
+    uri = table_uri(output_root, composition.title_id, generation)
+    _storage.write_bytes(uri, table_json(table_of(composition)))
+    picture = composition.image.spans[0].path
+    with _storage.open_source(picture) as source:
+        image = inspect_source(source, picture, composition.title_id)
+    audio = []
+    for track in composition.audio:
+        path = track.spans[0].path
+        with _storage.open_source(path) as source:
+            audio.append(inspect_audio_file(source, path))
+    info = source_info(composition, image, audio)
+    limits.check_video(composition.cpl.path, info.width, info.height, float(info.duration_s))
+    subtitles = []
+    folder = naming.join(naming.work_root(output_root, composition.title_id), "imf")
+    for number, track in enumerate(composition.timed_text):
+        vtt_uri = naming.join(folder, f"{generation or 'title'}-text{number}.vtt")
+        _storage.write_bytes(vtt_uri, to_webvtt(track_cues(track, storage)).encode("utf-8"))
+        subtitles.append(SubtitleTrack(vtt_uri, track_language(track, storage),
+                                       forced=track.forced))
+    size = sum(t.size for t in hash_tasks(package, composition))
+    limits.check_bytes(composition.cpl.path, size)
+    return dataclasses.replace(
+        info, source_uri=uri, generation=generation, size_bytes=size,
+        coded_width=info.width, coded_height=info.height,
+        audio=tuple(dataclasses.replace(a, uri=uri) for a in info.audio),
+        subtitles=tuple(subtitles), markers=marker_rows(composition.markers))
+
+
+class _HeadFn(beam.DoFn):
+    """Open the package: a hash job per file of each of its titles (or dead letters);
+    an event that is no IMF package goes on to `NOT_IMF`."""
+
+    def __init__(self, output_root: str, other_assetmaps: tuple[str, ...], cpl_id: str,
+                 limits: SourceLimits):
+        self._output_root = output_root
+        self._other = other_assetmaps
+        self._cpl_id = cpl_id
+        self._limits = limits
+
+    @dead_letters(STAGE)
+    def process(self, event: IngestEvent):
+        from media.ingest.imf.source import load_titles
+
+        storage = FileSystemsStorage()
+        if not is_imf_source(event.source_uri, storage):
+            yield pvalue.TaggedOutput(NOT_IMF, event)
+            return
+        try:
+            package, titles = load_titles(event.source_uri, self._other, self._cpl_id, storage)
+        except (MediaError, OSError) as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                event.title_id, event.source_uri, STAGE, exc))
+            return
+        for composition in titles:
+            try:
+                info = imf_title_head(package, composition, self._output_root,
+                                      event.generation, self._limits)
+                tasks = hash_tasks(package, composition)
+            except (MediaError, OSError) as exc:
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                    composition.title_id, composition.cpl.path, STAGE, exc))
+                continue
+            log.info("%s: IMF CPL %s: %d frames at %s fps, %d audio track(s), %d timed text "
+                     "track(s), %d marker(s); hashing %d file(s)", composition.title_id,
+                     composition.cpl.id, composition.frame_count, composition.edit_rate,
+                     len(composition.audio), len(composition.timed_text),
+                     len(composition.markers), len(tasks))
+            key = (composition.title_id, event.generation)
+            for index, task in enumerate(tasks):
+                yield key, Part(index, len(tasks), HashJob(info, task))
+
+
+class _HashFn(beam.DoFn):
+    """One file's SHA-1 against its PKL, streamed: its verdict as a part of its title."""
+
+    def __init__(self):
+        self._bytes = Metrics.counter("ladderflow", "imf_bytes_hashed")
+
+    @dead_letters(STAGE)
+    def process(self, element):
+        key, part = element
+        job = part.value
+        try:
+            check_hash(job.task, FileSystemsStorage())
+            self._bytes.inc(job.task.size)
+            error = ""
+        except (ImfError, OSError) as exc:
+            error = str(exc)
+        yield key, Part(part.index, part.count, Hashed(job.source, error))
+
+
+class _VerdictFn(beam.DoFn):
+    def __init__(self, output_root: str = "", fingerprint: str = ""):
+        self._output_root = output_root
+        self._fingerprint = fingerprint
+
+    @dead_letters(STAGE)
+    def process(self, element):
+        _, hashed = element
+        info = hashed[0].source
+        errors = [h.error for h in hashed if h.error]
+        if errors:
+            error = ImfHashMismatch(
+                f"{len(errors)} of the {len(hashed)} files of the title do not match the "
+                f"PKL: {'; '.join(errors)}")
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                info.title_id, info.package_uri, STAGE, error))
+            return
+        log.info("%s: IMF: %d file(s) match their PKL hashes", info.title_id, len(hashed))
+        if self._fingerprint:
+            reason = already_published(info, published_report(info, self._output_root),
+                                       self._fingerprint)
+            if reason:
+                log.info("%s: %s; skipped", info.title_id, reason)
+                return
+        yield info
+
+
+_KEYED = tuple[tuple[str, str], Any]
+
+
+class ImfTitles(beam.PTransform):
+    """PCollection[IngestEvent] -> {'main': SourceInfo of each IMF title, hashed and
+    inspected; NOT_IMF: the other events, untouched; 'dead_letter': DeadLetter}.
+
+    `other_assetmaps` are the ASSETMAPs (or folders) of packages a supplemental package
+    draws track files from; `cpl_id` picks one CPL of a package (else one title per CPL).
+    In streaming, a title whose hashes do not all arrive within `title_timeout_s` is a
+    dead letter naming the missing files."""
+
+    def __init__(self, output_root: str, fingerprint: str = "",
+                 limits: SourceLimits = SourceLimits(), other_assetmaps: tuple[str, ...] = (),
+                 cpl_id: str = "", title_timeout_s: float = DEFAULT_TITLE_TIMEOUT_S):
+        super().__init__()
+        self._output_root = output_root
+        self._fingerprint = fingerprint
+        self._limits = limits
+        self._other = tuple(other_assetmaps)
+        self._cpl_id = cpl_id
+        self._title_timeout_s = title_timeout_s
+
+    def expand(self, events):
+        heads = events | "ImfHeader" >> beam.ParDo(
+            _HeadFn(self._output_root, self._other, self._cpl_id, self._limits)
+        ).with_outputs(DEAD_LETTER, NOT_IMF, main="main")
+        hashed = (
+            heads.main
+            | "SpreadHashes" >> beam.Reshuffle()
+            | "HashFile" >> beam.ParDo(_HashFn()).with_output_types(_KEYED).with_outputs(
+                DEAD_LETTER, main="main")
+        )
+        gathered = hashed.main | "GatherHashes" >> GatherParts(
+            self._title_timeout_s, "inspect (IMF hashes)", "file")
+        verdicts = gathered.main | "ImfVerdict" >> beam.ParDo(
+            _VerdictFn(self._output_root, self._fingerprint)).with_outputs(
+            DEAD_LETTER, main="main")
+        dead = ((heads[DEAD_LETTER], hashed[DEAD_LETTER], gathered[DEAD_LETTER],
+                 verdicts[DEAD_LETTER]) | "ImfRejects" >> beam.Flatten())
+        return {"main": verdicts.main, NOT_IMF: heads[NOT_IMF], DEAD_LETTER: dead}
