@@ -15,20 +15,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.coders import BooleanCoder, PickleCoder
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Timestamp
 
 from media.core import naming
 from media.core.config import DEFAULT_TITLE_TIMEOUT_S, SourceLimits
 from media.core.errors import MediaError
 from media.core.types import IngestEvent, SourceInfo, SubtitleTrack
+from media.ingest.imf.assetmap import ASSETMAP_NAMES
 from media.ingest.imf.composition import Composition
-from media.ingest.imf.errors import ImfError, ImfHashMismatch
-from media.ingest.imf.package import ImfPackage
+from media.ingest.imf.errors import ImfError, ImfHashMismatch, ImfMissingAsset
+from media.ingest.imf.package import ImfPackage, open_package
 from media.ingest.imf.pipeline_source import (
     TABLE_SUFFIX,
     FileSystemsStorage,
@@ -38,8 +45,9 @@ from media.ingest.imf.pipeline_source import (
     table_of,
 )
 from media.ingest.imf.source import source_info
+from media.ingest.imf.storage import parent
 from media.ingest.imf.timed_text import track_cues, track_language
-from media.ingest.imf.validate import HashTask, check_hash, hash_tasks
+from media.ingest.imf.validate import HashTask, check_hash, hash_tasks, missing_assets
 from media.inspect.probe import inspect_audio_file, inspect_source
 from media.package.subtitles import to_webvtt
 from transforms import _storage
@@ -112,8 +120,7 @@ def imf_title_head(package: ImfPackage, composition: Composition, output_root: s
 
 
 class _HeadFn(beam.DoFn):
-    """Open the package: a hash job per file of each of its titles (or dead letters);
-    an event that is no IMF package goes on to `NOT_IMF`."""
+    """Open the package: a hash job per file of each of its titles (or dead letters)."""
 
     def __init__(self, output_root: str, other_assetmaps: tuple[str, ...], cpl_id: str,
                  limits: SourceLimits):
@@ -127,9 +134,6 @@ class _HeadFn(beam.DoFn):
         from media.ingest.imf.source import load_titles
 
         storage = FileSystemsStorage()
-        if not is_imf_source(event.source_uri, storage):
-            yield pvalue.TaggedOutput(NOT_IMF, event)
-            return
         try:
             package, titles = load_titles(event.source_uri, self._other, self._cpl_id, storage)
         except (MediaError, OSError) as exc:
@@ -204,6 +208,114 @@ class _VerdictFn(beam.DoFn):
 _KEYED = tuple[tuple[str, str], Any]
 
 
+def package_of(uri: str, storage=None) -> str:
+    """Streaming: the IMF package an uploaded object belongs to ('' when none): the
+    package folder for any object in a folder holding an ASSETMAP (the ASSETMAP, a PKL,
+    a CPL, a track file), a CPL file on its own for itself."""
+    storage = storage or FileSystemsStorage()
+    base = uri.rstrip("/")
+    folder = parent(base)
+    if folder and any(storage.size(f"{folder}/{name}") is not None for name in ASSETMAP_NAMES):
+        return folder
+    return base if is_imf_source(base, storage) else ""
+
+
+class _RouteFn(beam.DoFn):
+    """Batch: an IMF source keyed by itself. Streaming: an object of a package keyed by
+    its package. Anything else: `NOT_IMF`."""
+
+    def __init__(self, streaming: bool):
+        self._streaming = streaming
+
+    @dead_letters("ingest (IMF)")
+    def process(self, event: IngestEvent):
+        storage = FileSystemsStorage()
+        if self._streaming:
+            package = package_of(event.source_uri, storage)
+        else:
+            package = event.source_uri if is_imf_source(event.source_uri, storage) else ""
+        if not package:
+            yield pvalue.TaggedOutput(NOT_IMF, event)
+            return
+        yield package, event
+
+
+class _UploadedFn(beam.DoFn):
+    """Streaming: a package starts once, when every asset its PKLs list is there at its
+    listed size (`missing_assets`), not at its first object; one still incomplete
+    `timeout_s` after its first object is a dead letter naming what is missing. A
+    started package is remembered that long, so late duplicate objects start nothing."""
+
+    STARTED = ReadModifyWriteStateSpec("started", BooleanCoder())
+    WAITING = ReadModifyWriteStateSpec("waiting", PickleCoder())
+    EXPIRE = TimerSpec("expire", TimeDomain.REAL_TIME)
+
+    def __init__(self, other_assetmaps: tuple[str, ...], timeout_s: float,
+                 clock: Callable[[], float] = time.time):
+        self._other = other_assetmaps
+        self._timeout_s = timeout_s
+        self._clock = clock
+
+    @dead_letters("ingest (IMF)")
+    def process(self, element, started=beam.DoFn.StateParam(STARTED),
+                waiting=beam.DoFn.StateParam(WAITING), expire=beam.DoFn.TimerParam(EXPIRE)):
+        package, event = element
+        if started.read():
+            log.info("%s: IMF package already started; %s ignored", package, event.source_uri)
+            return
+        missing = upload_missing(package, self._other)
+        if not missing:
+            started.write(True)
+            waiting.clear()
+            if self._timeout_s > 0:
+                expire.set(Timestamp.of(self._clock() + self._timeout_s))
+            log.info("%s: IMF package complete (%s arrived): started", package,
+                     event.source_uri)
+            yield package_event(package, event)
+            return
+        if waiting.read() is None and self._timeout_s > 0:
+            expire.set(Timestamp.of(self._clock() + self._timeout_s))
+        waiting.write(event)
+        log.info("%s: IMF package incomplete (%d asset(s) to come: %s)", package,
+                 len(missing), ", ".join(missing[:5]))
+
+    @on_timer(EXPIRE)
+    def expired(self, key=beam.DoFn.KeyParam, started=beam.DoFn.StateParam(STARTED),
+                waiting=beam.DoFn.StateParam(WAITING)):
+        event = waiting.read()
+        was_started = started.read()
+        started.clear()
+        waiting.clear()
+        if was_started or event is None:
+            return  # a started package is forgotten
+        missing = upload_missing(key, self._other)
+        if not missing:
+            yield package_event(key, event)
+            return
+        error = ImfMissingAsset(
+            f"the IMF package {key} is still incomplete {self._timeout_s:g} s after its "
+            f"first object: {len(missing)} asset(s) missing: {', '.join(missing)}")
+        yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+            naming.title_id_for(key), key, "ingest (IMF upload)", error))
+
+
+def upload_missing(package_uri: str, other_assetmaps: tuple[str, ...] = ()) -> list[str]:
+    """What an uploaded package still lacks ('relative path (why)'); [] when complete or
+    when it is unreadable for another reason (the header step says why)."""
+    try:
+        package = open_package(package_uri, other_assetmaps, FileSystemsStorage())
+        return missing_assets(package)
+    except ImfMissingAsset as exc:  # no ASSETMAP, PKL or CPL yet
+        return [str(exc)]
+    except (MediaError, OSError):
+        return []
+
+
+def package_event(package_uri: str, event: IngestEvent) -> IngestEvent:
+    return dataclasses.replace(event, source_uri=package_uri,
+                               title_id=naming.title_id_for(package_uri))
+
+
 class ImfTitles(beam.PTransform):
     """PCollection[IngestEvent] -> {'main': SourceInfo of each IMF title, hashed and
     inspected; NOT_IMF: the other events, untouched; 'dead_letter': DeadLetter}.
@@ -225,9 +337,20 @@ class ImfTitles(beam.PTransform):
         self._title_timeout_s = title_timeout_s
 
     def expand(self, events):
-        heads = events | "ImfHeader" >> beam.ParDo(
+        routed = events | "ImfRoute" >> beam.ParDo(
+            _RouteFn(streaming=not events.is_bounded)).with_output_types(
+            tuple[str, IngestEvent]).with_outputs(DEAD_LETTER, NOT_IMF, main="main")
+        if events.is_bounded:
+            packages = routed.main | "ImfSources" >> beam.Values()
+            waited = ()
+        else:
+            uploaded = routed.main | "ImfUploaded" >> beam.ParDo(
+                _UploadedFn(self._other, self._title_timeout_s)).with_outputs(
+                DEAD_LETTER, main="main")
+            packages, waited = uploaded.main, (uploaded[DEAD_LETTER],)
+        heads = packages | "ImfHeader" >> beam.ParDo(
             _HeadFn(self._output_root, self._other, self._cpl_id, self._limits)
-        ).with_outputs(DEAD_LETTER, NOT_IMF, main="main")
+        ).with_outputs(DEAD_LETTER, main="main")
         hashed = (
             heads.main
             | "SpreadHashes" >> beam.Reshuffle()
@@ -239,6 +362,6 @@ class ImfTitles(beam.PTransform):
         verdicts = gathered.main | "ImfVerdict" >> beam.ParDo(
             _VerdictFn(self._output_root, self._fingerprint)).with_outputs(
             DEAD_LETTER, main="main")
-        dead = ((heads[DEAD_LETTER], hashed[DEAD_LETTER], gathered[DEAD_LETTER],
-                 verdicts[DEAD_LETTER]) | "ImfRejects" >> beam.Flatten())
-        return {"main": verdicts.main, NOT_IMF: heads[NOT_IMF], DEAD_LETTER: dead}
+        dead = ((routed[DEAD_LETTER], *waited, heads[DEAD_LETTER], hashed[DEAD_LETTER],
+                 gathered[DEAD_LETTER], verdicts[DEAD_LETTER]) | "ImfRejects" >> beam.Flatten())
+        return {"main": verdicts.main, NOT_IMF: routed[NOT_IMF], DEAD_LETTER: dead}

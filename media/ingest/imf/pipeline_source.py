@@ -32,6 +32,7 @@ from media.core.errors import UnreadableSource
 from media.ingest.imf.assetmap import ASSETMAP_NAMES
 from media.ingest.imf.composition import Composition, Span, TitleMarker, Track
 from media.ingest.imf.storage import LOCAL, Storage, read_head
+from media.inspect.probe import SOURCE_OPEN_OPTIONS
 
 TABLE_SUFFIX = ".imf.json"
 """The suffix of an IMF title's table: a `source_uri` ending so is an IMF title."""
@@ -216,6 +217,10 @@ def _opened(path: str, storage: Storage):
         handle.close()
 
 
+def _open_av(source):
+    return av.open(source, options=SOURCE_OPEN_OPTIONS)
+
+
 @dataclass(frozen=True)
 class StagedImage:
     path: str
@@ -249,7 +254,7 @@ def stage_image_span(table: TitleTable, start_s: float, end_s: float, out_path: 
     try:
         for read in reads:
             frame0 = round(read.title_start_s * rate)
-            with _opened(read.path, storage) as source, av.open(source) as container:
+            with _opened(read.path, storage) as source, _open_av(source) as container:
                 stream = container.streams.video[0]
                 if out is None:
                     codec = stream.codec_context.codec.canonical_name
@@ -334,7 +339,7 @@ def stage_audio_span(table: TitleTable, track_index: int, start_s: float, end_s:
     rate = None
     nbytes = 0
     for read in reads:
-        with _opened(read.path, storage) as source, av.open(source) as container:
+        with _opened(read.path, storage) as source, _open_av(source) as container:
             samples, rate, read_bytes = _pcm(container, read)
             pieces.append(samples)
             nbytes += read_bytes
