@@ -161,6 +161,9 @@ def _segments(starts: list[int], duration: int = 25 * TICKS_PER_FRAME) -> tuple[
     (_segments([0, 90000, 180000 + 3600]), "segment 3 starts at 2.0400 s"),
     (tuple(dataclasses.replace(s, number=s.number + 1) for s in _segments([0, 90000, 180000])),
      "segment 1 of the track is numbered 2"),
+    (tuple(dataclasses.replace(s, sync_first=s.number != 2) for s in _segments([0, 90000,
+                                                                                180000])),
+     "segment 2 does not start with a sync sample"),
 ])
 def test_track_records_off_the_grid_are_refused(segments, message):
     with pytest.raises(MediaError, match=message):

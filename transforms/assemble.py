@@ -49,6 +49,7 @@ def write_segments(title_root: str, kind: str, track_id: str, segments: Sequence
                 start_ticks=frag.base_decode_ticks,
                 duration_ticks=frag.duration_ticks,
                 size_bytes=len(data),
+                sync_first=frag.first_sample_is_sync,
             )
         )
     return tuple(written)

@@ -501,6 +501,9 @@ class Segment:
     """baseMediaDecodeTime of the segment, in the track's timescale."""
     duration_ticks: int
     size_bytes: int
+    sync_first: bool = True
+    """Its first sample is a sync sample (an IDR frame for video), as read where it was
+    cut: what assembly checks from the records."""
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,8 @@ def check_grid(timing: Sequence[FragmentInfo], timescale: int, segment_frames: i
 def check_track_records(segments: Sequence[Segment], timescale: int, segment_frames: int,
                         frame_rate: Fraction, total_frames: int) -> None:
     """`check_grid` from the records of a track's segments, written by its chunks (no
-    media read): as many as the grid has, numbered 1..N, segment k starting at
-    k × segment duration, each where the one before ends, the last ending with the title."""
+    media read): as many as the grid has, numbered 1..N, each starting with a sync
+    sample, segment k at k × segment duration, the last ending with the title."""
     expected = -(-total_frames // segment_frames)
     if len(segments) != expected:
         raise MediaError(f"the chunks wrote {len(segments)} segments; the grid has {expected}")
@@ -109,6 +109,8 @@ def check_track_records(segments: Sequence[Segment], timescale: int, segment_fra
     for k, segment in enumerate(segments):
         if segment.number != k + 1:
             raise MediaError(f"segment {k + 1} of the track is numbered {segment.number}")
+        if not segment.sync_first:
+            raise MediaError(f"segment {k + 1} does not start with a sync sample")
         planned = k * segment_frames * tick
         if abs(segment.start_ticks - planned) > tick / 2:
             raise MediaError(
