@@ -81,7 +81,7 @@ class _AssembleFn(beam.DoFn):
         task = chunks[0].task
         try:
             track = self._assemble(chunks)
-        except MediaError as exc:
+        except (MediaError, OSError) as exc:  # OSError: the first chunk's init unreadable
             source_uri = task.source.source_uri if task else ""
             yield pvalue.TaggedOutput(
                 DEAD_LETTER,
