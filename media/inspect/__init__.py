@@ -14,8 +14,11 @@ frames. This package looks at the whole source and answers two further questions
 Every check is a plain function with no Beam in it. The ones that need timestamps work
 from one PyAV demux pass over the packets (`summarize`, no decoding: fast even for long
 titles); the ones that need pictures or samples run the FFmpeg binary (`media.core.ffmpeg`)
-over a full decode. `inspect_file` runs them all and decodes the source only once
-(interlace detection looks at the first 200 of the frames that pass decodes):
+over a full decode. `inspect_file` runs them all on a local file and decodes the source
+only once (interlace detection looks at the first 200 of the frames that pass decodes);
+`media.inspect.spans` runs the same checks over spans of a source, each read by range,
+and merges them into the same verdict (`media.inspect.verdict`), which is how the
+pipeline inspects:
 
     findings, facts = inspect_file("/scratch/title.mp4")
     if any(f.severity == FATAL for f in findings):
