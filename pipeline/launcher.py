@@ -25,6 +25,7 @@ from pipeline.local_runner import LOCAL_RUNNER
 from pipeline.options import LadderflowOptions, job_config, pubsub_path
 from pipeline.watch import watch_in_batches
 from transforms import _storage, metrics
+from transforms.imf import source_title_ids
 from transforms.ingest import check_unique_titles, expand_sources
 
 log = logging.getLogger("ladderflow")
@@ -41,8 +42,9 @@ class TitleOutcome:
 def outcomes(config: JobConfig, sources: list[str]) -> list[TitleOutcome]:
     """What the output root says about each source after a run."""
     results = []
-    for uri in sources:
-        title = naming.title_id_for(uri)
+    titles = [(title, uri) for uri in sources  # an IMF package: a title per CPL
+              for title in source_title_ids(uri, config.imf_assetmaps, config.imf_cpl)]
+    for title, uri in titles:
         error_uri = naming.error_record_uri(config.output_root, title)
         master = naming.join(naming.title_root(config.output_root, title), naming.MASTER_PLAYLIST)
         if _storage.exists(error_uri):

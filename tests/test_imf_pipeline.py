@@ -326,3 +326,19 @@ def test_an_upload_incomplete_past_the_timeout_is_a_dead_letter(imf, tmp_path):
     assert letter.title_id == "stalled" and letter.stage == "ingest (IMF upload)"
     assert "fr.mxf (absent)" in letter.error and "Upload every file" in letter.hint
     assert waiting.read() is None  # the state is cleared
+
+
+def test_the_run_summary_looks_for_one_title_per_cpl(imf, tmp_path):
+    from media.core.config import JobConfig
+    from pipeline.launcher import outcomes
+    from transforms.imf import source_title_ids
+
+    assert source_title_ids(_pkg(imf)) == ["Feature_Film-v1", "Feature_Film-short"]
+    assert source_title_ids(_pkg(imf), cpl_id=imf.short.id) == ["Feature_Film-short"]
+    assert source_title_ids(os.path.join(imf.root, "supp")) == ["supp"]  # unreadable alone
+    published = tmp_path / "Feature_Film-v1"
+    published.mkdir()
+    (published / "master.m3u8").write_text("#EXTM3U\n")
+    config = JobConfig(output_root=str(tmp_path))
+    assert [(o.title_id, o.published) for o in outcomes(config, [_pkg(imf)])] == [
+        ("Feature_Film-v1", True), ("Feature_Film-short", False)]

@@ -55,7 +55,7 @@ from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 from transforms.gather import GatherParts, Part
 from transforms.inspect import already_published, published_report
 
-__all__ = ["NOT_IMF", "ImfTitles", "imf_title_head"]
+__all__ = ["NOT_IMF", "ImfTitles", "imf_title_head", "source_title_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,22 @@ class _VerdictFn(beam.DoFn):
 
 
 _KEYED = tuple[tuple[str, str], Any]
+
+
+def source_title_ids(uri: str, other_assetmaps: tuple[str, ...] = (),
+                     cpl_id: str = "") -> list[str]:
+    """The title ids a source publishes as: one per CPL of an IMF package (as the header
+    step names them), else the one its name gives (also for a package that cannot be
+    read: its dead letter goes by that name)."""
+    from media.ingest.imf.source import load_titles
+
+    storage = FileSystemsStorage()
+    if is_imf_source(uri, storage):
+        try:
+            return [c.title_id for c in load_titles(uri, other_assetmaps, cpl_id, storage)[1]]
+        except (MediaError, OSError):
+            pass
+    return [naming.title_id_for(uri)]
 
 
 def package_of(uri: str, storage=None) -> str:
