@@ -15,10 +15,11 @@ For runs 1 and 2 it prints: chunks, segments and chunk-renditions; the critical 
 stage, from the seconds at which the run logged each line (inspection: start to
 "inspected"; planning: to "planned"; encode stage: to the last chunk encoded and scored;
 tail: from there to "published"); the CPU seconds of the pipeline's own processes
-(everything but FFmpeg and ffprobe) per chunk-rendition; peak RSS of the Python process
-and of its process tree; the largest part and the largest key's state in each gather
-(pickled bytes, from the `gathered_*_bytes` Beam distributions that every gather updates
-as a key fires). Then the ratios, long over cut, and the goals with PASS/FAIL.
+(everything but FFmpeg and ffprobe) per chunk-rendition, and per chunk-rendition the
+long run adds to the cut's (without the fixed costs: start-up, planning); peak RSS of
+the Python process and of its process tree; the largest part and the largest key's
+state in each gather (pickled bytes, from the `gathered_*_bytes` Beam distributions that
+every gather updates as a key fires). Then the ratios, long over cut, and the goals with PASS/FAIL.
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ def report_lines(long: Run, cut: Run, minutes: float, cut_minutes: float) -> lis
         ("  tail s (last chunk scored to published)", long.stages.tail_s, cut.stages.tail_s),
         ("pipeline's own CPU s", long.measured.own_cpu_s, cut.measured.own_cpu_s),
         ("  per chunk-rendition", long.cpu_per_chunk_s, cut.cpu_per_chunk_s),
+        ("  per chunk-rendition the long run adds", _added_cpu_per_chunk(long, cut), None),
         ("encoders' CPU s (libx264 FFmpeg)", long.measured.encoder_cpu_s,
          cut.measured.encoder_cpu_s),
         ("peak RSS python MiB", long.measured.peak_rss_mib, cut.measured.peak_rss_mib),
@@ -306,6 +308,15 @@ def report_lines(long: Run, cut: Run, minutes: float, cut_minutes: float) -> lis
     for name, a, b in rows:
         lines.append(f"{name:50s}{_cell(a)} {_cell(b)} {_ratio(a, b)}")
     return lines
+
+
+def _added_cpu_per_chunk(long: Run, cut: Run) -> float | None:
+    """The pipeline's own CPU seconds per chunk-rendition the long run has beyond the cut's:
+    its cost per chunk without the fixed costs (start-up, planning, packaging)."""
+    added = long.chunk_renditions - cut.chunk_renditions
+    if added <= 0:
+        return None
+    return (long.measured.own_cpu_s - cut.measured.own_cpu_s) / added
 
 
 def _cell(value: float | int | None) -> str:
