@@ -238,6 +238,7 @@ def test_a_middle_span_reads_only_its_byte_range(media):
         result = inspect_span(handle, plan.spans[10], head, plan)
         span_bytes = handle.bytes_read
     assert result.frames == len(result.video_pts) == 50
+    assert 0 < result.staged_bytes < span_bytes
     assert header_bytes < 0.1 * size, (header_bytes, size)
     assert span_bytes < 0.25 * size, (span_bytes, size)
     with _Counting(path) as handle:

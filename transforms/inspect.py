@@ -291,6 +291,7 @@ class _SpanFn(beam.DoFn):
     def __init__(self, timeout_s: float | None = None):
         self._timeout_s = timeout_s
         self._spans = Metrics.counter("ladderflow", "inspection_spans")
+        self._staged = Metrics.counter("ladderflow", "inspection_span_bytes")
 
     @dead_letters("inspect")
     def process(self, element):
@@ -302,6 +303,7 @@ class _SpanFn(beam.DoFn):
                 task.source.title_id, task.source.source_uri, "inspect", exc))
             return
         self._spans.inc()
+        self._staged.inc(result.staged_bytes)
         yield key, Part(task.span.index, task.span.count, SpanDone(task.title, result))
 
 

@@ -135,6 +135,8 @@ class SpanResult:
     idet: IdetCounts | None = None
     undecodable: str = ""
     """FFmpeg's last words where it could not decode the span at all."""
+    staged_bytes: int = 0
+    """Size of the span's local copy (what the span read of the source, near enough)."""
 
 
 def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: SpanPlan,
@@ -150,6 +152,7 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
                                                 uri)
         if staged is None:
             return packets
+        packets = dataclasses.replace(packets, staged_bytes=os.path.getsize(staged))
         tb = head.time_base
         rate = head.nominal_rate or Fraction(25)
         pts = packets.video_pts
