@@ -285,7 +285,7 @@ class _HeadFn(beam.DoFn):
             yield key, SpanTask(slim, span)
 
 
-class _SpanFn(beam.DoFn):
+class _InspectFn(beam.DoFn):
     """One span's checks, read by range: its result as a part of its title."""
 
     def __init__(self, timeout_s: float | None = None):
@@ -376,7 +376,7 @@ class Inspect(beam.PTransform):
         spans = (
             heads.main
             | "SpreadSpans" >> beam.Reshuffle()
-            | "InspectSpan" >> beam.ParDo(_SpanFn(self._timeout_s)).with_output_types(
+            | "InspectSpan" >> beam.ParDo(_InspectFn(self._timeout_s)).with_output_types(
                 _KEYED).with_outputs(DEAD_LETTER, main="main")
         )
         gathered = (spans.main
