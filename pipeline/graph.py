@@ -77,7 +77,7 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
                                       config.imf_cpl, config.title_timeout_s)
     inspected = imf[NOT_IMF] | "Inspect" >> Inspect(
         config.output_root, config.fingerprint(), config.source_limits,
-        analyse=config.ladder == "per-title")
+        analyse=config.ladder == "per-title", title_timeout_s=config.title_timeout_s)
     sources = (inspected.main, imf["main"]) | "AllSources" >> beam.Flatten()
     planned = sources | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
