@@ -42,9 +42,9 @@ class TitleOutcome:
 def outcomes(config: JobConfig, sources: list[str]) -> list[TitleOutcome]:
     """What the output root says about each source after a run."""
     results = []
-    titles = [(title, uri) for uri in sources  # an IMF package: a title per CPL
-              for title in source_title_ids(uri, config.imf_assetmaps, config.imf_cpl)]
-    for title, uri in titles:
+    titles = {title: uri for uri in sources  # an IMF package: a title per CPL
+              for title in source_title_ids(uri, config.imf_assetmaps, config.imf_cpl)}
+    for title, uri in titles.items():
         error_uri = naming.error_record_uri(config.output_root, title)
         master = naming.join(naming.title_root(config.output_root, title), naming.MASTER_PLAYLIST)
         if _storage.exists(error_uri):

@@ -221,7 +221,7 @@ def _kept(folder: str) -> list:
     return out
 
 
-def _run_titles(sources, output_root: str, **kwargs):
+def _run_titles(sources, output_root: str, generation: str = "", **kwargs):
     import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
 
@@ -230,7 +230,8 @@ def _run_titles(sources, output_root: str, **kwargs):
 
     kept = os.path.join(output_root, "_kept")
     with TestPipeline() as p:
-        events = p | beam.Create([IngestEvent(s, os.path.basename(s)) for s in sources])
+        events = p | beam.Create([IngestEvent(s, os.path.basename(s), generation)
+                                  for s in sources])
         out = events | ImfTitles(output_root, **kwargs)
         for name, pcoll in (("main", out["main"]), ("dead", out[DEAD_LETTER]),
                             ("other", out[NOT_IMF])):
@@ -309,7 +310,8 @@ def test_an_uploaded_package_starts_once_when_its_last_asset_arrives(imf, tmp_pa
     assert arrive("en.mxf") == []  # present, but not at its listed size
     shutil.copy(held, os.path.join(folder, "fr.mxf"))
     (event,) = arrive("fr.mxf")
-    assert (event.source_uri, event.title_id, event.generation) == (folder, "upload", "7")
+    assert (event.source_uri, event.title_id) == (folder, "upload")
+    assert event.generation.startswith("pkl-")  # the package's version, not an object's
     assert arrive("ASSETMAP.xml") == []  # started once
 
 
@@ -342,3 +344,16 @@ def test_the_run_summary_looks_for_one_title_per_cpl(imf, tmp_path):
     config = JobConfig(output_root=str(tmp_path))
     assert [(o.title_id, o.published) for o in outcomes(config, [_pkg(imf)])] == [
         ("Feature_Film-v1", True), ("Feature_Film-short", False)]
+
+
+def test_watched_objects_of_a_package_start_it_once_in_a_batch(imf, tmp_path):
+    """`--watch` on the DirectRunner runs each poll as a batch: the objects of a complete
+    package make one title, versioned by its PKL, and none is taken for a video."""
+    folder = str(tmp_path / "watched")
+    shutil.copytree(_pkg(imf), folder)
+    events = [os.path.join(folder, n) for n in sorted(os.listdir(folder))]
+    infos, dead, other = _run_titles(events, output_root=str(tmp_path / "o"),
+                                     cpl_id=imf.main.id, generation="5")
+    assert dead == [] and other == []
+    (info,) = infos
+    assert info.title_id == "Feature_Film-v1" and info.generation.startswith("pkl-")

@@ -14,6 +14,7 @@ or makes it a dead letter naming every file that failed. Nothing is encoded befo
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -211,14 +212,16 @@ _KEYED = tuple[tuple[str, str], Any]
 def source_title_ids(uri: str, other_assetmaps: tuple[str, ...] = (),
                      cpl_id: str = "") -> list[str]:
     """The title ids a source publishes as: one per CPL of an IMF package (as the header
-    step names them), else the one its name gives (also for a package that cannot be
-    read: its dead letter goes by that name)."""
+    step names them; the package of a watched object in its folder), else the one its
+    name gives (also for a package that cannot be read: its dead letter goes by it)."""
     from media.ingest.imf.source import load_titles
 
     storage = FileSystemsStorage()
-    if is_imf_source(uri, storage):
+    package = uri if is_imf_source(uri, storage) else package_of(uri, storage)
+    if package:  # a package, its CPL, or a watched object of it
         try:
-            return [c.title_id for c in load_titles(uri, other_assetmaps, cpl_id, storage)[1]]
+            return [c.title_id for c in load_titles(package, other_assetmaps, cpl_id,
+                                                    storage)[1]]
         except (MediaError, OSError):
             pass
     return [naming.title_id_for(uri)]
@@ -236,31 +239,37 @@ def package_of(uri: str, storage=None) -> str:
     return base if is_imf_source(base, storage) else ""
 
 
-class _RouteFn(beam.DoFn):
-    """Batch: an IMF source keyed by itself. Streaming: an object of a package keyed by
-    its package. Anything else: `NOT_IMF`."""
+OBJECTS = "objects"
+"""The output of `_RouteFn` with announced objects of packages, keyed by package."""
 
-    def __init__(self, streaming: bool):
-        self._streaming = streaming
+
+class _RouteFn(beam.DoFn):
+    """A source named on the command line (no generation) that is an IMF package goes to
+    the header step; an announced object (a notification or a watched file: it has a
+    generation) of a package folder goes to `OBJECTS`, keyed by its package, to wait for
+    the rest of it. Anything else: `NOT_IMF`."""
 
     @dead_letters("ingest (IMF)")
     def process(self, event: IngestEvent):
         storage = FileSystemsStorage()
-        if self._streaming:
+        if event.generation:
             package = package_of(event.source_uri, storage)
-        else:
-            package = event.source_uri if is_imf_source(event.source_uri, storage) else ""
-        if not package:
-            yield pvalue.TaggedOutput(NOT_IMF, event)
+            if package:
+                yield pvalue.TaggedOutput(OBJECTS, (package, event))
+                return
+        elif is_imf_source(event.source_uri, storage):
+            yield event
             return
-        yield package, event
+        yield pvalue.TaggedOutput(NOT_IMF, event)
 
 
 class _UploadedFn(beam.DoFn):
-    """Streaming: a package starts once, when every asset its PKLs list is there at its
-    listed size (`missing_assets`), not at its first object; one still incomplete
-    `timeout_s` after its first object is a dead letter naming what is missing. A
-    started package is remembered that long, so late duplicate objects start nothing."""
+    """A package uploaded object by object starts once, when every asset its PKLs list
+    is there at its listed size (`missing_assets`), not at its first object; its version
+    (generation) is its PKLs' ids, whichever object completed it. In streaming, one still
+    incomplete `timeout_s` after its first object is a dead letter naming what is
+    missing, and a started package is remembered that long, so late objects start
+    nothing (later, the published title's report makes a repeat a no-op)."""
 
     STARTED = ReadModifyWriteStateSpec("started", BooleanCoder())
     WAITING = ReadModifyWriteStateSpec("waiting", PickleCoder())
@@ -279,7 +288,7 @@ class _UploadedFn(beam.DoFn):
         if started.read():
             log.info("%s: IMF package already started; %s ignored", package, event.source_uri)
             return
-        missing = upload_missing(package, self._other)
+        missing, generation = upload_state(package, self._other)
         if not missing:
             started.write(True)
             waiting.clear()
@@ -287,7 +296,7 @@ class _UploadedFn(beam.DoFn):
                 expire.set(Timestamp.of(self._clock() + self._timeout_s))
             log.info("%s: IMF package complete (%s arrived): started", package,
                      event.source_uri)
-            yield package_event(package, event)
+            yield package_event(package, event, generation)
             return
         if waiting.read() is None and self._timeout_s > 0:
             expire.set(Timestamp.of(self._clock() + self._timeout_s))
@@ -304,9 +313,9 @@ class _UploadedFn(beam.DoFn):
         waiting.clear()
         if was_started or event is None:
             return  # a started package is forgotten
-        missing = upload_missing(key, self._other)
+        missing, generation = upload_state(key, self._other)
         if not missing:
-            yield package_event(key, event)
+            yield package_event(key, event, generation)
             return
         error = ImfMissingAsset(
             f"the IMF package {key} is still incomplete {self._timeout_s:g} s after its "
@@ -315,21 +324,26 @@ class _UploadedFn(beam.DoFn):
             naming.title_id_for(key), key, "ingest (IMF upload)", error))
 
 
-def upload_missing(package_uri: str, other_assetmaps: tuple[str, ...] = ()) -> list[str]:
-    """What an uploaded package still lacks ('relative path (why)'); [] when complete or
-    when it is unreadable for another reason (the header step says why)."""
+def upload_state(package_uri: str, other_assetmaps: tuple[str, ...] = ()
+                 ) -> tuple[list[str], str]:
+    """What an uploaded package still lacks ('relative path (why)'; none when complete or
+    unreadable for another reason: the header step says why), and its version: 'pkl-'
+    and a digest of its own PKLs' ids."""
     try:
         package = open_package(package_uri, other_assetmaps, FileSystemsStorage())
-        return missing_assets(package)
+        ids = sorted(pkl.id for pkl in package.own_pkls())
+        generation = "pkl-" + hashlib.sha1(" ".join(ids).encode()).hexdigest()[:12]
+        return missing_assets(package), generation
     except ImfMissingAsset as exc:  # no ASSETMAP, PKL or CPL yet
-        return [str(exc)]
+        return [str(exc)], ""
     except (MediaError, OSError):
-        return []
+        return [], ""
 
 
-def package_event(package_uri: str, event: IngestEvent) -> IngestEvent:
+def package_event(package_uri: str, event: IngestEvent, generation: str = "") -> IngestEvent:
     return dataclasses.replace(event, source_uri=package_uri,
-                               title_id=naming.title_id_for(package_uri))
+                               title_id=naming.title_id_for(package_uri),
+                               generation=generation or event.generation)
 
 
 class ImfTitles(beam.PTransform):
@@ -338,8 +352,10 @@ class ImfTitles(beam.PTransform):
 
     `other_assetmaps` are the ASSETMAPs (or folders) of packages a supplemental package
     draws track files from; `cpl_id` picks one CPL of a package (else one title per CPL).
-    In streaming, a title whose hashes do not all arrive within `title_timeout_s` is a
-    dead letter naming the missing files."""
+    Events that announce objects (notifications, watched files) of a package folder
+    start it once, when it is complete (`_UploadedFn`). In streaming, a package still
+    incomplete, or a title whose hashes do not all arrive, within `title_timeout_s` is a
+    dead letter naming the missing assets or files."""
 
     def __init__(self, output_root: str, fingerprint: str = "",
                  limits: SourceLimits = SourceLimits(), other_assetmaps: tuple[str, ...] = (),
@@ -353,17 +369,17 @@ class ImfTitles(beam.PTransform):
         self._title_timeout_s = title_timeout_s
 
     def expand(self, events):
-        routed = events | "ImfRoute" >> beam.ParDo(
-            _RouteFn(streaming=not events.is_bounded)).with_output_types(
-            tuple[str, IngestEvent]).with_outputs(DEAD_LETTER, NOT_IMF, main="main")
-        if events.is_bounded:
-            packages = routed.main | "ImfSources" >> beam.Values()
-            waited = ()
-        else:
-            uploaded = routed.main | "ImfUploaded" >> beam.ParDo(
-                _UploadedFn(self._other, self._title_timeout_s)).with_outputs(
+        routed = events | "ImfRoute" >> beam.ParDo(_RouteFn()).with_outputs(
+            DEAD_LETTER, NOT_IMF, OBJECTS, main="main")
+        timeout_s = 0.0 if events.is_bounded else self._title_timeout_s
+        uploaded = (
+            routed[OBJECTS]
+            | "KeyObjects" >> beam.Map(lambda kv: kv).with_output_types(
+                tuple[str, IngestEvent])
+            | "ImfUploaded" >> beam.ParDo(_UploadedFn(self._other, timeout_s)).with_outputs(
                 DEAD_LETTER, main="main")
-            packages, waited = uploaded.main, (uploaded[DEAD_LETTER],)
+        )
+        packages = (routed.main, uploaded.main) | "ImfPackages" >> beam.Flatten()
         heads = packages | "ImfHeader" >> beam.ParDo(
             _HeadFn(self._output_root, self._other, self._cpl_id, self._limits)
         ).with_outputs(DEAD_LETTER, main="main")
@@ -378,6 +394,7 @@ class ImfTitles(beam.PTransform):
         verdicts = gathered.main | "ImfVerdict" >> beam.ParDo(
             _VerdictFn(self._output_root, self._fingerprint)).with_outputs(
             DEAD_LETTER, main="main")
-        dead = ((routed[DEAD_LETTER], *waited, heads[DEAD_LETTER], hashed[DEAD_LETTER],
-                 gathered[DEAD_LETTER], verdicts[DEAD_LETTER]) | "ImfRejects" >> beam.Flatten())
+        dead = ((routed[DEAD_LETTER], uploaded[DEAD_LETTER], heads[DEAD_LETTER],
+                 hashed[DEAD_LETTER], gathered[DEAD_LETTER], verdicts[DEAD_LETTER])
+                | "ImfRejects" >> beam.Flatten())
         return {"main": verdicts.main, NOT_IMF: routed[NOT_IMF], DEAD_LETTER: dead}
