@@ -15,6 +15,7 @@ import io
 import os
 import shutil
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -357,3 +358,18 @@ def test_watched_objects_of_a_package_start_it_once_in_a_batch(imf, tmp_path):
     assert dead == [] and other == []
     (info,) = infos
     assert info.title_id == "Feature_Film-v1" and info.generation.startswith("pkl-")
+
+
+def test_a_picture_the_decoder_refuses_stops_the_title_before_hashing(imf, tmp_path):
+    folder = str(tmp_path / "undecodable")
+    shutil.copytree(_pkg(imf), folder)
+    path = os.path.join(folder, "v1.mxf")
+    data = bytearray(Path(path).read_bytes())
+    start = data.find(b"\xff\x4f\xff\x51")  # the first frame's JPEG 2000 codestream
+    data[start:start + 3000] = b"\x55" * 3000  # same size: only a hash would tell
+    Path(path).write_bytes(data)
+    infos, dead, _ = _run_titles([folder], output_root=str(tmp_path / "o"),
+                                 cpl_id=imf.main.id)
+    assert infos == [] and len(dead) == 1
+    assert "v1.mxf: edit unit 0 cannot be decoded" in dead[0].error
+    assert "could not be decoded" in dead[0].hint

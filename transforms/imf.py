@@ -40,6 +40,7 @@ from media.ingest.imf.package import ImfPackage, open_package
 from media.ingest.imf.pipeline_source import (
     TABLE_SUFFIX,
     FileSystemsStorage,
+    check_first_frames,
     is_imf_source,
     marker_rows,
     table_json,
@@ -89,11 +90,14 @@ def table_uri(output_root: str, title_id: str, generation: str) -> str:
 def imf_title_head(package: ImfPackage, composition: Composition, output_root: str,
                    generation: str = "", limits: SourceLimits = SourceLimits()) -> SourceInfo:
     """A title's `SourceInfo` from its package, before hashing: its table written, its
-    picture and audio track files probed (header and index only), its timed text as
-    WebVTT files beside the table, its markers."""
+    picture and audio track files probed (header and index; each image track file's
+    first frame in the title decoded), its timed text as WebVTT files beside the table,
+    its markers."""
     storage = package.storage
     uri = table_uri(output_root, composition.title_id, generation)
-    _storage.write_bytes(uri, table_json(table_of(composition)))
+    table = table_of(composition)
+    check_first_frames(table, storage)
+    _storage.write_bytes(uri, table_json(table))
     picture = composition.image.spans[0].path
     with _storage.open_source(picture) as source:
         image = inspect_source(source, picture, composition.title_id)

@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 from media.core.containers import UnstageableCodec, staging_format
-from media.core.errors import UnreadableSource
+from media.core.errors import UndecodableVideo, UnreadableSource
 from media.ingest.imf.assetmap import ASSETMAP_NAMES
 from media.ingest.imf.composition import Composition, Span, TitleMarker, Track
 from media.ingest.imf.storage import LOCAL, Storage, read_head
@@ -199,6 +199,28 @@ def read_table(source: str | BinaryIO, uri: str) -> TitleTable:
 def marker_rows(markers: Sequence[TitleMarker]) -> tuple[tuple[str, int, float], ...]:
     """(label, frame, seconds) per marker, for the title's report."""
     return tuple((m.label, m.frame, round(float(m.seconds), 6)) for m in markers)
+
+
+def check_first_frames(table: TitleTable, storage: Storage | None = None) -> None:
+    """Each image track file the title plays decodes its first frame in the title (the
+    essence is what the CPL says it is, and the bundled decoder takes it): a title that
+    cannot be decoded stops before any encode, naming the file."""
+    seen = set()
+    for span in table.image.spans:
+        if span.path in seen:
+            continue
+        seen.add(span.path)
+        read = table.image.reads(span.start_s, span.start_s + 1 / span.edit_rate)[0]
+        try:
+            with _opened(span.path, storage or storage_for(span.path)) as source, \
+                    _open_av(source) as container:
+                stream = container.streams.video[0]
+                frames = [f for p in _units(container, stream, read) for f in p.decode()]
+        except av.FFmpegError as exc:
+            raise UndecodableVideo(f"{span.path}: edit unit {read.first} cannot be "
+                                   f"decoded: {exc}") from exc
+        if not frames:
+            raise UndecodableVideo(f"{span.path}: edit unit {read.first} gave no picture")
 
 
 # --- Staging ----------------------------------------------------------------------------
