@@ -42,6 +42,10 @@ ADVANCE_S = 3.0
 TIMEOUT_S = 60.0
 """Longest wait for each of them."""
 PLAYERS = {"hls.js": ("hls", HLS_MANIFEST), "dash.js": ("dash", DASH_MANIFEST)}
+_FAILED = ("lf.state.errors.filter(e => !(e.startsWith('hls.js: ') && "
+           "!e.startsWith('hls.js: fatal'))).length > 0")
+"""A player error that stops playback: any but hls.js's non-fatal ones (a seek aborts the
+fragment loads in flight, which hls.js reports and recovers from)."""
 
 # The player's audio and subtitle tracks, and turning the first subtitle track on.
 _TRACKS = {
@@ -75,6 +79,12 @@ class Check:
     detail: str = ""
 
 
+def fatal_errors(errors: list[str]) -> list[str]:
+    """The errors of `lf.state.errors` that `_FAILED` counts."""
+    return [e for e in errors if not (e.startswith("hls.js: ")
+                                      and not e.startswith("hls.js: fatal"))]
+
+
 def _wait(page: Page, condition: str, timeout_s: float) -> bool:
     try:
         page.wait_for_function(condition, timeout=timeout_s * 1000, polling=100)
@@ -104,13 +114,13 @@ def check_player(page: Page, base_url: str, label: str, seek_s: float | None) ->
     def add(name: str, passed: bool, detail: str = "") -> None:
         snapshot = state()
         if snapshot["errors"]:
-            detail += f" (player errors: {snapshot['errors'][:3]})"
+            detail += f" (player errors, fatal or not: {snapshot['errors'][:3]})"
         checks.append(Check(label, name, passed, detail.strip()))
 
-    started = _wait(page, f"lf.state.errors.length > 0 || lf.snapshot().currentTime >= "
-                          f"{ADVANCE_S}", TIMEOUT_S)
+    started = _wait(page, f"{_FAILED} || lf.snapshot().currentTime >= {ADVANCE_S}", TIMEOUT_S)
     snapshot = state()
-    add("plays from the start", started and not snapshot["errors"],
+    add("plays from the start", started and not fatal_errors(snapshot["errors"])
+        and snapshot["currentTime"] >= ADVANCE_S,
         f"at {snapshot['currentTime']:.2f} s of {snapshot['duration']:.1f} s")
     tracks = page.evaluate(_TRACKS[player])
     add("audio track listed", tracks["audio"] >= 1, f"{tracks['audio']} audio track(s)")
@@ -122,10 +132,11 @@ def check_player(page: Page, base_url: str, label: str, seek_s: float | None) ->
 
     target = seek_point(float(snapshot["duration"] or 0.0), seek_s)
     page.evaluate(f"document.getElementById('video').currentTime = {target}")
-    advanced = _wait(page, f"lf.state.errors.length > 0 || lf.snapshot().currentTime >= "
-                           f"{target + ADVANCE_S}", TIMEOUT_S)
+    advanced = _wait(page, f"{_FAILED} || lf.snapshot().currentTime >= {target + ADVANCE_S}",
+                     TIMEOUT_S)
     snapshot = state()
-    add(f"plays after a seek to {_clock(target)}", advanced and not snapshot["errors"],
+    add(f"plays after a seek to {_clock(target)}", advanced
+        and not fatal_errors(snapshot["errors"]) and snapshot["currentTime"] >= target + ADVANCE_S,
         f"at {snapshot['currentTime']:.2f} s")
     _wait(page, f"({_CUES_NEAR})() > 0", 15.0)
     cues = page.evaluate(f"({_CUES_NEAR})()")

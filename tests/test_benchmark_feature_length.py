@@ -18,7 +18,7 @@ from benchmarks.feature_length import (
     srt_time,
     stages,
 )
-from benchmarks.play_feature import seek_point
+from benchmarks.play_feature import fatal_errors, seek_point
 from transforms.metrics import GATHERED_KEY, GATHERED_PART, NAMESPACE, summary_lines
 
 LOG = [
@@ -87,6 +87,13 @@ def test_the_playback_check_seeks_to_a_minute_before_the_end():
     assert seek_point(360.0, None) == 300.0
     assert seek_point(30.0, None) == 10.0
     assert seek_point(7200.0, 5.0) == 5.0
+
+
+def test_a_seek_aborting_hls_js_loads_is_no_playback_failure():
+    errors = ["hls.js: networkError/aborted: Aborted",
+              "hls.js: fatal networkError/manifestLoadError",
+              "dash.js: {\"code\":27}", "video: 4 MEDIA_ERR_SRC_NOT_SUPPORTED"]
+    assert fatal_errors(errors) == errors[1:]
 
 
 def _distribution(name: str, values: list[int]) -> SimpleNamespace:
