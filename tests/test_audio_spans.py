@@ -4,6 +4,7 @@ one continuous AAC track, with no gap or click at the joins."""
 from __future__ import annotations
 
 import io
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from media.encode.audio_spans import (
     audio_spans,
     encode_span,
     segment_frames,
+    stage_audio,
 )
 from media.inspect.probe import inspect_source
 from media.package.isobmff import read_fragment, read_init
@@ -230,3 +232,30 @@ def test_audio_shorter_later_or_longer_than_the_video(tmp_path, name, audio_dela
     # The priming frame hides the first 21 ms of audio that starts at 0.
     assert loud[0] == pytest.approx(sounds_s[0], abs=AAC_FRAME / SAMPLE_RATE_HZ + 0.001)
     assert loud[-1] == pytest.approx(sounds_s[1], abs=0.003)
+
+
+def test_a_time_repeated_at_a_stream_copy_join_is_dropped_not_fatal(tmp_path):
+    """Two MPEG-TS files joined by the concat protocol repeat an audio time at the join
+    (NUT, like every muxer, refuses it): the overlapping packet is dropped, every other
+    packet staged, the times after the join kept as they were."""
+    parts = []
+    for name, seconds in (("a", 1.6), ("b", 2.4)):
+        mp4 = make_clip(str(tmp_path / f"{name}.mp4"), seconds, 160, 90)
+        ts = str(tmp_path / f"{name}.ts")
+        ffmpeg.run(ffmpeg.ffmpeg_argv("-i", mp4, "-c", "copy", ts))
+        parts.append(ts)
+    joined = str(tmp_path / "joined.ts")
+    ffmpeg.run(ffmpeg.ffmpeg_argv("-i", f"concat:{parts[0]}|{parts[1]}", "-c", "copy", joined))
+    with av.open(joined) as container:
+        source_base = container.streams.audio[0].time_base
+        times = [p.pts for p in container.demux(container.streams.audio[0])
+                 if p.pts is not None and p.size]
+    repeated = sum(1 for a, b in itertools.pairwise(times) if b <= a)
+    assert repeated >= 1  # the quirk this test is about
+    staged = stage_audio(joined, 1, 0.0, 10.0, str(tmp_path / "packets.nut"), joined)
+    assert staged.packets == len(times) - repeated
+    with av.open(staged.path) as container:
+        staged_base = container.streams.audio[0].time_base
+        out = [p.pts for p in container.demux(container.streams.audio[0]) if p.size]
+    assert all(b > a for a, b in itertools.pairwise(out))
+    assert (out[-1] - out[0]) * staged_base == (max(times) - min(times)) * source_base

@@ -183,9 +183,16 @@ def _copy_packets(container, stream, origin, start_s, end_s, out_path,
     count = nbytes = 0
     with av.open(out_path, mode="w", format=_STAGING) as out:
         ostream = out.add_stream_from_template(stream, opaque=True)
+        last_pts = None
         for packet in container.demux(stream):
             if packet.size == 0 or packet.pts is None:
                 continue
+            if last_pts is not None and packet.pts <= last_pts:
+                # Streams joined by stream copy (MPEG-TS files concatenated) repeat a
+                # time at the join: the audio that overlaps is dropped, so the packets
+                # after it keep their own times (and the sync a whole-file decode had).
+                continue
+            last_pts = packet.pts
             if first is None:
                 first = packet.pts
                 if not final and (first - origin / tb) * tb > start_s + 1e-6:
