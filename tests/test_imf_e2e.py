@@ -1,8 +1,9 @@
 """IMF packages through the whole pipeline, in one run: a good package (two segments, an
 entry point and a repeat, English and French audio, IMSC1 subtitles, markers) publishes
 with the CPL's 48 frames in every rendition, each language as an audio track, the
-subtitles as WebVTT and the markers in report.json; a package missing a track file and
-one whose track file fails its SHA-1 become dead letters with hints.
+subtitles as WebVTT and the markers in report.json; a supplemental package adds German
+to its picture (--imf_assetmaps); a package missing a track file and one whose track
+file fails its SHA-1 become dead letters with hints.
 
 Tolerances: each rendition's frames against FFmpeg's own composition of the CPL (`-f imf`)
 at least `MIN_PSNR_DB` on average (a 90p encode of a 160x90 JPEG 2000 picture); each
@@ -80,6 +81,9 @@ def imf_run(tmp_path_factory) -> Run:
     factory.imsc1("sub", "good", FRAMES, CUES, language="en")
     spec = _good_cpl()
     good = factory.package("good", [spec])
+    factory.audio("de", "supp", FRAMES, language="de", frequency=550)
+    supp = factory.package("supp", [CplSpec("Feature Film", [
+        Seg(image=[Res("v1")], audio=[[Res("en")], [Res("de")]])], version="v1-de")])
     factory.image("v2", "missing", 24)
     factory.audio("a2", "missing", 24)
     missing = factory.package("missing", [CplSpec("Missing Asset", [
@@ -95,13 +99,14 @@ def imf_run(tmp_path_factory) -> Run:
     out = tmp_path_factory.mktemp("imf-e2e-out")
     config = JobConfig(output_root=str(out), ladder="fixed", max_renditions=2,
                        chunk_segments=1, segment_s=1, score_vmaf=False,
-                       encode=EncodeSettings(preset="veryfast")).validate()
-    sources = expand_sources(f"{good}/,{missing},{damaged}")
-    assert sources == [good, missing, damaged]  # a package folder is one source
+                       encode=EncodeSettings(preset="veryfast"),
+                       imf_assetmaps=(good,)).validate()
+    sources = expand_sources(f"{good}/,{supp},{missing},{damaged}")
+    assert sources == [good, supp, missing, damaged]  # a package folder is one source
     with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         outputs = build_pipeline(p, sources, config)
         assert_that(outputs.published | beam.Map(lambda t: t.title_id),
-                    equal_to(["Feature_Film-v1"]))
+                    equal_to(["Feature_Film-v1", "Feature_Film-v1-de"]))
     cpl = os.path.join(good, f"CPL_{spec.id[9:]}.xml")
     return Run(Path(root), Path(out), good, cpl)
 
@@ -167,6 +172,18 @@ def test_each_audio_language_is_a_track_with_its_tag(imf_run):
         assert abs(seconds - FRAMES / 24) <= 2 * AAC_FRAME_S, (folder.name, seconds)
     assert list(tones) == ["aac-en-0", "aac-fr-1"]
     assert abs(tones["aac-en-0"] - 440) <= TONE_HZ and abs(tones["aac-fr-1"] - 660) <= TONE_HZ
+
+
+def test_a_supplemental_package_adds_its_language_to_the_original_picture(imf_run):
+    """'supp' holds only German audio; its CPL plays the original package's picture and
+    English audio, found through --imf_assetmaps."""
+    title = imf_run.out / "Feature_Film-v1-de"
+    master = (title / "master.m3u8").read_text()
+    assert re.findall(r'#EXT-X-MEDIA:TYPE=AUDIO,.*?LANGUAGE="([\w-]+)"', master) == ["en", "de"]
+    tone, seconds = _dominant_hz(_track_bytes(title / "audio" / "aac-de-1"))
+    assert abs(tone - 550) <= TONE_HZ and abs(seconds - FRAMES / 24) <= 2 * AAC_FRAME_S
+    for track in (title / "video").iterdir():
+        assert len(_gray_frames(io.BytesIO(_track_bytes(track)))) == FRAMES, track.name
 
 
 def test_subtitles_are_webvtt_on_the_title_timeline(imf_run):
