@@ -373,3 +373,33 @@ def test_a_picture_the_decoder_refuses_stops_the_title_before_hashing(imf, tmp_p
     assert infos == [] and len(dead) == 1
     assert "v1.mxf: edit unit 0 cannot be decoded" in dead[0].error
     assert "could not be decoded" in dead[0].hint
+
+
+def test_staging_at_30000_1001_with_audio_in_samples(tmp_path):
+    """An NTSC-rate title whose audio resource counts 48 kHz samples (EditRate 48000/1):
+    a chunk's frames keep their title times, and an audio span is the track file's own
+    samples from its start time, sample for sample."""
+    from media.ingest.imf.package import compositions, open_package
+
+    factory = ImfFactory(str(tmp_path))
+    factory.image("v", "p", 60, rate="30000 1001")
+    factory.audio("a", "p", 60, rate="30000 1001")  # 60 x 1601.6 = 96096 samples
+    spec = CplSpec("NTSC", [Seg(image=[Res("v")], audio=[[Res("a", edit_rate="48000 1",
+                                                                intrinsic=96096)]])],
+                   edit_rate="30000 1001")
+    table = table_of(compositions(open_package(factory.package("p", [spec])))[0])
+    rate = Fraction(30000, 1001)
+    staged = stage_image_span(table, float((29 - Fraction(1, 2)) / rate),
+                              float((45 - Fraction(1, 2)) / rate), str(tmp_path / "span.mkv"))
+    with av.open(staged.path) as container:
+        stream = container.streams.video[0]
+        frames = [round(p.pts * p.time_base * rate) for p in container.demux(stream) if p.size]
+    assert frames == list(range(29, 45))
+    pcm = stage_audio_span(table, 0, 0.5, 1.2, str(tmp_path / "a"))
+    assert pcm.first_time_s == Fraction(1, 2)
+    ours = _samples(pcm.path)
+    with av.open(os.path.join(tmp_path, "p", "a.mxf")) as container:
+        source = np.concatenate([f.to_ndarray().reshape(-1).astype(np.float64) / 2 ** 31
+                                 for f in container.decode(container.streams.audio[0])])
+    assert len(ours) == round(0.7 * 48000)
+    assert np.max(np.abs(ours - source[24000:24000 + len(ours)])) <= PCM_TOLERANCE
