@@ -66,25 +66,23 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 def _encoder_cpu_s(pid: int) -> float | None:
     """CPU seconds of `pid` if it is an FFmpeg process encoding with libx264, else None."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            argv = handle.read().split(b"\0")
-        if not any(b"ffmpeg" in a for a in argv[:1]) or b"libx264" not in argv:
-            return None
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
-    except (OSError, ValueError, IndexError):
-        return None
+    return _cpu_s_if(pid, lambda argv: (any(b"ffmpeg" in a for a in argv[:1])
+                                        and b"libx264" in argv))
 
 
 def _own_cpu_s(pid: int) -> float | None:
     """CPU seconds of `pid` itself (its threads, not its children) if it is not an FFmpeg
     tool (ffmpeg, ffprobe), else None."""
+    return _cpu_s_if(pid, lambda argv: not os.path.basename(argv[0]).startswith(
+        (b"ffmpeg", b"ffprobe")))
+
+
+def _cpu_s_if(pid: int, wanted) -> float | None:
+    """CPU seconds (user + system) of `pid` where `wanted(its argv)`, else None."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            program = os.path.basename(handle.read().split(b"\0")[0])
-        if program.startswith((b"ffmpeg", b"ffprobe")):
+            argv = handle.read().split(b"\0")
+        if not wanted(argv):
             return None
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()

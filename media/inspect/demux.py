@@ -208,13 +208,10 @@ def _declared_end(stream) -> float | None:
     return float((start + stream.duration) * stream.time_base)
 
 
-def _audio_summary(stream, packets: list[tuple[int, int]]) -> AudioSummary:
-    ctx = stream.codec_context
-    tb = stream.time_base
-    if not packets:
-        return AudioSummary(
-            stream.index, ctx.name, ctx.sample_rate, 0.0, 0.0, 0, _declared_end(stream)
-        )
+def audio_run(packets: list[tuple[int, int]], tb) -> tuple[int, tuple[tuple[float, float], ...]]:
+    """Where a stream's (pts, duration) packets end (ticks of `tb`) and their gaps over
+    AUDIO_GAP_S (seconds, from-to). A packet without a duration lasts the median one.
+    Sorts `packets` in place; it must not be empty."""
     packets.sort()
     durations = [d for _, d in packets if d > 0]
     fallback = (
@@ -228,6 +225,17 @@ def _audio_summary(stream, packets: list[tuple[int, int]]) -> AudioSummary:
         if float((pts - end) * tb) > AUDIO_GAP_S:
             gaps.append((float(end * tb), float(pts * tb)))
         end = max(end, pts + (dur or fallback))
+    return end, tuple(gaps)
+
+
+def _audio_summary(stream, packets: list[tuple[int, int]]) -> AudioSummary:
+    ctx = stream.codec_context
+    tb = stream.time_base
+    if not packets:
+        return AudioSummary(
+            stream.index, ctx.name, ctx.sample_rate, 0.0, 0.0, 0, _declared_end(stream)
+        )
+    end, gaps = audio_run(packets, tb)
     return AudioSummary(
         index=stream.index,
         codec=ctx.name,
@@ -236,7 +244,7 @@ def _audio_summary(stream, packets: list[tuple[int, int]]) -> AudioSummary:
         end_s=float(end * tb),
         packets=len(packets),
         declared_end_s=_declared_end(stream),
-        gaps=tuple(gaps),
+        gaps=gaps,
     )
 
 

@@ -38,7 +38,7 @@ from media.core.errors import MediaError, ToolFailed, UnreadableSource
 from media.inspect import complexity
 from media.inspect.decode_pass import IdetCounts, Window, _Pass
 from media.inspect.decoding import _open_failure, _raise_if_timed_out, _undecodable
-from media.inspect.demux import head_summary
+from media.inspect.demux import audio_run, head_summary
 from media.inspect.probe import SOURCE_OPEN_OPTIONS, _first_video_stream
 from media.inspect.results import AudioSummary, Finding, SourceFacts, StreamSummary, _deltas
 from media.inspect.stretches import _stretches
@@ -412,19 +412,9 @@ def _audio_part(stream, packets: list[tuple[int, int]]) -> AudioPart:
     if not packets:
         return AudioPart(stream.index)
     tb = stream.time_base
-    packets.sort()
-    durations = [d for _, d in packets if d > 0]
-    fallback = (statistics.median_low(durations) if durations else
-                (statistics.median_low(_deltas([p for p, _ in packets])) if len(packets) > 1
-                 else 0))
-    gaps = []
-    end = packets[0][0] + (packets[0][1] or fallback)
-    for pts, dur in packets[1:]:
-        if float((pts - end) * tb) > AUDIO_GAP_S:
-            gaps.append((float(end * tb), float(pts * tb)))
-        end = max(end, pts + (dur or fallback))
+    end, gaps = audio_run(packets, tb)
     return AudioPart(stream.index, packets=len(packets), first_s=float(packets[0][0] * tb),
-                     end_s=float(end * tb), gaps=tuple(gaps))
+                     end_s=float(end * tb), gaps=gaps)
 
 
 # --- the merge -----------------------------------------------------------------------------
