@@ -70,7 +70,8 @@ class LadderflowOptions(PipelineOptions):
         parser.add_argument("--audio_kbps", type=int, default=128,
                             help="AAC-LC stereo bitrate. Default 128.")
         parser.add_argument("--keep_work", action="store_true",
-                            help="Keep encoded chunks under OUTPUT/_work/ after publishing.")
+                            help="Keep the work area OUTPUT/_work/ (chunk records and "
+                                 "init segments, VMAF logs) after publishing.")
         parser.add_argument("--tool_timeout_s", type=float, default=3600.0,
                             help="Longest one FFmpeg process may run. Default 3600.")
         parser.add_argument("--ladder", default="per-title", choices=LADDERS,
