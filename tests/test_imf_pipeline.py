@@ -403,3 +403,17 @@ def test_staging_at_30000_1001_with_audio_in_samples(tmp_path):
                                  for f in container.decode(container.streams.audio[0])])
     assert len(ours) == round(0.7 * 48000)
     assert np.max(np.abs(ours - source[24000:24000 + len(ours)])) <= PCM_TOLERANCE
+
+
+def test_a_prores_chunk_is_staged_as_its_track_file_frames(tmp_path):
+    from media.ingest.imf.package import compositions, open_package
+
+    factory = ImfFactory(str(tmp_path))
+    factory.image("p", "pkg", 24, codec="prores")  # testsrc2: every frame differs
+    spec = CplSpec("ProRes", [Seg(image=[Res("p", entry=6, duration=12)])])
+    table = table_of(compositions(open_package(factory.package("pkg", [spec])))[0])
+    staged = stage_image_span(table, 3.5 / 24, 9.5 / 24, str(tmp_path / "span.mkv"))
+    own = _gray(os.path.join(tmp_path, "pkg", "p.mxf"))
+    ours = _gray(staged.path)
+    assert staged.packets == len(ours) == 6  # title frames 4-9: the file's 10-15
+    assert all(np.array_equal(a, b) for a, b in zip(ours, own[10:16], strict=True))

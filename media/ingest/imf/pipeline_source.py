@@ -317,6 +317,8 @@ def _units(container, stream, read):
                        any_frame=False)
         out = []
         for packet in container.demux(stream):
+            if packet.pts is None:  # intra-only essence: decode order is display order
+                packet.pts = packet.dts
             if packet.size == 0 or packet.pts is None:
                 continue
             unit = round(packet.pts * tb * read.edit_rate)
