@@ -650,6 +650,15 @@ PRESETS = (["ultrafast", "medium", "veryslow", "placebo"], ["", "Medium", "slowe
 # Local paths are refused on purpose: the template runs on Dataflow, whose launcher and
 # workers share no file system; gs:// is what both can read and write.
 SAMPLES: dict[str, tuple[list[str], list[str]]] = {
+    "imf_assetmaps": (
+        ["gs://studio/ov/ASSETMAP.xml", "gs://studio/ov/ASSETMAP.xml, gs://studio/vf2/", ""],
+        ["ov/ASSETMAP.xml", "gs://studio/ov/ASSETMAP.xml,in/vf2"],
+    ),
+    "cpl": (
+        ["urn:uuid:0b6b6a4e-8a33-4ea4-9a2b-7c1d2e3f4a5b",
+         "0b6b6a4e-8a33-4ea4-9a2b-7c1d2e3f4a5b", ""],
+        ["CPL.xml", "urn:uuid:not-a-uuid"],
+    ),
     "input": (
         [
             "gs://studio/masters/film.mov",
