@@ -19,7 +19,6 @@ import itertools
 import logging
 import math
 import os
-import statistics
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -38,17 +37,15 @@ from media.inspect.decode_pass import (
 )
 from media.inspect.demux import _summary
 from media.inspect.probe import SOURCE_INPUT_OPTIONS, STANDARD_RATES
-from media.inspect.results import FATAL, INFO, WARNING, Finding, StreamSummary, _deltas
+from media.inspect.results import FATAL, INFO, WARNING, Finding, StreamSummary
 from media.inspect.thresholds import VFR_MIN_IRREGULAR_FRACTION
+from media.inspect.timestamps import STEP, Timestamps
 
 GAPS_NAMED = 6
 """Gaps a finding names by time; it counts the rest."""
 MAX_GAP_S = 10.0
 """A gap longer than this is a hole, not a join: the title is refused (holding one frame
 for longer would publish a still where the source has lost its pictures)."""
-STEP = 0.5
-"""An interval within half the typical one of it is one frame's step; a longer one is a
-gap, a shorter one a doubled frame."""
 MAX_WANDER = 0.25
 """A steady stream's frames lie within a quarter frame of its constant rate (jitter,
 rounding): `select_chunk` rounds each to its own slot."""
@@ -90,36 +87,38 @@ def timing(source: str | StreamSummary) -> list[Finding]:
 
 
 def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
-    """The timing facts, with idet's interlace counts (None: idet did not run)."""
-    deltas = _deltas(summary.video_pts)
-    typical = statistics.median_low(deltas) if deltas else 0
+    """The timing facts, with idet's interlace counts (None: idet did not run). They are
+    read from the timestamps' summary (`media.inspect.timestamps`), whole-file or merged
+    from inspection spans alike."""
+    stamps = summary.timestamps
+    intervals = max(0, stamps.count - 1)
+    typical = stamps.typical
     # Rounding: 1.5 ticks of this time base, or 1.5 ms (timestamps that passed through a
     # millisecond time base, e.g. Matroska), or 1 % of the interval.
     tolerance = max(1.5, float(Fraction(3, 2000) / summary.time_base), 0.01 * typical)
-    irregular = sum(1 for d in deltas if abs(d - typical) > tolerance)
+    irregular = stamps.counted(lambda d: abs(d - typical) > tolerance)
     tb = summary.time_base
     gaps = tuple(
         (float((a + typical) * tb) - summary.start_s, float(b * tb) - summary.start_s)
-        for a, b in itertools.pairwise(summary.video_pts) if b - a > (1 + STEP) * typical)
-    interval, wander = _steady_interval(summary.video_pts, typical)
-    off_step = sum(1 for d in deltas if abs(d - typical) > STEP * typical)
+        for a, b in _gap_pairs(stamps, typical))
+    interval, wander = _steady_interval(stamps, typical)
+    off_step = stamps.counted(lambda d: abs(d - typical) > STEP * typical)
     # Steady: few intervals other than one step (gaps, doubled frames), and every frame
     # of a run of steps near a constant rate (jitter, not drift).
-    steady = (interval is not None and off_step <= STEADY_MAX_OFF_STEP * len(deltas)
+    steady = (interval is not None and off_step <= STEADY_MAX_OFF_STEP * intervals
               and wander <= MAX_WANDER * interval)
-    vfr = (irregular >= 2 and irregular >= VFR_MIN_IRREGULAR_FRACTION * len(deltas)
+    vfr = (irregular >= 2 and irregular >= VFR_MIN_IRREGULAR_FRACTION * intervals
            and not steady)
-    positive = [d for d in deltas if d > 0]
-    span = (summary.video_pts[-1] - summary.video_pts[0]) if deltas else 0
-    mean_rate = float(len(deltas) / (span * summary.time_base)) if span else 0.0
+    span = (stamps.last - stamps.first) if intervals else 0
+    mean_rate = float(intervals / (span * summary.time_base)) if span else 0.0
 
     interlaced, order = interlace_decision(summary.field_order, idet)
     return _Timing(
         vfr=vfr,
         irregular=irregular,
-        intervals=len(deltas),
-        min_interval_s=float(min(positive) * summary.time_base) if positive else 0.0,
-        max_interval_s=float(max(positive) * summary.time_base) if positive else 0.0,
+        intervals=intervals,
+        min_interval_s=float(stamps.min_positive * summary.time_base),
+        max_interval_s=float(stamps.max_positive * summary.time_base),
         mean_rate=mean_rate,
         interlaced=interlaced,
         field_order=order,
@@ -130,32 +129,35 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
     )
 
 
-def _steady_interval(pts: tuple[int, ...], typical: int) -> tuple[Fraction | None, float]:
+def _gap_pairs(stamps: Timestamps, typical: int) -> list[tuple[int, int]]:
+    """(before, after) of each interval longer than `STEP` past a step, in order."""
+    pairs: list[tuple[int, int]] = []
+    for prev, seg in itertools.pairwise((None, *stamps.segments)):
+        if prev is not None and seg.first - prev.last > (1 + STEP) * typical:
+            pairs.append((prev.last, seg.first))
+        pairs += seg.gaps(typical)
+    return pairs
+
+
+def _steady_interval(stamps: Timestamps, typical: int) -> tuple[Fraction | None, float]:
     """The frame interval of the runs of steps (intervals within `STEP` of `typical`),
     fitted by least squares over all of them (exact for jittered or millisecond-rounded
     timestamps, where the mean of a few intervals is not), and the farthest any of their
-    frames lies from its run's fitted line, in ticks. (None, 0) with no run of 3 frames."""
-    runs, run = [], [pts[0]] if pts else []
-    for a, b in itertools.pairwise(pts):
-        if abs(b - a - typical) <= STEP * typical:
-            run.append(b)
-        else:
-            runs.append(run)
-            run = [b]
-    runs = [r for r in [*runs, run] if len(r) >= 3]
+    frames lies from its run's fitted line, in ticks (the farthest lie on the run's
+    convex hulls). (None, 0) with no run of 3 frames."""
+    runs = [r for r in stamps.segments if r.count >= 3 and r.steps(typical) is True]
     if not runs:
         return None, 0.0
     # Sums of (k - mean k)(p - mean p) and (k - mean k)^2 over each run, times 12, in
     # integers: a feature-length title has a few hundred thousand frames.
-    num = sum(12 * sum(k * p for k, p in enumerate(r)) - 6 * (len(r) - 1) * sum(r)
-              for r in runs)
-    den = sum(len(r) * (len(r) ** 2 - 1) for r in runs)
+    num = sum(12 * r.sum_kpts - 6 * (r.count - 1) * r.sum_pts for r in runs)
+    den = sum(r.count * (r.count ** 2 - 1) for r in runs)
     interval = Fraction(num, den)
     if interval <= 0:  # timestamps that do not advance
         return None, 0.0
     step = float(interval)
-    wander = max(abs(p - sum(r) / len(r) - step * (k - (len(r) - 1) / 2))
-                 for r in runs for k, p in enumerate(r))
+    wander = max(abs(p - r.sum_pts / r.count - step * (k - (r.count - 1) / 2))
+                 for r in runs for k, p in (*r.upper, *r.lower))
     return interval, wander
 
 
@@ -380,7 +382,7 @@ def _gap_finding(summary: StreamSummary, facts: _Timing) -> Finding:
         f"they are {_fps(rate)} fps apart.",
         f"The title is delivered at {_fps(rate)} fps on the source's own timeline, so "
         f"the audio stays in sync: the frame before each gap is held across it "
-        f"({len(summary.video_pts)} frames become {delivered}). A master joined or looped by "
+        f"({summary.video_frames} frames become {delivered}). A master joined or looped by "
         "stream copy has such gaps; re-export it if they are not intended.",
         start_s=gaps[0][0],
         end_s=gaps[-1][1],

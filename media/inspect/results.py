@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from media.inspect.codepoints import _HD_COLOUR
+from media.inspect.timestamps import Timestamps
 
 FATAL = "fatal"
 WARNING = "warning"
@@ -138,9 +139,29 @@ class StreamSummary:
     nominal_rate: Fraction | None = None
     """The rate the header declares (`media.inspect.demux.head_summary` only): what the
     title's timeline is cut into inspection spans by."""
+    video_timestamps: Timestamps | None = None
+    """The video timestamps summarised, where `video_pts` does not hold them (a summary
+    merged from inspection spans, `media.inspect.spans`: its size does not grow with the
+    title)."""
+
+    @property
+    def timestamps(self) -> Timestamps:
+        """The video timestamps summarised (what the timing verdict reads)."""
+        if self.video_timestamps is not None:
+            return self.video_timestamps
+        return Timestamps.of(self.video_pts, bounded=False)
+
+    @property
+    def video_frames(self) -> int:
+        """Video packets with a timestamp."""
+        if self.video_timestamps is not None:
+            return self.video_timestamps.count
+        return len(self.video_pts)
 
     @property
     def video_start_s(self) -> float:
+        if self.video_timestamps is not None and self.video_timestamps.count:
+            return float(self.video_timestamps.first * self.time_base)
         return float(self.video_pts[0] * self.time_base) if self.video_pts else self.start_s
 
     @property
@@ -150,6 +171,8 @@ class StreamSummary:
     @property
     def frame_interval_ticks(self) -> int:
         """The typical distance between frames (median interval), in ticks."""
+        if self.video_timestamps is not None:
+            return self.video_timestamps.typical
         deltas = _deltas(self.video_pts)
         return int(statistics.median_low(deltas)) if deltas else 0
 
