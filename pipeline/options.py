@@ -48,6 +48,10 @@ class LadderflowOptions(PipelineOptions):
                             help="Video encoder: x264 (default), x265, svtav1, nvenc-h264, "
                             "nvenc-hevc, nvenc-av1, or auto (NVENC H.264 where a probe "
                             "encode works on the worker, else x264).")
+        parser.add_argument("--codecs", default="h264",
+                            help="Codec ladders of every title, comma-separated: h264 "
+                            "(default), hevc, av1 (e.g. h264,av1: one title offering both, "
+                            "each codec with its own ladder, over the same segments).")
         parser.add_argument("--decoder", default="auto", choices=("auto", "cpu", "nvdec"),
                             help="Source decoding: auto (NVDEC where a probe decode works on "
                             "the worker, else the CPU; default), cpu, or nvdec.")
@@ -170,6 +174,7 @@ def job_config(options: PipelineOptions) -> JobConfig:
         step_ratio=opts.step_ratio,
         trial_preset=opts.trial_preset,
         trial_crfs=_floats(opts.trial_crfs, "--trial_crfs"),
+        codecs=tuple(c.strip() for c in opts.codecs.split(",")),
         trial_fraction=opts.trial_fraction,
         trial_seconds=opts.trial_seconds,
         max_attempts=opts.max_attempts,

@@ -26,7 +26,7 @@ from media.core.types import SourceInfo, TitlePlan, TrialResult, TrialTask
 from media.encode.commands import chunk_window_s
 from media.encode.staging import stage_span
 from media.plan.chunking import segment_grid
-from media.plan.ladder import apple_ladder, fixed_ladder
+from media.plan.ladder import apple_ladder, codec_ladders, fixed_ladder
 from media.plan.per_title import NoLadder, plan_title
 from media.plan.trials import (
     probe_tasks,
@@ -65,6 +65,8 @@ class _TrialTasksFn(beam.DoFn):
             ladder = (fixed_ladder(source, crf=cfg.crf, max_renditions=cfg.max_renditions)
                       if cfg.ladder == "fixed"
                       else apple_ladder(source, max_renditions=cfg.max_renditions))
+            if cfg.multi_codec:
+                ladder = codec_ladders(ladder, cfg.codecs, cfg.encode.encoder)
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), cfg.ladder,
                                                           grid))
             return

@@ -41,7 +41,7 @@ def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | No
     then one per subtitle track."""
     source = plan.source
     renditions = list(plan.renditions)
-    if config.max_renditions:
+    if config.max_renditions and not config.multi_codec:  # codec ladders: cut each
         renditions = renditions[:config.max_renditions]
     grid = plan.grid
     chunks = grid_chunks(source.frame_count, grid)

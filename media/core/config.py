@@ -135,6 +135,14 @@ class JobConfig:
     """ASSETMAPs (or package folders) a supplemental IMF package draws track files from."""
     imf_cpl: str = ""
     """The one CPL (its id) to take of each IMF package; '' for one title per CPL."""
+    codecs: tuple[str, ...] = ("h264",)
+    """The codec ladders of every title ('h264', 'hevc', 'av1'), each planned and gated
+    on its own over the one segment grid; ('h264',): one ladder with `--encoder`."""
+
+    @property
+    def multi_codec(self) -> bool:
+        """Whether renditions carry their codec's encoder (anything but `--codecs h264`)."""
+        return self.codecs != ("h264",)
 
     def fingerprint(self) -> str:
         """A digest of the settings that decide a title's output (not where it goes)."""
@@ -143,6 +151,8 @@ class JobConfig:
         import json
 
         basis = dataclasses.asdict(self)
+        if not self.multi_codec:  # the digest of a one-codec job as before --codecs
+            basis.pop("codecs")
         for key in ("output_root", "keep_work", "tool_timeout_s", "title_timeout_s",
                     "dedup_retention_s", "imf_assetmaps", "imf_cpl"):
             basis.pop(key)
@@ -205,6 +215,14 @@ class JobConfig:
                f"--tool_timeout_s ({self.tool_timeout_s:g} s), the longest one FFmpeg "
                "process of the title may run")
         _check(self.dedup_retention_s >= 0, "--dedup_retention_s must be 0 (forever) or more")
+        from media.encode.encoders import CODECS
+
+        _check(bool(self.codecs) and all(c in CODECS for c in self.codecs)
+               and len(set(self.codecs)) == len(self.codecs),
+               f"--codecs {','.join(self.codecs)!r}: use a comma-separated list of distinct "
+               f"codecs from {', '.join(CODECS)}")
+        _check(self.ladder != "apple" or not self.multi_codec,
+               "--ladder apple is an H.264 ladder: use it with --codecs h264")
         return self
 
 

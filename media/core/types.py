@@ -164,6 +164,9 @@ class Rendition:
     """(frame, CRF change) at each trial sample of a per-title ladder: how much easier
     (+) or harder (-) to encode the title is there than on average. A chunk's CRF is
     `crf` plus the change at its middle frame (`media.plan.rate_control.chunk_crf`)."""
+    encoder: str = ""
+    """The encoder of this rung's codec ladder (`media.encode.encoders.codec_encoder`,
+    e.g. 'svtav1' or 'auto-av1'); '' for the job's own (`EncodeSettings.encoder`)."""
 
 
 @dataclass(frozen=True)
@@ -360,6 +363,9 @@ class TrialTask:
     vmaf_height: int = 1080
     vmaf_subsample: int = 1
     """Score every n-th frame (odd n keeps sampling from locking onto a GOP pattern)."""
+    codec: str = ""
+    """The codec ladder these trials plan ('h264', 'hevc', 'av1'); '' for the job's one
+    ladder (`--codecs h264`, encoded with `--encoder`)."""
 
     @property
     def title_id(self) -> str:

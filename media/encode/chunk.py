@@ -88,7 +88,8 @@ def encode_staged(
     )
     hook = faults.ffmpeg_hook("encode", fault_label(task))
     run = _run_encode(argv, keep, timeout_s, hook)
-    encoded = _checked(task, out_path, run.wall_s, run.cpu_s, staged, settings.encoder)
+    encoded = _checked(task, out_path, run.wall_s, run.cpu_s, staged,
+                       commands.rendition_encoder(task.rendition, settings).name)
     encoded = dataclasses.replace(encoded, reference_path=reference_path or keep)
     return scored(task, encoded, staged, scratch, attempt, timeout_s, vmaf_subsample)
 
@@ -129,7 +130,7 @@ def encode_renditions(
         share = count / sum(pixels)
         try:
             encoded = _checked(task, path, run.wall_s * share, run.cpu_s * share, staged,
-                               settings.encoder)
+                               commands.rendition_encoder(task.rendition, settings).name)
             out.append(dataclasses.replace(encoded, reference_path=keep))
         except BadChunk as exc:
             out.append(exc)

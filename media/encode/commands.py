@@ -18,7 +18,7 @@ import ffmpeg as ffmpeg_python
 from media.core.ffmpeg import available_cores
 from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, SourceInfo
 from media.encode.conditioning import condition
-from media.encode.encoders import encoder_named, video_options
+from media.encode.encoders import Encoder, encoder_named, resolve_encoder, video_options
 from media.encode.hwaccel import decode_input_options
 
 HALF_FRAME = Fraction(1, 2)
@@ -126,12 +126,14 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
         split = scaled.filter_multi_output("split", users) if users > 1 else None
         branches[(width, height)] = (
             [split[j] for j in range(users)] if split is not None else [scaled])
-    encoder = encoder_named(settings.encoder)
-    threads = ([settings.threads] * len(renditions)
-               if settings.threads or not encoder.threads_shared
-               else shared_process_threads(renditions, available_cores()))
+    encoders = [rendition_encoder(rendition, settings) for rendition in renditions]
+    shared = ([0] * len(renditions) if settings.threads
+              else shared_process_threads(renditions, available_cores()))
+    threads = [count if encoder.threads_shared and not settings.threads else settings.threads
+               for encoder, count in zip(encoders, shared, strict=True)]
     outputs = []
-    for rendition, path, count in zip(renditions, out_paths, threads, strict=True):
+    for rendition, path, count, encoder in zip(renditions, out_paths, threads, encoders,
+                                               strict=True):
         stream = branches[(rendition.width, rendition.height)].pop(0)
         options = video_options(encoder, rendition,
                                 dataclasses.replace(settings, threads=count), grid)
@@ -140,6 +142,14 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     if source_output is not None:
         outputs.append(source_output(copies[len(sizes)]))
     return ffmpeg_python.merge_outputs(*outputs).get_args()
+
+
+def rendition_encoder(rendition: Rendition, settings: EncodeSettings) -> Encoder:
+    """The encoder of one rendition: its codec ladder's (`Rendition.encoder`, an `auto-`
+    request resolved on this worker), else the job's (`settings.encoder`)."""
+    if rendition.encoder:
+        return resolve_encoder(rendition.encoder)[0]
+    return encoder_named(settings.encoder)
 
 
 def _rate(rate: Fraction) -> str:

@@ -25,8 +25,9 @@ from media.core.errors import MediaError
 from media.core.types import EncodeSettings, Rendition, SegmentGrid
 from media.encode.hwaccel import ProbeResult
 
-__all__ = ["ENCODERS", "ENCODER_NAMES", "Encoder", "encoder_named", "probe_nvenc",
-           "resolve_encoder", "video_options"]
+__all__ = ["CODECS", "CODEC_ENCODERS", "ENCODERS", "ENCODER_NAMES", "Encoder", "codec_crf",
+           "codec_encoder", "encoder_named", "probe_nvenc", "resolve_encoder",
+           "trial_encoder", "video_options"]
 
 _SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
                 "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
@@ -155,11 +156,53 @@ def _reason(stderr: str, codec: str) -> str:
     return lines[-1][:300] if lines else "the encoder failed"
 
 
+CODECS = ("h264", "hevc", "av1")
+"""Codec families a title's ladders may use (`--codecs`), most efficient last."""
+CODEC_ENCODERS = {"h264": ("x264", "nvenc-h264"), "hevc": ("x265", "nvenc-hevc"),
+                  "av1": ("svtav1", "nvenc-av1")}
+"""Each codec's (software encoder, NVENC encoder)."""
+_AV1_CRF_SCALE = (1.5, -2.0)
+"""SVT-AV1's CRF (0-63) for an x264 CRF c: 1.5 c - 2 (x264 23 -> 32.5, 19/26/33 ->
+26.5/37/47.5): about the same quality on the trial sources, so the trial CRFs span the
+same part of each codec's curve."""
+
+
+def codec_encoder(codec: str, requested: str) -> str:
+    """The encoder request of a codec's ladder when the job asked for `--encoder
+    requested`: that encoder where it makes this codec; `auto-<codec>` (NVENC where a
+    probe works, else software: `resolve_encoder`) where `auto` or an NVENC encoder was
+    asked; else the codec's software encoder (h264 x264, hevc x265, av1 svtav1)."""
+    software, _ = CODEC_ENCODERS[codec]
+    if requested in ENCODERS and ENCODERS[requested].family == codec:
+        return requested
+    if requested == "auto" or (requested in ENCODERS and ENCODERS[requested].gpu):
+        return "auto" if codec == "h264" else f"auto-{codec}"
+    return software
+
+
+def trial_encoder(codec: str) -> str:
+    """The encoder of a codec's trial encodes: its software encoder (the calibration at
+    the final settings carries the hull over to the chunks' encoder)."""
+    return CODEC_ENCODERS[codec][0]
+
+
+def codec_crf(codec: str, x264_crf: float) -> float:
+    """A quality value on `codec`'s software encoder's scale for an x264 CRF."""
+    if codec == "av1":
+        scale, offset = _AV1_CRF_SCALE
+        return round(min(63.0, max(0.0, scale * x264_crf + offset)), 1)
+    return x264_crf
+
+
 def resolve_encoder(name: str) -> tuple[Encoder, str]:
-    """The encoder to use for `--encoder name`, and why (for the log)."""
-    if name != "auto":
+    """The encoder to use for `--encoder name`, and why (for the log). `auto-hevc` and
+    `auto-av1` (a codec's ladder under `--encoder auto`, `codec_encoder`) probe that
+    codec's NVENC encoder and fall back to its software encoder."""
+    if not name.startswith("auto"):
         return encoder_named(name), f"--encoder {name}"
-    probe = probe_nvenc("h264_nvenc")
+    codec = name.partition("-")[2] or "h264"
+    software, gpu = (ENCODERS[n] for n in CODEC_ENCODERS[codec])
+    probe = probe_nvenc(gpu.codec)
     if probe.works:
-        return ENCODERS["nvenc-h264"], f"auto: NVENC works ({probe.detail})"
-    return ENCODERS["x264"], f"auto: NVENC unavailable ({probe.detail}); using x264"
+        return gpu, f"{name}: NVENC works ({probe.detail})"
+    return software, f"{name}: NVENC unavailable ({probe.detail}); using {software.name}"

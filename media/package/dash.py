@@ -1,9 +1,9 @@
 """The DASH MPD (ISO/IEC 23009-1, live profile) over the title's CMAF segments.
 
-One static Period: a video AdaptationSet with one Representation per rendition, one
-audio AdaptationSet per language (the first in the role "main", the others
-"alternate"), and one text AdaptationSet per subtitle track (WebVTT sidecar files).
-Each media Representation carries a SegmentTemplate whose
+One static Period: a video AdaptationSet per codec (`video_families`) with one
+Representation per rendition, one audio AdaptationSet per language (the first in the
+role "main", the others "alternate"), and one text AdaptationSet per subtitle track
+(WebVTT sidecar files). Each media Representation carries a SegmentTemplate whose
 `$RepresentationID$`/`$Number%05d$` names are exactly the files `media.core.naming` writes
 (checked, so a drift between the two fails here rather than in a player), and a
 SegmentTimeline with the written segments' exact start times and durations. The same
@@ -30,6 +30,7 @@ __all__ = [
     "mpd",
     "segment_timeline",
     "template_uris",
+    "video_families",
 ]
 
 DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
@@ -167,11 +168,37 @@ def _par(tracks: list[PackagedTrack]) -> str:
     return f"{largest.width // divisor}:{largest.height // divisor}"
 
 
-def _video_set(period: ET.Element, video: list[PackagedTrack], set_id: int) -> None:
+CODEC_PREFERENCE = ("av01", "hvc1", "hev1", "avc1", "avc3")
+"""Sample entries of the video codecs, most efficient first: the order of a title's
+video AdaptationSets, and of their selectionPriority (a player that decodes several
+starts on the most efficient)."""
+
+
+def video_families(video: list[PackagedTrack]) -> list[list[PackagedTrack]]:
+    """The video tracks grouped by codec (the sample entry of their CODECS string, HEVC's
+    two as one), most efficient first (CODEC_PREFERENCE): one AdaptationSet each, as a
+    player cannot switch codecs within a set (DASH-IF IOP 3.2.13)."""
+    groups: dict[str, list[PackagedTrack]] = {}
+    for track in video:
+        entry = track.codecs.split(".", 1)[0]
+        groups.setdefault("hvc1" if entry == "hev1" else entry, []).append(track)
+
+    def rank(entry: str) -> int:
+        return CODEC_PREFERENCE.index(entry) if entry in CODEC_PREFERENCE else len(
+            CODEC_PREFERENCE)
+    return [groups[entry] for entry in sorted(groups, key=lambda e: (rank(e), e))]
+
+
+def _video_set(period: ET.Element, video: list[PackagedTrack], set_id: int,
+               priority: int = 0) -> None:
+    """One codec's AdaptationSet; with several codecs, `priority` is its
+    selectionPriority (dash.js starts on the set of highest priority it can decode)."""
     attrib: dict[str, object] = {
         "id": set_id, "contentType": "video", "mimeType": "video/mp4",
         "segmentAlignment": "true", "startWithSAP": 1,
     }
+    if priority:
+        attrib["selectionPriority"] = priority
     sized = [track for track in video if track.width and track.height]
     if sized:
         attrib["maxWidth"] = max(track.width for track in sized)
@@ -252,13 +279,18 @@ def mpd(video: list[PackagedTrack], audio: list[PackagedTrack], title: str = "",
     if title:
         _el(_el(root, "ProgramInformation"), "Title").text = title
     period = _el(root, "Period", {"id": "0", "start": "PT0S"})
-    _video_set(period, video, set_id=0)
+    families = video_families(video)
+    for set_id, tracks in enumerate(families):
+        _video_set(period, tracks, set_id=set_id,
+                   priority=(len(families) - set_id) if len(families) > 1 else 0)
     languages: dict[str, list[PackagedTrack]] = {}
     for track in audio:
         languages.setdefault(track.language, []).append(track)
-    for set_id, tracks in enumerate(languages.values(), start=1):
-        _audio_set(period, tracks, set_id, role="main" if set_id == 1 else "alternate")
-    for set_id, track in enumerate(subtitles, start=len(languages) + 1):
+    first_audio = len(families)
+    for set_id, tracks in enumerate(languages.values(), start=first_audio):
+        _audio_set(period, tracks, set_id,
+                   role="main" if set_id == first_audio else "alternate")
+    for set_id, track in enumerate(subtitles, start=first_audio + len(languages)):
         _text_set(period, track, set_id)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"

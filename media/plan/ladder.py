@@ -8,11 +8,14 @@ aspect ratio, rounded to even numbers as 4:2:0 chroma requires.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from media.core.naming import rendition_id
 from media.core.types import Rendition, SourceInfo
+from media.encode.encoders import codec_crf, codec_encoder
 
 DEFAULT_CRF = 23.0
 BUFSIZE_RATIO = 2.0
@@ -104,3 +107,46 @@ def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
 def vmaf_height(source: SourceInfo) -> int:
     """Display height at which quality is scored: 1080 lines, or the source's if lower."""
     return even_floor(min(1080, source.height))
+
+
+CODEC_RATE_RATIO = {"h264": 1.0, "hevc": 0.8, "av1": 0.65}
+"""A fixed rung's cap in each codec, as a share of its H.264 cap: about the rate at
+which the codec matches H.264's quality (AV1 a third less, HEVC a fifth)."""
+
+
+def codec_id(codec: str, rendition_id_: str) -> str:
+    """A rendition's id in a codec ladder: H.264's as it is, the others' prefixed with
+    the codec ('av1-360p-455k'), so ids stay unique across the codecs of a title."""
+    return rendition_id_ if codec == "h264" else f"{codec}-{rendition_id_}"
+
+
+def codec_of(rendition: Rendition) -> str:
+    """The codec of a rendition of a codec ladder (`codec_id`)."""
+    head = rendition.rendition_id.split("-", 1)[0]
+    return head if head in CODEC_RATE_RATIO else "h264"
+
+
+def in_codec(renditions: Sequence[Rendition], codec: str, encoder: str) -> list[Rendition]:
+    """A fixed ladder (H.264's rungs) as `codec`'s ladder, encoded with `encoder`
+    (`media.encode.encoders.codec_encoder`): its caps and average rates scaled by
+    CODEC_RATE_RATIO, its CRF carried onto the codec's scale (`codec_crf`), its ids
+    prefixed (`codec_id`)."""
+    ratio = CODEC_RATE_RATIO[codec]
+    out = []
+    for r in renditions:
+        maxrate = max(1, round(r.maxrate_kbps * ratio)) if r.maxrate_kbps else 0
+        out.append(dataclasses.replace(
+            r, rendition_id=codec_id(codec, rendition_id(r.height, maxrate)),
+            crf=codec_crf(codec, r.crf), maxrate_kbps=maxrate,
+            bufsize_kbit=int(maxrate * BUFSIZE_RATIO),
+            target_kbps=max(1, round(r.target_kbps * ratio)) if r.target_kbps else 0,
+            encoder=encoder))
+    return out
+
+
+def codec_ladders(renditions: Sequence[Rendition], codecs: Sequence[str],
+                  requested_encoder: str) -> list[Rendition]:
+    """Every codec's fixed ladder, codec by codec in `codecs` order, each rung with its
+    codec's encoder for the job's `--encoder` (`codec_encoder`)."""
+    return [r for codec in codecs
+            for r in in_codec(renditions, codec, codec_encoder(codec, requested_encoder))]
