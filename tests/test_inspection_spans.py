@@ -26,6 +26,7 @@ from media.inspect.spans import (
     merged_summary,
     span_plan,
 )
+from media.inspect.timestamps import Timestamps
 from tests.test_inspection import _cut, _damage, _make
 from transforms.dead_letter import DEAD_LETTER
 from transforms.inspect import Inspect, inspect_video
@@ -116,8 +117,10 @@ def test_a_clean_clip_has_the_whole_file_verdict_and_every_frame(media):
     plan = span_plan(head, SPAN_S)
     results = [inspect_span(path, span, head, plan) for span in plan.spans]
     assert sum(r.frames for r in results) == 125
-    assert merged_summary(head, results).video_pts == summarize(path).video_pts
-    assert [len(r.video_pts) for r in results] == [25, 25, 50, 25]  # whole groups of pictures
+    merged = merged_summary(head, results)
+    assert merged.video_pts == () and merged.video_frames == 125
+    assert merged.timestamps == Timestamps.of(summarize(path).video_pts, bounded=False)
+    assert [r.timestamps.count for r in results] == [25, 25, 50, 25]  # whole groups of pictures
 
 
 def test_complexity_is_measured_on_the_whole_decodes_bins(media):
@@ -237,7 +240,7 @@ def test_a_middle_span_reads_only_its_byte_range(media):
     with _Counting(path) as handle:
         result = inspect_span(handle, plan.spans[10], head, plan)
         span_bytes = handle.bytes_read
-    assert result.frames == len(result.video_pts) == 50
+    assert result.frames == result.timestamps.count == 50
     assert 0 < result.staged_bytes < span_bytes
     assert header_bytes < 0.1 * size, (header_bytes, size)
     assert span_bytes < 0.25 * size, (span_bytes, size)

@@ -122,10 +122,10 @@ def _stream_truncation(summary: StreamSummary) -> str:
             f"every stream ends by {longest - summary.start_s:.2f} s but the container "
             f"declares {declared - summary.start_s:.2f} s"
         )
-    if summary.video_declared_frames > len(summary.video_pts) + 1:
+    if summary.video_declared_frames > summary.video_frames + 1:
         return (
             f"the container indexes {summary.video_declared_frames} video frames but "
-            f"only {len(summary.video_pts)} are in the file"
+            f"only {summary.video_frames} are in the file"
         )
     return ""
 
@@ -134,7 +134,7 @@ def _decode_findings(
     summary: StreamSummary, result: _Pass, box_problem: str, size: int
 ) -> tuple[list[Finding], DecodeStats]:
     findings: list[Finding] = []
-    expected = len(summary.video_pts)
+    expected = summary.video_frames
     problem = box_problem or _stream_truncation(summary)
     stats = DecodeStats(
         video_frames_expected=expected,

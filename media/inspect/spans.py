@@ -8,7 +8,8 @@ seekable handle (from the keyframe before it to its end: the packets' timestamps
 stream copy of the span's video and audio into a small local file, as
 `media.encode.staging` stages an encode's chunk), then decodes that copy once through
 the same detectors as a whole decode. What it returns (`SpanResult`) is slim and on the
-source's timeline: the span's packet timestamps, decoded frame counts, every black,
+source's timeline: its packet timestamps summarised (`media.inspect.timestamps`: a few
+numbers, however long the span), decoded frame counts, every black,
 frozen or silent stretch (however short: one cut at a span join is joined again),
 decode errors and complexity bytes of its own frames.
 
@@ -43,6 +44,7 @@ from media.inspect.probe import SOURCE_OPEN_OPTIONS, _first_video_stream
 from media.inspect.results import AudioSummary, Finding, SourceFacts, StreamSummary, _deltas
 from media.inspect.stretches import _stretches
 from media.inspect.thresholds import AUDIO_GAP_S, MAX_FIRST_ERRORS, MIN_STRETCH_S
+from media.inspect.timestamps import Timestamps
 from media.inspect.verdict import analysed_decode_pass, facts_of, verdict
 from media.package.boxes import truncation
 
@@ -112,8 +114,9 @@ class SpanResult:
     """What one span's read and decode found: slim, and mergeable with its neighbours'."""
 
     span: Span
-    video_pts: tuple[int, ...] = ()
-    """The span's video packet timestamps (sorted, the source's time base)."""
+    timestamps: Timestamps = dataclasses.field(default_factory=Timestamps)
+    """The span's video packet timestamps (the source's time base), summarised: its size
+    does not grow with the span's length."""
     last_duration: int = 0
     """Duration of the span's last video packet (ticks; 0: not given)."""
     hidden: int = 0
@@ -148,14 +151,13 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
     decode's)."""
     uri = source_uri or head.path
     with tempfile.TemporaryDirectory(prefix="inspect-span-") as scratch:
-        packets, staged, audio_map = _read_span(source, span, os.path.join(scratch, "span"),
-                                                uri)
+        packets, staged, audio_map, pts = _read_span(source, span,
+                                                     os.path.join(scratch, "span"), uri)
         if staged is None:
             return packets
         packets = dataclasses.replace(packets, staged_bytes=os.path.getsize(staged))
         tb = head.time_base
         rate = head.nominal_rate or Fraction(25)
-        pts = packets.video_pts
         if len(pts) < 2:
             pts = (0, max(1, round(1 / (rate * tb))))
         local = dataclasses.replace(
@@ -233,10 +235,11 @@ class _BeforeZero(Exception):
 
 
 def _read_span(source, span: Span, out_base: str, uri: str
-               ) -> tuple[SpanResult, str | None, dict[int, int]]:
+               ) -> tuple[SpanResult, str | None, dict[int, int], tuple[int, ...]]:
     """The span's packet timestamps, and a stream copy of what decoding it needs (from
     the keyframe before it to its read end) in a local file: (result with the packets,
-    the file or None when the span holds no video, source audio index -> local index)."""
+    the file or None when the span holds no video, source audio index -> local index,
+    the span's video timestamps, which its decode reads and its result summarises)."""
     formats: list[tuple[str, str]] = []
     try:
         while True:
@@ -397,14 +400,15 @@ def _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vt
 
     mine = [(p, d, h) for p, d, h in seen_video if inside(float(p * vtb))]
     shown = sorted((p, d) for p, d, h in mine if not h)
+    pts = tuple(p for p, _ in shown)
     result = SpanResult(
-        span=bounded, video_pts=tuple(p for p, _ in shown),
+        span=bounded, timestamps=Timestamps.of(pts),
         last_duration=shown[-1][1] if shown else 0, hidden=sum(1 for *_, h in mine if h),
         demux_error=demux_error,
         audio=tuple(_audio_part(s, [(p, d) for p, d, t in seen_audio[s.index] if inside(t)])
                     for s in audio_streams))
     local = {s.index: n for n, s in enumerate(audio_streams, start=1)}
-    return result, (out_path if flushed and shown else None), local
+    return result, (out_path if flushed and shown else None), local, pts
 
 
 def _audio_part(stream, packets: list[tuple[int, int]]) -> AudioPart:
@@ -436,18 +440,18 @@ def merge_spans(head: StreamSummary, results: Sequence[SpanResult], *, box_probl
 
 
 def merged_summary(head: StreamSummary, results: Sequence[SpanResult]) -> StreamSummary:
-    """One demux summary of the source: the header's, with every span's packets."""
-    pts = tuple(p for r in results for p in r.video_pts)
+    """One demux summary of the source: the header's, with every span's packets (their
+    timestamps' summaries joined, `media.inspect.timestamps`: no list of them)."""
+    stamps = Timestamps.joined([r.timestamps for r in results])
     tb = head.time_base
-    deltas = _deltas(pts)
-    typical = statistics.median_low(deltas) if deltas else 0
-    last = next((r for r in reversed(results) if r.video_pts), None)
-    video_end = float((pts[-1] + (last.last_duration or typical)) * tb) if last else 0.0
+    last = next((r for r in reversed(results) if r.timestamps.count), None)
+    video_end = float((stamps.last + (last.last_duration or stamps.typical)) * tb) \
+        if last else 0.0
     hidden = sum(r.hidden for r in results)
     audio = tuple(_merged_audio(a, [p for r in results for p in r.audio if p.index == a.index])
                   for a in head.audio)
     return dataclasses.replace(
-        head, video_pts=pts, video_end_s=video_end,
+        head, video_pts=(), video_timestamps=stamps, video_end_s=video_end,
         video_declared_frames=max(0, head.video_declared_frames - hidden)
         if head.video_declared_frames else 0,
         audio=audio, demux_error=next((r.demux_error for r in results if r.demux_error), ""),
