@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -76,6 +77,9 @@ class _Timing:
     timestamps, seconds from the start of the source."""
     jitter_s: float = 0.0
     """How far a steady stream's frames stray from its constant rate, beyond rounding."""
+    unplaced: tuple[tuple[float, int], ...] = ()
+    """(length in seconds, how many) of the gaps counted but not in `gaps`: a span-merged
+    summary places a span's longest gaps only (`media.inspect.timestamps.MAX_SEGMENTS`)."""
 
 
 def timing(source: str | StreamSummary) -> list[Finding]:
@@ -98,9 +102,10 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
     tolerance = max(1.5, float(Fraction(3, 2000) / summary.time_base), 0.01 * typical)
     irregular = stamps.counted(lambda d: abs(d - typical) > tolerance)
     tb = summary.time_base
+    pairs = _gap_pairs(stamps, typical)
     gaps = tuple(
         (float((a + typical) * tb) - summary.start_s, float(b * tb) - summary.start_s)
-        for a, b in _gap_pairs(stamps, typical))
+        for a, b in pairs)
     interval, wander = _steady_interval(stamps, typical)
     off_step = stamps.counted(lambda d: abs(d - typical) > STEP * typical)
     # Steady: few intervals other than one step (gaps, doubled frames), and every frame
@@ -126,7 +131,23 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
         nominal_rate=_standard(1 / (interval * tb)) if interval else None,
         gaps=gaps if steady else (),
         jitter_s=float(wander * tb) if steady and wander > tolerance else 0.0,
+        unplaced=_unplaced(stamps, typical, pairs, tb) if steady else (),
     )
+
+
+def _unplaced(stamps: Timestamps, typical: int, pairs: list[tuple[int, int]], tb: Fraction
+              ) -> tuple[tuple[float, int], ...]:
+    """The gaps the intervals' counts hold beyond those placed (`pairs`)."""
+    width = stamps.width
+    placed = Counter((b - a) // width * width for a, b in pairs)
+    left = stamps.counted(lambda d: d > (1 + STEP) * typical) - len(pairs)
+    unplaced = []
+    for value, n in stamps.intervals:
+        extra = min(n - placed[value], left)
+        if value + width // 2 > (1 + STEP) * typical and extra > 0:
+            unplaced.append((float((value + width // 2 - typical) * tb), extra))
+            left -= extra
+    return tuple(unplaced)
 
 
 def _gap_pairs(stamps: Timestamps, typical: int) -> list[tuple[int, int]]:
@@ -355,8 +376,10 @@ def _gap_finding(summary: StreamSummary, facts: _Timing) -> Finding:
     """The gaps in a constant-rate stream's timestamps, by time, and what is done."""
     gaps = facts.gaps
     lengths_ms = [1000 * (end - start) for start, end in gaps]
+    lengths_ms += [1000 * length for length, n in facts.unplaced for _ in range(n)]
+    count = len(lengths_ms)
     named = ", ".join(f"{start:.3f} s" for start, _ in gaps[:GAPS_NAMED])
-    more = f" and {len(gaps) - GAPS_NAMED} more" if len(gaps) > GAPS_NAMED else ""
+    more = f" and {count - min(len(gaps), GAPS_NAMED)} more" if count > GAPS_NAMED else ""
     size = (f"{min(lengths_ms):.0f} ms" if round(min(lengths_ms)) == round(max(lengths_ms))
             else f"{min(lengths_ms):.0f}-{max(lengths_ms):.0f} ms")
     rate = facts.nominal_rate or Fraction(0)
@@ -367,7 +390,7 @@ def _gap_finding(summary: StreamSummary, facts: _Timing) -> Finding:
             FATAL,
             "timestamp_gaps",
             f"The video stops for {longest[1] - longest[0]:.1f} s at {longest[0]:.3f} s: its "
-            f"timestamps jump to {longest[1]:.3f} s ({len(gaps)} gap(s) in all, at {named}"
+            f"timestamps jump to {longest[1]:.3f} s ({count} gap(s) in all, at {named}"
             f"{more}).",
             f"A hole over {MAX_GAP_S:.0f} s is lost pictures, not a join; re-export the source "
             "from the editing tool, or cut it at the hole.",
@@ -377,7 +400,7 @@ def _gap_finding(summary: StreamSummary, facts: _Timing) -> Finding:
     return Finding(
         WARNING,
         "timestamp_gaps",
-        f"The video timestamps have {len(gaps)} gap(s) of {size} ({sum(lengths_ms):.0f} ms "
+        f"The video timestamps have {count} gap(s) of {size} ({sum(lengths_ms):.0f} ms "
         f"in all), at {named}{more}: the frames average {facts.mean_rate:.3f} fps although "
         f"they are {_fps(rate)} fps apart.",
         f"The title is delivered at {_fps(rate)} fps on the source's own timeline, so "

@@ -34,8 +34,8 @@ MAX_VALUES = 128
 """Distinct interval values a span's summary counts one by one; past that, intervals are
 counted in bins of a power of two ticks, as few as keep under it."""
 MAX_SEGMENTS = 64
-"""Segments a span's summary keeps: past that, neighbouring short ones are lumped (their
-gaps are then counted, not placed)."""
+"""Segments a span's summary keeps: past that, it is lumped across its shortest breaks
+(doubled frames first, then the shortest gaps, which are then counted, not placed)."""
 MAX_HULL = 32
 """Hull points per side a segment keeps: past that, those extreme for slopes far from its
 own (a stream this irregular is variable-rate, and its jitter is not reported)."""
@@ -232,17 +232,16 @@ class Timestamps:
             out = replace(out, intervals=tuple(sorted(counts.items())), width=width)
         segments = list(self.segments)
         if len(segments) > MAX_SEGMENTS:
-            # Lump each stretch of short segments (no run of steps in it: only breaks),
-            # then the neighbours with the fewest frames, until few enough.
-            lumped: list[Segment] = []
-            for seg, prev in zip(segments, [None, *segments[:-1]], strict=True):
-                if prev is not None and seg.count < 3 and prev.count < 3:
+            # Keep the breaks with the longest intervals (the gaps, longest first), lump
+            # the segments across the others (doubled frames first).
+            joins = sorted(range(len(segments) - 1),
+                           key=lambda i: (segments[i + 1].first - segments[i].last, i))
+            lumped_at = set(joins[:len(segments) - MAX_SEGMENTS])
+            lumped = [segments[0]]
+            for i, seg in enumerate(segments[1:]):
+                if i in lumped_at:
                     lumped[-1] = lumped[-1].then(seg)
                 else:
                     lumped.append(seg)
-            while len(lumped) > MAX_SEGMENTS:
-                i = min(range(len(lumped) - 1),
-                        key=lambda j: lumped[j].count + lumped[j + 1].count)
-                lumped[i:i + 2] = [lumped[i].then(lumped[i + 1])]
             out = replace(out, segments=tuple(lumped))
         return out
