@@ -185,3 +185,51 @@ def test_a_gathered_chunk_record_is_small_whatever_the_titles_length(tasks, enco
           f"{len(pickle.dumps(long_chunk))})")
     assert size < 2048
     assert abs(len(pickle.dumps(long_chunk)) - size) < 16
+
+
+def test_a_chunk_encoded_fragmented_is_cut_with_no_remux_into_the_same_segments(
+        tasks, tmp_path, monkeypatch):
+    """The encode writes a fragmented MP4, cut as it is: the same segments, byte for byte,
+    and the same init key as a plain MP4 encode stream-copied into one, with no FFmpeg
+    process after the encode; its frames are counted from its fragments' headers."""
+    from media.encode.chunk import stage_chunk
+    from media.encode.commands import encode_chunk_argv
+    from media.encode.encoded import count_frames
+    from media.package import assemble
+    from media.plan.rate_control import chunk_crf
+
+    task = tasks[1]
+    staged = stage_chunk(task, task.source.source_uri, str(tmp_path))
+    rendition = chunk_crf(task.rendition, task.chunk)  # CRF 25 from the chunk's offsets
+    cuts = {}
+    for fragmented in (False, True):
+        out = tmp_path / f"chunk-{fragmented}.mp4"
+        ffmpeg.run(ffmpeg.ffmpeg_argv(*encode_chunk_argv(
+            staged.path, str(out), task.source, task.chunk, rendition, task.settings,
+            task.grid, fragmented=fragmented)))
+        assert count_frames(str(out)) == task.chunk.frame_count == 50
+        folder = tmp_path / f"cut-{fragmented}"
+        folder.mkdir()
+        if fragmented:
+            monkeypatch.setattr(assemble.ffmpeg, "run",
+                                lambda *a, **k: pytest.fail("a remux process ran"))
+        cuts[fragmented] = segment_chunk(str(out), task.chunk.start_frame, 50, 25,
+                                         Fraction(25), str(folder))
+    plain, direct = cuts[False], cuts[True]
+    assert direct.init_key == plain.init_key and direct.first_number == plain.first_number == 3
+    assert list(direct.segments) == list(plain.segments) and len(direct.segments) == 2
+    assert direct.timing == plain.timing
+
+
+def test_a_fragmented_chunk_cut_short_is_a_bad_chunk(tasks, encoded, tmp_path):
+    from media.encode.encoded import BadChunk, count_frames
+
+    cut_short = tmp_path / "short.mp4"
+    fragmented = tmp_path / "whole.mp4"
+    title = Path(tasks[0].output_root) / "clip"
+    fragmented.write_bytes(Path(encoded[0].chunk_uri).read_bytes() + b"".join(
+        (title / s.uri).read_bytes() for s in encoded[0].segments))
+    assert count_frames(str(fragmented)) == 50
+    cut_short.write_bytes(fragmented.read_bytes()[: fragmented.stat().st_size // 2])
+    with pytest.raises(BadChunk, match="unreadable"):
+        count_frames(str(cut_short))

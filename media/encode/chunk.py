@@ -7,6 +7,10 @@ another CRF without staging again (`media.encode.gate`). `encode_chunk` does bot
 `encode_renditions` makes the first encodes of every rendition of a chunk in one FFmpeg
 process, which decodes the span once rather than once per rendition.
 
+Every encode is written as a fragmented MP4, a fragment per segment of the grid, which
+`media.package.assemble.segment_chunk` cuts into the final CMAF segments as it is (no
+remux), and whose frames are counted from its fragments' headers.
+
 An encoded chunk that is unreadable or has the wrong number of frames raises `BadChunk`
 (`media.encode.retries` says whether to try again). The fault hooks of
 `media.core.faults` (kill the FFmpeg process, corrupt the encoded chunk) are here; they
@@ -85,6 +89,7 @@ def encode_staged(
         settings,
         task.grid,
         reference_output(task, keep, vmaf_subsample),
+        fragmented=True,
     )
     hook = faults.ffmpeg_hook("encode", fault_label(task))
     run = _run_encode(argv, keep, timeout_s, hook)
@@ -121,7 +126,7 @@ def encode_renditions(
     argv = commands.encode_renditions_argv(
         staged.path, paths, first.source, first.chunk,
         [chunk_crf(t.rendition, t.chunk) for t in tasks], settings,
-        first.grid, reference_output(first, keep, step))
+        first.grid, reference_output(first, keep, step), fragmented=True)
     hook = faults.ffmpeg_hook_all("encode", [fault_label(task) for task in tasks])
     run = _run_encode(argv, keep, timeout_s, hook)
     pixels = [t.rendition.width * t.rendition.height for t in tasks]

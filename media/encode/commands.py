@@ -20,6 +20,7 @@ from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, 
 from media.encode.conditioning import condition
 from media.encode.encoders import Encoder, encoder_named, resolve_encoder, video_options
 from media.encode.hwaccel import decode_input_options
+from media.package.cmaf import FRAGMENTED_FLAGS
 
 HALF_FRAME = Fraction(1, 2)
 
@@ -91,16 +92,19 @@ def shared_process_threads(renditions: Sequence[Rendition], cores: int) -> list[
 
 def encode_chunk_argv(staged_path: str, out_path: str, source: SourceInfo, chunk: ChunkSpan,
                       rendition: Rendition, settings: EncodeSettings, grid: SegmentGrid,
-                      source_output: Callable | None = None) -> list[str]:
-    """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file."""
+                      source_output: Callable | None = None,
+                      fragmented: bool = False) -> list[str]:
+    """FFmpeg arguments (without the binary) that encode one chunk to an MP4 file
+    (`fragmented`: see `encode_renditions_argv`)."""
     return encode_renditions_argv(staged_path, [out_path], source, chunk, [rendition],
-                                  settings, grid, source_output)
+                                  settings, grid, source_output, fragmented)
 
 
 def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: SourceInfo,
                            chunk: ChunkSpan, renditions: Sequence[Rendition],
                            settings: EncodeSettings, grid: SegmentGrid,
-                           source_output: Callable | None = None) -> list[str]:
+                           source_output: Callable | None = None,
+                           fragmented: bool = False) -> list[str]:
     """One FFmpeg process for every rendition of one chunk: the source decoded once,
     scaled once per distinct size, each rendition encoded with the options
     `encode_chunk_argv` gives it alone, but for the threads of an encoder that shares them
@@ -111,6 +115,11 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     to one more output of the same process, such as the chunk's VMAF reference frames
     (`media.quality.vmaf.store_reference`): they are then decoded once for the encodes and it.
     The encodes are the same with or without it.
+
+    `fragmented` writes each encode as a fragmented MP4 with a fragment at every IDR frame
+    (`FRAGMENTED_FLAGS`), i.e. one per segment of the grid: its CMAF segments are then cut
+    from it by `media.package.cmaf` without another FFmpeg process (the same samples as a
+    stream copy of a plain MP4 into one).
     """
     sizes = list(dict.fromkeys((r.width, r.height) for r in renditions))
     video = source_frames(staged_path, source, chunk, settings.decoder)
@@ -137,6 +146,8 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
         stream = branches[(rendition.width, rendition.height)].pop(0)
         options = video_options(encoder, rendition,
                                 dataclasses.replace(settings, threads=count), grid)
+        if fragmented:
+            options |= {"f": "mp4", "movflags": FRAGMENTED_FLAGS}
         outputs.append(ffmpeg_python.output(stream, path, an=None,
                                             **{"frames:v": chunk.frame_count}, **options))
     if source_output is not None:

@@ -18,6 +18,8 @@ from media.core.types import (
     ChunkTask,
     VmafScore,
 )
+from media.package.boxes import IsobmffError
+from media.package.cmaf import fragmented_sample_count, is_fragmented
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,14 @@ def encoded_kbps(task: ChunkTask, encoded: EncodedChunk) -> float:
 
 
 def count_frames(path: str) -> int:
-    """Number of video frames in a file: from its header where it says, else from its
+    """Number of video frames in a file: a fragmented MP4's (as chunks are encoded) from
+    its fragments' headers, another file's from its header where it says, else from its
     packets (no decode)."""
+    try:
+        if is_fragmented(path):
+            return fragmented_sample_count(path)
+    except (OSError, IsobmffError) as exc:
+        raise BadChunk(f"the encoder wrote an unreadable chunk {path}: {exc}") from exc
     try:
         with av.open(path) as container:
             if container.streams.video[0].frames:

@@ -1,7 +1,7 @@
 """Assemble a rendition from its chunks without re-encoding (design invariant 2).
 
 Each chunk is cut into its final CMAF segments where it was encoded (`segment_chunk`:
-stream copy into a fragmented MP4, its fragments numbered and timed on the title's
+the encode is a fragmented MP4, its fragments numbered and timed on the title's
 timeline), so assembling a rendition reads only its chunks' records
 (`check_track_records`). The chunks' init segments must agree (`init_key`); x264 makes
 them agree with `stitchable` (see `media.encode.encoders`).
@@ -22,13 +22,13 @@ from media.core import ffmpeg
 from media.core.errors import MediaError
 from media.core.types import Segment
 from media.package.cmaf import (
+    FRAGMENTED_FLAGS,
+    is_fragmented,
     placed_segment,
     sample_entry_key,
     split_fragmented_mp4,
 )
 from media.package.isobmff import FragmentInfo, read_fragment, read_init
-
-FRAGMENTED_FLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf"
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,17 @@ def segment_chunk(chunk_path: str, start_frame: int, frame_count: int, segment_f
                   timeout_s: float | None = None) -> ChunkSegments:
     """Cut one encoded chunk (whole segments of the grid from `start_frame`) into its final
     CMAF segments, by stream copy: numbered and timed on the title's timeline, checked
-    against the grid (count, a sync sample first, each at its planned time)."""
+    against the grid (count, a sync sample first, each at its planned time).
+
+    A chunk encoded as a fragmented MP4 (as `media.encode.chunk` writes them) is cut as it
+    is, in this process; another MP4 is first stream-copied into one (an FFmpeg process)."""
     if start_frame % segment_frames:
         raise MediaError(f"a chunk starts at frame {start_frame}, off the segment grid")
-    fragmented = os.path.join(scratch, "chunk-fragmented.mp4")
-    ffmpeg.run(ffmpeg.ffmpeg_argv(*fragment_argv(chunk_path, fragmented)), timeout_s=timeout_s)
+    fragmented = chunk_path
+    if not is_fragmented(chunk_path):
+        fragmented = os.path.join(scratch, "chunk-fragmented.mp4")
+        ffmpeg.run(ffmpeg.ffmpeg_argv(*fragment_argv(chunk_path, fragmented)),
+                   timeout_s=timeout_s)
     with open(fragmented, "rb") as handle:
         split = split_fragmented_mp4(handle.read())
     init = read_init(split.init)

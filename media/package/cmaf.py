@@ -25,6 +25,10 @@ from dataclasses import dataclass
 
 from media.package.boxes import TRUN_CTO, Box, IsobmffError, find_all, iter_boxes, read_trun
 
+FRAGMENTED_FLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf"
+"""FFmpeg's `-movflags` for a fragmented MP4 that `split_fragmented_mp4` cuts: a fragment
+at every keyframe, an empty `moov` first, CMAF brands."""
+
 STYP = struct.pack(">I4s4sI4s4s4s", 28, b"styp", b"cmfs", 0, b"cmfs", b"msdh", b"msix")
 """CMAF segment type box, placed before each media segment's `moof`."""
 
@@ -79,6 +83,26 @@ def split_fragmented_file(path: str) -> SplitTrack:
                                                access=mmap.ACCESS_READ) as data:
         init, fragments, shift = _layout(data)
     return SplitTrack(init, FileSegments(path, fragments, shift), shift)
+
+
+def is_fragmented(path: str) -> bool:
+    """Whether the MP4 file at `path` has fragments (a top-level `moof`); only box
+    headers are read."""
+    with open(path, "rb") as handle:
+        return any(box.type == "moof" for box in iter_boxes(handle))
+
+
+def fragmented_sample_count(path: str) -> int:
+    """Samples of a fragmented MP4 file's track, from its `trun` headers (no media read):
+    what a demux would count, at the cost of reading a few bytes per fragment. A file
+    cut short raises `IsobmffError`."""
+    if os.path.getsize(path) == 0:
+        raise IsobmffError(f"{path} is empty: not an MP4 file")
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                               access=mmap.ACCESS_READ) as data:
+        _, fragments, _ = _layout(data)
+        return sum(read_trun(data, trun).sample_count
+                   for moof, _ in fragments for trun in find_all(data, "traf/trun", moof))
 
 
 def _layout(data) -> tuple[bytes, list[tuple[Box, Box]], int]:
