@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
+import math
 import os
+import pickle
+from fractions import Fraction
 
 import apache_beam as beam
 import pytest
@@ -20,6 +24,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from media.core.types import IngestEvent
 from media.inspect import FATAL, WARNING, inspect_file, summarize
 from media.inspect.demux import head_summary
+from media.inspect.frame_timing import _timing_facts, _timing_findings
 from media.inspect.spans import (
     inspect_by_spans,
     inspect_span,
@@ -28,6 +33,8 @@ from media.inspect.spans import (
 )
 from media.inspect.timestamps import Timestamps
 from tests.test_inspection import _cut, _damage, _make
+from tests.test_real_sources import MP4_25, TIMING_TABLE
+from tests.test_real_sources import _summary as _table_summary
 from transforms.dead_letter import DEAD_LETTER
 from transforms.inspect import Inspect, inspect_video
 
@@ -271,3 +278,106 @@ def test_the_inspect_stage_runs_spans_in_parallel_and_gathers_one_verdict(media,
         letters = out[DEAD_LETTER] | "Letters" >> beam.Map(lambda d: (d.title_id, d.stage))
         assert_that(titles, equal_to([expected]), label="OneVerdict")
         assert_that(letters, equal_to([("wrecked", "inspect")]), label="Refused")
+
+
+# --- slim span results: nothing gathered grows with the title ------------------------------
+
+SPAN_RESULT_BYTES = 3000
+"""A span's result, pickled, whatever its length: its timestamps are a summary
+(`media.inspect.timestamps`), a few hundred bytes for a steady stream."""
+PART_FRAMES = 30
+"""Frames per part where tables of timestamps are cut into spans' parts."""
+
+
+@pytest.fixture(scope="module")
+def long_spans(media):
+    """The 40 s clip in 4 s spans, each read and decoded alone."""
+    path = media("long")
+    head = head_summary(path)
+    plan = span_plan(head, 4.0)
+    return path, head, [inspect_span(path, span, head, plan) for span in plan.spans]
+
+
+def test_a_span_result_does_not_grow_with_the_span(media, long_spans):
+    """A 4 s span and a 21 s span of the same clip pickle to about the same size."""
+    path, head, results = long_spans
+    plan = span_plan(head, 20.0)
+    long_one = inspect_span(path, plan.spans[1], head, plan)
+    short_one = results[1]
+    assert short_one.timestamps.count == 100 and long_one.timestamps.count == 525
+    sizes = [len(pickle.dumps(r)) for r in (short_one, long_one)]
+    assert max(sizes) < SPAN_RESULT_BYTES, sizes
+    assert abs(sizes[1] - sizes[0]) < 100, sizes
+
+
+def test_the_gathered_spans_are_one_small_record_each(long_spans):
+    """10 spans: 10 records of the same small size, merged into the whole file's
+    timestamps' summary (itself small) and frame count, with no list of timestamps."""
+    path, head, results = long_spans
+    sizes = [len(pickle.dumps(r)) for r in results]
+    assert len(sizes) == 10 and max(sizes) < SPAN_RESULT_BYTES, sizes
+    assert max(sizes) < 1.5 * min(sizes), sizes
+    merged = merged_summary(head, results)
+    assert merged.video_pts == () and merged.video_frames == 1000
+    assert merged.timestamps == Timestamps.of(summarize(path).video_pts, bounded=False)
+    assert len(pickle.dumps(merged.timestamps)) < SPAN_RESULT_BYTES
+
+
+def _facts(pts, time_base, parts=None):
+    """The timing facts of `pts`, whole, or from their summaries cut every `parts` frames
+    and joined, as the spans' are."""
+    summary = _table_summary(pts, time_base)
+    if parts:
+        stamps = Timestamps.joined([Timestamps.of(pts[i:i + parts])
+                                    for i in range(0, len(pts), parts)])
+        summary = dataclasses.replace(summary, video_pts=(), video_timestamps=stamps)
+    return summary, _timing_facts(summary, None)
+
+
+@pytest.mark.parametrize("name, pts, time_base", [row[:3] for row in TIMING_TABLE],
+                         ids=[row[0] for row in TIMING_TABLE])
+def test_timing_from_joined_summaries_is_the_whole_lists(name, pts, time_base):
+    """The timing tables (steady, looped, 25 then 12.5, 23.976 with jitter, 29.97 in ms)
+    cut into parts: the facts and findings of the joined summaries are the whole list's
+    (but for the rate fitted to a variable-rate stream's runs, which is not used)."""
+    whole_summary, whole = _facts(pts, time_base)
+    parts_summary, parts = _facts(pts, time_base, PART_FRAMES)
+    if whole.vfr:
+        parts = dataclasses.replace(parts, nominal_rate=whole.nominal_rate)
+    assert parts == whole
+    assert _timing_findings(parts_summary, parts) == _timing_findings(whole_summary, whole)
+
+
+def test_a_jittered_title_in_minutes_is_judged_as_the_whole_list():
+    """10 minutes of 23.976 fps with 8 ms of jitter in 1/90000 (hundreds of distinct
+    intervals: each minute counts them in bins) in 1-minute parts: each part is a few
+    hundred bytes, and the verdict is the whole list's (the count of intervals off the
+    typical one within 1 %)."""
+    frames = 24000 * 600 // 1001
+    pts = [round(k * 3753.75 + 720 * math.sin(k * 1.7)) for k in range(frames)]
+    minute = 1438
+    assert all(len(pickle.dumps(Timestamps.of(pts[i:i + minute]))) < SPAN_RESULT_BYTES
+               for i in range(0, frames, minute))
+    _, whole = _facts(pts, Fraction(1, 90000))
+    _, parts = _facts(pts, Fraction(1, 90000), minute)
+    assert not parts.vfr and parts.nominal_rate == whole.nominal_rate == Fraction(24000, 1001)
+    assert parts.jitter_s == pytest.approx(whole.jitter_s, rel=1e-9) and parts.jitter_s > 0.007
+    assert parts.irregular == pytest.approx(whole.irregular, rel=0.01)
+    assert dataclasses.replace(parts, irregular=whole.irregular) == whole
+
+
+def test_many_gaps_in_a_span_are_counted_and_the_longest_placed():
+    """A steady 25 fps stream with 1 interval in 10 off a step (doubled frames, gaps of
+    one and two frames): each minute's summary keeps `MAX_SEGMENTS` segments, and the
+    gaps finding counts every gap, of the whole list's lengths and total."""
+    step = [512] * 27 + [0, 1024, 1536]
+    deltas = [step[(k * 7) % len(step)] for k in range(6000)]
+    pts = [0, *itertools.accumulate(deltas)]
+    summary, whole = _facts(pts, MP4_25)
+    parts_summary, parts = _facts(pts, MP4_25, 1500)
+    assert not parts.vfr and parts.nominal_rate == whole.nominal_rate == 25
+    assert len(parts.gaps) < len(whole.gaps) == len(parts.gaps) + sum(
+        n for _, n in parts.unplaced)
+    (w,) = [f for f in _timing_findings(summary, whole) if f.code == "timestamp_gaps"]
+    (p,) = [f for f in _timing_findings(parts_summary, parts) if f.code == "timestamp_gaps"]
+    assert p.message.split(", at ")[0] == w.message.split(", at ")[0]
