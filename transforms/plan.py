@@ -7,11 +7,13 @@ every candidate resolution), gathered per title, tells which resolutions could c
 its ladder; the other samples are trialled at those alone. Gathered per title again,
 the results give the rungs and their calibrated CRFs (`media.plan.per_title`). Emits one
 `TitlePlan` per title. With `--ladder fixed` (or `apple`), the plan is that ladder and
-no trial runs.
+no trial runs. With codec ladders (`--codecs h264,av1`) each codec is trialled, gathered
+and chosen on its own (keyed by title version and codec), and its plans joined per title.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from typing import Any
@@ -34,6 +36,7 @@ from media.plan.trials import (
     run_trials,
     sample_spans,
     trial_record,
+    trial_record_name,
     trial_results,
 )
 from transforms import _storage
@@ -46,8 +49,10 @@ __all__ = ["PlanLadder"]
 log = logging.getLogger(__name__)
 _PLANNED = "planned"
 _PROBED = "probed"
-_KEYED = tuple[tuple[str, str], Any]
-"""(title id, generation) and a part: trial results gathered per title version."""
+_KEYED = tuple[tuple[str, ...], Any]
+"""(title id, generation) and a part: trial results gathered per title version; with
+codec ladders (`--codecs`), per (title id, generation, codec)."""
+_CODEC_PLAN = "codec_plan"
 
 
 class _TrialTasksFn(beam.DoFn):
@@ -71,12 +76,13 @@ class _TrialTasksFn(beam.DoFn):
                                                           grid))
             return
         spans, probe = sample_spans(source, cfg, grid)
-        tasks = probe_tasks(source, cfg, grid, (spans, probe))
-        log.info("%s: planning: probe sample (segment %d) at %d resolutions x %d CRFs; "
-                 "then %d more sample segments at the resolutions its hull calls for",
-                 source.title_id, probe, len(tasks[0].sizes), len(cfg.trial_crfs),
-                 len(spans) - 1)
-        yield from tasks
+        for codec in cfg.codecs if cfg.multi_codec else ("",):
+            tasks = probe_tasks(source, cfg, grid, (spans, probe), codec=codec)
+            log.info("%s: planning%s: probe sample (segment %d) at %d resolutions x %d "
+                     "CRFs; then %d more sample segments at the resolutions its hull calls "
+                     "for", source.title_id, f" ({codec})" if codec else "", probe,
+                     len(tasks[0].sizes), len(cfg.trial_crfs), len(spans) - 1)
+            yield from tasks
 
 
 class _RunTrialFn(beam.DoFn):
@@ -87,7 +93,8 @@ class _RunTrialFn(beam.DoFn):
 
     @dead_letters("plan (trial encode)")
     def process(self, task: TrialTask):
-        record_uri = naming.trial_record_uri(task.output_root, task.title_id, task.span.index)
+        record_uri = trial_record_name(task, naming.trial_record_uri(
+            task.output_root, task.title_id, task.span.index))
         if _storage.exists(record_uri):
             reused = trial_results(task, _storage.read_json(record_uri))
             if reused is not None:
@@ -141,12 +148,18 @@ class _ChooseLadderFn(beam.DoFn):
     def process(self, element):
         _, every_result = element
         source = every_result[0].task.source
+        codec = every_result[0].task.codec
         try:
             plan, record = plan_title(every_result, self._config, _storage.open_source)
         except MediaError as exc:
             stage = "plan (ladder)" if isinstance(exc, NoLadder) else "plan (calibration)"
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
-                source.title_id, source.source_uri, stage, exc))
+                source.title_id, source.source_uri, f"{stage} {codec}".strip(), exc))
+            return
+        if codec:  # one codec's ladder: joined with the others' by _JoinCodecsFn
+            codecs = self._config.codecs
+            yield pvalue.TaggedOutput(_CODEC_PLAN, (source.version_key, Part(
+                codecs.index(codec), len(codecs), (codec, plan, record))))
             return
         _storage.write_json(naming.plan_record_uri(self._config.output_root, source.title_id),
                             record)
@@ -159,8 +172,38 @@ class _ChooseLadderFn(beam.DoFn):
         yield plan
 
 
+class _JoinCodecsFn(beam.DoFn):
+    """Every codec's plan of a title -> the title's plan: the codecs' ladders one after
+    the other (in `--codecs` order, each cut to `--max_renditions`), and one plan record
+    (the first codec's, with every codec's under 'codecs', for the report)."""
+
+    def __init__(self, config: JobConfig):
+        self._config = config
+
+    @dead_letters("plan (codecs)")
+    def process(self, element):
+        _, parts = element
+        cfg = self._config
+        plans = [plan for _, plan, _ in parts]
+        cut = cfg.max_renditions or None
+        first = plans[0]
+        plan = dataclasses.replace(
+            first, renditions=tuple(r for p in plans for r in p.renditions[:cut]),
+            trial_cost_s=sum(p.trial_cost_s for p in plans),
+            scored_frames=max(p.scored_frames for p in plans))
+        record = {**parts[0][2], "codecs": {codec: rec for codec, _, rec in parts}}
+        _storage.write_json(naming.plan_record_uri(cfg.output_root, first.source.title_id),
+                            record)
+        log.info("%s: codec ladders: %s", first.source.title_id, "; ".join(
+            f"{codec} {len(p.renditions[:cut])} rungs" for codec, p, _ in parts))
+        yield plan
+
+
 def _by_version(result: TrialResult):
-    return result.task.source.version_key, Part(result.index, result.task.trial_count, result)
+    key = result.task.source.version_key
+    if result.task.codec:
+        key = (*key, result.task.codec)
+    return key, Part(result.index, result.task.trial_count, result)
 
 
 class PlanLadder(beam.PTransform):
@@ -207,14 +250,27 @@ class PlanLadder(beam.PTransform):
         chosen = (
             all_trials.main
             | "ChooseRungs" >> beam.ParDo(_ChooseLadderFn(self._config)).with_outputs(
-                DEAD_LETTER, main="main")
+                _CODEC_PLAN, DEAD_LETTER, main="main")
         )
+        chosen_plans = [chosen.main]
+        joined_dead = []
+        if self._config.multi_codec:
+            codec_plans = (
+                chosen[_CODEC_PLAN]
+                | "KeyCodecPlans" >> beam.Map(lambda keyed: keyed).with_output_types(_KEYED)
+                | "GatherCodecs" >> GatherParts(self._config.title_timeout_s,
+                                                "plan (gather codecs)", "codec ladder")
+            )
+            joined = codec_plans.main | "JoinCodecs" >> beam.ParDo(
+                _JoinCodecsFn(self._config)).with_outputs(DEAD_LETTER, main="main")
+            chosen_plans.append(joined.main)
+            joined_dead = [codec_plans[DEAD_LETTER], joined[DEAD_LETTER]]
         # Progress in each round's own stage, so that its lines come as the trials finish.
         _ = probe.main | "ProbeProgress" >> ReportTrialProgress()
         _ = trials.main | "TrialProgress" >> ReportTrialProgress()
-        planned = (fanned[_PLANNED], chosen.main) | "AllPlans" >> beam.Flatten()
+        planned = (fanned[_PLANNED], *chosen_plans) | "AllPlans" >> beam.Flatten()
         dead = ((fanned[DEAD_LETTER], probe[DEAD_LETTER], probe_results[DEAD_LETTER],
                  refine[DEAD_LETTER], trials[DEAD_LETTER], all_trials[DEAD_LETTER],
-                 chosen[DEAD_LETTER])
+                 chosen[DEAD_LETTER], *joined_dead)
                 | "PlanRejects" >> beam.Flatten())
         return {"main": planned, DEAD_LETTER: dead}

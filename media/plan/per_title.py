@@ -22,11 +22,13 @@ from media.core.types import ChunkSpan, ChunkTask, Rendition, TitlePlan, TrialRe
 from media.encode.chunk import encode_renditions
 from media.encode.commands import chunk_window_s
 from media.encode.encoded import encoded_kbps, rendition_scratch
+from media.encode.encoders import codec_encoder
 from media.encode.scoring import scored, scored_together
 from media.encode.staging import StagedSpan, stage_span
 from media.inspect.complexity import sample_weights
 from media.plan.hull import choose_rungs, upper_hull
 from media.plan.invariant import MIN_RATE_RATIO, LadderRung, spaced
+from media.plan.ladder import codec_id
 from media.plan.planning import (
     complete_results,
     frame_spread,
@@ -143,11 +145,16 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
     except ValueError as exc:
         raise NoLadder(f"no ladder could be planned from the trials: {exc}") from exc
     renditions = renditions_from_rungs(rungs, points, results, weights)
+    codec = first.codec
+    final_encoder = codec_encoder(codec, cfg.encode.encoder) if codec else cfg.encode.encoder
+    if codec:  # a codec ladder's rungs carry its encoder, the calibration's included
+        renditions = [dataclasses.replace(r, encoder=final_encoder) for r in renditions]
     split, cpu = _trial_costs(every_result)
     calibration: list[dict] = []
     before = renditions
     span = calibration_span(first, results)
-    if cfg.trial_preset != cfg.encode.preset or cfg.encode.encoder != "x264":
+    trial_encoder_name = first.settings.encoder
+    if cfg.trial_preset != cfg.encode.preset or final_encoder != trial_encoder_name:
         renditions, calibration, split["calibration"], cpu["calibration"] = calibrated(
             renditions, first, span, cfg, open_source)
         # the caps again, for the CRF changes as the calibration carried them over
@@ -222,6 +229,14 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
         "scoring": {"frame_sd": None if spread is None else round(spread, 3),
                     "scored_frames": scored_frames},
     }
+    if codec:
+        renditions = [dataclasses.replace(r, rendition_id=codec_id(codec, r.rendition_id))
+                      for r in renditions]
+        record |= {"codec": codec, "trial_encoder": trial_encoder_name,
+                   "encoder": final_encoder, "trial_crfs": list(first.crfs)}
+        for entry in [*record["rungs"], *record["calibration"]]:
+            if "id" in entry:
+                entry["id"] = codec_id(codec, entry["id"])
     # the plan has used the complexity; the chunk tasks need not carry it
     planned = dataclasses.replace(source, complexity=(), complexity_bin_frames=0)
     return TitlePlan(planned, tuple(renditions), "per-title", first.grid, cost,

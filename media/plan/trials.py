@@ -35,6 +35,7 @@ from media.core.types import (
 )
 from media.encode.commands import encode_renditions_argv
 from media.encode.encoded import packet_sizes
+from media.encode.encoders import codec_crf, trial_encoder
 from media.encode.scoring import reference_output, vmaf_size
 from media.encode.staging import StagedSpan
 from media.inspect.complexity import title_complexity
@@ -159,32 +160,40 @@ def sample_spans(source: SourceInfo, config: JobConfig,
 
 def trial_tasks(source: SourceInfo, config: JobConfig, grid: SegmentGrid,
                 spans: list[ChunkSpan], heights: Sequence[int] | None = None,
-                first_index: int = 0) -> list[TrialTask]:
+                first_index: int = 0, codec: str = "") -> list[TrialTask]:
     """One trial task per sample of `spans`, each encoding its sample at `heights`
     (default: every candidate resolution) and every trial CRF. Results are numbered from
-    `first_index` among the title's results: the tasks' own after those before them."""
+    `first_index` among the title's results: the tasks' own after those before them.
+    With a `codec` (a codec ladder of `--codecs`), with its software encoder at the
+    trial CRFs carried onto its scale (`media.encode.encoders.codec_crf`)."""
     sizes = tuple((w, h) for w, h in candidate_resolutions(source)
                   if heights is None or h in heights)
-    crfs = tuple(config.trial_crfs)
+    crfs = (tuple(codec_crf(codec, c) for c in config.trial_crfs) if codec
+            else tuple(config.trial_crfs))
     per_task = len(sizes) * len(crfs)
     settings = EncodeSettings(preset=config.trial_preset,
                               threads=config.encode.threads or TRIAL_X264_THREADS)
+    if codec:
+        settings = dataclasses.replace(settings, encoder=trial_encoder(codec))
     return [
         TrialTask(source=source, sizes=sizes, crfs=crfs, span=span,
                   trial_index=first_index + i * per_task,
                   trial_count=first_index + len(spans) * per_task,
                   grid=grid, output_root=config.output_root, settings=settings,
-                  vmaf_height=vmaf_height(source), vmaf_subsample=config.trial_vmaf_subsample)
+                  vmaf_height=vmaf_height(source), vmaf_subsample=config.trial_vmaf_subsample,
+                  codec=codec)
         for i, span in enumerate(spans)
     ]
 
 
 def probe_tasks(source: SourceInfo, config: JobConfig, grid: SegmentGrid,
-                samples: tuple[list[ChunkSpan], int] | None = None) -> list[TrialTask]:
+                samples: tuple[list[ChunkSpan], int] | None = None,
+                codec: str = "") -> list[TrialTask]:
     """The first round: the probe sample at every candidate resolution. `samples`:
-    `sample_spans`, where the caller has them already."""
+    `sample_spans`, where the caller has them already; `codec`: see `trial_tasks`."""
     spans, probe = samples or sample_spans(source, config, grid)
-    return trial_tasks(source, config, grid, [s for s in spans if s.index == probe])
+    return trial_tasks(source, config, grid, [s for s in spans if s.index == probe],
+                       codec=codec)
 
 
 def refine_tasks(probed: Sequence[TrialResult], config: JobConfig
@@ -199,7 +208,7 @@ def refine_tasks(probed: Sequence[TrialResult], config: JobConfig
         trial_points(probed), top_vmaf=config.top_vmaf, max_kbps=config.max_kbps or None,
         min_kbps=config.min_kbps, step_ratio=config.step_ratio, max_rungs=config.max_rungs)
     tasks = (trial_tasks(first.source, config, first.grid, spans, heights,
-                         first_index=len(probed)) if spans else [])
+                         first_index=len(probed), codec=first.codec) if spans else [])
     return tasks, heights
 
 
@@ -236,7 +245,20 @@ def trial_results(task: TrialTask, record: dict) -> list[TrialResult] | None:
 
 def _task_key(task: TrialTask) -> dict:
     """What decides a trial's result; a record made for other settings is not reused."""
-    return {"source": [task.source.source_uri, task.source.size_bytes],
-            "span": dataclasses.asdict(task.span), "sizes": [list(s) for s in task.sizes],
-            "crfs": list(task.crfs), "preset": task.settings.preset,
-            "vmaf": [task.vmaf_height, task.vmaf_subsample]}
+    key = {"source": [task.source.source_uri, task.source.size_bytes],
+           "span": dataclasses.asdict(task.span), "sizes": [list(s) for s in task.sizes],
+           "crfs": list(task.crfs), "preset": task.settings.preset,
+           "vmaf": [task.vmaf_height, task.vmaf_subsample]}
+    if task.codec:  # a codec ladder's trials (the one ladder's records stay as they were)
+        key["encoder"] = task.settings.encoder
+    return key
+
+
+def trial_record_name(task: TrialTask, uri: str) -> str:
+    """Where a task's record is stored, given the one ladder's `uri` for its segment
+    (`media.core.naming.trial_record_uri`): a codec ladder's beside it, prefixed with
+    the codec."""
+    if not task.codec:
+        return uri
+    folder, _, name = uri.rpartition("/")
+    return f"{folder}/{task.codec}-{name}"

@@ -251,6 +251,7 @@ def _page(report: dict, tracks: list[dict], charts: dict[str, str], hull: bool) 
             _inspection_section(report.get("inspection") or []),
             _ladder_section(report.get("ladder") or [], tracks,
                             report.get("ladder_invariant")),
+            _codecs_section(report.get("codecs") or {}, report.get("ladder") or []),
             _plan_section(report.get("plan") or {}, hull),
             _renditions_section(tracks, charts)]
     return "\n".join([
@@ -312,6 +313,32 @@ def _ladder_section(ladder: list[dict], tracks: list[dict], invariant: dict | No
                      _f(vmaf.get("worst_chunk_p5", vmaf.get("p5")), 2)])
     return "<section id='ladder'><h2>Ladder</h2>" + _table(head, rows, numeric_from=2) + \
         _invariant_note(invariant) + "</section>"
+
+
+def _codecs_section(codecs: dict, ladder: list[dict]) -> str:
+    """Codec ladders (`--codecs`): each codec's rungs side by side, with its encoders and
+    whether its own ladder invariant holds. Nothing for a one-codec title."""
+    if not codecs:
+        return ""
+    by_id = {rung.get("id"): rung for rung in ladder}
+    columns = []
+    for codec, entry in codecs.items():
+        rows = []
+        for rid in entry.get("renditions") or []:
+            rung = by_id.get(rid, {})
+            vmaf = rung.get("vmaf") or {}
+            rows.append([rid, f"{rung.get('width')}×{rung.get('height')}",
+                         _kbps(rung.get("average_bandwidth_bps")), _f(vmaf.get("mean"), 2)])
+        holds = (entry.get("ladder_invariant") or {}).get("holds")
+        columns.append(
+            f"<div class='codec' data-codec='{esc(codec)}'><h3>{esc(codec)}</h3>"
+            f"<p class='note'>encoder {esc(', '.join(entry.get('encoders') or []) or '?')}; "
+            f"invariant {'holds' if holds else 'broken'}</p>"
+            + _table(["Rendition", "Size", "Average kb/s", "VMAF mean"], rows, numeric_from=2)
+            + "</div>")
+    return ("<section id='codecs'><h2>Codec ladders</h2>"
+            "<div style='display:flex;gap:2em;flex-wrap:wrap'>" + "".join(columns)
+            + "</div></section>")
 
 
 def _invariant_note(invariant: dict | None) -> str:

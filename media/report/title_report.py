@@ -106,6 +106,33 @@ def measured_invariant(ladder: Sequence[dict]) -> dict:
                    (rung.get("vmaf") or {}).get("mean")) for rung in ladder])
 
 
+CODEC_FAMILIES = {"avc1": "h264", "avc3": "h264", "hvc1": "hevc", "hev1": "hevc",
+                  "av01": "av1"}
+
+
+def video_codec(codecs: str) -> str:
+    """'h264', 'hevc' or 'av1' from a video track's RFC 6381 CODECS string."""
+    entry = codecs.split(".", 1)[0]
+    return CODEC_FAMILIES.get(entry, entry)
+
+
+def codec_ladders(ladder: Sequence[dict], video: Sequence[PackagedTrack]) -> dict:
+    """The report's ladder split by codec, in the order the title lists them: each
+    codec's renditions, the encoders that made them and its own measured invariant."""
+    out: dict[str, dict] = {}
+    for rung, track in zip(ladder, video, strict=True):
+        entry = out.setdefault(video_codec(track.codecs),
+                               {"renditions": [], "encoders": [], "ladder": []})
+        entry["renditions"].append(track.track_id)
+        entry["ladder"].append(rung)
+        for encoder in sorted({c.encoder for c in track.chunks}):
+            if encoder not in entry["encoders"]:
+                entry["encoders"].append(encoder)
+    for entry in out.values():
+        entry["ladder_invariant"] = measured_invariant(entry.pop("ladder"))
+    return out
+
+
 def title_report(title_id: str, source: SourceInfo | None,
                  tracks: Sequence[PackagedTrack], plan: dict | None = None) -> dict:
     """A JSON-ready report of a published title (with the ladder plan when there is one)."""
@@ -127,6 +154,15 @@ def title_report(title_id: str, source: SourceInfo | None,
         "tracks": [_track_entry(t) for t in tracks],
     }
     report["ladder_invariant"] = measured_invariant(report["ladder"])
+    video = [t for t in tracks if t.kind == "video"]
+    families = {video_codec(t.codecs) for t in video}
+    if len(families) > 1:  # codec ladders: each its own ladder, its own invariant
+        report["codecs"] = codec_ladders(report["ladder"], video)
+        report["ladder_invariant"] = {
+            **report["ladder_invariant"],
+            "holds": all(c["ladder_invariant"]["holds"] for c in report["codecs"].values()),
+            "violations": [f"{codec}: {v}" for codec, c in report["codecs"].items()
+                           for v in c["ladder_invariant"]["violations"]]}
     if source:
         data = dataclasses.asdict(source)
         data["frame_rate"] = str(source.frame_rate)
