@@ -125,7 +125,8 @@ class StreamSummary:
     color_range: str
     time_base: Fraction
     video_pts: tuple[int, ...]
-    """Presentation timestamps of the video packets, sorted, in `time_base` ticks."""
+    """Presentation timestamps of the video packets, sorted, in `time_base` ticks (empty
+    where `video_timestamps` summarises them)."""
     video_end_s: float
     """End of the last video frame, source timeline."""
     video_declared_end_s: float | None = None
