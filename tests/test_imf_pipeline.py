@@ -417,3 +417,15 @@ def test_a_prores_chunk_is_staged_as_its_track_file_frames(tmp_path):
     ours = _gray(staged.path)
     assert staged.packets == len(ours) == 6  # title frames 4-9: the file's 10-15
     assert all(np.array_equal(a, b) for a, b in zip(ours, own[10:16], strict=True))
+
+
+def test_the_job_limits_apply_to_an_imf_title(imf, tmp_path):
+    from media.core.config import SourceLimits
+
+    _, dead, _ = _run_titles([_pkg(imf)], output_root=str(tmp_path / "o"), cpl_id=imf.main.id,
+                             limits=SourceLimits(max_duration_s=1.5))
+    assert len(dead) == 1 and "over the duration limit" in dead[0].error
+    _, dead, _ = _run_titles([_pkg(imf)], output_root=str(tmp_path / "p"), cpl_id=imf.main.id,
+                             limits=SourceLimits(max_source_bytes=1000))
+    assert len(dead) == 1 and "over the source size limit" in dead[0].error
+    assert not (tmp_path / "p" / "_work").exists()  # refused before anything is written

@@ -94,20 +94,23 @@ def imf_title_head(package: ImfPackage, composition: Composition, output_root: s
     first frame in the title decoded), its timed text as WebVTT files beside the table,
     its markers."""
     storage = package.storage
-    uri = table_uri(output_root, composition.title_id, generation)
-    table = table_of(composition)
-    check_first_frames(table, storage)
-    _storage.write_bytes(uri, table_json(table))
+    size = sum(t.size for t in hash_tasks(package, composition))
+    limits.check_bytes(composition.cpl.path, size)
     picture = composition.image.spans[0].path
     with _storage.open_source(picture) as source:
         image = inspect_source(source, picture, composition.title_id)
+    limits.check_video(composition.cpl.path, image.width, image.height,
+                       float(composition.duration_s))
+    table = table_of(composition)
+    check_first_frames(table, storage)
     audio = []
     for track in composition.audio:
         path = track.spans[0].path
         with _storage.open_source(path) as source:
             audio.append(inspect_audio_file(source, path))
     info = source_info(composition, image, audio)
-    limits.check_video(composition.cpl.path, info.width, info.height, float(info.duration_s))
+    uri = table_uri(output_root, composition.title_id, generation)
+    _storage.write_bytes(uri, table_json(table))
     subtitles = []
     folder = naming.join(naming.work_root(output_root, composition.title_id), "imf")
     for number, track in enumerate(composition.timed_text):
@@ -115,8 +118,6 @@ def imf_title_head(package: ImfPackage, composition: Composition, output_root: s
         _storage.write_bytes(vtt_uri, to_webvtt(track_cues(track, storage)).encode("utf-8"))
         subtitles.append(SubtitleTrack(vtt_uri, track_language(track, storage),
                                        forced=track.forced))
-    size = sum(t.size for t in hash_tasks(package, composition))
-    limits.check_bytes(composition.cpl.path, size)
     return dataclasses.replace(
         info, source_uri=uri, generation=generation, size_bytes=size,
         coded_width=info.width, coded_height=info.height,
