@@ -37,7 +37,7 @@ STEPS = [
     ("transforms.encode", "write_segments", "write segments"),
     ("transforms.encode", "iframe_range", "I-frame ranges"),
     ("transforms.encode", "chunk_record", "record"),
-    ("transforms._storage", "write_bytes", "write init"),
+    ("transforms._storage", "write_bytes", "write init and segments (bytes)"),
     ("transforms._storage", "write_json", "write record"),
     ("transforms.encode", "_segments_in_place", "reuse check"),
 ]
@@ -96,6 +96,22 @@ def _wrap_remux(assemble, profiler: Profiler, label: str) -> None:
         run=timed, ffmpeg_argv=assemble.ffmpeg.ffmpeg_argv)
 
 
+def _baseline_cpu_s(source_path: str, source, args) -> float:
+    """CPU seconds of `benchmarks/overhead.py`'s one FFmpeg command making the same
+    renditions of the whole source (its audio output left out)."""
+    from benchmarks.overhead import baseline_argv
+    from media.core import ffmpeg
+
+    folder = tempfile.mkdtemp(prefix="baseline-", dir=args.work)
+    argv = baseline_argv(source_path, folder, args.preset, 23.0, source.frame_rate, 4.0,
+                         width=source.width, height=source.height)
+    argv = argv[:argv.index("0:a:0") - 1]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ffmpeg.run(argv)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0)
@@ -104,6 +120,8 @@ def main() -> int:
                                                        "ladderflow-bench-chunk"))
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--json", default="", help="write the figures there too")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also measure one plain FFmpeg command making the renditions")
     args = parser.parse_args()
     tree = os.path.abspath(args.tree or os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
@@ -152,10 +170,13 @@ def main() -> int:
           f"{'FFmpeg CPU':>10} {'calls':>6}")
     for label, (wall, cpu, child, calls) in sorted(rows.items(), key=lambda r: -r[1][1] - r[1][2]):
         print(f"{label:42} {wall:8.4f} {cpu:8.4f} {child:10.4f} {calls:6d}")
+    baseline = _baseline_cpu_s(source_path, source, args) / renditions if args.baseline else None
+    if baseline is not None:
+        print(f"{'one plain FFmpeg command (no audio), CPU':42} {'':8} {'':8} {baseline:10.4f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"tree": tree, "chunk_renditions": renditions, "rows": rows}, handle,
-                      indent=1)
+            json.dump({"tree": tree, "chunk_renditions": renditions, "rows": rows,
+                       "baseline_cpu_s": baseline}, handle, indent=1)
     return 0
 
 

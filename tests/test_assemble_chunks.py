@@ -195,6 +195,7 @@ def test_a_chunk_encoded_fragmented_is_cut_with_no_remux_into_the_same_segments(
     from media.encode.chunk import stage_chunk
     from media.encode.commands import encode_chunk_argv
     from media.encode.encoded import count_frames
+    from media.encode.scoring import score_encoded
     from media.package import assemble
     from media.plan.rate_control import chunk_crf
 
@@ -210,15 +211,23 @@ def test_a_chunk_encoded_fragmented_is_cut_with_no_remux_into_the_same_segments(
         assert count_frames(str(out)) == task.chunk.frame_count == 50
         folder = tmp_path / f"cut-{fragmented}"
         folder.mkdir()
-        if fragmented:
-            monkeypatch.setattr(assemble.ffmpeg, "run",
-                                lambda *a, **k: pytest.fail("a remux process ran"))
-        cuts[fragmented] = segment_chunk(str(out), task.chunk.start_frame, 50, 25,
-                                         Fraction(25), str(folder))
+        with monkeypatch.context() as patch:
+            if fragmented:
+                patch.setattr(assemble.ffmpeg, "run",
+                              lambda *a, **k: pytest.fail("a remux process ran"))
+            cuts[fragmented] = segment_chunk(str(out), task.chunk.start_frame, 50, 25,
+                                             Fraction(25), str(folder))
     plain, direct = cuts[False], cuts[True]
     assert direct.init_key == plain.init_key and direct.first_number == plain.first_number == 3
     assert list(direct.segments) == list(plain.segments) and len(direct.segments) == 2
     assert direct.timing == plain.timing
+    # libvmaf reads the fragmented encode as it read the plain one: the same score.
+    scored = dataclasses.replace(task, vmaf_height=180, settings=dataclasses.replace(
+        task.settings, vmaf_backend="libvmaf"))
+    scores = [score_encoded(scored, str(tmp_path / f"chunk-{fragmented}.mp4"), staged.path,
+                            str(tmp_path / f"vmaf-{fragmented}.json"), 5)[0]
+              for fragmented in (False, True)]
+    assert scores[0] == scores[1] and scores[0].mean > 80
 
 
 def test_a_fragmented_chunk_cut_short_is_a_bad_chunk(tasks, encoded, tmp_path):
