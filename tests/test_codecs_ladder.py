@@ -137,3 +137,39 @@ def test_master_lists_each_codecs_variants_with_their_codecs():
     assert codecs["av1-540p-1040k"].startswith("av01.") and "mp4a.40.2" in codecs[
         "av1-540p-1040k"]
     assert codecs["540p-1600k"].startswith("avc1.")
+
+
+def test_each_codec_is_trialled_with_its_software_encoder_on_its_crf_scale():
+    from media.plan.trials import _task_key, probe_tasks, trial_record_name
+
+    config = JobConfig(output_root="out", codecs=("h264", "av1")).validate()
+    grid = segment_grid(SOURCE.frame_rate, 4.0, 3)
+    plain = probe_tasks(SOURCE, JobConfig(output_root="out"), grid)[0]
+    h264 = probe_tasks(SOURCE, config, grid, codec="h264")[0]
+    av1 = probe_tasks(SOURCE, config, grid, codec="av1")[0]
+    assert (plain.codec, plain.settings.encoder, plain.crfs) == ("", "x264", (19.0, 26.0, 33.0))
+    assert (h264.settings.encoder, h264.crfs) == ("x264", plain.crfs)
+    assert av1.settings.encoder == "svtav1" and av1.codec == "av1"
+    assert av1.crfs == tuple(codec_crf("av1", c) for c in plain.crfs)
+    assert av1.sizes == plain.sizes and av1.span == plain.span  # the same samples
+    # a codec's records are its own; the one ladder's keep their names and keys
+    uri = "out/_work/film/trials/seg00002.json"
+    assert trial_record_name(plain, uri) == uri
+    assert trial_record_name(av1, uri) == "out/_work/film/trials/av1-seg00002.json"
+    assert "encoder" not in _task_key(plain) and _task_key(av1)["encoder"] == "svtav1"
+
+
+def test_split_gives_every_chunk_all_codecs_renditions_each_with_its_encoder():
+    from media.core.types import TitlePlan
+    from transforms.split import chunk_groups, plan_tasks
+
+    config = JobConfig(output_root="out", codecs=("h264", "av1"), max_renditions=2).validate()
+    renditions = codec_ladders(fixed_ladder(SOURCE, max_renditions=2), config.codecs, "auto")
+    plan = TitlePlan(SOURCE, tuple(renditions), "fixed", segment_grid(SOURCE.frame_rate, 4.0, 1))
+    tasks, _, _ = plan_tasks(plan, config)
+    groups = chunk_groups(tasks)
+    assert len(groups) == 3  # 250 frames: chunks of 100, 100, 50
+    for group in groups:
+        assert [t.rendition.encoder for t in group.tasks] == ["auto", "auto", "auto-av1",
+                                                             "auto-av1"]
+        assert len({t.track_position for t in group.tasks}) == 4
