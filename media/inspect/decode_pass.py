@@ -12,7 +12,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from media.core import ffmpeg
 from media.inspect import complexity
@@ -186,7 +186,9 @@ def _decode_pass(
                 first = window.keyframe_start_s - window.keyframe_period_s / (2 * analysis_bin)
                 args += ["-g:0", "1000000", "-force_key_frames:0",
                          f"expr:gte(t,{first:.6f}+n_forced*{window.keyframe_period_s:.9f})"]
-        args += ["-stats_enc_pre_fmt:0", "{n} {t}", "-stats_enc_pre:0", vstats]
+        # {t}: the frame's time on the encoder's 1/rate grid, as a whole decode reports it;
+        # {ti}: its exact time, which alone says on which side of a span's bound it lies.
+        args += ["-stats_enc_pre_fmt:0", "{n} {t} {ti}", "-stats_enc_pre:0", vstats]
         astats, ameta = {}, {}
         for out, audio in enumerate(summary.audio, start=1):
             astats[audio.index] = os.path.join(tmp, f"audio{out}.stats")
@@ -215,7 +217,7 @@ def _decode_pass(
         video_rows = _read_stats(vstats)
         post_rows = [row for row in _read_stats(vpost) if len(row) > 1] if analyse else []
         if window:
-            kept = [_in_window(row, window) for row in video_rows]
+            kept = [_in_window(row, window, exact=True) for row in video_rows]
             if len(post_rows) == len(video_rows):
                 post_rows = [row for row, keep in zip(post_rows, kept, strict=True) if keep]
             else:  # frames and their sizes do not pair up: no analysis for the span
@@ -236,10 +238,7 @@ def _decode_pass(
                 samples = last[2] if len(last) > 2 and not math.isnan(last[2]) else 0
                 audio_end[audio.index] = last[1] + samples / (audio.sample_rate_hz or 1)
         return _Pass(
-            error_lines=tuple(
-                _ADDRESS.sub("", line.strip()) for line in run.stderr.splitlines()
-                if line.strip() and not line.startswith(_NULL_MUXER)
-            ),
+            error_lines=_error_lines(run.stderr),
             video_frames=len(video_rows),
             video_end_s=video_end,
             audio_frames=audio_frames,
@@ -252,6 +251,34 @@ def _decode_pass(
                                  if not math.isnan(row[1])) if analyse else (),
             idet=_idet_from(_read_metadata(imeta)) if idet else None,
         )
+
+
+def _error_lines(stderr: str) -> tuple[str, ...]:
+    """The decode's error lines, as counted: less the null muxer's, less addresses."""
+    return tuple(_ADDRESS.sub("", line.strip()) for line in stderr.splitlines()
+                 if line.strip() and not line.startswith(_NULL_MUXER))
+
+
+def video_decode_errors(path: str, timeout_s: float | None = None) -> tuple[str, ...]:
+    """The error lines of decoding `path`'s first video stream alone, as the decode pass
+    logs them for a span's staged copy (the pre-roll of a span: what decoding it logs
+    before the span's own frames, which the span does not count)."""
+    run = ffmpeg.run(
+        ffmpeg.ffmpeg_argv("-loglevel", "repeat+error", "-max_error_rate", "1",
+                           "-copyts", "-probesize", "32", *SOURCE_INPUT_OPTIONS,
+                           "-i", path, "-map", "0:v:0", "-f", "null", "-"),
+        timeout_s=timeout_s, hint="FFmpeg could not decode the source. " + _REEXPORT_HINT)
+    return _error_lines(run.stderr)
+
+
+def less_errors(result: _Pass, before: Sequence[str]) -> _Pass:
+    """`result` without the error lines `before` (each once): those its decode logged
+    before the frames it counts."""
+    lines = list(result.error_lines)
+    for line in before:
+        if line in lines:
+            lines.remove(line)
+    return replace(result, error_lines=tuple(lines), error_count=None)
 
 
 def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str) -> str:
@@ -280,8 +307,11 @@ def _video_filter(name: str, min_s: float = MIN_STRETCH_S) -> str:
     return f"freezedetect=n={FREEZE_NOISE}:d={min_s or SPAN_MIN_FREEZE_S}"
 
 
-def _in_window(row: tuple[float, ...], window: Window) -> bool:
-    """Whether a stats row's frame (time: its second field) is one of the span's."""
+def _in_window(row: tuple[float, ...], window: Window, exact: bool = False) -> bool:
+    """Whether a stats row's frame (time: its second field; with `exact`, its third, the
+    frame's time before the encoder rounds it to its 1/rate grid) is one of the span's."""
+    if exact and len(row) > 2 and not math.isnan(row[2]):
+        return window.holds(row[2])
     return len(row) > 1 and not math.isnan(row[1]) and window.holds(row[1])
 
 

@@ -37,7 +37,13 @@ import av
 from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import MediaError, ToolFailed, UnreadableSource
 from media.inspect import complexity
-from media.inspect.decode_pass import IdetCounts, Window, _Pass
+from media.inspect.decode_pass import (
+    IdetCounts,
+    Window,
+    _Pass,
+    less_errors,
+    video_decode_errors,
+)
 from media.inspect.decoding import _open_failure, _raise_if_timed_out, _undecodable
 from media.inspect.demux import audio_run, head_summary
 from media.inspect.probe import SOURCE_OPEN_OPTIONS, _first_video_stream
@@ -151,8 +157,8 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
     decode's)."""
     uri = source_uri or head.path
     with tempfile.TemporaryDirectory(prefix="inspect-span-") as scratch:
-        packets, staged, audio_map, pts = _read_span(source, span,
-                                                     os.path.join(scratch, "span"), uri)
+        packets, staged, audio_map, pts, preroll = _read_span(
+            source, span, os.path.join(scratch, "span"), uri)
         if staged is None:
             return packets
         packets = dataclasses.replace(packets, staged_bytes=os.path.getsize(staged))
@@ -176,7 +182,31 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
         except ToolFailed as exc:
             _raise_if_timed_out(exc, timeout_s)
             return dataclasses.replace(packets, undecodable=exc.stderr_tail)
+        if preroll and result.errors:
+            result = less_errors(result, _preroll_errors(staged, preroll, timeout_s))
     return _with_decode(packets, result, head)
+
+
+def _preroll_errors(staged: str, packets: int, timeout_s: float | None) -> tuple[str, ...]:
+    """What decoding the span's pre-roll (the first `packets` video packets of its staged
+    copy: the group of pictures before its own) logs on its own: the same lines the
+    span's decode logged before its first frame (a decoder starting at a keyframe that
+    is no IDR, and that group's leading pictures, refer to pictures not there)."""
+    base, suffix = os.path.splitext(staged)
+    path = f"{base}-preroll{suffix}"
+    try:
+        with av.open(staged) as src, av.open(
+                path, mode="w", format=src.format.name.split(",")[0]) as out:
+            video = src.streams.video[0]
+            vout = out.add_stream_from_template(video, opaque=True)
+            for n, packet in enumerate(p for p in src.demux(video) if p.size):
+                if n >= packets:
+                    break
+                packet.stream = vout
+                out.mux(packet)
+        return video_decode_errors(path, timeout_s)
+    except (av.FFmpegError, OSError, ToolFailed):
+        return ()
 
 
 def _with_decode(packets: SpanResult, result: _Pass, head: StreamSummary) -> SpanResult:
@@ -188,10 +218,12 @@ def _with_decode(packets: SpanResult, result: _Pass, head: StreamSummary) -> Spa
 
     near = JOIN_FRAMES / float(head.nominal_rate or 25)
 
-    def inside(meta, start_key, end_key, stream_end):
+    def inside(meta, start_key, end_key, stream_end, preroll=False):
         found = _stretches(meta, start_key, end_key, stream_end, min_s=0.0,
                            offset_s=head.start_s)
-        return tuple(_kept(_clipped(found, lo, hi), lo, hi, near))
+        if preroll:  # a stretch that runs into the span from its pre-roll keeps its start
+            found = [(s, e) for s, e in found if lo is None or e > lo]
+        return tuple(_kept(_clipped(found, None if preroll else lo, hi), lo, hi, near))
 
     audio = []
     for part in packets.audio:
@@ -206,9 +238,9 @@ def _with_decode(packets: SpanResult, result: _Pass, head: StreamSummary) -> Spa
         packets, audio=tuple(audio), frames=result.video_frames,
         decoded_end_s=result.video_end_s, error_count=result.errors,
         first_errors=result.error_lines[:MAX_FIRST_ERRORS],
-        black=inside(result.video_meta, "lavfi.black_start", "lavfi.black_end", end),
+        black=inside(result.video_meta, "lavfi.black_start", "lavfi.black_end", end, True),
         frozen=inside(result.video_meta, "lavfi.freezedetect.freeze_start",
-                      "lavfi.freezedetect.freeze_end", end),
+                      "lavfi.freezedetect.freeze_end", end, True),
         ran_video_filters=result.ran_video_filters, ran_audio_filters=result.ran_audio_filters,
         analysis_bytes=result.analysis_bytes, idet=result.idet)
 
@@ -235,11 +267,13 @@ class _BeforeZero(Exception):
 
 
 def _read_span(source, span: Span, out_base: str, uri: str
-               ) -> tuple[SpanResult, str | None, dict[int, int], tuple[int, ...]]:
-    """The span's packet timestamps, and a stream copy of what decoding it needs (from
-    the keyframe before it to its read end) in a local file: (result with the packets,
-    the file or None when the span holds no video, source audio index -> local index,
-    the span's video timestamps, which its decode reads and its result summarises)."""
+               ) -> tuple[SpanResult, str | None, dict[int, int], tuple[int, ...], int]:
+    """The span's packet timestamps, and a stream copy of what decoding it needs (its
+    own groups of pictures, after the group before them: a pre-roll, which an open GOP's
+    leading pictures refer to) in a local file: (result with the packets, the file or
+    None when the span holds no video, source audio index -> local index, the span's
+    video timestamps, which its decode reads and its result summarises, the pre-roll's
+    video packets, first in the file)."""
     formats: list[tuple[str, str]] = []
     try:
         while True:
@@ -292,25 +326,34 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                        backward=True, any_frame=False)
     start, end = span.start_s, span.end_s
     seen_video: list[tuple[int, int, bool]] = []  # pts, duration, hidden
+    preroll: list = []  # the group of pictures before the span's first
     seen_audio: dict[int, list[tuple[int, int, float]]] = {s.index: [] for s in audio_streams}
     early_audio: list = []  # audio read before the span's first keyframe is known
     pending: list = []  # the group of pictures read last, from its keyframe
     lo = hi = None
     flushed, stopped, demux_error = False, False, ""
+    preroll_packets = 0
     audio_until = {s.index: None for s in audio_streams}
     with av.open(out_path, mode="w", format=fmt) as out:
         vout = out.add_stream_from_template(video, opaque=True)
         aout = {s.index: out.add_stream_from_template(s, opaque=True) for s in audio_streams}
 
         def flush():
-            nonlocal flushed, lo
+            nonlocal flushed, lo, preroll_packets
             if not flushed:
-                lo = None if start is None else _time(pending[0], vtb)
+                lo = None if start is None else _group_start(pending, vtb)
+                if start is not None and not preroll and seek_s:
+                    raise _NoPreroll
                 for packet in early_audio:
                     if lo is None or _time(packet, packet.time_base) >= lo - AUDIO_TAIL_S:
                         packet.stream = aout[packet.stream.index]
                         out.mux(packet)
                 early_audio.clear()
+                for packet in preroll:
+                    packet.stream = vout
+                    out.mux(packet)
+                preroll_packets = len(preroll)
+                preroll.clear()
                 flushed = True
             for packet in pending:
                 packet.stream = vout
@@ -354,11 +397,12 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                     raise _BeforeZero
                 if packet.is_keyframe and pending and t is not None:
                     if start is not None and t <= start:
-                        pending.clear()  # a group before the span's first
+                        preroll = pending[:]  # a group before the span's first
+                        pending.clear()
                     elif end is None or t <= end:
                         flush()
                     else:  # the pending group starts the next span
-                        hi = _time(pending[0], vtb)
+                        hi = _group_start(pending, vtb)
                         stopped = True
                         if not audio_streams:
                             break
@@ -366,20 +410,37 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                 pending.append(packet)
         except (av.FFmpegError, ValueError) as exc:
             demux_error = str(exc)
+        except _NoPreroll:
+            return None  # seek further back, for the group before the span's first
         if not stopped:  # the end of the file
             if end is None or not pending:
-                flush()
+                try:
+                    flush()
+                except _NoPreroll:
+                    return None
             else:
-                hi = _time(pending[0], vtb)
+                hi = _group_start(pending, vtb)
         if not flushed and hi is not None and start is not None:
             lo = hi  # one group of pictures runs past both bounds: the next span's
-    return _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vtb,
-                       demux_error, out_path)
+    found = _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vtb,
+                        demux_error, out_path)
+    return (*found, preroll_packets)
+
+
+class _NoPreroll(Exception):
+    """The read began at the span's first keyframe: the group before it is needed too."""
 
 
 def _time(packet, time_base) -> float | None:
     pts = packet.pts if packet.pts is not None else packet.dts
     return None if pts is None else float(pts * time_base)
+
+
+def _group_start(group: list, time_base) -> float | None:
+    """Where a group of pictures starts on the timeline: its earliest frame, which in an
+    open GOP is a leading picture, decoded after the keyframe but shown before it."""
+    times = [t for t in (_time(p, time_base) for p in group) if t is not None]
+    return min(times) if times else None
 
 
 def _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vtb,

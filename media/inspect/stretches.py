@@ -70,12 +70,17 @@ def _stretches(
     """(start, end) pairs from a metadata print, at least `min_s` long, less `offset_s`.
     A start with no end runs to the end of the stream (`stream_end_s`, not offset); a
     start followed by another start was a stretch too short to be ended by the filter
-    (blackdetect marks every start)."""
+    (blackdetect marks every start). A frame that carries both a start and a later end
+    is a whole stretch (freezedetect, where a frame is held over a timestamp gap: it
+    finds the freeze only when the next, different, frame comes)."""
     stretches, start = [], None
     for _, values in meta:
         begin, finish = _meta_float(values, start_key), _meta_float(values, end_key)
         begin = None if begin is None else begin - offset_s
         finish = None if finish is None else finish - offset_s
+        if start is None and begin is not None and finish is not None and finish > begin:
+            stretches.append((begin, finish))
+            continue
         if finish is not None and start is not None:
             stretches.append((start, finish))
             start = None
