@@ -95,6 +95,9 @@ class _Pass:
     """idet's counts over the first `IDET_FRAMES` frames, when the pass ran it."""
     error_count: int | None = None
     """Error lines in all, where `error_lines` keeps only the first (merged spans)."""
+    idet_frames: tuple[tuple[float, str], ...] = ()
+    """A span's decode (`Window`): each frame idet looked at, (time on the source's
+    timeline, its single-frame class: tff, bff, progressive or undetermined)."""
 
     @property
     def errors(self) -> int:
@@ -117,6 +120,9 @@ class Window:
     offset_s: float = 0.0
     keyframe_start_s: float = 0.0
     keyframe_period_s: float = 0.0
+    idet_from_s: float | None = None
+    """idet looks at the frames from this time (the last of the pre-roll's, which give
+    the span's first frame its neighbour), `IDET_FRAMES` of the span's and two more."""
 
     def holds(self, t: float) -> bool:
         return ((self.start_s is None or t >= self.start_s)
@@ -169,7 +175,9 @@ def _decode_pass(
         if analyse:
             chain.append(complexity.analysis_filter(summary.width, summary.height))
         if idet:
-            args += ["-filter_complex", _idet_branch_graph(summary.video_index, chain, imeta),
+            args += ["-filter_complex",
+                     _idet_branch_graph(summary.video_index, chain, imeta,
+                                        window.idet_from_s if window else None),
                      "-map", "[main]"]
         else:
             args += ["-map", f"0:{summary.video_index}"]
@@ -250,6 +258,9 @@ def _decode_pass(
             analysis_bytes=tuple(int(row[1]) for row in post_rows
                                  if not math.isnan(row[1])) if analyse else (),
             idet=_idet_from(_read_metadata(imeta)) if idet else None,
+            idet_frames=tuple(
+                (t, m.get("lavfi.idet.single.current_frame", "undetermined"))
+                for t, m in _read_metadata(imeta)) if idet and window else (),
         )
 
 
@@ -281,12 +292,16 @@ def less_errors(result: _Pass, before: Sequence[str]) -> _Pass:
     return replace(result, error_lines=tuple(lines), error_count=None)
 
 
-def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str) -> str:
+def _idet_branch_graph(video_index: int, chain: Sequence[str], idet_meta: str,
+                       from_s: float | None = None) -> str:
     """The decode pass's filter graph when it also runs interlace detection: the decoded
     video splits into the pass's own chain (to `[main]`) and a branch that lets the first
-    `IDET_FRAMES` frames through idet (to `[idet]`)."""
+    `IDET_FRAMES` frames through idet (to `[idet]`); with `from_s`, those from that time
+    (seconds on the input's timeline), and two more."""
+    head = (f"trim=end_frame={IDET_FRAMES}" if from_s is None
+            else f"trim=start={from_s:.6f},trim=end_frame={IDET_FRAMES + 2}")
     return (f"[0:{video_index}]split=2[pass][head];[pass]{','.join(chain) or 'null'}[main];"
-            f"[head]trim=end_frame={IDET_FRAMES},{_idet_chain(idet_meta)}[idet]")
+            f"[head]{head},{_idet_chain(idet_meta)}[idet]")
 
 
 def _idet_chain(meta: str) -> str:

@@ -23,8 +23,10 @@ span; `transforms.inspect` runs the spans in parallel.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
+import re
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -38,6 +40,7 @@ from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import MediaError, ToolFailed, UnreadableSource
 from media.inspect import complexity
 from media.inspect.decode_pass import (
+    IDET_FRAMES,
     IdetCounts,
     Window,
     _Pass,
@@ -141,7 +144,12 @@ class SpanResult:
     ran_video_filters: tuple[str, ...] = ()
     ran_audio_filters: tuple[str, ...] = ()
     analysis_bytes: tuple[int, ...] = ()
-    idet: IdetCounts | None = None
+    idet: str = ""
+    """idet's class of each of the span's first frames (up to `IDET_FRAMES`), in order,
+    run-length coded ("t12p3": 12 top-field-first, then 3 progressive; `_idet_runs`)."""
+    idet_before: str = ""
+    """idet's class of the frame just before the span (the last of its pre-roll), seen
+    with its neighbours on both sides, where the span before saw it last and alone."""
     undecodable: str = ""
     """FFmpeg's last words where it could not decode the span at all."""
     staged_bytes: int = 0
@@ -171,19 +179,22 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
             audio=tuple(dataclasses.replace(a, index=audio_map[a.index])
                         for a in head.audio if a.index in audio_map))
         bounds = packets.span
+        # idet in every span (a span cannot tell whether the title's first `IDET_FRAMES`
+        # frames end before it: a gap may hold none), from the pre-roll's last two frames.
+        lead_s = bounds.start_s if preroll.lead_s is None \
+            else preroll.lead_s - 0.25 / float(rate)
         window = Window(bounds.start_s, bounds.end_s, offset_s=head.start_s,
                         keyframe_start_s=plan.video_start_s,
-                        keyframe_period_s=plan.analysis_bin / float(rate))
-        # The first frames, as a whole decode's idet sees them: in the span that has them.
-        idet = bounds.start_s is None or bounds.start_s <= plan.video_start_s
+                        keyframe_period_s=plan.analysis_bin / float(rate),
+                        idet_from_s=lead_s)
         try:
-            result = analysed_decode_pass(local, plan.analysis_bin, timeout_s, idet=idet,
+            result = analysed_decode_pass(local, plan.analysis_bin, timeout_s, idet=True,
                                           window=window)
         except ToolFailed as exc:
             _raise_if_timed_out(exc, timeout_s)
             return dataclasses.replace(packets, undecodable=exc.stderr_tail)
-        if preroll and result.errors:
-            result = less_errors(result, _preroll_errors(staged, preroll, timeout_s))
+        if preroll.packets and result.errors:
+            result = less_errors(result, _preroll_errors(staged, preroll.packets, timeout_s))
     return _with_decode(packets, result, head)
 
 
@@ -242,7 +253,28 @@ def _with_decode(packets: SpanResult, result: _Pass, head: StreamSummary) -> Spa
         frozen=inside(result.video_meta, "lavfi.freezedetect.freeze_start",
                       "lavfi.freezedetect.freeze_end", end, True),
         ran_video_filters=result.ran_video_filters, ran_audio_filters=result.ran_audio_filters,
-        analysis_bytes=result.analysis_bytes, idet=result.idet)
+        analysis_bytes=result.analysis_bytes, **_idet_classes(result, span.start_s))
+
+
+def _idet_classes(result: _Pass, start_s: float | None) -> dict[str, str]:
+    """The span's idet fields: its own frames' classes (from `start_s`, the span's
+    first frame's time less a quarter frame), and the class of the frame before it where
+    idet saw that frame's neighbours (a frame before it too)."""
+    own = [c for t, c in result.idet_frames if start_s is None or t >= start_s]
+    before = [c for t, c in result.idet_frames if start_s is not None and t < start_s]
+    return {"idet": _idet_runs(own[:IDET_FRAMES]),
+            "idet_before": before[-1][0] if len(before) > 1 else ""}
+
+
+def _idet_runs(classes: Sequence[str]) -> str:
+    """Classes ("tff", "bff", "progressive", "undetermined") run-length coded by their
+    initials: ["tff", "tff", "progressive"] is "t2p1"."""
+    return "".join(f"{c[0]}{len(list(run))}" for c, run in itertools.groupby(classes))
+
+
+def _idet_letters(runs: str) -> list[str]:
+    """`_idet_runs` decoded into initials."""
+    return [c for c, n in re.findall(r"([a-z])(\d+)", runs) for _ in range(int(n))]
 
 
 def _clipped(stretches, lo, hi):
@@ -332,14 +364,14 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
     pending: list = []  # the group of pictures read last, from its keyframe
     lo = hi = None
     flushed, stopped, demux_error = False, False, ""
-    preroll_packets = 0
+    preroll_packets, lead_s = 0, None
     audio_until = {s.index: None for s in audio_streams}
     with av.open(out_path, mode="w", format=fmt) as out:
         vout = out.add_stream_from_template(video, opaque=True)
         aout = {s.index: out.add_stream_from_template(s, opaque=True) for s in audio_streams}
 
         def flush():
-            nonlocal flushed, lo, preroll_packets
+            nonlocal flushed, lo, preroll_packets, lead_s
             if not flushed:
                 lo = None if start is None else _group_start(pending, vtb)
                 if start is not None and not preroll and seek_s:
@@ -349,6 +381,9 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                         packet.stream = aout[packet.stream.index]
                         out.mux(packet)
                 early_audio.clear()
+                shown = sorted(t for t in (_time(p, vtb) for p in preroll if not p.is_discard)
+                               if t is not None)
+                lead_s = shown[-2] if len(shown) > 1 else (shown[0] if shown else None)
                 for packet in preroll:
                     packet.stream = vout
                     out.mux(packet)
@@ -424,7 +459,16 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
             lo = hi  # one group of pictures runs past both bounds: the next span's
     found = _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vtb,
                         demux_error, out_path)
-    return (*found, preroll_packets)
+    return (*found, _Preroll(preroll_packets, lead_s))
+
+
+@dataclass(frozen=True)
+class _Preroll:
+    """The group of pictures a span's staged copy holds before its own: its video
+    packets (first in the copy), and the time of its last frame but one (None: none)."""
+
+    packets: int = 0
+    lead_s: float | None = None
 
 
 class _NoPreroll(Exception):
@@ -567,16 +611,29 @@ def merged_pass(summary: StreamSummary, results: Sequence[SpanResult]) -> _Pass:
         ran_video_filters=_common(r.ran_video_filters for r in results if r.frames),
         ran_audio_filters=_common(r.ran_audio_filters for r in results if r.frames),
         analysis_bytes=tuple(b for r in results for b in r.analysis_bytes) if analysed else (),
-        idet=_summed([r.idet for r in results if r.idet is not None]),
+        idet=_first_idet(results),
     )
 
 
-def _summed(counts: Sequence[IdetCounts]) -> IdetCounts | None:
-    """idet's counts over the spans that looked (each at its part of the first frames)."""
-    if not counts:
+def _first_idet(results: Sequence[SpanResult]) -> IdetCounts | None:
+    """idet's counts over the title's first `IDET_FRAMES` frames, as a whole decode's: the
+    spans' classes in order, a span's last frame classed as the next span saw it (with
+    the frame after it), where the span saw all of its frames."""
+    letters: list[str] = []
+    looked = False
+    for n, r in enumerate(results):
+        own = _idet_letters(r.idet)
+        looked = looked or bool(own)
+        after = results[n + 1].idet_before if n + 1 < len(results) else ""
+        if own and after and len(own) == r.frames:
+            own[-1] = after
+        letters += own
+        if len(letters) >= IDET_FRAMES:
+            break
+    if not looked:
         return None
-    return IdetCounts(*(sum(getattr(c, k) for c in counts)
-                        for k in ("tff", "bff", "progressive", "undetermined")))
+    first = letters[:IDET_FRAMES]
+    return IdetCounts(*(first.count(c) for c in "tbpu"))
 
 
 def _common(lists) -> tuple[str, ...]:
