@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 from fractions import Fraction
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -33,7 +34,15 @@ from media.inspect.spans import (
 )
 from media.inspect.timestamps import Timestamps
 from tests.test_inspection import _cut, _damage, _make
-from tests.test_real_sources import MP4_25, TIMING_TABLE
+from tests.test_real_sources import (
+    MP4_25,
+    TIMING_TABLE,
+    _clip,
+    concatenated,
+    hole,
+    looped,
+    open_gop,
+)
 from tests.test_real_sources import _summary as _table_summary
 from transforms.dead_letter import DEAD_LETTER
 from transforms.inspect import Inspect, inspect_video
@@ -173,6 +182,16 @@ def test_timestamp_gaps_at_a_span_join_and_inside_a_span(media):
     assert len(gaps) == 1 and "2 gap(s)" in gaps[0].message
     assert gaps[0].message == next(f.message for f in whole[0] if f.code == "timestamp_gaps")
     assert spans[1].frame_rate == 25 and spans[1].video_end_s == pytest.approx(5.4)
+
+
+def test_a_damaged_group_before_a_join_is_counted_once(media, tmp_path):
+    """Frames 80 and 90 damaged: the group from the 3 s keyframe is the third span's own
+    and the fourth span's pre-roll, whose errors that span does not count."""
+    path = _damage(media("clean"), str(tmp_path / "damaged_join.mp4"), [80, 90])
+    whole, spans = _both(path)
+    _same_verdict(whole, spans)
+    (errors,) = [f for f in spans[0] if f.code == "decode_errors"]
+    assert errors.message == next(f.message for f in whole[0] if f.code == "decode_errors")
 
 
 def test_a_damaged_tail_is_a_warning_with_the_whole_files_error_count(media, tmp_path):
@@ -381,3 +400,87 @@ def test_many_gaps_in_a_span_are_counted_and_the_longest_placed():
     (w,) = [f for f in _timing_findings(summary, whole) if f.code == "timestamp_gaps"]
     (p,) = [f for f in _timing_findings(parts_summary, parts) if f.code == "timestamp_gaps"]
     assert p.message.split(", at ")[0] == w.message.split(", at ")[0]
+
+
+# --- sources as users hold them, at span joins ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """The makers of tests/test_real_sources.py, each source made once."""
+    folder = tmp_path_factory.mktemp("real-spans")
+    made: dict[str, str] = {}
+
+    def source(maker) -> str:
+        if maker.__name__ not in made:
+            made[maker.__name__] = str(maker(folder))
+        return made[maker.__name__]
+
+    return source
+
+
+def _same_messages(whole, spans) -> None:
+    """The same verdict, word for word but for times (decode errors and missing frames
+    counted alike, idet's counts over the same first frames)."""
+    _same_verdict(whole, spans)
+    timeless = {"frozen", "black", "silence"}
+    assert [f.message for f in spans[0] if f.code not in timeless] == [
+        f.message for f in whole[0] if f.code not in timeless]
+
+
+@pytest.mark.parametrize("maker", [open_gop, looped, concatenated, hole],
+                         ids=lambda m: m.__name__)
+@pytest.mark.parametrize("span_s", [1.5, 2.0])
+def test_real_sources_have_the_whole_file_verdict_at_short_spans(real, maker, span_s):
+    """An open-GOP MPEG-TS (each span's first group has leading pictures that refer to
+    the group before), a stream-copy loop and two stream-copy joins (timestamp gaps, the
+    frame before each held over it): no spurious decode error or missing frame, idet
+    over the title's first frames, and a freeze over a gap at a join found."""
+    whole, spans = _both(real(maker), span_s=span_s)
+    _same_messages(whole, spans)
+
+
+def test_the_open_gop_spans_decode_every_frame_once(real):
+    """The open-GOP source's spans: each begins at a group's leading pictures (shown
+    before its keyframe), decodes them from its pre-roll without an error, and the
+    frames are the whole decode's, each counted once."""
+    path = real(open_gop)
+    head = head_summary(path)
+    plan = span_plan(head, 1.5)
+    results = [inspect_span(path, span, head, plan) for span in plan.spans]
+    assert len(results) == 3
+    assert [r.error_count for r in results] == [0, 0, 0]
+    assert [r.frames for r in results] == [r.timestamps.count for r in results]
+    assert sum(r.frames for r in results) == summarize(path).video_frames == 100
+    # Bounds sit a quarter frame before a span's first frame; a keyframe every 20 frames.
+    firsts = [round((r.span.start_s + 0.01 - head.video_start_s) / 0.04) for r in results[1:]]
+    assert 19 in [n % 20 for n in firsts], firsts  # a leading picture starts a span
+
+
+def test_a_freeze_over_a_gap_at_a_join_is_one_stretch(real):
+    """The concatenated source holds its frame at 1.98 s over a 2.5 s gap; the span
+    after the gap finds the freeze from its pre-roll, with its start."""
+    whole, spans = _both(real(concatenated), span_s=1.5)
+    (frozen,) = [f for f in spans[0] if f.code == "frozen"]
+    assert (frozen.start_s, frozen.end_s) == pytest.approx((1.98, 4.52), abs=FRAME_S)
+    assert [f.code for f in whole[0]].count("frozen") == 1
+
+
+LONG_OPEN_GOP_S = 180.0
+"""A broadcast-like open-GOP MPEG-TS long enough for three spans at the default length."""
+
+
+def test_a_long_open_gop_ts_has_the_whole_file_verdict_at_the_default_spans(
+        tmp_path_factory):
+    """3 minutes of open GOPs (a keyframe every 0.8 s, no IDR after the first) in
+    MPEG-TS at the default 60 s spans: no error nor missing frame at the joins."""
+    folder = Path(tmp_path_factory.mktemp("long-open-gop"))
+    path = str(_clip(folder / "open_gop_long.ts", LONG_OPEN_GOP_S, size="160x90",
+                     x264="open-gop=1:keyint=20:min-keyint=20:bframes=3:scenecut=0",
+                     extra=("-preset", "veryfast")))
+    head = head_summary(path)
+    assert len(span_plan(head).spans) == 3
+    whole, spans = _both(path, span_s=60.0)
+    _same_messages(whole, spans)
+    assert not [f for f in spans[0] if f.code in ("decode_errors", "missing_frames")]
+    assert spans[1].video_end_s == pytest.approx(whole[1].video_end_s)

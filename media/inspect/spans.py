@@ -333,7 +333,7 @@ def _read_span(source, span: Span, out_base: str, uri: str
 
 
 def _copy_span(container, video, span: Span, out_path: str, fmt: str):
-    seeks = [None] if span.start_s is None else [*SEEK_BACKOFF_S, 0.0]
+    seeks = [None] if span.start_s is None else [*SEEK_BACKOFF_S, math.inf]  # inf: from 0
     for n, backoff in enumerate(seeks):
         seek_s = None if backoff is None else max(0.0, span.start_s - backoff)
         found = _copy_from(container, video, span, out_path, fmt, seek_s, fresh=n == 0)
@@ -423,9 +423,11 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                 if stopped:
                     continue
                 t = _time(packet, vtb)
-                if not seen_video and seek_s is not None and start is not None and (
-                        t is None or t > start + 1e-6 or not packet.is_keyframe):
-                    return None  # landed late: seek further back
+                if not seen_video and seek_s is not None and start is not None:
+                    if not packet.is_keyframe:
+                        continue  # a seek in MPEG-TS lands where it may: to a keyframe
+                    if t is None or t > start + 1e-6:
+                        return None  # landed late: seek further back
                 if pts is not None:
                     seen_video.append((pts, packet.duration or 0, bool(packet.is_discard)))
                 if fmt == "matroska" and t is not None and t < 0:
