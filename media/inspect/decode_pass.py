@@ -175,9 +175,9 @@ def _decode_pass(
         if analyse:
             chain.append(complexity.analysis_filter(summary.width, summary.height))
         if idet:
+            lead = () if window is None or window.idet_from_s is None else (window.idet_from_s,)
             args += ["-filter_complex",
-                     _idet_branch_graph(summary.video_index, chain, imeta,
-                                        window.idet_from_s if window else None),
+                     _idet_branch_graph(summary.video_index, chain, imeta, *lead),
                      "-map", "[main]"]
         else:
             args += ["-map", f"0:{summary.video_index}"]
