@@ -96,8 +96,8 @@ def _wrap_remux(assemble, profiler: Profiler, label: str) -> None:
         run=timed, ffmpeg_argv=assemble.ffmpeg.ffmpeg_argv)
 
 
-def _baseline_cpu_s(source_path: str, source, args) -> float:
-    """CPU seconds of `benchmarks/overhead.py`'s one FFmpeg command making the same
+def _baseline(source_path: str, source, args) -> tuple[float, float]:
+    """CPU and wall seconds of `benchmarks/overhead.py`'s one FFmpeg command making the same
     renditions of the whole source (its audio output left out)."""
     from benchmarks.overhead import baseline_argv
     from media.core import ffmpeg
@@ -107,9 +107,24 @@ def _baseline_cpu_s(source_path: str, source, args) -> float:
                          width=source.width, height=source.height)
     argv = argv[:argv.index("0:a:0") - 1]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    ffmpeg.run(argv)
+    run = ffmpeg.run(argv)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), run.wall_s
+
+
+def _whole_pipeline(tree: str, source_path: str, args) -> dict:
+    """The whole pipeline with `--ladder fixed --no_vmaf` on the source, run from `tree`:
+    wall seconds, its x264 processes' CPU seconds and its own (non-FFmpeg) CPU seconds."""
+    from benchmarks._measure import run_measured
+
+    out = tempfile.mkdtemp(prefix="pipeline-", dir=args.work)
+    argv = [sys.executable, "-m", "pipeline", "--input", source_path, "--output", out,
+            "--ladder", "fixed", "--no_vmaf", "--preset", args.preset]
+    measured = run_measured(argv, out + ".log", env={"PYTHONPATH": tree})
+    if measured.returncode:
+        raise SystemExit(f"the pipeline failed; see {out}.log")
+    return {"wall_s": measured.wall_s, "encoder_cpu_s": measured.encoder_cpu_s,
+            "own_cpu_s": measured.own_cpu_s}
 
 
 def main() -> int:
@@ -120,6 +135,8 @@ def main() -> int:
                                                        "ladderflow-bench-chunk"))
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--json", default="", help="write the figures there too")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="also run the whole pipeline (--ladder fixed --no_vmaf)")
     parser.add_argument("--baseline", action="store_true",
                         help="also measure one plain FFmpeg command making the renditions")
     args = parser.parse_args()
@@ -170,13 +187,20 @@ def main() -> int:
           f"{'FFmpeg CPU':>10} {'calls':>6}")
     for label, (wall, cpu, child, calls) in sorted(rows.items(), key=lambda r: -r[1][1] - r[1][2]):
         print(f"{label:42} {wall:8.4f} {cpu:8.4f} {child:10.4f} {calls:6d}")
-    baseline = _baseline_cpu_s(source_path, source, args) / renditions if args.baseline else None
-    if baseline is not None:
-        print(f"{'one plain FFmpeg command (no audio), CPU':42} {'':8} {'':8} {baseline:10.4f}")
+    baseline = None
+    if args.baseline:
+        cpu_s, wall_s = _baseline(source_path, source, args)
+        baseline = cpu_s / renditions
+        print(f"{'one plain FFmpeg command (no audio)':42} {wall_s / renditions:8.4f} "
+              f"{'':8} {baseline:10.4f}   ({wall_s:.2f} s wall in all)")
+    whole = _whole_pipeline(tree, source_path, args) if args.pipeline else None
+    if whole is not None:
+        print("whole pipeline, --ladder fixed --no_vmaf: " + ", ".join(
+            f"{k} {v:.2f} ({v / renditions:.3f} per chunk-rendition)" for k, v in whole.items()))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"tree": tree, "chunk_renditions": renditions, "rows": rows,
-                       "baseline_cpu_s": baseline}, handle, indent=1)
+                       "baseline_cpu_s": baseline, "pipeline": whole}, handle, indent=1)
     return 0
 
 
