@@ -182,6 +182,24 @@ def test_a_shared_process_gives_its_small_x264_encoders_one_thread(monkeypatch):
     assert output_threads(argv, paths) == ["3", "3", "3"]
 
 
+def test_fragmented_outputs_are_mp4_with_a_fragment_per_keyframe():
+    """Chunk encodes write fragmented MP4 (cut into segments with no remux); other users
+    of the command (trial encodes) keep plain MP4."""
+    paths = [f"/o/{h}.mp4" for h in (1080, 360)]
+    argv = encode_renditions_argv("/s.mkv", paths, source(), CHUNK, ladder(1080, 360),
+                                  EncodeSettings(), GRID, fragmented=True)
+    start = 0
+    for path in paths:  # each output's own options, between the one before and its path
+        options = argv[start:argv.index(path)]
+        assert options[options.index("-movflags") + 1] == (
+            "+frag_keyframe+empty_moov+default_base_moof+cmaf")
+        assert options[options.index("-f") + 1] == "mp4"
+        start = argv.index(path) + 1
+    plain = encode_renditions_argv("/s.mkv", paths, source(), CHUNK, ladder(1080, 360),
+                                   EncodeSettings(), GRID)
+    assert "-movflags" not in plain
+
+
 def test_crf_formatting_drops_a_trailing_zero():
     argv = encode_chunk_argv("/s.mkv", "/o.mp4", source(), CHUNK,
                              Rendition("x", 640, 360, 23.0, 700, 1400), EncodeSettings(),
