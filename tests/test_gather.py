@@ -136,3 +136,16 @@ def test_each_version_of_a_title_gathers_on_its_own_in_streaming():
         assert_that(gathered, equal_to([
             (v1, ["v1-0", "v1-1"]), (other, ["t-0", "t-1"]),
         ]))
+
+
+@pytest.mark.parametrize("codecs", [("h264",), ("h264", "av1")])
+def test_every_gather_of_the_job_has_a_deterministic_key_coder(codecs, caplog):
+    """Beam warns, and may group wrongly on a cluster, where a stateful step's key has no
+    fixed-shape type (a `tuple[str, ...]` key): every gather of the whole graph is typed
+    with a key Beam can encode deterministically, whatever the codecs."""
+    from media.core.config import JobConfig
+    from pipeline.graph import build_pipeline
+
+    pipeline = beam.Pipeline(runner="FnApiRunner")
+    build_pipeline(pipeline, ["/in/a.mp4"], JobConfig(output_root="/out", codecs=codecs).validate())
+    assert "may not be deterministic" not in caplog.text

@@ -49,9 +49,12 @@ __all__ = ["PlanLadder"]
 log = logging.getLogger(__name__)
 _PLANNED = "planned"
 _PROBED = "probed"
-_KEYED = tuple[tuple[str, ...], Any]
-"""(title id, generation) and a part: trial results gathered per title version; with
-codec ladders (`--codecs`), per (title id, generation, codec)."""
+_KEYED = tuple[tuple[str, str], Any]
+"""(title id, generation) and a part: codec ladders (`--codecs`) gathered per title version."""
+_KEYED_TRIAL = tuple[tuple[str, str, str], Any]
+"""(title id, generation, codec) and a part: trial results gathered per title version and
+codec ('' where the run has one codec). A key of fixed shape: Beam's key coder is
+deterministic only for those."""
 _CODEC_PLAN = "codec_plan"
 
 
@@ -200,9 +203,7 @@ class _JoinCodecsFn(beam.DoFn):
 
 
 def _by_version(result: TrialResult):
-    key = result.task.source.version_key
-    if result.task.codec:
-        key = (*key, result.task.codec)
+    key = (*result.task.source.version_key, result.task.codec)
     return key, Part(result.index, result.task.trial_count, result)
 
 
@@ -225,7 +226,7 @@ class PlanLadder(beam.PTransform):
         )
         probe_results = (
             probe.main
-            | "KeyProbeByTitle" >> beam.Map(_by_version).with_output_types(_KEYED)
+            | "KeyProbeByTitle" >> beam.Map(_by_version).with_output_types(_KEYED_TRIAL)
             | "GatherProbe" >> GatherParts(self._config.title_timeout_s, "plan (gather probe)",
                                            "trial")
         )
@@ -242,8 +243,9 @@ class PlanLadder(beam.PTransform):
         )
         all_trials = (
             (refine[_PROBED],
-             trials.main | "KeyByTitle" >> beam.Map(_by_version).with_output_types(_KEYED))
-            | "WithProbe" >> beam.Flatten().with_output_types(_KEYED)
+             trials.main | "KeyByTitle" >> beam.Map(_by_version).with_output_types(
+                 _KEYED_TRIAL))
+            | "WithProbe" >> beam.Flatten().with_output_types(_KEYED_TRIAL)
             | "GatherTrials" >> GatherParts(self._config.title_timeout_s, "plan (gather trials)",
                                             "trial")
         )
