@@ -6,12 +6,13 @@ So the title's timeline is cut into spans (`plan_spans`, `SPAN_S` each; a short 
 one span), and for each span `inspect_span` reads only its part of the source through a
 seekable handle (from the keyframe before it to its end: the packets' timestamps, and a
 stream copy of the span's video and audio into a small local file, as
-`media.encode.staging` stages an encode's chunk), then decodes that copy once through
-the same detectors as a whole decode. What it returns (`SpanResult`) is slim and on the
-source's timeline: its packet timestamps summarised (`media.inspect.timestamps`: a few
-numbers, however long the span), decoded frame counts, every black,
-frozen or silent stretch (however short: one cut at a span join is joined again),
-decode errors and complexity bytes of its own frames.
+`media.encode.staging` stages an encode's chunk, after one group of pictures before its
+own, which an open GOP's leading pictures refer to), then decodes that copy once through
+the same detectors as a whole decode, counting none of that pre-roll. What it returns
+(`SpanResult`) is slim and on the source's timeline: its packet timestamps summarised
+(`media.inspect.timestamps`: a few numbers, however long the span), decoded frame
+counts, every black, frozen or silent stretch (however short: one cut at a span join is
+joined again), decode errors and complexity bytes of its own frames.
 
 `merge_spans` joins the spans (a stretch crossing a join is one stretch; a gap at a join
 is found from the timestamps on both sides) into one demux summary and one decode pass,
@@ -350,7 +351,10 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
     The span's own frames are those from the last keyframe at or before its start to the
     last keyframe at or before its end (the next span's first), so every frame is decoded
     by one span, and only it: whole groups of pictures are copied, each held back until
-    the next keyframe says whether it is the span's."""
+    the next keyframe says whether it is the span's, after the group before the span's
+    first (the pre-roll; where the read began at the span's first keyframe, None: seek
+    further back). A group starts at its earliest frame: an open GOP's leading pictures
+    are the span's whose keyframe they follow."""
     audio_streams = [s for s in container.streams.audio if s.codec_context.sample_rate]
     vtb = video.time_base
     if seek_s is not None or not fresh:
