@@ -125,7 +125,7 @@ def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int
         raise ConfigurationError("give --input (a path, a glob or a comma-separated list), "
                                  "--subscription or --watch")
     sources = expand_sources(spec)
-    check_unique_titles(sources)
+    check_unique_titles(sources, config.imf_assetmaps, config.imf_cpl)
     log.info("processing %d source(s) into %s", len(sources), config.output_root)
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)

@@ -432,3 +432,14 @@ def test_the_job_limits_apply_to_an_imf_title(imf, tmp_path):
                              limits=SourceLimits(max_source_bytes=1000))
     assert len(dead) == 1 and "over the source size limit" in dead[0].error
     assert not (tmp_path / "p" / "_work").exists()  # refused before anything is written
+
+
+def test_two_packages_making_one_title_are_refused_before_the_run(imf, tmp_path):
+    from media.core.errors import ConfigurationError
+    from transforms.ingest import check_unique_titles
+
+    copy = str(tmp_path / "copy")
+    shutil.copytree(_pkg(imf), copy)
+    check_unique_titles([_pkg(imf), os.path.join(imf.root, "supp")], (_pkg(imf),))
+    with pytest.raises(ConfigurationError, match="both make title 'Feature_Film-v1'"):
+        check_unique_titles([_pkg(imf), copy])

@@ -222,7 +222,9 @@ def source_title_ids(uri: str, other_assetmaps: tuple[str, ...] = (),
     from media.ingest.imf.source import load_titles
 
     storage = FileSystemsStorage()
-    package = uri if is_imf_source(uri, storage) else package_of(uri, storage)
+    package = uri if is_imf_source(uri, storage) else ""
+    if not package and uri.lower().endswith((".xml", ".mxf")):  # a watched object of one?
+        package = package_of(uri, storage)
     if package:  # a package, its CPL, or a watched object of it
         try:
             return [c.title_id for c in load_titles(package, other_assetmaps, cpl_id,

@@ -39,16 +39,21 @@ def expand_sources(spec: str) -> list[str]:
     return sources
 
 
-def check_unique_titles(sources: list[str]) -> None:
-    """Two sources that map to one title id would overwrite each other: refuse early."""
+def check_unique_titles(sources: list[str], other_assetmaps: tuple[str, ...] = (),
+                        cpl_id: str = "") -> None:
+    """Two sources that map to one title id would overwrite each other: refuse early.
+    (An IMF package makes a title per CPL, named by the CPL.)"""
+    from transforms.imf import source_title_ids
+
     seen: dict[str, str] = {}
     for uri in sources:
-        title = title_id_for(uri)
-        if title in seen:
-            raise ConfigurationError(
-                f"{seen[title]!r} and {uri!r} both make title {title!r}; rename one of them",
-            )
-        seen[title] = uri
+        for title in source_title_ids(uri, other_assetmaps, cpl_id):
+            if title in seen:
+                raise ConfigurationError(
+                    f"{seen[title]!r} and {uri!r} both make title {title!r}; rename one of "
+                    "them",
+                )
+            seen[title] = uri
 
 
 def to_ingest_event(source_uri: str) -> IngestEvent:
