@@ -11,6 +11,7 @@ FFmpeg's composition within `PCM_TOLERANCE`.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -443,3 +444,15 @@ def test_two_packages_making_one_title_are_refused_before_the_run(imf, tmp_path)
     check_unique_titles([_pkg(imf), os.path.join(imf.root, "supp")], (_pkg(imf),))
     with pytest.raises(ConfigurationError, match="both make title 'Feature_Film-v1'"):
         check_unique_titles([_pkg(imf), copy])
+
+
+def test_a_rewritten_table_is_read_anew(imf, tmp_path):
+    from media.ingest.imf.pipeline_source import read_table
+
+    table = _title(imf)
+    path = tmp_path / "t.imf.json"
+    path.write_bytes(table_json(table))
+    assert read_table(str(path), str(path)) == table
+    shorter = dataclasses.replace(table, frame_count=24)
+    path.write_bytes(table_json(shorter))
+    assert read_table(str(path), str(path)).frame_count == 24

@@ -177,22 +177,24 @@ def parse_table(data: bytes, uri: str = "") -> TitleTable:
         raise UnreadableSource(f"{uri}: not an IMF title table: {exc}") from exc
 
 
-_TABLES: dict[str, TitleTable] = {}
+_TABLES: dict[str, tuple[bytes, TitleTable]] = {}
 
 
 def read_table(source: str | BinaryIO, uri: str) -> TitleTable:
-    """The table at `uri` (`source`: its local path or an open handle), cached per worker."""
-    if uri in _TABLES:
-        return _TABLES[uri]
+    """The table at `uri` (`source`: its local path or an open handle); parsed once per
+    worker while its bytes stay the same (a rewritten table is parsed again)."""
     if isinstance(source, str):
         with open(source, "rb") as handle:
             data = handle.read()
     else:
         data = source.read()
+    cached = _TABLES.get(uri)
+    if cached is not None and cached[0] == data:
+        return cached[1]
     table = parse_table(data, uri)
     if len(_TABLES) > 64:
         _TABLES.clear()
-    _TABLES[uri] = table
+    _TABLES[uri] = (data, table)
     return table
 
 
