@@ -88,3 +88,14 @@ def test_audio_plays_in_sync_with_video(tmp_path, name, container_args, video_de
                                    abs=1024 / rate)
     total = sum(t.duration_ticks for t in encoded.timing) / rate
     assert total == pytest.approx(float(info.duration_s), abs=2 * 1024 / rate)
+
+
+@pytest.mark.parametrize("tag, name", [("fr", "Français"), ("fra", "Français"),
+                                       ("fr-CA", "Français"), ("de", "Deutsch"),
+                                       ("en-GB", "English"), ("und", "Audio"), ("tlh", "tlh")])
+def test_an_audio_track_is_named_in_its_own_language(tag, name):
+    """IMF (BCP 47: `fr`, `fr-CA`) and containers (ISO 639-2: `fra`) tag languages either
+    way; the player's menu shows the language's own name, or the tag where none is known."""
+    from transforms.audio import _display_name
+
+    assert _display_name(tag) == name

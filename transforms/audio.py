@@ -146,10 +146,22 @@ class _TrackFn(beam.DoFn):
         yield task.source.version_key, track
 
 
+_NAMES = {
+    "und": "Audio", "en": "English", "eng": "English", "fr": "Français", "fra": "Français",
+    "fre": "Français", "de": "Deutsch", "deu": "Deutsch", "ger": "Deutsch", "es": "Español",
+    "spa": "Español", "it": "Italiano", "ita": "Italiano", "pt": "Português",
+    "por": "Português", "nl": "Nederlands", "nld": "Nederlands", "dut": "Nederlands",
+    "ja": "日本語", "jpn": "日本語", "ko": "한국어", "kor": "한국어", "zh": "中文", "zho": "中文",
+    "chi": "中文", "ru": "Русский", "rus": "Русский", "pl": "Polski", "pol": "Polski",
+    "sv": "Svenska", "swe": "Svenska", "tr": "Türkçe", "tur": "Türkçe", "ar": "العربية",
+    "ara": "العربية", "hi": "हिन्दी", "hin": "हिन्दी",
+}
+"""A track's name in players' menus, in its own language, by ISO 639-1/2 code."""
+
+
 def _display_name(language: str) -> str:
-    names = {"und": "Audio", "eng": "English", "en": "English", "fra": "Français",
-             "fre": "Français", "deu": "Deutsch", "ger": "Deutsch", "spa": "Español"}
-    return names.get(language, language)
+    """The name of `language` (ISO 639 or BCP 47: `fr-CA` is Français), else the tag."""
+    return _NAMES.get(language, _NAMES.get(language.split("-")[0].lower(), language))
 
 
 def _keyed(element):
