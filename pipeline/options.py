@@ -52,6 +52,11 @@ class LadderflowOptions(PipelineOptions):
                             help="Codec ladders of every title, comma-separated: h264 "
                             "(default), hevc, av1 (e.g. h264,av1: one title offering both, "
                             "each codec with its own ladder, over the same segments).")
+        parser.add_argument("--hdr", default="tonemap", choices=("tonemap", "keep"),
+                            help="HDR (PQ or HLG) sources: tonemap (default: every ladder "
+                            "SDR BT.709) or keep (the ladders of --codecs other than h264, "
+                            "or an added hevc one, kept HDR10/HLG in 10 bits, beside the "
+                            "tone-mapped h264 ladder).")
         parser.add_argument("--decoder", default="auto", choices=("auto", "cpu", "nvdec"),
                             help="Source decoding: auto (NVDEC where a probe decode works on "
                             "the worker, else the CPU; default), cpu, or nvdec.")
@@ -175,6 +180,7 @@ def job_config(options: PipelineOptions) -> JobConfig:
         trial_preset=opts.trial_preset,
         trial_crfs=_floats(opts.trial_crfs, "--trial_crfs"),
         codecs=tuple(c.strip() for c in opts.codecs.split(",")),
+        hdr=opts.hdr,
         trial_fraction=opts.trial_fraction,
         trial_seconds=opts.trial_seconds,
         max_attempts=opts.max_attempts,

@@ -689,6 +689,7 @@ SAMPLES: dict[str, tuple[list[str], list[str]]] = {
     "encoder": (list(ENCODER_NAMES), ["", "nvenc", "h264_nvenc", "X264", "libx264"]),
     "codecs": (["h264", "h264,av1", "av1,hevc,h264"],
                ["", "H264", "h264,", "vp9", "h264;av1", "avc", "h264, av1"]),
+    "hdr": (["tonemap", "keep"], ["", "Keep", "tone-map", "hdr10", "keep,tonemap"]),
     "decoder": (["auto", "cpu", "nvdec"], ["", "cuda", "gpu", "CPU"]),
     "vmaf_backend": (["auto", "libvmaf", "torch"], ["", "gpu", "cuda", "vmaf-torch", "LIBVMAF"]),
     "trial_preset": PRESETS,

@@ -139,6 +139,28 @@ class JobConfig:
     """The codec ladders of every title ('h264', 'hevc', 'av1'), each planned and gated
     on its own over the one segment grid; ('h264',): one ladder with `--encoder`."""
 
+    hdr: str = "tonemap"
+    """What an HDR source (PQ or HLG) gets: 'tonemap' (every ladder SDR BT.709), or 'keep':
+    its ladders other than H.264's (HEVC where `codecs` has none) kept HDR, 10-bit
+    BT.2020 with its transfer, beside the tone-mapped H.264 ladder (`title_codecs`)."""
+
+    def title_codecs(self, source_hdr: str) -> tuple[str, ...]:
+        """The codec ladders of a title whose source has `source_hdr` ('pq', 'hlg' or '').
+        `--codecs` but for an HDR source with `--hdr keep` and `--codecs h264`: HEVC too,
+        for its HDR ladder."""
+        if self.keeps_hdr(source_hdr) and self.codecs == ("h264",):
+            return ("h264", "hevc")
+        return self.codecs
+
+    def keeps_hdr(self, source_hdr: str) -> bool:
+        """Whether a source with `source_hdr` gets HDR ladders (`--hdr keep`)."""
+        return bool(source_hdr) and self.hdr == "keep"
+
+    def hdr_codec(self, codec: str, source_hdr: str) -> str:
+        """The HDR a `codec` ladder of a title keeps: the source's ('pq', 'hlg') for every
+        codec but H.264 with `--hdr keep`, else '' (tone-mapped SDR)."""
+        return source_hdr if self.keeps_hdr(source_hdr) and codec != "h264" else ""
+
     @property
     def multi_codec(self) -> bool:
         """Whether renditions carry their codec's encoder (anything but `--codecs h264`)."""
@@ -153,6 +175,8 @@ class JobConfig:
         basis = dataclasses.asdict(self)
         if not self.multi_codec:  # the digest of a one-codec job as before --codecs
             basis.pop("codecs")
+        if self.hdr == "tonemap":  # the digest of a job as before --hdr
+            basis.pop("hdr")
         for key in ("output_root", "keep_work", "tool_timeout_s", "title_timeout_s",
                     "dedup_retention_s", "imf_assetmaps", "imf_cpl"):
             basis.pop(key)
@@ -221,6 +245,9 @@ class JobConfig:
                and len(set(self.codecs)) == len(self.codecs),
                f"--codecs {','.join(self.codecs)!r}: use a comma-separated list of distinct "
                f"codecs from {', '.join(CODECS)}")
+        _check(self.hdr in ("tonemap", "keep"), f"--hdr {self.hdr!r}: use tonemap or keep")
+        _check(self.ladder != "apple" or self.hdr == "tonemap",
+               "--ladder apple is an H.264 ladder: use it with --hdr tonemap")
         _check(self.ladder != "apple" or not self.multi_codec,
                "--ladder apple is an H.264 ladder: use it with --codecs h264")
         return self

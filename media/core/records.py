@@ -20,7 +20,7 @@ def task_fingerprint(task: ChunkTask) -> str:
                    str(task.source.frame_rate), task.source.width, task.source.height,
                    task.source.generation, task.source.interlaced, task.source.rotation_deg,
                    str(task.source.sample_aspect_ratio), task.source.hdr],
-        "rendition": dataclasses.asdict(task.rendition),
+        "rendition": _rendition_basis(task),
         "settings": dataclasses.asdict(task.settings),
         "chunk": dataclasses.asdict(task.chunk),
         # the grid as records before it carried more had it (its timescale is 90 kHz for
@@ -30,6 +30,14 @@ def task_fingerprint(task: ChunkTask) -> str:
         "gate": [task.max_attempts, task.gate_below, task.gate_above],
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _rendition_basis(task: ChunkTask) -> dict:
+    """The rendition's fields; an SDR rung's without `hdr`, as records before it had them."""
+    basis = dataclasses.asdict(task.rendition)
+    if not basis["hdr"]:
+        basis.pop("hdr")
+    return basis
 
 
 def chunk_record(result: ChunkResult, fingerprint: str) -> dict:

@@ -102,7 +102,8 @@ class SourceInfo:
     """Clockwise turn the display matrix asks for (0, 90, 180, 270)."""
     sample_aspect_ratio: Fraction = Fraction(1)
     hdr: str = ""
-    """'pq' or 'hlg' for an HDR source (tone-mapped to SDR for the H.264 ladder)."""
+    """'pq' or 'hlg' for an HDR source (tone-mapped to SDR for the H.264 ladder; kept
+    HDR in the other codecs' ladders with `--hdr keep`)."""
     variable_frame_rate: bool = False
     findings: tuple = ()
     """`media.inspect.Finding`s below fatal: they go into the report."""
@@ -167,6 +168,9 @@ class Rendition:
     encoder: str = ""
     """The encoder of this rung's codec ladder (`media.encode.encoders.codec_encoder`,
     e.g. 'svtav1' or 'auto-av1'); '' for the job's own (`EncodeSettings.encoder`)."""
+    hdr: str = ""
+    """'pq' or 'hlg': the rung keeps the source's HDR (`--hdr keep`: 10-bit BT.2020, the
+    source's transfer, `media.encode.encoders.hdr_options`); '' for SDR (tone-mapped)."""
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,8 @@ class TrialTask:
     codec: str = ""
     """The codec ladder these trials plan ('h264', 'hevc', 'av1'); '' for the job's one
     ladder (`--codecs h264`, encoded with `--encoder`)."""
+    hdr: str = ""
+    """'pq' or 'hlg' where these trials plan an HDR ladder (`Rendition.hdr`)."""
 
     @property
     def title_id(self) -> str:
