@@ -8,7 +8,12 @@ table beside its work files (`media.ingest.imf.pipeline_source`), probes its pic
 and audio track files, converts its IMSC1 timed text to WebVTT, and lists one hash task
 per file; behind a Reshuffle each file is hashed (SHA-1 against its PKL, streamed) on a
 worker of its own; a gather per title version then lets the title on, as a `SourceInfo`,
-or makes it a dead letter naming every file that failed. Nothing is encoded before that.
+or makes it a dead letter naming every file that failed. Then the decode-based
+inspection over spans (`transforms.inspect`): each span of the composed timeline is
+staged from the track file ranges it covers (`media.ingest.imf.inspection`) and checked
+on a worker of its own, and the spans' merged verdict gives the title its findings (and,
+for per-title ladders, its complexity), or makes a fatal finding its dead letter.
+Nothing is encoded before that.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from media.core.types import IngestEvent, SourceInfo, SubtitleTrack
 from media.ingest.imf.assetmap import ASSETMAP_NAMES
 from media.ingest.imf.composition import Composition
 from media.ingest.imf.errors import ImfError, ImfHashMismatch, ImfMissingAsset
+from media.ingest.imf.inspection import title_head
 from media.ingest.imf.package import ImfPackage, open_package
 from media.ingest.imf.pipeline_source import (
     TABLE_SUFFIX,
@@ -43,6 +49,7 @@ from media.ingest.imf.pipeline_source import (
     check_first_frames,
     is_imf_source,
     marker_rows,
+    read_table,
     table_json,
     table_of,
 )
@@ -51,11 +58,19 @@ from media.ingest.imf.storage import parent
 from media.ingest.imf.timed_text import track_cues, track_language
 from media.ingest.imf.validate import HashTask, check_hash, hash_tasks, missing_assets
 from media.inspect.probe import inspect_audio_file, inspect_source
+from media.inspect.spans import SPAN_S, SpanResult, merge_spans, span_plan
 from media.package.subtitles import to_webvtt
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 from transforms.gather import GatherParts, Part
-from transforms.inspect import already_published, published_report
+from transforms.inspect import (
+    InspectedHead,
+    SpanTask,
+    _InspectFn,
+    already_published,
+    inspect_one_span,
+    published_report,
+)
 
 __all__ = ["NOT_IMF", "ImfTitles", "imf_title_head", "source_title_ids"]
 
@@ -214,6 +229,85 @@ class _VerdictFn(beam.DoFn):
 _KEYED = tuple[tuple[str, str], Any]
 
 
+def imf_inspected_head(info: SourceInfo, analyse: bool = False,
+                       span_s: float = SPAN_S) -> InspectedHead:
+    """The header step of the decode-based inspection of a hashed IMF title (its
+    `source_uri` is its table): the composed title's summary (`title_head`: its first
+    frame staged, the CPL's durations and edit rate) and its spans."""
+    with _storage.open_source(info.source_uri) as source:
+        table = read_table(source, info.source_uri)
+    head = title_head(table, info.source_uri)
+    return InspectedHead(info, info.source_uri, head, span_plan(head, span_s, analyse),
+                         size=info.size_bytes, vfr_rate=table.edit_rate)
+
+
+def imf_verdict(title: InspectedHead, results: list[SpanResult]) -> SourceInfo:
+    """The IMF title with the findings (and complexity) of its spans, merged and judged
+    as a whole decode's; a fatal finding raises. Its size, rate, frame count and colour
+    stay the CPL's and track files' (`imf_title_head`)."""
+    findings, facts = merge_spans(title.head, results, size=title.size,
+                                  analysis_bin=title.plan.analysis_bin)
+    info = title.source
+    fatal = [f for f in findings if f.severity == "fatal"]
+    if fatal:
+        raise MediaError(f"{info.package_uri or info.source_uri}: {fatal[0].message}",
+                         hint=fatal[0].hint)
+    for finding in findings:
+        if finding.severity == "warning":
+            log.warning("%s: inspection: %s", info.title_id, finding.message)
+    return dataclasses.replace(info, findings=tuple(findings),
+                               complexity=facts.complexity_bins,
+                               complexity_bin_frames=facts.complexity_bin_frames)
+
+
+def inspect_imf_title(info: SourceInfo, analyse: bool = False, span_s: float = SPAN_S,
+                      timeout_s: float | None = None) -> SourceInfo:
+    """A hashed IMF title inspected span after span in this process (what `ImfTitles`
+    runs with its spans in parallel)."""
+    title = imf_inspected_head(info, analyse, span_s)
+    results = [inspect_one_span(SpanTask(title, span), timeout_s) for span in title.plan.spans]
+    return imf_verdict(title, results)
+
+
+class _InspectHeadFn(beam.DoFn):
+    """A hashed title's inspection spans (each a task, keyed by title version)."""
+
+    def __init__(self, analyse: bool, span_s: float):
+        self._analyse = analyse
+        self._span_s = span_s
+
+    @dead_letters(STAGE)
+    def process(self, info: SourceInfo):
+        try:
+            title = imf_inspected_head(info, self._analyse, self._span_s)
+        except (MediaError, OSError) as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                info.title_id, info.package_uri, STAGE, exc))
+            return
+        spans = title.plan.spans
+        slim = dataclasses.replace(title, plan=dataclasses.replace(title.plan, spans=()))
+        for span in spans:
+            yield (info.title_id, info.generation), SpanTask(slim, span)
+
+
+class _InspectedFn(beam.DoFn):
+    """The title's verdict from its spans' results, or its dead letter."""
+
+    @dead_letters(STAGE)
+    def process(self, element):
+        _, done = element
+        title = done[0].title
+        try:
+            info = imf_verdict(title, [d.result for d in done])
+        except MediaError as exc:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter_for(
+                title.source.title_id, title.source.package_uri, STAGE, exc))
+            return
+        log.info("%s: IMF title inspected: %d span(s), %d finding(s)", info.title_id,
+                 len(done), len(info.findings))
+        yield info
+
+
 def source_title_ids(uri: str, other_assetmaps: tuple[str, ...] = (),
                      cpl_id: str = "") -> list[str]:
     """The title ids a source publishes as: one per CPL of an IMF package (as the header
@@ -366,8 +460,13 @@ class ImfTitles(beam.PTransform):
 
     def __init__(self, output_root: str, fingerprint: str = "",
                  limits: SourceLimits = SourceLimits(), other_assetmaps: tuple[str, ...] = (),
-                 cpl_id: str = "", title_timeout_s: float = DEFAULT_TITLE_TIMEOUT_S):
+                 cpl_id: str = "", title_timeout_s: float = DEFAULT_TITLE_TIMEOUT_S,
+                 analyse: bool = False, span_s: float = SPAN_S,
+                 timeout_s: float | None = None):
         super().__init__()
+        self._analyse = analyse
+        self._span_s = span_s
+        self._timeout_s = timeout_s
         self._output_root = output_root
         self._fingerprint = fingerprint
         self._limits = limits
@@ -401,7 +500,21 @@ class ImfTitles(beam.PTransform):
         verdicts = gathered.main | "ImfVerdict" >> beam.ParDo(
             _VerdictFn(self._output_root, self._fingerprint)).with_outputs(
             DEAD_LETTER, main="main")
+        spans = verdicts.main | "ImfInspectHeader" >> beam.ParDo(
+            _InspectHeadFn(self._analyse, self._span_s)).with_outputs(DEAD_LETTER, main="main")
+        inspected = (
+            spans.main
+            | "ImfSpreadSpans" >> beam.Reshuffle()
+            | "ImfInspectSpan" >> beam.ParDo(_InspectFn(self._timeout_s)).with_output_types(
+                _KEYED).with_outputs(DEAD_LETTER, main="main")
+        )
+        done = inspected.main | "ImfGatherSpans" >> GatherParts(
+            self._title_timeout_s, "inspect (IMF gather spans)", "span")
+        titles = done.main | "ImfInspected" >> beam.ParDo(_InspectedFn()).with_outputs(
+            DEAD_LETTER, main="main")
         dead = ((routed[DEAD_LETTER], uploaded[DEAD_LETTER], heads[DEAD_LETTER],
-                 hashed[DEAD_LETTER], gathered[DEAD_LETTER], verdicts[DEAD_LETTER])
+                 hashed[DEAD_LETTER], gathered[DEAD_LETTER], verdicts[DEAD_LETTER],
+                 spans[DEAD_LETTER], inspected[DEAD_LETTER], done[DEAD_LETTER],
+                 titles[DEAD_LETTER])
                 | "ImfRejects" >> beam.Flatten())
-        return {"main": verdicts.main, NOT_IMF: routed[NOT_IMF], DEAD_LETTER: dead}
+        return {"main": titles.main, NOT_IMF: routed[NOT_IMF], DEAD_LETTER: dead}

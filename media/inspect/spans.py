@@ -39,6 +39,8 @@ import av
 
 from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import MediaError, ToolFailed, UnreadableSource
+from media.ingest.imf.inspection import stage_title_span
+from media.ingest.imf.pipeline_source import is_imf_title, read_table
 from media.inspect import complexity
 from media.inspect.decode_pass import (
     IDET_FRAMES,
@@ -166,6 +168,9 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
     decode's)."""
     uri = source_uri or head.path
     with tempfile.TemporaryDirectory(prefix="inspect-span-") as scratch:
+        if is_imf_title(uri):  # a composed IMF title: its span staged from its track files
+            source = stage_title_span(read_table(source, uri), span.start_s, span.end_s,
+                                      os.path.join(scratch, "imf"))
         packets, staged, audio_map, pts, preroll = _read_span(
             source, span, os.path.join(scratch, "span"), uri)
         if staged is None:
