@@ -20,6 +20,7 @@ from media.core import ffmpeg
 from media.core.types import IngestEvent
 from media.ingest.imf.source import ffmpeg_input_args, load_titles
 from media.inspect import inspect_file
+from media.inspect.complexity import title_complexity
 from media.inspect.spans import inspect_by_spans
 from tests.imf_factory import CplSpec, ImfFactory, Res, Seg, TrackFile
 from transforms.imf import imf_title_head, inspect_imf_title
@@ -169,4 +170,8 @@ def test_the_pipeline_stage_inspects_imf_titles(imf, tmp_path):
     assert dead == [] and len(infos) == 1
     info = infos[0]
     assert _near(_stretch(info.findings, "black"), BLACK)
-    assert info.complexity and info.frame_count == FRAMES
+    assert info.frame_count == FRAMES
+    # Per-title planning reads it on its segment grid: the black seconds cost far less.
+    per_second = title_complexity(info, RATE)
+    assert per_second is not None and len(per_second) == FRAMES // RATE
+    assert max(per_second[1:4]) < min(per_second[0], per_second[4]) / 10, per_second
