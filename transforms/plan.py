@@ -74,13 +74,15 @@ class _TrialTasksFn(beam.DoFn):
                       if cfg.ladder == "fixed"
                       else apple_ladder(source, max_renditions=cfg.max_renditions))
             if cfg.multi_codec:
-                ladder = codec_ladders(ladder, cfg.codecs, cfg.encode.encoder)
+                ladder = codec_ladders(ladder, cfg.title_codecs(source.hdr), cfg.encode.encoder,
+                                       source.hdr if cfg.keeps_hdr(source.hdr) else "")
             yield pvalue.TaggedOutput(_PLANNED, TitlePlan(source, tuple(ladder), cfg.ladder,
                                                           grid))
             return
         spans, probe = sample_spans(source, cfg, grid)
-        for codec in cfg.codecs if cfg.multi_codec else ("",):
-            tasks = probe_tasks(source, cfg, grid, (spans, probe), codec=codec)
+        for codec in cfg.title_codecs(source.hdr) if cfg.multi_codec else ("",):
+            tasks = probe_tasks(source, cfg, grid, (spans, probe), codec=codec,
+                                hdr=cfg.hdr_codec(codec, source.hdr))
             log.info("%s: planning%s: probe sample (segment %d) at %d resolutions x %d "
                      "CRFs; then %d more sample segments at the resolutions its hull calls "
                      "for", source.title_id, f" ({codec})" if codec else "", probe,
@@ -160,7 +162,7 @@ class _ChooseLadderFn(beam.DoFn):
                 source.title_id, source.source_uri, f"{stage} {codec}".strip(), exc))
             return
         if codec:  # one codec's ladder: joined with the others' by _JoinCodecsFn
-            codecs = self._config.codecs
+            codecs = self._config.title_codecs(source.hdr)
             yield pvalue.TaggedOutput(_CODEC_PLAN, (source.version_key, Part(
                 codecs.index(codec), len(codecs), (codec, plan, record))))
             return

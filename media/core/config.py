@@ -163,8 +163,9 @@ class JobConfig:
 
     @property
     def multi_codec(self) -> bool:
-        """Whether renditions carry their codec's encoder (anything but `--codecs h264`)."""
-        return self.codecs != ("h264",)
+        """Whether renditions carry their codec's encoder (anything but `--codecs h264`,
+        and `--hdr keep`, which may add an HEVC ladder to a title: `title_codecs`)."""
+        return self.codecs != ("h264",) or self.hdr == "keep"
 
     def fingerprint(self) -> str:
         """A digest of the settings that decide a title's output (not where it goes)."""

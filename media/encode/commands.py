@@ -17,7 +17,7 @@ import ffmpeg as ffmpeg_python
 
 from media.core.ffmpeg import available_cores
 from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, SourceInfo
-from media.encode.conditioning import condition
+from media.encode.conditioning import condition, tone_mapped
 from media.encode.encoders import Encoder, encoder_named, resolve_encoder, video_options
 from media.encode.hwaccel import decode_input_options
 from media.package.cmaf import FRAGMENTED_FLAGS
@@ -58,15 +58,16 @@ def select_chunk(stream, source: SourceInfo, chunk: ChunkSpan):
 
 
 def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan,
-                  decoder: str = "cpu"):
+                  decoder: str = "cpu", keep_hdr: bool = False):
     """The chunk's frames from a staged span, on the title's grid and conditioned
     (`media.encode.conditioning`: deinterlaced, rotated, tone-mapped), as an ffmpeg-python
     stream. FFmpeg's auto-rotation is off: `condition` turns the picture itself.
     `decoder` 'auto' or 'nvdec' decodes on a CUDA device where one works
-    (`media.encode.hwaccel`); the frames come back to system memory either way."""
+    (`media.encode.hwaccel`); the frames come back to system memory either way.
+    `keep_hdr`: an HDR source's frames are not tone-mapped (for HDR rungs)."""
     video = ffmpeg_python.input(staged_path, copyts=None, noautorotate=None,
                                 **decode_input_options(decoder)).video
-    return condition(select_chunk(video, source, chunk), source)
+    return condition(select_chunk(video, source, chunk), source, keep_hdr)
 
 
 def shared_process_threads(renditions: Sequence[Rendition], cores: int) -> list[int]:
@@ -121,19 +122,17 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     from it by `media.package.cmaf` without another FFmpeg process (the same samples as a
     stream copy of a plain MP4 into one).
     """
-    sizes = list(dict.fromkeys((r.width, r.height) for r in renditions))
-    video = source_frames(staged_path, source, chunk, settings.decoder)
-    branch_count = len(sizes) + (source_output is not None)
-    # A split node yields as many outputs as are indexed (iterating it never ends).
-    copies = video.filter_multi_output("split", branch_count) if branch_count > 1 else None
-    branches: dict[tuple[int, int], list] = {}
-    for i, (width, height) in enumerate(sizes):
-        scaled = (copies[i] if copies is not None else video).filter(
-            "scale", width, height, flags="bicubic")
-        scaled = scaled.filter("setsar", "1").filter("format", "yuv420p")
-        users = sum(1 for r in renditions if (r.width, r.height) == (width, height))
+    sizes = list(dict.fromkeys(_frames_key(r) for r in renditions))
+    copies = _source_copies(staged_path, source, chunk, settings.decoder, sizes,
+                            source_output is not None)
+    branches: dict[tuple[int, int, bool], list] = {}
+    for (width, height, hdr), copy in zip(sizes, copies, strict=False):
+        scaled = copy.filter("scale", width, height, flags="bicubic")
+        scaled = scaled.filter("setsar", "1").filter(
+            "format", "yuv420p10le" if hdr else "yuv420p")
+        users = sum(1 for r in renditions if _frames_key(r) == (width, height, hdr))
         split = scaled.filter_multi_output("split", users) if users > 1 else None
-        branches[(width, height)] = (
+        branches[(width, height, hdr)] = (
             [split[j] for j in range(users)] if split is not None else [scaled])
     encoders = [rendition_encoder(rendition, settings) for rendition in renditions]
     shared = ([0] * len(renditions) if settings.threads
@@ -143,7 +142,7 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     outputs = []
     for rendition, path, count, encoder in zip(renditions, out_paths, threads, encoders,
                                                strict=True):
-        stream = branches[(rendition.width, rendition.height)].pop(0)
+        stream = branches[_frames_key(rendition)].pop(0)
         options = video_options(encoder, rendition,
                                 dataclasses.replace(settings, threads=count), grid)
         if fragmented:
@@ -153,6 +152,36 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
     if source_output is not None:
         outputs.append(source_output(copies[len(sizes)]))
     return ffmpeg_python.merge_outputs(*outputs).get_args()
+
+
+def _frames_key(rendition: Rendition) -> tuple[int, int, bool]:
+    """The frames a rendition is encoded from: its size, and HDR kept or tone-mapped."""
+    return rendition.width, rendition.height, bool(rendition.hdr)
+
+
+def _source_copies(staged_path: str, source: SourceInfo, chunk: ChunkSpan, decoder: str,
+                   sizes: Sequence[tuple[int, int, bool]], reference: bool) -> list:
+    """One stream of the chunk's conditioned frames per entry of `sizes` (HDR kept where
+    its flag says, else tone-mapped as `condition` does), then one (tone-mapped) for the
+    VMAF reference where `reference`: the source decoded once for all.
+
+    Without HDR rungs the graph is one `split` of `source_frames`, as it always was. With
+    them the frames are taken before the tone mapping and split into the HDR sizes' and
+    the tone mapping's, which is split again for the SDR sizes and the reference."""
+    # A split node yields as many outputs as are indexed (iterating it never ends).
+    def split(stream, count: int) -> list:
+        if count == 1:
+            return [stream]
+        copies = stream.filter_multi_output("split", count)
+        return [copies[i] for i in range(count)]
+
+    sdr_count = sum(1 for *_, hdr in sizes if not hdr) + reference
+    if all(not hdr for *_, hdr in sizes):
+        return split(source_frames(staged_path, source, chunk, decoder), sdr_count)
+    kept = source_frames(staged_path, source, chunk, decoder, keep_hdr=True)
+    hdr_copies = split(kept, len(sizes) - sdr_count + reference + (sdr_count > 0))
+    sdr_copies = split(tone_mapped(hdr_copies.pop()), sdr_count) if sdr_count else []
+    return [(hdr_copies if hdr else sdr_copies).pop(0) for *_, hdr in sizes] + sdr_copies
 
 
 def rendition_encoder(rendition: Rendition, settings: EncodeSettings) -> Encoder:

@@ -19,6 +19,10 @@ frames before scaling, so that every rung shows the picture the source means.
   ladder is H.264, which players only take as SDR 8-bit; the report says the title was
   tone-mapped. VMAF is scored against the tone-mapped reference, so it measures the
   encode, not the tone mapping.
+  With `--hdr keep` the HEVC/AV1 ladders keep the HDR instead (`Rendition.hdr`): their
+  frames skip the tone mapping (`condition(..., keep_hdr=True)`) and are encoded 10-bit
+  with the source's colour signalling; VMAF scores them after the same tone mapping on
+  both sides (`tone_mapped`, `media.quality.vmaf.distorted_frames`).
 - **Full-range** YUV (a camera's or a screen recorder's `yuvj420p`, or YUV tagged `pc`)
   is converted to limited range, which players expect of H.264 (`scale`, full to
   limited); the inspection says so (`full_range`).
@@ -28,11 +32,12 @@ from __future__ import annotations
 
 from media.core.types import SourceInfo
 
-__all__ = ["condition"]
+__all__ = ["condition", "tone_mapped"]
 
 
-def condition(stream, source: SourceInfo):
-    """Deinterlace, rotate and tone-map `stream` (decoded source frames) as `source` needs."""
+def condition(stream, source: SourceInfo, keep_hdr: bool = False):
+    """Deinterlace, rotate and tone-map `stream` (decoded source frames) as `source` needs;
+    `keep_hdr`: an HDR source's frames as they are (for HDR rungs), not tone-mapped."""
     if source.interlaced:
         stream = stream.filter("bwdif", mode="send_frame", parity="auto", deint="all")
     if source.rotation_deg == 90:
@@ -41,18 +46,26 @@ def condition(stream, source: SourceInfo):
         stream = stream.filter("transpose", dir="cclock")
     elif source.rotation_deg == 180:
         stream = stream.filter("hflip").filter("vflip")
+    if source.hdr and keep_hdr:
+        return stream
     if source.hdr:
-        stream = (stream
-                  .filter("zscale", t="linear", npl=100)
-                  .filter("format", "gbrpf32le")
-                  .filter("zscale", p="bt709")
-                  .filter("tonemap", tonemap="hable", desat=0)
-                  .filter("zscale", t="bt709", m="bt709", r="tv")
-                  .filter("format", "yuv420p"))
+        stream = tone_mapped(stream)
     elif full_range_yuv(source):
         stream = (stream.filter("scale", in_range="full", out_range="limited")
                   .filter("format", "yuv420p"))
     return stream
+
+
+def tone_mapped(stream):
+    """HDR frames (PQ or HLG, as their tags say) tone-mapped to SDR BT.709 limited range,
+    yuv420p: `zscale` to linear light, Hable tone mapping, back to BT.709."""
+    return (stream
+            .filter("zscale", t="linear", npl=100)
+            .filter("format", "gbrpf32le")
+            .filter("zscale", p="bt709")
+            .filter("tonemap", tonemap="hable", desat=0)
+            .filter("zscale", t="bt709", m="bt709", r="tv")
+            .filter("format", "yuv420p"))
 
 
 def full_range_yuv(source: SourceInfo) -> bool:

@@ -26,7 +26,7 @@ from media.core.types import EncodeSettings, Rendition, SegmentGrid
 from media.encode.hwaccel import ProbeResult
 
 __all__ = ["CODECS", "CODEC_ENCODERS", "ENCODERS", "ENCODER_NAMES", "Encoder", "codec_crf",
-           "codec_encoder", "encoder_named", "probe_nvenc", "resolve_encoder",
+           "codec_encoder", "encoder_named", "hdr_options", "probe_nvenc", "resolve_encoder",
            "trial_encoder", "video_options"]
 
 _SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
@@ -48,13 +48,41 @@ def _x264(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, s
 
 
 def _x265(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
-    return {"preset": settings.preset, "tag:v": "hvc1", "crf": _crf(rendition.crf, 51),
-            "x265-params": f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0:log-level=error"}
+    params = f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0:log-level=error"
+    options = {"preset": settings.preset, "tag:v": "hvc1", "crf": _crf(rendition.crf, 51)}
+    if rendition.hdr:  # Main10, the colour description in the VUI; HDR10's SEI for PQ
+        transfer = HDR_TRANSFERS[rendition.hdr][0]
+        params += (f":colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"
+                   f"{':hdr10=1' if rendition.hdr == 'pq' else ''}")
+        options["profile:v"] = "main10"
+    return options | {"x265-params": params}
 
 
 def _svtav1(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
+    params = "scd=0:enable-overlays=0"
+    if rendition.hdr:  # the sequence header's colour description (CICP code points)
+        params += (f":color-primaries=9:transfer-characteristics="
+                   f"{HDR_TRANSFERS[rendition.hdr][1]}:matrix-coefficients=9")
     return {"preset": str(_SVT_PRESETS.get(settings.preset, 8)), "g": str(n),
-            "crf": _crf(rendition.crf, 63), "svtav1-params": "scd=0:enable-overlays=0"}
+            "crf": _crf(rendition.crf, 63), "svtav1-params": params}
+
+
+HDR_TRANSFERS = {"pq": ("smpte2084", 16), "hlg": ("arib-std-b67", 18)}
+"""An HDR rung's transfer (`Rendition.hdr`): FFmpeg's name and its CICP code point
+(ITU-T H.273 TransferCharacteristics). Primaries and matrix are BT.2020 (9, non-constant
+luminance) for both."""
+
+
+def hdr_options(hdr: str) -> dict[str, str]:
+    """FFmpeg output options of an HDR rung ('pq' or 'hlg'): 10-bit 4:2:0 frames tagged
+    BT.2020 with the transfer, which the encoders' own options write into the bitstream
+    and the MP4 muxer into the init segment's `colr` (nclx) box. The source's mastering
+    display colour volume and content light level reach the encoder as side data of the
+    decoded frames: x265 and SVT-AV1 write them as SEI / metadata OBUs, the muxer as the
+    `mdcv` and `clli` boxes."""
+    return {"pix_fmt": "yuv420p10le", "color_primaries": "bt2020",
+            "color_trc": HDR_TRANSFERS[hdr][0], "colorspace": "bt2020nc",
+            "color_range": "tv"}
 
 
 def _nvenc(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
@@ -120,6 +148,10 @@ def video_options(encoder: Encoder, rendition: Rendition, settings: EncodeSettin
     frame at every segment start, the grid's timescale), with the rung's rate control
     (capped constant quality, or an average bitrate), VBV-capped."""
     options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p", **_grid(grid)}
+    if rendition.hdr:
+        options |= hdr_options(rendition.hdr)
+        if encoder.gpu:  # NVENC takes 10-bit 4:2:0 as P010
+            options["pix_fmt"] = "p010le"
     options |= encoder.own_options(rendition, settings, grid.segment_frames)
     if rendition.target_kbps:  # a fixed-bitrate ladder
         options.pop("crf", None)

@@ -122,7 +122,8 @@ def scored_together(
     logs = [os.path.join(rendition_scratch(scratch, tasks[i]), "vmaf-0.json") for i in ready]
     argv = vmaf.score_many_argv(encodes[ready[0]].reference_path,
                                 [encodes[i].path for i in ready], logs, *vmaf_size(first),
-                                step, first.settings.threads)
+                                step, first.settings.threads,
+                                [bool(tasks[i].rendition.hdr) for i in ready])
     hook = faults.ffmpeg_hook_all("score", [fault_label(tasks[i]) for i in ready])
     try:
         run = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
@@ -186,6 +187,7 @@ def score_encoded(
                 decoder=task.settings.decoder,
                 timeout_s=timeout_s,
                 on_start=hook,
+                hdr=bool(task.rendition.hdr),
             )
             seconds = time.monotonic() - start
             return score, seconds, seconds
@@ -205,6 +207,7 @@ def score_encoded(
         subsample=subsample,
         decoder=task.settings.decoder,
         reference_path=reference_path,
+        hdr=bool(task.rendition.hdr),
     )
     scored = ffmpeg.run(ffmpeg.ffmpeg_argv(*argv), timeout_s=timeout_s, on_start=hook)
     vmaf.renumber_thinned(log_path, subsample)

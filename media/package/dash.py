@@ -189,6 +189,27 @@ def video_families(video: list[PackagedTrack]) -> list[list[PackagedTrack]]:
     return [groups[entry] for entry in sorted(groups, key=lambda e: (rank(e), e))]
 
 
+CICP = "urn:mpeg:mpegB:cicp:"
+"""Scheme prefix of the colour properties (ISO/IEC 23001-8 code points, DASH-IF IOP)."""
+HDR_TRANSFER_CICP = {"pq": 16, "hlg": 18}
+"""TransferCharacteristics of an HDR rendition (`Rendition.hdr`): SMPTE ST 2084 (PQ),
+ARIB STD-B67 (HLG)."""
+
+
+def _colour_properties(adaptation_set: ET.Element, video: list[PackagedTrack]) -> None:
+    """An HDR codec ladder's colour signalling (`--hdr keep`): its transfer as an
+    EssentialProperty (a player that does not know it must not pick the set), BT.2020
+    primaries and matrix (code points 9) as SupplementalProperty. SDR sets get none."""
+    hdr = {track.rendition.hdr if track.rendition else "" for track in video}
+    if len(hdr) != 1 or not (kept := hdr.pop()):
+        return
+    _el(adaptation_set, "EssentialProperty", {
+        "schemeIdUri": f"{CICP}TransferCharacteristics", "value": HDR_TRANSFER_CICP[kept]})
+    for name in ("ColourPrimaries", "MatrixCoefficients"):
+        _el(adaptation_set, "SupplementalProperty",
+            {"schemeIdUri": f"{CICP}{name}", "value": 9})
+
+
 def _video_set(period: ET.Element, video: list[PackagedTrack], set_id: int,
                priority: int = 0) -> None:
     """One codec's AdaptationSet; with several codecs, `priority` is its
@@ -209,6 +230,7 @@ def _video_set(period: ET.Element, video: list[PackagedTrack], set_id: int,
     if sized:
         attrib["par"] = _par(sized)
     adaptation_set = _el(period, "AdaptationSet", attrib)
+    _colour_properties(adaptation_set, video)
     for track in _by_bandwidth(video):
         _representation(adaptation_set, track, channels=False)
 

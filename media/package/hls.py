@@ -103,13 +103,24 @@ def _subtitle_media_lines(subtitles: list[PackagedTrack]) -> list[str]:
     return lines
 
 
+VIDEO_RANGES = {"pq": "PQ", "hlg": "HLG", "": "SDR"}
+"""VIDEO-RANGE of a variant by its rendition's HDR (`Rendition.hdr`)."""
+
+
+def video_range(track: PackagedTrack) -> str:
+    """The VIDEO-RANGE of a video track: PQ, HLG or SDR."""
+    return VIDEO_RANGES[track.rendition.hdr if track.rendition else ""]
+
+
 def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack],
-                subtitles: list[PackagedTrack] | None = None) -> tuple[int, str]:
+                subtitles: list[PackagedTrack] | None = None,
+                ranges: bool = False) -> tuple[int, str]:
     """(BANDWIDTH, EXT-X-STREAM-INF line) of one variant.
 
     A variant plays its video with any one track of the audio group, so per RFC 8216
     4.3.4.2 its BANDWIDTH is the largest sum over those combinations: the video's peak
     plus the largest audio peak; AVERAGE-BANDWIDTH likewise with averages.
+    `ranges`: say the variant's VIDEO-RANGE (a title with HDR variants says it for all).
     """
     bandwidth = track_peak_bandwidth_bps(video)
     average = track_average_bandwidth_bps(video)
@@ -130,6 +141,8 @@ def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack],
         attributes.append(f"RESOLUTION={video.width}x{video.height}")
     if video.frame_rate:
         attributes.append(f"FRAME-RATE={decimal(Fraction(video.frame_rate), 3)}")
+    if ranges:
+        attributes.append(f"VIDEO-RANGE={video_range(video)}")
     if audio:
         attributes.append(f"AUDIO={quoted(AUDIO_GROUP_ID)}")
     if subtitles:
@@ -152,8 +165,10 @@ def multivariant_playlist(video: list[PackagedTrack], audio: list[PackagedTrack]
         raise ValueError("a multivariant playlist needs at least one video track")
     variants = []
     subtitles = subtitles or []
+    # VIDEO-RANGE where a title has HDR variants (`--hdr keep`); SDR titles as before
+    ranges = any(video_range(track) != "SDR" for track in video)
     for track in video:
-        bandwidth, stream_inf = _stream_inf(track, audio, subtitles)
+        bandwidth, stream_inf = _stream_inf(track, audio, subtitles, ranges)
         uri = naming.playlist_uri(track.kind, track.track_id, track.media_dir)
         variants.append((bandwidth, track.track_id, stream_inf, uri))
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]

@@ -36,7 +36,8 @@ from media.package.boxes import (
     unpack,
 )
 
-__all__ = ["FragmentInfo", "InitInfo", "IsobmffError", "read_fragment", "read_init"]
+__all__ = ["ColourInfo", "FragmentInfo", "InitInfo", "IsobmffError", "read_colour",
+           "read_fragment", "read_init"]
 
 _VISUAL_ENTRY_HEADER = 78
 """Bytes of a VisualSampleEntry before its child boxes (avcC, pasp, btrt, ...)."""
@@ -147,6 +148,53 @@ def _visual_fields(data: bytes, entry: Box) -> dict:
             fields[name] = bytes(data[child.payload_start : child.end])
             break
     return fields
+
+
+@dataclass(frozen=True)
+class ColourInfo:
+    """The colour signalling of a video init segment's sample entry (ISO/IEC 14496-12
+    12.1.5 `colr`, ISO/IEC 23001-17 / 14496-12 `mdcv` and `clli`); None where absent."""
+
+    primaries: int | None = None
+    """`colr` nclx colour_primaries (ITU-T H.273: 1 BT.709, 9 BT.2020)."""
+    transfer: int | None = None
+    """transfer_characteristics (1 BT.709, 16 PQ, 18 HLG)."""
+    matrix: int | None = None
+    """matrix_coefficients (1 BT.709, 9 BT.2020 non-constant luminance)."""
+    full_range: bool | None = None
+    display_primaries: tuple[tuple[int, int], ...] | None = None
+    """`mdcv`: the mastering display's (x, y) primaries in 0.00002 units, in stored order
+    (G, B, R for HDR10 as SMPTE ST 2086 and x265 write them), then ..."""
+    white_point: tuple[int, int] | None = None
+    """... its white point, and ..."""
+    luminance: tuple[int, int] | None = None
+    """... its (max, min) luminance in 0.0001 cd/m2."""
+    max_cll: int | None = None
+    """`clli`: maximum content light level and ..."""
+    max_fall: int | None = None
+    """... maximum frame-average light level, cd/m2."""
+
+
+def read_colour(data: bytes) -> ColourInfo:
+    """The colour boxes of an init segment's (first) visual sample entry."""
+    moov = require_box(data, "moov")
+    entry = _sample_entry(data, require_box(data, "trak/mdia/minf/stbl/stsd", moov))
+    fields: dict = {}
+    for child in iter_boxes(data, entry.payload_start + _VISUAL_ENTRY_HEADER, entry.end):
+        at = child.payload_start
+        if child.type == "colr" and data[at:at + 4] == b"nclx":
+            primaries, transfer, matrix, flags = unpack(">HHHB", data, at + 4)
+            fields |= {"primaries": primaries, "transfer": transfer, "matrix": matrix,
+                       "full_range": bool(flags >> 7)}
+        elif child.type == "mdcv":
+            values = unpack(">8H2I", data, at)
+            fields |= {"display_primaries": tuple(zip(values[0:6:2], values[1:6:2],
+                                                      strict=True)),
+                       "white_point": (values[6], values[7]),
+                       "luminance": (values[8], values[9])}
+        elif child.type == "clli":
+            fields["max_cll"], fields["max_fall"] = unpack(">HH", data, at)
+    return ColourInfo(**fields)
 
 
 def _audio_fields(data: bytes, entry: Box) -> dict:

@@ -126,11 +126,12 @@ def codec_of(rendition: Rendition) -> str:
     return head if head in CODEC_RATE_RATIO else "h264"
 
 
-def in_codec(renditions: Sequence[Rendition], codec: str, encoder: str) -> list[Rendition]:
+def in_codec(renditions: Sequence[Rendition], codec: str, encoder: str,
+             hdr: str = "") -> list[Rendition]:
     """A fixed ladder (H.264's rungs) as `codec`'s ladder, encoded with `encoder`
     (`media.encode.encoders.codec_encoder`): its caps and average rates scaled by
     CODEC_RATE_RATIO, its CRF carried onto the codec's scale (`codec_crf`), its ids
-    prefixed (`codec_id`)."""
+    prefixed (`codec_id`); `hdr` ('pq', 'hlg') kept in its rungs (`Rendition.hdr`)."""
     ratio = CODEC_RATE_RATIO[codec]
     out = []
     for r in renditions:
@@ -140,13 +141,16 @@ def in_codec(renditions: Sequence[Rendition], codec: str, encoder: str) -> list[
             crf=codec_crf(codec, r.crf), maxrate_kbps=maxrate,
             bufsize_kbit=int(maxrate * BUFSIZE_RATIO),
             target_kbps=max(1, round(r.target_kbps * ratio)) if r.target_kbps else 0,
-            encoder=encoder))
+            encoder=encoder, hdr=hdr))
     return out
 
 
 def codec_ladders(renditions: Sequence[Rendition], codecs: Sequence[str],
-                  requested_encoder: str) -> list[Rendition]:
+                  requested_encoder: str, hdr: str = "") -> list[Rendition]:
     """Every codec's fixed ladder, codec by codec in `codecs` order, each rung with its
-    codec's encoder for the job's `--encoder` (`codec_encoder`)."""
+    codec's encoder for the job's `--encoder` (`codec_encoder`). `hdr` ('pq', 'hlg'; '' for
+    none): an HDR source's HDR, kept in every codec's ladder but H.264's (`--hdr keep`:
+    `media.core.config.JobConfig.title_codecs`), which stays SDR for every device."""
     return [r for codec in codecs
-            for r in in_codec(renditions, codec, codec_encoder(codec, requested_encoder))]
+            for r in in_codec(renditions, codec, codec_encoder(codec, requested_encoder),
+                              hdr if codec != "h264" else "")]

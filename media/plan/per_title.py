@@ -147,8 +147,9 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
     renditions = renditions_from_rungs(rungs, points, results, weights)
     codec = first.codec
     final_encoder = codec_encoder(codec, cfg.encode.encoder) if codec else cfg.encode.encoder
-    if codec:  # a codec ladder's rungs carry its encoder, the calibration's included
-        renditions = [dataclasses.replace(r, encoder=final_encoder) for r in renditions]
+    if codec:  # a codec ladder's rungs carry its encoder and HDR, the calibration's included
+        renditions = [dataclasses.replace(r, encoder=final_encoder, hdr=first.hdr)
+                      for r in renditions]
     split, cpu = _trial_costs(every_result)
     calibration: list[dict] = []
     before = renditions

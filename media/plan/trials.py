@@ -83,9 +83,9 @@ def trial_grid(task: TrialTask) -> list[tuple[int, int, float]]:
     return [(width, height, crf) for width, height in task.sizes for crf in task.crfs]
 
 
-def _trial_rendition(width: int, height: int, crf: float) -> Rendition:
+def _trial_rendition(width: int, height: int, crf: float, hdr: str = "") -> Rendition:
     # maxrate 0: plain CRF, so the trials measure the encoder's uncapped curve.
-    return Rendition(f"trial-{height}p-crf{crf:g}", width, height, crf, 0, 0)
+    return Rendition(f"trial-{height}p-crf{crf:g}", width, height, crf, 0, 0, hdr=hdr)
 
 
 def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str],
@@ -93,7 +93,7 @@ def trial_encode_argv(task: TrialTask, staged_path: str, out_paths: Sequence[str
     """Decode the sample once; encode it at every size and CRF of the task (the chunk
     encoder's one-process graph, `media.encode.commands.encode_renditions_argv`), and keep its VMAF
     reference frames at `reference_path` (`media.quality.vmaf.store_reference`)."""
-    renditions = [_trial_rendition(*size_crf) for size_crf in trial_grid(task)]
+    renditions = [_trial_rendition(*size_crf, hdr=task.hdr) for size_crf in trial_grid(task)]
     return encode_renditions_argv(staged_path, out_paths, task.source, task.span, renditions,
                                   task.settings, task.grid,
                                   reference_output(task, reference_path, task.vmaf_subsample))
@@ -104,7 +104,8 @@ def trial_score_argv(task: TrialTask, reference_path: str, encoded: Sequence[str
     """Read the kept reference once; score every encode of the task with its own libvmaf."""
     width, height = vmaf_size(task)
     return vmaf.score_many_argv(reference_path, encoded, log_paths, width, height,
-                                task.vmaf_subsample, task.settings.threads)
+                                task.vmaf_subsample, task.settings.threads,
+                                [bool(task.hdr)] * len(encoded))
 
 
 def run_trials(task: TrialTask, staged: StagedSpan, scratch: str,
@@ -160,12 +161,13 @@ def sample_spans(source: SourceInfo, config: JobConfig,
 
 def trial_tasks(source: SourceInfo, config: JobConfig, grid: SegmentGrid,
                 spans: list[ChunkSpan], heights: Sequence[int] | None = None,
-                first_index: int = 0, codec: str = "") -> list[TrialTask]:
+                first_index: int = 0, codec: str = "", hdr: str = "") -> list[TrialTask]:
     """One trial task per sample of `spans`, each encoding its sample at `heights`
     (default: every candidate resolution) and every trial CRF. Results are numbered from
     `first_index` among the title's results: the tasks' own after those before them.
     With a `codec` (a codec ladder of `--codecs`), with its software encoder at the
-    trial CRFs carried onto its scale (`media.encode.encoders.codec_crf`)."""
+    trial CRFs carried onto its scale (`media.encode.encoders.codec_crf`); `hdr` ('pq',
+    'hlg'): the codec's ladder is kept HDR (`Rendition.hdr`), and so are its trials."""
     sizes = tuple((w, h) for w, h in candidate_resolutions(source)
                   if heights is None or h in heights)
     crfs = (tuple(codec_crf(codec, c) for c in config.trial_crfs) if codec
@@ -181,19 +183,19 @@ def trial_tasks(source: SourceInfo, config: JobConfig, grid: SegmentGrid,
                   trial_count=first_index + len(spans) * per_task,
                   grid=grid, output_root=config.output_root, settings=settings,
                   vmaf_height=vmaf_height(source), vmaf_subsample=config.trial_vmaf_subsample,
-                  codec=codec)
+                  codec=codec, hdr=hdr)
         for i, span in enumerate(spans)
     ]
 
 
 def probe_tasks(source: SourceInfo, config: JobConfig, grid: SegmentGrid,
                 samples: tuple[list[ChunkSpan], int] | None = None,
-                codec: str = "") -> list[TrialTask]:
+                codec: str = "", hdr: str = "") -> list[TrialTask]:
     """The first round: the probe sample at every candidate resolution. `samples`:
     `sample_spans`, where the caller has them already; `codec`: see `trial_tasks`."""
     spans, probe = samples or sample_spans(source, config, grid)
     return trial_tasks(source, config, grid, [s for s in spans if s.index == probe],
-                       codec=codec)
+                       codec=codec, hdr=hdr)
 
 
 def refine_tasks(probed: Sequence[TrialResult], config: JobConfig
@@ -208,7 +210,8 @@ def refine_tasks(probed: Sequence[TrialResult], config: JobConfig
         trial_points(probed), top_vmaf=config.top_vmaf, max_kbps=config.max_kbps or None,
         min_kbps=config.min_kbps, step_ratio=config.step_ratio, max_rungs=config.max_rungs)
     tasks = (trial_tasks(first.source, config, first.grid, spans, heights,
-                         first_index=len(probed), codec=first.codec) if spans else [])
+                         first_index=len(probed), codec=first.codec, hdr=first.hdr)
+             if spans else [])
     return tasks, heights
 
 
@@ -251,6 +254,8 @@ def _task_key(task: TrialTask) -> dict:
            "vmaf": [task.vmaf_height, task.vmaf_subsample]}
     if task.codec:  # a codec ladder's trials (the one ladder's records stay as they were)
         key["encoder"] = task.settings.encoder
+    if task.hdr:
+        key["hdr"] = task.hdr
     return key
 
 

@@ -160,7 +160,8 @@ def score_chunk(encoded_path: str, staged_path: str, source: SourceInfo, chunk: 
                 width: int, height: int, log_path: str, device: str = "cuda",
                 subsample: int = 1, decoder: str = "cpu", batch_frames: int = 0,
                 timeout_s: float | None = None,
-                on_start: Callable[[subprocess.Popen], None] | None = None) -> VmafScore:
+                on_start: Callable[[subprocess.Popen], None] | None = None,
+                hdr: bool = False) -> VmafScore:
     """Score one chunk as `media.quality.vmaf.score_chunk_argv` does, with vmaf-torch on
     `device`; write a libvmaf-shaped JSON log to `log_path` and pool the scores.
     Scoring ends with the shorter stream, as libvmaf's `shortest=1` does. `on_start` is
@@ -168,7 +169,7 @@ def score_chunk(encoded_path: str, staged_path: str, source: SourceInfo, chunk: 
     `media.core.faults` count it as one scoring process)."""
     batch = batch_frames or batch_frames_for(device, width, height)
     distorted, reference = scoring_streams(encoded_path, staged_path, source, chunk, width,
-                                           height, decoder)
+                                           height, decoder, hdr=hdr)
     readers = [_LumaReader(distorted, width, height, timeout_s, None)]
     readers.append(_LumaReader(reference, width, height, timeout_s, on_start))
     try:

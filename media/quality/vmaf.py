@@ -18,6 +18,7 @@ from media.core.errors import MediaError
 from media.core.ffmpeg import available_cores
 from media.core.types import ChunkSpan, SourceInfo, VmafScore
 from media.encode.commands import source_frames
+from media.encode.conditioning import tone_mapped
 
 VMAF_MODEL = "vmaf_v0.6.1"
 
@@ -25,7 +26,7 @@ VMAF_MODEL = "vmaf_v0.6.1"
 def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
                      chunk: ChunkSpan, width: int, height: int, log_path: str,
                      threads: int = 0, subsample: int = 1, decoder: str = "cpu",
-                     reference_path: str = "") -> list[str]:
+                     reference_path: str = "", hdr: bool = False) -> list[str]:
     """FFmpeg arguments (without the binary) that score one chunk into a JSON log.
 
     `shortest=1` in the framesync options ends scoring at the shorter input: a chunk
@@ -33,8 +34,9 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
     `subsample` n > 1 scores every n-th frame only (`thinned`, libvmaf's n_subsample).
     `reference_path`, if given, is the chunk's reference as `store_reference` wrote it
     for this size and step: read instead of decoding the staged source again.
+    `hdr`: the encode is an HDR rung, tone-mapped as the reference was (`distorted_frames`).
     """
-    distorted = distorted_frames(encoded_path, width, height, subsample)
+    distorted = distorted_frames(encoded_path, width, height, subsample, hdr)
     if reference_path:
         reference = stored_reference(reference_path)
     else:
@@ -46,33 +48,34 @@ def score_chunk_argv(encoded_path: str, staged_path: str, source: SourceInfo,
 
 def score_many_argv(reference_path: str, encoded_paths: Sequence[str],
                     log_paths: Sequence[str], width: int, height: int, subsample: int = 1,
-                    threads: int = 0) -> list[str]:
+                    threads: int = 0, hdr: Sequence[bool] = ()) -> list[str]:
     """FFmpeg arguments that read a span's kept reference frames once (`stored_reference`)
     and score each of `encoded_paths`, encodes of that span (a trial sample's sizes and
     CRFs, a chunk's renditions), with its own libvmaf into its own JSON log. Against a
     process per encode, this spares a start and a read of the reference per encode, and
-    the libvmafs share the cores."""
+    the libvmafs share the cores. `hdr`: which encodes are HDR rungs (`distorted_frames`)."""
+    kept_hdr = list(hdr) or [False] * len(encoded_paths)
     references = stored_reference(reference_path).filter_multi_output(
         "split", len(encoded_paths))
     outputs = []
     for i, (path, log_path) in enumerate(zip(encoded_paths, log_paths, strict=True)):
         options = libvmaf_options(log_path, threads, subsample, instances=len(encoded_paths))
-        scored = compared(distorted_frames(path, width, height, subsample), references[i],
-                          options)
+        scored = compared(distorted_frames(path, width, height, subsample, kept_hdr[i]),
+                          references[i], options)
         outputs.append(ffmpeg_python.output(scored, "-", f="null"))
     return ffmpeg_python.merge_outputs(*outputs).get_args()
 
 
 def scoring_streams(encoded_path: str, staged_path: str, source: SourceInfo,
                     chunk: ChunkSpan, width: int, height: int, decoder: str = "cpu",
-                    subsample: int = 1):
+                    subsample: int = 1, hdr: bool = False):
     """The (distorted, reference) ffmpeg-python streams that VMAF compares, both
     `width`x`height` yuv420p: the encode upscaled bicubic, and the chunk's conditioned
     source frames (scaled only where their size or pixel shape differs). libvmaf and
     `media.quality.gpu_vmaf` score the same two streams; libvmaf passes its `subsample` step,
     and both streams are `thinned` to the frames it needs before they are scaled."""
     reference = source_frames(staged_path, source, chunk, decoder)
-    return (distorted_frames(encoded_path, width, height, subsample),
+    return (distorted_frames(encoded_path, width, height, subsample, hdr),
             reference_frames(reference, source, width, height, subsample))
 
 
@@ -82,11 +85,18 @@ def compared(distorted, reference, options: dict[str, str]):
                                 **options)
 
 
-def distorted_frames(encoded_path: str, width: int, height: int, subsample: int = 1):
-    """An encode's frames as VMAF sees them: `thinned`, upscaled bicubic, yuv420p."""
+def distorted_frames(encoded_path: str, width: int, height: int, subsample: int = 1,
+                     hdr: bool = False):
+    """An encode's frames as VMAF sees them: `thinned`, upscaled bicubic, yuv420p.
+
+    VMAF is defined on SDR pictures: an HDR rung's frames (`hdr`) are first tone-mapped
+    as the reference was, with the same `tone_mapped` chain (from their own colour tags),
+    so that the score measures the encode, not the tone mapping (docs/per-title.md)."""
     distorted = ffmpeg_python.input(encoded_path).video
     distorted = distorted.filter("setpts", "PTS-STARTPTS")
     distorted = thinned(distorted, subsample)
+    if hdr:
+        distorted = tone_mapped(distorted)
     distorted = distorted.filter("scale", width, height, flags="bicubic")
     return distorted.filter("format", "yuv420p")
 
