@@ -175,3 +175,24 @@ def test_the_pipeline_stage_inspects_imf_titles(imf, tmp_path):
     per_second = title_complexity(info, RATE)
     assert per_second is not None and len(per_second) == FRAMES // RATE
     assert max(per_second[1:4]) < min(per_second[0], per_second[4]) / 10, per_second
+
+
+def test_audio_meets_at_every_span_join_at_30000_1001(tmp_path):
+    """Spans that cut the audio anywhere (0.7 s at 30000/1001 fps): the spans' audio
+    packets meet at every join, so no gap is found, as over FFmpeg's composition."""
+    ntsc = ImfFactory(str(tmp_path / "ntsc"))
+    ntsc.image("pic", "pkg", 90, rate="30000 1001")
+    ntsc.audio("en", "pkg", 90, rate="30000 1001")
+    ntsc.package("pkg", [CplSpec("Ntsc Film", [
+        Seg(image=[Res("pic", duration=45)], audio=[[Res("en", duration=45)]]),
+        Seg(image=[Res("pic", entry=45)], audio=[[Res("en", entry=45)]]),
+    ], edit_rate="30000 1001")])
+    package, composition, info = _info(ntsc, tmp_path)
+    whole = str(tmp_path / "whole.mkv")
+    ffmpeg.run(ffmpeg.ffmpeg_argv(*ffmpeg_input_args(package, composition), "-map", "0",
+                                  "-c", "copy", whole))
+    findings, _ = inspect_file(whole)
+    inspected = inspect_imf_title(info, span_s=0.7)
+    assert "audio_gap" not in _codes(inspected.findings)
+    assert _codes(inspected.findings) == _codes(findings), (
+        [(f.code, f.message) for f in inspected.findings], [(f.code, f.message) for f in findings])

@@ -7,7 +7,8 @@ before its start, as a span read keeps whole groups of pictures), after one fram
 (its pre-roll), to the first frame after it (which tells where it ends), copied from
 their track files (`stage_image_span`: intra-only essence, every cut exact), and the
 PCM of each audio track over the same time and the audio tail the span read takes
-(`stage_audio_span`), muxed into one small local file on the title's timeline: audio
+(`track_pcm`, as `stage_audio_span` reads it), muxed into one small local file on the
+title's timeline, in packets on one grid from the title's start: audio
 stream `k` is the CPL's `k`-th `MainAudioSequence`. The span's read and decode then run
 on that file as on any source. `title_head` is the header step's summary of the
 composed title, from its first frame and the CPL's durations. No Beam here.
@@ -21,18 +22,23 @@ import os
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from media.core.errors import UnreadableSource
 from media.ingest.imf.pipeline_source import (
     TitleTable,
+    TrackPcm,
     frame_range,
-    stage_audio_span,
+    pcm_layout,
     stage_image_span,
+    track_pcm,
 )
 from media.ingest.imf.storage import Storage
 from media.inspect.demux import head_summary
 from media.inspect.results import StreamSummary
 
+AUDIO_PACKET = 1024
+"""Samples per staged audio packet, cut on the title's grid from its start."""
 AUDIO_TAIL_S = 1.5
 """Audio staged past a span's last frame: the span read takes audio a second past its
 end (`media.inspect.spans.AUDIO_TAIL_S`), and a silence running on needs it."""
@@ -58,55 +64,71 @@ def stage_title_span(table: TitleTable, start_s: float | None, end_s: float | No
     half = Fraction(1, 2) / rate
     image = stage_image_span(table, float(lo - half), float(hi - half),
                              f"{out_base}-image", storage)
-    audio = []
-    for k in range(len(table.audio)):
-        pcm = stage_audio_span(table, k, lo, min(table.duration_s, hi + Fraction(AUDIO_TAIL_S)),
-                               f"{out_base}-audio{k}", storage)
-        if pcm.packets:
-            audio.append((pcm.path, pcm.first_time_s))
+    audio = [pcm for k in range(len(table.audio))
+             if (pcm := track_pcm(table, k, lo, min(table.duration_s,
+                                                    hi + Fraction(AUDIO_TAIL_S)), storage))]
     path = _muxed(image.path, audio, f"{out_base}-title")
-    for staged in [image.path, *(p for p, _ in audio)]:
-        os.remove(staged)
+    os.remove(image.path)
     return path
 
 
-def _muxed(image_path: str, audio: list[tuple[str, Fraction]], out_base: str) -> str:
-    """The staged picture and audio files as one file (the picture's container), every
-    packet in time order, the audio moved to where its first sample plays."""
-    inputs = [av.open(image_path)]
-    try:
-        inputs += [av.open(path) for path, _ in audio]
-        fmt = inputs[0].format.name.split(",")[0]
+def _muxed(image_path: str, audio: list[TrackPcm], out_base: str) -> str:
+    """The staged picture and the audio tracks' PCM as one file (the picture's
+    container), every packet in time order; the audio in packets of `AUDIO_PACKET`
+    samples on the title's grid (every span's packets meet the next span's exactly)."""
+    with av.open(image_path) as image:
+        fmt = image.format.name.split(",")[0]
         path = out_base + os.path.splitext(image_path)[1]
         with av.open(path, mode="w", format=fmt) as out:
-            outs = [out.add_stream_from_template(c.streams[0], opaque=True) for c in inputs]
-            offsets = [0] + [round(first / _tb(c.streams[0]))
-                             for c, (_, first) in zip(inputs[1:], audio, strict=True)]
-            streams = [_timed(c, n, offsets[n]) for n, c in enumerate(inputs)]
-            for _, _, n, packet in heapq.merge(*streams):
+            outs = [out.add_stream_from_template(image.streams.video[0], opaque=True)]
+            for pcm in audio:
+                outs.append(out.add_stream("pcm_f32le", rate=pcm.rate,
+                                           layout=pcm_layout(pcm.samples.shape[0])))
+            streams = [_timed_video(image)] + [
+                _timed_audio(pcm, outs[n]) for n, pcm in enumerate(audio, start=1)]
+            for _, n, _, packet in heapq.merge(*(_keyed(n, packets)
+                                                 for n, packets in enumerate(streams))):
                 packet.stream = outs[n]
                 out.mux(packet)
-        return path
-    finally:
-        for container in inputs:
-            container.close()
+    return path
 
 
-def _tb(stream) -> Fraction:
-    return Fraction(stream.time_base.numerator, stream.time_base.denominator)
+def _keyed(n: int, packets):
+    """(time, input, order, packet): what the inputs are merged by (never the packet)."""
+    for order, (t, packet) in enumerate(packets):
+        yield t, n, order, packet
 
 
-def _timed(container, n: int, offset: int):
-    """(time, order, input, packet) of each packet of a staged file, shifted by `offset`
-    ticks: the key the inputs are merged by."""
-    stream = container.streams[0]
-    tb = _tb(stream)
-    for order, packet in enumerate(container.demux(stream)):
-        if not packet.size or packet.pts is None:
-            continue
-        packet.pts += offset
-        packet.dts = packet.pts if packet.dts is None else packet.dts + offset
-        yield packet.pts * tb, order, n, packet
+def _timed_video(container):
+    """(title time, packet) of each picture packet of the staged image."""
+    stream = container.streams.video[0]
+    tb = Fraction(stream.time_base.numerator, stream.time_base.denominator)
+    for packet in container.demux(stream):
+        if packet.size and packet.pts is not None:
+            yield packet.pts * tb, packet
+
+
+def _timed_audio(pcm: TrackPcm, stream):
+    """(title time, packet) of the PCM cut at each multiple of `AUDIO_PACKET` samples
+    from the title's start, encoded as float PCM."""
+    rate = pcm.rate
+    at = round(pcm.first_time_s * rate)  # title sample of the first
+    samples = np.ascontiguousarray(pcm.samples, dtype=np.float32)
+    layout = pcm_layout(samples.shape[0])
+    done = 0
+    while done < samples.shape[1]:
+        cut = min(samples.shape[1], (at + done) // AUDIO_PACKET * AUDIO_PACKET
+                  + AUDIO_PACKET - at)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, done:cut]),
+                                           format="fltp", layout=layout)
+        frame.sample_rate = rate
+        frame.pts = at + done
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            yield Fraction(packet.pts, rate), packet
+        done = cut
+    for packet in stream.encode(None):
+        yield Fraction(packet.pts, rate), packet
 
 
 def title_head(table: TitleTable, uri: str, storage: Storage | None = None,

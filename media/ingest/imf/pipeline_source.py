@@ -354,25 +354,13 @@ def stage_audio_span(table: TitleTable, track_index: int, start_s: float, end_s:
     decoded from only the track file ranges it covers (`Track.reads`), into a small
     local float WAV whose first sample plays at `first_time_s`. Nothing in reach (before
     0 or past the end): no packet, silence."""
-    track = table.audio[track_index]
-    start = max(Fraction(0), Fraction(start_s))
-    end = min(Fraction(end_s), table.duration_s)
-    reads = track.reads(start, end) if end > start else []
-    if not reads:
+    pcm = track_pcm(table, track_index, start_s, end_s, storage)
+    if pcm is None:
         return StagedPcm(out_path, Fraction(0), 0, 0)
-    storage = storage or storage_for(reads[0].path)
-    pieces: list[np.ndarray] = []
-    rate = None
-    nbytes = 0
-    for read in reads:
-        with _opened(read.path, storage) as source, _open_av(source) as container:
-            samples, rate, read_bytes = _pcm(container, read)
-            pieces.append(samples)
-            nbytes += read_bytes
-    audio = np.concatenate(pieces, axis=1)
+    audio, rate = pcm.samples, pcm.rate
     path = os.path.splitext(out_path)[0] + ".wav"
     channels = audio.shape[0]
-    layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(channels, f"{channels}c")
+    layout = pcm_layout(channels)
     with av.open(path, mode="w", format="wav") as out:
         stream = out.add_stream("pcm_f32le", rate=rate, layout=layout)
         packed = np.ascontiguousarray(audio.T).reshape(1, -1)
@@ -386,7 +374,45 @@ def stage_audio_span(table: TitleTable, track_index: int, start_s: float, end_s:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    return StagedPcm(path, reads[0].title_start_s, len(reads), nbytes)
+    return StagedPcm(path, pcm.first_time_s, pcm.reads, pcm.bytes_read)
+
+
+@dataclass(frozen=True)
+class TrackPcm:
+    samples: np.ndarray
+    """channels x n, float32."""
+    rate: int
+    first_time_s: Fraction
+    """Title time of the first sample."""
+    reads: int
+    bytes_read: int
+
+
+def track_pcm(table: TitleTable, track_index: int, start_s: float, end_s: float,
+              storage: Storage | None = None) -> TrackPcm | None:
+    """The PCM of audio track `track_index` covering [start_s, end_s] of the title, from
+    only the track file ranges it covers (None: nothing in reach)."""
+    track = table.audio[track_index]
+    start = max(Fraction(0), Fraction(start_s))
+    end = min(Fraction(end_s), table.duration_s)
+    reads = track.reads(start, end) if end > start else []
+    if not reads:
+        return None
+    storage = storage or storage_for(reads[0].path)
+    pieces: list[np.ndarray] = []
+    rate = 0
+    nbytes = 0
+    for read in reads:
+        with _opened(read.path, storage) as source, _open_av(source) as container:
+            samples, rate, read_bytes = _pcm(container, read)
+            pieces.append(samples)
+            nbytes += read_bytes
+    return TrackPcm(np.concatenate(pieces, axis=1), rate, reads[0].title_start_s,
+                    len(reads), nbytes)
+
+
+def pcm_layout(channels: int) -> str:
+    return {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(channels, f"{channels}c")
 
 
 def _pcm(container, read) -> tuple[np.ndarray, int, int]:
