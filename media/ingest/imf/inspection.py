@@ -5,7 +5,8 @@ track files. So a span of an IMF title is first staged from its table
 (`pipeline_source.TitleTable`): the picture frames it covers (from the last frame at or
 before its start, as a span read keeps whole groups of pictures), after one frame more
 (its pre-roll), to the first frame after it (which tells where it ends), copied from
-their track files (`stage_image_span`: intra-only essence, every cut exact), and the
+their track files (`image_packets`, as `stage_image_span` copies them: intra-only
+essence, every cut exact) straight into that file, and the
 PCM of each audio track over the same time and the audio tail the span read takes
 (`track_pcm`, as `stage_audio_span` reads it), muxed into one small local file on the
 title's timeline, in packets on one grid from the title's start: audio
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 import os
 from fractions import Fraction
 
@@ -29,8 +31,9 @@ from media.ingest.imf.pipeline_source import (
     TitleTable,
     TrackPcm,
     frame_range,
+    image_packets,
+    image_staging_format,
     pcm_layout,
-    stage_image_span,
     track_pcm,
 )
 from media.ingest.imf.storage import Storage
@@ -60,52 +63,58 @@ def stage_title_span(table: TitleTable, start_s: float | None, end_s: float | No
         raise UnreadableSource(f"{table.cpl_uri}: no frame of the title in the span "
                                f"{start_s}-{end_s}")
     lo, hi = Fraction(first) / rate, Fraction(end) / rate
-    # Bounds half a frame inside each frame's time, so no rounding moves one.
-    half = Fraction(1, 2) / rate
-    image = stage_image_span(table, float(lo - half), float(hi - half),
-                             f"{out_base}-image", storage)
     audio = [pcm for k in range(len(table.audio))
              if (pcm := track_pcm(table, k, lo, min(table.duration_s,
                                                     hi + Fraction(AUDIO_TAIL_S)), storage))]
-    path = _muxed(image.path, audio, f"{out_base}-title")
-    os.remove(image.path)
+    reads = table.image_reads(first, end - first)
+    try:
+        path, count = _muxed(table, image_packets(table, reads, storage), audio, out_base)
+    except av.FFmpegError as exc:
+        raise UnreadableSource(f"{table.cpl_uri}: cannot read title frames {first}-{end}: "
+                               f"{exc}") from exc
+    if count != end - first:
+        raise UnreadableSource(f"{table.cpl_uri}: {count} of the {end - first} frames "
+                               f"{first}-{end} were found in their track files")
     return path
 
 
-def _muxed(image_path: str, audio: list[TrackPcm], out_base: str) -> str:
-    """The staged picture and the audio tracks' PCM as one file (the picture's
-    container), every packet in time order; the audio in packets of `AUDIO_PACKET`
-    samples on the title's grid (every span's packets meet the next span's exactly)."""
-    with av.open(image_path) as image:
-        fmt = image.format.name.split(",")[0]
-        path = out_base + os.path.splitext(image_path)[1]
-        with av.open(path, mode="w", format=fmt) as out:
-            outs = [out.add_stream_from_template(image.streams.video[0], opaque=True)]
-            for pcm in audio:
-                outs.append(out.add_stream("pcm_f32le", rate=pcm.rate,
-                                           layout=pcm_layout(pcm.samples.shape[0])))
-            streams = [_timed_video(image)] + [
-                _timed_audio(pcm, outs[n]) for n, pcm in enumerate(audio, start=1)]
-            for _, n, _, packet in heapq.merge(*(_keyed(n, packets)
-                                                 for n, packets in enumerate(streams))):
-                packet.stream = outs[n]
-                out.mux(packet)
-    return path
+def _muxed(table: TitleTable, pictures, audio: list[TrackPcm], out_base: str
+           ) -> tuple[str, int]:
+    """The picture packets (`image_packets`) and the audio tracks' PCM as one file (the
+    container the picture is staged in), every packet in time order; the audio in
+    packets of `AUDIO_PACKET` samples on the title's grid (every span's packets meet the
+    next span's exactly). Its path, and the picture packets in it."""
+    first = next(pictures, None)
+    if first is None:
+        return "", 0
+    fmt, suffix = image_staging_format(first[0], table.cpl_uri)
+    path = out_base + suffix
+    count = 0
+    with av.open(path, mode="w", format=fmt) as out:
+        outs = [out.add_stream_from_template(first[0], opaque=True)]
+        for pcm in audio:
+            outs.append(out.add_stream("pcm_f32le", rate=pcm.rate,
+                                       layout=pcm_layout(pcm.samples.shape[0])))
+        streams = [_timed_video(table, itertools.chain([first], pictures))] + [
+            _timed_audio(pcm, outs[n]) for n, pcm in enumerate(audio, start=1)]
+        for _, n, _, packet in heapq.merge(*(_keyed(n, packets)
+                                             for n, packets in enumerate(streams))):
+            packet.stream = outs[n]
+            out.mux(packet)
+            count += n == 0
+    return path, count
+
+
+def _timed_video(table: TitleTable, pictures):
+    """(title time, packet) of each picture packet (its timestamp the title frame)."""
+    for _, packet in pictures:
+        yield packet.pts / table.edit_rate, packet
 
 
 def _keyed(n: int, packets):
     """(time, input, order, packet): what the inputs are merged by (never the packet)."""
     for order, (t, packet) in enumerate(packets):
         yield t, n, order, packet
-
-
-def _timed_video(container):
-    """(title time, packet) of each picture packet of the staged image."""
-    stream = container.streams.video[0]
-    tb = Fraction(stream.time_base.numerator, stream.time_base.denominator)
-    for packet in container.demux(stream):
-        if packet.size and packet.pts is not None:
-            yield packet.pts * tb, packet
 
 
 def _timed_audio(pcm: TrackPcm, stream):

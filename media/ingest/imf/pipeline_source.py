@@ -271,33 +271,19 @@ def stage_image_span(table: TitleTable, start_s: float, end_s: float, out_path: 
     if not reads:
         raise UnreadableSource(f"{table.cpl_uri}: no frame of the title in "
                                f"{start_s:.3f}-{end_s:.3f} s")
-    storage = storage or storage_for(reads[0].path)
-    rate = table.edit_rate
     out = None
     count = nbytes = 0
     try:
-        for read in reads:
-            frame0 = round(read.title_start_s * rate)
-            with _opened(read.path, storage) as source, _open_av(source) as container:
-                stream = container.streams.video[0]
-                if out is None:
-                    codec = stream.codec_context.codec.canonical_name
-                    chosen = staging_format(codec)
-                    if chosen is None:
-                        raise UnstageableCodec(f"{read.path}: the video codec {codec} cannot "
-                                               "be staged for encoding")
-                    out_path = os.path.splitext(out_path)[0] + chosen[1]
-                    out = av.open(out_path, mode="w", format=chosen[0])
-                    ostream = out.add_stream_from_template(stream, opaque=True)
-                for packet in _units(container, stream, read):
-                    unit = packet.pts
-                    packet.pts = packet.dts = frame0 + unit - read.first
-                    packet.time_base = Fraction(1) / rate
-                    packet.duration = 1
-                    packet.stream = ostream
-                    out.mux(packet)
-                    count += 1
-                    nbytes += packet.size
+        for stream, packet in image_packets(table, reads, storage):
+            if out is None:
+                fmt, suffix = image_staging_format(stream, table.cpl_uri)
+                out_path = os.path.splitext(out_path)[0] + suffix
+                out = av.open(out_path, mode="w", format=fmt)
+                ostream = out.add_stream_from_template(stream, opaque=True)
+            packet.stream = ostream
+            out.mux(packet)
+            count += 1
+            nbytes += packet.size
     except av.FFmpegError as exc:
         raise UnreadableSource(f"{table.cpl_uri}: cannot read title frames {first}-{end}: "
                                f"{exc}") from exc
@@ -307,36 +293,64 @@ def stage_image_span(table: TitleTable, start_s: float, end_s: float, out_path: 
     if count != end - first:
         raise UnreadableSource(f"{table.cpl_uri}: {count} of the {end - first} frames "
                                f"{first}-{end} were found in their track files")
-    return StagedImage(out_path, count, nbytes, float(first / rate))
+    return StagedImage(out_path, count, nbytes, float(first / table.edit_rate))
+
+
+def image_packets(table: TitleTable, reads, storage: Storage | None = None):
+    """(track file stream, packet) of each edit unit of `reads` (`Track.reads` of the
+    picture), in title order, the packet's timestamps the title's frame number (time base
+    1/edit rate): what `stage_image_span` copies. Raises `av.FFmpegError`."""
+    if not reads:
+        return
+    storage = storage or storage_for(reads[0].path)
+    rate = table.edit_rate
+    for read in reads:
+        frame0 = round(read.title_start_s * rate)
+        with _opened(read.path, storage) as source, _open_av(source) as container:
+            stream = container.streams.video[0]
+            for packet in _units(container, stream, read):
+                unit = packet.pts
+                packet.pts = packet.dts = frame0 + unit - read.first
+                packet.time_base = Fraction(1) / rate
+                packet.duration = 1
+                yield stream, packet
+
+
+def image_staging_format(stream, uri: str) -> tuple[str, str]:
+    """(format, suffix) of the local file a track file's picture is staged in."""
+    codec = stream.codec_context.codec.canonical_name
+    chosen = staging_format(codec)
+    if chosen is None:
+        raise UnstageableCodec(f"{uri}: the video codec {codec} cannot be staged for encoding")
+    return chosen
 
 
 def _units(container, stream, read):
     """The packets of edit units [read.first, read.first + read.count) of a track file,
-    each with `pts` set to its edit unit."""
+    each with `pts` set to its edit unit, one at a time (a minute of a picture track
+    is gigabytes: none is held)."""
     tb = stream.time_base
     for seek in (read.start_s, Fraction(0)):
         container.seek(max(0, math.floor(seek / tb)), stream=stream, backward=True,
                        any_frame=False)
-        out = []
+        started = False
         for packet in container.demux(stream):
             if packet.pts is None:  # intra-only essence: decode order is display order
                 packet.pts = packet.dts
             if packet.size == 0 or packet.pts is None:
                 continue
             unit = round(packet.pts * tb * read.edit_rate)
-            if not out and unit > read.first and seek > 0:
+            if not started and unit > read.first and seek > 0:
                 break  # the index landed late: from the start
             if unit < read.first:
                 continue
             if unit >= read.first + read.count:
-                break
+                return
             packet.pts = unit
-            out.append(packet)
+            started = True
+            yield packet
         else:
-            return out
-        if out:
-            return out
-    return []
+            return
 
 
 @dataclass(frozen=True)
