@@ -17,6 +17,7 @@ import os
 import pytest
 
 from media.core import ffmpeg
+from media.core.errors import MediaError
 from media.core.types import IngestEvent
 from media.ingest.imf.source import ffmpeg_input_args, load_titles
 from media.inspect import inspect_file
@@ -150,6 +151,19 @@ def test_a_damaged_jpeg2000_frame_gives_decode_errors(imf, tmp_path):
     errors = [f for f in inspected.findings if f.code == "decode_errors"]
     assert len(errors) == 1 and "jpeg2000" in errors[0].message, [
         (f.code, f.message) for f in inspected.findings]
+
+
+def test_a_title_whose_frames_mostly_fail_to_decode_is_refused(imf, tmp_path):
+    broken = ImfFactory(str(tmp_path / "broken"))
+    broken.image("pic", "pkg", 48)
+    broken.package("pkg", [CplSpec("Broken Film", [Seg(image=[Res("pic")])])])
+    for frame in range(10, 40):
+        _damage_frame(broken.files["pic"].path, frame)
+    _, _, info = _info(broken, tmp_path)
+    with pytest.raises(MediaError) as refused:
+        inspect_imf_title(info, span_s=SPAN_S)
+    message = str(refused.value)
+    assert message.startswith(info.package_uri) and "over 48 video frames" in message, message
 
 
 def test_the_pipeline_stage_inspects_imf_titles(imf, tmp_path):

@@ -456,7 +456,9 @@ class ImfTitles(beam.PTransform):
     Events that announce objects (notifications, watched files) of a package folder
     start it once, when it is complete (`_UploadedFn`). In streaming, a package still
     incomplete, or a title whose hashes do not all arrive, within `title_timeout_s` is a
-    dead letter naming the missing assets or files."""
+    dead letter naming the missing assets or files. A hashed title then goes through
+    the decode-based inspection over spans of `span_s` (`analyse`: with the complexity
+    per-title ladders plan by); a fatal finding makes it a dead letter."""
 
     def __init__(self, output_root: str, fingerprint: str = "",
                  limits: SourceLimits = SourceLimits(), other_assetmaps: tuple[str, ...] = (),

@@ -165,7 +165,8 @@ def inspect_span(source: str | BinaryIO, span: Span, head: StreamSummary, plan: 
     check it: its packets' timestamps, then one decode of its staged copy through the
     detectors (and, with the plan's `analysis_bin`, the complexity analysis on the whole
     decode's bins; interlace detection in the first span, on the first frames as a whole
-    decode's)."""
+    decode's). An IMF title (`source` is its table, `source_uri` ends `.imf.json`) has
+    its span staged from the track files first (`media.ingest.imf.inspection`)."""
     uri = source_uri or head.path
     with tempfile.TemporaryDirectory(prefix="inspect-span-") as scratch:
         if is_imf_title(uri):  # a composed IMF title: its span staged from its track files
