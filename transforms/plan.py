@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import struct
 import tempfile
 from typing import Any
 
 import apache_beam as beam
+import av
 from apache_beam import pvalue
 
 from media.core import naming
@@ -27,6 +29,7 @@ from media.core.errors import MediaError
 from media.core.types import SourceInfo, TitlePlan, TrialResult, TrialTask
 from media.encode.commands import chunk_window_s
 from media.encode.staging import stage_span
+from media.inspect.hdr_metadata import read_hdr_metadata
 from media.plan.chunking import segment_grid
 from media.plan.ladder import apple_ladder, codec_ladders, fixed_ladder
 from media.plan.per_title import NoLadder, plan_title
@@ -68,6 +71,8 @@ class _TrialTasksFn(beam.DoFn):
     @dead_letters("plan")
     def process(self, source: SourceInfo):
         cfg = self._config
+        if cfg.keeps_hdr(source.hdr):
+            source = _with_hdr_metadata(source)
         grid = segment_grid(source.frame_rate, cfg.segment_s, cfg.chunk_segments)
         if cfg.ladder in ("fixed", "apple"):
             ladder = (fixed_ladder(source, crf=cfg.crf, max_renditions=cfg.max_renditions)
@@ -88,6 +93,20 @@ class _TrialTasksFn(beam.DoFn):
                      "for", source.title_id, f" ({codec})" if codec else "", probe,
                      len(tasks[0].sizes), len(cfg.trial_crfs), len(spans) - 1)
             yield from tasks
+
+
+def _with_hdr_metadata(source: SourceInfo) -> SourceInfo:
+    """The source with its HDR10 metadata (`media.inspect.hdr_metadata`), which its HDR
+    rungs keep; as it was (and a warning) where its first frame cannot be read."""
+    try:
+        with _storage.open_source(source.source_uri) as handle:
+            found = read_hdr_metadata(handle)
+    except (OSError, av.FFmpegError, IndexError, struct.error) as exc:
+        log.warning("%s: HDR metadata not read (%s); its HDR rungs go without mastering "
+                    "display and light levels", source.title_id, exc)
+        return source
+    return dataclasses.replace(source, mastering_display=found.mastering_display,
+                               content_light=found.content_light)
 
 
 class _RunTrialFn(beam.DoFn):

@@ -104,6 +104,12 @@ class SourceInfo:
     hdr: str = ""
     """'pq' or 'hlg' for an HDR source (tone-mapped to SDR for the H.264 ladder; kept
     HDR in the other codecs' ladders with `--hdr keep`)."""
+    mastering_display: str = ""
+    """An HDR10 source's mastering display colour volume, 'G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)'
+    in SMPTE ST 2086 units, and ..."""
+    content_light: str = ""
+    """... its content light level, 'MaxCLL,MaxFALL': read at planning with `--hdr keep`
+    (`media.inspect.hdr_metadata`) for its HDR rungs; '' where absent or not read."""
     variable_frame_rate: bool = False
     findings: tuple = ()
     """`media.inspect.Finding`s below fatal: they go into the report."""

@@ -43,6 +43,7 @@ from media.encode.encoded import (
 from media.encode.encoders import resolve_encoder
 from media.encode.scoring import keeps_reference, reference_file, reference_output, scored
 from media.encode.staging import StagedSpan, stage_span
+from media.package.isobmff import add_hdr_boxes
 from media.plan.rate_control import chunk_crf
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,10 @@ def _resolved(settings: EncodeSettings) -> EncodeSettings:
 
 def _checked(task: ChunkTask, out_path: str, wall_s: float, cpu_s: float,
              staged: StagedSpan, encoder: str) -> EncodedChunk:
-    """The encoded chunk at `out_path`, once it has the frames it should have."""
+    """The encoded chunk at `out_path`, once it has the frames it should have (an HDR
+    rung's with the source's HDR10 boxes in its init: `add_hdr_boxes`)."""
+    if task.rendition.hdr:
+        add_hdr_boxes(out_path, task.source.mastering_display, task.source.content_light)
     faults.corrupt_chunk(fault_label(task), out_path)
     frames = count_frames(out_path)
     if frames != task.chunk.frame_count:

@@ -18,7 +18,13 @@ import ffmpeg as ffmpeg_python
 from media.core.ffmpeg import available_cores
 from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid, SourceInfo
 from media.encode.conditioning import condition, tone_mapped
-from media.encode.encoders import Encoder, encoder_named, resolve_encoder, video_options
+from media.encode.encoders import (
+    Encoder,
+    encoder_named,
+    resolve_encoder,
+    video_options,
+    with_hdr_metadata,
+)
 from media.encode.hwaccel import decode_input_options
 from media.package.cmaf import FRAGMENTED_FLAGS
 
@@ -65,9 +71,24 @@ def source_frames(staged_path: str, source: SourceInfo, chunk: ChunkSpan,
     `decoder` 'auto' or 'nvdec' decodes on a CUDA device where one works
     (`media.encode.hwaccel`); the frames come back to system memory either way.
     `keep_hdr`: an HDR source's frames are not tone-mapped (for HDR rungs)."""
-    video = ffmpeg_python.input(staged_path, copyts=None, noautorotate=None,
-                                **decode_input_options(decoder)).video
+    options = decode_input_options(decoder)
+    if keep_hdr:
+        options |= hdr_side_data(source)
+    video = ffmpeg_python.input(staged_path, copyts=None, noautorotate=None, **options).video
     return condition(select_chunk(video, source, chunk), source, keep_hdr)
+
+
+def hdr_side_data(source: SourceInfo) -> dict[str, str]:
+    """Input options that give the decoded frames the source's HDR10 metadata as side data
+    (`SourceInfo.mastering_display`, `content_light`): a staged span need not hold the
+    SEI that carried them. From the frames the encoders (x265, SVT-AV1) write them into
+    the bitstream and the MP4 muxer into the init segment (`mdcv`, `clli`)."""
+    options = {}
+    if source.mastering_display:
+        options["mastering_display"] = source.mastering_display
+    if source.content_light:
+        options["content_light"] = source.content_light
+    return options
 
 
 def shared_process_threads(renditions: Sequence[Rendition], cores: int) -> list[int]:
@@ -145,6 +166,9 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
         stream = branches[_frames_key(rendition)].pop(0)
         options = video_options(encoder, rendition,
                                 dataclasses.replace(settings, threads=count), grid)
+        if rendition.hdr:
+            options = with_hdr_metadata(options, encoder, source.mastering_display,
+                                        source.content_light)
         if fragmented:
             options |= {"f": "mp4", "movflags": FRAGMENTED_FLAGS}
         outputs.append(ffmpeg_python.output(stream, path, an=None,

@@ -58,13 +58,18 @@ def condition(stream, source: SourceInfo, keep_hdr: bool = False):
 
 def tone_mapped(stream):
     """HDR frames (PQ or HLG, as their tags say) tone-mapped to SDR BT.709 limited range,
-    yuv420p: `zscale` to linear light, Hable tone mapping, back to BT.709."""
+    yuv420p: `zscale` to linear light, Hable tone mapping, back to BT.709. The frames'
+    HDR10 side data (mastering display, light levels) is dropped: FFmpeg would otherwise
+    pass it to the encoder and the MP4 muxer, which wrote the source's `mdcv` and `clli`
+    into the SDR H.264 track's init segment."""
     return (stream
             .filter("zscale", t="linear", npl=100)
             .filter("format", "gbrpf32le")
             .filter("zscale", p="bt709")
             .filter("tonemap", tonemap="hable", desat=0)
             .filter("zscale", t="bt709", m="bt709", r="tv")
+            .filter("sidedata", mode="delete", type="MASTERING_DISPLAY_METADATA")
+            .filter("sidedata", mode="delete", type="CONTENT_LIGHT_LEVEL")
             .filter("format", "yuv420p"))
 
 

@@ -27,7 +27,7 @@ from media.encode.hwaccel import ProbeResult
 
 __all__ = ["CODECS", "CODEC_ENCODERS", "ENCODERS", "ENCODER_NAMES", "Encoder", "codec_crf",
            "codec_encoder", "encoder_named", "hdr_options", "probe_nvenc", "resolve_encoder",
-           "trial_encoder", "video_options"]
+           "trial_encoder", "video_options", "with_hdr_metadata"]
 
 _SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
                 "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
@@ -71,6 +71,49 @@ HDR_TRANSFERS = {"pq": ("smpte2084", 16), "hlg": ("arib-std-b67", 18)}
 """An HDR rung's transfer (`Rendition.hdr`): FFmpeg's name and its CICP code point
 (ITU-T H.273 TransferCharacteristics). Primaries and matrix are BT.2020 (9, non-constant
 luminance) for both."""
+
+
+def with_hdr_metadata(options: dict[str, str], encoder: Encoder, mastering_display: str,
+                      content_light: str) -> dict[str, str]:
+    """An HDR10 rung's `options` with the source's mastering display colour volume and
+    content light level (`SourceInfo.mastering_display`, `content_light`) given to the
+    encoder, which writes them into the bitstream: x265 as its `master-display` and
+    `max-cll` (SEI), SVT-AV1 as its `mastering-display` and `content-light` (metadata
+    OBUs; chromaticities and luminances in their own units, not ST 2086's integers).
+    FFmpeg passes them on from the frames' side data to the first output of a process
+    only, so every HDR rung is given them here."""
+    if not (mastering_display or content_light) or encoder.codec not in ("libx265",
+                                                                         "libsvtav1"):
+        return options
+    extra = []
+    if encoder.codec == "libx265":
+        if mastering_display:
+            extra.append(f"master-display={mastering_display}")
+        if content_light:
+            extra.append(f"max-cll={content_light}")
+        key = "x265-params"
+    else:
+        if mastering_display:
+            extra.append(f"mastering-display={_svt_mastering(mastering_display)}")
+        if content_light:
+            extra.append(f"content-light={content_light}")
+        key = "svtav1-params"
+    return options | {key: ":".join([options[key], *extra]) if options.get(key)
+                      else ":".join(extra)}
+
+
+def _svt_mastering(mastering_display: str) -> str:
+    """x265's 'G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)' (ST 2086 integers: chromaticity in
+    0.00002, luminance in 0.0001 cd/m2) in SVT-AV1's decimal form."""
+    out = []
+    for part in mastering_display.replace(")", ")|").split("|"):
+        if not part:
+            continue
+        name, _, values = part.partition("(")
+        first, second = (int(v) for v in values.rstrip(")").split(","))
+        unit = 10000 if name == "L" else 50000
+        out.append(f"{name}({first / unit:.4f},{second / unit:.4f})")
+    return "".join(out)
 
 
 def hdr_options(hdr: str) -> dict[str, str]:

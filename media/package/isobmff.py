@@ -13,6 +13,8 @@ Malformed input raises `IsobmffError`, a `MediaError` that is also a `ValueError
 
 from __future__ import annotations
 
+import re
+import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -36,8 +38,8 @@ from media.package.boxes import (
     unpack,
 )
 
-__all__ = ["ColourInfo", "FragmentInfo", "InitInfo", "IsobmffError", "read_colour",
-           "read_fragment", "read_init"]
+__all__ = ["ColourInfo", "FragmentInfo", "InitInfo", "IsobmffError", "add_hdr_boxes",
+           "read_colour", "read_fragment", "read_init", "with_hdr_boxes"]
 
 _VISUAL_ENTRY_HEADER = 78
 """Bytes of a VisualSampleEntry before its child boxes (avcC, pasp, btrt, ...)."""
@@ -195,6 +197,66 @@ def read_colour(data: bytes) -> ColourInfo:
         elif child.type == "clli":
             fields["max_cll"], fields["max_fall"] = unpack(">HH", data, at)
     return ColourInfo(**fields)
+
+
+_ENTRY_PATH = ("moov", "trak", "mdia", "minf", "stbl", "stsd")
+
+
+def with_hdr_boxes(data: bytes, mastering_display: str, content_light: str) -> bytes:
+    """A (fragmented) MP4 whose visual sample entry gets the `mdcv` and `clli` boxes of
+    `mastering_display` ('G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)', SMPTE ST 2086 units) and
+    `content_light` ('MaxCLL,MaxFALL') where it has none; as it was where it has them.
+
+    FFmpeg writes them from its frames' side data, which it passes on to the first
+    output of a process only. The boxes go at the end of the sample entry and every box
+    above it grows by their size: a fragmented MP4's `moof`s address their samples from
+    themselves, so moving them moves nothing they point at."""
+    moov = require_box(data, "moov")
+    if len(find_all(data, "trak", moov)) != 1:
+        raise IsobmffError("HDR boxes go into a file with one track")
+    after = [box.type for box in iter_boxes(data, moov.end)]
+    if "mdat" in after and "moof" not in after:  # chunk offsets in moov would move
+        raise IsobmffError("HDR boxes go into a fragmented MP4 (or one with moov last)")
+    entry = _sample_entry(data, require_box(data, "trak/mdia/minf/stbl/stsd", moov))
+    have = {child.type for child in iter_boxes(
+        data, entry.payload_start + _VISUAL_ENTRY_HEADER, entry.end)}
+    added = b""
+    if mastering_display and "mdcv" not in have:
+        values = [int(v) for v in re.findall(r"\d+", mastering_display)]
+        if len(values) != 10:
+            raise ValueError(f"not a mastering display: {mastering_display!r}")
+        added += _plain_box(b"mdcv", struct.pack(">8H2I", *values))
+    if content_light and "clli" not in have:
+        max_cll, max_fall = (int(v) for v in content_light.split(","))
+        added += _plain_box(b"clli", struct.pack(">2H", max_cll, max_fall))
+    if not added:
+        return data
+    out = bytearray(data[:entry.end] + added + data[entry.end:])
+    parents = [moov]
+    for name in _ENTRY_PATH[1:]:
+        parents.append(require_box(data, name, parents[-1]))
+    for box in [*parents, entry]:
+        (size,) = struct.unpack_from(">I", out, box.start)
+        if size == 1:
+            raise IsobmffError(f"'{box.type}' has a 64-bit size; not grown")
+        struct.pack_into(">I", out, box.start, size + len(added))
+    return bytes(out)
+
+
+def add_hdr_boxes(path: str, mastering_display: str, content_light: str) -> None:
+    """`with_hdr_boxes` on the MP4 file at `path`, rewritten only where it changes."""
+    if not (mastering_display or content_light):
+        return
+    with open(path, "rb") as handle:
+        data = handle.read()
+    grown = with_hdr_boxes(data, mastering_display, content_light)
+    if grown is not data:
+        with open(path, "wb") as handle:
+            handle.write(grown)
+
+
+def _plain_box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 
 def _audio_fields(data: bytes, entry: Box) -> dict:
