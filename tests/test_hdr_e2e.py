@@ -57,9 +57,10 @@ def _run(out: Path, source: Path, **fields) -> Path:
     from pipeline.graph import build_pipeline
     from pipeline.local_runner import LOCAL_RUNNER
 
+    fields = {"ladder": "fixed", "max_renditions": 2, **fields}
     config = JobConfig(output_root=str(out), segment_s=2.0, chunk_segments=2,
-                       encode=EncodeSettings(preset="veryfast"), ladder="fixed",
-                       max_renditions=2, hdr="keep", **fields).validate()
+                       encode=EncodeSettings(preset="veryfast"), hdr="keep",
+                       **fields).validate()
     with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]),
                       blocking=True) as pipeline:
         outputs = build_pipeline(pipeline, [str(source)], config)
@@ -181,3 +182,23 @@ def test_hlg_title_has_an_hlg_av1_ladder(hlg_title):
     av1_codecs = [c.split(",")[0] for n, (_, c) in ranges.items() if n.startswith("av1-")]
     assert all(c.startswith("av01.0.") and c.split(".")[3] == "10" for c in av1_codecs)
     assert _mpd_properties(hlg_title) == {"av01": _cicp(18), "avc1": set()}
+
+
+def test_per_title_hdr10_title_plans_and_gates_its_hdr_ladder_on_tone_mapped_scores(
+        tmp_path_factory):
+    source = Path(make_hdr_clip(str(tmp_path_factory.mktemp("src") / "pt.mp4"), "smpte2084"))
+    title = _run(tmp_path_factory.mktemp("out"), source, ladder="per-title",
+                 trial_crfs=(22.0, 30.0), top_vmaf=90.0, max_attempts=2)
+    report = json.loads((title / "report.json").read_text())
+    assert set(report["codecs"]) == {"h264", "hevc"}
+    hevc = [t for t in report["tracks"] if t["kind"] == "video" and t["id"].startswith("hevc-")]
+    assert hevc
+    for track in hevc:
+        decoded = _decoded(title / "video" / track["id"])
+        assert decoded["format"] == "yuv420p10le" and decoded["colour"] == (9, 16, 9)
+        colour = read_colour((title / "video" / track["id"] / "init.mp4").read_bytes())
+        assert (colour.max_cll, colour.max_fall) == MAX_CLL
+        # planned and gated on tone-mapped scores: each near its target
+        assert track["target_vmaf"] and abs(track["vmaf"]["mean"] - track["target_vmaf"]) < 4, (
+            track["id"], track["vmaf"], track["target_vmaf"])
+    assert report["plan"]["codecs"]["hevc"]["encoder"] == "x265"
