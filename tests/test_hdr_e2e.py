@@ -180,7 +180,9 @@ def test_hlg_title_has_an_hlg_av1_ladder(hlg_title):
     assert {v for n, (v, _) in ranges.items() if n.startswith("av1-")} == {"HLG"}
     assert {v for n, (v, _) in ranges.items() if not n.startswith("av1-")} == {"SDR"}
     av1_codecs = [c.split(",")[0] for n, (_, c) in ranges.items() if n.startswith("av1-")]
-    assert all(c.startswith("av01.0.") and c.split(".")[3] == "10" for c in av1_codecs)
+    # the long form, with the colour: a player tells HLG from SDR by the string alone
+    assert all(c.startswith("av01.0.") and c.endswith(".10.0.110.09.18.09.0")
+               for c in av1_codecs), av1_codecs
     assert _mpd_properties(hlg_title) == {"av01": _cicp(18), "avc1": set()}
 
 

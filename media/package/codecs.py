@@ -84,7 +84,11 @@ def hevc_codecs_string(hvcc: bytes, fourcc: str = "hvc1") -> str:
     return ".".join(parts)
 
 
-def av1_codecs_string(av1c: bytes) -> str:
+HDR_TRANSFERS = (16, 18)
+"""Transfer characteristics (PQ, HLG) for which an AV1 codecs string takes its long form."""
+
+
+def av1_codecs_string(av1c: bytes, colour: tuple[int, int, int, bool] | None = None) -> str:
     """'av01.0.04M.08' from an AV1CodecConfigurationRecord (the av1C box payload).
 
     The short form of the AV1 ISOBMFF binding (5 Codecs Parameter String):
@@ -92,10 +96,15 @@ def av1_codecs_string(av1c: bytes) -> str:
     two digits>, the bit depth being 8, 10 or 12 from high_bitdepth and twelve_bit. The
     optional fields that may follow (monochrome, chroma subsampling, colour primaries,
     transfer, matrix, range) are left out, which a reader takes as 4:2:0 BT.709 limited
-    range: fine for SDR; an HDR rung would want the long form.
+    range: fine for SDR. An HDR track (`colour`, the init's `colr`: (primaries, transfer,
+    matrix, full range), with a PQ or HLG transfer) gets the long form, so that a player
+    can tell it from SDR before it fetches the init segment:
+    av01.P.LLT.DD.M.CCC.cp.tc.mc.F.
 
     >>> av1_codecs_string(bytes([0x81, 0x04, 0x0C, 0x00]))
     'av01.0.04M.08'
+    >>> av1_codecs_string(bytes([0x81, 0x04, 0x4C, 0x00]), (9, 16, 9, False))
+    'av01.0.04M.10.0.110.09.16.09.0'
     """
     if len(av1c) < 4 or av1c[0] != _AV1C_MARKER_VERSION_1:
         raise IsobmffError(
@@ -105,7 +114,14 @@ def av1_codecs_string(av1c: bytes) -> str:
     profile, level = av1c[1] >> 5, av1c[1] & 0x1F
     tier, high_bitdepth, twelve_bit = av1c[2] >> 7, av1c[2] >> 6 & 1, av1c[2] >> 5 & 1
     bit_depth = (12 if twelve_bit else 10) if high_bitdepth else 8
-    return f"av01.{profile}.{level:02d}{'MH'[tier]}.{bit_depth:02d}"
+    short = f"av01.{profile}.{level:02d}{'MH'[tier]}.{bit_depth:02d}"
+    if colour is None or colour[1] not in HDR_TRANSFERS:
+        return short
+    mono, sub_x, sub_y = av1c[2] >> 4 & 1, av1c[2] >> 3 & 1, av1c[2] >> 2 & 1
+    position = av1c[2] & 3
+    primaries, transfer, matrix, full = colour
+    return (f"{short}.{mono}.{sub_x}{sub_y}{position}.{primaries:02d}.{transfer:02d}"
+            f".{matrix:02d}.{int(full)}")
 
 
 def aac_codecs_string(audio_object_type: int) -> str:
@@ -137,7 +153,7 @@ def codecs_string(init: InitInfo) -> str:
     if init.codec_fourcc == "av01":
         if init.av1_config is None:
             raise IsobmffError("'av01' sample entry has no av1C box")
-        return av1_codecs_string(init.av1_config)
+        return av1_codecs_string(init.av1_config, init.colour)
     if init.codec_fourcc == "mp4a":
         if init.audio_object_type is None:
             raise IsobmffError("'mp4a' sample entry has no esds AudioSpecificConfig")

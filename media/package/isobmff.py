@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from media.package.boxes import (
@@ -79,6 +79,9 @@ class InitInfo:
     """trex default, in ticks, used when neither trun nor tfhd gives durations."""
     default_sample_flags: int | None = None
     """trex default sample flags."""
+    colour: tuple[int, int, int, bool] | None = field(default=None, compare=False)
+    """(primaries, transfer, matrix, full range) of the visual sample entry's `colr`
+    (nclx), ITU-T H.273 code points; None without one (`read_colour` reads the rest)."""
 
 
 @dataclass(frozen=True)
@@ -144,11 +147,15 @@ def _visual_fields(data: bytes, entry: Box) -> dict:
     width, height = unpack(">HH", data, entry.payload_start + 24)
     fields: dict = {"width": width, "height": height, "avc_config": None}
     start = entry.payload_start + _VISUAL_ENTRY_HEADER
+    configured = False
     for child in iter_boxes(data, start, entry.end):
         name = _DECODER_CONFIGS.get(child.type)
-        if name:  # an entry has one decoder configuration: the boxes after it go unread
+        if name and not configured:  # an entry has one decoder configuration
             fields[name] = bytes(data[child.payload_start : child.end])
-            break
+            configured = True
+        elif child.type == "colr" and data[child.payload_start:child.payload_start + 4] == b"nclx":
+            primaries, transfer, matrix, flags = unpack(">HHHB", data, child.payload_start + 4)
+            fields["colour"] = (primaries, transfer, matrix, bool(flags >> 7))
     return fields
 
 
