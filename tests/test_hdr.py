@@ -25,6 +25,7 @@ from media.encode.commands import encode_renditions_argv
 from media.encode.encoders import ENCODERS, video_options
 from media.package.dash import DASH_NS, mpd
 from media.package.hls import multivariant_playlist
+from media.package.iframes import iframe_stream_inf
 from media.plan.ladder import codec_ladders, fixed_ladder
 from media.quality.vmaf import score_chunk_argv, score_many_argv
 
@@ -131,6 +132,10 @@ def test_hls_video_range_only_where_the_title_has_hdr_variants():
     ranges = {line.split("VIDEO-RANGE=")[1].split(",")[0] for line in master.splitlines()
               if line.startswith("#EXT-X-STREAM-INF")}
     assert ranges == {"SDR", "PQ", "HLG"}
+    iframe = iframe_stream_inf(1000, "hvc1.2.4.L90.90", 640, 360,
+                               "video/hevc-360p-560k/iframes.m3u8")
+    with_iframes = multivariant_playlist([sdr, pq], [], iframe_lines=[iframe])
+    assert iframe.replace(",URI=", ",VIDEO-RANGE=PQ,URI=") in with_iframes
     assert "VIDEO-RANGE" not in multivariant_playlist([sdr], [])  # as before --hdr keep
 
 

@@ -154,6 +154,11 @@ def test_hdr10_title_has_an_sdr_h264_and_an_hdr10_hevc_ladder(hdr10_title):
             assert video_range == "PQ" and codecs.startswith("hvc1.2.")  # Main10
         else:
             assert video_range == "SDR" and codecs.startswith("avc1.")
+    iframe_lines = [line for line in (hdr10_title / "master.m3u8").read_text().splitlines()
+                    if line.startswith("#EXT-X-I-FRAME-STREAM-INF")]
+    assert len(iframe_lines) == 4
+    assert all(("VIDEO-RANGE=PQ" if "/hevc-" in line else "VIDEO-RANGE=SDR") in line
+               for line in iframe_lines)
     props = _mpd_properties(hdr10_title)
     assert props == {"hvc1": _cicp(16), "avc1": set()}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+import re
 from fractions import Fraction
 
 from media.core import naming
@@ -112,6 +113,15 @@ def video_range(track: PackagedTrack) -> str:
     return VIDEO_RANGES[track.rendition.hdr if track.rendition else ""]
 
 
+def _with_range(line: str, by_uri: dict[str, PackagedTrack]) -> str:
+    """An EXT-X-I-FRAME-STREAM-INF line with its track's VIDEO-RANGE before its URI."""
+    found = re.search(r',URI="([^"]*)"', line)
+    track = by_uri.get(found.group(1)) if found else None
+    if track is None or "VIDEO-RANGE=" in line:
+        return line
+    return line.replace(found.group(0), f",VIDEO-RANGE={video_range(track)}{found.group(0)}")
+
+
 def _stream_inf(video: PackagedTrack, audio: list[PackagedTrack],
                 subtitles: list[PackagedTrack] | None = None,
                 ranges: bool = False) -> tuple[int, str]:
@@ -176,5 +186,9 @@ def multivariant_playlist(video: list[PackagedTrack], audio: list[PackagedTrack]
     lines += _subtitle_media_lines(subtitles)
     for _, _, stream_inf, uri in sorted(variants):
         lines += [stream_inf, uri]
+    if ranges:  # the I-frame playlists' ranges too (RFC 8216bis 4.4.6.3)
+        by_uri = {naming.iframe_playlist_uri(t.kind, t.track_id, t.media_dir): t
+                  for t in video}
+        iframe_lines = [_with_range(line, by_uri) for line in iframe_lines or []]
     lines += iframe_lines or []
     return "\n".join(lines) + "\n"
