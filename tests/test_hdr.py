@@ -22,7 +22,7 @@ from media.core.types import (
     SourceInfo,
 )
 from media.encode.commands import encode_renditions_argv
-from media.encode.encoders import ENCODERS, video_options
+from media.encode.encoders import ENCODERS, video_options, with_hdr_metadata
 from media.package.dash import DASH_NS, mpd
 from media.package.hls import multivariant_playlist
 from media.package.iframes import iframe_stream_inf
@@ -157,3 +157,18 @@ def test_dash_hdr_set_carries_the_cicp_colour_properties():
     assert props["hvc1"] == {("EssentialProperty", "TransferCharacteristics", "16"),
                              ("SupplementalProperty", "ColourPrimaries", "9"),
                              ("SupplementalProperty", "MatrixCoefficients", "9")}
+
+
+def test_hdr10_metadata_goes_to_both_hdr_encoders_in_their_own_units():
+    mastering = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
+    pq = dataclasses.replace(RUNG, hdr="pq")
+    hevc = with_hdr_metadata(video_options(ENCODERS["x265"], pq, EncodeSettings(), GRID),
+                             ENCODERS["x265"], mastering, "1000,400")
+    assert hevc["x265-params"].endswith(f":master-display={mastering}:max-cll=1000,400")
+    av1 = with_hdr_metadata(video_options(ENCODERS["svtav1"], pq, EncodeSettings(), GRID),
+                            ENCODERS["svtav1"], mastering, "1000,400")
+    assert av1["svtav1-params"].endswith(
+        ":mastering-display=G(0.2650,0.6900)B(0.1500,0.0600)R(0.6800,0.3200)"
+        "WP(0.3127,0.3290)L(1000.0000,0.0050):content-light=1000,400")
+    plain = video_options(ENCODERS["x265"], pq, EncodeSettings(), GRID)
+    assert with_hdr_metadata(plain, ENCODERS["x265"], "", "") == plain  # HLG: none
