@@ -172,3 +172,31 @@ def test_hdr10_metadata_goes_to_both_hdr_encoders_in_their_own_units():
         "WP(0.3127,0.3290)L(1000.0000,0.0050):content-light=1000,400")
     plain = video_options(ENCODERS["x265"], pq, EncodeSettings(), GRID)
     assert with_hdr_metadata(plain, ENCODERS["x265"], "", "") == plain  # HLG: none
+
+
+def test_hdr_boxes_are_added_to_a_fragmented_mp4_that_lacks_them(tmp_path):
+    import av
+
+    from media.core import ffmpeg
+    from media.package.isobmff import read_colour, with_hdr_boxes
+
+    path = tmp_path / "chunk.mp4"
+    ffmpeg.run(ffmpeg.ffmpeg_argv(
+        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=0.4",
+        "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",
+        "-x265-params", "log-level=error", "-color_primaries", "bt2020",
+        "-color_trc", "smpte2084", "-colorspace", "bt2020nc", "-tag:v", "hvc1",
+        "-movflags", "+frag_keyframe+empty_moov+default_base_moof", str(path)))
+    data = path.read_bytes()
+    assert read_colour(data).max_cll is None
+    mastering = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
+    grown = with_hdr_boxes(data, mastering, "1000,400")
+    colour = read_colour(grown)
+    assert (colour.max_cll, colour.max_fall) == (1000, 400)
+    assert colour.display_primaries == ((13250, 34500), (7500, 3000), (34000, 16000))
+    assert colour.luminance == (10000000, 50) and colour.white_point == (15635, 16450)
+    assert len(grown) == len(data) + 32 + 12  # mdcv and clli, nothing else
+    assert with_hdr_boxes(grown, mastering, "1,1") is grown  # boxes there: kept as they are
+    (tmp_path / "grown.mp4").write_bytes(grown)
+    with av.open(str(tmp_path / "grown.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 10

@@ -217,7 +217,9 @@ def with_hdr_boxes(data: bytes, mastering_display: str, content_light: str) -> b
     FFmpeg writes them from its frames' side data, which it passes on to the first
     output of a process only. The boxes go at the end of the sample entry and every box
     above it grows by their size: a fragmented MP4's `moof`s address their samples from
-    themselves, so moving them moves nothing they point at."""
+    themselves, so moving them moves nothing they point at. An `mfra` index at the end
+    is left as it was (its offsets then short by the boxes added): the file is cut into an init
+    segment and media segments (`media.package.cmaf`), which drop it."""
     moov = require_box(data, "moov")
     if len(find_all(data, "trak", moov)) != 1:
         raise IsobmffError("HDR boxes go into a file with one track")
