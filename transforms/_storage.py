@@ -19,6 +19,7 @@ from typing import BinaryIO
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from media.ingest.imf.storage import LOCAL, use_remote_storage
 from transforms.metrics import BYTES_WRITTEN
 
 _TMP_SUFFIX = ".partial"
@@ -142,3 +143,33 @@ def matching(pattern: str) -> list[str]:
 def delete(uri: str) -> None:
     if exists(uri):
         FileSystems.delete([uri])
+
+
+class FileSystemsStorage:
+    """The IMF readers' `Storage` (media.ingest.imf.storage) over Beam's FileSystems:
+    local paths and gs:// alike."""
+
+    def size(self, uri: str) -> int | None:
+        if is_local(uri):
+            return LOCAL.size(local_path(uri))
+        try:
+            found = FileSystems.match([uri])[0].metadata_list
+        except Exception:  # a missing object raises, differently per filesystem
+            return None
+        files = [m for m in found if m.path.rstrip("/") == uri.rstrip("/")]
+        return files[0].size_in_bytes if files else None
+
+    def open(self, uri: str) -> BinaryIO:
+        if is_local(uri):
+            return LOCAL.open(local_path(uri))
+        try:
+            return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as exc:  # filesystems raise errors of their own
+            raise OSError(f"{uri}: {exc}") from exc
+
+    def canonical(self, uri: str) -> str:
+        return os.path.realpath(uri) if "://" not in uri else uri.rstrip("/")
+
+
+# Workers that run any stage read IMF track files in object storage through FileSystems.
+use_remote_storage(FileSystemsStorage())

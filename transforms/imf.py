@@ -45,7 +45,6 @@ from media.ingest.imf.inspection import title_head
 from media.ingest.imf.package import ImfPackage, open_package
 from media.ingest.imf.pipeline_source import (
     TABLE_SUFFIX,
-    FileSystemsStorage,
     check_first_frames,
     is_imf_source,
     marker_rows,
@@ -61,6 +60,7 @@ from media.inspect.probe import inspect_audio_file, inspect_source
 from media.inspect.spans import SPAN_S, SpanResult, merge_spans, span_plan
 from media.package.subtitles import to_webvtt
 from transforms import _storage
+from transforms._storage import FileSystemsStorage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 from transforms.gather import GatherParts, Part
 from transforms.inspect import (

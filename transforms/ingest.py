@@ -13,7 +13,8 @@ from apache_beam.io.filesystems import FileSystems
 from media.core.errors import ConfigurationError
 from media.core.naming import title_id_for
 from media.core.types import IngestEvent
-from media.ingest.imf.pipeline_source import FileSystemsStorage, is_imf_source
+from media.ingest.imf.pipeline_source import is_imf_source
+from transforms._storage import FileSystemsStorage
 
 __all__ = ["IngestSources", "expand_sources", "to_ingest_event"]
 

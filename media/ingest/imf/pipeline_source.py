@@ -31,7 +31,7 @@ from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import UndecodableVideo, UnreadableSource
 from media.ingest.imf.assetmap import ASSETMAP_NAMES
 from media.ingest.imf.composition import Composition, Span, TitleMarker, Track
-from media.ingest.imf.storage import LOCAL, Storage, read_head
+from media.ingest.imf.storage import LOCAL, Storage, read_head, storage_for
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 
 TABLE_SUFFIX = ".imf.json"
@@ -68,46 +68,6 @@ def is_imf_source(uri: str, storage: Storage = LOCAL) -> bool:
             return False
         return xml_root_name(head) in ("CompositionPlaylist", "AssetMap")
     return any(storage.size(f"{base}/{candidate}") is not None for candidate in ASSETMAP_NAMES)
-
-
-class FileSystemsStorage:
-    """A `Storage` over Beam's FileSystems (local paths and gs:// alike), imported only
-    when used, so this module stays free of Beam for local packages."""
-
-    def size(self, uri: str) -> int | None:
-        from apache_beam.io.filesystems import FileSystems
-
-        if _is_local(uri):
-            return LOCAL.size(uri.removeprefix("file://"))
-        try:
-            found = FileSystems.match([uri])[0].metadata_list
-        except Exception:  # a missing object raises, differently per filesystem
-            return None
-        files = [m for m in found if m.path.rstrip("/") == uri.rstrip("/")]
-        return files[0].size_in_bytes if files else None
-
-    def open(self, uri: str) -> BinaryIO:
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
-        if _is_local(uri):
-            return LOCAL.open(uri.removeprefix("file://"))
-        try:
-            return FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
-        except Exception as exc:  # filesystems raise errors of their own
-            raise OSError(f"{uri}: {exc}") from exc
-
-    def canonical(self, uri: str) -> str:
-        return os.path.realpath(uri) if "://" not in uri else uri.rstrip("/")
-
-
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def storage_for(uri: str) -> Storage:
-    """The local disk for a local path, else Beam's FileSystems."""
-    return LOCAL if _is_local(uri) else FileSystemsStorage()
 
 
 # --- The title's table ------------------------------------------------------------------

@@ -33,6 +33,29 @@ class LocalStorage:
 
 LOCAL = LocalStorage()
 
+_remote: list[Storage] = []
+"""The store for URIs that are not local paths, as the pipeline registers it
+(`use_remote_storage`): Beam's FileSystems, which this package does not import."""
+
+
+def use_remote_storage(storage: Storage) -> None:
+    """Read every non-local URI (gs://...) through `storage` from now on."""
+    _remote[:] = [storage]
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def storage_for(uri: str) -> Storage:
+    """The local disk for a local path, else the registered remote store."""
+    if is_local(uri):
+        return LOCAL
+    if not _remote:
+        raise OSError(f"{uri}: no store is registered for remote files "
+                      "(media.ingest.imf.storage.use_remote_storage)")
+    return _remote[0]
+
 
 def read_head(storage: Storage, uri: str, limit: int) -> bytes:
     """At most `limit` bytes from the start of the file."""
