@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -192,6 +194,21 @@ def _on_direct_runner(options: PipelineOptions) -> bool:
     return options.view_as(StandardOptions).runner in (None, "DirectRunner", LOCAL_RUNNER)
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and a service manager's SIGTERM stop the watcher between batches,
+    also where it was started with SIGINT ignored or blocked (a script's background job
+    inherits both): the signals are unblocked and raise KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; a caller's thread keeps its own
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+
+
 def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Delivery,
                   polls: int | None = None) -> int:
     """`--watch` on the DirectRunner: a batch job per poll that found new sources
@@ -214,6 +231,7 @@ def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Deliver
 
     log.info("watching %s every %g s into %s (Ctrl-C stops)", opts.watch,
              opts.watch_interval_s, config.output_root)
+    _stop_on_signals()
     try:
         watch_in_batches(opts.watch, opts.watch_interval_s, own_output_prefix(config.output_root),
                          run_batch, polls)

@@ -66,3 +66,31 @@ def test_a_file_dropped_into_a_watched_folder_is_published(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_watcher_stops_cleanly_even_started_with_ctrl_c_ignored(tmp_path, stop):
+    """A script's background job inherits SIGINT ignored (`trap "" INT` here): the watcher
+    still stops on Ctrl-C, and on a service manager's SIGTERM, between batches, saying so,
+    with exit status 0."""
+    drop, out, log = tmp_path / "drop", tmp_path / "out", tmp_path / "watch.log"
+    drop.mkdir()
+    command = (f'trap "" INT; exec "{sys.executable}" -m pipeline --watch "{drop}" '
+               f'--watch_interval_s 1 --output "{out}" --no_vmaf')
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(["bash", "-c", command], stdout=sink, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[1], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "watching" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1.5)  # into the polling loop
+        os.killpg(proc.pid, stop)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert "stopped watching" in log.read_text()
