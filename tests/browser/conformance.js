@@ -510,6 +510,14 @@
     state.ended = true;
     noteEvent('ended');
   });
+  // dash.js now and then pauses on the last frame without the element firing "ended"
+  // (seen at 3.999999 of 3.999999 s): paused at the duration is the end all the same.
+  video.addEventListener('pause', () => {
+    if (Number.isFinite(video.duration) && video.currentTime >= video.duration - 0.05) {
+      state.ended = true;
+      noteEvent('paused at the end');
+    }
+  });
   video.addEventListener('error', () => {
     const e = video.error;
     noteError('video', e ? e.code + ' ' + e.message : 'unknown');

@@ -185,6 +185,13 @@
     });
   });
   video.addEventListener('ended', () => { state.ended = true; });
+  // dash.js now and then pauses on the last frame without the element firing "ended":
+  // paused at the duration is the end all the same.
+  video.addEventListener('pause', () => {
+    if (Number.isFinite(video.duration) && video.currentTime >= video.duration - 0.05) {
+      state.ended = true;
+    }
+  });
   video.addEventListener('error', () => {
     const e = video.error;
     noteError('video', e ? e.code + ' ' + e.message : 'unknown');
