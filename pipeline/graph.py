@@ -2,6 +2,7 @@
 
     ingest (a list of sources | Pub/Sub notifications | a watched prefix) -> Deduplicate
            -> Inspect -> PlanLadder -> Split -> Reshuffle -> Encode+Score (quality gate)
+              (audio spans in the same stage -> Gather(title, track))
            -> Gather(title, rendition)
            -> Assemble -> Gather(title) -> Package (manifests last)
            -> "title ready" (--notify_topic)
@@ -25,9 +26,9 @@ import apache_beam as beam
 from media.core.config import JobConfig
 from media.core.types import IngestEvent
 from transforms.assemble import AssembleRenditions
-from transforms.audio import EncodeAudio
+from transforms.audio import GatherAudio
 from transforms.dead_letter import DEAD_LETTER, WriteDeadLetters
-from transforms.encode import EncodeChunks
+from transforms.encode import AUDIO_SPANS, EncodeChunks
 from transforms.events import DeduplicateEvents, ReadStorageNotifications, WatchPrefix
 from transforms.gather import GatherParts, Part
 from transforms.imf import NOT_IMF, ImfTitles
@@ -82,10 +83,10 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     sources = (inspected.main, imf["main"]) | "AllSources" >> beam.Flatten()
     planned = sources | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
-    # Audio spans are applied first: a runner that runs one stage at a time (the local
-    # FnApiRunner) then encodes them before the video, not after it.
-    audio = tasks[AUDIO] | "Audio" >> EncodeAudio(config.tool_timeout_s, config.title_timeout_s)
-    encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
+    # Audio spans share the encode stage with the video chunks: encoded while it is.
+    encoded = ((tasks.main, tasks[AUDIO]) | "AllEncodeTasks" >> beam.Flatten()
+               | "Encode" >> EncodeChunks(config.tool_timeout_s))
+    audio = encoded[AUDIO_SPANS] | "Audio" >> GatherAudio(config.title_timeout_s)
     _ = encoded.main | "Progress" >> ReportProgress()
     chunks = (
         encoded.main

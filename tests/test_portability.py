@@ -257,7 +257,6 @@ def test_settings_and_every_dofn_pickle_for_a_fresh_worker(tmp_path, worker_env)
         "_GatherFn",
         "_LogFn",
         "_AssembleFn",
-        "_EncodeAudioFn",
         "_ConvertFn",
         "_PackageFn",
         "_WriteDeadLetterFn",

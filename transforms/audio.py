@@ -1,12 +1,13 @@
 """Audio: each audio track of a title becomes AAC-LC stereo CMAF segments.
 
-Split cuts each track into spans of whole segments (`media.encode.audio_spans`); after a
-`Reshuffle`, each span task reads only its own packets of the source (a seek and a
-stream copy, through a `FileSystems` handle where the source is not local), encodes them
-and writes its segments under their published names (`DEST/<title>/audio/<track>/`, the
-first span the init segment too), then sends a slim record. A gather per (title version,
-track) joins the records, O(1) state work per span, into the track's `PackagedTrack`.
-Nothing a worker holds grows with the title.
+Split cuts each track into spans of whole segments (`media.encode.audio_spans`). In the
+encode stage, beside the video chunks (`transforms.encode`), each span task reads only
+its own packets of the source (a seek and a stream copy, through a `FileSystems` handle
+where the source is not local), encodes them and writes its segments under their
+published names (`DEST/<title>/audio/<track>/`, the first span the init segment too),
+then sends a slim record. A gather per (title version, track) joins the records, O(1)
+state work per span, into the track's `PackagedTrack`. Nothing a worker holds grows
+with the title.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 from transforms.gather import GatherParts, Part
 
-__all__ = ["AudioSpanResult", "EncodeAudio", "packaged_track"]
+__all__ = ["AudioSpanResult", "EncodeAudio", "GatherAudio", "packaged_track"]
 
 log = logging.getLogger(__name__)
 _SPANS_ENCODED = Metrics.counter("ladderflow", "audio spans encoded")
@@ -171,7 +172,8 @@ def _keyed(element):
 
 class EncodeAudio(beam.PTransform):
     """PCollection[AudioTask] (one per span) -> {'main': ((title, generation),
-    PackagedTrack), 'dead_letter': DeadLetter}."""
+    PackagedTrack), 'dead_letter': DeadLetter}. The pipeline encodes the spans in the
+    video's stage instead (`transforms.encode.EncodeChunks`), then `GatherAudio`."""
 
     def __init__(self, tool_timeout_s: float = 3600.0, title_timeout_s: float = 0.0):
         super().__init__()
@@ -185,13 +187,27 @@ class EncodeAudio(beam.PTransform):
             | "EncodeAacSpans" >> beam.ParDo(_EncodeAudioFn(self._timeout_s)).with_outputs(
                 DEAD_LETTER, main="main")
         )
+        tracks = spans.main | "Gather" >> GatherAudio(self._title_timeout_s)
+        rejects = ((spans[DEAD_LETTER], tracks[DEAD_LETTER]) | "Rejects" >> beam.Flatten())
+        return {"main": tracks["main"], DEAD_LETTER: rejects}
+
+
+class GatherAudio(beam.PTransform):
+    """PCollection[((title, generation, track), Part[AudioSpanResult])] -> {'main':
+    ((title, generation), PackagedTrack), 'dead_letter': DeadLetter}: a track per
+    (title version, track) once all its spans are in."""
+
+    def __init__(self, title_timeout_s: float = 0.0):
+        super().__init__()
+        self._title_timeout_s = title_timeout_s
+
+    def expand(self, spans):
         gathered = (
-            spans.main
+            spans
             | "KeyByTrack" >> beam.Map(_keyed).with_output_types(tuple[tuple[str, str, str], Any])
             | "GatherSpans" >> GatherParts(self._title_timeout_s, "audio (gather)", "span")
         )
         tracks = gathered.main | "Track" >> beam.ParDo(_TrackFn()).with_outputs(
             DEAD_LETTER, main="main")
-        rejects = ((spans[DEAD_LETTER], gathered[DEAD_LETTER], tracks[DEAD_LETTER])
-                   | "Rejects" >> beam.Flatten())
+        rejects = ((gathered[DEAD_LETTER], tracks[DEAD_LETTER]) | "Rejects" >> beam.Flatten())
         return {"main": tracks.main, DEAD_LETTER: rejects}

@@ -36,7 +36,7 @@ from apache_beam import pvalue
 from media.core import faults, naming
 from media.core.errors import MediaError
 from media.core.records import chunk_record, result_from_record, task_fingerprint
-from media.core.types import ChunkGroup, ChunkResult, ChunkTask
+from media.core.types import AudioTask, ChunkGroup, ChunkResult, ChunkTask
 from media.encode.chunk import encode_renditions, stage_chunk
 from media.encode.encoded import EncodedChunk, fault_label, rendition_scratch, slim_result
 from media.encode.encoders import resolve_encoder
@@ -48,12 +48,15 @@ from media.package.iframes import iframe_range
 from media.plan.rate_control import encode_to_target
 from transforms import _storage, metrics
 from transforms.assemble import write_segments
+from transforms.audio import _EncodeAudioFn
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
-__all__ = ["CHUNK_TRIES", "EncodeChunks", "transient"]
+__all__ = ["AUDIO_SPANS", "CHUNK_TRIES", "EncodeChunks", "transient"]
 
 log = logging.getLogger(__name__)
 
+AUDIO_SPANS = "audio_spans"
+"""The encode stage's output of encoded audio spans (keyed parts of their tracks)."""
 CHUNK_TRIES = 3
 """Tries per chunk at most when a try fails for a transient reason (see `transient`)."""
 RETRY_BACKOFF_S = 0.25
@@ -66,9 +69,18 @@ class _EncodeChunkFn(beam.DoFn):
         self._timeout_s = tool_timeout_s
         self._max_tries = max(1, max_tries)
         self._backoff_s = retry_backoff_s
+        self._audio = _EncodeAudioFn(tool_timeout_s)
+
+    def process(self, element: ChunkTask | ChunkGroup | AudioTask):
+        if isinstance(element, AudioTask):
+            for out in self._audio.process(element):  # its own dead letters, as "audio"
+                yield out if isinstance(out, pvalue.TaggedOutput) else pvalue.TaggedOutput(
+                    AUDIO_SPANS, out)
+            return
+        yield from self._encode_chunk(element)
 
     @dead_letters("encode")
-    def process(self, element: ChunkTask | ChunkGroup):
+    def _encode_chunk(self, element: ChunkTask | ChunkGroup):
         tasks = element.tasks if isinstance(element, ChunkGroup) else (element,)
         if not getattr(self, "_told", False):
             self._told = True
@@ -194,8 +206,13 @@ def _segments_in_place(task: ChunkTask, result: ChunkResult) -> bool:
 
 
 class EncodeChunks(beam.PTransform):
-    """PCollection[ChunkGroup | ChunkTask] -> {'main': ChunkResult (one per task),
-    'dead_letter': DeadLetter}."""
+    """PCollection[ChunkGroup | ChunkTask | AudioTask] -> {'main': ChunkResult (one per
+    chunk task), 'audio_spans': ((title, generation, track), Part[AudioSpanResult]) (one per
+    audio span, for `transforms.audio.GatherAudio`), 'dead_letter': DeadLetter}.
+
+    Audio spans share the stage with the video so that they are encoded while it is: a
+    runner that runs one stage at a time (the local FnApiRunner) would otherwise encode
+    every audio span before or after every chunk."""
 
     def __init__(self, tool_timeout_s: float = 3600.0, max_tries: int = CHUNK_TRIES):
         super().__init__()
@@ -206,4 +223,5 @@ class EncodeChunks(beam.PTransform):
         return (tasks
                 | "SpreadOverWorkers" >> beam.Reshuffle()
                 | "EncodeAndScore" >> beam.ParDo(_EncodeChunkFn(
-                    self._timeout_s, self._max_tries)).with_outputs(DEAD_LETTER, main="main"))
+                    self._timeout_s, self._max_tries)).with_outputs(
+                        AUDIO_SPANS, DEAD_LETTER, main="main"))

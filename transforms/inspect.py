@@ -22,6 +22,7 @@ from apache_beam.metrics import Metrics
 from media.core import naming
 from media.core.config import DEFAULT_TITLE_TIMEOUT_S, SourceLimits
 from media.core.errors import MediaError
+from media.core.source_index import one_source_index
 from media.core.types import IngestEvent, SourceInfo, SubtitleTrack
 from media.core.versions import is_superseded, published_generation
 from media.ingest.title_package import is_title_package, parse_title_package
@@ -155,15 +156,16 @@ def video_head(uri: str, title_id: str, limits: SourceLimits = SourceLimits(),
     what the container's header and index need (by range where the source is remote)."""
     size = _require(uri, "the video")
     limits.check_bytes(uri, size)
-    with _storage.open_source(uri) as source:
-        info = inspect_source(source, uri, title_id, size)
-    limits.check_video(uri, info.width, info.height, float(info.duration_s))
-    with _storage.open_source(uri) as source:
-        problem = box_problem(source)
-    with _storage.open_source(uri) as source:
-        head = head_summary(source, uri)
-    with _storage.open_source(uri) as source:
-        rate = constant_rate(source, uri)
+    with one_source_index():  # each opening below reads the container's whole index
+        with _storage.open_source(uri) as source:
+            info = inspect_source(source, uri, title_id, size)
+        limits.check_video(uri, info.width, info.height, float(info.duration_s))
+        with _storage.open_source(uri) as source:
+            problem = box_problem(source)
+        with _storage.open_source(uri) as source:
+            head = head_summary(source, uri)
+        with _storage.open_source(uri) as source:
+            rate = constant_rate(source, uri)
     return InspectedHead(info, uri, head, span_plan(head, span_s, analyse), problem,
                          size, rate)
 

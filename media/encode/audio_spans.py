@@ -30,6 +30,7 @@ import av
 
 from media.core import ffmpeg
 from media.core.errors import MediaError, UnreadableSource
+from media.core.source_index import one_source_index
 from media.ingest.imf.pipeline_source import is_imf_title, read_table, stage_audio_span
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 from media.package.boxes import (
@@ -139,6 +140,11 @@ def stage_audio(source: str | BinaryIO, stream_index: int, start_s: float, end_s
         pcm = stage_audio_span(read_table(source, source_uri), stream_index - 1,
                                start_s, end_s, out_path)
         return StagedAudio(pcm.path, pcm.first_time_s, pcm.packets, pcm.bytes_copied)
+    with one_source_index():
+        return _stage_audio(source, stream_index, start_s, end_s, out_path, source_uri)
+
+
+def _stage_audio(source, stream_index, start_s, end_s, out_path, source_uri) -> StagedAudio:
     container = None
     try:
         container = av.open(source, mode="r", options=SOURCE_OPEN_OPTIONS)
