@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -194,19 +195,32 @@ def _on_direct_runner(options: PipelineOptions) -> bool:
     return options.view_as(StandardOptions).runner in (None, "DirectRunner", LOCAL_RUNNER)
 
 
-def _stop_on_signals() -> None:
+def _stop_on_signals(batch_running=lambda: False) -> Callable[[], None] | None:
     """Ctrl-C (SIGINT) and a service manager's SIGTERM stop the watcher between batches,
     also where it was started with SIGINT ignored or blocked (a script's background job
-    inherits both): the signals are unblocked and raise KeyboardInterrupt."""
+    inherits both): the signals are unblocked and raise KeyboardInterrupt. One that comes
+    while a batch runs lets the batch finish first (raising inside the runner can leave
+    its threads waiting, and the process with them); a second one stops at once."""
     if threading.current_thread() is not threading.main_thread():
         return  # only the main thread may set handlers; a caller's thread keeps its own
+    asked = []
 
     def stop(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if batch_running() and not asked:
+            asked.append(name)
+            log.info("%s: stopping once this batch is done (again to stop now)", name)
+            return
+        raise KeyboardInterrupt(name)
+
+    def between_batches():
+        if asked:
+            raise KeyboardInterrupt(asked[0])
 
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
+    return between_batches
 
 
 def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Delivery,
@@ -216,22 +230,29 @@ def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Deliver
     opts = options.view_as(LadderflowOptions)
     options.view_as(StandardOptions).streaming = False
 
+    running = []
+
     def run_batch(events):
         started = time.monotonic()
         pipeline = beam.Pipeline(options=options)
         build_events_batch(pipeline, events, config, delivery)
-        result = pipeline.run()
-        result.wait_until_finish()
+        running.append(True)
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+        finally:
+            running.clear()
         log_metrics(result)
         results = outcomes(config, [e.source_uri for e in events])
         log.info("batch of %d source(s) done in %.1f s", len(events),
                  time.monotonic() - started)
         for line in summary_lines(results):
             log.info("  %s", line)
+        stop_if_asked()
 
     log.info("watching %s every %g s into %s (Ctrl-C stops)", opts.watch,
              opts.watch_interval_s, config.output_root)
-    _stop_on_signals()
+    stop_if_asked = _stop_on_signals(lambda: bool(running)) or (lambda: None)
     try:
         watch_in_batches(opts.watch, opts.watch_interval_s, own_output_prefix(config.output_root),
                          run_batch, polls)

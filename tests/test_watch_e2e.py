@@ -94,3 +94,35 @@ def test_the_watcher_stops_cleanly_even_started_with_ctrl_c_ignored(tmp_path, st
             proc.wait()
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert "stopped watching" in log.read_text()
+
+
+def test_a_stop_asked_during_a_batch_lets_the_batch_publish_first(tmp_path):
+    """Ctrl-C while a batch runs: the watcher says it stops once the batch is done, the
+    title is published, and the process exits 0 (raising inside the runner used to leave
+    its threads waiting and the process hung)."""
+    drop, out, log = tmp_path / "drop", tmp_path / "out", tmp_path / "watch.log"
+    drop.mkdir()
+    argv = [sys.executable, "-m", "pipeline", "--watch", str(drop), "--watch_interval_s", "1",
+            "--output", str(out), "--ladder", "fixed", "--max_renditions", "1",
+            "--preset", "ultrafast", "--no_vmaf"]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parents[1], start_new_session=True)
+    try:
+        clip = make_clip(str(tmp_path / "mid.mp4"), duration_s=4, width=320, height=180, gop=25)
+        os.replace(clip, drop / "mid.mp4")
+        deadline = time.monotonic() + WAIT_S
+        while "mid: inspected" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)  # mid-batch
+        proc.wait(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "SIGINT: stopping once this batch is done" in text
+    assert (out / "mid" / "master.m3u8").exists(), text[-3000:]
+    assert text.index("batch of 1 source(s) done") < text.index("stopped watching")

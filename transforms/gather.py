@@ -162,6 +162,11 @@ class GatherParts(beam.PTransform):
 
     def expand(self, keyed_parts):
         timeout_s = 0.0 if keyed_parts.is_bounded else self._timeout_s
-        return keyed_parts | "GatherByKey" >> beam.ParDo(
+        # The break keeps the parts' producer out of the gather's fused stage: a runner
+        # runs a stage with state on one worker (the local FnApiRunner does), and the
+        # producers (span inspection, trial and chunk encodes) are the parallel work.
+        return (keyed_parts
+                | "LeaveProducerStage" >> beam.Reshuffle()
+                | "GatherByKey" >> beam.ParDo(
             _GatherFn(timeout_s, self._stage, self._what, self._clock)).with_outputs(
-            DEAD_LETTER, main="main")
+            DEAD_LETTER, main="main"))
