@@ -82,10 +82,12 @@ def _cpu_s_if(pid: int, wanted) -> float | None:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             argv = handle.read().split(b"\0")
-        if not wanted(argv):
-            return None
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
+        # A process that has exited but is not yet reaped (a zombie) has no cmdline and
+        # would pass for another kind: its time was sampled while it ran.
+        if fields[0] == "Z" or argv == [b""] or not wanted(argv):
+            return None
         return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
     except (OSError, ValueError, IndexError):
         return None
