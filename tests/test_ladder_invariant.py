@@ -197,3 +197,44 @@ def test_a_second_rung_too_close_is_moved_down_its_curve():
         far, crf=34.0)) * 1.43  # 68 x 0.88^5 = 35.9 kb/s (51.3 x 1.43); at 4 steps 58.3
     assert far.target_vmaf == pytest.approx(89.85 - 1.5 * 5)
     assert moved_down(second, 55.0, 1.43, lambda r: 50.0) is None  # no CRF saves a bit
+
+
+def test_a_second_rung_that_cannot_be_moved_far_enough_is_dropped():
+    """The still bars: their two rungs predicted 9.7 and 8.6 kb/s (1.13x apart), a rate
+    that is all container and keyframe cost, which no CRF lowers. `spaced` keeps the
+    second all the same; it cannot be moved 1.43x under the top, so it is dropped, the
+    title has one rung, and the line says why. A rung whose curve gets there is moved."""
+    from media.plan.prediction import second_rung
+
+    top = Rendition("180p-150k", 320, 180, 24.0, 150, 300, target_vmaf=93.0)
+    low = Rendition("180p-88k", 320, 180, 30.0, 88, 176, target_vmaf=89.0, vmaf_per_crf=-1.5)
+    middle = Rendition("180p-120k", 320, 180, 27.0, 120, 240, target_vmaf=91.0)
+    ladder = [top, middle, low]
+    rates = [9.7, 9.0, 8.6]
+    kept, lines = spaced([LadderRung(r.rendition_id, k, r.target_vmaf)
+                          for r, k in zip(ladder, rates, strict=True)], 1.43, 0.5)
+    assert kept == [0, 2] and lines[-1].startswith("kept (a title needs two rungs) 180p-88k")
+
+    def flat(chosen):  # every CRF: the same rates
+        return list(rates)
+
+    renditions, predicted, kept, why = second_rung(ladder, rates, kept, lines, 1.43, flat)
+    assert kept == [0]
+    assert why[0].startswith("dropped 180p-120k: 9 kb/s is only 1.08x under 180p-150k")
+    assert why[1] == ("dropped 180p-88k: 9 kb/s at CRF 30, and no CRF predicted 1.43x under "
+                      "180p-150k (10 kb/s): its rate is container and keyframe cost; the "
+                      "title has one rung")
+    assert renditions == ladder and predicted == rates  # nothing moved
+
+    def curve(chosen):  # the lowest rung's rate falls 12 % a CRF step
+        return [*rates[:2], 8.6 * 0.88 ** (chosen[2].crf - 30.0)]
+
+    kept2, lines2 = spaced([LadderRung(r.rendition_id, k, r.target_vmaf)
+                            for r, k in zip(ladder, rates, strict=True)], 1.43, 0.5)
+    renditions, predicted, kept2, why = second_rung(ladder, rates, kept2, lines2, 1.43, curve)
+    assert kept2 == [0, 2] and why[1].startswith(  # 8.6 x 0.88^1.9 = 6.74
+        "moved 180p-88k from CRF 30 to 31.9 (target VMAF 89 to 86.15): 7 kb/s, 1.44x")
+    assert predicted[2] * 1.43 <= 9.7 and renditions[2].crf == 31.9
+    # a ladder whose rungs are apart is left as it is
+    assert second_rung([top, low], [20.0, 8.6], [0, 1], [], 1.43, flat) == (
+        [top, low], [20.0, 8.6], [0, 1], [])

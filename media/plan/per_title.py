@@ -37,7 +37,7 @@ from media.plan.planning import (
     renditions_from_rungs,
     trial_points,
 )
-from media.plan.prediction import moved_down, predicted_rates
+from media.plan.prediction import predicted_rates, second_rung
 from media.plan.rate_control import calibrate
 from media.plan.trials import complexity_of
 from media.quality.vmaf import scored_frames_needed
@@ -172,21 +172,8 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
     kept, dropped = spaced([LadderRung(r.rendition_id, kbps, r.target_vmaf)
                             for r, kbps in zip(renditions, predicted, strict=True)],
                            PLANNED_RATE_RATIO, PLANNED_VMAF_STEP)
-    if dropped and dropped[-1].startswith("kept") and len(kept) == 2:
-        # a title's second rung, too close to the top one: moved down where it can be
-        low, top = kept[1], kept[0]
-        renditions = list(renditions)
-        moved = moved_down(renditions[low], predicted[top], PLANNED_RATE_RATIO,
-                           lambda r: predict([r if i == low else x
-                                              for i, x in enumerate(renditions)])[low])
-        if moved is not None:
-            was = renditions[low]
-            renditions[low], predicted[low] = moved
-            dropped[-1] = (f"moved {was.rendition_id} from CRF {was.crf:g} to "
-                           f"{moved[0].crf:g} (target VMAF {was.target_vmaf:g} to "
-                           f"{moved[0].target_vmaf:g}): {moved[1]:.0f} kb/s, "
-                           f"{predicted[top] / moved[1]:.2f}x under "
-                           f"{renditions[top].rendition_id}")
+    renditions, predicted, kept, dropped = second_rung(
+        list(renditions), predicted, kept, dropped, PLANNED_RATE_RATIO, predict)
     for line in dropped:
         log.info("%s: planning %s", source.title_id, line)
     renditions, rungs, predicted = ([seq[i] for i in kept]
@@ -219,8 +206,8 @@ def plan_title(every_result: Sequence[TrialResult], config: JobConfig,
             rung, maxrate_kbps=rendition.maxrate_kbps, bufsize_kbit=rendition.bufsize_kbit)),
             "predicted_kbps": round(kbps, 1)}
             for rung, rendition, kbps in zip(rungs, renditions, predicted, strict=True)],
-        # rungs left out as no real step under the one above, or kept as a title's
-        # second rung all the same (`media.plan.invariant.spaced`)
+        # rungs left out as no real step under the one above (`media.plan.invariant.
+        # spaced`), and a title's second rung moved down its curve or dropped
         "dropped_rungs": dropped,
         "calibration": calibration,
         # the frames the calibration encoded: the probe sample's, or its segment's

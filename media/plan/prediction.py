@@ -116,9 +116,9 @@ def moved_down(rendition: Rendition, above_kbps: float, ratio: float,
     `above_kbps` (by tenths for MAX_MOVE_CRF steps, then by whole steps to the top of
     CRF_RANGE), its VMAF target moved along its slope (`vmaf_per_crf`, the calibration's
     where there was one; never under 0), with that rate; None where no CRF gets there (a
-    title whose rate is all container and keyframe cost). For a title's second rung,
-    kept although too close to the top one (a title needs two rungs, HLS 9.9): a player
-    that switches down must save bits, even on a title that costs few."""
+    title whose rate is all container and keyframe cost: the caller drops the rung). For
+    a title's second rung, too close to the top one: a player that switches down must
+    save bits, even on a title that costs few."""
     fine = [tenth / 10 for tenth in range(1, round(MAX_MOVE_CRF * 10) + 1)]
     coarse = [MAX_MOVE_CRF + whole for whole in range(1, math.ceil(CRF_RANGE[1]) + 1)]
     for step in fine + coarse:
@@ -132,3 +132,34 @@ def moved_down(rendition: Rendition, above_kbps: float, ratio: float,
         if kbps * ratio <= above_kbps:
             return moved, kbps
     return None
+
+
+def second_rung(renditions: list[Rendition], predicted: list[float], kept: list[int],
+                dropped: list[str], ratio: float,
+                predict: Callable[[Sequence[Rendition]], list[float]]
+                ) -> tuple[list[Rendition], list[float], list[int], list[str]]:
+    """A title's second rung that `media.plan.invariant.spaced` kept although too close to
+    the top one (its last line in `dropped` says 'kept'): moved down its curve
+    (`moved_down`, `predict`ing every rung's rate) to a CRF predicted `ratio` under the
+    top, or, where no CRF is, dropped: a one-rung title is valid HLS and DASH, a rung no
+    cheaper than the top is waste. The renditions, their predicted rates, the indexes
+    kept and the lines in words (`dropped`), as they then are."""
+    if not (dropped and dropped[-1].startswith("kept") and len(kept) == 2):
+        return renditions, predicted, kept, dropped
+    top, low = kept
+    renditions, predicted, dropped = list(renditions), list(predicted), list(dropped)
+    was = renditions[low]
+    moved = moved_down(was, predicted[top], ratio, lambda r: predict(
+        [r if i == low else x for i, x in enumerate(renditions)])[low])
+    if moved is None:
+        dropped[-1] = (f"dropped {was.rendition_id}: {predicted[low]:.0f} kb/s at CRF "
+                       f"{was.crf:g}, and no CRF predicted {ratio:.2f}x under "
+                       f"{renditions[top].rendition_id} ({predicted[top]:.0f} kb/s): its "
+                       "rate is container and keyframe cost; the title has one rung")
+        return renditions, predicted, kept[:1], dropped
+    renditions[low], predicted[low] = moved
+    dropped[-1] = (f"moved {was.rendition_id} from CRF {was.crf:g} to {moved[0].crf:g} "
+                   f"(target VMAF {was.target_vmaf:g} to {moved[0].target_vmaf:g}): "
+                   f"{moved[1]:.0f} kb/s, {predicted[top] / moved[1]:.2f}x under "
+                   f"{renditions[top].rendition_id}")
+    return renditions, predicted, kept, dropped
