@@ -76,7 +76,8 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     imf = unique | "Imf" >> ImfTitles(config.output_root, config.fingerprint(),
                                       config.source_limits, config.imf_assetmaps,
                                       config.imf_cpl, config.title_timeout_s,
-                                      analyse=config.ladder == "per-title")
+                                      analyse=config.ladder == "per-title",
+                                      settle_s=config.imf_settle_s)
     inspected = imf[NOT_IMF] | "Inspect" >> Inspect(
         config.output_root, config.fingerprint(), config.source_limits,
         analyse=config.ladder == "per-title", title_timeout_s=config.title_timeout_s)

@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from media.core.config import (
     DEFAULT_DEDUP_RETENTION_S,
+    DEFAULT_IMF_SETTLE_S,
     DEFAULT_MAX_DURATION_S,
     DEFAULT_MAX_HEIGHT,
     DEFAULT_MAX_WIDTH,
@@ -153,6 +154,11 @@ class LadderflowOptions(PipelineOptions):
         parser.add_argument("--cpl", default="",
                             help="IMF: take only the CPL with this id of each package "
                             "(default: one title per CPL).")
+        parser.add_argument("--imf_settle_s", type=float, default=DEFAULT_IMF_SETTLE_S,
+                            help="IMF, streaming: seconds an announced .mxf or .xml object in "
+                            "a folder with no ASSETMAP waits for one (after the folder's "
+                            "latest such object); then an MXF is a source of its own and an "
+                            "XML is dropped. 0: never wait. Default 120. Batch never waits.")
 
 
 def job_config(options: PipelineOptions) -> JobConfig:
@@ -192,6 +198,7 @@ def job_config(options: PipelineOptions) -> JobConfig:
         dedup_retention_s=opts.dedup_retention_s,
         imf_assetmaps=tuple(p.strip() for p in opts.imf_assetmaps.split(",") if p.strip()),
         imf_cpl=opts.cpl.strip(),
+        imf_settle_s=opts.imf_settle_s,
     ).validate()
 
 

@@ -35,7 +35,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Timestamp
 
 from media.core import naming
-from media.core.config import DEFAULT_TITLE_TIMEOUT_S, SourceLimits
+from media.core.config import DEFAULT_IMF_SETTLE_S, DEFAULT_TITLE_TIMEOUT_S, SourceLimits
 from media.core.errors import MediaError
 from media.core.types import IngestEvent, SourceInfo, SubtitleTrack
 from media.ingest.imf.assetmap import ASSETMAP_NAMES
@@ -63,6 +63,7 @@ from transforms import _storage
 from transforms._storage import FileSystemsStorage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 from transforms.gather import GatherParts, Part
+from transforms.imf_settle import _SettleFn, awaits_assetmap, is_assetmap
 from transforms.inspect import (
     InspectedHead,
     SpanTask,
@@ -342,19 +343,34 @@ def package_of(uri: str, storage=None) -> str:
 
 OBJECTS = "objects"
 """The output of `_RouteFn` with announced objects of packages, keyed by package."""
+HELD = "held"
+"""The output of `_RouteFn` with announced objects that may await their package's
+ASSETMAP, and the ASSETMAPs' own events, keyed by folder (`transforms.imf_settle`)."""
 
 
 class _RouteFn(beam.DoFn):
     """A source named on the command line (no generation) that is an IMF package goes to
     the header step; an announced object (a notification or a watched file: it has a
     generation) of a package folder goes to `OBJECTS`, keyed by its package, to wait for
-    the rest of it. Anything else: `NOT_IMF`."""
+    the rest of it. With `settle_s`, an `.mxf` or `.xml` object in a folder with no
+    ASSETMAP yet goes to `HELD` instead (`awaits_assetmap`), and an ASSETMAP to both.
+    Anything else: `NOT_IMF`."""
+
+    def __init__(self, settle_s: float = 0.0):
+        self._settle_s = settle_s
 
     @dead_letters("ingest (IMF)")
     def process(self, event: IngestEvent):
         storage = FileSystemsStorage()
         if event.generation:
             package = package_of(event.source_uri, storage)
+            uri = event.source_uri.rstrip("/")
+            if self._settle_s > 0:
+                if package == parent(uri) and is_assetmap(uri):  # settles what its folder held
+                    yield pvalue.TaggedOutput(HELD, (package, event))
+                elif package != parent(uri) and awaits_assetmap(uri, storage):
+                    yield pvalue.TaggedOutput(HELD, (parent(uri), event))
+                    return
             if package:
                 yield pvalue.TaggedOutput(OBJECTS, (package, event))
                 return
@@ -454,7 +470,9 @@ class ImfTitles(beam.PTransform):
     `other_assetmaps` are the ASSETMAPs (or folders) of packages a supplemental package
     draws track files from; `cpl_id` picks one CPL of a package (else one title per CPL).
     Events that announce objects (notifications, watched files) of a package folder
-    start it once, when it is complete (`_UploadedFn`). In streaming, a package still
+    start it once, when it is complete (`_UploadedFn`); in streaming, an `.mxf` or `.xml`
+    object that comes before its folder's ASSETMAP waits up to `settle_s` for it
+    (`transforms.imf_settle`). In streaming, a package still
     incomplete, or a title whose hashes do not all arrive, within `title_timeout_s` is a
     dead letter naming the missing assets or files. A hashed title then goes through
     the decode-based inspection over spans of `span_s` (`analyse`: with the complexity
@@ -464,8 +482,11 @@ class ImfTitles(beam.PTransform):
                  limits: SourceLimits = SourceLimits(), other_assetmaps: tuple[str, ...] = (),
                  cpl_id: str = "", title_timeout_s: float = DEFAULT_TITLE_TIMEOUT_S,
                  analyse: bool = False, span_s: float = SPAN_S,
-                 timeout_s: float | None = None):
+                 timeout_s: float | None = None, settle_s: float = DEFAULT_IMF_SETTLE_S,
+                 clock: Callable[[], float] = time.time):
         super().__init__()
+        self._settle_s = settle_s
+        self._clock = clock
         self._analyse = analyse
         self._span_s = span_s
         self._timeout_s = timeout_s
@@ -477,14 +498,23 @@ class ImfTitles(beam.PTransform):
         self._title_timeout_s = title_timeout_s
 
     def expand(self, events):
-        routed = events | "ImfRoute" >> beam.ParDo(_RouteFn()).with_outputs(
-            DEAD_LETTER, NOT_IMF, OBJECTS, main="main")
+        # Batch holds nothing back: its input is all there is (a watched poll's too).
+        settle_s = 0.0 if events.is_bounded else self._settle_s
+        routed = events | "ImfRoute" >> beam.ParDo(_RouteFn(settle_s)).with_outputs(
+            DEAD_LETTER, NOT_IMF, OBJECTS, HELD, main="main")
         timeout_s = 0.0 if events.is_bounded else self._title_timeout_s
+        settled = (
+            routed[HELD]
+            | "KeyHeld" >> beam.Map(lambda kv: kv).with_output_types(tuple[str, IngestEvent])
+            | "ImfSettle" >> beam.ParDo(_SettleFn(settle_s, self._clock)).with_outputs(
+                DEAD_LETTER, main="main")
+        )
         uploaded = (
             routed[OBJECTS]
             | "KeyObjects" >> beam.Map(lambda kv: kv).with_output_types(
                 tuple[str, IngestEvent])
-            | "ImfUploaded" >> beam.ParDo(_UploadedFn(self._other, timeout_s)).with_outputs(
+            | "ImfUploaded" >> beam.ParDo(
+                _UploadedFn(self._other, timeout_s, self._clock)).with_outputs(
                 DEAD_LETTER, main="main")
         )
         packages = (routed.main, uploaded.main) | "ImfPackages" >> beam.Flatten()
@@ -514,9 +544,11 @@ class ImfTitles(beam.PTransform):
             self._title_timeout_s, "inspect (IMF gather spans)", "span")
         titles = done.main | "ImfInspected" >> beam.ParDo(_InspectedFn()).with_outputs(
             DEAD_LETTER, main="main")
-        dead = ((routed[DEAD_LETTER], uploaded[DEAD_LETTER], heads[DEAD_LETTER],
+        dead = ((routed[DEAD_LETTER], settled[DEAD_LETTER], uploaded[DEAD_LETTER],
+                 heads[DEAD_LETTER],
                  hashed[DEAD_LETTER], gathered[DEAD_LETTER], verdicts[DEAD_LETTER],
                  spans[DEAD_LETTER], inspected[DEAD_LETTER], done[DEAD_LETTER],
                  titles[DEAD_LETTER])
                 | "ImfRejects" >> beam.Flatten())
-        return {"main": titles.main, NOT_IMF: routed[NOT_IMF], DEAD_LETTER: dead}
+        not_imf = (routed[NOT_IMF], settled.main) | "NotImf" >> beam.Flatten()
+        return {"main": titles.main, NOT_IMF: not_imf, DEAD_LETTER: dead}

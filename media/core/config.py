@@ -15,6 +15,9 @@ waiting title keeps in state is small; a title still incomplete after a day is s
 DEFAULT_DEDUP_RETENTION_S = 7 * 24 * 3600.0
 """A week: by default Pub/Sub keeps an unacknowledged message (and may redeliver it) for
 7 days."""
+DEFAULT_IMF_SETTLE_S = 120.0
+"""Two minutes: time for an ASSETMAP uploaded right after a package's other objects, and a
+short wait for a standalone MXF master (`transforms.imf_settle`)."""
 DEFAULT_MAX_WIDTH, DEFAULT_MAX_HEIGHT = 7680, 4320
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
@@ -135,6 +138,10 @@ class JobConfig:
     """ASSETMAPs (or package folders) a supplemental IMF package draws track files from."""
     imf_cpl: str = ""
     """The one CPL (its id) to take of each IMF package; '' for one title per CPL."""
+    imf_settle_s: float = DEFAULT_IMF_SETTLE_S
+    """Streaming: how long an announced `.mxf` or `.xml` object in a folder with no ASSETMAP
+    waits for one, after the folder's latest such object (0: never waits; batch never does).
+    With an ASSETMAP it is part of that package; else an MXF is a source, an XML dropped."""
     codecs: tuple[str, ...] = ("h264",)
     """The codec ladders of every title ('h264', 'hevc', 'av1'), each planned and gated
     on its own over the one segment grid; ('h264',): one ladder with `--encoder`."""
@@ -179,7 +186,7 @@ class JobConfig:
         if self.hdr == "tonemap":  # the digest of a job as before --hdr
             basis.pop("hdr")
         for key in ("output_root", "keep_work", "tool_timeout_s", "title_timeout_s",
-                    "dedup_retention_s", "imf_assetmaps", "imf_cpl"):
+                    "dedup_retention_s", "imf_assetmaps", "imf_cpl", "imf_settle_s"):
             basis.pop(key)
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -240,6 +247,7 @@ class JobConfig:
                f"--tool_timeout_s ({self.tool_timeout_s:g} s), the longest one FFmpeg "
                "process of the title may run")
         _check(self.dedup_retention_s >= 0, "--dedup_retention_s must be 0 (forever) or more")
+        _check(self.imf_settle_s >= 0, "--imf_settle_s must be 0 (never wait) or more")
         from media.encode.encoders import CODECS
 
         _check(bool(self.codecs) and all(c in CODECS for c in self.codecs)

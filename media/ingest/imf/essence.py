@@ -9,6 +9,7 @@ rate, is caught here before any encode. Size, colour and decodability of the ima
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -49,6 +50,21 @@ def track_file_facts(path: str, storage: Storage = LOCAL) -> TrackFileFacts:
             return TrackFileFacts(path, stream.type, stream.codec_context.name, duration, rate)
     except (av.FFmpegError, OSError) as exc:
         raise ImfError(f"{path}: the track file cannot be read: {exc}") from None
+
+
+def interleaved_essence(path: str, storage: Storage = LOCAL) -> bool:
+    """Whether an MXF file holds both picture and sound, read from its header (and the
+    index PyAV finds through the footer): then it is no IMF track file, which carries one
+    essence component, but a master of its own. False when it cannot be read."""
+    try:
+        with ExitStack() as stack:
+            source = (path if isinstance(storage, LocalStorage)
+                      else stack.enter_context(storage.open(path)))
+            container = stack.enter_context(av.open(source, format="mxf"))
+            kinds = {s.type for s in container.streams}
+    except (av.FFmpegError, OSError):
+        return False
+    return {"video", "audio"} <= kinds
 
 
 def check_track_files(composition: Composition,
