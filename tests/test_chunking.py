@@ -173,17 +173,19 @@ def test_fixed_ladder_scope_source_keeps_its_aspect_with_even_widths():
         assert abs(Fraction(r.width, r.height) - aspect) <= Fraction(1, r.height)
 
 
-def test_source_shorter_than_the_smallest_rung_gets_two_rates_at_its_height():
+def test_source_shorter_than_the_smallest_rung_gets_a_second_rung_really_under_it():
     ladder = fixed_ladder(source(356, 200))
-    # Two bit rates at least (HLS authoring spec 9.9): the second at half the cap.
-    assert [(r.rendition_id, r.width, r.height, r.maxrate_kbps) for r in ladder] == [
-        ("200p-250k", 356, 200, 250), ("200p-125k", 356, 200, 125),
+    # Two bit rates at least (HLS authoring spec 9.9), the second a real step under the
+    # first where the cap does not bind (the ladder invariant): half the height and the
+    # cap, 6 CRF steps up.
+    assert [(r.rendition_id, r.width, r.height, r.maxrate_kbps, r.crf) for r in ladder] == [
+        ("200p-250k", 356, 200, 250, 23.0), ("100p-125k", 178, 100, 125, 29.0),
     ]
 
 
 def test_a_source_with_room_for_one_rung_gets_a_second_rate():
-    assert [r.rendition_id for r in fixed_ladder(source(426, 240))] == [
-        "234p-250k", "234p-125k"]
+    assert [(r.rendition_id, r.crf) for r in fixed_ladder(source(426, 240), crf=40)] == [
+        ("234p-250k", 40.0), ("116p-125k", 46.0)]
 
 
 @pytest.mark.parametrize("height", [203, 207, 231])
@@ -195,7 +197,7 @@ def test_odd_height_source_is_never_upscaled(height):
 
 @pytest.mark.parametrize("height, expected", [(201, 200), (205, 204), (233, 232)])
 def test_odd_height_sources_that_round_down(height, expected):
-    assert [r.height for r in fixed_ladder(source(360, height))] == [expected, expected]
+    assert [r.height for r in fixed_ladder(source(360, height))] == [expected, expected // 2]
 
 
 @pytest.mark.parametrize("max_renditions, expected", [

@@ -19,7 +19,7 @@ from tests.media_factory import make_clip
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNKS = 6  # 12 s in 2 s chunks
-RENDITIONS = 2  # the fixed ladder of a 320x240 source: 234p-250k, 234p-125k
+RENDITIONS = 2  # the fixed ladder of a 320x240 source: 234p-250k, 116p-125k
 KILL_AFTER = 3  # chunk records: kill once this many chunks are finished
 REPORT_FILES = ("report.json", "report.html", "report/")  # timings and paths: not compared
 

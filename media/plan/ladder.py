@@ -20,6 +20,10 @@ from media.encode.encoders import codec_crf, codec_encoder
 DEFAULT_CRF = 23.0
 BUFSIZE_RATIO = 2.0
 """VBV buffer = this many seconds' worth of the cap: smooth enough for 4 s segments."""
+SECOND_RUNG_CRF_STEP = 6.0
+"""How far over the fixed ladder's CRF the second rung of a source with room for one
+rung is encoded (at half its height), so that it is a real step under the first where
+neither cap binds: on an easy source, neither alone is (docs/per-title.md)."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,17 @@ def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
     """The fixed ladder for a source: rungs no taller than the source, tallest first.
 
     A source shorter than the smallest rung still gets a rendition at its own height.
-    Where only one rung fits, a second at the same height and half its cap is added:
-    a player needs another bit rate to go to (HLS authoring spec 9.9).
+    Where only one rung fits, a second is added (a player needs another bit rate to go
+    to, HLS authoring spec 9.9) that is a real step under it on content too easy for the
+    cap to bind (`media.plan.invariant`): half its height, cap and rate, SECOND_RUNG_CRF_STEP
+    CRF steps up.
     """
     kept = [r for r in rungs if r.height <= source.height] or [
         Rung(even_floor(source.height), rungs[-1].maxrate_kbps)]
+    crfs = [crf] * len(kept)
     if len(kept) == 1:
-        kept.append(Rung(kept[0].height, max(1, kept[0].maxrate_kbps // 2)))
+        kept.append(Rung(even_floor(kept[0].height / 2), max(1, kept[0].maxrate_kbps // 2)))
+        crfs.append(min(51.0, crf + SECOND_RUNG_CRF_STEP))
     if max_renditions:
         kept = kept[:max_renditions]
     return [
@@ -96,11 +104,11 @@ def fixed_ladder(source: SourceInfo, crf: float = DEFAULT_CRF,
             rendition_id=rendition_id(rung.height, rung.maxrate_kbps),
             width=scaled_width(source, rung.height),
             height=rung.height,
-            crf=crf,
+            crf=rung_crf,
             maxrate_kbps=rung.maxrate_kbps,
             bufsize_kbit=int(rung.maxrate_kbps * BUFSIZE_RATIO),
         )
-        for rung in kept
+        for rung, rung_crf in zip(kept, crfs, strict=False)
     ]
 
 
