@@ -27,7 +27,9 @@ Multivariant playlist (9.x)
   - every EXT-X-STREAM-INF has BANDWIDTH, AVERAGE-BANDWIDTH (9.14), CODECS (9.1), and,
     when it carries video, RESOLUTION (9.2) and FRAME-RATE (9.15), in their RFC 8216
     value formats, and is followed by a URI;
-  - at least two variants (9.9 "You MUST provide multiple bit rates of video");
+  - at least two variants (9.9 "You MUST provide multiple bit rates of video"), unless the
+    caller allows one (`min_variants=1`): a still title whose planning dropped its second
+    rung, which no CRF made a real step under the top (the ladder invariant, issue 25);
   - every EXT-X-MEDIA has TYPE, GROUP-ID and NAME (RFC 8216 4.3.4.1) and LANGUAGE unless
     TYPE=VIDEO (8.10); names differ within a group, at most one DEFAULT=YES per group;
   - AUDIO= / SUBTITLES= of a variant names an existing group of that TYPE;
@@ -332,8 +334,9 @@ def _pct(measured: Fraction, declared: int) -> str:
 
 
 class _Checker:
-    def __init__(self, title_dir: Path) -> None:
+    def __init__(self, title_dir: Path, min_variants: int = 2) -> None:
         self.title = title_dir
+        self.min_variants = min_variants
         self.out: list[str] = []
         self.media: dict[str, _Playlist] = {}
         self.stats: dict[str, _Stats | None] = {}
@@ -504,7 +507,7 @@ class _Checker:
                 self._avcc_matches(video_rel, codecs, where)
                 self._variant_bandwidth(attrs, video_rel, groups, where)
             variants.append((attrs, video_rel))
-        if len(variants) < 2:
+        if len(variants) < self.min_variants:
             self.out.append(
                 f"{MASTER}: {len(variants)} variant(s); 9.9: You MUST provide "
                 "multiple bit rates of video"
@@ -870,6 +873,7 @@ def _peak_bps(sizes: list[int], durations: list[Fraction], target: int) -> Fract
     )
 
 
-def check_hls_title(title_dir: Path) -> list[str]:
-    """Every violation of the checked HLS authoring rules in one title folder; [] if none."""
-    return _Checker(Path(title_dir)).run()
+def check_hls_title(title_dir: Path, min_variants: int = 2) -> list[str]:
+    """Every violation of the checked HLS authoring rules in one title folder; [] if none.
+    `min_variants`: 1 for a title allowed one video rendition (9.9 aside)."""
+    return _Checker(Path(title_dir), min_variants).run()

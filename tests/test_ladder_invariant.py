@@ -1,11 +1,14 @@
 """The ladder invariant (rungs really apart in rate and VMAF), as planning enforces it on
-its predictions and the report checks it on what was measured; the rate prediction."""
+its predictions and the report checks it on what was measured; the rate prediction; and,
+end to end, a still title (one rung) and the fixed ladder on an easy source."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -61,9 +64,9 @@ def test_ladder_invariant_known_answers(rungs, holds, violations):
     (((780, 95), (460, 93.8), (400, 92.7), (240, 89.7)), [0, 1, 3], ["dropped r2: 400"]),
     # VMAF not falling by the step asked: dropped although the rate falls
     (((1000, 95), (500, 94.8), (250, 90)), [0, 2], ["dropped r1: VMAF 94.80"]),
-    # every rung under the top too close: the lowest is kept all the same (two rungs)
+    # every rung under the top too close: the lowest is kept for now (to move or drop)
     (((1000, 95), (900, 94), (850, 93)), [0, 2],
-     ["dropped r1: 900", "kept (a title needs two rungs) r2: 850"]),
+     ["dropped r1: 900", "kept (a second rung) r2: 850"]),
 ])
 def test_planning_drops_rungs_that_are_no_real_step(rungs, kept, lines):
     indexes, why = spaced(_ladder(*rungs), 1.3, 0.5)
@@ -213,7 +216,7 @@ def test_a_second_rung_that_cannot_be_moved_far_enough_is_dropped():
     rates = [9.7, 9.0, 8.6]
     kept, lines = spaced([LadderRung(r.rendition_id, k, r.target_vmaf)
                           for r, k in zip(ladder, rates, strict=True)], 1.43, 0.5)
-    assert kept == [0, 2] and lines[-1].startswith("kept (a title needs two rungs) 180p-88k")
+    assert kept == [0, 2] and lines[-1].startswith("kept (a second rung) 180p-88k")
 
     def flat(chosen):  # every CRF: the same rates
         return list(rates)
@@ -238,3 +241,76 @@ def test_a_second_rung_that_cannot_be_moved_far_enough_is_dropped():
     # a ladder whose rungs are apart is left as it is
     assert second_rung([top, low], [20.0, 8.6], [0, 1], [], 1.43, flat) == (
         [top, low], [20.0, 8.6], [0, 1], [])
+
+
+# --- end to end: a still title, and the fixed ladder on an easy source ----------------------
+
+
+def _publish(folder: Path, pattern: str, ladder: str) -> Path:
+    """A 4 s 320x180 `pattern` clip (no audio) published with `ladder`: its title folder."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from media.core.config import JobConfig
+    from pipeline.graph import build_pipeline
+    from pipeline.local_runner import LOCAL_RUNNER
+    from tests.media_factory import make_clip
+
+    source = make_clip(str(folder / f"{pattern}.mp4"), duration_s=4.0, width=320, height=180,
+                       audio=False, pattern=pattern)
+    config = JobConfig(output_root=str(folder / "out"), ladder=ladder,
+                       keep_work=False).validate()
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
+        build_pipeline(p, [source], config)
+    return folder / "out" / pattern
+
+
+@pytest.fixture(scope="module")
+def still_title(tmp_path_factory) -> Path:
+    return _publish(tmp_path_factory.mktemp("still"), "smptebars", "per-title")
+
+
+@pytest.fixture(scope="module")
+def easy_fixed_title(tmp_path_factory) -> Path:
+    return _publish(tmp_path_factory.mktemp("easy-fixed"), "testsrc", "fixed")
+
+
+def test_a_still_title_publishes_one_rung_and_says_why(still_title):
+    """Still bars cost their keyframes and their container whatever the CRF: planning
+    finds no CRF that puts a second rung 1.43x under the top, drops it, and the title
+    publishes one rung, which holds the invariant; HLS and DASH carry the one video
+    rendition, and only Apple's 9.9 (two bit rates) is not met."""
+    from mpegdash.parser import MPEGDASHParser
+
+    from tests.hls_authoring import check_hls_title
+
+    report = json.loads((still_title / "report.json").read_text())
+    assert len(report["ladder"]) == 1
+    [line] = report["plan"]["dropped_rungs"]
+    assert line.startswith("dropped ") and "no CRF predicted 1.43x under" in line, line
+    assert report["ladder_invariant"] == {"holds": True, "min_rate_ratio": 1.3,
+                                          "violations": [], "rate_ratios": []}
+    assert f"<li>{line}</li>" in (still_title / "report.html").read_text()
+    assert [p.name for p in (still_title / "video").iterdir()] == [report["ladder"][0]["id"]]
+    mpd = MPEGDASHParser.parse(str(still_title / "manifest.mpd"))
+    video = [a for a in mpd.periods[0].adaptation_sets
+             if "video" in (a.mime_type or a.content_type or "")]
+    assert [len(a.representations) for a in video] == [1]
+    assert check_hls_title(still_title, min_variants=1) == []
+    assert check_hls_title(still_title) == [
+        "master.m3u8: 1 variant(s); 9.9: You MUST provide multiple bit rates of video"]
+
+
+def test_the_fixed_ladder_on_an_easy_source_holds_the_invariant(easy_fixed_title):
+    """testsrc at 320x180 costs about 34 kb/s at CRF 23, far under the 250 and 125 kb/s
+    caps of its two fixed rungs; at one height and one CRF they came out alike (1.00x).
+    The second rung, at half the height and 6 CRF steps up, measures 1.5-1.6x under."""
+    from tests.hls_authoring import check_hls_title
+
+    report = json.loads((easy_fixed_title / "report.json").read_text())
+    rungs = [(r["id"], r["height"], r["crf"]) for r in report["ladder"]]
+    assert rungs == [("180p-250k", 180, 23.0), ("90p-125k", 90, 29.0)]
+    verdict = report["ladder_invariant"]
+    assert verdict["holds"], verdict["violations"]
+    assert verdict["rate_ratios"][0] >= 1.3
+    assert check_hls_title(easy_fixed_title) == []

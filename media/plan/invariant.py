@@ -74,9 +74,9 @@ def spaced(rungs: Sequence[LadderRung], min_ratio: float = MIN_RATE_RATIO,
 
     From the top down, a rung that is no real step under the last kept one is dropped
     (its rate or its VMAF too close to that rung's, `rung_violations`): the rung above
-    already serves its players. Where that would leave fewer than `keep_at_least` rungs
-    (a player needs somewhere to go), the lowest rung is kept all the same, and its
-    violation is for the report to show.
+    already serves its players. Where that would leave fewer than `keep_at_least` rungs,
+    the lowest rung is kept for now, for the caller to move further down or drop
+    (`media.plan.prediction.second_rung`).
     """
     kept: list[int] = []
     dropped: list[str] = []
@@ -88,5 +88,5 @@ def spaced(rungs: Sequence[LadderRung], min_ratio: float = MIN_RATE_RATIO,
             kept.append(i)
     if len(kept) < min(keep_at_least, len(rungs)):
         kept.append(len(rungs) - 1)
-        dropped[-1] = dropped[-1].replace("dropped ", "kept (a title needs two rungs) ", 1)
+        dropped[-1] = dropped[-1].replace("dropped ", "kept (a second rung) ", 1)
     return kept, dropped
