@@ -216,15 +216,17 @@ def test_the_window_restarts_with_each_object_up_to_its_cap_and_state_ends(tmp_p
 def test_an_assetmap_settles_its_folder_at_once(imf, tmp_path):
     folder = str(tmp_path / "pkg")
     shutil.copytree(os.path.join(imf.root, "pkg"), folder)
+    other = os.path.join(folder, "other.mxf")  # beside the package, but not in it
+    shutil.copy(imf.files["master"].path, other)
     fn = _SettleFn(SETTLE_S, _Clock())
     held, last_due, timer = _Bag(), _Value(), _Timer()
-    for name in ("v1.mxf", "en.mxf"):
+    for name in ("v1.mxf", "other.mxf", "en.mxf"):
         list(fn.process((folder, _event(os.path.join(folder, name))), held=held,
                         last_due=last_due, settle=timer))
-    assert len(held.items) == 2
+    assert len(held.items) == 3
     assetmap = _event(os.path.join(folder, "ASSETMAP.xml"))
     assert list(fn.process((folder, assetmap), held=held, last_due=last_due,
-                           settle=timer)) == []
+                           settle=timer)) == [_event(other)]  # what it does not list
     assert held.items == [] and last_due.value is None
     assert list(fn.settled(key=folder, held=held, last_due=last_due)) == []  # nothing left
     # Held objects whose ASSETMAP is there when the window ends are the package's too.

@@ -4,11 +4,11 @@ An announced object (a notification or a watched file: it has a generation) that
 belong to a package not yet announced, an `.mxf` or `.xml` object in a folder with no
 ASSETMAP, is held by `_SettleFn`, keyed by its folder, until `settle_s` after the
 folder's latest such object (at most `MAX_WINDOWS` windows after its first). When the
-folder's ASSETMAP is announced, or is there when the window ends, the held objects are
-that package's and are dropped here: the package starts from the ASSETMAP's event (or a
-later object's) in `transforms.imf._UploadedFn`, which then finds every held object
-already stored. Else a held `.mxf` goes on as an ordinary source (a standalone MXF master)
-and a held `.xml` is dropped (an XML file is never a media source).
+folder's ASSETMAP is announced, or is there when the window ends, the held objects it
+lists are that package's and are dropped here: the package starts from the ASSETMAP's
+event (or a later object's) in `transforms.imf._UploadedFn`, which then finds every held
+object already stored. Any other held `.mxf` goes on as an ordinary source (a standalone
+MXF master), and any other held `.xml` is dropped (an XML file is never a media source).
 
 The fast path (`awaits_assetmap`): an MXF that holds both picture and sound is no IMF
 track file (each carries one essence component), so it goes on at once; it costs a read
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import apache_beam as beam
 from apache_beam.coders import FloatCoder, PickleCoder
@@ -35,8 +35,9 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Timestamp
 
+from media.core.errors import MediaError
 from media.core.types import IngestEvent
-from media.ingest.imf.assetmap import ASSETMAP_NAMES, find_assetmap
+from media.ingest.imf.assetmap import ASSETMAP_NAMES, find_assetmap, read_assetmap
 from media.ingest.imf.essence import interleaved_essence
 from media.ingest.imf.storage import Storage
 from transforms._storage import FileSystemsStorage
@@ -77,9 +78,9 @@ def awaits_assetmap(uri: str, storage: Storage) -> bool:
 
 
 class _SettleFn(beam.DoFn):
-    """(folder, IngestEvent) -> the held MXF objects of a folder that no ASSETMAP joined
+    """(folder, IngestEvent) -> the held MXF objects of a folder that no ASSETMAP listed
     within the window, as sources. An ASSETMAP's event (the folder's own) settles its
-    folder at once: what it held is the package's. Every state cell ends at the timer."""
+    folder at once. Every state cell ends at the timer."""
 
     HELD = BagStateSpec("held", PickleCoder())
     LAST_DUE = ReadModifyWriteStateSpec("last_due", FloatCoder())
@@ -99,7 +100,7 @@ class _SettleFn(beam.DoFn):
             if objects:
                 held.clear()
                 last_due.clear()  # the timer still fires, and finds nothing
-                _of_package(folder, objects, "its ASSETMAP arrived")
+                yield from self._settle(folder, objects, event.source_uri, "its ASSETMAP arrived")
             return
         now = self._clock()
         due = last_due.read()
@@ -120,22 +121,34 @@ class _SettleFn(beam.DoFn):
         last_due.clear()
         if not objects:
             return
-        if find_assetmap(key, FileSystemsStorage()) is not None:
-            _of_package(key, objects, "its ASSETMAP is there")
-            return
+        assetmap = find_assetmap(key, FileSystemsStorage())
+        yield from self._settle(key, objects, assetmap, "its ASSETMAP is there")
+
+    def _settle(self, folder: str, objects: list[IngestEvent], assetmap: str | None,
+                why: str) -> Iterator[IngestEvent]:
+        """The objects `assetmap` lists (all when it cannot be read: its package's dead
+        letter says why) are its package's; of the others, each MXF is a source."""
+        listed = _listed(assetmap) if assetmap else set()
         for event in objects:
-            if event.source_uri.lower().endswith(".mxf"):
+            uri = event.source_uri.rstrip("/")
+            if assetmap and (listed is None or uri in listed):
+                _OF_PACKAGE.inc()
+                log.info("%s: part of the IMF package %s (%s)", uri, folder, why)
+                continue
+            because = (f"the ASSETMAP of {folder} does not list it" if assetmap else
+                       f"no ASSETMAP in {folder} within {self._settle_s:g} s")
+            if uri.lower().endswith(".mxf"):
                 _RELEASED.inc()
-                log.info("%s: released as a source: no ASSETMAP in %s within %g s",
-                         event.source_uri, key, self._settle_s)
+                log.info("%s: released as a source: %s", uri, because)
                 yield event
             else:
                 _DROPPED.inc()
-                log.info("%s: dropped: no ASSETMAP in %s within %g s, and an XML file is "
-                         "no media source", event.source_uri, key, self._settle_s)
+                log.info("%s: dropped: %s, and an XML file is no media source", uri, because)
 
 
-def _of_package(folder: str, objects: list[IngestEvent], why: str) -> None:
-    _OF_PACKAGE.inc(len(objects))
-    for event in objects:
-        log.info("%s: part of the IMF package %s (%s)", event.source_uri, folder, why)
+def _listed(assetmap: str) -> set[str] | None:
+    """What an ASSETMAP lists (joined to its folder), None when it cannot be read."""
+    try:
+        return {asset.path for asset in read_assetmap(assetmap, FileSystemsStorage()).assets}
+    except (MediaError, OSError):
+        return None
