@@ -15,6 +15,8 @@ from apache_beam.testing.test_stream import TestStream as BeamTestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
+from tests.state_fakes import FakeBag as _FakeBag
+from tests.state_fakes import FakeValue as _FakeValue
 from transforms.gather import GatherParts, Part, _GatherFn
 
 
@@ -48,34 +50,6 @@ def test_duplicates_arriving_after_the_key_fired_do_not_fire_it_again():
         gathered = (pipeline | beam.Create(elements) | GatherParts()).main
         assert_that(gathered | "Keys" >> beam.Keys(), equal_to(["a"]), label="FiresOnce")
         assert_that(gathered, equal_to([("a", ["a0", "a1"])]), label="InOrder")
-
-
-class _FakeBag:
-    def __init__(self):
-        self.items: list = []
-
-    def add(self, item):
-        self.items.append(item)
-
-    def read(self):
-        return list(self.items)
-
-    def clear(self):
-        self.items = []
-
-
-class _FakeValue:
-    def __init__(self):
-        self.value = None
-
-    def read(self):
-        return self.value
-
-    def write(self, value):
-        self.value = value
-
-    def clear(self):
-        self.value = None
 
 
 def test_gather_fn_without_a_pipeline():

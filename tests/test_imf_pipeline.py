@@ -37,6 +37,8 @@ from media.ingest.imf.pipeline_source import (
 from media.ingest.imf.source import load_titles
 from media.ingest.imf.storage import LOCAL
 from tests.imf_factory import CplSpec, ImfFactory, Res, Seg, cpl_path
+from tests.state_fakes import FakeTimer as _Timer
+from tests.state_fakes import FakeValue as _Value
 from transforms.imf import _UploadedFn, package_of
 
 FRAMES = 48
@@ -270,28 +272,6 @@ def test_a_supplemental_package_alone_and_a_chosen_cpl(imf, tmp_path):
 
 
 # --- A package uploaded object by object ----------------------------------------------------
-
-
-class _Value:
-    def __init__(self):
-        self.value = None
-
-    def read(self):
-        return self.value
-
-    def write(self, value):
-        self.value = value
-
-    def clear(self):
-        self.value = None
-
-
-class _Timer:
-    def __init__(self):
-        self.at = None
-
-    def set(self, at):
-        self.at = at
 
 
 def test_an_uploaded_package_starts_once_when_its_last_asset_arrives(imf, tmp_path):

@@ -28,6 +28,9 @@ from apache_beam.utils.timestamp import Timestamp
 from media.core import ffmpeg
 from media.core.types import IngestEvent
 from tests.imf_factory import CplSpec, ImfFactory, Res, Seg, cpl_path
+from tests.state_fakes import FakeBag as _Bag
+from tests.state_fakes import FakeTimer as _Timer
+from tests.state_fakes import FakeValue as _Value
 from transforms.dead_letter import DEAD_LETTER
 from transforms.imf import HELD, NOT_IMF, OBJECTS, ImfTitles, _RouteFn
 from transforms.imf_settle import MAX_WINDOWS, _SettleFn
@@ -139,42 +142,6 @@ def test_a_standalone_mxf_is_a_source_after_the_window_and_an_xml_alone_is_dropp
 
 
 # --- The DoFns without a pipeline --------------------------------------------------------------
-
-
-class _Value:
-    def __init__(self):
-        self.value = None
-
-    def read(self):
-        return self.value
-
-    def write(self, value):
-        self.value = value
-
-    def clear(self):
-        self.value = None
-
-
-class _Bag:
-    def __init__(self):
-        self.items: list = []
-
-    def add(self, item):
-        self.items.append(item)
-
-    def read(self):
-        return list(self.items)
-
-    def clear(self):
-        self.items = []
-
-
-class _Timer:
-    def __init__(self):
-        self.at = None
-
-    def set(self, at):
-        self.at = at
 
 
 class _Clock:

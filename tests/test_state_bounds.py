@@ -25,6 +25,7 @@ from media.core.config import JobConfig
 from media.core.errors import ConfigurationError
 from media.core.types import IngestEvent
 from pipeline.options import job_config
+from tests.state_fakes import FakeValue as _Value
 from transforms.events import DeduplicateEvents
 from transforms.gather import TIMEOUT_HINT, GatherParts, Part, _GatherFn, index_ranges
 
@@ -113,22 +114,6 @@ def test_batch_sets_no_timer_and_reports_no_timeout():
         assert_that(gathered.main, equal_to([]), label="NotFired")
         assert_that(gathered.dead_letter, equal_to([]), label="NoDeadLetter")
         assert_that(unique | beam.Map(lambda e: e.generation), equal_to(["1"]), label="Once")
-
-
-class _Value:
-    def __init__(self):
-        self.value = None
-        self.reads = 0
-
-    def read(self):
-        self.reads += 1
-        return self.value
-
-    def write(self, value):
-        self.value = value
-
-    def clear(self):
-        self.value = None
 
 
 class _CountingBag:
