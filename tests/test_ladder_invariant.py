@@ -314,3 +314,27 @@ def test_the_fixed_ladder_on_an_easy_source_holds_the_invariant(easy_fixed_title
     assert verdict["holds"], verdict["violations"]
     assert verdict["rate_ratios"][0] >= 1.3
     assert check_hls_title(easy_fixed_title) == []
+
+
+@pytest.mark.browser
+@pytest.mark.usefixtures("chromium")
+@pytest.mark.parametrize("player, manifest", [("hls", "master.m3u8"), ("dash", "manifest.mpd")])
+def test_a_one_rung_title_plays_to_the_end(player, manifest, still_title, browser_players,
+                                           player_page):
+    """hls.js and dash.js in Chromium play the still title's one video rendition to its
+    end, with no error: a player needs no second rung to play."""
+    from urllib.parse import urlencode
+
+    from tests.browser_support import SiteServer
+
+    page, messages = player_page
+    query = urlencode({"player": player, "src": f"/title/{manifest}", "rate": 4})
+    with SiteServer({"player": browser_players, "title": still_title}) as base:
+        page.goto(f"{base}/player/player.html?{query}")
+        page.wait_for_function("lf.state.ended || lf.state.errors.length > 0",
+                               timeout=90_000, polling=50)
+        state = page.evaluate("lf.snapshot()")
+    console_errors = [m for m in messages if m.startswith(("console.error", "pageerror"))]
+    assert state["errors"] == [] and console_errors == [], (state, messages)
+    assert state["ended"] and state["currentTime"] == pytest.approx(4.0, abs=0.5), state
+    assert len(state["renditions"]) == 1 and state["videoHeight"] == 180, state
