@@ -38,7 +38,7 @@ from transforms.notify import NotifyTitleReady, PublishDeadLetters
 from transforms.package import PackageTitles
 from transforms.plan import PlanLadder
 from transforms.progress import ReportProgress
-from transforms.split import AUDIO, SUBTITLES, Split
+from transforms.split import SUBTITLES, Split
 from transforms.subtitles import ConvertSubtitles
 
 
@@ -85,8 +85,7 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     planned = sources | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
     # Audio spans share the encode stage with the video chunks: encoded while it is.
-    encoded = ((tasks.main, tasks[AUDIO]) | "AllEncodeTasks" >> beam.Flatten()
-               | "Encode" >> EncodeChunks(config.tool_timeout_s))
+    encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
     audio = encoded[AUDIO_SPANS] | "Audio" >> GatherAudio(config.title_timeout_s)
     _ = encoded.main | "Progress" >> ReportProgress()
     chunks = (

@@ -26,9 +26,8 @@ from media.plan.ladder import vmaf_height
 from media.quality.vmaf import MIN_SCORED_FRAMES, chunk_step
 from transforms.dead_letter import DEAD_LETTER, dead_letters
 
-__all__ = ["AUDIO", "SUBTITLES", "Split", "chunk_groups", "plan_tasks"]
+__all__ = ["SUBTITLES", "Split", "chunk_groups", "plan_tasks"]
 
-AUDIO = "audio"
 SUBTITLES = "subtitles"
 log = logging.getLogger(__name__)
 
@@ -104,15 +103,17 @@ class _SplitFn(beam.DoFn):
                  "span(s), %d subtitle track(s)", source.title_id, chunk_tasks[0].chunk_count,
                  len(renditions), ", ".join(renditions), len(source.audio), len(audio_tasks),
                  len(subtitle_tasks))
+        # Audio spans first, on the chunks' own output: the encode stage takes both, and a
+        # runner that keeps the order (the local FnApiRunner) encodes the longer audio
+        # spans first, so that none is left for after the last chunk.
+        yield from audio_tasks
         yield from chunk_groups(chunk_tasks)
-        for task in audio_tasks:
-            yield pvalue.TaggedOutput(AUDIO, task)
         for task in subtitle_tasks:
             yield pvalue.TaggedOutput(SUBTITLES, task)
 
 
 class Split(beam.PTransform):
-    """PCollection[TitlePlan] -> {'main': ChunkGroup, 'audio': AudioTask,
+    """PCollection[TitlePlan] -> {'main': AudioTask | ChunkGroup (the audio spans first),
     'subtitles': SubtitleTask, 'dead_letter': DeadLetter}."""
 
     def __init__(self, config: JobConfig):
@@ -121,4 +122,4 @@ class Split(beam.PTransform):
 
     def expand(self, sources):
         return sources | "PlanTasks" >> beam.ParDo(_SplitFn(self._config)).with_outputs(
-            AUDIO, SUBTITLES, DEAD_LETTER, main="main")
+            SUBTITLES, DEAD_LETTER, main="main")
