@@ -711,6 +711,7 @@ SAMPLES: dict[str, tuple[list[str], list[str]]] = {
             "max_duration_s",
             "title_timeout_s",
             "dedup_retention_s",
+            "imf_settle_s",
         ),
         FLOATS,
     ),
