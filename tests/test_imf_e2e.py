@@ -30,6 +30,8 @@ from tests.imf_factory import CplSpec, ImfFactory, Res, Seg
 
 FRAMES = 48  # 24 + 2 x 12 at 24 fps
 MIN_PSNR_DB = 30.0
+MIN_PSNR_SMALL_DB = 26.0
+"""The same for a rung under the source's size (44p at 6 CRF steps more: about 29 dB)."""
 TONE_HZ = 15.0
 AAC_FRAME_S = 1024 / 48000
 CUES = [(0.5, 1.5, "Hello from the start."), (1.6, 1.9, "Still the first half.")]
@@ -140,15 +142,28 @@ def test_every_rendition_has_the_cpl_frames_exactly(imf_run, tmp_path):
     assert len(reference) == FRAMES
     renditions = sorted((imf_run.title / "video").iterdir())
     assert len(renditions) == 2
+    own = _gray_frames(os.path.join(imf_run.good, "v1.mxf"))
     for track in renditions:
         frames = _gray_frames(io.BytesIO(_track_bytes(track)))
         assert len(frames) == FRAMES, track.name
-        scores = [_psnr(a, b) for a, b in zip(frames, reference, strict=True)]
-        assert np.mean(scores) >= MIN_PSNR_DB, (track.name, np.mean(scores))
+        # A rung under the source's size (the fixed ladder's second) against the
+        # composition scaled to it.
+        shape = frames[0].shape
+        scores = [_psnr(a, _scaled(b, shape)) for a, b in zip(frames, reference, strict=True)]
+        least = MIN_PSNR_DB if shape == reference[0].shape else MIN_PSNR_SMALL_DB
+        assert np.mean(scores) >= least, (track.name, np.mean(scores))
         # Frame 36 shows v1's frame 12 again (the repeat): it matches the composition's
         # frame 36, not the track file's own frame 36.
-        own = _gray_frames(os.path.join(imf_run.good, "v1.mxf"))
-        assert _psnr(frames[36], reference[36]) > _psnr(frames[36], own[36]) + 3
+        assert (_psnr(frames[36], _scaled(reference[36], shape))
+                > _psnr(frames[36], _scaled(own[36], shape)) + 3)
+
+
+def _scaled(frame: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A gray frame at `shape` (FFmpeg's scaler, as the encode's)."""
+    if frame.shape == shape:
+        return frame
+    image = av.VideoFrame.from_ndarray(frame.astype(np.uint8), format="gray")
+    return image.reformat(width=shape[1], height=shape[0]).to_ndarray().astype(np.float64)
 
 
 def _dominant_hz(data: bytes) -> tuple[float, float]:
