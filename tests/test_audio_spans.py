@@ -175,7 +175,8 @@ def test_the_pipeline_gathers_the_spans_into_one_track(sweep, tmp_path):
     from apache_beam.testing.util import assert_that
 
     from pipeline.local_runner import LOCAL_RUNNER
-    from transforms.audio import EncodeAudio
+    from transforms.audio import GatherAudio
+    from transforms.encode import AUDIO_SPANS, EncodeChunks
 
     info = inspect_source(sweep, sweep, "sweep")
     stream: AudioStreamInfo = info.audio[0]
@@ -196,7 +197,9 @@ def test_the_pipeline_gathers_the_spans_into_one_track(sweep, tmp_path):
 
     options = PipelineOptions([f"--runner={LOCAL_RUNNER}"])
     with TestPipeline(options=options, blocking=True) as pipeline:
-        out = pipeline | beam.Create(tasks) | EncodeAudio()
+        # As the pipeline does: the spans in the encode stage, then their gather.
+        spans = pipeline | beam.Create(tasks) | EncodeChunks()
+        out = spans[AUDIO_SPANS] | GatherAudio()
         assert_that(out["main"], check)
     track = tmp_path / "sweep" / "audio" / "aac-und-0"
     init = (track / "init.mp4").read_bytes()

@@ -31,7 +31,7 @@ from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 from transforms.gather import GatherParts, Part
 
-__all__ = ["AudioSpanResult", "EncodeAudio", "GatherAudio", "packaged_track"]
+__all__ = ["AudioSpanResult", "GatherAudio", "packaged_track"]
 
 log = logging.getLogger(__name__)
 _SPANS_ENCODED = Metrics.counter("ladderflow", "audio spans encoded")
@@ -168,28 +168,6 @@ def _display_name(language: str) -> str:
 def _keyed(element):
     """(title id, generation, track id) and the span's Part, typed for a deterministic key."""
     return element
-
-
-class EncodeAudio(beam.PTransform):
-    """PCollection[AudioTask] (one per span) -> {'main': ((title, generation),
-    PackagedTrack), 'dead_letter': DeadLetter}. The pipeline encodes the spans in the
-    video's stage instead (`transforms.encode.EncodeChunks`), then `GatherAudio`."""
-
-    def __init__(self, tool_timeout_s: float = 3600.0, title_timeout_s: float = 0.0):
-        super().__init__()
-        self._timeout_s = tool_timeout_s
-        self._title_timeout_s = title_timeout_s
-
-    def expand(self, tasks):
-        spans = (
-            tasks
-            | "SpreadOverWorkers" >> beam.Reshuffle()
-            | "EncodeAacSpans" >> beam.ParDo(_EncodeAudioFn(self._timeout_s)).with_outputs(
-                DEAD_LETTER, main="main")
-        )
-        tracks = spans.main | "Gather" >> GatherAudio(self._title_timeout_s)
-        rejects = ((spans[DEAD_LETTER], tracks[DEAD_LETTER]) | "Rejects" >> beam.Flatten())
-        return {"main": tracks["main"], DEAD_LETTER: rejects}
 
 
 class GatherAudio(beam.PTransform):
