@@ -195,14 +195,15 @@ def _on_direct_runner(options: PipelineOptions) -> bool:
     return options.view_as(StandardOptions).runner in (None, "DirectRunner", LOCAL_RUNNER)
 
 
-def _stop_on_signals(batch_running=lambda: False) -> Callable[[], None] | None:
+def _stop_on_signals(batch_running=lambda: False) -> Callable[[], None]:
     """Ctrl-C (SIGINT) and a service manager's SIGTERM stop the watcher between batches,
     also where it was started with SIGINT ignored or blocked (a script's background job
     inherits both): the signals are unblocked and raise KeyboardInterrupt. One that comes
     while a batch runs lets the batch finish first (raising inside the runner can leave
     its threads waiting, and the process with them); a second one stops at once."""
     if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers; a caller's thread keeps its own
+        # Only the main thread may set handlers; a caller's thread keeps its own.
+        return lambda: None
     asked = []
 
     def stop(signum, frame):
@@ -252,7 +253,7 @@ def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Deliver
 
     log.info("watching %s every %g s into %s (Ctrl-C stops)", opts.watch,
              opts.watch_interval_s, config.output_root)
-    stop_if_asked = _stop_on_signals(lambda: bool(running)) or (lambda: None)
+    stop_if_asked = _stop_on_signals(lambda: bool(running))
     try:
         watch_in_batches(opts.watch, opts.watch_interval_s, own_output_prefix(config.output_root),
                          run_batch, polls)
