@@ -221,9 +221,10 @@ def audio_run(packets: list[tuple[int, int]], tb) -> tuple[int, tuple[tuple[floa
     )
     gaps = []
     end = packets[0][0] + (packets[0][1] or fallback)
+    num, den = tb.numerator, tb.denominator  # int arithmetic: as exact, without Fractions
     for pts, dur in packets[1:]:
-        if float((pts - end) * tb) > AUDIO_GAP_S:
-            gaps.append((float(end * tb), float(pts * tb)))
+        if (pts - end) * num / den > AUDIO_GAP_S:
+            gaps.append((end * num / den, pts * num / den))
         end = max(end, pts + (dur or fallback))
     return end, tuple(gaps)
 

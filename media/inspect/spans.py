@@ -343,9 +343,21 @@ def _read_span(source, span: Span, out_base: str, uri: str
 
 def _copy_span(container, video, span: Span, out_path: str, fmt: str):
     seeks = [None] if span.start_s is None else [*SEEK_BACKOFF_S, math.inf]  # inf: from 0
-    for n, backoff in enumerate(seeks):
-        seek_s = None if backoff is None else max(0.0, span.start_s - backoff)
-        found = _copy_from(container, video, span, out_path, fmt, seek_s, fresh=n == 0)
+    before: float | None = None  # the span's first keyframe, where a read began at it
+    n = 0
+    while seeks:
+        if before is not None:  # once: seek to the keyframe before the span's first
+            seek_s, before = max(0.0, before - _JUST_BEFORE_S), math.nan
+        else:
+            backoff = seeks.pop(0)
+            seek_s = None if backoff is None else max(0.0, span.start_s - backoff)
+        try:
+            found = _copy_from(container, video, span, out_path, fmt, seek_s, fresh=n == 0)
+        except _NoPreroll as missing:
+            found = None
+            if before is None and missing.first_keyframe_s is not None:
+                before = missing.first_keyframe_s
+        n += 1
         if found is not None:
             return found
     raise UnreadableSource(f"no keyframe found at or before {span.start_s:.3f} s")
@@ -365,6 +377,7 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
     are the span's whose keyframe they follow."""
     audio_streams = [s for s in container.streams.audio if s.codec_context.sample_rate]
     vtb = video.time_base
+    atb = {s.index: s.time_base for s in audio_streams}  # a packet's builds a new Fraction
     if seek_s is not None or not fresh:
         container.seek(max(0, math.floor((seek_s or 0.0) / vtb)), stream=video,
                        backward=True, any_frame=False)
@@ -387,9 +400,9 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
             if not flushed:
                 lo = None if start is None else _group_start(pending, vtb)
                 if start is not None and not preroll and seek_s:
-                    raise _NoPreroll
+                    raise _NoPreroll(lo)  # seek further back, for the group before
                 for packet in early_audio:
-                    if lo is None or _time(packet, packet.time_base) >= lo - AUDIO_TAIL_S:
+                    if lo is None or _time(packet, atb[packet.stream.index]) >= lo - AUDIO_TAIL_S:
                         packet.stream = aout[packet.stream.index]
                         out.mux(packet)
                 early_audio.clear()
@@ -416,7 +429,7 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                 if index != video.index:
                     if pts is None:
                         continue
-                    t = float(pts * packet.time_base)
+                    t = _seconds(pts, atb[index])
                     if not packet.is_discard:
                         seen_audio[index].append((pts, packet.duration or 0, t))
                     if fmt == "matroska" and t < 0:
@@ -459,14 +472,9 @@ def _copy_from(container, video, span: Span, out_path: str, fmt: str, seek_s: fl
                 pending.append(packet)
         except (av.FFmpegError, ValueError) as exc:
             demux_error = str(exc)
-        except _NoPreroll:
-            return None  # seek further back, for the group before the span's first
         if not stopped:  # the end of the file
             if end is None or not pending:
-                try:
-                    flush()
-                except _NoPreroll:
-                    return None
+                flush()
             else:
                 hi = _group_start(pending, vtb)
         if not flushed and hi is not None and start is not None:
@@ -486,12 +494,27 @@ class _Preroll:
 
 
 class _NoPreroll(Exception):
-    """The read began at the span's first keyframe: the group before it is needed too."""
+    """The read began at the span's first keyframe (`first_keyframe_s`): the group before
+    it is needed too, so the next try seeks to just before that keyframe."""
+
+    def __init__(self, first_keyframe_s: float | None = None):
+        super().__init__(first_keyframe_s)
+        self.first_keyframe_s = first_keyframe_s
+
+
+_JUST_BEFORE_S = 0.001
+"""How far before a span's first keyframe a second try seeks, to land on the one before."""
 
 
 def _time(packet, time_base) -> float | None:
     pts = packet.pts if packet.pts is not None else packet.dts
-    return None if pts is None else float(pts * time_base)
+    return None if pts is None else _seconds(pts, time_base)
+
+
+def _seconds(ticks: int, time_base) -> float:
+    """`float(ticks * time_base)` without building a Fraction: an int over an int is
+    rounded once, as that is (a span reads tens of thousands of packets)."""
+    return ticks * time_base.numerator / time_base.denominator
 
 
 def _group_start(group: list, time_base) -> float | None:
@@ -517,7 +540,7 @@ def _packets_of(span, lo, hi, flushed, seen_video, seen_audio, audio_streams, vt
             return False
         return (lo_s is None or t >= lo_s) and (hi_s is None or t < hi_s)
 
-    mine = [(p, d, h) for p, d, h in seen_video if inside(float(p * vtb))]
+    mine = [(p, d, h) for p, d, h in seen_video if inside(_seconds(p, vtb))]
     shown = sorted((p, d) for p, d, h in mine if not h)
     pts = tuple(p for p, _ in shown)
     result = SpanResult(
