@@ -64,10 +64,11 @@ def _make(
     pix_fmt: str = "yuv420p",
     audio_codec: str = "aac",
     source: str = "testsrc",
+    size: str = SIZE,
 ) -> str:
     """testsrc (+ a 440 Hz sine), x264 ultrafast: the base of every clip."""
     spec = source + (":" if "=" in source else "=")
-    args = ["-f", "lavfi", "-i", f"{spec}size={SIZE}:rate={rate}:duration={seconds}"]
+    args = ["-f", "lavfi", "-i", f"{spec}size={size}:rate={rate}:duration={seconds}"]
     if audio:
         length = seconds if audio_seconds is None else audio_seconds
         args += [*before_audio, "-f", "lavfi"]
@@ -161,8 +162,9 @@ class Clips:
         )
 
     def _interlaced_unflagged(self, path):
-        # Interlaced pictures coded as progressive frames: only idet can tell.
-        return _make(path + ".mp4", rate=50, vf="interlace=scan=tff")
+        # Interlaced pictures coded as progressive frames: only idet can tell (at a
+        # size interlaced video has: under 480 lines the flag stands).
+        return _make(path + ".mp4", rate=50, vf="interlace=scan=tff", size="720x480")
 
     def _hdr(self, path):
         tags = "color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc:range=tv"
@@ -608,6 +610,14 @@ def test_a_failed_interlace_branch_costs_the_source_nothing(clips, monkeypatch, 
 )
 def test_interlace_decision(flag, counts, expected):
     assert interlace_decision(flag, counts) == expected
+
+
+def test_a_small_picture_flagged_progressive_stays_progressive_whatever_idet_says():
+    # 160x90 testsrc2, flagged progressive: idet read 38 of its 50 frames as tff.
+    fooled = IdetCounts(38, 3, 0, 9)
+    assert interlace_decision("progressive", fooled, height=90) == (False, "progressive")
+    assert interlace_decision("progressive", fooled, height=480) == (True, "tt")
+    assert interlace_decision("tt", fooled, height=90) == (True, "tt")  # the flag stands
 
 
 def test_interlace_flag_on_progressive_pictures_is_noted(clips):

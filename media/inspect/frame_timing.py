@@ -117,7 +117,7 @@ def _timing_facts(summary: StreamSummary, idet: IdetCounts | None) -> _Timing:
     span = (stamps.last - stamps.first) if intervals else 0
     mean_rate = float(intervals / (span * summary.time_base)) if span else 0.0
 
-    interlaced, order = interlace_decision(summary.field_order, idet)
+    interlaced, order = interlace_decision(summary.field_order, idet, summary.height)
     return _Timing(
         vfr=vfr,
         irregular=irregular,
@@ -248,7 +248,14 @@ def _idet(summary: StreamSummary, timeout_s: float | None = None) -> IdetCounts 
         return _idet_from(_read_metadata(meta))
 
 
-def interlace_decision(field_order: str, idet: IdetCounts | None) -> tuple[bool, str]:
+MIN_INTERLACED_LINES = 480
+"""The shortest picture idet may call interlaced against the stream's flag: interlaced
+video is 480 lines and up (480i, 576i, 1080i). On smaller pictures synthetic edges fool
+it: 160x90 testsrc2, flagged progressive, read as 38 top-field-first of 50 frames."""
+
+
+def interlace_decision(field_order: str, idet: IdetCounts | None,
+                       height: int = MIN_INTERLACED_LINES) -> tuple[bool, str]:
     """(interlaced, field order) from the stream's flag and idet's counts.
 
     idet alone is easily fooled by synthetic pictures (sharp horizontal edges moving
@@ -257,7 +264,8 @@ def interlace_decision(field_order: str, idet: IdetCounts | None) -> tuple[bool,
     frames and at least 4 times as often as the other order and as progressive. A stream
     flagged interlaced stays interlaced unless idet finds it clearly progressive (at
     least half the frames, 4 times more than interlaced ones). idet's field order wins
-    when it is sure of it; otherwise the flag's is kept.
+    when it is sure of it; otherwise the flag's is kept. A picture under
+    `MIN_INTERLACED_LINES` is interlaced only where its flag says so.
     """
     flagged = field_order in _INTERLACED_ORDERS
     if idet is None or idet.total == 0:
@@ -268,7 +276,7 @@ def interlace_decision(field_order: str, idet: IdetCounts | None) -> tuple[bool,
         and dominant >= 4 * min(idet.tff, idet.bff)
         and dominant >= 4 * idet.progressive
     )
-    if strong:
+    if strong and (flagged or height >= MIN_INTERLACED_LINES):
         return True, "tt" if idet.tff > idet.bff else "bb"
     progressive = idet.progressive >= 0.5 * idet.total and idet.progressive >= 4 * (
         idet.tff + idet.bff
