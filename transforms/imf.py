@@ -258,7 +258,8 @@ def imf_verdict(title: InspectedHead, results: list[SpanResult]) -> SourceInfo:
             log.warning("%s: inspection: %s", info.title_id, finding.message)
     return dataclasses.replace(info, findings=tuple(findings),
                                complexity=facts.complexity_bins,
-                               complexity_bin_frames=facts.complexity_bin_frames)
+                               complexity_bin_frames=facts.complexity_bin_frames,
+                               shot_cuts_s=facts.shot_cuts_s)
 
 
 def inspect_imf_title(info: SourceInfo, analyse: bool = False, span_s: float = SPAN_S,

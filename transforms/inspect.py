@@ -213,7 +213,7 @@ def with_facts(info: SourceInfo, facts, findings: tuple = ()) -> SourceInfo:
         sample_aspect_ratio=sar, hdr=facts.hdr,
         variable_frame_rate=facts.variable_frame_rate, findings=findings,
         complexity=facts.complexity_bins,
-        complexity_bin_frames=facts.complexity_bin_frames)
+        complexity_bin_frames=facts.complexity_bin_frames, shot_cuts_s=facts.shot_cuts_s)
 
 
 def inspect_package(package_uri: str, title_id: str,

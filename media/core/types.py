@@ -118,6 +118,9 @@ class SourceInfo:
     `complexity_bin_frames` frames (`media.inspect.complexity`); empty when not analysed, and once
     the ladder is planned (the plan has used it)."""
     complexity_bin_frames: int = 0
+    shot_cuts_s: tuple[float, ...] | None = None
+    """Where each shot but the first starts, seconds from the start (inspection's scdet,
+    `media.inspect.shots`); None when not looked for. The report lists them."""
     markers: tuple[tuple[str, int, float], ...] = ()
     """(label, frame, seconds) of an IMF composition's markers (FFOC, FFEC, ...): the
     report lists them."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from media.core import ffmpeg
-from media.inspect import complexity
+from media.inspect import complexity, shots
 from media.inspect.probe import SOURCE_INPUT_OPTIONS
 from media.inspect.results import StreamSummary
 from media.inspect.thresholds import (
@@ -98,6 +98,9 @@ class _Pass:
     idet_frames: tuple[tuple[float, str], ...] = ()
     """A span's decode (`Window`): each frame idet looked at, (time on the source's
     timeline, its single-frame class: tff, bff, progressive or undetermined)."""
+    scene_cuts: tuple[float, ...] | None = None
+    """The frames scdet called a cut (`media.inspect.shots`), seconds from the start (a
+    span's decode: its own frames' only); None where scdet did not run."""
 
     @property
     def errors(self) -> int:
@@ -147,12 +150,14 @@ def _decode_pass(
     source."""
     available = ffmpeg_filters()
     vfilters = [f for f in ("blackdetect", "freezedetect") if video_detect and f in available]
+    scenes = video_detect and "scdet" in available
     afilters = [f for f in ("silencedetect",) if audio_detect and f in available]
     analyse = analysis_bin > 0 and "libx264" in ffmpeg_encoders() and "scale" in available
     idet = idet and {"idet", "split", "trim"} <= available
     with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
         vstats, vmeta = os.path.join(tmp, "video.stats"), os.path.join(tmp, "video.meta")
         vpost, imeta = os.path.join(tmp, "video.post"), os.path.join(tmp, "idet.meta")
+        cuts_meta = os.path.join(tmp, "cuts.meta")
         args = [
             "-loglevel",
             "repeat+error",  # one line per error: no "repeated N times"
@@ -172,6 +177,8 @@ def _decode_pass(
         detecting = bool(chain)
         if chain:
             chain.append(f"metadata=mode=print:file={_filter_value(vmeta)}")
+        if scenes:  # after that print: scdet tags every frame with its score
+            chain += shots.scdet_chain(_filter_value(cuts_meta))
         if analyse:
             chain.append(complexity.analysis_filter(summary.width, summary.height))
         if idet:
@@ -261,7 +268,17 @@ def _decode_pass(
             idet_frames=tuple(
                 (t, m.get("lavfi.idet.single.current_frame", "undetermined"))
                 for t, m in _read_metadata(imeta)) if idet and window else (),
+            scene_cuts=_window_cuts(shots.read_cuts(cuts_meta), window)
+            if scenes else None,
         )
+
+
+def _window_cuts(cuts: Sequence[float], window: Window | None) -> tuple[float, ...]:
+    """Cut times as a whole decode reports them: a span's (`window`) own, less its
+    offset."""
+    if window is None:
+        return tuple(cuts)
+    return tuple(t - window.offset_s for t in cuts if window.holds(t))
 
 
 def _error_lines(stderr: str) -> tuple[str, ...]:

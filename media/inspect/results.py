@@ -76,6 +76,9 @@ class SourceFacts:
     """Bytes of the complexity analysis encode per run of `complexity_bin_frames` decoded
     frames (about a second each; `media.inspect.complexity`); empty when not analysed."""
     complexity_bin_frames: int = 0
+    shot_cuts_s: tuple[float, ...] | None = None
+    """Where each shot but the first starts (seconds from the start, as findings' times:
+    `media.inspect.shots`); None when not looked for."""
 
 
 @dataclass(frozen=True)

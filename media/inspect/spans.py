@@ -12,7 +12,8 @@ the same detectors as a whole decode, counting none of that pre-roll. What it re
 (`SpanResult`) is slim and on the source's timeline: its packet timestamps summarised
 (`media.inspect.timestamps`: a few numbers, however long the span), decoded frame
 counts, every black, frozen or silent stretch (however short: one cut at a span join is
-joined again), decode errors and complexity bytes of its own frames.
+joined again), decode errors, complexity bytes and shot cuts (`media.inspect.shots`) of
+its own frames.
 
 `merge_spans` joins the spans (a stretch crossing a join is one stretch; a gap at a join
 is found from the timestamps on both sides) into one demux summary and one decode pass,
@@ -148,6 +149,9 @@ class SpanResult:
     ran_video_filters: tuple[str, ...] = ()
     ran_audio_filters: tuple[str, ...] = ()
     analysis_bytes: tuple[int, ...] = ()
+    cuts: tuple[float, ...] | None = None
+    """The frames of the span scdet called a cut (seconds from the start; none of the
+    pre-roll's, which gives the span's first frame the one before it); None: not run."""
     idet: str = ""
     """idet's class of each of the span's first frames (up to `IDET_FRAMES`), in order,
     run-length coded ("t12p3": 12 top-field-first, then 3 progressive; `_idet_runs`)."""
@@ -261,7 +265,8 @@ def _with_decode(packets: SpanResult, result: _Pass, head: StreamSummary) -> Spa
         frozen=inside(result.video_meta, "lavfi.freezedetect.freeze_start",
                       "lavfi.freezedetect.freeze_end", end, True),
         ran_video_filters=result.ran_video_filters, ran_audio_filters=result.ran_audio_filters,
-        analysis_bytes=result.analysis_bytes, **_idet_classes(result, span.start_s))
+        analysis_bytes=result.analysis_bytes, cuts=result.scene_cuts,
+        **_idet_classes(result, span.start_s))
 
 
 def _idet_classes(result: _Pass, start_s: float | None) -> dict[str, str]:
@@ -649,7 +654,16 @@ def merged_pass(summary: StreamSummary, results: Sequence[SpanResult]) -> _Pass:
         ran_audio_filters=_common(r.ran_audio_filters for r in results if r.frames),
         analysis_bytes=tuple(b for r in results for b in r.analysis_bytes) if analysed else (),
         idet=_first_idet(results),
+        scene_cuts=_merged_cuts(results),
     )
+
+
+def _merged_cuts(results: Sequence[SpanResult]) -> tuple[float, ...] | None:
+    """Every span's cuts, in order (None where a span that decoded frames ran no scdet)."""
+    decoded = [r for r in results if r.frames]
+    if not decoded or any(r.cuts is None for r in decoded):
+        return None
+    return tuple(sorted(t for r in decoded for t in r.cuts or ()))
 
 
 def _first_idet(results: Sequence[SpanResult]) -> IdetCounts | None:

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 
 from media.core.errors import ToolFailed
-from media.inspect import complexity
+from media.inspect import complexity, shots
 from media.inspect.codepoints import _INTERLACED_ORDERS
 from media.inspect.colour_tags import colour, colour_facts
 from media.inspect.decode_pass import Window, _decode_pass, _Pass
@@ -55,6 +55,10 @@ def verdict(summary: StreamSummary, result: _Pass, box_problem: str, size: int,
         facts = dataclasses.replace(
             facts, complexity_bins=complexity.binned(result.analysis_bytes, bin_frames),
             complexity_bin_frames=bin_frames)
+    if result.scene_cuts is not None:
+        facts = dataclasses.replace(facts, shot_cuts_s=shots.shot_cuts(
+            result.scene_cuts, summary.video_start_s - summary.start_s,
+            float(summary.frame_interval_ticks * summary.time_base)))
     return ordered(findings), facts
 
 

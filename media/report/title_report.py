@@ -171,6 +171,9 @@ def title_report(title_id: str, source: SourceInfo | None,
         # the complexity measured for planning: per segment in the plan, not per second here
         data.pop("complexity")
         data.pop("complexity_bin_frames")
+        cuts = data.pop("shot_cuts_s")
+        if cuts is not None:  # the shot changes inspection found, on the title's timeline
+            report["shots"] = {"cuts_s": list(cuts), "count": len(cuts)}
         data["duration_s"] = round(float(source.duration_s), 6)
         report["source"] = data
         if source.markers:  # an IMF composition's markers (FFOC, FFEC, ...), for players
