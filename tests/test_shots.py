@@ -78,11 +78,14 @@ def clips(tmp_path_factory):
     }
 
 
-def test_the_cuts_are_found_alike_by_a_whole_decode_and_by_spans(clips):
-    _, whole = inspect_file(clips["cuts"])
-    _, spans = inspect_by_spans(clips["cuts"], span_s=SPAN_S)
-    assert whole.shot_cuts_s == CUTS
-    assert spans == whole  # every fact, the cuts included
+@pytest.mark.parametrize("analyse", [False, True])
+def test_the_cuts_are_found_alike_by_a_whole_decode_and_by_spans(clips, analyse):
+    # With the complexity analysis encode in the same chain, the cuts are the same.
+    _, whole = inspect_file(clips["cuts"], analyse=analyse)
+    _, spans = inspect_by_spans(clips["cuts"], span_s=SPAN_S, analyse=analyse)
+    assert whole.shot_cuts_s == spans.shot_cuts_s == CUTS
+    if not analyse:
+        assert spans == whole  # every fact
 
 
 def test_a_cut_on_a_span_bound_is_found_once_by_the_span_it_starts(clips):
@@ -120,3 +123,22 @@ def test_report_json_lists_the_cuts(clips):
     report = json.loads(json.dumps(title_report("shots", info, [])))
     assert report["shots"] == {"cuts_s": list(CUTS), "count": len(CUTS)}
     assert "shot_cuts_s" not in report["source"]
+
+
+def test_the_published_report_json_lists_the_cuts(clips, tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from media.core.config import JobConfig
+    from media.core.types import EncodeSettings
+    from pipeline.graph import build_pipeline
+    from pipeline.local_runner import LOCAL_RUNNER
+
+    config = JobConfig(output_root=str(tmp_path), ladder="fixed", max_renditions=1,
+                       chunk_segments=1, encode=EncodeSettings(preset="ultrafast"),
+                       score_vmaf=False).validate()
+    with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]),
+                      blocking=True) as p:
+        build_pipeline(p, [clips["cuts"]], config)
+    report = json.loads((tmp_path / "cuts" / "report.json").read_text())
+    assert report["shots"] == {"cuts_s": list(CUTS), "count": len(CUTS)}
