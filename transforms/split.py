@@ -12,6 +12,7 @@ track), and one `SubtitleTask` per subtitle file on the `subtitles` output.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import apache_beam as beam
@@ -46,8 +47,12 @@ def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | No
     chunks = grid_chunks(source.frame_count, grid)
     audio_streams = list(source.audio)
     track_count = len(renditions) + len(audio_streams) + len(source.subtitles)
+    # The title's shot cuts (thousands in a feature) ride on each rendition's chunk 0
+    # alone, where the report reads its source; every other task carries none.
+    lean = dataclasses.replace(source, shot_cuts_s=None) if source.shot_cuts_s else source
     chunk_tasks = [
-        ChunkTask(source=source, rendition=rendition, chunk=chunk, chunk_count=len(chunks),
+        ChunkTask(source=source if chunk.index == 0 else lean, rendition=rendition,
+                  chunk=chunk, chunk_count=len(chunks),
                   grid=grid, output_root=config.output_root, settings=config.encode,
                   score_vmaf=config.score_vmaf, vmaf_height=vmaf_height(source),
                   track_position=position, track_count=track_count,
@@ -63,7 +68,7 @@ def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | No
         source.duration_s, grid.segment_s,
         audio_span_segments or audio_spans.AUDIO_SPAN_SEGMENTS)
     audio_tasks = [
-        AudioTask(source=source, stream=stream, track_id=audio_track_id(stream.language, i),
+        AudioTask(source=lean, stream=stream, track_id=audio_track_id(stream.language, i),
                   output_root=config.output_root, grid=grid,
                   bitrate_kbps=config.audio_kbps, track_position=len(renditions) + i,
                   track_count=track_count, span_index=span.index, span_count=span.count,
@@ -74,7 +79,7 @@ def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | No
     ]
     first_subtitle = len(renditions) + len(audio_streams)
     subtitle_tasks = [
-        SubtitleTask(source=source, track=track, track_id=subtitle_track_id(track.language, i),
+        SubtitleTask(source=lean, track=track, track_id=subtitle_track_id(track.language, i),
                      output_root=config.output_root, grid=grid,
                      track_position=first_subtitle + i, track_count=track_count)
         for i, track in enumerate(source.subtitles)
