@@ -10,7 +10,8 @@ presets as `media.encode.encoders` maps it), one run at a time on this machine, 
 prints per source and codec:
 
 - BD-rate (VMAF, mean pooling; `media.quality.bdrate`) of the codec's ladder against the
-  H.264 ladder: negative = fewer bits at equal VMAF (goals: AV1 at most -30 %, HEVC at
+  H.264 ladder (where either ladder has fewer than 4 rungs, over the rungs there are,
+  marked "(n/m rungs)"): negative = fewer bits at equal VMAF (goals: AV1 at most -30 %, HEVC at
   most -20 %);
 - the final encodes' CPU seconds over H.264's (goal for AV1: at most 3x), and the SVT-AV1
   preset that `--preset` maps to;
@@ -40,7 +41,7 @@ from benchmarks.per_title import (
     run_pipeline,
 )
 from media.encode.encoders import _SVT_PRESETS
-from media.quality.bdrate import bd_rate
+from media.quality.bdrate import MIN_POINTS, bd_rate
 
 GOALS = {"av1": -30.0, "hevc": -20.0}
 """BD-rate goals against H.264 (%, VMAF)."""
@@ -78,8 +79,13 @@ def codec_figures(reports: dict[str, dict]) -> dict[str, dict]:
                    "planning": report["plan"].get("trial_cost_cpu_s", 0.0) / encode_cpu
                    if encode_cpu else float("nan")}
         if codec != "h264":
+            test = monotonic(ladder_points(report))
+            figures["bd_points"] = (len(anchor), len(test))
+            # A per-title ladder of two or three rungs is compared on its rungs (PCHIP,
+            # a straight line in ln-rate between two): coarser, flagged in the table.
+            figures["bd_coarse"] = min(len(anchor), len(test)) < MIN_POINTS
             try:
-                figures["bd_rate"] = bd_rate(anchor, monotonic(ladder_points(report)))
+                figures["bd_rate"] = bd_rate(anchor, test, min_points=2)
             except ValueError as exc:
                 figures["bd_rate_error"] = str(exc)
         out[codec] = figures
@@ -114,14 +120,15 @@ def main() -> int:
     print(f"\ncodec ladders against H.264, per-title, --preset {args.preset} (SVT-AV1 preset "
           f"{_SVT_PRESETS.get(args.preset, 8)}), {args.duration:g} s at scale {args.scale:g}, "
           f"{os.cpu_count()} cores")
-    print("source    codec  rungs  BD-rate (VMAF)   goal     encode CPU s  x H.264  "
+    print("source    codec  rungs  BD-rate (VMAF)               goal     encode CPU s  x H.264  "
           "planning/encode CPU")
     for name, figures in rows:
         for codec, f in figures.items():
-            bd = (f"{f['bd_rate']:+8.1f} %" if "bd_rate" in f
-                  else "  anchor" if codec == "h264" else "     n/a")
+            bd = (f"{f['bd_rate']:+8.1f} %" + (" ({}/{} rungs)".format(*f["bd_points"])
+                                                  if f["bd_coarse"] else "")
+                  if "bd_rate" in f else "  anchor" if codec == "h264" else "     n/a")
             goal = f"{GOALS[codec]:+.0f} %" if codec in GOALS else ""
-            print(f"{name:9s} {codec:5s} {f['rungs']:6d}  {bd:15s}  {goal:7s} "
+            print(f"{name:9s} {codec:5s} {f['rungs']:6d}  {bd:27s}  {goal:7s} "
                   f"{f['encode_cpu_s']:12.1f} {f['cpu_ratio']:8.2f}  {f['planning']:8.2f}")
             if "bd_rate_error" in f:
                 print(f"          ({f['bd_rate_error']})")

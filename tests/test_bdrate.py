@@ -118,6 +118,21 @@ def test_fewer_than_four_points_raise():
         bd_vmaf(ANCHOR[:2], ANCHOR)
 
 
+def test_a_short_ladder_is_compared_on_its_rungs_when_asked():
+    # Two rungs each: straight lines in ln-rate, ln R = 4 + 0.05·V on V in [60, 90] and
+    # ln R = 3.5 + 0.055·V on [70, 95]: over [70, 90] the gap is −0.5 + 0.005·80.
+    anchor = [(math.exp(4 + 0.05 * v), v) for v in (60, 90)]
+    test = [(math.exp(3.5 + 0.055 * v), v) for v in (70, 95)]
+    expected = (math.exp(-0.5 + 0.005 * 80) - 1) * 100
+    assert bd_rate(anchor, test, min_points=2) == pytest.approx(expected, abs=1e-9)
+    three = [*test, (math.exp(3.5 + 0.055 * 80), 80)]  # a rung on the same line
+    assert bd_rate(anchor, three, min_points=2) == pytest.approx(expected, abs=1e-9)
+    pair = ANCHOR[1:3]
+    assert bd_rate(pair, scaled(pair, 0.7), min_points=2) == pytest.approx(-30.0)
+    with pytest.raises(ValueError, match="test curve has 1 points"):
+        bd_rate(anchor, test[:1], min_points=1)
+
+
 @pytest.mark.parametrize("bad", [
     [(500.0, 60.0), (1000.0, 72.0), (2000.0, 70.0), (4000.0, 89.0)],  # VMAF dips
     [(500.0, 60.0), (1000.0, 72.0), (1000.0, 75.0), (4000.0, 89.0)],  # repeated rate

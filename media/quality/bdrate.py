@@ -73,6 +73,8 @@ def _pchip_slopes(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
     """Fritsch–Carlson derivatives: a weighted harmonic mean of the neighbouring secants."""
     h = [b - a for a, b in itertools.pairwise(xs)]
     delta = [(ys[i + 1] - ys[i]) / h[i] for i in range(len(h))]
+    if len(xs) == 2:  # one piece: the straight line
+        return [delta[0], delta[0]]
     slopes = [0.0] * len(xs)
     for k in range(1, len(xs) - 1):
         if delta[k - 1] * delta[k] > 0:
@@ -83,12 +85,13 @@ def _pchip_slopes(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
     return slopes
 
 
-def _checked(curve: Curve, name: str) -> list[tuple[float, float]]:
+def _checked(curve: Curve, name: str, min_points: int = MIN_POINTS
+             ) -> list[tuple[float, float]]:
     """The curve sorted by rate, or ValueError saying what is wrong with it."""
     points = sorted((float(kbps), float(vmaf)) for kbps, vmaf in curve)
-    if len(points) < MIN_POINTS:
+    if len(points) < max(2, min_points):
         raise ValueError(f"{name} curve has {len(points)} points; BD metrics need at least "
-                         f"{MIN_POINTS} (encode more rate points)")
+                         f"{max(2, min_points)} (encode more rate points)")
     for kbps, vmaf in points:
         if not (math.isfinite(kbps) and kbps > 0 and math.isfinite(vmaf)):
             raise ValueError(f"{name} curve: point ({kbps}, {vmaf}) needs a positive rate "
@@ -120,23 +123,25 @@ def _mean_gap(anchor: list[tuple[float, float]], test: list[tuple[float, float]]
     return (ft.integral(lo, hi) - fa.integral(lo, hi)) / (hi - lo)
 
 
-def bd_rate(anchor: Curve, test: Curve) -> float:
+def bd_rate(anchor: Curve, test: Curve, min_points: int = MIN_POINTS) -> float:
     """Bjøntegaard delta rate of `test` against `anchor`, percent, at equal VMAF.
 
     Negative: the test needs fewer bits for the same quality (−20 means 20 % fewer).
     Curves are (kbps, vmaf) pairs in any order. ln(rate) is interpolated as a function
-    of VMAF (PCHIP) and averaged over the VMAF interval both curves cover.
+    of VMAF (PCHIP) and averaged over the VMAF interval both curves cover. A ladder of
+    two or three rungs can be compared with `min_points` 2 (two points: a straight line
+    in ln-rate between them): a coarser figure, over the rungs there are.
     """
-    a, t = _checked(anchor, "anchor"), _checked(test, "test")
+    a, t = _checked(anchor, "anchor", min_points), _checked(test, "test", min_points)
     gap = _mean_gap(a, t, x_of=lambda p: p[1], y_of=lambda p: math.log(p[0]), axis="VMAF")
     return (math.exp(gap) - 1) * 100
 
 
-def bd_vmaf(anchor: Curve, test: Curve) -> float:
+def bd_vmaf(anchor: Curve, test: Curve, min_points: int = MIN_POINTS) -> float:
     """Bjøntegaard delta quality of `test` against `anchor`, VMAF points, at equal rate.
 
     Positive: the test looks better for the same bits. VMAF is interpolated as a
     function of ln(rate) (PCHIP) and averaged over the ln-rate interval both curves cover.
     """
-    a, t = _checked(anchor, "anchor"), _checked(test, "test")
+    a, t = _checked(anchor, "anchor", min_points), _checked(test, "test", min_points)
     return _mean_gap(a, t, x_of=lambda p: math.log(p[0]), y_of=lambda p: p[1], axis="rate")
