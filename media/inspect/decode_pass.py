@@ -141,16 +141,17 @@ def _decode_pass(
     idet: bool = False,
     timeout_s: float | None = None,
     window: Window | None = None,
+    find_shots: bool = True,
 ) -> _Pass:
     """Decode the video and every audio stream to the null muxer, through the detection
     filters asked for; with an `analysis_bin` (frames), the video also through the
     complexity analysis encode (`media.inspect.complexity`); with `idet`, the first `IDET_FRAMES`
     frames also through interlace detection (a branch of the same decode, where a process
-    of its own would decode them again). Raises `ToolFailed` when FFmpeg gives up on the
-    source."""
+    of its own would decode them again); with `video_detect` and `find_shots`, the shot changes
+    (`media.inspect.shots`). Raises `ToolFailed` when FFmpeg gives up on the source."""
     available = ffmpeg_filters()
     vfilters = [f for f in ("blackdetect", "freezedetect") if video_detect and f in available]
-    scenes = video_detect and "scdet" in available
+    scenes = video_detect and find_shots and "scdet" in available
     afilters = [f for f in ("silencedetect",) if audio_detect and f in available]
     analyse = analysis_bin > 0 and "libx264" in ffmpeg_encoders() and "scale" in available
     idet = idet and {"idet", "split", "trim"} <= available

@@ -23,7 +23,8 @@ def black_and_frozen(
     missing = [f for f in ("blackdetect", "freezedetect") if f not in ffmpeg_filters()]
     if len(missing) == 2:
         return [_skipped("Black and frozen video", missing)]
-    result = _decode_pass(summary, video_detect=True, audio_detect=False, timeout_s=timeout_s)
+    result = _decode_pass(summary, video_detect=True, audio_detect=False, timeout_s=timeout_s,
+                          find_shots=False)
     findings = _black_frozen_findings(result)
     return [_skipped("Black and frozen video", missing), *findings] if missing else findings
 
