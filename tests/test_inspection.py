@@ -272,6 +272,7 @@ def test_a_clean_clip_has_only_info_findings(clips):
         duration_mismatch_s=0.0,
         frame_rate=Fraction(25),
         video_end_s=pytest.approx(SECONDS),
+        shot_cuts_s=(),  # looked for (scdet), none: one shot
     )
 
 
