@@ -34,6 +34,7 @@ from media.plan.chunking import segment_grid
 from media.plan.ladder import apple_ladder, codec_ladders, fixed_ladder
 from media.plan.per_title import NoLadder, plan_title
 from media.plan.trials import (
+    lean_result,
     probe_tasks,
     refine_tasks,
     run_trials,
@@ -122,7 +123,7 @@ class _RunTrialFn(beam.DoFn):
         if _storage.exists(record_uri):
             reused = trial_results(task, _storage.read_json(record_uri))
             if reused is not None:
-                yield from reused
+                yield from map(lean_result, reused)
                 return
         try:
             with tempfile.TemporaryDirectory(prefix="ladderflow-trial-") as scratch:
@@ -135,7 +136,7 @@ class _RunTrialFn(beam.DoFn):
                 task.title_id, task.source.source_uri, "plan (trial encode)", exc))
             return
         _storage.write_json(record_uri, record)
-        yield from trial_results(task, record)
+        yield from map(lean_result, trial_results(task, record))
 
 
 class _RefineFn(beam.DoFn):

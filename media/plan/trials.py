@@ -209,10 +209,28 @@ def refine_tasks(probed: Sequence[TrialResult], config: JobConfig
     heights = heights_to_refine(
         trial_points(probed), top_vmaf=config.top_vmaf, max_kbps=config.max_kbps or None,
         min_kbps=config.min_kbps, step_ratio=config.step_ratio, max_rungs=config.max_rungs)
-    tasks = (trial_tasks(first.source, config, first.grid, spans, heights,
-                         first_index=len(probed), codec=first.codec, hdr=first.hdr)
+    tasks = (trial_tasks(without_complexity(first.source), config, first.grid, spans,
+                         heights, first_index=len(probed), codec=first.codec, hdr=first.hdr)
              if spans else [])
     return tasks, heights
+
+
+def without_complexity(source: SourceInfo) -> SourceInfo:
+    """`source` without its per-second complexity (7,200 numbers at 2 hours), which
+    planning reads from the title's first trial result alone (`lean_result`)."""
+    if not source.complexity:
+        return source
+    return dataclasses.replace(source, complexity=(), complexity_bin_frames=0)
+
+
+def lean_result(result: TrialResult) -> TrialResult:
+    """`result` as the trial gathers carry it: the source's complexity on the title's
+    first result only (index 0, the probe's, where `sample_spans` and `plan_title` read
+    it), so a part stays a few kilobytes whatever the title's length."""
+    if result.index == 0 or not result.task.source.complexity:
+        return result
+    task = dataclasses.replace(result.task, source=without_complexity(result.task.source))
+    return dataclasses.replace(result, task=task)
 
 
 def trial_record(task: TrialTask, encodes: Sequence[TrialEncode], encoding: ffmpeg.ToolRun,
