@@ -1,7 +1,8 @@
 """The pipeline graph: sources in, published titles and dead letters out.
 
     ingest (a list of sources | Pub/Sub notifications | a watched prefix) -> Deduplicate
-           -> Inspect -> PlanLadder -> Split -> Reshuffle -> Encode+Score (quality gate)
+           -> Inspect -> PlanLadder -> Split [-> Probe -> Gather(title) -> Allocate]
+           -> Reshuffle -> Encode+Score (quality gate)
               (audio spans in the same stage -> Gather(title, track))
            -> Gather(title, rendition)
            -> Assemble -> Gather(title) -> Package (manifests last)
@@ -25,6 +26,7 @@ import apache_beam as beam
 
 from media.core.config import JobConfig
 from media.core.types import IngestEvent
+from transforms.allocate import AllocateBits
 from transforms.assemble import AssembleRenditions
 from transforms.audio import GatherAudio
 from transforms.dead_letter import DEAD_LETTER, WriteDeadLetters
@@ -84,8 +86,12 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     sources = (inspected.main, imf["main"]) | "AllSources" >> beam.Flatten()
     planned = sources | "PlanLadder" >> PlanLadder(config)
     tasks = planned["main"] | "Split" >> Split(config)
+    to_encode, allocation_rejects = tasks.main, ()
+    if config.allocates:  # each chunk's CRF per rung from its probes (--allocation optimal)
+        allocated = tasks.main | "AllocateBits" >> AllocateBits(config)
+        to_encode, allocation_rejects = allocated["main"], (allocated[DEAD_LETTER],)
     # Audio spans share the encode stage with the video chunks: encoded while it is.
-    encoded = tasks.main | "Encode" >> EncodeChunks(config.tool_timeout_s)
+    encoded = to_encode | "Encode" >> EncodeChunks(config.tool_timeout_s)
     audio = encoded[AUDIO_SPANS] | "Audio" >> GatherAudio(config.title_timeout_s)
     _ = encoded.main | "Progress" >> ReportProgress()
     chunks = (
@@ -108,7 +114,8 @@ def build_graph(events: beam.PCollection, config: JobConfig, delivery: Delivery 
     if delivery.notify_topic:
         published = published | "NotifyTitleReady" >> NotifyTitleReady(delivery.notify_topic)
     rejects = (
-        (*event_rejects, imf[DEAD_LETTER], inspected[DEAD_LETTER], planned[DEAD_LETTER],
+        (*event_rejects, *allocation_rejects, imf[DEAD_LETTER], inspected[DEAD_LETTER],
+         planned[DEAD_LETTER],
          encoded[DEAD_LETTER], tasks[DEAD_LETTER], chunks[DEAD_LETTER], renditions[DEAD_LETTER],
          audio[DEAD_LETTER], subtitles[DEAD_LETTER], tracks[DEAD_LETTER], packaged[DEAD_LETTER])
         | "AllRejects" >> beam.Flatten()

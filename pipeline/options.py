@@ -98,6 +98,14 @@ class LadderflowOptions(PipelineOptions):
                             help="Rate ratio between neighbouring rungs. Default 1.7.")
         parser.add_argument("--trial_preset", default="veryfast", choices=X264_PRESETS,
                             help="x264 preset of the trial encodes. Default veryfast.")
+        parser.add_argument("--allocation", default="constant", choices=("constant", "optimal"),
+                            help="How a rung's bits are shared among its chunks: constant "
+                            "(every chunk at the rung's VMAF) or optimal (each chunk's CRF "
+                            "from probe encodes, so the rung meets its VMAF as a title for "
+                            "the fewest bits). Per-title ladders with VMAF. Default constant.")
+        parser.add_argument("--allocation_max_drop", type=float, default=6.0,
+                            help="With --allocation optimal: how far (VMAF) under the "
+                            "rung's target one chunk may be aimed. Default 6.")
         parser.add_argument("--trial_crfs", default="19,26,33",
                             help="CRFs trial-encoded at every resolution. Default 19,26,33.")
         parser.add_argument("--trial_fraction", type=float, default=0.1,
@@ -184,6 +192,8 @@ def job_config(options: PipelineOptions) -> JobConfig:
         max_kbps=opts.max_kbps,
         step_ratio=opts.step_ratio,
         trial_preset=opts.trial_preset,
+        allocation=opts.allocation,
+        allocation_max_drop=opts.allocation_max_drop,
         trial_crfs=_floats(opts.trial_crfs, "--trial_crfs"),
         codecs=tuple(c.strip() for c in opts.codecs.split(",")),
         hdr=opts.hdr,

@@ -76,6 +76,9 @@ class _PackageFn(beam.DoFn):
         plan = _storage.read_json(plan_uri) if _storage.exists(plan_uri) else None
         report = title_report(title_id, source, tracks, plan)
         report["job_fingerprint"] = self._fingerprint
+        allocation_uri = naming.allocation_record_uri(self._output_root, work_id)
+        if _storage.exists(allocation_uri):  # --allocation optimal: each rung's, in short
+            report["allocation"] = _storage.read_json(allocation_uri)
         if not report["ladder_invariant"]["holds"]:
             log.warning("%s: the ladder's rungs are not all real steps down (report.json "
                         "ladder_invariant): %s", title_id,

@@ -120,6 +120,13 @@ class JobConfig:
     """A chunk over target + this is re-encoded at a higher CRF (saves bits)."""
     max_attempts: int = 3
     """Encodes per chunk at most (the first and two retries)."""
+    allocation: str = "constant"
+    """How a per-title rung's bits are shared among its chunks: 'constant' (every chunk
+    gated to the rung's target VMAF) or 'optimal' (each chunk's CRF chosen from probe
+    encodes so the rung meets its target as a title for the fewest bits,
+    `transforms.allocate`)."""
+    allocation_max_drop: float = 6.0
+    """With 'optimal': how far under the rung's target (VMAF) one chunk may be aimed."""
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     """Longest source video accepted (seconds); longer ones are rejected at inspection."""
     max_width: int = DEFAULT_MAX_WIDTH
@@ -185,6 +192,9 @@ class JobConfig:
             basis.pop("codecs")
         if self.hdr == "tonemap":  # the digest of a job as before --hdr
             basis.pop("hdr")
+        if self.allocation == "constant":  # the digest of a job as before --allocation
+            basis.pop("allocation")
+            basis.pop("allocation_max_drop")
         for key in ("output_root", "keep_work", "tool_timeout_s", "title_timeout_s",
                     "dedup_retention_s", "imf_assetmaps", "imf_cpl", "imf_settle_s"):
             basis.pop(key)
@@ -198,6 +208,13 @@ class JobConfig:
     @property
     def gates_on(self) -> bool:
         return self.ladder == "per-title" and self.score_vmaf and self.max_attempts > 1
+
+    @property
+    def allocates(self) -> bool:
+        """Whether chunks are probed and their CRFs allocated (`--allocation optimal`):
+        only where a per-title ladder is scored and gated, as the allocation aims each
+        chunk at a VMAF its gate then holds."""
+        return self.allocation == "optimal" and self.gates_on
 
     def validate(self) -> JobConfig:
         _check(bool(self.output_root), "--output is required")
@@ -228,6 +245,10 @@ class JobConfig:
                "--max_kbps must be 0 (no cap) or above --min_kbps")
         _check(1.2 <= self.step_ratio <= 4, f"--step_ratio {self.step_ratio}: use 1.2 to 4")
         _check(self.trial_preset in X264_PRESETS, f"--trial_preset {self.trial_preset!r}")
+        _check(self.allocation in ("constant", "optimal"),
+               f"--allocation {self.allocation!r}: use constant or optimal")
+        _check(0 <= self.allocation_max_drop <= 30,
+               f"--allocation_max_drop {self.allocation_max_drop}: use 0 to 30")
         _check(len(self.trial_crfs) >= 2 and all(0 <= c <= 51 for c in self.trial_crfs),
                "--trial_crfs needs at least two CRFs in 0..51")
         _check(0 < self.trial_fraction <= 1, "--trial_fraction: use a share in (0, 1]")

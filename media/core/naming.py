@@ -170,6 +170,11 @@ def trial_record_uri(output_root: str, title_id: str, segment: int) -> str:
     return join(output_root, WORK_DIR, title_id, "trials", name)
 
 
+def allocation_record_uri(output_root: str, title_id: str) -> str:
+    """The rungs' allocations of a title (`--allocation optimal`), for its report."""
+    return join(output_root, WORK_DIR, title_id, "allocation.json")
+
+
 def plan_record_uri(output_root: str, title_id: str) -> str:
     """The per-title plan: trial points, hull and rungs (read by the report)."""
     return join(output_root, WORK_DIR, title_id, "plan.json")

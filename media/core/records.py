@@ -29,6 +29,8 @@ def task_fingerprint(task: ChunkTask) -> str:
         "score": [task.score_vmaf, task.vmaf_height, task.vmaf_subsample],
         "gate": [task.max_attempts, task.gate_below, task.gate_above],
     }
+    if task.allocated_crf is not None:  # a constant-allocation chunk's digest as before
+        basis["allocated"] = [task.allocated_crf, task.gate_vmaf]
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
 
 

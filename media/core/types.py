@@ -275,6 +275,12 @@ class ChunkTask:
     """... or over target + gate_above (bits wasted)."""
     vmaf_subsample: int = 1
     """Score every n-th frame of the chunk (1: every frame; odd n, libvmaf's n_subsample)."""
+    allocated_crf: float | None = None
+    """The CRF an allocation chose for this chunk (`--allocation optimal`); None: the
+    rendition's own, changed by its `crf_offsets` (`media.plan.rate_control.chunk_crf`)."""
+    gate_vmaf: float = 0.0
+    """The VMAF this chunk's gate holds it to where an allocation aimed it there (0: the
+    rendition's `target_vmaf`)."""
 
     @property
     def title_id(self) -> str:
@@ -283,6 +289,11 @@ class ChunkTask:
     @property
     def segment_frames(self) -> int:
         return self.grid.segment_frames
+
+    @property
+    def gate_target(self) -> float:
+        """The VMAF the quality gate holds this chunk to (0: no gate target)."""
+        return self.gate_vmaf or self.rendition.target_vmaf
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from media.encode.encoders import resolve_encoder
 from media.encode.scoring import keeps_reference, reference_file, reference_output, scored
 from media.encode.staging import StagedSpan, stage_span
 from media.package.isobmff import add_hdr_boxes
-from media.plan.rate_control import chunk_crf
+from media.plan.rate_control import task_rendition
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def encode_renditions(
     paths = [os.path.join(rendition_scratch(scratch, task), "chunk-0.mp4") for task in tasks]
     argv = commands.encode_renditions_argv(
         staged.path, paths, first.source, first.chunk,
-        [chunk_crf(t.rendition, t.chunk) for t in tasks], settings,
+        [task_rendition(t) for t in tasks], settings,
         first.grid, reference_output(first, keep, step), fragmented=True)
     hook = faults.ffmpeg_hook_all("encode", [fault_label(task) for task in tasks])
     run = _run_encode(argv, keep, timeout_s, hook)

@@ -120,5 +120,5 @@ def slim_result(result: ChunkResult, task: ChunkTask) -> ChunkResult:
     return dataclasses.replace(
         result, task=task if task.chunk.index == 0 else None,
         generation=task.source.generation, start_frame=task.chunk.start_frame,
-        rendition_count=task.rendition_count, target_vmaf=task.rendition.target_vmaf,
+        rendition_count=task.rendition_count, target_vmaf=task.gate_target,
         gate_below=task.gate_below, gate_above=task.gate_above)

@@ -80,6 +80,15 @@ def scaled_offsets(rendition: Rendition, factor: float) -> Rendition:
         (frame, round(change * factor, 2)) for frame, change in rendition.crf_offsets))
 
 
+def task_rendition(task: ChunkTask) -> Rendition:
+    """The rendition as a chunk task encodes it: with the chunk's own CRF (`chunk_crf`),
+    or the CRF and gate target an allocation chose for the chunk."""
+    if task.allocated_crf is None:
+        return chunk_crf(task.rendition, task.chunk)
+    return dataclasses.replace(task.rendition, crf=task.allocated_crf, crf_offsets=(),
+                               target_vmaf=task.gate_target)
+
+
 def chunk_crf(rendition: Rendition, chunk: ChunkSpan) -> Rendition:
     """`rendition` with the CRF for `chunk`: its own plus the change at the chunk's
     middle frame (`crf_offsets`)."""
@@ -161,7 +170,7 @@ def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt
     The gate compares the chunk's mean-pooled VMAF with the rung's target: the trials
     that set the target are mean-pooled too, so both sides are on one scale.
     """
-    rendition = chunk_crf(task.rendition, task.chunk)
+    rendition = task_rendition(task)
     gated = task.max_attempts > 1 and task.score_vmaf and rendition.target_vmaf > 0
     attempts: list[Attempt] = []
     sizes: list[int] = []
@@ -194,7 +203,7 @@ def kept_attempt(attempts: Sequence[Attempt], sizes: Sequence[int], task: ChunkT
     """Index of the encode to keep (`sizes`: each one's bytes): the smallest one within
     the gate's window; else the smallest that reaches the target; else the best-scoring
     one."""
-    target = task.rendition.target_vmaf
+    target = task.gate_target
     if len(attempts) == 1 or not target:
         return len(attempts) - 1
     indexes = range(len(attempts))

@@ -1,0 +1,171 @@
+"""A rung's chunks allocated from their probe encodes (`--allocation optimal`).
+
+Each chunk of a rung is probed: encoded at the trial preset at two CRFs around the CRF
+the constant allocation would give it (`probe_crfs`), and scored. The probes give each
+chunk's own rate–VMAF curve (`media.plan.allocation.fit_curve`) at the trial preset. The
+final preset buys more VMAF at the same CRF; the rung's calibration placed every chunk's
+constant CRF so that the chunks meet the rung's aim on average, so the probe curves are
+raised by one offset, the one that makes their mean at the constant CRFs the aim
+(`allocate_rung`). `media.plan.allocation.allocate` then spends the rung's bits where a
+VMAF point is cheapest (equal slope), under the same mean and a floor per chunk.
+
+Each chunk gets a CRF and the VMAF its gate holds it to: the gate's window is placed so
+that its middle is the allocated VMAF, as the constant gate's middle is the rung's aim.
+
+Plain functions, no Beam, no FFmpeg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from media.plan.allocation import (
+    MAX_DROP,
+    AllocationChunk,
+    CurvePoint,
+    RateQualityCurve,
+    allocate,
+    fit_curve,
+)
+from media.plan.hull import CRF_RANGE
+
+__all__ = ["PROBE_SPREAD", "ChunkProbe", "RungAllocation", "allocate_rung", "probe_crfs"]
+
+PROBE_SPREAD = 2.0
+"""CRF steps either side of a chunk's constant CRF that it is probed at. The curves are
+straight lines in CRF (ln rate, VMAF) between and beyond the probes, and the real ones
+bend: probes 2 steps apart measure the slopes where the allocation moves the chunk, and
+on a 12 s 360p title of four scenes, probes 4 apart or 6 apart spent about as many bits
+with more re-encodes, and on a uniform noisy title 5-18 % more bits than constant
+(docs/per-title.md, "Optimal allocation in the pipeline")."""
+REACH = 1.0
+"""How many CRF steps beyond its probes a chunk may be moved: the curves are straight
+lines past their measured span, and a long reach would trust them too far."""
+
+
+@dataclass(frozen=True)
+class ChunkProbe:
+    """One chunk of a rung, probed: what the allocation needs of it (a slim record)."""
+
+    index: int
+    duration_s: float
+    constant_crf: float
+    """The CRF the constant allocation gives it (the rung's CRF and its offsets)."""
+    points: tuple[CurvePoint, ...]
+    """Its probe encodes at the trial preset (two CRFs at least)."""
+
+
+@dataclass(frozen=True)
+class RungAllocation:
+    """What the allocation chose for a rung, and what it predicts."""
+
+    crfs: tuple[float, ...]
+    """Each chunk's CRF, in index order."""
+    vmafs: tuple[float, ...]
+    """Each chunk's predicted VMAF at the final preset, in index order."""
+    aim_vmaf: float
+    """The duration-weighted mean it aims at (the constant gate's aim)."""
+    offset_vmaf: float
+    """VMAF the final preset adds to the probes' at the same CRF (as the plan implies)."""
+    predicted_kbit: float
+    """Predicted bits at the trial preset, kbit ..."""
+    constant_kbit: float
+    """... and the constant allocation's, on the same curves."""
+    feasible: bool
+    reason: str = ""
+
+    @property
+    def predicted_saving(self) -> float:
+        """The share of bits the model saves against the constant allocation."""
+        return 1 - self.predicted_kbit / self.constant_kbit if self.constant_kbit else 0.0
+
+    def record(self) -> dict:
+        """For plan.json / report.json: small, whatever the title's length."""
+        return {"aim_vmaf": round(self.aim_vmaf, 2),
+                "probe_offset_vmaf": round(self.offset_vmaf, 2),
+                "predicted_saving": round(self.predicted_saving, 4),
+                "crf_range": [min(self.crfs), max(self.crfs)],
+                "vmaf_range": [round(min(self.vmafs), 2), round(max(self.vmafs), 2)],
+                "feasible": self.feasible, "reason": self.reason}
+
+
+def probe_crfs(constant_crf: float, spread: float = PROBE_SPREAD) -> tuple[float, float]:
+    """The two CRFs a chunk is probed at, within x264's range.
+
+    >>> probe_crfs(23.4)
+    (21.4, 25.4)
+    >>> probe_crfs(50.0)
+    (48.0, 51.0)
+    """
+    lo, hi = CRF_RANGE
+    return (round(max(lo, constant_crf - spread), 2), round(min(hi, constant_crf + spread), 2))
+
+
+def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
+                  max_drop: float = MAX_DROP) -> RungAllocation:
+    """Each chunk's CRF and predicted VMAF for a rung aiming at `aim_vmaf` as a title.
+
+    The probe curves are raised by the offset that puts their duration-weighted mean at
+    the constant CRFs on `aim_vmaf` (what the plan's calibration says of those CRFs at
+    the final preset), then allocated with a floor of `aim_vmaf - max_drop` a chunk.
+    """
+    if not probes:
+        raise ValueError("no chunks to allocate")
+    probes = sorted(probes, key=lambda p: p.index)
+    probed = [p for p in probes if len({pt.crf for pt in p.points}) >= 2]
+    if not probed:
+        return RungAllocation(
+            crfs=tuple(p.constant_crf for p in probes), vmafs=tuple(aim_vmaf for _ in probes),
+            aim_vmaf=aim_vmaf, offset_vmaf=0.0, predicted_kbit=0.0, constant_kbit=0.0,
+            feasible=False, reason="no chunk could be probed: every chunk keeps its "
+            "constant CRF")
+    curves = [fit_curve(p.points) for p in probed]
+    seconds = sum(p.duration_s for p in probed)
+    at_constant = sum(c.vmaf(p.constant_crf) * p.duration_s
+                      for c, p in zip(curves, probed, strict=True)) / seconds
+    offset = aim_vmaf - at_constant
+    raised = [_raised(c, offset) for c in curves]
+    chunks = [AllocationChunk(p.duration_s, c) for p, c in zip(probed, raised, strict=True)]
+    lo = max(CRF_RANGE[0], min(min(pt.crf for pt in p.points) for p in probed) - REACH)
+    hi = min(CRF_RANGE[1], max(max(pt.crf for pt in p.points) for p in probed) + REACH)
+    chosen = allocate(chunks, aim_vmaf, max_drop, crf_range=(lo, hi))
+    constant = sum(c.kbps(p.constant_crf) * p.duration_s
+                   for c, p in zip(raised, probed, strict=True))
+    # Chunks without probes (theirs failed) keep their constant CRF and the rung's aim;
+    # the others meet the aim among themselves, so the title's mean does too.
+    picks = {p.index: (round(c.crf, 2), round(c.vmaf, 3))
+             for p, c in zip(probed, chosen.choices, strict=True)}
+    crfs = tuple(picks.get(p.index, (p.constant_crf, aim_vmaf))[0] for p in probes)
+    vmafs = tuple(picks.get(p.index, (p.constant_crf, aim_vmaf))[1] for p in probes)
+    unprobed = len(probes) - len(probed)
+    reason = chosen.reason
+    if unprobed:
+        reason = (f"{reason}; " if reason else "") + (
+            f"{unprobed} chunk(s) without probes keep their constant CRF")
+    return RungAllocation(crfs=crfs, vmafs=vmafs, aim_vmaf=aim_vmaf, offset_vmaf=offset,
+                          predicted_kbit=chosen.total_kbit, constant_kbit=constant,
+                          feasible=chosen.feasible, reason=reason)
+
+
+class HeldCurve(RateQualityCurve):
+    """A probed chunk's curve, careful where nothing was measured. Under the lowest CRF
+    probed its VMAF is held at its value there: VMAF flattens as it nears its ceiling (a
+    static picture tops out at 97, not 100), and a straight line carried down promises
+    points no encode gives. Over the highest it falls twice as fast as between the
+    probes: VMAF falls ever faster as CRF rises, and a straight line carried up would
+    promise the hard chunks quality they lose."""
+
+    def vmaf(self, crf: float) -> float:
+        lo, hi = self.fit_span
+        if crf <= hi:
+            return super().vmaf(max(crf, lo))
+        top = super().vmaf(hi)
+        return max(0.0, top + 2 * (super().vmaf(crf) - top))
+
+
+def _raised(curve: RateQualityCurve, offset: float) -> HeldCurve:
+    c0, c1, c2 = curve.vmaf_coeffs
+    return HeldCurve(curve.ln_kbps_at_0, curve.ln_kbps_per_crf, (c0 + offset, c1, c2),
+                     curve.fit_span)
+
