@@ -77,13 +77,13 @@ def _probes_digest(tasks, preset: str) -> str:
 
 
 def _to_json(probes: tuple[ChunkProbe, ...]) -> list:
-    return [[p.index, p.duration_s, p.constant_crf, [[q.crf, q.kbps, q.vmaf] for q in p.points]]
-            for p in probes]
+    return [[p.index, p.duration_s, p.constant_crf, [[q.crf, q.kbps, q.vmaf] for q in p.points],
+             p.p5_gap] for p in probes]
 
 
 def _from_json(rows: list) -> tuple[ChunkProbe, ...]:
-    return tuple(ChunkProbe(i, d, c, tuple(CurvePoint(*q) for q in pts))
-                 for i, d, c, pts in rows)
+    return tuple(ChunkProbe(i, d, c, tuple(CurvePoint(*q) for q in pts), gap)
+                 for i, d, c, pts, gap in rows)
 
 
 class _ProbeFn(beam.DoFn):
@@ -141,8 +141,9 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
         if not task.rendition.target_vmaf or task.rendition.target_kbps:
             continue  # no VMAF to aim at: the rung keeps its constant CRFs
         aim = gate_aim(task.rendition, task)
+        floor = task.rendition.target_vmaf - config.allocation_max_drop
         allocations[task.rendition.rendition_id] = allocate_rung(
-            [r.probes[position] for r in records], aim, config.allocation_max_drop)
+            [r.probes[position] for r in records], aim, floor)
     source = firsts[0].source
     lean = dataclasses.replace(source, shot_cuts_s=None) if source.shot_cuts_s else source
     spans = grid_chunks(source.frame_count, firsts[0].grid)

@@ -95,8 +95,11 @@ def probe_chunk(tasks: Sequence[ChunkTask], staged: StagedSpan, scratch: str, pr
                         task.title_id, task.rendition.rendition_id, task.chunk.index,
                         "; ".join(failures) or "not scored")
             points = ()
+        gaps = [e.vmaf.mean - e.vmaf.p5 for _, e in mine
+                if points and isinstance(e, EncodedChunk) and e.vmaf]
         seconds = task.chunk.frame_count / float(task.source.frame_rate)
-        out.append(ChunkProbe(task.chunk.index, seconds, task_rendition(task).crf, points))
+        out.append(ChunkProbe(task.chunk.index, seconds, task_rendition(task).crf, points,
+                              round(max(gaps, default=0.0), 3)))
     made = [e for e in done if isinstance(e, EncodedChunk)]
     return ProbedChunk(
         probes=tuple(out),

@@ -174,6 +174,9 @@ class AllocationChunk:
     """Its duration, seconds: its weight in the title's mean and in the bits."""
     curve: RateQualityCurve
     """Its rate and VMAF by CRF."""
+    floor_margin: float = 0.0
+    """How far over the floor its mean VMAF must stay: where the floor is on a chunk's
+    worst frames (its 5th percentile), the lead of its mean over them."""
 
 
 @dataclass(frozen=True)
@@ -383,7 +386,7 @@ def allocate(chunks: Sequence[AllocationChunk], target_vmaf: float,
         raise ValueError("no chunks to allocate")
     crfs = _crf_grid(crf_range, crf_step)
     floor = target_vmaf - max_drop
-    grids = [_grid(c, crfs, floor) for c in chunks]
+    grids = [_grid(c, crfs, floor + c.floor_margin) for c in chunks]
     need = target_vmaf * sum(g.duration_s for g in grids)
 
     def picks_at(lam: float) -> list[int]:

@@ -5,9 +5,11 @@ the constant allocation would give it (`probe_crfs`), and scored. The probes giv
 chunk's own rate–VMAF curve (`media.plan.allocation.fit_curve`) at the trial preset. The
 final preset buys more VMAF at the same CRF; the rung's calibration placed every chunk's
 constant CRF so that the chunks meet the rung's aim on average, so the probe curves are
-raised by one offset, the one that makes their mean at the constant CRFs the aim
-(`allocate_rung`). `media.plan.allocation.allocate` then spends the rung's bits where a
-VMAF point is cheapest (equal slope), under the same mean and a floor per chunk.
+raised by the one factor on the distance to VMAF 100 that makes their mean at the
+constant CRFs the aim (`allocate_rung`): a chunk near the ceiling (a still picture at
+97) gains little from the slower preset, one far under it gains the most.
+`media.plan.allocation.allocate` then spends the rung's bits where a VMAF point is
+cheapest (equal slope), under the same mean and a floor per chunk.
 
 Each chunk gets a CRF and the VMAF its gate holds it to: the gate's window is placed so
 that its middle is the allocated VMAF, as the constant gate's middle is the rung's aim.
@@ -54,6 +56,9 @@ class ChunkProbe:
     """The CRF the constant allocation gives it (the rung's CRF and its offsets)."""
     points: tuple[CurvePoint, ...]
     """Its probe encodes at the trial preset (two CRFs at least)."""
+    p5_gap: float = 0.0
+    """How far its 5th-percentile frame VMAF fell under its mean in its probes (the larger
+    of the two): the floor is on a chunk's worst frames, the allocation sees its mean."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class RungAllocation:
     """Each chunk's predicted VMAF at the final preset, in index order."""
     aim_vmaf: float
     """The duration-weighted mean it aims at (the constant gate's aim)."""
+    floor_vmaf: float
+    """No chunk's 5th percentile is aimed under it."""
     offset_vmaf: float
     """VMAF the final preset adds to the probes' at the same CRF (as the plan implies)."""
     predicted_kbit: float
@@ -82,7 +89,7 @@ class RungAllocation:
 
     def record(self) -> dict:
         """For plan.json / report.json: small, whatever the title's length."""
-        return {"aim_vmaf": round(self.aim_vmaf, 2),
+        return {"aim_vmaf": round(self.aim_vmaf, 2), "floor_vmaf": round(self.floor_vmaf, 2),
                 "probe_offset_vmaf": round(self.offset_vmaf, 2),
                 "predicted_saving": round(self.predicted_saving, 4),
                 "crf_range": [min(self.crfs), max(self.crfs)],
@@ -103,13 +110,16 @@ def probe_crfs(constant_crf: float, spread: float = PROBE_SPREAD) -> tuple[float
 
 
 def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
-                  max_drop: float = MAX_DROP) -> RungAllocation:
+                  floor_vmaf: float | None = None) -> RungAllocation:
     """Each chunk's CRF and predicted VMAF for a rung aiming at `aim_vmaf` as a title.
 
-    The probe curves are raised by the offset that puts their duration-weighted mean at
-    the constant CRFs on `aim_vmaf` (what the plan's calibration says of those CRFs at
-    the final preset), then allocated with a floor of `aim_vmaf - max_drop` a chunk.
+    The probe curves are raised (on their distance to VMAF 100, by one factor) so that
+    their duration-weighted mean at the constant CRFs is `aim_vmaf` (what the plan's
+    calibration says of those CRFs at the final preset), then allocated so that no
+    chunk's 5th percentile is predicted under `floor_vmaf` (default `aim_vmaf -
+    MAX_DROP`): its mean stays its `p5_gap` over.
     """
+    floor_vmaf = aim_vmaf - MAX_DROP if floor_vmaf is None else floor_vmaf
     if not probes:
         raise ValueError("no chunks to allocate")
     probes = sorted(probes, key=lambda p: p.index)
@@ -117,19 +127,23 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     if not probed:
         return RungAllocation(
             crfs=tuple(p.constant_crf for p in probes), vmafs=tuple(aim_vmaf for _ in probes),
-            aim_vmaf=aim_vmaf, offset_vmaf=0.0, predicted_kbit=0.0, constant_kbit=0.0,
-            feasible=False, reason="no chunk could be probed: every chunk keeps its "
-            "constant CRF")
+            aim_vmaf=aim_vmaf, floor_vmaf=floor_vmaf, offset_vmaf=0.0, predicted_kbit=0.0,
+            constant_kbit=0.0, feasible=False,
+            reason="no chunk could be probed: every chunk keeps its constant CRF")
     curves = [fit_curve(p.points) for p in probed]
     seconds = sum(p.duration_s for p in probed)
     at_constant = sum(c.vmaf(p.constant_crf) * p.duration_s
                       for c, p in zip(curves, probed, strict=True)) / seconds
     offset = aim_vmaf - at_constant
-    raised = [_raised(c, offset) for c in curves]
-    chunks = [AllocationChunk(p.duration_s, c) for p, c in zip(probed, raised, strict=True)]
+    # final = 100 - k (100 - probe): the one k that puts the mean at the constant CRFs on
+    # the aim (an offset alone where the probes are at the ceiling already)
+    k = (100.0 - aim_vmaf) / (100.0 - at_constant) if at_constant < 99.9 else 1.0
+    raised = [_raised(c, k, 0.0 if at_constant < 99.9 else offset) for c in curves]
+    chunks = [AllocationChunk(p.duration_s, c, floor_margin=p.p5_gap)
+              for p, c in zip(probed, raised, strict=True)]
     lo = max(CRF_RANGE[0], min(min(pt.crf for pt in p.points) for p in probed) - REACH)
     hi = min(CRF_RANGE[1], max(max(pt.crf for pt in p.points) for p in probed) + REACH)
-    chosen = allocate(chunks, aim_vmaf, max_drop, crf_range=(lo, hi))
+    chosen = allocate(chunks, aim_vmaf, aim_vmaf - floor_vmaf, crf_range=(lo, hi))
     constant = sum(c.kbps(p.constant_crf) * p.duration_s
                    for c, p in zip(raised, probed, strict=True))
     # Chunks without probes (theirs failed) keep their constant CRF and the rung's aim;
@@ -143,7 +157,8 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     if unprobed:
         reason = (f"{reason}; " if reason else "") + (
             f"{unprobed} chunk(s) without probes keep their constant CRF")
-    return RungAllocation(crfs=crfs, vmafs=vmafs, aim_vmaf=aim_vmaf, offset_vmaf=offset,
+    return RungAllocation(crfs=crfs, vmafs=vmafs, aim_vmaf=aim_vmaf, floor_vmaf=floor_vmaf,
+                          offset_vmaf=offset,
                           predicted_kbit=chosen.total_kbit, constant_kbit=constant,
                           feasible=chosen.feasible, reason=reason)
 
@@ -164,8 +179,10 @@ class HeldCurve(RateQualityCurve):
         return max(0.0, top + 2 * (super().vmaf(crf) - top))
 
 
-def _raised(curve: RateQualityCurve, offset: float) -> HeldCurve:
+def _raised(curve: RateQualityCurve, k: float, offset: float = 0.0) -> HeldCurve:
+    """The probe curve at the final preset: 100 - k (100 - VMAF), plus `offset`."""
     c0, c1, c2 = curve.vmaf_coeffs
-    return HeldCurve(curve.ln_kbps_at_0, curve.ln_kbps_per_crf, (c0 + offset, c1, c2),
+    return HeldCurve(curve.ln_kbps_at_0, curve.ln_kbps_per_crf,
+                     (100.0 * (1 - k) + k * c0 + offset, k * c1, k * c2),
                      curve.fit_span)
 

@@ -1,0 +1,115 @@
+"""A rung's chunks allocated from their probes (`media.plan.rung_allocation`), on
+synthetic probes whose truth is known: x264-like curves (ln rate falling 0.12 a CRF step,
+VMAF falling 1.5 a step) of chunks that differ in rate."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from media.plan.allocation import CurvePoint, fit_curve
+from media.plan.rung_allocation import (
+    PROBE_SPREAD,
+    REACH,
+    ChunkProbe,
+    HeldCurve,
+    allocate_rung,
+    probe_crfs,
+)
+
+AIM = 93.5
+
+
+def _probe(index: int, kbps_at_23: float, vmaf_at_23: float, crf: float = 23.0,
+           seconds: float = 4.0, slope: float = -1.5) -> ChunkProbe:
+    points = tuple(CurvePoint(c, kbps_at_23 * math.exp(-0.12 * (c - 23.0)),
+                              vmaf_at_23 + slope * (c - 23.0)) for c in probe_crfs(crf))
+    return ChunkProbe(index, seconds, crf, points)
+
+
+def _mean(values, weights):
+    return sum(v * w for v, w in zip(values, weights, strict=True)) / sum(weights)
+
+
+def test_the_probes_are_two_crfs_either_side_within_x264s_range():
+    assert probe_crfs(23.0) == (23.0 - PROBE_SPREAD, 23.0 + PROBE_SPREAD)
+    assert probe_crfs(0.5) == (0.0, 0.5 + PROBE_SPREAD)
+    assert probe_crfs(50.5) == (50.5 - PROBE_SPREAD, 51.0)
+
+
+def test_bits_move_from_the_costly_chunks_to_the_cheap_ones_and_the_mean_holds():
+    # Same VMAF curve, rates 100 to 1000 kb/s: a VMAF point costs ten times more in the
+    # hard chunk, so equal slope aims it lower and the easy ones higher.
+    probes = [_probe(0, 100, 92), _probe(1, 1000, 92), _probe(2, 300, 92)]
+    chosen = allocate_rung(probes, AIM)
+    assert chosen.feasible and not chosen.reason
+    # The probes' mean at the constant CRFs is 92: the final preset adds the rest.
+    assert chosen.offset_vmaf == pytest.approx(AIM - 92, abs=1e-6)
+    assert _mean(chosen.vmafs, [4, 4, 4]) == pytest.approx(AIM, abs=0.05)
+    assert chosen.crfs[1] > 23 > chosen.crfs[0]
+    assert chosen.vmafs[1] < AIM < chosen.vmafs[0]
+    assert chosen.crfs[0] <= chosen.crfs[2] <= chosen.crfs[1]
+    assert 0.05 < chosen.predicted_saving < 0.5
+    assert chosen.predicted_kbit < chosen.constant_kbit
+    # Every chunk stays within the probes and a reach beyond them.
+    for crf in chosen.crfs:
+        assert 23 - PROBE_SPREAD - REACH <= crf <= 23 + PROBE_SPREAD + REACH
+    record = chosen.record()
+    assert record["feasible"] and record["aim_vmaf"] == AIM
+    assert record["crf_range"] == [min(chosen.crfs), max(chosen.crfs)]
+
+
+def test_identical_chunks_keep_the_constant_crf():
+    chosen = allocate_rung([_probe(i, 400, 92) for i in range(4)], AIM)
+    assert set(chosen.crfs) == {23.0}
+    assert chosen.predicted_saving == pytest.approx(0, abs=1e-6)
+
+
+def test_no_chunk_is_aimed_under_the_floor_on_its_worst_frames():
+    probes = [_probe(0, 50, 92), _probe(1, 5000, 92)]
+    chosen = allocate_rung(probes, AIM, floor_vmaf=AIM - 1.0)
+    assert min(chosen.vmafs) >= AIM - 1.0 - 1e-6
+    looser = allocate_rung(probes, AIM, floor_vmaf=AIM - 6.0)
+    assert min(looser.vmafs) < AIM - 1.0
+    assert looser.predicted_kbit < chosen.predicted_kbit
+    assert looser.record()["floor_vmaf"] == AIM - 6.0
+    # The floor is on a chunk's 5th percentile: a chunk whose worst frames are 5 under
+    # its mean keeps its mean 5 over the floor.
+    gappy = dataclasses.replace(probes[1], p5_gap=5.0)
+    held = allocate_rung([probes[0], gappy], AIM, floor_vmaf=AIM - 6.0)
+    assert held.vmafs[1] - 5.0 >= AIM - 6.0 - 1e-6
+    assert held.vmafs[1] > looser.vmafs[1]
+
+
+def test_a_saturated_chunk_is_not_sent_under_its_lowest_probe():
+    # A still picture: its VMAF hardly moves with CRF (97 at either probe). A straight
+    # line would promise more VMAF under the probes; the held curve promises none.
+    still = ChunkProbe(0, 4.0, 23.0, (CurvePoint(21.0, 20.0, 97.2), CurvePoint(25.0, 18.0, 96.8)))
+    chosen = allocate_rung([still, _probe(1, 800, 90)], AIM)
+    assert chosen.crfs[0] >= 21.0
+    curve = fit_curve(still.points)
+    held = HeldCurve(curve.ln_kbps_at_0, curve.ln_kbps_per_crf, curve.vmaf_coeffs,
+                     curve.fit_span)
+    assert held.vmaf(10.0) == pytest.approx(held.vmaf(21.0))
+    assert curve.vmaf(10.0) > held.vmaf(10.0)
+    # Over the highest probe, VMAF falls twice as fast as between the probes.
+    assert held.vmaf(27.0) - held.vmaf(25.0) == pytest.approx(
+        2 * (curve.vmaf(27.0) - curve.vmaf(25.0)))
+
+
+def test_a_chunk_without_probes_keeps_its_constant_crf_and_the_others_meet_the_aim():
+    probes = [_probe(0, 100, 92), ChunkProbe(1, 4.0, 24.5, ()), _probe(2, 1000, 92)]
+    chosen = allocate_rung(probes, AIM)
+    assert chosen.crfs[1] == 24.5 and chosen.vmafs[1] == AIM
+    assert _mean([chosen.vmafs[0], chosen.vmafs[2]], [4, 4]) == pytest.approx(AIM, abs=0.05)
+    assert "1 chunk(s) without probes" in chosen.reason
+    none = allocate_rung([ChunkProbe(0, 4.0, 24.5, ())], AIM)
+    assert none.crfs == (24.5,) and not none.feasible and "no chunk could be probed" in none.reason
+
+
+def test_longer_chunks_weigh_more_in_the_mean():
+    probes = [_probe(0, 100, 92, seconds=2.0), _probe(1, 1000, 92, seconds=10.0)]
+    chosen = allocate_rung(probes, AIM)
+    assert _mean(chosen.vmafs, [2.0, 10.0]) == pytest.approx(AIM, abs=0.05)
