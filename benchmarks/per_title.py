@@ -3,14 +3,16 @@
     python benchmarks/per_title.py [--duration 16] [--preset medium] [--work DIR]
         [--sources cartoon,detailed,grain,grainy,looped] [--no_apple]
         [--cost_durations 60,120] [--cost_sources cartoon]
+    python benchmarks/per_title.py --allocation optimal,constant [--sources scenes,...]
 
 For each generated source (1080p25: flat and cartoon-like, detailed and moving, noisy
-and grain-heavy; 320x180 at 24 fps under temporal grain throughout, the uniform title
-whose rungs came out near-identical; a 640x360 clip with AAC audio looped by stream
-copy, as users' concatenated masters are, with small timestamp gaps at the joins) it
-runs the pipeline twice in this one process's run, on this machine, with the same x264
-settings: `--ladder per-title` (trial encodes, hull, gates) and `--ladder apple` (the
-HLS Authoring Specification ladder, 416x234@145 to 1920x1080@7800 kb/s, at those
+and grain-heavy, and `scenes`, four scenes of those kinds back to back; 320x180 at 24
+fps under temporal grain throughout, the uniform title whose rungs came out
+near-identical; a 640x360 clip with AAC audio looped by stream copy, as users'
+concatenated masters are, with small timestamp gaps at the joins) it runs the pipeline
+twice in this one process's run, on this machine, with the same x264 settings:
+`--ladder per-title` (trial encodes, hull, gates) and `--ladder apple` (the HLS
+Authoring Specification ladder, 416x234@145 to 1920x1080@7800 kb/s, at those
 average bitrates; left out with `--no_apple`). It prints, per source:
 
 - BD-rate of the per-title ladder against Apple's, VMAF as the quality axis (PCHIP over
@@ -33,6 +35,16 @@ Planning is a per-title cost: a title's trials (three samples at least, a tenth 
 segments at most 40) grow far more slowly than its final encodes. `--cost_durations`
 runs the per-title pipeline alone on longer versions of `--cost_sources` and prints the
 planning cost at each length, so the table shows how it falls with the title's length.
+
+`--allocation optimal,constant` runs the per-title pipeline once per `--allocation` mode
+instead (constant, the anchor, always; Apple's ladder beside them unless `--no_apple`)
+and prints per source (`allocation_figures`): the BD-rate of optimal against constant and
+of each against Apple's, on the mean and the harmonic mean (a ladder of two or three
+rungs compared on its rungs, marked "(n/m rungs)"), with the average over sources; per
+rung the worst chunk's 5th-percentile frame VMAF; encodes per chunk; planning CPU
+seconds (trials, and the optimal allocation's probes) over the final encodes'; and the
+ladder invariant. Optimal allocation moves bits along the title, so `scenes`, whose
+complexity changes every quarter, is where it has most to gain.
 """
 
 from __future__ import annotations
@@ -64,7 +76,15 @@ SOURCES = {
     "grainy": "testsrc2=size=320x180:rate=24,noise=alls=16:allf=t+u",
     # Real-content-like clip with audio, looped by stream copy (`make_looped_source`).
     "looped": "testsrc2=size=640x360:rate=25,noise=alls=6:allf=t+u",
+    # Four scenes of different complexity back to back, each a quarter of the title
+    # (`lavfi_input`): where the bits a rung needs change along the title.
+    "scenes": "scenes=size=1920x1080:rate=25",
 }
+DEFAULT_SOURCES = ("cartoon", "detailed", "grain", "grainy", "looped")
+"""The sources compared with Apple's ladder unless `--sources` names others."""
+SCENES = ("smptebars", "testsrc2", "mandelbrot", "testsrc2,noise=alls=14:allf=t+u")
+"""The scenes of the `scenes` source, in order: bars, a moving pattern, a zoom into
+fine detail, the moving pattern under temporal grain."""
 LOOP_CLIP_S = 4.0
 """Length of the clip `make_looped_source` loops (its audio runs 30 ms longer)."""
 GATE_BELOW, GATE_ABOVE = 1.0, 2.0
@@ -72,8 +92,34 @@ GATE_BELOW, GATE_ABOVE = 1.0, 2.0
 
 def make_source(path: str, video: str, duration: float) -> None:
     ffmpeg.run(ffmpeg.ffmpeg_argv(
-        "-f", "lavfi", "-i", f"{video},trim=duration={duration}", "-c:v", "libx264",
+        "-f", "lavfi", "-i", lavfi_input(video, duration), "-c:v", "libx264",
         "-preset", "veryfast", "-crf", "10", "-pix_fmt", "yuv420p", "-g", "50", path))
+
+
+def lavfi_input(video: str, duration: float) -> str:
+    """The lavfi graph that makes `duration` seconds of a SOURCES filter. `scenes=OPTIONS`
+    is SCENES back to back, each a quarter of the title, all with OPTIONS (size and rate:
+    the concat filter joins frames of one size only).
+
+    >>> lavfi_input("testsrc=size=64x36:rate=25", 2.0)
+    'testsrc=size=64x36:rate=25,trim=duration=2.0'
+    >>> print(*lavfi_input("scenes=size=64x36:rate=25", 8.0).split(";"), sep="\\n")
+    smptebars=size=64x36:rate=25,trim=duration=2[s0]
+    testsrc2=size=64x36:rate=25,trim=duration=2[s1]
+    mandelbrot=size=64x36:rate=25,trim=duration=2[s2]
+    testsrc2=size=64x36:rate=25,trim=duration=2,noise=alls=14:allf=t+u[s3]
+    [s0][s1][s2][s3]concat=n=4:v=1:a=0,trim=duration=8.0
+    """
+    name, _, options = video.partition("=")
+    if name == "scenes":
+        parts = []
+        for i, scene in enumerate(SCENES):
+            source, _, filters = scene.partition(",")
+            trimmed = f"{source}={options},trim=duration={duration / len(SCENES):g}"
+            parts.append(",".join(filter(None, (trimmed, filters))) + f"[s{i}]")
+        labels = "".join(f"[s{i}]" for i in range(len(SCENES)))
+        video = ";".join(parts) + f";{labels}concat=n={len(SCENES)}:v=1:a=0"
+    return f"{video},trim=duration={duration}"
 
 
 def make_looped_source(path: str, video: str, duration: float) -> None:
@@ -252,14 +298,87 @@ def planning_cost(report: dict) -> dict[str, float]:
             "score_wall": score_s / encode_s, "score_cpu": score_cpu / encode_cpu}
 
 
+ALLOCATION_POOLINGS = ("mean", "harmonic")
+"""Poolings of the allocation comparison: optimal allocation holds a rung's mean and
+moves VMAF between its chunks, so the harmonic mean says what that does to the hard
+stretches."""
+
+
+def ladder_bd_rate(anchor: dict, test: dict, pooling: str = "mean") -> dict:
+    """BD-rate (%, `rate`, or why not, `error`) of `test`'s ladder against `anchor`'s
+    (reports), VMAF pooled as `pooling` says; the points each curve kept (`points`,
+    anchor's then test's), and `coarse` where either kept fewer than MIN_POINTS: a ladder
+    of two or three rungs is compared on the rungs there are."""
+    a = monotonic(ladder_points(anchor, pooling))
+    t = monotonic(ladder_points(test, pooling))
+    figure: dict = {"points": (len(a), len(t)), "coarse": min(len(a), len(t)) < MIN_POINTS}
+    try:
+        figure["rate"] = bd_rate(a, t, min_points=2)
+    except ValueError as exc:
+        figure["error"] = str(exc)
+    return figure
+
+
+def worst_p5(report: dict) -> list[tuple[str, float]]:
+    """Per rung, top first: its id and the lowest of its chunks' 5th-percentile frame
+    VMAF, the quality its worst stretch falls to."""
+    tracks = {t["id"]: t for t in report["tracks"] if t["kind"] == "video"}
+    return [(rung["id"], min(c["vmaf"]["p5"] for c in tracks[rung["id"]]["chunks"]))
+            for rung in report["ladder"]]
+
+
+def encodes_per_chunk(report: dict) -> float:
+    """Encodes (a chunk's gate attempts; one where it lists none) per video chunk."""
+    counts = [max(1, len(chunk.get("attempts") or ())) for track in report["tracks"]
+              if track["kind"] == "video" for chunk in track["chunks"]]
+    return sum(counts) / max(1, len(counts))
+
+
+def allocation_cost(report: dict) -> dict[str, float]:
+    """Planning CPU seconds, the trials' and (`--allocation optimal`) the chunks' probes',
+    and their sum over the final encodes' CPU seconds (`ratio`)."""
+    encode_cpu, _ = final_encode_s(report, "cpu_s")
+    trial = report["plan"]["trial_cost_cpu_s"]
+    probe = (report.get("allocation") or {}).get("probe_cpu_s", 0.0)
+    return {"trial_cpu_s": trial, "probe_cpu_s": probe, "encode_cpu_s": encode_cpu,
+            "ratio": (trial + probe) / encode_cpu if encode_cpu else float("nan")}
+
+
+def allocation_figures(reports: dict[str, dict], apple: dict | None = None) -> dict[str, dict]:
+    """Per `--allocation` mode (`reports` by mode, "constant" the anchor): BD-rate against
+    constant (not for constant itself) and against Apple's ladder (where given) under
+    ALLOCATION_POOLINGS; per rung, top first, the worst chunk's p5 beside constant's
+    same-placed rung and the difference; encodes per chunk; planning cost; the measured
+    ladder invariant and the chunks that ended under their gate's window."""
+    anchor = reports["constant"]
+    out = {}
+    for mode, report in reports.items():
+        out[mode] = {
+            "rungs": len(report["ladder"]),
+            "vs_constant": {} if mode == "constant" else
+            {p: ladder_bd_rate(anchor, report, p) for p in ALLOCATION_POOLINGS},
+            "vs_apple": {p: ladder_bd_rate(apple, report, p) for p in ALLOCATION_POOLINGS}
+            if apple else {},
+            "worst_p5": [{"id": rid, "p5": p5, "constant_id": cid, "constant_p5": cp5,
+                          "diff": p5 - cp5}
+                         for (rid, p5), (cid, cp5) in zip(worst_p5(report), worst_p5(anchor),
+                                                          strict=False)],
+            "encodes_per_chunk": encodes_per_chunk(report),
+            "cost": allocation_cost(report),
+            "invariant": report["ladder_invariant"],
+            "under_target": sum(t.get("chunks_missing_target", 0) for t in report["tracks"]),
+        }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=16.0)
     parser.add_argument("--preset", default="medium",
                         help="x264 preset of the final encodes (the pipeline's default)")
     parser.add_argument("--work", default="/tmp/ladderflow-bench-per-title")
-    parser.add_argument("--sources", default=",".join(SOURCES),
-                        help="sources compared with Apple's ladder ('' for none)")
+    parser.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
+                        help=f"sources compared ('' for none), of {', '.join(SOURCES)}")
     parser.add_argument("--cost_durations", default="",
                         help="title lengths (s) at which to measure planning cost alone")
     parser.add_argument("--cost_sources", default="cartoon")
@@ -268,9 +387,15 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="take the reports an earlier run left in --work (same source, "
                              "ladder and length) instead of running the pipeline again")
+    parser.add_argument("--allocation", default="",
+                        help="compare these --allocation modes of the per-title ladder "
+                             "(e.g. optimal,constant; constant, the anchor, always runs) "
+                             "instead of per-title against Apple")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    if args.sources:
+    if args.sources and args.allocation:
+        compare_allocations(args)
+    elif args.sources:
         compare_with_apple(args)
     if args.cost_durations:
         planning_cost_by_length(args)
@@ -323,8 +448,7 @@ def compare_with_apple(args) -> None:
         source = source_file(args.work, name, args.duration)
         print(f"{name}: per-title ...", flush=True)
         # The floor of Apple's ladder, so both ladders span the same low end.
-        stem = os.path.join(args.work, f"out-{name}" if args.duration == 16
-                            else f"out-{name}-{args.duration:g}s")
+        stem = _out_stem(args, name)
         per_title = run_pipeline(source, stem + "-per-title", "per-title", args.preset,
                                  ["--min_kbps", "145"], args.reuse)
         rates.append((name, per_title))
@@ -375,6 +499,107 @@ def compare_with_apple(args) -> None:
     print(f"\ngate accuracy over all sources: {share:.1%} of {totals['chunks']} chunks "
           f"({totals['capped']} held under the window by the VBV cap), "
           f"{totals['encodes'] / max(1, totals['chunks']):.2f} encodes per chunk")
+
+
+def _out_stem(args, name: str) -> str:
+    """Where a source's runs write, less the ladder's suffix."""
+    return os.path.join(args.work, f"out-{name}" if args.duration == 16
+                        else f"out-{name}-{args.duration:g}s")
+
+
+def compare_allocations(args) -> None:
+    """Per source: the per-title pipeline once per `--allocation` mode, Apple's ladder
+    beside them unless `--no_apple`; prints `allocation_figures`."""
+    modes = ["constant", *(m for m in args.allocation.split(",") if m and m != "constant")]
+    rows = []
+    for name in args.sources.split(","):
+        source = source_file(args.work, name, args.duration)
+        stem = _out_stem(args, name)
+        reports = {}
+        for mode in modes:
+            print(f"{name}: per-title, {mode} allocation ...", flush=True)
+            reports[mode] = run_pipeline(source, f"{stem}-per-title-{mode}", "per-title",
+                                         args.preset, ["--min_kbps", "145", "--allocation", mode],
+                                         args.reuse)
+        apple = None
+        if not args.no_apple:
+            print(f"{name}: apple ...", flush=True)
+            apple = run_pipeline(source, stem + "-apple", "apple", args.preset, (), args.reuse)
+        rows.append((name, reports, apple, allocation_figures(reports, apple)))
+    print_allocations(rows, args)
+
+
+def _bd_cell(figure: dict | None) -> str:
+    """A `ladder_bd_rate` figure as a table cell."""
+    if not figure:
+        return "anchor"
+    if "rate" not in figure:
+        return "n/a"
+    return f"{figure['rate']:+.1f} %" + (" ({}/{} rungs)".format(*figure["points"])
+                                          if figure["coarse"] else "")
+
+
+def _invariant(verdict: dict) -> str:
+    return "holds" if verdict["holds"] else "BROKEN: " + "; ".join(verdict["violations"])
+
+
+def print_allocations(rows: list, args) -> None:
+    """The allocation comparison's table, per source and mode, then the details per
+    source and the averages over sources."""
+    print(f"\nallocation modes of the per-title ladder, x264 preset {args.preset}, "
+          f"{args.duration:g} s sources, {os.cpu_count()} cores")
+    print("BD-rate: VMAF, PCHIP over ln-rate, negative = fewer bits at equal VMAF; "
+          "'(n/m rungs)': anchor/test points, fewer than 4, coarse")
+    print("planning/encode: trial (+ probe) CPU seconds over the final encodes' CPU seconds")
+    print(f"source    mode      rungs  {'vs constant: mean':22s} {'harmonic':22s} "
+          f"{'vs Apple: mean':22s} {'harmonic':22s} enc/chunk  planning/encode  invariant")
+    for name, _, apple, figures in rows:
+        for mode, f in figures.items():
+            vs_c = [_bd_cell(f["vs_constant"].get(p)) for p in ALLOCATION_POOLINGS]
+            vs_a = [_bd_cell(f["vs_apple"][p]) if apple else "" for p in ALLOCATION_POOLINGS]
+            print(f"{name:9s} {mode:9s} {f['rungs']:5d}  {vs_c[0]:22s} {vs_c[1]:22s} "
+                  f"{vs_a[0]:22s} {vs_a[1]:22s} {f['encodes_per_chunk']:9.2f} "
+                  f"{f['cost']['ratio']:16.2f}  {_invariant(f['invariant'])}")
+    for name, reports, apple, figures in rows:
+        print(f"\n{name}:")
+        for mode, f in figures.items():
+            report, cost = reports[mode], f["cost"]
+            ladder = ", ".join(f"{r['id']} {kbps:.0f}k/{vmaf:.1f}" for r, (kbps, vmaf) in
+                               zip(report["ladder"], _by_ladder(report), strict=True))
+            print(f"  {mode:9s} ({report['_wall_s']:.0f} s): {ladder}; {f['under_target']} "
+                  f"chunks under their window; planning CPU s: trial "
+                  f"{cost['trial_cpu_s']:.1f} + probe {cost['probe_cpu_s']:.1f} over final "
+                  f"encode {cost['encode_cpu_s']:.1f}")
+            for pooling, figure in {**f["vs_constant"], **f["vs_apple"]}.items():
+                if "error" in figure:
+                    print(f"    BD-rate ({pooling}) n/a: {figure['error']}")
+        if apple:
+            ladder = ", ".join(f"{kbps:.0f}k/{vmaf:.1f}" for kbps, vmaf in _by_ladder(apple))
+            print(f"  apple     ({apple['_wall_s']:.0f} s): {ladder}; ladder invariant "
+                  f"{_invariant(apple['ladder_invariant'])}")
+        for mode, f in figures.items():
+            if mode != "constant":
+                print(f"  worst chunk p5 per rung, {mode} against constant: " + ", ".join(
+                    f"{w['id']} {w['p5']:.1f} vs {w['constant_p5']:.1f} ({w['diff']:+.1f})"
+                    + (f" [{w['constant_id']}]" if w["constant_id"] != w["id"] else "")
+                    for w in f["worst_p5"]))
+    print_allocation_averages([figures for *_, figures in rows])
+
+
+def print_allocation_averages(per_source: list[dict[str, dict]]) -> None:
+    """Mean BD-rates over the sources where one was measured, per mode and pooling."""
+    print("\naverage over sources (where measured):")
+    for mode in per_source[0] if per_source else ():
+        for against in ("vs_constant", "vs_apple"):
+            cells = []
+            for pooling in ALLOCATION_POOLINGS:
+                rates = [f[mode][against][pooling]["rate"] for f in per_source
+                         if "rate" in f[mode][against].get(pooling, {})]
+                if rates:
+                    cells.append(f"{pooling} {sum(rates) / len(rates):+.1f} % "
+                                 f"({len(rates)} sources)")
+            if cells:
+                print(f"  {mode} {against.replace('_', ' ')}: {', '.join(cells)}")
 
 
 def rung_rates(report: dict) -> list[dict]:
