@@ -175,6 +175,20 @@ def test_no_chunk_under_the_floor():
     assert held.total_kbit > loose.total_kbit
 
 
+def test_a_chunks_own_floor_margin_holds_it_over_the_rungs_floor():
+    # A chunk's floor is on its worst frames: its mean stays its margin over the floor,
+    # and a negative margin (the chunk is under the floor already where it stands) lets
+    # it sit under the rung's floor without making the allocation infeasible.
+    easy = curve(kbps_at_20=300, ln_per_crf=0.12, vmaf_at_20=100, vmaf_per_crf=0.5)
+    hard = curve(kbps_at_20=9000, ln_per_crf=0.10, vmaf_at_20=92, vmaf_per_crf=1.0)
+    held = allocate([AllocationChunk(2.0, easy), AllocationChunk(2.0, hard, 3.0)], 90.0)
+    assert held.feasible and held.choices[1].vmaf >= 87.0 - 1e-9
+    assert held.choices[1].vmaf == pytest.approx(87.0, abs=0.11)
+    under = allocate([AllocationChunk(2.0, easy), AllocationChunk(2.0, hard, -2.0)], 90.0)
+    assert under.feasible, under.reason
+    assert under.choices[1].vmaf == pytest.approx(82.0, abs=0.11)
+
+
 def test_a_chunk_that_cannot_reach_the_floor_is_reported():
     dark = curve(kbps_at_20=500, ln_per_crf=0.12, vmaf_at_20=60, vmaf_per_crf=0.5)
     chunks = [AllocationChunk(2.0, EASY), AllocationChunk(2.0, dark)]

@@ -17,6 +17,8 @@ from media.plan.rung_allocation import (
     HeldCurve,
     allocate_rung,
     probe_crfs,
+    spaced_shares,
+    toward_constant,
 )
 
 AIM = 93.5
@@ -113,3 +115,37 @@ def test_longer_chunks_weigh_more_in_the_mean():
     probes = [_probe(0, 100, 92, seconds=2.0), _probe(1, 1000, 92, seconds=10.0)]
     chosen = allocate_rung(probes, AIM)
     assert _mean(chosen.vmafs, [2.0, 10.0]) == pytest.approx(AIM, abs=0.05)
+
+
+def test_the_constant_crfs_stay_a_choice_where_the_floor_would_cost_more():
+    # A chunk whose worst frames are far under its mean: at its constant CRF they are
+    # under the floor already. It is held there, no lower, and the rung still saves.
+    gappy = dataclasses.replace(_probe(1, 1000, 92), p5_gap=12.0)
+    chosen = allocate_rung([_probe(0, 100, 92), gappy], AIM, floor_vmaf=AIM - 6.0)
+    assert chosen.feasible, chosen.reason
+    assert chosen.vmafs[1] >= 92 + (AIM - 92) - 0.2 - 1e-6
+    assert chosen.predicted_kbit <= chosen.constant_kbit
+
+
+def test_a_rung_goes_toward_its_allocation_only_as_far_as_the_ladder_allows():
+    # Two rungs 1.5x apart at their constant CRFs; the top one would save 30 %, the one
+    # under it nothing: fully allocated they would be 1.05x apart.
+    top = allocate_rung([_probe(0, 100, 92), _probe(1, 1000, 92)], AIM)
+    under = allocate_rung([_probe(0, 100 / 1.5, 92), _probe(1, 100 / 1.5, 92)], AIM)
+    assert top.predicted_saving > 0.05 and under.predicted_saving == pytest.approx(0, abs=1e-6)
+    ratio = top.constant_kbit / under.constant_kbit
+    assert ratio == pytest.approx(1100 / (200 / 1.5))
+    shares = spaced_shares([top, under], min_ratio=1.37)
+    assert shares[1] == 1.0 and shares[0] == 1.0  # 8x apart: room enough
+    tight_under = allocate_rung([_probe(0, 1100 / 1.45 / 2, 92)] * 2, AIM)
+    shares = spaced_shares([top, tight_under], min_ratio=1.37)
+    assert 0 < shares[0] < 1 and shares[1] == 1.0
+    carried = toward_constant(top, shares[0])
+    assert carried.predicted_kbit / tight_under.predicted_kbit == pytest.approx(1.37, rel=0.02)
+    for crf, full, constant in zip(carried.crfs, top.crfs, (23.0, 23.0), strict=True):
+        assert min(full, constant) <= crf <= max(full, constant)
+    assert toward_constant(top, 0.0).crfs == (23.0, 23.0)
+    assert not toward_constant(top, 0.0).applied
+    # A rung whose allocation costs more than the constant one keeps the constant one.
+    dear = dataclasses.replace(top, predicted_kbit=top.constant_kbit * 1.1)
+    assert spaced_shares([dear, under], 1.37)[0] == 0.0

@@ -40,8 +40,15 @@ from media.encode.chunk import stage_chunk
 from media.encode.probes import probe_chunk, probe_tasks
 from media.plan.allocation import CurvePoint
 from media.plan.chunking import grid_chunks
+from media.plan.invariant import MIN_RATE_RATIO
 from media.plan.rate_control import gate_aim, task_rendition
-from media.plan.rung_allocation import ChunkProbe, RungAllocation, allocate_rung
+from media.plan.rung_allocation import (
+    ChunkProbe,
+    RungAllocation,
+    allocate_rung,
+    spaced_shares,
+    toward_constant,
+)
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letters
 from transforms.gather import GatherParts, Part
@@ -50,6 +57,11 @@ __all__ = ["AllocateBits", "allocated_groups"]
 
 log = logging.getLogger(__name__)
 _PROBED = "probed"
+ALLOCATED_RATE_RATIO = MIN_RATE_RATIO * 1.05
+"""How far apart neighbouring rungs' rates must stay, as the probes predict them, for
+both to keep their allocations: the ladder invariant's 1.3x with a margin smaller than
+planning's (1.1), as the allocation moves rates relative to the constant allocation's,
+which the probes measure on the same chunks."""
 _KEYED = tuple[tuple[str, str], Any]
 
 
@@ -103,12 +115,13 @@ class _ProbeFn(beam.DoFn):
         probes, cpu_s = None, 0.0
         if _storage.exists(record_uri):
             stored = _storage.read_json(record_uri)
-            if stored.get("digest") == digest:
-                probes = _from_json(stored["probes"])
+            if stored.get("digest") == digest:  # what the probes cost is theirs still
+                probes, cpu_s = _from_json(stored["probes"]), stored.get("cpu_s", 0.0)
         if probes is None:
             probes, cpu_s = self._probe(tasks)
             if all(p.points for p in probes):  # a failed probe is tried again on a re-run
-                _storage.write_json(record_uri, {"digest": digest, "probes": _to_json(probes)})
+                _storage.write_json(record_uri, {"digest": digest, "cpu_s": cpu_s,
+                                                 "probes": _to_json(probes)})
         key = (first.title_id, first.source.generation)
         record = ProbeRecord(first.chunk.index, first.vmaf_subsample, probes,
                              element if first.chunk.index == 0 else None, cpu_s)
@@ -144,6 +157,17 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
         floor = task.rendition.target_vmaf - config.allocation_max_drop
         allocations[task.rendition.rendition_id] = allocate_rung(
             [r.probes[position] for r in records], aim, floor)
+    ids = list(allocations)
+    shares = spaced_shares([allocations[r] for r in ids], ALLOCATED_RATE_RATIO)
+    for rid, share in zip(ids, shares, strict=True):
+        if share < 1:
+            chosen = allocations[rid]
+            why = ("the constant allocation costs fewer bits (the floor binds)"
+                   if chosen.predicted_saving < 0 else
+                   "further, it would come too close in rate to the rung under it")
+            allocations[rid] = dataclasses.replace(
+                toward_constant(chosen, share),
+                reason=f"carried {share:.0%} of the way from the constant CRFs: {why}")
     source = firsts[0].source
     lean = dataclasses.replace(source, shot_cuts_s=None) if source.shot_cuts_s else source
     spans = grid_chunks(source.frame_count, firsts[0].grid)
@@ -156,10 +180,11 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
                 task, chunk=span, source=source if span.index == 0 else lean,
                 vmaf_subsample=record.vmaf_subsample)
             chosen = allocations.get(task.rendition.rendition_id)
-            if chosen is not None:
+            if chosen is not None and chosen.applied:
                 task = dataclasses.replace(  # noqa: PLW2901
                     task, allocated_crf=chosen.crfs[span.index],
-                    gate_vmaf=round(chosen.vmafs[span.index] - half_window, 3))
+                    gate_vmaf=round(chosen.vmafs[span.index] - half_window, 3),
+                    gate_floor=round(chosen.floor_vmaf, 3))
             tasks.append(task)
         groups.append(ChunkGroup(tuple(tasks)))
     return groups, allocations
@@ -179,6 +204,10 @@ class _AllocateFn(beam.DoFn):
         _storage.write_json(naming.allocation_record_uri(first.output_root,
                                                          first.source.work_id), summary)
         for rid, allocation in allocations.items():
+            if not allocation.applied:
+                log.info("%s: %s keeps the constant allocation: %s", first.title_id, rid,
+                         allocation.reason)
+                continue
             log.info("%s: %s allocated: CRF %g-%g, VMAF %.1f-%.1f aimed, mean %.2f, "
                      "%.1f %% fewer bits predicted%s", first.title_id, rid,
                      min(allocation.crfs), max(allocation.crfs), min(allocation.vmafs),

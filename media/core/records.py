@@ -30,7 +30,7 @@ def task_fingerprint(task: ChunkTask) -> str:
         "gate": [task.max_attempts, task.gate_below, task.gate_above],
     }
     if task.allocated_crf is not None:  # a constant-allocation chunk's digest as before
-        basis["allocated"] = [task.allocated_crf, task.gate_vmaf]
+        basis["allocated"] = [task.allocated_crf, task.gate_vmaf, task.gate_floor]
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
 
 

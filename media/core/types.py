@@ -281,6 +281,9 @@ class ChunkTask:
     gate_vmaf: float = 0.0
     """The VMAF this chunk's gate holds it to where an allocation aimed it there (0: the
     rendition's `target_vmaf`)."""
+    gate_floor: float = 0.0
+    """The 5th-percentile VMAF under which the gate does not keep an encode of this chunk
+    where another is over it (an allocation's floor; 0: none)."""
 
     @property
     def title_id(self) -> str:
@@ -362,6 +365,8 @@ class Attempt:
     crf: float
     kbps: float
     vmaf: float | None
+    p5: float | None = None
+    """Its 5th-percentile frame VMAF, where a floor was held to it (`ChunkTask.gate_floor`)."""
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ class GateEncodes:
         self._reference = encoded.reference_path  # the chunk's reference frames, if kept
         self.made.append(encoded)
         score = encoded.vmaf.mean if encoded.vmaf else None
-        made = Attempt(rendition.crf, round(encoded_kbps(task, encoded), 1), score)
+        p5 = round(encoded.vmaf.p5, 3) if encoded.vmaf and task.gate_floor else None
+        made = Attempt(rendition.crf, round(encoded_kbps(task, encoded), 1), score, p5)
         return made, encoded.size_bytes
 
 

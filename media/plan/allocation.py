@@ -220,6 +220,8 @@ class _Grid:
     top: int
     hull: list[int]
     slopes: list[float]
+    floor: float = 0.0
+    """Its own floor: the rung's, plus its `floor_margin`."""
 
     def pick(self, lam: float) -> int:
         """The index minimising kbit - lam·duration·VMAF (the cheaper one on a tie)."""
@@ -246,7 +248,7 @@ def _grid(chunk: AllocationChunk, crfs: Sequence[float], floor: float) -> _Grid:
             hull.pop()
         hull.append(k)
     slopes = [(kbit[j] - kbit[i]) / (vmaf[j] - vmaf[i]) for i, j in itertools.pairwise(hull)]
-    return _Grid(chunk.duration_s, kbit, vmaf, top, hull, slopes)
+    return _Grid(chunk.duration_s, kbit, vmaf, top, hull, slopes, floor)
 
 
 def _crf_grid(crf_range: tuple[float, float], crf_step: float) -> list[float]:
@@ -264,7 +266,8 @@ def _result(grids: Sequence[_Grid], crfs: Sequence[float], picks: Sequence[int],
                     for g, k in zip(grids, picks, strict=True))
     if not reason and mean < target - _EPS:
         reason = f"not feasible: mean VMAF {mean:.2f} is under the target {target:.2f}"
-    under = [i for i, c in enumerate(choices) if c.vmaf < floor - _EPS]
+    under = [i for i, (c, g) in enumerate(zip(choices, grids, strict=True))
+             if c.vmaf < g.floor - _EPS]
     if not reason and under:
         reason = (f"not feasible: chunks {under} are under the floor {floor:.2f} even at "
                   f"CRF {crfs[0]}")

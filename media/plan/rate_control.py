@@ -181,6 +181,11 @@ def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt
         score = attempt.vmaf
         verdict = gate_verdict(score, rendition.target_vmaf, task.gate_below,
                                task.gate_above) if gated else 0
+        aim = retry_aim(rendition, task, verdict)
+        if gated and verdict >= 0 and under_floor(task, attempt):
+            # its mean is where it should be, its worst frames are not: raise the mean
+            # by what they miss
+            verdict, aim = -1, round(score + task.gate_floor - attempt.p5, 2)
         if verdict == 0:
             break
         if verdict < 0 and held_by_cap(rendition, attempt):
@@ -189,7 +194,7 @@ def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt
                      task.title_id, rendition.rendition_id, task.chunk.index, score,
                      rendition.target_vmaf, attempt.kbps, rendition.maxrate_kbps)
             break
-        crf = next_crf(rendition, attempts, retry_aim(rendition, task, verdict))
+        crf = next_crf(rendition, attempts, aim)
         if crf == rendition.crf:
             break
         log.info("%s: %s chunk %d: VMAF %.2f, target %.2f: re-encoding at CRF %g",
@@ -199,14 +204,22 @@ def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt
     return kept_attempt(attempts, sizes, task), attempts
 
 
+def under_floor(task: ChunkTask, attempt: Attempt) -> bool:
+    """Whether an encode's worst frames (5th percentile) are under the chunk's floor."""
+    return bool(task.gate_floor) and attempt.p5 is not None and attempt.p5 < task.gate_floor
+
+
 def kept_attempt(attempts: Sequence[Attempt], sizes: Sequence[int], task: ChunkTask) -> int:
     """Index of the encode to keep (`sizes`: each one's bytes): the smallest one within
     the gate's window; else the smallest that reaches the target; else the best-scoring
-    one."""
+    one. Where the chunk has a floor, encodes whose worst frames are under it are left
+    out, unless every one is."""
     target = task.gate_target
     if len(attempts) == 1 or not target:
         return len(attempts) - 1
-    indexes = range(len(attempts))
+    indexes = [i for i in range(len(attempts)) if not under_floor(task, attempts[i])]
+    if not indexes:  # none over the floor: the best-scoring
+        return max(range(len(attempts)), key=lambda i: attempts[i].vmaf)
     within = [i for i in indexes
               if gate_verdict(attempts[i].vmaf, target, task.gate_below, task.gate_above) == 0]
     if within:

@@ -20,7 +20,7 @@ Plain functions, no Beam, no FFmpeg.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from media.plan.allocation import (
     MAX_DROP,
@@ -32,7 +32,15 @@ from media.plan.allocation import (
 )
 from media.plan.hull import CRF_RANGE
 
-__all__ = ["PROBE_SPREAD", "ChunkProbe", "RungAllocation", "allocate_rung", "probe_crfs"]
+__all__ = [
+    "PROBE_SPREAD",
+    "ChunkProbe",
+    "RungAllocation",
+    "allocate_rung",
+    "probe_crfs",
+    "spaced_shares",
+    "toward_constant",
+]
 
 PROBE_SPREAD = 2.0
 """CRF steps either side of a chunk's constant CRF that it is probed at. The curves are
@@ -41,6 +49,9 @@ bend: probes 2 steps apart measure the slopes where the allocation moves the chu
 on a 12 s 360p title of four scenes, probes 4 apart or 6 apart spent about as many bits
 with more re-encodes, and on a uniform noisy title 5-18 % more bits than constant
 (docs/per-title.md, "Optimal allocation in the pipeline")."""
+_HAIR = 0.2
+"""VMAF a chunk's own floor is set under its constant CRF's, so that the solver's CRF grid
+(tenths) still holds a point at it."""
 REACH = 1.0
 """How many CRF steps beyond its probes a chunk may be moved: the curves are straight
 lines past their measured span, and a long reach would trust them too far."""
@@ -81,6 +92,11 @@ class RungAllocation:
     """... and the constant allocation's, on the same curves."""
     feasible: bool
     reason: str = ""
+    applied: bool = True
+    """False where the rung keeps the constant allocation (`spaced_shares`, `reason`)."""
+    chunks: tuple[tuple[float, float, HeldCurve | None], ...] = field(
+        default=(), repr=False, compare=False)
+    """(seconds, constant CRF, curve or None) of each chunk, for `toward_constant`."""
 
     @property
     def predicted_saving(self) -> float:
@@ -94,7 +110,7 @@ class RungAllocation:
                 "predicted_saving": round(self.predicted_saving, 4),
                 "crf_range": [min(self.crfs), max(self.crfs)],
                 "vmaf_range": [round(min(self.vmafs), 2), round(max(self.vmafs), 2)],
-                "feasible": self.feasible, "reason": self.reason}
+                "feasible": self.feasible, "applied": self.applied, "reason": self.reason}
 
 
 def probe_crfs(constant_crf: float, spread: float = PROBE_SPREAD) -> tuple[float, float]:
@@ -117,7 +133,8 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     their duration-weighted mean at the constant CRFs is `aim_vmaf` (what the plan's
     calibration says of those CRFs at the final preset), then allocated so that no
     chunk's 5th percentile is predicted under `floor_vmaf` (default `aim_vmaf -
-    MAX_DROP`): its mean stays its `p5_gap` over.
+    MAX_DROP`), or under its own at its constant CRF where that is lower: its mean stays
+    its `p5_gap` over.
     """
     floor_vmaf = aim_vmaf - MAX_DROP if floor_vmaf is None else floor_vmaf
     if not probes:
@@ -139,7 +156,12 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     # the aim (an offset alone where the probes are at the ceiling already)
     k = (100.0 - aim_vmaf) / (100.0 - at_constant) if at_constant < 99.9 else 1.0
     raised = [_raised(c, k, 0.0 if at_constant < 99.9 else offset) for c in curves]
-    chunks = [AllocationChunk(p.duration_s, c, floor_margin=p.p5_gap)
+    # A chunk whose worst frames the constant allocation itself leaves under the floor
+    # is held where the constant allocation has it, no lower: the constant CRFs stay a
+    # choice, so the allocation never costs more than they do.
+    # (less a hair: the constant CRF may fall between the solver's tenths)
+    chunks = [AllocationChunk(p.duration_s, c, floor_margin=min(
+                  p.p5_gap, c.vmaf(p.constant_crf) - floor_vmaf - _HAIR))
               for p, c in zip(probed, raised, strict=True)]
     lo = max(CRF_RANGE[0], min(min(pt.crf for pt in p.points) for p in probed) - REACH)
     hi = min(CRF_RANGE[1], max(max(pt.crf for pt in p.points) for p in probed) + REACH)
@@ -157,10 +179,13 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     if unprobed:
         reason = (f"{reason}; " if reason else "") + (
             f"{unprobed} chunk(s) without probes keep their constant CRF")
+    curve_of = {p.index: c for p, c in zip(probed, raised, strict=True)}
     return RungAllocation(crfs=crfs, vmafs=vmafs, aim_vmaf=aim_vmaf, floor_vmaf=floor_vmaf,
                           offset_vmaf=offset,
                           predicted_kbit=chosen.total_kbit, constant_kbit=constant,
-                          feasible=chosen.feasible, reason=reason)
+                          feasible=chosen.feasible, reason=reason,
+                          chunks=tuple((p.duration_s, p.constant_crf, curve_of.get(p.index))
+                                       for p in probes))
 
 
 class HeldCurve(RateQualityCurve):
@@ -186,3 +211,50 @@ def _raised(curve: RateQualityCurve, k: float, offset: float = 0.0) -> HeldCurve
                      (100.0 * (1 - k) + k * c0 + offset, k * c1, k * c2),
                      curve.fit_span)
 
+
+
+def toward_constant(allocation: RungAllocation, share: float) -> RungAllocation:
+    """`allocation` carried `share` of the way from the constant CRFs to its own (1: as
+    it is, 0: the constant allocation), each chunk's VMAF and the bits as its curve
+    predicts them there."""
+    if share >= 1:
+        return allocation
+    crfs, vmafs, kbit = [], [], 0.0
+    for (seconds, constant, curve), crf, vmaf in zip(allocation.chunks, allocation.crfs,
+                                                     allocation.vmafs, strict=True):
+        if curve is None:
+            crfs.append(crf)
+            vmafs.append(vmaf)
+            continue
+        here = round(constant + share * (crf - constant), 2)
+        crfs.append(here)
+        vmafs.append(round(curve.vmaf(here), 3))
+        kbit += curve.kbps(here) * seconds
+    return replace(allocation, crfs=tuple(crfs), vmafs=tuple(vmafs), predicted_kbit=kbit,
+                   applied=share > 0)
+
+
+def spaced_shares(allocations: Sequence[RungAllocation], min_ratio: float) -> list[float]:
+    """How far each rung (ladder order, tallest first) may go from its constant CRFs
+    toward its allocation (`toward_constant`) while neighbouring rungs' rates stay
+    `min_ratio` apart (or as far as the constant ones are, if less): the ladder
+    invariant that planning enforces. A rung that saves more than the one under it
+    brings the two closer; the lowest rung goes all the way, and each rung above goes as
+    far as its distance to the one under it allows. Rates are the probes' predictions,
+    taken as straight between the constant allocation's and the allocation's."""
+    shares = [1.0 if a.constant_kbit and a.predicted_saving >= 0 else 0.0 for a in allocations]
+
+    def rate(i: int) -> float:
+        a = allocations[i]
+        return a.constant_kbit + shares[i] * (a.predicted_kbit - a.constant_kbit)
+
+    for i in range(len(allocations) - 2, -1, -1):
+        here, below = allocations[i], allocations[i + 1]
+        if not (shares[i] and here.constant_kbit and below.constant_kbit):
+            continue
+        need = min(min_ratio, here.constant_kbit / below.constant_kbit)
+        floor_rate = rate(i + 1) * need
+        if rate(i) < floor_rate - 1e-9:
+            saved = here.constant_kbit - here.predicted_kbit
+            shares[i] = max(0.0, min(1.0, (here.constant_kbit - floor_rate) / saved))
+    return shares
