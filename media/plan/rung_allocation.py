@@ -256,5 +256,6 @@ def spaced_shares(allocations: Sequence[RungAllocation], min_ratio: float) -> li
         floor_rate = rate(i + 1) * need
         if rate(i) < floor_rate - 1e-9:
             saved = here.constant_kbit - here.predicted_kbit
-            shares[i] = max(0.0, min(1.0, (here.constant_kbit - floor_rate) / saved))
+            share = max(0.0, min(1.0, (here.constant_kbit - floor_rate) / saved))
+            shares[i] = 1.0 if share > 0.99 else share  # within a hair: as it is
     return shares
