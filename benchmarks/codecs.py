@@ -32,6 +32,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.per_title import (
+    DEFAULT_SOURCES,
     SOURCES,
     final_encode_s,
     ladder_points,
@@ -98,7 +99,7 @@ def main() -> int:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--codecs", default="h264,av1",
                         help="codecs to compare; h264 (the anchor) is always run")
-    parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument("--sources", default=",".join(DEFAULT_SOURCES))
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--work", default="/tmp/ladderflow-bench-codecs")
     parser.add_argument("--extra", default="",

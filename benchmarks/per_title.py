@@ -387,6 +387,10 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="take the reports an earlier run left in --work (same source, "
                              "ladder and length) instead of running the pipeline again")
+    parser.add_argument("--extra", default="",
+                        help="more pipeline options for every run of --allocation, e.g. "
+                        "'--chunk_segments 1' (the allocation moves bits between chunks: a "
+                        "16 s title has two of the default 12 s)")
     parser.add_argument("--allocation", default="",
                         help="compare these --allocation modes of the per-title ladder "
                              "(e.g. optimal,constant; constant, the anchor, always runs) "
@@ -519,12 +523,13 @@ def compare_allocations(args) -> None:
         for mode in modes:
             print(f"{name}: per-title, {mode} allocation ...", flush=True)
             reports[mode] = run_pipeline(source, f"{stem}-per-title-{mode}", "per-title",
-                                         args.preset, ["--min_kbps", "145", "--allocation", mode],
-                                         args.reuse)
+                                         args.preset, ["--min_kbps", "145", "--allocation", mode,
+                                                       *args.extra.split()], args.reuse)
         apple = None
         if not args.no_apple:
             print(f"{name}: apple ...", flush=True)
-            apple = run_pipeline(source, stem + "-apple", "apple", args.preset, (), args.reuse)
+            apple = run_pipeline(source, stem + "-apple", "apple", args.preset,
+                                 args.extra.split(), args.reuse)
         rows.append((name, reports, apple, allocation_figures(reports, apple)))
     print_allocations(rows, args)
 
