@@ -149,3 +149,16 @@ def test_a_rung_goes_toward_its_allocation_only_as_far_as_the_ladder_allows():
     # A rung whose allocation costs more than the constant one keeps the constant one.
     dear = dataclasses.replace(top, predicted_kbit=top.constant_kbit * 1.1)
     assert spaced_shares([dear, under], 1.37)[0] == 0.0
+
+
+@pytest.mark.parametrize("other", [{"ladder": "fixed"}, {"score_vmaf": False},
+                                   {"max_attempts": 1}])
+def test_optimal_allocation_without_a_gate_is_refused_before_the_run(other):
+    from media.core.config import JobConfig
+    from media.core.errors import ConfigurationError
+
+    assert JobConfig(output_root="out", allocation="optimal").validate().allocates
+    with pytest.raises(ConfigurationError, match=r"--allocation optimal .* needs"):
+        JobConfig(output_root="out", allocation="optimal", **other).validate()
+    with pytest.raises(ConfigurationError, match="--allocation 'best'"):
+        JobConfig(output_root="out", allocation="best").validate()

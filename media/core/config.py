@@ -249,6 +249,10 @@ class JobConfig:
                f"--allocation {self.allocation!r}: use constant or optimal")
         _check(0 <= self.allocation_max_drop <= 30,
                f"--allocation_max_drop {self.allocation_max_drop}: use 0 to 30")
+        _check(self.allocation != "optimal" or self.gates_on,
+               "--allocation optimal aims each chunk at a VMAF its quality gate holds: it "
+               "needs --ladder per-title, VMAF scored (no --no_vmaf) and --max_attempts 2 "
+               "or more")
         _check(len(self.trial_crfs) >= 2 and all(0 <= c <= 51 for c in self.trial_crfs),
                "--trial_crfs needs at least two CRFs in 0..51")
         _check(0 < self.trial_fraction <= 1, "--trial_fraction: use a share in (0, 1]")
