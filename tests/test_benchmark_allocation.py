@@ -1,6 +1,6 @@
-"""The per-title benchmark's allocation figures (benchmarks/per_title.py
-`allocation_figures`), on made-up reports: no pipeline run. Plus the `scenes` source's
-graph, made for real at a tiny size.
+"""The per-title benchmark's allocation figures (benchmarks/allocation_figures.py, for
+`benchmarks/per_title.py --allocation`), on made-up reports: no pipeline run. Plus the
+`scenes` source's graph, made for real at a tiny size.
 
 A constant-allocation ladder of three rungs is the anchor; the "optimal" one scores the
 same at 20 % fewer bits per rung, and lifts the worst stretch of its top rung.
@@ -12,13 +12,9 @@ import subprocess
 
 import pytest
 
+from benchmarks.allocation_figures import ALLOCATION_POOLINGS, allocation_figures
 from benchmarks.codecs import scaled
-from benchmarks.per_title import (
-    ALLOCATION_POOLINGS,
-    SOURCES,
-    allocation_figures,
-    make_source,
-)
+from benchmarks.per_title import SOURCES, make_source
 from media.core import ffmpeg
 
 BD_TOLERANCE_PCT = 0.1
