@@ -364,3 +364,26 @@ def test_inspection_findings_are_listed_with_what_to_do():
     assert "1.0–3.5 s" in section and "Rotated 90°." in section
     assert "<section id='inspection'>" not in render_report(
         make_report(plan={"mode": "fixed"}))[REPORT_HTML].decode()
+
+
+def test_an_optimal_allocation_is_shown_rung_by_rung_and_nothing_under_constant():
+    report = make_report(plan=synthetic_plan())
+    text = render_report(report)[REPORT_HTML].decode()
+    assert "<section id='allocation'>" not in text
+    report["allocation"] = {
+        "1080p-5000k": {"aim_vmaf": 95.5, "floor_vmaf": 89.0, "predicted_saving": 0.1234,
+                        "crf_range": [21.3, 27.5], "vmaf_range": [91.2, 97.8],
+                        "feasible": True, "applied": True, "reason": ""},
+        "540p-1200k": {"aim_vmaf": 88.0, "floor_vmaf": 81.5, "predicted_saving": -0.02,
+                       "crf_range": [26.0, 26.0], "vmaf_range": [88.0, 88.0],
+                       "feasible": True, "applied": False,
+                       "reason": f"carried 0% of the way {HOSTILE}"},
+        "probe_cpu_s": 42.25}
+    text = render_report(report)[REPORT_HTML].decode()
+    section = text[text.index("<section id='allocation'>"):]
+    section = section[:section.index("</section>")]
+    assert "probes took 42.2 CPU s" in section
+    assert "<td>1080p-5000k</td><td class='n'>95.50</td><td class='n'>89.00</td>" in section
+    assert "21.3–27.5" in section and "91.2–97.8" in section and "12.3 %" in section
+    assert "<td>no: carried 0% of the way &lt;script&gt;" in section
+    assert HOSTILE not in text

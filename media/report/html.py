@@ -252,6 +252,7 @@ def _page(report: dict, tracks: list[dict], charts: dict[str, str], hull: bool) 
             _ladder_section(report.get("ladder") or [], tracks,
                             report.get("ladder_invariant")),
             _codecs_section(report.get("codecs") or {}, report.get("ladder") or []),
+            _allocation_section(report.get("allocation") or {}),
             _plan_section(report.get("plan") or {}, hull),
             _renditions_section(tracks, charts)]
     return "\n".join([
@@ -339,6 +340,35 @@ def _codecs_section(codecs: dict, ladder: list[dict]) -> str:
     return ("<section id='codecs'><h2>Codec ladders</h2>"
             "<div style='display:flex;gap:2em;flex-wrap:wrap'>" + "".join(columns)
             + "</div></section>")
+
+
+def _allocation_section(allocation: dict) -> str:
+    """`--allocation optimal`: each rung's allocation (its aim and floor, the CRFs and VMAF
+    its chunks were aimed at, the saving the probes predicted, and why a rung kept the
+    constant allocation or went only part of the way). Nothing under constant."""
+    rungs = {rid: entry for rid, entry in allocation.items() if isinstance(entry, dict)}
+    if not rungs:
+        return ""
+    rows = []
+    for rid, entry in rungs.items():
+        crfs = entry.get("crf_range") or [None, None]
+        vmafs = entry.get("vmaf_range") or [None, None]
+        saving = entry.get("predicted_saving")
+        rows.append([rid, _f(entry.get("aim_vmaf"), 2), _f(entry.get("floor_vmaf"), 2),
+                     f"{_crf(crfs[0])}–{_crf(crfs[1])}",
+                     f"{_f(vmafs[0], 1)}–{_f(vmafs[1], 1)}",
+                     "—" if saving is None else f"{100 * saving:.1f} %",
+                     ("yes" if entry.get("applied", True) else "no")
+                     + (f": {entry['reason']}" if entry.get("reason") else "")])
+    probe = allocation.get("probe_cpu_s")
+    return ("<section id='allocation'><h2>Allocation</h2>"
+            "<p class='note'>Each chunk's CRF chosen from its probe encodes so that the rung "
+            "meets its aim as a title (duration-weighted mean VMAF), no chunk's worst frames "
+            "under the floor, for the fewest bits"
+            + (f"; probes took {_f(probe, 1)} CPU s" if probe is not None else "") + ".</p>"
+            + _table(["Rendition", "Aim VMAF", "Floor (p5)", "Chunk CRFs", "Chunk VMAF aims",
+                      "Predicted saving", "Applied"], rows, numeric_from=1, numeric_to=6)
+            + "</section>")
 
 
 def _invariant_note(invariant: dict | None) -> str:
