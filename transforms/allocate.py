@@ -52,6 +52,7 @@ from media.plan.rung_allocation import (
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letters
 from transforms.gather import GatherParts, Part
+from transforms.split import lean_source
 
 __all__ = ["AllocateBits", "allocated_groups"]
 
@@ -76,11 +77,6 @@ class ProbeRecord:
     template: ChunkGroup | None = None
     """Chunk 0's whole group (every other chunk's tasks are made from it)."""
     cpu_s: float = 0.0
-
-
-def _probe_record_uri(task: ChunkTask) -> str:
-    return naming.join(naming.work_root(task.output_root, task.source.work_id), "probes",
-                       f"chunk-{task.chunk.index:05d}.json")
 
 
 def _probes_digest(tasks, preset: str) -> str:
@@ -110,7 +106,8 @@ class _ProbeFn(beam.DoFn):
             return
         tasks = element.tasks
         first = tasks[0]
-        record_uri = _probe_record_uri(first)
+        record_uri = naming.probe_record_uri(first.output_root, first.source.work_id,
+                                             first.chunk.index)
         digest = _probes_digest(tasks, self._preset)
         probes, cpu_s = None, 0.0
         if _storage.exists(record_uri):
@@ -169,7 +166,7 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
                 toward_constant(chosen, share),
                 reason=f"carried {share:.0%} of the way from the constant CRFs: {why}")
     source = firsts[0].source
-    lean = dataclasses.replace(source, shot_cuts_s=None) if source.shot_cuts_s else source
+    lean = lean_source(source)
     spans = grid_chunks(source.frame_count, firsts[0].grid)
     half_window = (firsts[0].gate_above - firsts[0].gate_below) / 2
     groups = []

@@ -20,17 +20,30 @@ from apache_beam import pvalue
 
 from media.core.config import JobConfig
 from media.core.naming import audio_track_id, subtitle_track_id
-from media.core.types import AudioTask, ChunkGroup, ChunkTask, SubtitleTask, TitlePlan
+from media.core.types import (
+    AudioTask,
+    ChunkGroup,
+    ChunkTask,
+    SourceInfo,
+    SubtitleTask,
+    TitlePlan,
+)
 from media.encode import audio_spans
 from media.plan.chunking import grid_chunks
 from media.plan.ladder import vmaf_height
 from media.quality.vmaf import MIN_SCORED_FRAMES, chunk_step
 from transforms.dead_letter import DEAD_LETTER, dead_letters
 
-__all__ = ["SUBTITLES", "Split", "chunk_groups", "plan_tasks"]
+__all__ = ["SUBTITLES", "Split", "chunk_groups", "lean_source", "plan_tasks"]
 
 SUBTITLES = "subtitles"
 log = logging.getLogger(__name__)
+
+
+def lean_source(source: SourceInfo) -> SourceInfo:
+    """`source` as every task but each rendition's chunk 0 carries it: without its shot
+    cuts (thousands in a feature), which the report reads from chunk 0's source."""
+    return dataclasses.replace(source, shot_cuts_s=None) if source.shot_cuts_s else source
 
 
 def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | None = None
@@ -47,9 +60,7 @@ def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | No
     chunks = grid_chunks(source.frame_count, grid)
     audio_streams = list(source.audio)
     track_count = len(renditions) + len(audio_streams) + len(source.subtitles)
-    # The title's shot cuts (thousands in a feature) ride on each rendition's chunk 0
-    # alone, where the report reads its source; every other task carries none.
-    lean = dataclasses.replace(source, shot_cuts_s=None) if source.shot_cuts_s else source
+    lean = lean_source(source)
     chunk_tasks = [
         ChunkTask(source=source if chunk.index == 0 else lean, rendition=rendition,
                   chunk=chunk, chunk_count=len(chunks),

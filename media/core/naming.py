@@ -170,6 +170,11 @@ def trial_record_uri(output_root: str, title_id: str, segment: int) -> str:
     return join(output_root, WORK_DIR, title_id, "trials", name)
 
 
+def probe_record_uri(output_root: str, title_id: str, chunk_index: int) -> str:
+    """The probes of one chunk (`--allocation optimal`, reused by a re-run)."""
+    return join(output_root, WORK_DIR, title_id, "probes", f"chunk-{chunk_index:05d}.json")
+
+
 def allocation_record_uri(output_root: str, title_id: str) -> str:
     """The rungs' allocations of a title (`--allocation optimal`), for its report."""
     return join(output_root, WORK_DIR, title_id, "allocation.json")

@@ -39,7 +39,6 @@ class ProbedChunk:
     probes: tuple[ChunkProbe, ...]
     encode_cpu_s: float
     score_cpu_s: float
-    wall_s: float
 
 
 def probe_tasks(tasks: Sequence[ChunkTask], preset: str) -> list[ChunkTask]:
@@ -104,5 +103,4 @@ def probe_chunk(tasks: Sequence[ChunkTask], staged: StagedSpan, scratch: str, pr
     return ProbedChunk(
         probes=tuple(out),
         encode_cpu_s=round(sum(e.encode_cpu_s for e in made), 3),
-        score_cpu_s=round(sum(e.score_cpu_s for e in made), 3),
-        wall_s=round(sum(e.encode_s + e.score_s for e in made), 3))
+        score_cpu_s=round(sum(e.score_cpu_s for e in made), 3))

@@ -269,8 +269,8 @@ def _result(grids: Sequence[_Grid], crfs: Sequence[float], picks: Sequence[int],
     under = [i for i, (c, g) in enumerate(zip(choices, grids, strict=True))
              if c.vmaf < g.floor - _EPS]
     if not reason and under:
-        reason = (f"not feasible: chunks {under} are under the floor {floor:.2f} even at "
-                  f"CRF {crfs[0]}")
+        reason = (f"not feasible: chunks {under} are under their floor (the rung's "
+                  f"{floor:.2f}, raised by each one's margin) even at CRF {crfs[0]}")
     return Allocation(choices=choices, lambda_kbps_per_vmaf=lam,
                       total_kbit=sum(g.kbit[k] for g, k in zip(grids, picks, strict=True)),
                       mean_vmaf=mean, feasible=not reason, reason=reason)

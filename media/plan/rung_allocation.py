@@ -212,7 +212,6 @@ def _raised(curve: RateQualityCurve, k: float, offset: float = 0.0) -> HeldCurve
                      curve.fit_span)
 
 
-
 def toward_constant(allocation: RungAllocation, share: float) -> RungAllocation:
     """`allocation` carried `share` of the way from the constant CRFs to its own (1: as
     it is, 0: the constant allocation), each chunk's VMAF and the bits as its curve
