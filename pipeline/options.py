@@ -41,6 +41,13 @@ class LadderflowOptions(PipelineOptions):
                             help="Segment duration (snapped to whole frames). Default 4.")
         parser.add_argument("--chunk_segments", type=int, default=3,
                             help="Segments per encode chunk. Default 3.")
+        parser.add_argument("--segment_grid", default="shots", choices=("shots", "even"),
+                            help="shots (default): segment and chunk boundaries move onto "
+                            "shot changes near them (an IDR on the cut; no segment longer "
+                            "than --segment_seconds); even: every --segment_seconds.")
+        parser.add_argument("--min_segment_seconds", type=float, default=0.0,
+                            help="Shortest segment of a grid cut at shot changes, but the "
+                            "last. Default 0: half of --segment_seconds.")
         parser.add_argument("--crf", type=float, default=23.0,
                             help="x264 CRF of every rung (capped by the rung's maxrate).")
         parser.add_argument("--preset", default="medium", choices=X264_PRESETS,
@@ -176,6 +183,8 @@ def job_config(options: PipelineOptions) -> JobConfig:
         output_root=(opts.output or "").rstrip("/"),
         segment_s=opts.segment_seconds,
         chunk_segments=opts.chunk_segments,
+        segment_grid=opts.segment_grid,
+        min_segment_s=opts.min_segment_seconds,
         crf=opts.crf,
         encode=EncodeSettings(preset=opts.preset, threads=opts.encoder_threads,
                               encoder=opts.encoder, decoder=opts.decoder,

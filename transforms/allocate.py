@@ -175,6 +175,7 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
         for task in firsts:
             task = dataclasses.replace(  # noqa: PLW2901
                 task, chunk=span, source=source if span.index == 0 else lean,
+                grid=task.grid if span.index == 0 else task.grid.lean(),
                 vmaf_subsample=record.vmaf_subsample)
             chosen = allocations.get(task.rendition.rendition_id)
             if chosen is not None and chosen.applied:

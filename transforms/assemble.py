@@ -123,9 +123,10 @@ class _AssembleFn(beam.DoFn):
         init = _storage.read_bytes(chunks[0].chunk_uri)
         init_info = read_init(init)
         segments = tuple(s for chunk in chunks for s in chunk.segments)
+        frames = sum(c.frame_count for c in chunks)
         check_track_records(segments, init_info.timescale, task.grid.segment_frames,
-                            task.grid.frame_rate,
-                            total_frames=sum(c.frame_count for c in chunks))
+                            task.grid.frame_rate, total_frames=frames,
+                            bounds=task.grid.segment_bounds(frames))
         init_rel = naming.init_uri("video", rid, task.source.media_dir)
         _storage.write_bytes(
             naming.join(naming.title_root(task.output_root, task.title_id), init_rel), init)

@@ -56,7 +56,7 @@ class AudioSpanResult:
 
 def span_of(task: AudioTask) -> AudioSpan:
     return AudioSpan(task.span_index, task.span_count, task.first_segment, task.end_segment,
-                     task.start_frame, task.end_frame)
+                     task.start_frame, task.end_frame, task.segment_starts)
 
 
 class _EncodeAudioFn(beam.DoFn):

@@ -165,9 +165,11 @@ class _EncodeChunkFn(beam.DoFn):
         encoded = encodes.made[kept]
         rid, index, label = task.rendition.rendition_id, task.chunk.index, fault_label(task)
         chunk_uri = naming.chunk_uri(task.output_root, task.source.work_id, rid, index)
-        cut = segment_chunk(encoded.path, task.chunk.start_frame, task.chunk.frame_count,
-                            task.grid.segment_frames, task.grid.frame_rate, scratch,
-                            self._timeout_s)
+        chunk, frames = task.chunk, task.grid.segment_frames
+        cut = segment_chunk(encoded.path, chunk.start_frame, chunk.frame_count, frames,
+                            task.grid.frame_rate, scratch, self._timeout_s,
+                            bounds=chunk.segment_bounds(frames) if chunk.segment_starts else None,
+                            first_number=chunk.first_segment)
         faults.storage_write("chunk", label, chunk_uri)
         # The kept encode's final segments, under their published names (a retry or a
         # re-run rewrites the same names); then its init segment, which assembly reads.

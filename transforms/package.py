@@ -58,7 +58,8 @@ class _PackageFn(beam.DoFn):
         video = [t for t in tracks if t.kind == "video"]
         audio = [t for t in tracks if t.kind == "audio"]
         subtitles = [t for t in tracks if t.kind == "subtitles"]
-        source = video[0].chunks[0].task.source if video and video[0].chunks else None
+        first = video[0].chunks[0].task if video and video[0].chunks else None
+        source = first.source if first else None
         root = naming.title_root(self._output_root, title_id)
         report_uri = naming.join(root, naming.REPORT_JSON)
         previous = _storage.read_json(report_uri) if _storage.exists(report_uri) else None
@@ -74,7 +75,7 @@ class _PackageFn(beam.DoFn):
                 hls.media_playlist(track).encode())
         plan_uri = naming.plan_record_uri(self._output_root, work_id)
         plan = _storage.read_json(plan_uri) if _storage.exists(plan_uri) else None
-        report = title_report(title_id, source, tracks, plan)
+        report = title_report(title_id, source, tracks, plan, first.grid if first else None)
         report["job_fingerprint"] = self._fingerprint
         allocation_uri = naming.allocation_record_uri(self._output_root, work_id)
         if _storage.exists(allocation_uri):  # --allocation optimal: each rung's, in short

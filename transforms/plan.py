@@ -30,7 +30,7 @@ from media.core.types import SourceInfo, TitlePlan, TrialResult, TrialTask
 from media.encode.commands import chunk_window_s
 from media.encode.staging import stage_span
 from media.inspect.hdr_metadata import read_hdr_metadata
-from media.plan.chunking import segment_grid
+from media.plan.chunking import title_grid
 from media.plan.ladder import apple_ladder, codec_ladders, fixed_ladder
 from media.plan.per_title import NoLadder, plan_title
 from media.plan.trials import (
@@ -74,7 +74,7 @@ class _TrialTasksFn(beam.DoFn):
         cfg = self._config
         if cfg.keeps_hdr(source.hdr):
             source = _with_hdr_metadata(source)
-        grid = segment_grid(source.frame_rate, cfg.segment_s, cfg.chunk_segments)
+        grid = title_grid(source, cfg)
         if cfg.ladder in ("fixed", "apple"):
             ladder = (fixed_ladder(source, crf=cfg.crf, max_renditions=cfg.max_renditions)
                       if cfg.ladder == "fixed"

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 def lean_source(source: SourceInfo) -> SourceInfo:
     """`source` as every task but each rendition's chunk 0 carries it: without its shot
-    cuts (thousands in a feature), which the report reads from chunk 0's source."""
+    cuts (thousands in a feature), which the report reads from chunk 0's source. The
+    grid likewise (`SegmentGrid.lean`): each other chunk carries its own segments."""
     return dataclasses.replace(source, shot_cuts_s=None) if source.shot_cuts_s else source
 
 
@@ -64,7 +65,8 @@ def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | No
     chunk_tasks = [
         ChunkTask(source=source if chunk.index == 0 else lean, rendition=rendition,
                   chunk=chunk, chunk_count=len(chunks),
-                  grid=grid, output_root=config.output_root, settings=config.encode,
+                  grid=grid if chunk.index == 0 else grid.lean(),
+                  output_root=config.output_root, settings=config.encode,
                   score_vmaf=config.score_vmaf, vmaf_height=vmaf_height(source),
                   track_position=position, track_count=track_count,
                   rendition_count=len(renditions),
@@ -76,15 +78,17 @@ def plan_tasks(plan: TitlePlan, config: JobConfig, audio_span_segments: int | No
         for chunk in chunks
     ]
     spans = audio_spans.audio_spans(
-        source.duration_s, grid.segment_s,
+        source.duration_s,
+        grid.segment_starts_s(source.frame_count) if grid.starts else grid.segment_s,
         audio_span_segments or audio_spans.AUDIO_SPAN_SEGMENTS)
     audio_tasks = [
         AudioTask(source=lean, stream=stream, track_id=audio_track_id(stream.language, i),
-                  output_root=config.output_root, grid=grid,
+                  output_root=config.output_root, grid=grid.lean(),
                   bitrate_kbps=config.audio_kbps, track_position=len(renditions) + i,
                   track_count=track_count, span_index=span.index, span_count=span.count,
                   first_segment=span.first_segment, end_segment=span.end_segment,
-                  start_frame=span.start_frame, end_frame=span.end_frame)
+                  start_frame=span.start_frame, end_frame=span.end_frame,
+                  segment_starts=span.segment_starts)
         for i, stream in enumerate(audio_streams)
         for span in spans
     ]

@@ -4,6 +4,7 @@ and whole for DASH (`subtitles/<track>/subtitles.vtt`)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from fractions import Fraction
 
@@ -14,7 +15,6 @@ from media.core import naming
 from media.core.errors import MediaError
 from media.core.types import PackagedTrack, Segment, SubtitleTask
 from media.package.subtitles import read_subtitles, segment_webvtt, to_webvtt
-from media.plan.chunking import segment_count
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letter_for, dead_letters
 
@@ -27,13 +27,9 @@ TIMESCALE = 1000
 
 def subtitle_grid(task: SubtitleTask) -> tuple[list[Fraction], list[Fraction]]:
     """(start, duration) of each video segment, in seconds: the grid subtitles follow."""
-    grid, frame_count = task.grid, task.source.frame_count
-    frames = grid.segment_frames
-    count = segment_count(frame_count, frames)
-    starts = [Fraction(i * frames) / grid.frame_rate for i in range(count)]
-    durations = [Fraction(min(frames, frame_count - i * frames)) / grid.frame_rate
-                 for i in range(count)]
-    return starts, durations
+    grid = task.grid
+    bounds = [Fraction(b) / grid.frame_rate for b in grid.segment_bounds(task.source.frame_count)]
+    return bounds[:-1], [b - a for a, b in itertools.pairwise(bounds)]
 
 
 class _ConvertFn(beam.DoFn):

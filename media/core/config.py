@@ -74,6 +74,13 @@ class JobConfig:
     """Nominal segment duration; snapped to whole frames per title."""
     chunk_segments: int = 3
     """Segments per chunk (the unit of parallel encoding)."""
+    segment_grid: str = "shots"
+    """'shots': segment boundaries move onto the shot changes inspection found where one
+    falls near them (`media.plan.chunking.shot_aligned_starts`); 'even': every
+    `segment_s`."""
+    min_segment_s: float = 0.0
+    """The shortest segment a grid cut at shot changes may have, but the title's last
+    (0: half of `segment_s`)."""
     crf: float = 23.0
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     score_vmaf: bool = True
@@ -221,6 +228,11 @@ class JobConfig:
         _check(0.5 <= self.segment_s <= 20, f"--segment_seconds {self.segment_s}: use 0.5 to 20")
         _check(1 <= self.chunk_segments <= 100,
                f"--chunk_segments {self.chunk_segments}: use 1 to 100")
+        _check(self.segment_grid in ("shots", "even"),
+               f"--segment_grid {self.segment_grid!r}: use shots or even")
+        _check(0 <= self.min_segment_s <= self.segment_s,
+               f"--min_segment_seconds {self.min_segment_s}: use 0 (half a segment) up to "
+               f"--segment_seconds ({self.segment_s:g})")
         _check(0 <= self.crf <= 51, f"--crf {self.crf}: x264 takes 0 to 51")
         _check(self.encode.preset in X264_PRESETS,
                f"--preset {self.encode.preset!r}: use one of {', '.join(X264_PRESETS)}")

@@ -7,7 +7,7 @@ import hashlib
 import json
 from fractions import Fraction
 
-from media.core.types import Attempt, ChunkResult, ChunkTask, Segment, VmafScore
+from media.core.types import Attempt, ChunkResult, ChunkSpan, ChunkTask, Segment, VmafScore
 
 RECORD_VERSION = 1
 
@@ -22,7 +22,7 @@ def task_fingerprint(task: ChunkTask) -> str:
                    str(task.source.sample_aspect_ratio), task.source.hdr],
         "rendition": _rendition_basis(task),
         "settings": dataclasses.asdict(task.settings),
-        "chunk": dataclasses.asdict(task.chunk),
+        "chunk": span_basis(task.chunk),
         # the grid as records before it carried more had it (its timescale is 90 kHz for
         # every title), so that finished chunks are still reused
         "segment_frames": task.grid.segment_frames,
@@ -32,6 +32,16 @@ def task_fingerprint(task: ChunkTask) -> str:
     if task.allocated_crf is not None:  # a constant-allocation chunk's digest as before
         basis["allocated"] = [task.allocated_crf, task.gate_vmaf, task.gate_floor]
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def span_basis(span: ChunkSpan) -> dict:
+    """A chunk's span for a digest; on an even grid without its (empty) segment starts,
+    as records before grids were cut at shot changes had it."""
+    basis = dataclasses.asdict(span)
+    if not basis["segment_starts"]:
+        basis.pop("segment_starts")
+        basis.pop("first_segment")
+    return basis
 
 
 def _rendition_basis(task: ChunkTask) -> dict:

@@ -7,7 +7,7 @@ that drift over a long title.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 
@@ -208,16 +208,33 @@ class ChunkSpan:
     index: int
     start_frame: int
     frame_count: int
+    segment_starts: tuple[int, ...] = ()
+    """The first frame of each of its segments, from `start_frame`, where the grid is
+    cut at shot changes (`SegmentGrid.starts`); empty where its segments are the grid's
+    even ones (every `segment_frames` from `start_frame`)."""
+    first_segment: int = 0
+    """The title's number of its first segment, 0-based, where `segment_starts` is set."""
 
     @property
     def end_frame(self) -> int:
         return self.start_frame + self.frame_count
 
+    def segment_bounds(self, segment_frames: int) -> list[int]:
+        """The first frame of each of its segments, then its end frame (title frames)."""
+        if self.segment_starts:
+            return [*self.segment_starts, self.end_frame]
+        return [*range(self.start_frame, self.end_frame, segment_frames), self.end_frame]
+
+    def first_number(self, segment_frames: int) -> int:
+        """The title's number of its first segment, 0-based."""
+        return self.first_segment if self.segment_starts else self.start_frame // segment_frames
+
 
 @dataclass(frozen=True)
 class SegmentGrid:
     """The title's segment grid, shared by every track: segment k covers frames
-    [k * segment_frames, (k + 1) * segment_frames). Worked out once, in planning
+    [k * segment_frames, (k + 1) * segment_frames), or, where the grid is cut at shot
+    changes, [starts[k], starts[k + 1]). Worked out once, in planning
     (`media.plan.chunking.segment_grid`), and carried by the plan and its tasks.
 
     >>> SegmentGrid(120, Fraction(30000, 1001), 3).segment_s
@@ -225,7 +242,8 @@ class SegmentGrid:
     """
 
     segment_frames: int
-    """Frames per segment; every segment starts with an IDR frame."""
+    """Frames per segment, and the most any segment has; every segment starts with an
+    IDR frame."""
     frame_rate: Fraction
     """The title's frames per second, exact."""
     chunk_segments: int = 1
@@ -233,16 +251,45 @@ class SegmentGrid:
     timescale: int = 90000
     """Ticks per second of the video tracks: 90 kHz is exact for every common frame rate,
     30000/1001 and 24000/1001 included."""
+    starts: tuple[int, ...] | None = ()
+    """The first frame of every segment where the grid is cut at shot changes
+    (`media.plan.chunking.shot_aligned_starts`); empty where it is even. None where a
+    task does without it (`lean`): its chunk carries its own segments."""
+    chunk_starts: tuple[int, ...] = ()
+    """Where the grid is cut at shot changes: the number (0-based) of each chunk's first
+    segment, a chunk ending early on a cut (`media.plan.chunking.shot_chunk_starts`);
+    empty: every `chunk_segments`."""
 
     @property
     def segment_s(self) -> Fraction:
-        """A segment's duration, exact (4.004 s for 120 frames at 29.97 fps)."""
+        """The longest segment's duration, exact (4.004 s for 120 frames at 29.97 fps)."""
         return Fraction(self.segment_frames) / self.frame_rate
 
     @property
     def chunk_frames(self) -> int:
-        """Frames per chunk (the last may have fewer)."""
+        """Frames per chunk of an even grid (the last may have fewer)."""
         return self.segment_frames * self.chunk_segments
+
+    @property
+    def shot_aligned(self) -> bool:
+        return self.starts is None or bool(self.starts)
+
+    def segment_bounds(self, frame_count: int) -> list[int]:
+        """The first frame of each of the title's segments, then `frame_count`."""
+        if self.starts is None:
+            raise ValueError("this task's grid was sent without its segment starts")
+        if self.starts:
+            return [*self.starts, frame_count]
+        return [*range(0, frame_count, self.segment_frames), frame_count]
+
+    def segment_starts_s(self, frame_count: int) -> list[Fraction]:
+        """The start of each of the title's segments, in seconds, exact."""
+        return [Fraction(start) / self.frame_rate
+                for start in self.segment_bounds(frame_count)[:-1]]
+
+    def lean(self) -> SegmentGrid:
+        """The grid without its list of starts (for tasks whose chunk carries its own)."""
+        return replace(self, starts=None, chunk_starts=()) if self.starts else self
 
 
 @dataclass(frozen=True)
@@ -322,6 +369,9 @@ class AudioTask:
     start_frame: int = 0
     """The span's AAC frames (1024 samples at 48 kHz) on the track: [start_frame, end_frame)."""
     end_frame: int = 0
+    segment_starts: tuple[int, ...] = ()
+    """The first AAC frame of each of the span's segments where the video's grid is cut
+    at shot changes (`media.encode.audio_spans.AudioSpan.segment_starts`)."""
 
     @property
     def title_id(self) -> str:

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO
@@ -76,6 +77,9 @@ class AudioSpan:
     end_segment: int
     start_frame: int
     end_frame: int
+    segment_starts: tuple[int, ...] = ()
+    """The first AAC frame of each of its segments where the video's grid is cut at shot
+    changes; empty where they follow an even grid (`segment_start_frame`)."""
 
     @property
     def start_s(self) -> Fraction:
@@ -96,26 +100,41 @@ def segment_start_frame(k: int, segment_s: Fraction | float) -> int:
     return math.ceil(k * Fraction(segment_s) * SAMPLE_RATE_HZ / AAC_FRAME)
 
 
-def segment_frames(duration_s: Fraction | float, segment_s: Fraction | float) -> list[int]:
+def segment_frames(duration_s: Fraction | float,
+                   segment_s: Fraction | float | Sequence[Fraction]) -> list[int]:
     """First AAC frame of each audio segment, then the frame count: segment k starts at
-    the first frame at or after k x `segment_s`; a short last segment is merged."""
+    the first frame at or after the video's segment k, which starts at k x `segment_s`
+    or, on a grid cut at shot changes, at `segment_s[k]` (seconds); a short last segment
+    is merged."""
     frames = -(-total_samples(duration_s) // AAC_FRAME)
-    starts = []
-    while (start := segment_start_frame(len(starts), segment_s)) < frames:
-        starts.append(start)
+    starts: list[int] = []
+    if isinstance(segment_s, Sequence):
+        for start_s in segment_s:
+            start = math.ceil(Fraction(start_s) * SAMPLE_RATE_HZ / AAC_FRAME)
+            if start >= frames:
+                break
+            if not starts or start > starts[-1]:
+                starts.append(start)
+    else:
+        while (start := segment_start_frame(len(starts), segment_s)) < frames:
+            starts.append(start)
     if len(starts) > 1 and (frames - starts[-1]) * AAC_FRAME < MIN_TAIL_S * SAMPLE_RATE_HZ:
         starts.pop()
     return [*starts, frames]
 
 
-def audio_spans(duration_s: Fraction | float, segment_s: Fraction | float,
+def audio_spans(duration_s: Fraction | float, segment_s: Fraction | float | Sequence[Fraction],
                 span_segments: int = AUDIO_SPAN_SEGMENTS) -> list[AudioSpan]:
-    """The track cut into spans of `span_segments` whole segments (a short title: one)."""
+    """The track cut into spans of `span_segments` whole segments (a short title: one);
+    on a grid cut at shot changes (`segment_s`: the video segments' starts), each span
+    carries its segments' first frames."""
     bounds = segment_frames(duration_s, segment_s)
     segments = len(bounds) - 1
     firsts = list(range(0, segments, max(1, span_segments)))
+    own = isinstance(segment_s, Sequence)
     return [AudioSpan(i, len(firsts), first, min(first + span_segments, segments),
-                      bounds[first], bounds[min(first + span_segments, segments)])
+                      bounds[first], bounds[min(first + span_segments, segments)],
+                      tuple(bounds[first:min(first + span_segments, segments)]) if own else ())
             for i, first in enumerate(firsts)]
 
 
@@ -260,8 +279,9 @@ def encode_span(source: str | BinaryIO, stream_index: int, span: AudioSpan,
                          f"{span.index}, expected {span.end_frame - span.start_frame}")
     info = read_init(init)
     # The span's own segment starts (its end already has a short last segment merged).
-    bounds = [*(segment_start_frame(k, segment_s)
-                for k in range(span.first_segment, span.end_segment)), span.end_frame]
+    bounds = [*(span.segment_starts or (segment_start_frame(k, segment_s)
+                                        for k in range(span.first_segment, span.end_segment))),
+              span.end_frame]
     segments = []
     for number, start, end in zip(range(span.first_segment, span.end_segment), bounds,
                                   bounds[1:], strict=False):

@@ -165,7 +165,7 @@ def encode_renditions_argv(staged_path: str, out_paths: Sequence[str], source: S
                                                strict=True):
         stream = branches[_frames_key(rendition)].pop(0)
         options = video_options(encoder, rendition,
-                                dataclasses.replace(settings, threads=count), grid)
+                                dataclasses.replace(settings, threads=count), grid, chunk)
         if rendition.hdr:
             options = with_hdr_metadata(options, encoder, source.mastering_display,
                                         source.content_light)

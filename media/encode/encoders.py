@@ -19,15 +19,16 @@ import functools
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction  # noqa: F401 (doctests)
 
 from media.core import ffmpeg
 from media.core.errors import MediaError
-from media.core.types import EncodeSettings, Rendition, SegmentGrid
+from media.core.types import ChunkSpan, EncodeSettings, Rendition, SegmentGrid
 from media.encode.hwaccel import ProbeResult
 
 __all__ = ["CODECS", "CODEC_ENCODERS", "ENCODERS", "ENCODER_NAMES", "Encoder", "codec_crf",
-           "codec_encoder", "encoder_named", "hdr_options", "probe_nvenc", "resolve_encoder",
-           "trial_encoder", "video_options", "with_hdr_metadata"]
+           "codec_encoder", "encoder_named", "hdr_options", "keyframe_expr", "probe_nvenc",
+           "resolve_encoder", "trial_encoder", "video_options", "with_hdr_metadata"]
 
 _SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
                 "medium": 7, "slow": 5, "slower": 4, "veryslow": 2, "placebo": 1}
@@ -174,9 +175,26 @@ def encoder_named(name: str) -> Encoder:
                          hint="Pass --encoder with one of the listed names.") from None
 
 
-def _grid(grid: SegmentGrid) -> dict[str, str]:
-    return {"force_key_frames": f"expr:eq(mod(n,{grid.segment_frames}),0)",
+def _grid(grid: SegmentGrid, chunk: ChunkSpan | None) -> dict[str, str]:
+    return {"force_key_frames": keyframe_expr(grid, chunk),
             "video_track_timescale": str(grid.timescale)}
+
+
+def keyframe_expr(grid: SegmentGrid, chunk: ChunkSpan | None = None) -> str:
+    """FFmpeg's `force_key_frames` for an encode of `chunk` (frame n of the encode is its
+    first frame + n): an IDR frame at the start of each of its segments, every
+    `segment_frames` on an even grid, or at the frames its segments start on a grid cut
+    at shot changes.
+
+    >>> keyframe_expr(SegmentGrid(100, Fraction(25)))
+    'expr:eq(mod(n,100),0)'
+    >>> keyframe_expr(SegmentGrid(100, Fraction(25)), ChunkSpan(1, 70, 160, (70, 130), 1))
+    'expr:eq(n,0)+eq(n,60)'
+    """
+    if chunk is None or not chunk.segment_starts:
+        return f"expr:eq(mod(n,{grid.segment_frames}),0)"
+    return "expr:" + "+".join(f"eq(n,{start - chunk.start_frame})"
+                              for start in chunk.segment_starts)
 
 
 def _vbv(rendition: Rendition) -> dict[str, str]:
@@ -186,11 +204,12 @@ def _vbv(rendition: Rendition) -> dict[str, str]:
 
 
 def video_options(encoder: Encoder, rendition: Rendition, settings: EncodeSettings,
-                  grid: SegmentGrid) -> dict[str, str]:
+                  grid: SegmentGrid, chunk: ChunkSpan | None = None) -> dict[str, str]:
     """FFmpeg output options of one rung: the encoder's own, on the segment grid (an IDR
-    frame at every segment start, the grid's timescale), with the rung's rate control
-    (capped constant quality, or an average bitrate), VBV-capped."""
-    options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p", **_grid(grid)}
+    frame at every segment start of `chunk`, the grid's timescale), with the rung's rate
+    control (capped constant quality, or an average bitrate), VBV-capped."""
+    options: dict[str, str] = {"c:v": encoder.codec, "pix_fmt": "yuv420p",
+                               **_grid(grid, chunk)}
     if rendition.hdr:
         options |= hdr_options(rendition.hdr)
         if encoder.gpu:  # NVENC takes 10-bit 4:2:0 as P010

@@ -53,16 +53,27 @@ def fragment_argv(chunk_path: str, out_path: str) -> list[str]:
 
 
 def segment_chunk(chunk_path: str, start_frame: int, frame_count: int, segment_frames: int,
-                  frame_rate: Fraction, scratch: str,
-                  timeout_s: float | None = None) -> ChunkSegments:
+                  frame_rate: Fraction, scratch: str, timeout_s: float | None = None,
+                  bounds: Sequence[int] | None = None, first_number: int | None = None
+                  ) -> ChunkSegments:
     """Cut one encoded chunk (whole segments of the grid from `start_frame`) into its final
     CMAF segments, by stream copy: numbered and timed on the title's timeline, checked
-    against the grid (count, a sync sample first, each at its planned time).
+    against the grid (count, a sync sample first, each at its planned time). Its segments
+    are every `segment_frames` from `start_frame`, or, on a grid cut at shot changes,
+    start at `bounds` (title frames, then its end; the first numbered `first_number`,
+    0-based).
 
     A chunk encoded as a fragmented MP4 (as `media.encode.chunk` writes them) is cut as it
     is, in this process; another MP4 is first stream-copied into one (an FFmpeg process)."""
-    if start_frame % segment_frames:
-        raise MediaError(f"a chunk starts at frame {start_frame}, off the segment grid")
+    if bounds is None:
+        if start_frame % segment_frames:
+            raise MediaError(f"a chunk starts at frame {start_frame}, off the segment grid")
+        bounds = [*range(start_frame, start_frame + frame_count, segment_frames),
+                  start_frame + frame_count]
+        first_number = start_frame // segment_frames
+    elif bounds[0] != start_frame or bounds[-1] != start_frame + frame_count:
+        raise MediaError(f"a chunk of frames {start_frame}-{start_frame + frame_count} was "
+                         f"given segments of frames {bounds[0]}-{bounds[-1]}")
     fragmented = chunk_path
     if not is_fragmented(chunk_path):
         fragmented = os.path.join(scratch, "chunk-fragmented.mp4")
@@ -74,26 +85,31 @@ def segment_chunk(chunk_path: str, start_frame: int, frame_count: int, segment_f
     start_ticks = start_frame * init.timescale / frame_rate
     if start_ticks.denominator != 1:
         raise MediaError(f"frame {start_frame} is not a whole tick of {init.timescale} Hz")
-    first_number = start_frame // segment_frames + 1
-    segments = [placed_segment(seg, first_number + k, int(start_ticks))
+    number = (first_number or 0) + 1
+    segments = [placed_segment(seg, number + k, int(start_ticks))
                 for k, seg in enumerate(split.segments)]
     timing = [read_fragment(seg, init) for seg in segments]
     check_grid(timing, init.timescale, segment_frames, frame_rate, total_frames=frame_count,
-               first_frame=start_frame)
-    return ChunkSegments(split.init, sample_entry_key(split.init), segments, timing,
-                         first_number)
+               first_frame=start_frame, bounds=bounds, first_number=number - 1)
+    return ChunkSegments(split.init, sample_entry_key(split.init), segments, timing, number)
 
 
 def check_grid(timing: Sequence[FragmentInfo], timescale: int, segment_frames: int,
-               frame_rate: Fraction, total_frames: int, first_frame: int = 0) -> None:
+               frame_rate: Fraction, total_frames: int, first_frame: int = 0,
+               bounds: Sequence[int] | None = None, first_number: int | None = None) -> None:
     """Fail loudly unless segment k starts with a sync sample at k × segment duration
-    (counted from `first_frame`, where a chunk's segments are checked on their own)."""
-    expected = -(-total_frames // segment_frames)
+    (counted from `first_frame`, where a chunk's segments are checked on their own), or
+    at `bounds[k]` (title frames) on a grid cut at shot changes."""
+    if bounds is None:
+        bounds = [*range(first_frame, first_frame + total_frames, segment_frames),
+                  first_frame + total_frames]
+        first_number = first_frame // segment_frames
+    expected = len(bounds) - 1
     if len(timing) != expected:
         raise MediaError(f"assembled {len(timing)} segments; the grid has {expected}")
     for k, frag in enumerate(timing):
-        planned = Fraction(first_frame + k * segment_frames, 1) / frame_rate * timescale
-        number = first_frame // segment_frames + k + 1
+        planned = Fraction(bounds[k], 1) / frame_rate * timescale
+        number = (first_number or 0) + k + 1
         if not frag.first_sample_is_sync:
             raise MediaError(f"segment {number} does not start with a sync sample")
         if abs(frag.earliest_presentation_ticks - planned) > timescale / frame_rate / 2:
@@ -104,11 +120,15 @@ def check_grid(timing: Sequence[FragmentInfo], timescale: int, segment_frames: i
 
 
 def check_track_records(segments: Sequence[Segment], timescale: int, segment_frames: int,
-                        frame_rate: Fraction, total_frames: int) -> None:
+                        frame_rate: Fraction, total_frames: int,
+                        bounds: Sequence[int] | None = None) -> None:
     """`check_grid` from the records of a track's segments, written by its chunks (no
     media read): as many as the grid has, numbered 1..N, each starting with a sync
-    sample, segment k at k × segment duration, the last ending with the title."""
-    expected = -(-total_frames // segment_frames)
+    sample, segment k at k × segment duration (at `bounds[k]`, title frames, on a grid
+    cut at shot changes), the last ending with the title."""
+    if bounds is None:
+        bounds = [*range(0, total_frames, segment_frames), total_frames]
+    expected = len(bounds) - 1
     if len(segments) != expected:
         raise MediaError(f"the chunks wrote {len(segments)} segments; the grid has {expected}")
     tick = Fraction(timescale) / frame_rate
@@ -117,7 +137,7 @@ def check_track_records(segments: Sequence[Segment], timescale: int, segment_fra
             raise MediaError(f"segment {k + 1} of the track is numbered {segment.number}")
         if not segment.sync_first:
             raise MediaError(f"segment {k + 1} does not start with a sync sample")
-        planned = k * segment_frames * tick
+        planned = bounds[k] * tick
         if abs(segment.start_ticks - planned) > tick / 2:
             raise MediaError(
                 f"segment {k + 1} starts at {segment.start_ticks / timescale:.4f} s;"

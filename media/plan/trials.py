@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from media.core import ffmpeg
 from media.core.config import JobConfig
 from media.core.errors import MediaError
+from media.core.records import span_basis
 from media.core.types import (
     ChunkSpan,
     EncodeSettings,
@@ -267,7 +268,7 @@ def trial_results(task: TrialTask, record: dict) -> list[TrialResult] | None:
 def _task_key(task: TrialTask) -> dict:
     """What decides a trial's result; a record made for other settings is not reused."""
     key = {"source": [task.source.source_uri, task.source.size_bytes],
-           "span": dataclasses.asdict(task.span), "sizes": [list(s) for s in task.sizes],
+           "span": span_basis(task.span), "sizes": [list(s) for s in task.sizes],
            "crfs": list(task.crfs), "preset": task.settings.preset,
            "vmaf": [task.vmaf_height, task.vmaf_subsample]}
     if task.codec:  # a codec ladder's trials (the one ladder's records stay as they were)

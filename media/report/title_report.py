@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Sequence
 
 from media.core import naming
-from media.core.types import ChunkResult, PackagedTrack, Rendition, SourceInfo
+from media.core.types import ChunkResult, PackagedTrack, Rendition, SegmentGrid, SourceInfo
 from media.package import bandwidth
+from media.plan.chunking import grid_summary, title_cuts_s
 from media.plan.invariant import LadderRung, ladder_invariant
 from media.plan.rate_control import held_by_cap
 
@@ -134,8 +135,10 @@ def codec_ladders(ladder: Sequence[dict], video: Sequence[PackagedTrack]) -> dic
 
 
 def title_report(title_id: str, source: SourceInfo | None,
-                 tracks: Sequence[PackagedTrack], plan: dict | None = None) -> dict:
-    """A JSON-ready report of a published title (with the ladder plan when there is one)."""
+                 tracks: Sequence[PackagedTrack], plan: dict | None = None,
+                 grid: SegmentGrid | None = None) -> dict:
+    """A JSON-ready report of a published title (with the ladder plan when there is one,
+    and its segment grid: `media.plan.chunking.grid_summary`)."""
     report = {
         "title_id": title_id,
         "manifests": {"hls": naming.MASTER_PLAYLIST, "dash": naming.DASH_MANIFEST},
@@ -174,6 +177,9 @@ def title_report(title_id: str, source: SourceInfo | None,
         cuts = data.pop("shot_cuts_s")
         if cuts is not None:  # the shot changes inspection found, on the title's timeline
             report["shots"] = {"cuts_s": list(cuts), "count": len(cuts)}
+        if grid is not None and grid.starts is not None:
+            report["grid"] = grid_summary(grid, source.frame_count,
+                                          title_cuts_s(source, cuts))
         data["duration_s"] = round(float(source.duration_s), 6)
         report["source"] = data
         if source.markers:  # an IMF composition's markers (FFOC, FFEC, ...), for players
