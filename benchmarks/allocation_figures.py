@@ -12,7 +12,8 @@ import os
 from benchmarks.per_title import _by_ladder, final_encode_s, ladder_points, monotonic
 from media.quality.bdrate import MIN_POINTS, bd_rate
 
-__all__ = ["ALLOCATION_POOLINGS", "allocation_figures", "print_allocations"]
+__all__ = ["ALLOCATION_POOLINGS", "allocation_figures", "grid_figures", "grid_line",
+           "print_allocations", "print_grids"]
 
 
 ALLOCATION_POOLINGS = ("mean", "harmonic")
@@ -84,6 +85,7 @@ def allocation_figures(reports: dict[str, dict], apple: dict | None = None) -> d
             "cost": allocation_cost(report),
             "invariant": report["ladder_invariant"],
             "under_target": sum(t.get("chunks_missing_target", 0) for t in report["tracks"]),
+            "grid": report.get("grid"),
         }
     return out
 
@@ -122,6 +124,9 @@ def print_allocations(rows: list, args) -> None:
     for name, reports, apple, figures in rows:
         print(f"\n{name}:")
         for mode, f in figures.items():
+            if f.get("grid"):
+                print(f"  {mode:9s} grid: {grid_line(f['grid'])}")
+        for mode, f in figures.items():
             report, cost = reports[mode], f["cost"]
             ladder = ", ".join(f"{r['id']} {kbps:.0f}k/{vmaf:.1f}" for r, (kbps, vmaf) in
                                zip(report["ladder"], _by_ladder(report), strict=True))
@@ -143,6 +148,50 @@ def print_allocations(rows: list, args) -> None:
                     + (f" [{w['constant_id']}]" if w["constant_id"] != w["id"] else "")
                     for w in f["worst_p5"]))
     print_allocation_averages([figures for *_, figures in rows])
+
+
+def grid_line(grid: dict) -> str:
+    """report.json's `grid` in a line: segments and their spread, chunk ends on cuts."""
+    return (f"{grid['kind']}, {grid['segments']} segments of {grid['min_segment_s']:g} to "
+            f"{grid['max_segment_s']:g} s (the last left out of the shortest), "
+            f"{grid.get('chunks', '?')} chunks; {grid['chunk_ends_on_cuts']} chunk ends on "
+            f"shot cuts ({grid['chunk_ends_moved_onto_cuts']} moved there from the even "
+            f"grid), {grid['boundaries_on_cuts']} of {grid['shot_cuts']} cuts on a boundary")
+
+
+def grid_figures(reports: dict[str, dict]) -> dict[str, dict]:
+    """Per `--segment_grid` (`reports` by grid, "even" the anchor): BD-rate against the
+    even grid under ALLOCATION_POOLINGS, encodes per chunk, the worst chunk's p5 per rung
+    and report.json's `grid`."""
+    anchor = reports["even"]
+    return {grid: {"vs_even": {} if grid == "even" else
+                   {p: ladder_bd_rate(anchor, report, p) for p in ALLOCATION_POOLINGS},
+                   "encodes_per_chunk": encodes_per_chunk(report),
+                   "worst_p5": worst_p5(report), "grid": report.get("grid")}
+            for grid, report in reports.items()}
+
+
+def print_grids(rows: list, args) -> None:
+    """The grid comparison's table (rows: source name, reports, `grid_figures`)."""
+    print(f"\nsegment grids of the per-title ladder, x264 preset {args.preset}, "
+          f"{args.duration:g} s sources, {os.cpu_count()} cores")
+    print(f"source    grid    rungs  {'vs even: mean':22s} {'harmonic':22s} enc/chunk")
+    for name, reports, figures in rows:
+        for grid, f in figures.items():
+            cells = [_bd_cell(f["vs_even"].get(p)) for p in ALLOCATION_POOLINGS]
+            print(f"{name:9s} {grid:7s} {len(reports[grid]['ladder']):5d}  {cells[0]:22s} "
+                  f"{cells[1]:22s} {f['encodes_per_chunk']:9.2f}")
+    for name, reports, figures in rows:
+        print(f"\n{name}:")
+        for grid, f in figures.items():
+            ladder = ", ".join(f"{r['id']} {kbps:.0f}k/{vmaf:.1f}" for r, (kbps, vmaf) in
+                               zip(reports[grid]["ladder"], _by_ladder(reports[grid]),
+                                   strict=True))
+            print(f"  {grid:7s} ({reports[grid]['_wall_s']:.0f} s): {ladder}")
+            if f["grid"]:
+                print(f"          {grid_line(f['grid'])}")
+            print("          worst chunk p5 per rung: "
+                  + ", ".join(f"{rid} {p5:.1f}" for rid, p5 in f["worst_p5"]))
 
 
 def print_allocation_averages(per_source: list[dict[str, dict]]) -> None:

@@ -4,9 +4,11 @@
         [--sources cartoon,detailed,grain,grainy,looped] [--no_apple]
         [--cost_durations 60,120] [--cost_sources cartoon]
     python benchmarks/per_title.py --allocation optimal,constant [--sources scenes,...]
+    python benchmarks/per_title.py --grids shots,even [--sources shots,...]
 
 For each generated source (1080p25: flat and cartoon-like, detailed and moving, noisy
-and grain-heavy, and `scenes`, four scenes of those kinds back to back; 320x180 at 24
+and grain-heavy, `scenes`, four scenes of those kinds back to back, and `shots`, shots
+of those kinds cut off the 4 s grid; 320x180 at 24
 fps under temporal grain throughout, the uniform title whose rungs came out
 near-identical; a 640x360 clip with AAC audio looped by stream copy, as users'
 concatenated masters are, with small timestamp gaps at the joins) it runs the pipeline
@@ -35,6 +37,12 @@ Planning is a per-title cost: a title's trials (three samples at least, a tenth 
 segments at most 40) grow far more slowly than its final encodes. `--cost_durations`
 runs the per-title pipeline alone on longer versions of `--cost_sources` and prints the
 planning cost at each length, so the table shows how it falls with the title's length.
+
+`--grids shots,even` runs the per-title pipeline once per `--segment_grid` choice and
+prints the BD-rate of the grid cut at shot changes against the even one, encodes per
+chunk, the worst chunk's p5 per rung and what each grid did (segments, their shortest
+and longest, chunk ends on cuts); `shots`, whose cuts fall off the 4 s grid, is the
+source for it.
 
 `--allocation optimal,constant` runs the per-title pipeline once per `--allocation` mode
 instead (constant, the anchor, always; Apple's ladder beside them unless `--no_apple`)
@@ -79,12 +87,18 @@ SOURCES = {
     # Four scenes of different complexity back to back, each a quarter of the title
     # (`lavfi_input`): where the bits a rung needs change along the title.
     "scenes": "scenes=size=1920x1080:rate=25",
+    # Shots of those kinds, cut where an even grid would not cut (`SHOT_LENGTHS`): what
+    # `--segment_grid shots` moves boundaries onto.
+    "shots": "shots=size=1920x1080:rate=25",
 }
 DEFAULT_SOURCES = ("cartoon", "detailed", "grain", "grainy", "looped")
 """The sources compared with Apple's ladder unless `--sources` names others."""
 SCENES = ("smptebars", "testsrc2", "mandelbrot", "testsrc2,noise=alls=14:allf=t+u")
 """The scenes of the `scenes` source, in order: bars, a moving pattern, a zoom into
 fine detail, the moving pattern under temporal grain."""
+SHOT_LENGTHS = (2.6, 5.3, 3.1, 6.7, 4.4, 1.9, 7.2, 3.8)
+"""Seconds of each shot of the `shots` source, in turn (the kinds of SCENES in turn): a
+cut at 2.6, 7.9, 11.0, 17.7 s ..., one on a 4 s grid only by chance."""
 LOOP_CLIP_S = 4.0
 """Length of the clip `make_looped_source` loops (its audio runs 30 ms longer)."""
 GATE_BELOW, GATE_ABOVE = 1.0, 2.0
@@ -119,6 +133,19 @@ def lavfi_input(video: str, duration: float) -> str:
             parts.append(",".join(filter(None, (trimmed, filters))) + f"[s{i}]")
         labels = "".join(f"[s{i}]" for i in range(len(SCENES)))
         video = ";".join(parts) + f";{labels}concat=n={len(SCENES)}:v=1:a=0"
+    elif name == "shots":
+        lengths, total = [], 0.0
+        while total < duration:
+            lengths.append(SHOT_LENGTHS[len(lengths) % len(SHOT_LENGTHS)])
+            total += lengths[-1]
+        parts = []
+        for i, length in enumerate(lengths):
+            source, _, filters = SCENES[i % len(SCENES)].partition(",")
+            trimmed = f"{source}={options},trim=duration={length:g},setpts=PTS-STARTPTS"
+            parts.append(",".join(filter(None, (trimmed, filters, "format=yuv420p")))
+                         + f"[s{i}]")
+        labels = "".join(f"[s{i}]" for i in range(len(lengths)))
+        video = ";".join(parts) + f";{labels}concat=n={len(lengths)}:v=1:a=0"
     return f"{video},trim=duration={duration}"
 
 
@@ -322,9 +349,14 @@ def main() -> int:
                         help="compare these --allocation modes of the per-title ladder "
                              "(e.g. optimal,constant; constant, the anchor, always runs) "
                              "instead of per-title against Apple")
+    parser.add_argument("--grids", default="",
+                        help="compare these --segment_grid choices of the per-title ladder "
+                             "(shots,even; even, the anchor, always runs)")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    if args.sources and args.allocation:
+    if args.sources and args.grids:
+        compare_grids(args)
+    elif args.sources and args.allocation:
         compare_allocations(args)
     elif args.sources:
         compare_with_apple(args)
@@ -461,6 +493,26 @@ def compare_allocations(args) -> None:
                                  args.extra.split(), args.reuse)
         rows.append((name, reports, apple, allocation_figures(reports, apple)))
     print_allocations(rows, args)
+
+
+def compare_grids(args) -> None:
+    """Per source: the per-title pipeline once per `--segment_grid` choice (even, the
+    anchor, always), with `--extra`; prints `grid_figures`."""
+    from benchmarks.allocation_figures import grid_figures, print_grids
+
+    grids = ["even", *(g for g in args.grids.split(",") if g and g != "even")]
+    rows = []
+    for name in args.sources.split(","):
+        source = source_file(args.work, name, args.duration)
+        stem = _out_stem(args, name)
+        reports = {}
+        for grid in grids:
+            print(f"{name}: per-title, {grid} grid ...", flush=True)
+            reports[grid] = run_pipeline(source, f"{stem}-per-title-grid-{grid}", "per-title",
+                                         args.preset, ["--min_kbps", "145", "--segment_grid",
+                                                       grid, *args.extra.split()], args.reuse)
+        rows.append((name, reports, grid_figures(reports)))
+    print_grids(rows, args)
 
 
 def rung_rates(report: dict) -> list[dict]:

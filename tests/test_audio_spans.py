@@ -81,6 +81,20 @@ def test_spans_are_whole_segments_on_the_aac_frame_grid():
     assert len(audio_spans(Fraction(12), Fraction(4))) == 1  # a short title: one span
 
 
+def test_spans_follow_a_video_grid_cut_at_shot_changes():
+    # video segments from 0, 1.6, 2.8, 4.0, 5.0, 6.08, 7.2 s of a 9 s title
+    starts = [Fraction(f, 25) for f in (0, 40, 70, 100, 125, 152, 180)]
+    bounds = segment_frames(Fraction(9), starts)
+    assert bounds == [0, 75, 132, 188, 235, 285, 338, 422]  # the first frame at or after
+    for start, frame in zip(starts, bounds, strict=False):
+        assert 0 <= frame * AAC_FRAME / SAMPLE_RATE_HZ - start < Fraction(AAC_FRAME,
+                                                                          SAMPLE_RATE_HZ)
+    spans = audio_spans(Fraction(9), starts, span_segments=3)
+    assert [(s.first_segment, s.end_segment, s.segment_starts) for s in spans] == [
+        (0, 3, (0, 75, 132)), (3, 6, (188, 235, 285)), (6, 7, (338,))]
+    assert audio_spans(Fraction(9), Fraction(2))[0].segment_starts == ()  # an even grid
+
+
 def test_spans_join_with_no_gap_or_click(sweep, tmp_path):
     info = inspect_source(sweep, sweep, "sweep")
     index = info.audio[0].stream_index

@@ -109,3 +109,17 @@ def test_the_scenes_source_makes_its_title_at_the_size_asked(tmp_path):
     frames = [line.rsplit(",", 1)[1] for line in md5 if not line.startswith("#")]
     assert len(frames) == 50  # 2 s at 25 fps
     assert len({frames[0], frames[13], frames[25], frames[38]}) == 4  # one of each scene
+
+
+def test_the_grid_line_says_the_spread_and_the_chunk_ends_on_cuts():
+    from benchmarks.allocation_figures import grid_line
+
+    grid = {"kind": "shots", "segments": 7, "chunks": 7, "min_segment_s": 1.0,
+            "max_segment_s": 1.8, "shot_cuts": 4, "boundaries_on_cuts": 4,
+            "chunk_ends_on_cuts": 4, "chunk_ends_moved_onto_cuts": 3}
+    figures = allocation_figures({"constant": {**CONSTANT, "grid": grid}})
+    assert figures["constant"]["grid"] == grid
+    assert grid_line(grid) == (
+        "shots, 7 segments of 1 to 1.8 s (the last left out of the shortest), 7 chunks; "
+        "4 chunk ends on shot cuts (3 moved there from the even grid), 4 of 4 cuts on a "
+        "boundary")

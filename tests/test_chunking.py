@@ -6,6 +6,7 @@ ladder widths = even(source aspect × rung height).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from fractions import Fraction
 
@@ -16,10 +17,14 @@ from media.core.types import ChunkSpan, SourceInfo
 from media.plan.chunking import (
     chunk_segment_count,
     grid_chunks,
+    grid_summary,
     plan_chunks,
     segment_count,
     segment_frames,
     segment_grid,
+    shot_aligned_starts,
+    shot_chunk_starts,
+    title_cuts_s,
 )
 from media.plan.ladder import FIXED_LADDER, even, fixed_ladder, scaled_width, vmaf_height
 
@@ -244,3 +249,111 @@ def test_scaled_width(width, height, rung, expected):
 ])
 def test_vmaf_height(height, expected):
     assert vmaf_height(source(height * 16 // 9, height)) == expected
+
+
+# --- a grid cut at shot changes (`--segment_grid shots`) ---------------------------------
+
+
+def _source_at(video_start_s: float, container_start_s: float) -> SourceInfo:
+    return dataclasses.replace(source(64, 36), video_start_s=video_start_s,
+                               container_start_s=container_start_s)
+
+
+def _lengths(starts: list[int], frame_count: int) -> list[int]:
+    bounds = [*starts, frame_count]
+    return [b - a for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_shot_grid_keeps_every_segment_between_the_floor_and_a_whole_segment(seed):
+    import random
+
+    rng = random.Random(seed)
+    frame_count, segment, floor = rng.randint(1, 2000), rng.randint(10, 120), 0
+    floor = rng.randint(1, segment)
+    cuts = rng.sample(range(1, frame_count + 1), min(frame_count, rng.randint(0, 40)))
+    starts = shot_aligned_starts(frame_count, segment, cuts, floor)
+    lengths = _lengths(starts, frame_count)
+    assert starts[0] == 0 and all(n >= 1 for n in lengths)
+    assert all(n <= segment for n in lengths)
+    assert all(n >= floor for n in lengths[:-1])
+    for a, b in itertools.pairwise(starts):  # a cut, halfway to one, or a whole segment
+        assert b in cuts or b == a + segment or any(b == a + (c - a) // 2 for c in cuts)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_with_a_floor_of_half_a_segment_every_cut_far_enough_from_the_last_is_a_boundary(
+        seed):
+    import random
+
+    rng = random.Random(seed)
+    segment = rng.randint(10, 120)
+    floor = -(-segment // 2)
+    cuts, at = [], 0
+    for _ in range(rng.randint(1, 20)):
+        at += rng.randint(floor + 1, 4 * segment)
+        cuts.append(at)
+    frame_count = at + rng.randint(floor, 3 * segment)
+    starts = shot_aligned_starts(frame_count, segment, cuts, floor)
+    assert set(cuts) <= set(starts)
+    assert max(_lengths(starts, frame_count)) <= segment
+
+
+def test_no_cut_gives_the_even_grid_and_a_cut_near_the_end_none():
+    assert shot_aligned_starts(250, 100, [], 50) == [0, 100, 200]
+    assert shot_aligned_starts(300, 100, [270], 50) == [0, 100, 200]  # 30 frames left
+    assert shot_aligned_starts(300, 100, [240], 50) == [0, 100, 170, 240]
+    with pytest.raises(ConfigurationError):
+        shot_aligned_starts(300, 100, [], 101)
+
+
+def test_the_title_grid_is_even_without_cuts_and_cut_at_them_with():
+    even = segment_grid(Fraction(25), 2.0, 1, 225)
+    assert even.starts == () and not even.shot_aligned
+    grid = segment_grid(Fraction(25), 2.0, 1, 225, cuts_s=[1.6, 4.0, 5.0, 7.2])
+    assert grid.starts == (0, 40, 70, 100, 125, 152, 180)
+    assert grid.segment_bounds(225)[-1] == 225
+    assert grid.segment_starts_s(225)[1] == Fraction(8, 5)
+    # cuts on the even grid leave it even
+    assert segment_grid(Fraction(25), 2.0, 1, 225, cuts_s=[2.0, 6.0]).starts == ()
+    # a floor of a whole segment leaves no room to move
+    assert segment_grid(Fraction(25), 2.0, 1, 225, cuts_s=[1.6], min_segment_s=2.0).starts == ()
+
+
+def test_the_chunks_of_a_shot_grid_are_its_segments_and_end_early_on_cuts():
+    grid = segment_grid(Fraction(25), 2.0, 3, 225, cuts_s=[1.6, 4.0, 5.0, 7.2])
+    chunks = grid_chunks(225, grid)
+    assert [(c.start_frame, c.frame_count, c.segment_starts, c.first_segment)
+            for c in chunks] == [(0, 100, (0, 40, 70), 0), (100, 80, (100, 125, 152), 3),
+                                 (180, 45, (180,), 6)]
+    assert chunks[1].segment_bounds(50) == [100, 125, 152, 180]
+    assert chunks[1].first_number(50) == 3
+    assert shot_chunk_starts([0, 40, 70, 100, 125, 152, 180], {70, 152}, 3) == [0, 2, 5]
+    assert shot_chunk_starts([0, 40, 70, 100], set(), 2) == [0, 2]
+
+
+def test_a_lean_grid_has_no_starts_to_give():
+    grid = segment_grid(Fraction(25), 2.0, 1, 225, cuts_s=[1.6])
+    lean = grid.lean()
+    assert lean.starts is None and lean.shot_aligned
+    with pytest.raises(ValueError, match="without its segment starts"):
+        lean.segment_bounds(225)
+    even = segment_grid(Fraction(25), 2.0, 1)
+    assert even.lean() is even
+
+
+def test_the_grid_summary_counts_chunk_ends_moved_onto_cuts():
+    cuts = [1.6, 4.0, 5.0, 7.2]
+    grid = segment_grid(Fraction(25), 2.0, 1, 225, cuts_s=cuts)
+    assert grid_summary(grid, 225, cuts) == {
+        "kind": "shots", "segments": 7, "chunks": 7, "min_segment_s": 1.0,
+        "max_segment_s": 1.8, "shot_cuts": 4, "boundaries_on_cuts": 4,
+        "chunk_ends_on_cuts": 4, "chunk_ends_moved_onto_cuts": 3}
+    even = segment_grid(Fraction(25), 2.0, 1)
+    assert grid_summary(even, 225, cuts)["chunk_ends_on_cuts"] == 1
+
+
+def test_cuts_are_read_on_the_title_timeline():
+    source = dataclasses.replace(sample_source := _source_at(1.4, 0.8), title_id="x")
+    assert sample_source.video_start_s - sample_source.container_start_s == pytest.approx(0.6)
+    assert title_cuts_s(source, [2.6, 5.0]) == pytest.approx([2.0, 4.4])

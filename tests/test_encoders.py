@@ -138,3 +138,17 @@ def test_the_encode_command_decodes_on_the_gpu_only_when_asked():
                             EncodeSettings(decoder="cpu"), SegmentGrid(100, Fraction(25)))
     assert gpu[gpu.index("-hwaccel") + 1] == "cuda" and gpu.index("-hwaccel") < gpu.index("-i")
     assert "-hwaccel" not in cpu
+
+
+def test_keyframes_are_forced_at_each_segment_of_the_chunk():
+    from media.core.types import ChunkSpan
+    from media.encode.encoders import keyframe_expr
+
+    assert keyframe_expr(GRID_100) == "expr:eq(mod(n,100),0)"
+    assert keyframe_expr(GRID_100, ChunkSpan(1, 100, 100)) == "expr:eq(mod(n,100),0)"
+    # a grid cut at shot changes: the chunk's segments start at title frames 70 and 130
+    chunk = ChunkSpan(1, 70, 160, segment_starts=(70, 130), first_segment=1)
+    assert keyframe_expr(GRID_100, chunk) == "expr:eq(n,0)+eq(n,60)"
+    options = video_options(ENCODERS["x264"], RUNG, EncodeSettings(), GRID_100, chunk)
+    assert options["force_key_frames"] == "expr:eq(n,0)+eq(n,60)"
+    assert "keyint=100:min-keyint=100" in options["x264-params"]  # the longest segment

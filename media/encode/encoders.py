@@ -50,7 +50,10 @@ def _x264(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, s
 
 def _x265(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, str]:
     params = f"keyint={n}:min-keyint={n}:scenecut=0:open-gop=0:log-level=error"
-    options = {"preset": settings.preset, "tag:v": "hvc1", "crf": _crf(rendition.crf, 51)}
+    # forced-idr: a keyframe forced at a segment start (`keyframe_expr`) is an IDR frame,
+    # not an I frame inside a GOP, where a grid cut at shot changes puts it off keyint
+    options = {"preset": settings.preset, "tag:v": "hvc1", "crf": _crf(rendition.crf, 51),
+               "forced-idr": "1"}
     if rendition.hdr:  # Main10, the colour description in the VUI; HDR10's SEI for PQ
         transfer = HDR_TRANSFERS[rendition.hdr][0]
         params += (f":colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"

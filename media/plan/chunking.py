@@ -106,7 +106,8 @@ def shot_aligned_starts(frame_count: int, segment_frames: int, cut_frames: Itera
     and at most `segment_frames` on; where there is none but a cut lies within the
     next segment's reach, the run up to it is cut in two nearly equal segments (each
     at least `min_frames`) so that the next ends on it; else the segment is a whole
-    `segment_frames`. The last segment ends with the title, however short.
+    `segment_frames`. The last segment ends with the title, however short; a cut at
+    least `min_frames` before the end starts a segment of its own.
 
     >>> shot_aligned_starts(300, 100, [70, 130], 50)
     [0, 70, 130, 230]
@@ -118,14 +119,17 @@ def shot_aligned_starts(frame_count: int, segment_frames: int, cut_frames: Itera
     if segment_frames < 1 or not 1 <= min_frames <= segment_frames:
         raise ConfigurationError(f"segments of {segment_frames} frames cannot have a floor "
                                  f"of {min_frames}")
-    cuts = sorted({c for c in cut_frames if 0 < c < frame_count})
+    cuts = sorted({c for c in cut_frames if 0 < c <= frame_count - min_frames})
     starts, pos, i = [0], 0, 0
-    while pos + segment_frames < frame_count:
+    while True:
+        last = pos + segment_frames >= frame_count
         while i < len(cuts) and cuts[i] < pos + min_frames:
             i += 1
         j = i
         while j < len(cuts) and cuts[j] <= pos + segment_frames:
             j += 1
+        if last and j == i:
+            break
         if j > i:  # the last cut in [pos + min_frames, pos + segment_frames]
             end = cuts[j - 1]
         elif (j < len(cuts) and cuts[j] - pos <= 2 * segment_frames
