@@ -277,8 +277,11 @@ def test_a_shot_grid_keeps_every_segment_between_the_floor_and_a_whole_segment(s
     assert starts[0] == 0 and all(n >= 1 for n in lengths)
     assert all(n <= segment for n in lengths)
     assert all(n >= floor for n in lengths[:-1])
-    for a, b in itertools.pairwise(starts):  # a cut, halfway to one, or a whole segment
-        assert b in cuts or b == a + segment or any(b == a + (c - a) // 2 for c in cuts)
+    if 2 * floor <= segment:  # the last too, where the title has that many frames
+        assert lengths[-1] >= min(floor, frame_count)
+    for a, b in itertools.pairwise(starts):  # a cut, halfway to one or to the end, or
+        assert (b in cuts or b == a + segment  # a whole segment
+                or any(b == a + (c - a) // 2 for c in [*cuts, frame_count]))
 
 
 @pytest.mark.parametrize("seed", range(40))

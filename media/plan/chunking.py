@@ -13,6 +13,7 @@ frame at the start of each, so an IDR lands on every cut the grid moved onto.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Collection, Iterable, Sequence
 from fractions import Fraction
 
@@ -49,7 +50,7 @@ def segment_grid(frame_rate: Fraction, segment_s: float, chunk_segments: int,
     if cuts_s and frame_count:
         floor = (max(1, round(Fraction(min_segment_s) * frame_rate)) if min_segment_s
                  else -(-frames // 2))
-        cut_frames = [round(Fraction(t) * frame_rate) for t in cuts_s]
+        cut_frames = [cut_frame(t, frame_rate) for t in cuts_s]
         aligned = shot_aligned_starts(frame_count, frames, cut_frames, floor)
         if aligned != list(range(0, frame_count, frames)):
             starts = tuple(aligned)
@@ -83,6 +84,17 @@ def shot_chunk_starts(starts: Sequence[int], cut_frames: Collection[int],
     return firsts
 
 
+def cut_frame(cut_s: float, frame_rate: Fraction) -> int:
+    """The first frame of the title that shows a cut at `cut_s` (title seconds): frame k
+    shows the source's last frame at or before k's time and half a frame
+    (`media.encode.commands.select_chunk`).
+
+    >>> cut_frame(4.5, Fraction(25)), cut_frame(4.52, Fraction(25))
+    (112, 113)
+    """
+    return max(0, math.ceil(Fraction(cut_s) * frame_rate - Fraction(1, 2)))
+
+
 def title_grid(source: SourceInfo, config: JobConfig) -> SegmentGrid:
     """The title's segment grid: cut at its shot changes (`--segment_grid shots`, where
     inspection found any) or even."""
@@ -106,8 +118,9 @@ def shot_aligned_starts(frame_count: int, segment_frames: int, cut_frames: Itera
     and at most `segment_frames` on; where there is none but a cut lies within the
     next segment's reach, the run up to it is cut in two nearly equal segments (each
     at least `min_frames`) so that the next ends on it; else the segment is a whole
-    `segment_frames`. The last segment ends with the title, however short; a cut at
-    least `min_frames` before the end starts a segment of its own.
+    `segment_frames`, or the two last segments share what is left where a whole one would
+    leave a last segment under the floor. A cut at least `min_frames` before the end
+    starts a segment of its own.
 
     >>> shot_aligned_starts(300, 100, [70, 130], 50)
     [0, 70, 130, 230]
@@ -135,6 +148,8 @@ def shot_aligned_starts(frame_count: int, segment_frames: int, cut_frames: Itera
         elif (j < len(cuts) and cuts[j] - pos <= 2 * segment_frames
               and (cuts[j] - pos) // 2 >= min_frames):
             end = pos + (cuts[j] - pos) // 2  # the next segment ends on the cut
+        elif frame_count - pos - segment_frames < min_frames <= (frame_count - pos) // 2:
+            end = pos + (frame_count - pos) // 2  # no last segment under the floor
         else:
             end = pos + segment_frames
         starts.append(end)
@@ -164,7 +179,7 @@ def grid_summary(grid: SegmentGrid, frame_count: int, cuts_s: Sequence[float] | 
     bounds = grid.segment_bounds(frame_count)
     lengths = [b - a for a, b in itertools.pairwise(bounds)]
     inner = bounds[1:-1]
-    cuts = {round(Fraction(t) * grid.frame_rate) for t in cuts_s or ()}
+    cuts = {cut_frame(t, grid.frame_rate) for t in cuts_s or ()}
     even = set(range(0, frame_count, grid.segment_frames))
     firsts = grid.chunk_starts or range(0, len(lengths), grid.chunk_segments)
     chunk_ends = [bounds[first] for first in firsts[1:]]
