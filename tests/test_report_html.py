@@ -387,3 +387,19 @@ def test_an_optimal_allocation_is_shown_rung_by_rung_and_nothing_under_constant(
     assert "21.3–27.5" in section and "91.2–97.8" in section and "12.3 %" in section
     assert "<td>no: carried 0% of the way &lt;script&gt;" in section
     assert HOSTILE not in text
+
+
+def test_the_source_says_its_shot_changes_and_the_grid_cut_at_them():
+    report = make_report(plan={"mode": "fixed"})
+    report["shots"] = {"cuts_s": [1.6, 4.0], "count": 2}
+    report["grid"] = {"kind": "shots", "segments": 7, "chunks": 3, "min_segment_s": 1.0,
+                      "max_segment_s": 1.8, "shot_cuts": 2, "boundaries_on_cuts": 2,
+                      "chunk_ends_on_cuts": 2, "chunk_ends_moved_onto_cuts": 1}
+    text = render_report(report)[REPORT_HTML].decode()
+    section = text[text.index("<section id='source'>"):]
+    section = section[:section.index("</section>")]
+    assert "Shot changes" in section and ">2<" in section
+    assert "7 (cut at shot changes), 1.000 to 1.800 s; 3 chunks, 2 ending on a shot change" \
+        in section
+    plain = render_report(make_report(plan={"mode": "fixed"}))[REPORT_HTML].decode()
+    assert "Shot changes" not in plain and "Segments" not in plain

@@ -247,7 +247,8 @@ _PLAYER_JS = """
 
 def _page(report: dict, tracks: list[dict], charts: dict[str, str], hull: bool) -> str:
     title = esc(report.get("title_id", "untitled"))
-    body = [_player_section(), _source_section(report.get("source")),
+    body = [_player_section(), _source_section(report.get("source"), report.get("shots"),
+                                               report.get("grid")),
             _inspection_section(report.get("inspection") or []),
             _ladder_section(report.get("ladder") or [], tracks,
                             report.get("ladder_invariant")),
@@ -280,7 +281,8 @@ def _player_section() -> str:
         "</label><span id='player-status' class='note'>Loading hls.js…</span></div></section>")
 
 
-def _source_section(source: dict | None) -> str:
+def _source_section(source: dict | None, shots: dict | None = None,
+                    grid: dict | None = None) -> str:
     if not source:
         return "<section id='source'><h2>Source</h2><p>No source information.</p></section>"
     audio = source.get("audio") or []
@@ -294,7 +296,19 @@ def _source_section(source: dict | None) -> str:
                 f"language {a.get('language')}" for a in audio) or "none")]
     if source.get("source_uri"):  # the name only: the rest may be a private bucket's path
         rows.insert(0, ("File", posixpath.basename(str(source["source_uri"]).rstrip("/"))))
+    if shots is not None:
+        rows.append(("Shot changes", str(shots.get("count", 0))))
+    if grid:
+        rows.append(("Segments", _grid_fact(grid)))
     return ("<section id='source'><h2>Source</h2>" + _facts(rows) + "</section>")
+
+
+def _grid_fact(grid: dict) -> str:
+    """report.json's `grid` in a line: the segments, and the chunk ends on shot cuts."""
+    kind = "cut at shot changes" if grid.get("kind") == "shots" else "even"
+    return (f"{grid.get('segments')} ({kind}), {_f(grid.get('min_segment_s'), 3)} to "
+            f"{_f(grid.get('max_segment_s'), 3)} s; {grid.get('chunks', '?')} chunks, "
+            f"{grid.get('chunk_ends_on_cuts')} ending on a shot change")
 
 
 def _ladder_section(ladder: list[dict], tracks: list[dict], invariant: dict | None = None
