@@ -470,48 +470,50 @@ def _out_stem(args, name: str) -> str:
                         else f"out-{name}-{args.duration:g}s")
 
 
+def per_title_runs(args, name: str, option: str, listed: str, anchor: str, label: str
+                   ) -> tuple[str, dict[str, dict]]:
+    """The per-title pipeline on source `name` once per choice of `--option` that
+    `listed` names (comma-separated; `anchor` first, always), with `--extra`: the output
+    stem and the reports by choice."""
+    choices = [anchor, *(c for c in listed.split(",") if c and c != anchor)]
+    source = source_file(args.work, name, args.duration)
+    stem = _out_stem(args, name)
+    reports = {}
+    for choice in choices:
+        print(f"{name}: per-title, {choice} {label} ...", flush=True)
+        suffix = f"grid-{choice}" if option == "segment_grid" else choice
+        reports[choice] = run_pipeline(source, f"{stem}-per-title-{suffix}", "per-title",
+                                       args.preset, ["--min_kbps", "145", f"--{option}", choice,
+                                                     *args.extra.split()], args.reuse)
+    return stem, reports
+
+
 def compare_allocations(args) -> None:
     """Per source: the per-title pipeline once per `--allocation` mode, Apple's ladder
     beside them unless `--no_apple`; prints `allocation_figures`."""
     from benchmarks.allocation_figures import allocation_figures, print_allocations
 
-    modes = ["constant", *(m for m in args.allocation.split(",") if m and m != "constant")]
     rows = []
     for name in args.sources.split(","):
-        source = source_file(args.work, name, args.duration)
-        stem = _out_stem(args, name)
-        reports = {}
-        for mode in modes:
-            print(f"{name}: per-title, {mode} allocation ...", flush=True)
-            reports[mode] = run_pipeline(source, f"{stem}-per-title-{mode}", "per-title",
-                                         args.preset, ["--min_kbps", "145", "--allocation", mode,
-                                                       *args.extra.split()], args.reuse)
+        stem, reports = per_title_runs(args, name, "allocation", args.allocation, "constant",
+                                       "allocation")
         apple = None
         if not args.no_apple:
             print(f"{name}: apple ...", flush=True)
-            apple = run_pipeline(source, stem + "-apple", "apple", args.preset,
-                                 args.extra.split(), args.reuse)
+            apple = run_pipeline(source_file(args.work, name, args.duration), stem + "-apple",
+                                 "apple", args.preset, args.extra.split(), args.reuse)
         rows.append((name, reports, apple, allocation_figures(reports, apple)))
     print_allocations(rows, args)
 
 
 def compare_grids(args) -> None:
-    """Per source: the per-title pipeline once per `--segment_grid` choice (even, the
-    anchor, always), with `--extra`; prints `grid_figures`."""
+    """Per source: the per-title pipeline once per `--segment_grid` choice of `--grids`
+    (even, the anchor, always), with `--extra`; prints `grid_figures`."""
     from benchmarks.allocation_figures import grid_figures, print_grids
 
-    grids = ["even", *(g for g in args.grids.split(",") if g and g != "even")]
-    rows = []
-    for name in args.sources.split(","):
-        source = source_file(args.work, name, args.duration)
-        stem = _out_stem(args, name)
-        reports = {}
-        for grid in grids:
-            print(f"{name}: per-title, {grid} grid ...", flush=True)
-            reports[grid] = run_pipeline(source, f"{stem}-per-title-grid-{grid}", "per-title",
-                                         args.preset, ["--min_kbps", "145", "--segment_grid",
-                                                       grid, *args.extra.split()], args.reuse)
-        rows.append((name, reports, grid_figures(reports)))
+    rows = [(name, reports, grid_figures(reports)) for name in args.sources.split(",")
+            for _, reports in [per_title_runs(args, name, "segment_grid", args.grids, "even",
+                                              "grid")]]
     print_grids(rows, args)
 
 
