@@ -7,6 +7,7 @@ instances cannot run in one thread).
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -195,3 +196,38 @@ class SiteServer:
         self._site.shutdown()
         self._site.server_close()
         self._thread.join()
+
+
+def play_codecs_page(page, site: str, query: dict, duration_s: float, tolerance_s: float,
+                     timeout_s: float) -> dict:
+    """Open /player/codecs.html (a title under /title/) with `query` and wait until the
+    video ended, an error came, or it played to `duration_s` less `tolerance_s`; the
+    page's state (`lf.snapshot()`)."""
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    page.goto(f"{site}/player/codecs.html?{urlencode(query)}")
+    with contextlib.suppress(PlaywrightTimeoutError):  # the state says what ran
+        page.wait_for_function(
+            "lf.state.ended || lf.state.errors.length > 0 || "
+            f"lf.snapshot().currentTime >= {duration_s - tolerance_s}",
+            timeout=timeout_s * 1000, polling=100)
+    return page.evaluate("lf.snapshot()")
+
+
+PLAYER_MANIFESTS = {"hls": HLS_MANIFEST, "dash": DASH_MANIFEST, "shaka": DASH_MANIFEST}
+"""The manifest each player of /player/codecs.html plays."""
+
+
+def assert_played_to_end(state: dict, messages: list[str], duration_s: float,
+                         tolerance_s: float) -> str:
+    """Fail unless `state` (`play_codecs_page`) played to the end with no error; the
+    state and the console, for further asserts' messages. Reaching the duration counts
+    as the end: dash.js, once its capabilities filter has removed an AdaptationSet, now
+    and then reaches the last frame without firing `ended`."""
+    report = f"state: {state}\nconsole:\n" + "\n".join(messages)
+    assert state["errors"] == [], report
+    assert state["ended"] or state["currentTime"] >= duration_s - tolerance_s, report
+    assert abs(state["currentTime"] - duration_s) <= tolerance_s, report
+    return report

@@ -13,6 +13,7 @@ from media.plan.allocation import CurvePoint, fit_curve
 from media.plan.rung_allocation import (
     PROBE_SPREAD,
     REACH,
+    WORST_P5_DROP,
     ChunkProbe,
     HeldCurve,
     allocate_rung,
@@ -76,13 +77,31 @@ def test_no_chunk_is_aimed_under_the_floor_on_its_worst_frames():
     looser = allocate_rung(probes, AIM, floor_vmaf=AIM - 6.0)
     assert min(looser.vmafs) < AIM - 1.0
     assert looser.predicted_kbit < chosen.predicted_kbit
-    assert looser.record()["floor_vmaf"] == AIM - 6.0
+    # Both chunks' worst frames are at the aim under constant CRFs: none goes more than
+    # WORST_P5_DROP under that
+    assert looser.record()["floor_vmaf"] == AIM - WORST_P5_DROP
     # The floor is on a chunk's 5th percentile: a chunk whose worst frames are 5 under
     # its mean keeps its mean 5 over the floor.
     gappy = dataclasses.replace(probes[1], p5_gap=5.0)
     held = allocate_rung([probes[0], gappy], AIM, floor_vmaf=AIM - 6.0)
     assert held.vmafs[1] - 5.0 >= AIM - 6.0 - 1e-6
     assert held.vmafs[1] > looser.vmafs[1]
+
+
+def test_no_chunk_goes_far_under_the_constant_allocations_worst_stretch():
+    # Alike in their frames (a gap of 2 between mean and 5th percentile), a hundred
+    # times apart in rate: the floor at the aim less 6 alone would send the costly chunk
+    # 4 under the worst stretch constant CRFs give (the aim less 2).
+    probes = [dataclasses.replace(_probe(0, 50, 92), p5_gap=2.0),
+              dataclasses.replace(_probe(1, 5000, 92), p5_gap=2.0)]
+    chosen = allocate_rung(probes, AIM, floor_vmaf=AIM - 6.0)
+    worst_constant = AIM - 2.0
+    assert chosen.floor_vmaf == pytest.approx(worst_constant - WORST_P5_DROP)
+    assert min(v - 2.0 for v in chosen.vmafs) >= worst_constant - WORST_P5_DROP - 1e-6
+    assert chosen.predicted_saving > 0  # the cheap chunk still pays for it
+    # where constant CRFs leave the worst stretch far under the aim, the aim less 6 holds
+    gappy = [dataclasses.replace(p, p5_gap=8.0) for p in probes]
+    assert allocate_rung(gappy, AIM, floor_vmaf=AIM - 6.0).floor_vmaf == AIM - 6.0
 
 
 def test_a_saturated_chunk_is_not_sent_under_its_lowest_probe():

@@ -18,11 +18,9 @@ and shaka-player to the end.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from fractions import Fraction
 from pathlib import Path
-from urllib.parse import urlencode
 
 import av
 import m3u8
@@ -31,9 +29,11 @@ from mpegdash.parser import MPEGDASHParser
 
 from tests.browser_support import (  # noqa: F401 (a fixture, found by name)
     DASH_MANIFEST,
-    HLS_MANIFEST,
+    PLAYER_MANIFESTS,
     SiteServer,
+    assert_played_to_end,
     conformance_players,
+    play_codecs_page,
 )
 from tests.media_factory import SRT_ENGLISH
 from tests.test_shots import _shots
@@ -197,7 +197,6 @@ def test_hevc_and_av1_put_their_idr_frames_on_the_cuts_too(package, tmp_path, en
 PLAYBACK_RATE = 2
 END_TIMEOUT_S = 60
 DURATION_TOLERANCE_S = 0.5
-MANIFESTS = {"hls": HLS_MANIFEST, "dash": DASH_MANIFEST, "shaka": DASH_MANIFEST}
 
 
 @pytest.fixture(scope="module")
@@ -210,18 +209,8 @@ def site(conformance_players: Path, shots_title: Path):  # noqa: F811
 @pytest.mark.usefixtures("chromium")
 @pytest.mark.parametrize("player", ["hls", "dash", "shaka"])
 def test_players_play_the_shot_grid_to_the_end(player, player_page, site):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
     page, messages = player_page
-    query = {"player": player, "src": f"/title/{MANIFESTS[player]}", "rate": PLAYBACK_RATE}
-    page.goto(f"{site}/player/codecs.html?{urlencode(query)}")
-    with contextlib.suppress(PlaywrightTimeoutError):  # the state below says what ran
-        page.wait_for_function(
-            "lf.state.ended || lf.state.errors.length > 0 || "
-            f"lf.snapshot().currentTime >= {DURATION_S - DURATION_TOLERANCE_S}",
-            timeout=END_TIMEOUT_S * 1000, polling=100)
-    state = page.evaluate("lf.snapshot()")
-    report = f"state: {state}\nconsole:\n" + "\n".join(messages)
-    assert state["errors"] == [], report
-    assert state["ended"] or state["currentTime"] >= DURATION_S - DURATION_TOLERANCE_S, report
-    assert abs(state["currentTime"] - DURATION_S) <= DURATION_TOLERANCE_S, report
+    query = {"player": player, "src": f"/title/{PLAYER_MANIFESTS[player]}", "rate": PLAYBACK_RATE}
+    state = play_codecs_page(page, site, query, DURATION_S, DURATION_TOLERANCE_S,
+                             END_TIMEOUT_S)
+    assert_played_to_end(state, messages, DURATION_S, DURATION_TOLERANCE_S)

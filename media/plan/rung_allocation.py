@@ -34,6 +34,7 @@ from media.plan.hull import CRF_RANGE
 
 __all__ = [
     "PROBE_SPREAD",
+    "WORST_P5_DROP",
     "ChunkProbe",
     "RungAllocation",
     "allocate_rung",
@@ -52,6 +53,12 @@ with more re-encodes, and on a uniform noisy title 5-18 % more bits than constan
 _HAIR = 0.2
 """VMAF a chunk's own floor is set under its constant CRF's, so that the solver's CRF grid
 (tenths) still holds a point at it."""
+WORST_P5_DROP = 1.5
+"""How far (VMAF) under the constant allocation's worst chunk (its predicted 5th
+percentile) the allocation may take any chunk's 5th percentile: a rung's worst stretch
+stays within 2 of what constant quality gives it, with half a point kept for the gate's
+window and the probes' error (on the 32 s zoom, a floor at the target less 6 alone let
+the worst chunk fall 2.6 under constant's)."""
 REACH = 1.0
 """How many CRF steps beyond its probes a chunk may be moved: the curves are straight
 lines past their measured span, and a long reach would trust them too far."""
@@ -133,7 +140,8 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     their duration-weighted mean at the constant CRFs is `aim_vmaf` (what the plan's
     calibration says of those CRFs at the final preset), then allocated so that no
     chunk's 5th percentile is predicted under `floor_vmaf` (default `aim_vmaf -
-    MAX_DROP`), or under its own at its constant CRF where that is lower: its mean stays
+    MAX_DROP`) or under the constant CRFs' worst chunk's less WORST_P5_DROP, whichever
+    is higher, or under its own at its constant CRF where that is lower: its mean stays
     its `p5_gap` over.
     """
     floor_vmaf = aim_vmaf - MAX_DROP if floor_vmaf is None else floor_vmaf
@@ -156,6 +164,10 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     # the aim (an offset alone where the probes are at the ceiling already)
     k = (100.0 - aim_vmaf) / (100.0 - at_constant) if at_constant < 99.9 else 1.0
     raised = [_raised(c, k, 0.0 if at_constant < 99.9 else offset) for c in curves]
+    # ... nor under the constant allocation's worst chunk less WORST_P5_DROP
+    worst_constant = min(c.vmaf(p.constant_crf) - p.p5_gap
+                         for c, p in zip(raised, probed, strict=True))
+    floor_vmaf = max(floor_vmaf, worst_constant - WORST_P5_DROP)
     # A chunk whose worst frames the constant allocation itself leaves under the floor
     # is held where the constant allocation has it, no lower: the constant CRFs stay a
     # choice, so the allocation never costs more than they do.
