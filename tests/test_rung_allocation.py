@@ -115,9 +115,21 @@ def test_a_saturated_chunk_is_not_sent_under_its_lowest_probe():
                      curve.fit_span)
     assert held.vmaf(10.0) == pytest.approx(held.vmaf(21.0))
     assert curve.vmaf(10.0) > held.vmaf(10.0)
-    # Over the highest probe, VMAF falls twice as fast as between the probes.
-    assert held.vmaf(27.0) - held.vmaf(25.0) == pytest.approx(
-        2 * (curve.vmaf(27.0) - curve.vmaf(25.0)))
+    # Over the highest probe, VMAF falls twice as fast as between the probes, and more
+    # than REACH over it, no CRF is taken.
+    assert held.vmaf(25.0 + REACH) - held.vmaf(25.0) == pytest.approx(
+        2 * (curve.vmaf(25.0 + REACH) - curve.vmaf(25.0)))
+    assert held.vmaf(25.0 + REACH + 0.1) == 0.0
+
+
+def test_no_chunk_is_sent_further_than_reach_over_its_own_probes():
+    # A hard shot probed where VMAF hardly moves (both probes near 0), beside a bars
+    # chunk probed near CRF 48: the solver's grid spans both, but the hard chunk may go
+    # no further than REACH over its own highest probe.
+    flat = ChunkProbe(0, 4.0, 33.0, (CurvePoint(31.0, 900.0, 3.0), CurvePoint(35.0, 600.0, 2.6)))
+    bars = _probe(1, 30, 92, crf=48.0)
+    chosen = allocate_rung([flat, bars], 50.0, floor_vmaf=0.0)
+    assert chosen.crfs[0] <= 35.0 + REACH
 
 
 def test_a_chunk_without_probes_keeps_its_constant_crf_and_the_others_meet_the_aim():

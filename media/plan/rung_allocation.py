@@ -206,12 +206,17 @@ class HeldCurve(RateQualityCurve):
     static picture tops out at 97, not 100), and a straight line carried down promises
     points no encode gives. Over the highest it falls twice as fast as between the
     probes: VMAF falls ever faster as CRF rises, and a straight line carried up would
-    promise the hard chunks quality they lose."""
+    promise the hard chunks quality they lose. More than REACH over the highest it is 0,
+    which no floor takes: the solver's CRF grid spans every chunk's probes, and a chunk
+    whose two probes fell where VMAF hardly moves (both near 0 on a hard shot) would be
+    sent to CRF 51 (it was, on the `shots` benchmark source, and came out at VMAF 9)."""
 
     def vmaf(self, crf: float) -> float:
         lo, hi = self.fit_span
         if crf <= hi:
             return super().vmaf(max(crf, lo))
+        if crf > hi + REACH + 1e-9:
+            return 0.0
         top = super().vmaf(hi)
         return max(0.0, top + 2 * (super().vmaf(crf) - top))
 
