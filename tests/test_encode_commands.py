@@ -239,6 +239,8 @@ GRAPH_720 = (f"{CUT}[s4]scale=1280:720:flags=bicubic[s5];[s5]setsar=1[s6];"
 X264_GRID = "-x264-params keyint=50:min-keyint=50:scenecut=0:open-gop=0:stitchable=1"
 X265_GRID = "-x265-params keyint=50:min-keyint=50:scenecut=0:open-gop=0:log-level=error"
 KEYS = "-force_key_frames expr:eq(mod(n,50),0) -frames:v 100"
+KEYS_X265 = KEYS.replace(" -frames:v", " -forced-idr 1 -frames:v")
+"""x265 makes a forced keyframe an IDR frame only with forced-idr."""
 NVENC = "-forced-idr 1 -frames:v 100 -g 50"
 NVENC_TAIL = "-pix_fmt yuv420p -preset p4 -rc vbr -strict_gop 1"
 SVT = "-pix_fmt yuv420p -preset 8 -svtav1-params scd=0:enable-overlays=0"
@@ -255,14 +257,14 @@ OUTPUT_OPTIONS = [
                        f"-pix_fmt yuv420p -preset fast -profile:v high {TS} {X264_GRID}"),
     ("x264", PLAIN, 0, f"-c:v libx264 -crf 70 {KEYS} -pix_fmt yuv420p -preset fast "
                        f"-profile:v high {TS} {X264_GRID}"),
-    ("x265", CAPPED, 0, f"-bufsize 6000k -c:v libx265 -crf 21.5 {KEYS} -maxrate 3000k "
+    ("x265", CAPPED, 0, f"-bufsize 6000k -c:v libx265 -crf 21.5 {KEYS_X265} -maxrate 3000k "
                         f"-pix_fmt yuv420p -preset fast -tag:v hvc1 {TS} {X265_GRID}"),
-    ("x265", CAPPED, 3, f"-bufsize 6000k -c:v libx265 -crf 21.5 {KEYS} -maxrate 3000k "
+    ("x265", CAPPED, 3, f"-bufsize 6000k -c:v libx265 -crf 21.5 {KEYS_X265} -maxrate 3000k "
                         f"-pix_fmt yuv420p -preset fast -tag:v hvc1 -threads 3 {TS} "
                         f"{X265_GRID}"),
-    ("x265", FIXED, 0, f"-b:v 1000k -bufsize 3000k -c:v libx265 {KEYS} -maxrate 1500k "
+    ("x265", FIXED, 0, f"-b:v 1000k -bufsize 3000k -c:v libx265 {KEYS_X265} -maxrate 1500k "
                        f"-pix_fmt yuv420p -preset fast -tag:v hvc1 {TS} {X265_GRID}"),
-    ("x265", PLAIN, 0, f"-c:v libx265 -crf 51 {KEYS} -pix_fmt yuv420p -preset fast "
+    ("x265", PLAIN, 0, f"-c:v libx265 -crf 51 {KEYS_X265} -pix_fmt yuv420p -preset fast "
                        f"-tag:v hvc1 {TS} {X265_GRID}"),
     ("svtav1", CAPPED, 0, f"-bufsize 6000k -c:v libsvtav1 -crf 21.5 {KEYS} -g 50 "
                           f"-maxrate 3000k {SVT} {TS}"),
