@@ -5,8 +5,9 @@ rate) frames a segment (4.004 s at 29.97 fps rather than a boundary between fram
 An even grid cuts segment k at frames [k*S, (k+1)*S). A grid cut at shot changes
 (`--segment_grid shots`, the default, where inspection found cuts) moves a boundary
 onto a cut where one falls near it (`shot_aligned_starts`): no segment is longer than
-S frames (HLS's target duration holds) or shorter than the floor (`--min_segment_seconds`),
-but the title's last. A chunk is a run of whole segments, and its encoder puts an IDR
+S frames (HLS's target duration holds) or shorter than the floor (`--min_segment_seconds`;
+the title's last too, where the title allows). A chunk is a run of whole segments (on a
+shot grid it ends early on a cut, `shot_chunk_starts`), and its encoder puts an IDR
 frame at the start of each, so an IDR lands on every cut the grid moved onto.
 """
 
