@@ -121,7 +121,7 @@ def test_filtergraph_cuts_the_window_and_scales_to_the_rendition():
     # chunk 2 = frames [200, 300) at 25 fps: cut at 11.98 s, slot 0 at 8 s, 100 slots
     assert "trim=end=11.980000" in graph
     assert "setpts=PTS-8.000000/TB" in graph
-    assert "fps=fps=25/1:start_time=0" in graph
+    assert "fps=eof_action=pass:fps=25/1:start_time=0" in graph
     assert "tpad=stop=100:stop_mode=clone" in graph
     assert "trim=end_frame=100" in graph
     assert "scale=1280:720:flags=bicubic" in graph
@@ -220,7 +220,7 @@ def test_ntsc_rate_is_exact_in_the_graph():
     src = source(NTSC)
     argv = encode_chunk_argv("/s.mkv", "/o.mp4", src, ChunkSpan(0, 0, 120), RENDITION,
                              EncodeSettings(), SegmentGrid(120, NTSC))
-    assert "fps=fps=30000/1001" in value_of(argv, "-filter_complex")
+    assert "fps=eof_action=pass:fps=30000/1001" in value_of(argv, "-filter_complex")
     assert value_of(argv, "-frames:v") == "120"
 
 
@@ -232,7 +232,7 @@ PLAIN = Rendition("trial", 640, 360, 70.0, 0, 0)
 """Plain constant quality (a trial encode), with a quality value past every encoder's range."""
 
 CUT = ("[0:v]trim=end=11.980000[s0];[s0]setpts=PTS-8.000000/TB[s1];"
-       "[s1]fps=fps=25/1:start_time=0[s2];[s2]tpad=stop=100:stop_mode=clone[s3];"
+       "[s1]fps=eof_action=pass:fps=25/1:start_time=0[s2];[s2]tpad=stop=100:stop_mode=clone[s3];"
        "[s3]trim=end_frame=100[s4];")
 GRAPH_720 = (f"{CUT}[s4]scale=1280:720:flags=bicubic[s5];[s5]setsar=1[s6];"
              "[s6]format=yuv420p[s7]")

@@ -316,8 +316,8 @@ def _run(sources: list[Path], out: Path, **config) -> None:
     from pipeline.graph import build_pipeline
     from pipeline.local_runner import LOCAL_RUNNER
 
-    job = JobConfig(output_root=str(out), segment_s=SEGMENT_S, chunk_segments=1,
-                    encode=EncodeSettings(preset="ultrafast"), **config).validate()
+    job = JobConfig(**{"output_root": str(out), "segment_s": SEGMENT_S, "chunk_segments": 1,
+                       "encode": EncodeSettings(preset="ultrafast"), **config}).validate()
     with TestPipeline(options=PipelineOptions([f"--runner={LOCAL_RUNNER}"]), blocking=True) as p:
         build_pipeline(p, [str(s) for s in sources], job)
 
@@ -365,6 +365,18 @@ def test_each_case_publishes_its_timeline_with_rungs_apart(fixed_run, case):
     assert len(rungs) == 2
     assert [r.frames for r in rungs] == [expected] * len(rungs)
     assert not ladder_violations(rungs), ladder_violations(rungs)
+
+
+def test_a_last_chunk_of_one_frame_half_a_frame_early_holds_it(fixed_run, tmp_path):
+    # The concatenated case's second part is half a frame off the first's grid: in
+    # segments of 27 frames its last chunk is its last frame alone, which lies half a
+    # frame before that chunk's one slot (an `fps` filter that drops it left none).
+    source = fixed_run.sources["concatenated"]
+    expected = timeline_frames(source, Fraction(RATE))
+    assert expected % 27 == 1
+    _run([source], tmp_path, ladder="fixed", score_vmaf=False, max_renditions=1,
+         segment_s=27 / RATE, segment_grid="even")
+    assert [r.frames for r in published_rungs(tmp_path / "concatenated")] == [expected]
 
 
 @pytest.mark.parametrize("case", [c.__name__ for c in PER_TITLE_RUN])

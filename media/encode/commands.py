@@ -55,10 +55,13 @@ def select_chunk(stream, source: SourceInfo, chunk: ChunkSpan):
     _, end_s = chunk_window_s(source, chunk)
     origin_s = source.video_start_s + float(chunk.start_frame / source.frame_rate)
     # No cut at the start: frames before the chunk reach `fps`, which drops them but the
-    # one it needs for slot 0 when the chunk starts in a gap.
+    # one it needs for slot 0 when the chunk starts in a gap. `eof_action=pass` keeps the
+    # last frame where the input ends before slot 0 is reached: a one-frame last chunk
+    # whose frame lies half a frame early (a source shifted at a join) had none.
     stream = stream.filter("trim", end=f"{end_s:.6f}")
     stream = stream.filter("setpts", f"PTS-{origin_s:.6f}/TB")
-    stream = stream.filter("fps", fps=_rate(source.frame_rate), start_time=0)
+    stream = stream.filter("fps", fps=_rate(source.frame_rate), start_time=0,
+                           eof_action="pass")
     stream = stream.filter("tpad", stop_mode="clone", stop=chunk.frame_count)
     return stream.filter("trim", end_frame=chunk.frame_count)
 
