@@ -201,6 +201,16 @@ class EncodeSettings:
     GPU). Trial encodes are always scored with libvmaf."""
 
 
+def even_bounds(start_frame: int, end_frame: int, segment_frames: int) -> list[int]:
+    """The first frame of each segment of an even grid from `start_frame`, then
+    `end_frame` (the last segment may be shorter).
+
+    >>> even_bounds(100, 250, 60)
+    [100, 160, 220, 250]
+    """
+    return [*range(start_frame, end_frame, segment_frames), end_frame]
+
+
 @dataclass(frozen=True)
 class ChunkSpan:
     """A run of whole segments of the title, on the frame grid shared by every rendition."""
@@ -223,7 +233,7 @@ class ChunkSpan:
         """The first frame of each of its segments, then its end frame (title frames)."""
         if self.segment_starts:
             return [*self.segment_starts, self.end_frame]
-        return [*range(self.start_frame, self.end_frame, segment_frames), self.end_frame]
+        return even_bounds(self.start_frame, self.end_frame, segment_frames)
 
     def first_number(self, segment_frames: int) -> int:
         """The title's number of its first segment, 0-based."""
@@ -280,7 +290,7 @@ class SegmentGrid:
             raise ValueError("this task's grid was sent without its segment starts")
         if self.starts:
             return [*self.starts, frame_count]
-        return [*range(0, frame_count, self.segment_frames), frame_count]
+        return even_bounds(0, frame_count, self.segment_frames)
 
     def segment_starts_s(self, frame_count: int) -> list[Fraction]:
         """The start of each of the title's segments, in seconds, exact."""

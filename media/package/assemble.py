@@ -20,7 +20,7 @@ from fractions import Fraction
 
 from media.core import ffmpeg
 from media.core.errors import MediaError
-from media.core.types import Segment
+from media.core.types import Segment, even_bounds
 from media.package.cmaf import (
     FRAGMENTED_FLAGS,
     is_fragmented,
@@ -68,8 +68,7 @@ def segment_chunk(chunk_path: str, start_frame: int, frame_count: int, segment_f
     if bounds is None:
         if start_frame % segment_frames:
             raise MediaError(f"a chunk starts at frame {start_frame}, off the segment grid")
-        bounds = [*range(start_frame, start_frame + frame_count, segment_frames),
-                  start_frame + frame_count]
+        bounds = even_bounds(start_frame, start_frame + frame_count, segment_frames)
         first_number = start_frame // segment_frames
     elif bounds[0] != start_frame or bounds[-1] != start_frame + frame_count:
         raise MediaError(f"a chunk of frames {start_frame}-{start_frame + frame_count} was "
@@ -101,8 +100,7 @@ def check_grid(timing: Sequence[FragmentInfo], timescale: int, segment_frames: i
     (counted from `first_frame`, where a chunk's segments are checked on their own), or
     at `bounds[k]` (title frames) on a grid cut at shot changes."""
     if bounds is None:
-        bounds = [*range(first_frame, first_frame + total_frames, segment_frames),
-                  first_frame + total_frames]
+        bounds = even_bounds(first_frame, first_frame + total_frames, segment_frames)
         first_number = first_frame // segment_frames
     expected = len(bounds) - 1
     if len(timing) != expected:
@@ -127,7 +125,7 @@ def check_track_records(segments: Sequence[Segment], timescale: int, segment_fra
     sample, segment k at k × segment duration (at `bounds[k]`, title frames, on a grid
     cut at shot changes), the last ending with the title."""
     if bounds is None:
-        bounds = [*range(0, total_frames, segment_frames), total_frames]
+        bounds = even_bounds(0, total_frames, segment_frames)
     expected = len(bounds) - 1
     if len(segments) != expected:
         raise MediaError(f"the chunks wrote {len(segments)} segments; the grid has {expected}")

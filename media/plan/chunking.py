@@ -47,16 +47,14 @@ def segment_grid(frame_rate: Fraction, segment_s: float, chunk_segments: int,
     if chunk_segments < 1:
         raise ConfigurationError("segments per chunk must be at least 1")
     frames = segment_frames(frame_rate, segment_s)
-    starts: tuple[int, ...] = ()
     if cuts_s and frame_count:
         floor = (max(1, round(Fraction(min_segment_s) * frame_rate)) if min_segment_s
                  else -(-frames // 2))
         cut_frames = [cut_frame(t, frame_rate) for t in cuts_s]
         aligned = shot_aligned_starts(frame_count, frames, cut_frames, floor)
         if aligned != list(range(0, frame_count, frames)):
-            starts = tuple(aligned)
             chunk_starts = shot_chunk_starts(aligned, set(cut_frames), chunk_segments)
-            return SegmentGrid(frames, frame_rate, chunk_segments, starts=starts,
+            return SegmentGrid(frames, frame_rate, chunk_segments, starts=tuple(aligned),
                                chunk_starts=tuple(chunk_starts))
     return SegmentGrid(frames, frame_rate, chunk_segments)
 
