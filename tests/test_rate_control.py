@@ -195,7 +195,7 @@ def test_calibration_places_each_rung_near_its_aim_on_the_final_presets_curve(se
 
     def encode_round(renditions: list[Rendition]) -> list[tuple[float, float]]:
         rounds.append(renditions)
-        return [(vmaf(r), 1000.0) for r in renditions]
+        return [(vmaf(r), 1000.0 * math.exp(-0.11 * (r.crf - 24.0))) for r in renditions]
 
     adjusted, records = calibrate(rungs, ChunkSpan(0, 0, 25), 1.0, _Gate(), encode_round)
     assert len(rounds) <= CALIBRATION_ROUNDS
@@ -203,3 +203,24 @@ def test_calibration_places_each_rung_near_its_aim_on_the_final_presets_curve(se
         aim = gate_aim(rung, _Gate())
         assert record["aim_vmaf"] == aim and placed.crf == record["crf"]
         assert abs(vmaf(placed) - aim) <= CALIBRATION_TOLERANCE + 0.5, record
+
+
+def test_a_calibration_sample_whose_rate_does_not_follow_the_crf_leaves_the_rung_as_planned():
+    """Two encodes of the sample whose rate hardly moved (here 2.6 % over a CRF step, as a
+    rung held by its VBV cap measured on the `shots` benchmark source) measure nothing of
+    the CRF: the rung keeps its planned CRF, its trials' slope and its CRF changes
+    (unscaled), where a flat secant would have carried them 2.5x."""
+    rung = Rendition("1080p", 1920, 1080, 31.7, 4075, 8150, target_vmaf=80.73,
+                     vmaf_per_crf=-1.5, crf_offsets=((12, 6.0), (312, 2.2), (612, -3.6)))
+    scores = iter([(79.32, 2338.0), (79.46, 2338.1)])
+    adjusted, records = calibrate([rung], ChunkSpan(6, 600, 25), 1.0, _Gate(),
+                                  lambda renditions: [next(scores) for _ in renditions])
+    assert len(records[0]["tries"]) == 2 and records[0]["rate_responded"] is False
+    assert adjusted[0].crf == rung.crf
+    assert adjusted[0].vmaf_per_crf == rung.vmaf_per_crf
+    assert adjusted[0].crf_offsets == rung.crf_offsets
+    # the same scores with a rate that follows the CRF do move it
+    scores = iter([(79.32, 2338.0), (79.46, 2600.0)])
+    moved, records = calibrate([rung], ChunkSpan(6, 600, 25), 1.0, _Gate(),
+                               lambda renditions: [next(scores) for _ in renditions])
+    assert records[0]["rate_responded"] is True and moved[0].crf != rung.crf

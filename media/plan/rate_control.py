@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 from media.core.types import Attempt, ChunkSpan, ChunkTask, Rendition
@@ -38,6 +39,13 @@ BORROW_SHARE = 0.6
 """A calibration encode counts for another rung of its size only where its rate stayed
 under this share of what both rungs' VBV allows the sample (`sample_budget_kbps`):
 neither cap can have shaped its score."""
+MIN_RATE_RESPONSE = 0.03
+"""How much (ln of the rate per CRF step, about 3 %) two calibration encodes' rates must
+differ for their scores to measure the CRF's effect. x264's rate moves 8-12 % a step;
+where it hardly moves, the VBV cap (x264 holds it well under the buffer's arithmetic) or
+a still picture set both encodes, and their VMAF says nothing of the CRF: on the `shots`
+benchmark source a capped sample measured 0.1 VMAF a step, its CRF changes were carried
+2.5x, and the first encodes of the rung's chunks missed their target by up to 27 VMAF."""
 BORROW_SPAN = 6.0
 """Two calibration encodes bracket a rung's aim only this many CRF steps apart at most."""
 VBV_INIT = 0.9
@@ -144,6 +152,16 @@ def measured_slope(attempts: Sequence[Attempt]) -> float | None:
         return None
     slope = (scored[-1].vmaf - scored[-2].vmaf) / (scored[-1].crf - scored[-2].crf)
     return slope if slope < FLAT_SLOPE else None
+
+
+def rate_responds(attempts: Sequence[Attempt]) -> bool:
+    """Whether the last two attempts at different CRFs moved the rate by at least
+    MIN_RATE_RESPONSE a step (True where there are not two to compare)."""
+    made = [a for a in attempts if a.kbps > 0]
+    if len(made) < 2 or made[-1].crf == made[-2].crf:
+        return True
+    per_step = abs(math.log(made[-1].kbps / made[-2].kbps) / (made[-1].crf - made[-2].crf))
+    return per_step >= MIN_RATE_RESPONSE
 
 
 def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
@@ -333,13 +351,16 @@ def calibrate(renditions: Sequence[Rendition], span: ChunkSpan, sample_s: float,
     for i, (rendition, sample, aim, own) in enumerate(
             zip(renditions, here, aims, tries, strict=True)):
         attempts = list(bracketed.get(i, own))
-        measured = measured_slope(attempts)
+        # Encodes whose rate did not follow the CRF (held by the VBV cap, or a still
+        # picture) measured nothing of it: the rung keeps the trials' CRF and slope.
+        responsive = rate_responds(attempts)
+        measured = measured_slope(attempts) if responsive else None
         slope = round(measured, 3) if measured is not None else rendition.vmaf_per_crf
         # The samples' CRF changes were read off the trial preset's curve; where the
         # final preset's is flatter, the same quality gap takes more CRF steps.
         offsets = scaled_offsets(rendition, rendition.vmaf_per_crf / slope)
         at_sample = crf_offset_at(offsets, span.start_frame + span.frame_count / 2)
-        sample_crf = calibrated_crf(sample, attempts, aim)
+        sample_crf = calibrated_crf(sample, attempts, aim) if responsive else sample.crf
         crf = crf_in_range(sample_crf - at_sample)
         adjusted.append(dataclasses.replace(offsets, crf=crf, vmaf_per_crf=slope))
         records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
@@ -351,5 +372,6 @@ def calibrate(renditions: Sequence[Rendition], span: ChunkSpan, sample_s: float,
                         "bracket": [[a.crf, round(a.vmaf, 3)] for a in bracketed.get(i, ())],
                         "target_vmaf": rendition.target_vmaf, "aim_vmaf": aim,
                         "vmaf_per_crf": slope, "crf_offsets": offsets.crf_offsets,
+                        "rate_responded": responsive,
                         "crf": crf})
     return adjusted, records
