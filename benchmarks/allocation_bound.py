@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.per_title import SOURCES, source_file
 from media.core import ffmpeg
+from media.quality.bdrate import MIN_POINTS, bd_rate
 from media.quality.vmaf import pool_log_file
 
 Point = tuple[float, float, float]
@@ -123,10 +124,12 @@ def main() -> int:
     parser.add_argument("--source", default="detailed", help=", ".join(SOURCES))
     parser.add_argument("--duration", type=float, default=32.0)
     parser.add_argument("--chunk_s", type=float, default=4.0)
+    parser.add_argument("--starts", default="",
+                        help="chunk starts (s), instead of chunks of --chunk_s")
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--crfs", default="16,19,22,25,28,31,34,37,40,44")
-    parser.add_argument("--targets", default="70,75,80,85,90,93,95")
+    parser.add_argument("--targets", default="30,40,50,60,70,80,85,90,95")
     parser.add_argument("--max_drop", type=float, default=6.0)
     parser.add_argument("--work", default="/tmp/ladderflow-bench-per-title")
     args = parser.parse_args()
@@ -134,10 +137,14 @@ def main() -> int:
     source = source_file(args.work, args.source, args.duration)
     fps = 25.0 if "rate=25" in SOURCES[args.source] else 24.0
     crfs = [float(c) for c in args.crfs.split(",")]
-    starts = [i * args.chunk_s for i in range(round(args.duration / args.chunk_s))]
-    seconds = [min(args.chunk_s, args.duration - s) for s in starts]
+    if args.starts:  # a grid of its own, e.g. a report's chunk starts on the shot grid
+        starts = [float(s) for s in args.starts.split(",")]
+    else:
+        starts = [i * args.chunk_s for i in range(round(args.duration / args.chunk_s))]
+    seconds = [b - a for a, b in itertools.pairwise([*starts, args.duration])]
+    grid = "starts" if args.starts else f"{args.chunk_s:g}"
     cache = os.path.join(args.work, f"bound-{args.source}-{args.duration:g}s-{args.height}p-"
-                                    f"{args.preset}-{args.chunk_s:g}.json")
+                                    f"{args.preset}-{grid}.json")
     measured = {}
     if os.path.exists(cache):
         with open(cache) as f:
@@ -155,10 +162,12 @@ def main() -> int:
                 f"{c:g}:{measured[f'{start:g}/{c:g}'][1]:.0f}k/{measured[f'{start:g}/{c:g}'][2]:.1f}"
                 for c in crfs), flush=True)
     curves = [hull([tuple(measured[f"{s:g}/{c:g}"]) for c in crfs]) for s in starts]
-    print(f"\n{args.source}, {args.duration:g} s in {len(starts)} chunks of {args.chunk_s:g} s, "
+    print(f"\n{args.source}, {args.duration:g} s in {len(starts)} chunks of "
+          f"{min(seconds):.2f} to {max(seconds):.2f} s, "
           f"{args.height}p x264 {args.preset}, CRFs {args.crfs}; kb/s at equal mean VMAF")
     print(f"{'target':>6} {'constant':>9} {'optimal':>9} {'saving':>7} "
           f"{'with floor':>10} {'saving':>7}")
+    anchor, test = [], []
     for target in [float(t) for t in args.targets.split(",")]:
         placed = [at_vmaf(c, target) for c in curves]
         total = sum(seconds)
@@ -169,6 +178,12 @@ def main() -> int:
         print(f"{target:6.0f} {constant / total:9.0f} {free / total:9.0f} "
               f"{free / constant - 1:+7.1%} {floored / total:10.0f} "
               f"{floored / constant - 1:+7.1%}   (mean VMAF {mean:.2f})")
+        if math.isfinite(floored):
+            anchor.append((constant / total, mean))
+            test.append((floored / total, mean))
+    if len(anchor) >= MIN_POINTS:
+        print(f"BD-rate (VMAF) of optimal with the floor against constant over these targets: "
+              f"{bd_rate(anchor, test):+.1f} %")
     return 0
 
 
