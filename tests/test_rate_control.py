@@ -25,6 +25,7 @@ from media.plan.rate_control import (
     gate_aim,
     gate_verdict,
     kept_attempt,
+    nothing_to_save,
 )
 
 SOURCE = SourceInfo("s.mp4", "s", "mp4", "h264", 1280, 720, Fraction(25), 300, 0.0, "yuv420p")
@@ -224,3 +225,40 @@ def test_a_calibration_sample_whose_rate_does_not_follow_the_crf_leaves_the_rung
     moved, records = calibrate([rung], ChunkSpan(6, 600, 25), 1.0, _Gate(),
                                lambda renditions: [next(scores) for _ in renditions])
     assert records[0]["rate_responded"] is True and moved[0].crf != rung.crf
+
+
+def _still(maxrate_kbps: int, kbps_at):
+    """A still picture's chunk: VMAF 97 whatever the CRF, its rate `kbps_at(crf)`."""
+    rendition = Rendition("1080p", 1920, 1080, 22.0, maxrate_kbps, 2 * maxrate_kbps,
+                          target_vmaf=90.0, vmaf_per_crf=-1.5)
+    task = ChunkTask(SOURCE, rendition, ChunkSpan(0, 0, 300), 1, GRID, "/o",
+                     max_attempts=MAX_ENCODES, gate_below=BELOW, gate_above=ABOVE)
+    made: list[Rendition] = []
+
+    def encode(r: Rendition) -> tuple[Attempt, int]:
+        made.append(r)
+        return Attempt(r.crf, kbps_at(r.crf), 97.0), round(kbps_at(r.crf) * 1500)
+
+    return task, made, encode
+
+
+def test_a_chunk_over_its_window_at_a_small_share_of_the_cap_is_encoded_once():
+    """SMPTE bars at 27 kb/s in a 7.7 Mb/s rung: over the window, but a higher CRF could
+    save next to nothing (they took three encodes a rung on the `shots` source)."""
+    task, made, encode = _still(7718, lambda crf: 27.0)
+    kept, attempts = encode_to_target(task, encode)
+    assert len(made) == 1 and kept == 0 and nothing_to_save(task.rendition, attempts)
+
+
+def test_a_chunk_over_its_window_stops_once_a_higher_crf_saved_nothing():
+    """Over the window at a rate that counts; the first rise in CRF saves 1 % of it, so
+    no third encode is made. Uncapped, the small-share rule cannot apply."""
+    rates = {22.0: 900.0}
+    task, made, encode = _still(0, lambda crf: rates.get(crf, 891.0))
+    _, attempts = encode_to_target(task, encode)
+    assert len(made) == 2 and made[1].crf > made[0].crf
+    assert nothing_to_save(task.rendition, attempts)
+    # where each rise saves bits, the gate goes on to its last encode
+    task, made, encode = _still(0, lambda crf: 900.0 * math.exp(-0.11 * (crf - 22.0)))
+    encode_to_target(task, encode)
+    assert len(made) == MAX_ENCODES

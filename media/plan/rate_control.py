@@ -35,6 +35,13 @@ CALIBRATION_ROUNDS = 2
 """Encodes of the calibration sample per rung at most."""
 CALIBRATION_TOLERANCE = 0.5
 """How far (VMAF) from its aim a rung's calibration encode may land without a second."""
+SMALL_RATE_SHARE = 0.05
+"""A chunk over the gate's window is not re-encoded to save bits where its rate is under
+this share of the rung's VBV maxrate: a higher CRF could save only part of that (on the
+`shots` benchmark source, SMPTE bars at 26-36 kb/s in rungs of 0.6-7.7 Mb/s took three
+encodes a rung, and the rate did not fall as the CRF rose)."""
+MIN_RATE_SAVING = 0.03
+"""Nor where the last rise in CRF saved less than this share of the rate."""
 BORROW_SHARE = 0.6
 """A calibration encode counts for another rung of its size only where its rate stayed
 under this share of what both rungs' VBV allows the sample (`sample_budget_kbps`):
@@ -144,6 +151,18 @@ def held_by_cap(rendition: Rendition, attempt: Attempt) -> bool:
             and attempt.kbps >= CAPPED_SHARE * rendition.maxrate_kbps)
 
 
+def nothing_to_save(rendition: Rendition, attempts: Sequence[Attempt]) -> bool:
+    """Whether re-encoding a chunk over its window at a higher CRF would save next to
+    nothing: its rate is a small share of the rung's cap (SMALL_RATE_SHARE: a still
+    picture, black), or the last rise in CRF saved under MIN_RATE_SAVING of the rate."""
+    last = attempts[-1]
+    if rendition.maxrate_kbps and last.kbps < SMALL_RATE_SHARE * rendition.maxrate_kbps:
+        return True
+    if len(attempts) >= 2 and attempts[-2].crf < last.crf:
+        return last.kbps > (1 - MIN_RATE_SAVING) * attempts[-2].kbps
+    return False
+
+
 def measured_slope(attempts: Sequence[Attempt]) -> float | None:
     """VMAF per CRF step through the last two scored attempts at different CRFs, where
     they measured a fall (None otherwise)."""
@@ -205,6 +224,12 @@ def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt
             # by what they miss
             verdict, aim = -1, round(score + task.gate_floor - attempt.p5, 2)
         if verdict == 0:
+            break
+        if verdict > 0 and nothing_to_save(rendition, attempts):
+            log.info("%s: %s chunk %d: VMAF %.2f, target %.2f, at %.0f kb/s: a higher CRF "
+                     "would save next to nothing; kept", task.title_id,
+                     rendition.rendition_id, task.chunk.index, score,
+                     rendition.target_vmaf, attempt.kbps)
             break
         if verdict < 0 and held_by_cap(rendition, attempt):
             log.info("%s: %s chunk %d: VMAF %.2f, target %.2f, at the rung's VBV cap "
