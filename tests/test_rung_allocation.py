@@ -148,22 +148,14 @@ def test_longer_chunks_weigh_more_in_the_mean():
     assert _mean(chosen.vmafs, [2.0, 10.0]) == pytest.approx(AIM, abs=0.05)
 
 
-def test_a_chunk_whose_constant_crf_misses_the_floor_is_held_at_the_aim_as_under_constant():
+def test_the_constant_crfs_stay_a_choice_where_the_floor_would_cost_more():
     # A chunk whose worst frames are far under its mean: at its constant CRF they are
-    # under the floor already, so constant's gate would re-encode it to the rung's
-    # window. It is held at the aim (its gate without the floor), the CRF where its
-    # curve meets it, and the other chunk alone moves; the rung still saves.
+    # under the floor already. It is held there, no lower, and the rung still saves.
     gappy = dataclasses.replace(_probe(1, 1000, 92), p5_gap=12.0)
     chosen = allocate_rung([_probe(0, 100, 92), gappy], AIM, floor_vmaf=AIM - 6.0)
     assert chosen.feasible, chosen.reason
-    assert chosen.held == (False, True)
-    assert chosen.vmafs[1] == pytest.approx(AIM)
-    curve = chosen.chunks[1][2]
-    assert curve.vmaf(chosen.crfs[1]) == pytest.approx(AIM, abs=0.05)
+    assert chosen.vmafs[1] >= 92 + (AIM - 92) - 0.2 - 1e-6
     assert chosen.predicted_kbit <= chosen.constant_kbit
-    # carried part of the way toward constant, it stays where it is held
-    halfway = toward_constant(chosen, 0.5)
-    assert halfway.crfs[1] == chosen.crfs[1] and halfway.vmafs[1] == chosen.vmafs[1]
 
 
 def test_a_rung_goes_toward_its_allocation_only_as_far_as_the_ladder_allows():

@@ -179,11 +179,10 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
                 vmaf_subsample=record.vmaf_subsample)
             chosen = allocations.get(task.rendition.rendition_id)
             if chosen is not None and chosen.applied:
-                held = bool(chosen.held) and chosen.held[span.index]
                 task = dataclasses.replace(  # noqa: PLW2901
                     task, allocated_crf=chosen.crfs[span.index],
                     gate_vmaf=round(chosen.vmafs[span.index] - half_window, 3),
-                    gate_floor=0.0 if held else round(chosen.floor_vmaf, 3))
+                    gate_floor=round(chosen.floor_vmaf, 3))
             tasks.append(task)
         groups.append(ChunkGroup(tuple(tasks)))
     return groups, allocations

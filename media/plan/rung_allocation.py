@@ -50,6 +50,9 @@ bend: probes 2 steps apart measure the slopes where the allocation moves the chu
 on a 12 s 360p title of four scenes, probes 4 apart or 6 apart spent about as many bits
 with more re-encodes, and on a uniform noisy title 5-18 % more bits than constant
 (docs/per-title.md, "Optimal allocation in the pipeline")."""
+_HAIR = 0.2
+"""VMAF a chunk's own floor is set under its constant CRF's, so that the solver's CRF grid
+(tenths) still holds a point at it."""
 WORST_P5_DROP = 1.5
 """How far (VMAF) under the constant allocation's worst chunk (its predicted 5th
 percentile) the allocation may take any chunk's 5th percentile: a rung's worst stretch
@@ -101,10 +104,6 @@ class RungAllocation:
     chunks: tuple[tuple[float, float, HeldCurve | None], ...] = field(
         default=(), repr=False, compare=False)
     """(seconds, constant CRF, curve or None) of each chunk, for `toward_constant`."""
-    held: tuple[bool, ...] = ()
-    """Each chunk, in index order: True where it is held at the aim as under the constant
-    allocation (its worst frames would fall under the floor at its constant CRF), its
-    gate without the floor, as the constant gate has none."""
 
     @property
     def predicted_saving(self) -> float:
@@ -169,71 +168,36 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     worst_constant = min(c.vmaf(p.constant_crf) - p.p5_gap
                          for c, p in zip(raised, probed, strict=True))
     floor_vmaf = max(floor_vmaf, worst_constant - WORST_P5_DROP)
-    # A chunk whose worst frames its constant CRF leaves under the floor is held at the
-    # aim, as the constant allocation's gate would take it (its first encode there
-    # missed the floor, so its gate re-encodes it to the rung's window): it is where
-    # constant has it, and its gate has no floor, as constant's has none. Aimed lower,
-    # its gate's floor sent it back up at a lower CRF than constant's (on the `shots`
-    # source, a zoom shot at 1442 kb/s where constant had 1178).
-    held = [c.vmaf(p.constant_crf) - p.p5_gap < floor_vmaf
-            for p, c in zip(probed, raised, strict=True)]
-    free = [(p, c) for p, c, h in zip(probed, raised, held, strict=True) if not h]
-    picks = {}
-    for p, c, h in zip(probed, raised, held, strict=True):
-        if h:
-            lo_p, hi_p = _reach(p)
-            crf = _crf_for(c, aim_vmaf, lo_p, hi_p)
-            picks[p.index] = (round(crf, 2), round(aim_vmaf, 3))
-    if free:
-        lo = max(CRF_RANGE[0], min(_reach(p)[0] for p, _ in free))
-        hi = min(CRF_RANGE[1], max(_reach(p)[1] for p, _ in free))
-        chunks = [AllocationChunk(p.duration_s, c, floor_margin=p.p5_gap) for p, c in free]
-        chosen = allocate(chunks, aim_vmaf, aim_vmaf - floor_vmaf, crf_range=(lo, hi))
-        picks.update({p.index: (round(ch.crf, 2), round(ch.vmaf, 3))
-                      for (p, _), ch in zip(free, chosen.choices, strict=True)})
-        feasible, reason, kbit = chosen.feasible, chosen.reason, chosen.total_kbit
-    else:
-        feasible, reason, kbit = True, "every chunk held at the aim, as under constant", 0.0
-    kbit += sum(c.kbps(picks[p.index][0]) * p.duration_s
-                for p, c, h in zip(probed, raised, held, strict=True) if h)
-    # held chunks count at the same CRF on both sides: constant's gate takes them there
-    constant = sum(c.kbps(picks[p.index][0] if h else p.constant_crf) * p.duration_s
-                   for c, p, h in zip(raised, probed, held, strict=True))
+    # A chunk whose worst frames the constant allocation itself leaves under the floor
+    # is held where the constant allocation has it, no lower: the constant CRFs stay a
+    # choice, so the allocation never costs more than they do.
+    # (less a hair: the constant CRF may fall between the solver's tenths)
+    chunks = [AllocationChunk(p.duration_s, c, floor_margin=min(
+                  p.p5_gap, c.vmaf(p.constant_crf) - floor_vmaf - _HAIR))
+              for p, c in zip(probed, raised, strict=True)]
+    lo = max(CRF_RANGE[0], min(min(pt.crf for pt in p.points) for p in probed) - REACH)
+    hi = min(CRF_RANGE[1], max(max(pt.crf for pt in p.points) for p in probed) + REACH)
+    chosen = allocate(chunks, aim_vmaf, aim_vmaf - floor_vmaf, crf_range=(lo, hi))
+    constant = sum(c.kbps(p.constant_crf) * p.duration_s
+                   for c, p in zip(raised, probed, strict=True))
     # Chunks without probes (theirs failed) keep their constant CRF and the rung's aim;
     # the others meet the aim among themselves, so the title's mean does too.
+    picks = {p.index: (round(c.crf, 2), round(c.vmaf, 3))
+             for p, c in zip(probed, chosen.choices, strict=True)}
     crfs = tuple(picks.get(p.index, (p.constant_crf, aim_vmaf))[0] for p in probes)
     vmafs = tuple(picks.get(p.index, (p.constant_crf, aim_vmaf))[1] for p in probes)
     unprobed = len(probes) - len(probed)
+    reason = chosen.reason
     if unprobed:
         reason = (f"{reason}; " if reason else "") + (
             f"{unprobed} chunk(s) without probes keep their constant CRF")
     curve_of = {p.index: c for p, c in zip(probed, raised, strict=True)}
-    held_at = {p.index for p, h in zip(probed, held, strict=True) if h}
     return RungAllocation(crfs=crfs, vmafs=vmafs, aim_vmaf=aim_vmaf, floor_vmaf=floor_vmaf,
-                          offset_vmaf=offset, predicted_kbit=kbit, constant_kbit=constant,
-                          feasible=feasible, reason=reason,
+                          offset_vmaf=offset,
+                          predicted_kbit=chosen.total_kbit, constant_kbit=constant,
+                          feasible=chosen.feasible, reason=reason,
                           chunks=tuple((p.duration_s, p.constant_crf, curve_of.get(p.index))
-                                       for p in probes),
-                          held=tuple(p.index in held_at for p in probes))
-
-
-def _reach(probe: ChunkProbe) -> tuple[float, float]:
-    """The CRFs a chunk may be moved to: REACH beyond its own probes."""
-    crfs = [pt.crf for pt in probe.points]
-    return max(CRF_RANGE[0], min(crfs) - REACH), min(CRF_RANGE[1], max(crfs) + REACH)
-
-
-def _crf_for(curve: RateQualityCurve, vmaf: float, lo: float, hi: float) -> float:
-    """The CRF in [lo, hi] where `curve` (VMAF falling with the CRF) meets `vmaf`, to a
-    hundredth; the nearer end where it does not."""
-    if curve.vmaf(lo) <= vmaf:
-        return lo
-    if curve.vmaf(hi) >= vmaf:
-        return hi
-    while hi - lo > 0.005:
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if curve.vmaf(mid) >= vmaf else (lo, mid)
-    return lo
+                                       for p in probes))
 
 
 class HeldCurve(RateQualityCurve):
@@ -272,14 +236,8 @@ def toward_constant(allocation: RungAllocation, share: float) -> RungAllocation:
     if share >= 1:
         return allocation
     crfs, vmafs, kbit = [], [], 0.0
-    held = allocation.held or (False,) * len(allocation.crfs)
-    for (seconds, constant, curve), crf, vmaf, stays in zip(
-            allocation.chunks, allocation.crfs, allocation.vmafs, held, strict=True):
-        if stays and curve is not None:  # at the aim, as under constant: as it is
-            crfs.append(crf)
-            vmafs.append(vmaf)
-            kbit += curve.kbps(crf) * seconds
-            continue
+    for (seconds, constant, curve), crf, vmaf in zip(allocation.chunks, allocation.crfs,
+                                                     allocation.vmafs, strict=True):
         if curve is None:
             crfs.append(crf)
             vmafs.append(vmaf)
