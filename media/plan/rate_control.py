@@ -201,8 +201,10 @@ def next_crf(rendition: Rendition, attempts: Sequence[Attempt],
 
 def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt]]:
     """Encode at the chunk's own CRF (`chunk_crf`); while the quality gate says so,
-    re-encode at the CRF predicted to reach its window (`retry_aim`). Returns which
-    attempt to keep (`kept_attempt`) and every attempt, in order.
+    re-encode at the CRF predicted to reach its window (`retry_aim`), unless the VBV cap
+    holds it (`held_by_cap`) or a higher CRF would save next to nothing
+    (`nothing_to_save`). Returns which attempt to keep (`kept_attempt`) and every
+    attempt, in order.
 
     The gate compares the chunk's mean-pooled VMAF with the rung's target: the trials
     that set the target are mean-pooled too, so both sides are on one scale.
@@ -347,8 +349,10 @@ def calibrate(renditions: Sequence[Rendition], span: ChunkSpan, sample_s: float,
     quality at the same CRF: uncalibrated, every chunk would be encoded twice. The sample
     is encoded at its own CRF (`chunk_crf`). A rung more than CALIBRATION_TOLERANCE from
     its aim is placed between two first-round encodes of its size (`bracketing_attempts`)
-    or encoded once more; the secant through its scores then places it. Each round is
-    one `encode_round` (`config`: a `JobConfig`).
+    or encoded once more; the secant through its scores then places it. Where the two
+    encodes' rates hardly moved (`rate_responds`: a VBV cap or a still picture set them),
+    the rung keeps the trials' CRF, slope and CRF changes. Each round is one
+    `encode_round` (`config`: a `JobConfig`).
     """
     here = [dataclasses.replace(chunk_crf(r, span), crf_offsets=()) for r in renditions]
     aims = [gate_aim(r, config) for r in here]
