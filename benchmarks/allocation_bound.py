@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -47,11 +46,11 @@ def encode_point(source: str, start: float, seconds: float, fps: float, height: 
     encoded = os.path.join(scratch, f"c{start:g}-{crf:g}.mp4")
     frames = round(seconds * fps)
     argv = ffmpeg.ffmpeg_argv(
-        "-y", "-ss", f"{start:.3f}", "-i", source, "-frames:v", str(frames), "-an",
+        "-ss", f"{start:.3f}", "-i", source, "-frames:v", str(frames), "-an",
         "-vf", f"scale=-2:{height}:flags=bicubic", "-c:v", "libx264", "-preset", preset,
         "-crf", f"{crf:g}", "-g", str(frames), "-keyint_min", str(frames),
         "-sc_threshold", "0", encoded)
-    _run(argv)
+    ffmpeg.run(argv)
     kbps = os.path.getsize(encoded) * 8 / 1000 / seconds
     log = os.path.join(scratch, f"c{start:g}-{crf:g}.json")
     argv = ffmpeg.ffmpeg_argv(
@@ -59,14 +58,8 @@ def encode_point(source: str, start: float, seconds: float, fps: float, height: 
         "-lavfi", f"[0:v]setpts=PTS-STARTPTS[d];[1:v]scale=-2:{height}:flags=bicubic,"
         f"setpts=PTS-STARTPTS[r];[d][r]libvmaf=log_fmt=json:log_path={log}:n_threads=2",
         "-f", "null", "-")
-    _run(argv)
+    ffmpeg.run(argv)
     return crf, kbps, pool_log_file(log).mean
-
-
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, check=False, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"FFmpeg failed: {' '.join(argv)}\n{done.stderr[-2000:]}")
 
 
 def hull(points: list[Point]) -> list[tuple[float, float]]:
