@@ -54,7 +54,7 @@ def _run(source: str, out: Path, allocation: str, keep_work: bool = False) -> li
     messages: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: messages.append(record.getMessage())
-    loggers = [logging.getLogger(n) for n in ("transforms", "media")]
+    loggers = [logging.getLogger(n) for n in ("transforms", "media", "ladderflow")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.INFO)
@@ -76,7 +76,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {name: tmp_path_factory.mktemp(f"allocation-{name}") for name in
            ("constant", "optimal")}
     _run(source, out["constant"], "constant")
-    _run(source, out["optimal"], "optimal", keep_work=True)
+    _FIRST[:] = _run(source, out["optimal"], "optimal", keep_work=True)
     # as if the run had stopped before publishing: its chunks and probes are in place
     report = out["optimal"] / "scenes" / "report.json"
     kept = report.read_bytes()
@@ -86,6 +86,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+_FIRST: list[str] = []
 _RESUMED: list[str] = []
 _REPORTS: dict[str, dict] = {}
 
@@ -125,6 +126,8 @@ def test_each_rung_meets_its_target_as_a_title_for_fewer_bits(runs):
     for rid, track in optimal.items():
         record = allocation[rid]
         assert record["feasible"], record
+        # every rung's calibration measured the final preset: probed at the trial one
+        assert record["probe_preset"] == "trial", record
         target = track["target_vmaf"]
         assert record["aim_vmaf"] == pytest.approx(target + 0.5, abs=0.01)
         assert record["floor_vmaf"] == pytest.approx(target - 6.0, abs=0.01)
@@ -158,6 +161,9 @@ def test_a_rerun_reuses_the_probes_and_the_chunks(runs):
     assert not [m for m in _RESUMED if "could not be probed" in m or "probes failed" in m]
     probes = sorted((runs["optimal"] / "_work").glob("*/probes/chunk-*.json"))
     assert len(probes) == 8
+    # the first run counted each chunk's probes as they came
+    counts = [m for m in _FIRST if "chunks probed" in m]
+    assert len(counts) == 8 and any("allocate 8/8 chunks probed" in m for m in counts), counts
     # the same allocation, so the same chunks
     assert _report(runs["optimal"])["allocation"] == _REPORTS["first"]["allocation"]
     assert _report(runs["optimal"])["ladder"] == _REPORTS["first"]["ladder"]

@@ -220,11 +220,13 @@ def test_a_calibration_sample_whose_rate_does_not_follow_the_crf_leaves_the_rung
     assert adjusted[0].crf == rung.crf
     assert adjusted[0].vmaf_per_crf == rung.vmaf_per_crf
     assert adjusted[0].crf_offsets == rung.crf_offsets
+    assert adjusted[0].calibrated is False  # so the optimal allocation probes it at medium
     # the same scores with a rate that follows the CRF do move it
     scores = iter([(79.32, 2338.0), (79.46, 2600.0)])
     moved, records = calibrate([rung], ChunkSpan(6, 600, 25), 1.0, _Gate(),
                                lambda renditions: [next(scores) for _ in renditions])
     assert records[0]["rate_responded"] is True and moved[0].crf != rung.crf
+    assert moved[0].calibrated is True
 
 
 def _still(maxrate_kbps: int, kbps_at):

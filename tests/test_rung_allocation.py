@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+from media.core.types import Rendition
 from media.plan.allocation import CurvePoint, fit_curve
 from media.plan.rung_allocation import (
     PROBE_SPREAD,
@@ -18,6 +19,7 @@ from media.plan.rung_allocation import (
     HeldCurve,
     allocate_rung,
     probe_crfs,
+    probe_preset,
     spaced_shares,
     toward_constant,
 )
@@ -62,6 +64,31 @@ def test_bits_move_from_the_costly_chunks_to_the_cheap_ones_and_the_mean_holds()
     record = chosen.record()
     assert record["feasible"] and record["aim_vmaf"] == AIM
     assert record["crf_range"] == [min(chosen.crfs), max(chosen.crfs)]
+
+
+def test_probes_at_the_final_preset_are_taken_as_they_are():
+    """A rung the calibration could not measure is probed at the final preset: its
+    constant CRFs' mean is then what it is (here 1 over the aim; the `shots` source's
+    uncalibrated rungs were 2-3 over), not pinned to the aim, so the allocation takes the chunks
+    down to it, and spends less than it would on the same probes raised to the aim."""
+    probes = [_probe(0, 100, AIM + 1), _probe(1, 1000, AIM + 1), _probe(2, 300, AIM + 1)]
+    taken = allocate_rung(probes, AIM, at_final_preset=True)
+    assert taken.offset_vmaf == 0.0 and taken.probes_at_final
+    assert taken.record()["probe_preset"] == "final"
+    assert _mean(taken.vmafs, [4, 4, 4]) == pytest.approx(AIM, abs=0.05)
+    # each chunk is read off its own probes: the hard chunk is aimed under the others
+    assert taken.vmafs[1] < AIM < taken.vmafs[0]
+    raised = allocate_rung(probes, AIM)
+    assert raised.offset_vmaf == pytest.approx(-1.0, abs=1e-6)
+    assert raised.record()["probe_preset"] == "trial"
+    assert taken.predicted_saving > raised.predicted_saving + 0.02
+
+
+def test_a_rung_the_calibration_could_not_measure_is_probed_at_the_final_preset():
+    rung = Rendition("432p", 768, 432, 26.6, 642, 1284, target_vmaf=61.45)
+    assert probe_preset(rung, "veryfast", "medium") == "veryfast"
+    assert probe_preset(dataclasses.replace(rung, calibrated=False), "veryfast",
+                        "medium") == "medium"
 
 
 def test_identical_chunks_keep_the_constant_crf():

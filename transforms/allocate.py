@@ -3,7 +3,8 @@
 Between Split and the encode stage, for every title:
 
 1. **Probe** (fans out, like the encodes): each chunk group is staged and encoded at
-   the trial preset at two CRFs per rendition, and scored (`media.encode.probes`). A
+   two CRFs per rendition, at the trial preset (at the final one for a rung the
+   calibration could not measure), and scored (`media.encode.probes`). A
    probe is a slim record (CRFs, rates, VMAFs), kept in the work area so that a re-run
    reuses it. Audio spans pass straight on to the encode stage.
 2. **Allocate** (one small step per title): the title's probe records, gathered by
@@ -52,6 +53,7 @@ from media.plan.rung_allocation import (
 from transforms import _storage
 from transforms.dead_letter import DEAD_LETTER, dead_letters
 from transforms.gather import GatherParts, Part
+from transforms.progress import ReportProbeProgress
 from transforms.split import lean_source
 
 __all__ = ["AllocateBits", "allocated_groups"]
@@ -153,7 +155,8 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
         aim = gate_aim(task.rendition, task)
         floor = task.rendition.target_vmaf - config.allocation_max_drop
         allocations[task.rendition.rendition_id] = allocate_rung(
-            [r.probes[position] for r in records], aim, floor)
+            [r.probes[position] for r in records], aim, floor,
+            at_final_preset=not task.rendition.calibrated)  # probed at the final preset
     ids = list(allocations)
     shares = spaced_shares([allocations[r] for r in ids], ALLOCATED_RATE_RATIO)
     for rid, share in zip(ids, shares, strict=True):
@@ -229,6 +232,7 @@ class AllocateBits(beam.PTransform):
                   | "Probe" >> beam.ParDo(_ProbeFn(self._config.trial_preset,
                                                    self._config.tool_timeout_s)).with_outputs(
                       _PROBED, DEAD_LETTER, main="main"))
+        _ = probed[_PROBED] | "ReportProbes" >> ReportProbeProgress()
         gathered = (probed[_PROBED]
                     | "Keyed" >> beam.Map(lambda keyed: keyed).with_output_types(_KEYED)
                     | "GatherProbes" >> GatherParts(self._config.title_timeout_s,

@@ -1,6 +1,7 @@
 """Progress of long runs: work done / total per title and stage, logged as it finishes.
 
-`title: encode+score 7/15 chunks (...)`, `title: plan 4/21 trial encodes (...)`.
+`title: encode+score 7/15 chunks (...)`, `title: plan 4/21 trial encodes (...)`,
+`title: allocate 3/11 chunks probed (...)`.
 
 The line is logged in the stage that did the work, as each piece finishes, and the count
 is kept in the worker process (`ProgressCount`), not in Beam state. State would need a
@@ -23,7 +24,7 @@ import apache_beam as beam
 
 from media.core.types import ChunkResult, TrialResult
 
-__all__ = ["ProgressCount", "ReportProgress", "ReportTrialProgress"]
+__all__ = ["ProgressCount", "ReportProbeProgress", "ReportProgress", "ReportTrialProgress"]
 
 log = logging.getLogger("ladderflow.progress")
 
@@ -56,6 +57,19 @@ def trial_line(result: TrialResult, count: int) -> str:
 
 def trial_piece(result: TrialResult) -> tuple[Hashable, Hashable, int]:
     return ("plan", *result.task.source.version_key), result.index, result.task.trial_count
+
+
+def probe_line(keyed, count: int) -> str:
+    (title_id, _generation), part = keyed
+    record = part.value
+    points = sum(len(p.points) for p in record.probes)
+    return (f"{title_id}: allocate {count}/{part.count} chunks probed (chunk {part.index}: "
+            f"{points} probe encodes, {record.cpu_s:.0f} CPU s)")
+
+
+def probe_piece(keyed) -> tuple[Hashable, Hashable, int]:
+    key, part = keyed
+    return ("allocate", *key), part.index, part.count
 
 
 class ProgressCount:
@@ -135,6 +149,15 @@ class ReportProgress(_Report):
 
     def __init__(self):
         super().__init__(chunk_piece, chunk_line)
+
+
+class ReportProbeProgress(_Report):
+    """PCollection[((title id, generation), Part(index, count, ProbeRecord))] -> nothing;
+    logs a line per chunk probed for the optimal allocation (its probes take about as
+    long as the final encodes, and nothing else is logged meanwhile)."""
+
+    def __init__(self):
+        super().__init__(probe_piece, probe_line)
 
 
 class ReportTrialProgress(_Report):

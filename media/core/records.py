@@ -45,8 +45,11 @@ def span_basis(span: ChunkSpan) -> dict:
 
 
 def _rendition_basis(task: ChunkTask) -> dict:
-    """The rendition's fields; an SDR rung's without `hdr`, as records before it had them."""
+    """The rendition's fields; an SDR rung's without `hdr`, as records before it had them,
+    and without `calibrated` (it decides where a rung's chunks are probed, not their
+    bytes: the preset and CRF they are encoded at are in the digest)."""
     basis = dataclasses.asdict(task.rendition)
+    basis.pop("calibrated")
     if not basis["hdr"]:
         basis.pop("hdr")
     return basis

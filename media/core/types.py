@@ -180,6 +180,11 @@ class Rendition:
     hdr: str = ""
     """'pq' or 'hlg': the rung keeps the source's HDR (`--hdr keep`: 10-bit BT.2020, the
     source's transfer, `media.encode.encoders.hdr_options`); '' for SDR (tone-mapped)."""
+    calibrated: bool = True
+    """Whether the plan's calibration measured the final preset on its sample (its encodes'
+    rate followed the CRF), so that `crf` meets the rung's aim there. False where a VBV
+    cap or a still picture held the sample's rate: `crf` is the trials' own, read at the
+    trial preset (`media.plan.rate_control.calibrate`)."""
 
 
 @dataclass(frozen=True)

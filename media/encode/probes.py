@@ -1,6 +1,8 @@
-"""Probe a chunk for the optimal allocation: every rendition at two CRFs at the trial
-preset, in one FFmpeg process that decodes the chunk once, scored in one libvmaf
-process (`media.encode.chunk.encode_renditions`, `media.encode.scoring.scored_together`).
+"""Probe a chunk for the optimal allocation: every rendition at two CRFs at its probe
+preset (the trial preset, or the final one for a rung the calibration could not measure:
+`media.plan.rung_allocation.probe_preset`), in one FFmpeg process per preset that decodes
+the chunk once, scored in one libvmaf process per preset
+(`media.encode.chunk.encode_renditions`, `media.encode.scoring.scored_together`).
 
 What comes back is a slim `ChunkProbe` per rendition (the CRFs, rates and VMAFs), which
 the rung's allocation gathers (`media.plan.rung_allocation`). The probes are scratch:
@@ -25,7 +27,7 @@ from media.encode.scoring import scored, scored_together
 from media.encode.staging import StagedSpan
 from media.plan.allocation import CurvePoint
 from media.plan.rate_control import task_rendition
-from media.plan.rung_allocation import ChunkProbe, probe_crfs
+from media.plan.rung_allocation import ChunkProbe, probe_crfs, probe_preset
 
 __all__ = ["ProbedChunk", "probe_chunk", "probe_tasks"]
 
@@ -42,18 +44,36 @@ class ProbedChunk:
 
 
 def probe_tasks(tasks: Sequence[ChunkTask], preset: str) -> list[ChunkTask]:
-    """The probe encodes of a chunk's tasks: each rendition at its two probe CRFs, at
-    `preset`, under ids of their own (each has its own scratch folder)."""
+    """The probe encodes of a chunk's tasks: each rendition at its two probe CRFs, at its
+    probe preset (`probe_preset` of the trial `preset`), under ids of their own (each has
+    its own scratch folder)."""
     out = []
     for task in tasks:
         rendition = task_rendition(task)
+        settings = dataclasses.replace(
+            task.settings, preset=probe_preset(rendition, preset, task.settings.preset))
         for k, crf in enumerate(probe_crfs(rendition.crf)):
             probe = dataclasses.replace(rendition, crf=crf, crf_offsets=(),
                                         rendition_id=f"{rendition.rendition_id}~probe{k}")
-            out.append(dataclasses.replace(
-                task, rendition=probe, allocated_crf=None, gate_vmaf=0.0,
-                settings=dataclasses.replace(task.settings, preset=preset)))
+            out.append(dataclasses.replace(task, rendition=probe, allocated_crf=None,
+                                           gate_vmaf=0.0, settings=settings))
     return out
+
+
+def _made(probes: Sequence[ChunkTask], staged: StagedSpan, scratch: str,
+          timeout_s: float | None) -> list[EncodedChunk | BaseException]:
+    """The probes encoded and scored: those of one preset in one FFmpeg process and one
+    libvmaf process (a process has one preset for all its outputs)."""
+    done: list[EncodedChunk | BaseException | None] = [None] * len(probes)
+    for preset in dict.fromkeys(p.settings.preset for p in probes):
+        mine = [i for i, p in enumerate(probes) if p.settings.preset == preset]
+        these = [probes[i] for i in mine]
+        encodes = encode_renditions(these, staged, scratch, timeout_s)
+        encodes = scored_together(these, encodes, scratch, timeout_s)
+        for i, made in zip(mine, _score_left(these, encodes, staged, scratch, timeout_s),
+                           strict=True):
+            done[i] = made
+    return done
 
 
 def _score_left(probes: Sequence[ChunkTask], encodes: Sequence, staged: StagedSpan,
@@ -76,9 +96,7 @@ def probe_chunk(tasks: Sequence[ChunkTask], staged: StagedSpan, scratch: str, pr
                 timeout_s: float | None = None) -> ProbedChunk:
     """Probe the staged chunk for each of `tasks` (its renditions)."""
     probes = probe_tasks(tasks, preset)
-    encodes = encode_renditions(probes, staged, scratch, timeout_s)
-    encodes = scored_together(probes, encodes, scratch, timeout_s)
-    done = _score_left(probes, encodes, staged, scratch, timeout_s)
+    done = _made(probes, staged, scratch, timeout_s)
     out = []
     per = len(probes) // len(tasks)
     for i, task in enumerate(tasks):

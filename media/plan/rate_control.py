@@ -351,7 +351,9 @@ def calibrate(renditions: Sequence[Rendition], span: ChunkSpan, sample_s: float,
     its aim is placed between two first-round encodes of its size (`bracketing_attempts`)
     or encoded once more; the secant through its scores then places it. Where the two
     encodes' rates hardly moved (`rate_responds`: a VBV cap or a still picture set them),
-    the rung keeps the trials' CRF, slope and CRF changes. Each round is one
+    the rung keeps the trials' CRF, slope and CRF changes, and is marked uncalibrated
+    (`Rendition.calibrated`: the optimal allocation then probes it at the final preset,
+    `media.plan.rung_allocation.probe_preset`). Each round is one
     `encode_round` (`config`: a `JobConfig`).
     """
     here = [dataclasses.replace(chunk_crf(r, span), crf_offsets=()) for r in renditions]
@@ -391,7 +393,8 @@ def calibrate(renditions: Sequence[Rendition], span: ChunkSpan, sample_s: float,
         at_sample = crf_offset_at(offsets, span.start_frame + span.frame_count / 2)
         sample_crf = calibrated_crf(sample, attempts, aim) if responsive else sample.crf
         crf = crf_in_range(sample_crf - at_sample)
-        adjusted.append(dataclasses.replace(offsets, crf=crf, vmaf_per_crf=slope))
+        adjusted.append(dataclasses.replace(offsets, crf=crf, vmaf_per_crf=slope,
+                                            calibrated=responsive))
         records.append({"id": rendition.rendition_id, "planned_crf": rendition.crf,
                         "sample_crf": sample.crf, "sample_crf_aimed": sample_crf,
                         "vmaf_at_sample_crf": round(own[0].vmaf, 3),

@@ -11,6 +11,14 @@ constant CRFs the aim (`allocate_rung`): a chunk near the ceiling (a still pictu
 `media.plan.allocation.allocate` then spends the rung's bits where a VMAF point is
 cheapest (equal slope), under the same mean and a floor per chunk.
 
+That raise rests on the calibration: it holds only where the calibration measured the
+final preset. A rung whose calibration could not (its sample held by the VBV cap or a
+still picture, `Rendition.calibrated`) is probed at the final preset instead
+(`probe_preset`), and its curves are taken as they are: on the `shots` benchmark source,
+whose every rung was so, the raise put the probes 2-3 VMAF under the final encodes
+(12 on a fast-moving shot, where the trial preset loses most) and the allocation spent
+7 % more bits than the constant one.
+
 Each chunk gets a CRF and the VMAF its gate holds it to: the gate's window is placed so
 that its middle is the allocated VMAF, as the constant gate's middle is the rung's aim.
 
@@ -22,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from media.core.types import Rendition
 from media.plan.allocation import (
     MAX_DROP,
     AllocationChunk,
@@ -39,6 +48,7 @@ __all__ = [
     "RungAllocation",
     "allocate_rung",
     "probe_crfs",
+    "probe_preset",
     "spaced_shares",
     "toward_constant",
 ]
@@ -73,7 +83,7 @@ class ChunkProbe:
     constant_crf: float
     """The CRF the constant allocation gives it (the rung's CRF and its offsets)."""
     points: tuple[CurvePoint, ...]
-    """Its probe encodes at the trial preset (two CRFs at least)."""
+    """Its probe encodes at its probe preset (`probe_preset`; two CRFs at least)."""
     p5_gap: float = 0.0
     """How far its 5th-percentile frame VMAF fell under its mean in its probes (the larger
     of the two): the floor is on a chunk's worst frames, the allocation sees its mean."""
@@ -94,13 +104,16 @@ class RungAllocation:
     offset_vmaf: float
     """VMAF the final preset adds to the probes' at the same CRF (as the plan implies)."""
     predicted_kbit: float
-    """Predicted bits at the trial preset, kbit ..."""
+    """Predicted bits at the probe preset, kbit ..."""
     constant_kbit: float
     """... and the constant allocation's, on the same curves."""
     feasible: bool
     reason: str = ""
     applied: bool = True
     """False where the rung keeps the constant allocation (`spaced_shares`, `reason`)."""
+    probes_at_final: bool = False
+    """Whether the probes were made at the final preset (taken as they are) rather than
+    the trial preset (raised by the calibration's measure)."""
     chunks: tuple[tuple[float, float, HeldCurve | None], ...] = field(
         default=(), repr=False, compare=False)
     """(seconds, constant CRF, curve or None) of each chunk, for `toward_constant`."""
@@ -117,7 +130,8 @@ class RungAllocation:
                 "predicted_saving": round(self.predicted_saving, 4),
                 "crf_range": [min(self.crfs), max(self.crfs)],
                 "vmaf_range": [round(min(self.vmafs), 2), round(max(self.vmafs), 2)],
-                "feasible": self.feasible, "applied": self.applied, "reason": self.reason}
+                "feasible": self.feasible, "applied": self.applied, "reason": self.reason,
+                "probe_preset": "final" if self.probes_at_final else "trial"}
 
 
 def probe_crfs(constant_crf: float, spread: float = PROBE_SPREAD) -> tuple[float, float]:
@@ -132,8 +146,23 @@ def probe_crfs(constant_crf: float, spread: float = PROBE_SPREAD) -> tuple[float
     return (round(max(lo, constant_crf - spread), 2), round(min(hi, constant_crf + spread), 2))
 
 
+def probe_preset(rendition: Rendition, trial_preset: str, final_preset: str) -> str:
+    """The preset a rung's chunks are probed at: the trial preset where the plan's
+    calibration measured the final one (its probes are raised to it), else the final
+    preset itself, whose probes need no raise.
+
+    >>> rung = Rendition("432p", 768, 432, 26.6, 642, 1284, target_vmaf=61.45)
+    >>> probe_preset(rung, "veryfast", "medium")
+    'veryfast'
+    >>> probe_preset(replace(rung, calibrated=False), "veryfast", "medium")
+    'medium'
+    """
+    return trial_preset if rendition.calibrated else final_preset
+
+
 def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
-                  floor_vmaf: float | None = None) -> RungAllocation:
+                  floor_vmaf: float | None = None, at_final_preset: bool = False
+                  ) -> RungAllocation:
     """Each chunk's CRF and predicted VMAF for a rung aiming at `aim_vmaf` as a title.
 
     The probe curves are raised (on their distance to VMAF 100, by one factor) so that
@@ -142,7 +171,8 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     chunk's 5th percentile is predicted under `floor_vmaf` (default `aim_vmaf -
     MAX_DROP`) or under the constant CRFs' worst chunk's less WORST_P5_DROP, whichever
     is higher, or under its own at its constant CRF where that is lower: its mean stays
-    its `p5_gap` over.
+    its `p5_gap` over. Probes made `at_final_preset` (`probe_preset`) are not raised:
+    they measured what the final encodes give.
     """
     floor_vmaf = aim_vmaf - MAX_DROP if floor_vmaf is None else floor_vmaf
     if not probes:
@@ -159,10 +189,12 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     seconds = sum(p.duration_s for p in probed)
     at_constant = sum(c.vmaf(p.constant_crf) * p.duration_s
                       for c, p in zip(curves, probed, strict=True)) / seconds
-    offset = aim_vmaf - at_constant
+    offset = 0.0 if at_final_preset else aim_vmaf - at_constant
     # final = 100 - k (100 - probe): the one k that puts the mean at the constant CRFs on
     # the aim (an offset alone where the probes are at the ceiling already)
     k = (100.0 - aim_vmaf) / (100.0 - at_constant) if at_constant < 99.9 else 1.0
+    if at_final_preset:
+        k = 1.0
     raised = [_raised(c, k, 0.0 if at_constant < 99.9 else offset) for c in curves]
     # ... nor under the constant allocation's worst chunk less WORST_P5_DROP
     worst_constant = min(c.vmaf(p.constant_crf) - p.p5_gap
@@ -196,6 +228,7 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
                           offset_vmaf=offset,
                           predicted_kbit=chosen.total_kbit, constant_kbit=constant,
                           feasible=chosen.feasible, reason=reason,
+                          probes_at_final=at_final_preset,
                           chunks=tuple((p.duration_s, p.constant_crf, curve_of.get(p.index))
                                        for p in probes))
 

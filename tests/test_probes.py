@@ -1,0 +1,81 @@
+"""A chunk probed for the optimal allocation (`media.encode.probes`), with real FFmpeg and
+libvmaf on a small clip: a rung the calibration measured is probed at the trial preset,
+one it could not at the final preset, each preset in its own encode process."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import pytest
+
+from media.core import ffmpeg
+from media.core.types import ChunkTask, EncodeSettings, Rendition
+from media.encode.chunk import stage_chunk
+from media.encode.encoded import rendition_scratch
+from media.encode.probes import probe_chunk, probe_tasks
+from media.inspect.probe import inspect_source
+from media.plan.chunking import grid_chunks, segment_grid
+from media.plan.rung_allocation import probe_crfs
+from tests.media_factory import make_clip
+
+TRIAL, FINAL = "ultrafast", "veryfast"
+SUBME = {"ultrafast": 0, "veryfast": 2}
+"""x264's sub-pixel motion estimation level at each preset, as its SEI writes it."""
+MEASURED = Rendition("180p-250k", 320, 180, 24, 250, 500, target_vmaf=90.0)
+UNMEASURED = dataclasses.replace(Rendition("90p-80k", 160, 90, 27, 80, 160,
+                                           target_vmaf=80.0), calibrated=False)
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory) -> ChunkTask:
+    folder = tmp_path_factory.mktemp("probes")
+    clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180, gop=25,
+                     audio=False)
+    source = inspect_source(clip, clip, "clip")
+    grid = segment_grid(source.frame_rate, 2.0, 1)
+    return ChunkTask(source=source, rendition=MEASURED,
+                     chunk=grid_chunks(source.frame_count, grid)[1], chunk_count=2,
+                     grid=grid, output_root=str(folder / "out"),
+                     settings=EncodeSettings(preset=FINAL, threads=1,
+                                             vmaf_backend="libvmaf"),
+                     vmaf_height=180)
+
+
+def _subme(path: str) -> int:
+    """The sub-pixel ME level x264 wrote into the encode's SEI: which preset made it."""
+    with open(path, "rb") as handle:
+        found = re.search(rb"subme=(\d+)", handle.read())
+    assert found, f"no x264 SEI in {path}"
+    return int(found.group(1))
+
+
+def test_each_rung_is_probed_at_its_own_preset_in_one_process_per_preset(
+        task, tmp_path, monkeypatch):
+    tasks = [task, dataclasses.replace(task, rendition=UNMEASURED)]
+    probes = probe_tasks(tasks, TRIAL)
+    assert [p.settings.preset for p in probes] == [TRIAL, TRIAL, FINAL, FINAL]
+    argvs: list[list[str]] = []
+    real = ffmpeg.run
+
+    def recording(argv, *args, **kwargs):
+        argvs.append([str(a) for a in argv])
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg, "run", recording)
+    staged = stage_chunk(task, task.source.source_uri, str(tmp_path))
+    probed = probe_chunk(tasks, staged, str(tmp_path), TRIAL)
+
+    encodes = [a for a in argvs if "libx264" in a]
+    assert sorted(a[a.index("-preset") + 1] for a in encodes) == sorted([TRIAL, FINAL])
+    for probe in probes:  # what each preset wrote, read back from the bitstream
+        made = os.path.join(rendition_scratch(str(tmp_path), probe), "chunk-0.mp4")
+        assert _subme(made) == SUBME[probe.settings.preset]
+    for chunk_probe, rung in zip(probed.probes, (MEASURED, UNMEASURED), strict=True):
+        assert [p.crf for p in chunk_probe.points] == list(probe_crfs(rung.crf))
+        assert all(p.kbps > 0 and 0 < p.vmaf <= 100 for p in chunk_probe.points)
+        # the higher CRF spends fewer bits for no more quality
+        low, high = chunk_probe.points
+        assert high.kbps < low.kbps and high.vmaf <= low.vmaf + 0.5
+    assert probed.encode_cpu_s > 0 and probed.score_cpu_s > 0
