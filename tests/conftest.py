@@ -79,3 +79,19 @@ def e2e_run(tmp_path_factory) -> E2ERun:
 def published_title(e2e_run) -> Path:
     """The title folder of the good clip: master.m3u8, manifest.mpd and the segments."""
     return e2e_run.title_dir
+
+
+@pytest.fixture
+def argvs(monkeypatch) -> list[list[str]]:
+    """Every FFmpeg argv run from now on (through `media.core.ffmpeg.run`)."""
+    from media.core import ffmpeg
+
+    seen: list[list[str]] = []
+    real = ffmpeg.run
+
+    def recording(argv, *args, **kwargs):
+        seen.append([str(a) for a in argv])
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg, "run", recording)
+    return seen

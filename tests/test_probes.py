@@ -10,7 +10,6 @@ import re
 
 import pytest
 
-from media.core import ffmpeg
 from media.core.types import ChunkTask, EncodeSettings, Rendition
 from media.encode.chunk import stage_chunk
 from media.encode.encoded import rendition_scratch
@@ -52,18 +51,10 @@ def _subme(path: str) -> int:
 
 
 def test_each_rung_is_probed_at_its_own_preset_in_one_process_per_preset(
-        task, tmp_path, monkeypatch):
+        task, tmp_path, argvs):
     tasks = [task, dataclasses.replace(task, rendition=UNMEASURED)]
     probes = probe_tasks(tasks, TRIAL)
     assert [p.settings.preset for p in probes] == [TRIAL, TRIAL, FINAL, FINAL]
-    argvs: list[list[str]] = []
-    real = ffmpeg.run
-
-    def recording(argv, *args, **kwargs):
-        argvs.append([str(a) for a in argv])
-        return real(argv, *args, **kwargs)
-
-    monkeypatch.setattr(ffmpeg, "run", recording)
     staged = stage_chunk(task, task.source.source_uri, str(tmp_path))
     probed = probe_chunk(tasks, staged, str(tmp_path), TRIAL)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from media.core import faults, ffmpeg
+from media.core import faults
 from media.core.errors import ToolFailed
 from media.core.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
 from media.encode import scoring as scoring_module
@@ -55,20 +55,6 @@ def task(tmp_path_factory) -> ChunkTask:
 
 def _tasks(task: ChunkTask, **changes) -> list[ChunkTask]:
     return [dataclasses.replace(task, rendition=r, **changes) for r in RENDITIONS]
-
-
-@pytest.fixture
-def argvs(monkeypatch) -> list[list[str]]:
-    """Every FFmpeg argv run from now on."""
-    seen: list[list[str]] = []
-    real = ffmpeg.run
-
-    def recording(argv, *args, **kwargs):
-        seen.append([str(a) for a in argv])
-        return real(argv, *args, **kwargs)
-
-    monkeypatch.setattr(ffmpeg, "run", recording)
-    return seen
 
 
 def _scorings(argvs: list[list[str]]) -> list[list[str]]:
