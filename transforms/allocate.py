@@ -47,6 +47,7 @@ from media.plan.rung_allocation import (
     ChunkProbe,
     RungAllocation,
     allocate_rung,
+    probes_at_final_preset,
     spaced_shares,
     toward_constant,
 )
@@ -156,7 +157,7 @@ def allocated_groups(records: list[ProbeRecord], config: JobConfig
         floor = task.rendition.target_vmaf - config.allocation_max_drop
         allocations[task.rendition.rendition_id] = allocate_rung(
             [r.probes[position] for r in records], aim, floor,
-            at_final_preset=not task.rendition.calibrated)  # probed at the final preset
+            at_final_preset=probes_at_final_preset(task.rendition))
     ids = list(allocations)
     shares = spaced_shares([allocations[r] for r in ids], ALLOCATED_RATE_RATIO)
     for rid, share in zip(ids, shares, strict=True):

@@ -49,6 +49,7 @@ __all__ = [
     "allocate_rung",
     "probe_crfs",
     "probe_preset",
+    "probes_at_final_preset",
     "spaced_shares",
     "toward_constant",
 ]
@@ -146,10 +147,17 @@ def probe_crfs(constant_crf: float, spread: float = PROBE_SPREAD) -> tuple[float
     return (round(max(lo, constant_crf - spread), 2), round(min(hi, constant_crf + spread), 2))
 
 
+def probes_at_final_preset(rendition: Rendition) -> bool:
+    """Whether a rung's chunks are probed at the final preset (and their curves taken as
+    they are, `allocate_rung`'s `at_final_preset`): where the plan's calibration could
+    not measure that preset, so no raise of trial-preset probes would rest on anything."""
+    return not rendition.calibrated
+
+
 def probe_preset(rendition: Rendition, trial_preset: str, final_preset: str) -> str:
     """The preset a rung's chunks are probed at: the trial preset where the plan's
     calibration measured the final one (its probes are raised to it), else the final
-    preset itself, whose probes need no raise.
+    preset itself, whose probes need no raise (`probes_at_final_preset`).
 
     >>> rung = Rendition("432p", 768, 432, 26.6, 642, 1284, target_vmaf=61.45)
     >>> probe_preset(rung, "veryfast", "medium")
@@ -157,7 +165,7 @@ def probe_preset(rendition: Rendition, trial_preset: str, final_preset: str) -> 
     >>> probe_preset(replace(rung, calibrated=False), "veryfast", "medium")
     'medium'
     """
-    return trial_preset if rendition.calibrated else final_preset
+    return final_preset if probes_at_final_preset(rendition) else trial_preset
 
 
 def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
@@ -190,12 +198,14 @@ def allocate_rung(probes: Sequence[ChunkProbe], aim_vmaf: float,
     at_constant = sum(c.vmaf(p.constant_crf) * p.duration_s
                       for c, p in zip(curves, probed, strict=True)) / seconds
     offset = 0.0 if at_final_preset else aim_vmaf - at_constant
-    # final = 100 - k (100 - probe): the one k that puts the mean at the constant CRFs on
-    # the aim (an offset alone where the probes are at the ceiling already)
-    k = (100.0 - aim_vmaf) / (100.0 - at_constant) if at_constant < 99.9 else 1.0
-    if at_final_preset:
-        k = 1.0
-    raised = [_raised(c, k, 0.0 if at_constant < 99.9 else offset) for c in curves]
+    if at_final_preset or at_constant >= 99.9:
+        # as they are (an offset alone where the probes are at the ceiling already)
+        raised = [_raised(c, 1.0, offset) for c in curves]
+    else:
+        # final = 100 - k (100 - probe): the one k that puts the mean at the constant
+        # CRFs on the aim
+        k = (100.0 - aim_vmaf) / (100.0 - at_constant)
+        raised = [_raised(c, k) for c in curves]
     # ... nor under the constant allocation's worst chunk less WORST_P5_DROP
     worst_constant = min(c.vmaf(p.constant_crf) - p.p5_gap
                          for c, p in zip(raised, probed, strict=True))
