@@ -9,6 +9,7 @@ window). Seeded, so every run sees the same curves.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from media.core.types import Attempt, ChunkSpan, ChunkTask, Rendition, SegmentGr
 from media.plan.rate_control import (
     CALIBRATION_ROUNDS,
     CALIBRATION_TOLERANCE,
+    FLOOR_MARGIN,
     calibrate,
     encode_to_target,
     gate_aim,
@@ -147,6 +149,66 @@ def test_an_ungated_chunk_is_encoded_once_whatever_it_scores():
     ungated = ChunkTask(task.source, task.rendition, task.chunk, 1, GRID, "/o", max_attempts=1)
     kept, attempts = encode_to_target(ungated, made.encode)
     assert (kept, len(attempts)) == (0, 1)
+
+
+def _floored(trial_slope: float):
+    """A chunk of an optimal allocation held to a floor of 86.54 on its worst frames: its
+    mean falls 1.39 a CRF step from 87.3 at its allocated CRF 25.8, and its 5th
+    percentile trails the mean by more the higher the CRF (as on the `shots` source's
+    zoom shot), so its first encode is in its window with its worst frames under the
+    floor."""
+    task = dataclasses.replace(
+        Curve(86.6, -1.39, 25.8, 25.8, trial_slope, 0.0).task(), allocated_crf=25.8,
+        gate_vmaf=86.1, gate_floor=86.54)
+    made: list[float] = []
+
+    def encode(rendition: Rendition) -> tuple[Attempt, int]:
+        made.append(rendition.crf)
+        vmaf = 87.3 - 1.39 * (rendition.crf - 25.8)
+        gap = 1.9 + 0.3 * (rendition.crf - 23.3)
+        kbps = 4500 * math.exp(-0.11 * (rendition.crf - 25.8))
+        return Attempt(rendition.crf, round(kbps, 1), vmaf, round(vmaf - gap, 3)), round(
+            kbps * 390)
+
+    return task, made, encode
+
+
+def test_a_chunk_lifted_over_its_floor_comes_down_no_further_than_the_floor_allows():
+    # the lift overshoots the window (the trial slope is shallower than the chunk's):
+    # the re-encode from above aims where the floor still holds, not at the window,
+    # whose CRF is the one that missed the floor
+    task, _, encode = _floored(trial_slope=-0.8)
+    kept, attempts = encode_to_target(task, encode)
+    assert len(attempts) == 3 and kept == 2, attempts
+    first, lifted, last = attempts
+    assert first.p5 < task.gate_floor <= lifted.p5
+    assert lifted.crf < last.crf < first.crf
+    assert last.p5 >= task.gate_floor and last.kbps < lifted.kbps
+    # aimed at the floor plus the lead the missed encode's worst frames had, plus a margin
+    lead = first.vmaf - first.p5
+    assert last.vmaf == pytest.approx(task.gate_floor + lead + FLOOR_MARGIN, abs=0.1)
+
+
+def test_a_chunk_lifted_just_over_its_floor_is_not_brought_back_under_it():
+    # the lift lands over the window, but any higher CRF would take the worst frames
+    # under the floor again: kept, no third encode
+    task, made, encode = _floored(trial_slope=-1.5)
+    kept, attempts = encode_to_target(task, encode)
+    assert len(made) == 2 and kept == 1, attempts
+    assert gate_verdict(attempts[1].vmaf, task.gate_target, BELOW, ABOVE) > 0
+    assert attempts[1].p5 >= task.gate_floor
+
+
+def test_no_crf_is_encoded_twice():
+    # a window narrower than the CRF's tenths: under it at 25.8, over it a tenth lower,
+    # and the CRF between them rounds to the first one's; the same encode is not made
+    # again
+    task, made, encode = _floored(trial_slope=-0.2)
+    task = dataclasses.replace(task, gate_floor=0.0, gate_below=0.01, gate_above=0.01,
+                               gate_vmaf=87.32)
+    kept, _ = encode_to_target(task, encode)
+    assert made == [25.8, 25.7], made
+    assert kept == 1  # none within the window: the smaller of those reaching the target
 
 
 @pytest.mark.parametrize("scores, sizes, kept", [
