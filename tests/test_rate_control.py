@@ -189,10 +189,12 @@ def test_a_chunk_lifted_over_its_floor_comes_down_no_further_than_the_floor_allo
     assert last.vmaf == pytest.approx(task.gate_floor + lead + FLOOR_MARGIN, abs=0.1)
 
 
-def test_a_chunk_lifted_just_over_its_floor_is_not_brought_back_under_it():
+@pytest.mark.parametrize("trial_slope", [-1.5, -1.0])
+def test_a_chunk_lifted_just_over_its_floor_is_not_brought_back_under_it(trial_slope):
     # the lift lands over the window, but any higher CRF would take the worst frames
-    # under the floor again: kept, no third encode
-    task, made, encode = _floored(trial_slope=-1.5)
+    # under the floor again (-1.5), or could come down by less than FLOOR_MARGIN (-1.0):
+    # kept, no third encode
+    task, made, encode = _floored(trial_slope)
     kept, attempts = encode_to_target(task, encode)
     assert len(made) == 2 and kept == 1, attempts
     assert gate_verdict(attempts[1].vmaf, task.gate_target, BELOW, ABOVE) > 0

@@ -27,7 +27,8 @@ FLOOR_MARGIN = 0.5
 """VMAF over its floor that a re-encode from above its window aims a chunk's worst frames
 at, where an earlier encode of it fell under the floor (`floor_aim`): their lead under
 the mean moves a little with the CRF, and an encode under the floor by a hair is one
-that cannot be kept."""
+that cannot be kept. A chunk that such a re-encode would bring down by less than this is
+kept as it is: a tenth of a CRF step is not worth an encode."""
 MAX_EXTRAPOLATION = 2.0
 """How far (CRF steps) beyond its calibration encodes a rung's CRF may be placed."""
 OFFSET_SCALE = (0.5, 2.5)
@@ -233,9 +234,10 @@ def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt
         if verdict == 0:
             break
         lift = floor_aim(task, attempts) if gated and verdict > 0 else None
-        if lift is not None and lift >= score:
+        if lift is not None and lift > score - FLOOR_MARGIN:
             log.info("%s: %s chunk %d: VMAF %.2f, target %.2f: a higher CRF would take its "
-                     "worst frames under the floor %.2f; kept", task.title_id,
+                     "worst frames under the floor %.2f, or save next to nothing; kept",
+                     task.title_id,
                      rendition.rendition_id, task.chunk.index, score,
                      rendition.target_vmaf, task.gate_floor)
             break
