@@ -237,8 +237,7 @@ def encode_to_target(task: ChunkTask, encode: Encode) -> tuple[int, list[Attempt
         if lift is not None and lift > score - FLOOR_MARGIN:
             log.info("%s: %s chunk %d: VMAF %.2f, target %.2f: a higher CRF would take its "
                      "worst frames under the floor %.2f, or save next to nothing; kept",
-                     task.title_id,
-                     rendition.rendition_id, task.chunk.index, score,
+                     task.title_id, rendition.rendition_id, task.chunk.index, score,
                      rendition.target_vmaf, task.gate_floor)
             break
         if lift is not None:
@@ -278,7 +277,8 @@ def floor_aim(task: ChunkTask, attempts: Sequence[Attempt]) -> float | None:
     percentile by); None where none did. Without it, a chunk lifted over its floor and
     so over its window was brought back down to the CRF that had missed the floor (on
     the `shots` benchmark source, three rungs' encodes of one chunk: the third encode
-    discarded, the lifted one kept at 1.3-1.9x the bits the floor needed)."""
+    discarded, the lifted one kept at 1.09-1.11x the bits of the encode `floor_aim`
+    gives, which clears the floor)."""
     leads = [made.vmaf - made.p5 for made in attempts if under_floor(task, made)]
     return round(task.gate_floor + max(leads) + FLOOR_MARGIN, 2) if leads else None
 
