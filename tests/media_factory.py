@@ -6,6 +6,9 @@ import json
 import os
 
 from media.core import ffmpeg
+from media.core.types import ChunkTask, EncodeSettings, Rendition
+from media.inspect.probe import inspect_source
+from media.plan.chunking import grid_chunks, segment_grid
 
 
 def make_clip(path: str, duration_s: float = 12.0, width: int = 960, height: int = 540,
@@ -23,6 +26,22 @@ def make_clip(path: str, duration_s: float = 12.0, width: int = 960, height: int
              "-pix_fmt", "yuv420p", path]
     ffmpeg.run(ffmpeg.ffmpeg_argv(*args))
     return path
+
+
+def second_chunk_task(folder: str, rendition: Rendition, preset: str) -> ChunkTask:
+    """A `ChunkTask` for the second 2 s chunk of a 4 s 320x180 clip made in `folder` (no
+    audio, a keyframe every second), encoded at `preset` on one thread and scored with
+    libvmaf at 180p: the small real chunk the encode and scoring tests share."""
+    clip = make_clip(os.path.join(folder, "clip.mp4"), duration_s=4, width=320,
+                     height=180, gop=25, audio=False)
+    source = inspect_source(clip, clip, "clip")
+    grid = segment_grid(source.frame_rate, 2.0, 1)
+    return ChunkTask(source=source, rendition=rendition,
+                     chunk=grid_chunks(source.frame_count, grid)[1], chunk_count=2,
+                     grid=grid, output_root=os.path.join(folder, "out"),
+                     settings=EncodeSettings(preset=preset, threads=1,
+                                             vmaf_backend="libvmaf"),
+                     vmaf_height=180)
 
 
 def make_random_bytes(path: str, size: int = 64_000, seed: int = 7) -> str:

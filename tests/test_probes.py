@@ -10,14 +10,12 @@ import re
 
 import pytest
 
-from media.core.types import ChunkTask, EncodeSettings, Rendition
+from media.core.types import ChunkTask, Rendition
 from media.encode.chunk import stage_chunk
 from media.encode.encoded import rendition_scratch
 from media.encode.probes import probe_chunk, probe_tasks
-from media.inspect.probe import inspect_source
-from media.plan.chunking import grid_chunks, segment_grid
 from media.plan.rung_allocation import probe_crfs
-from tests.media_factory import make_clip
+from tests.media_factory import second_chunk_task
 
 TRIAL, FINAL = "ultrafast", "veryfast"
 SUBME = {"ultrafast": 0, "veryfast": 2}
@@ -31,17 +29,7 @@ UNMEASURED = dataclasses.replace(Rendition("90p-80k", 160, 90, 27, 800, 1600,
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory) -> ChunkTask:
-    folder = tmp_path_factory.mktemp("probes")
-    clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180, gop=25,
-                     audio=False)
-    source = inspect_source(clip, clip, "clip")
-    grid = segment_grid(source.frame_rate, 2.0, 1)
-    return ChunkTask(source=source, rendition=MEASURED,
-                     chunk=grid_chunks(source.frame_count, grid)[1], chunk_count=2,
-                     grid=grid, output_root=str(folder / "out"),
-                     settings=EncodeSettings(preset=FINAL, threads=1,
-                                             vmaf_backend="libvmaf"),
-                     vmaf_height=180)
+    return second_chunk_task(str(tmp_path_factory.mktemp("probes")), MEASURED, FINAL)
 
 
 def _subme(path: str) -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from media.core import faults
 from media.core.errors import ToolFailed
-from media.core.types import ChunkGroup, ChunkTask, EncodeSettings, Rendition
+from media.core.types import ChunkGroup, ChunkTask, Rendition
 from media.encode import scoring as scoring_module
 from media.encode.chunk import encode_renditions, encode_staged, stage_chunk
 from media.encode.encoded import rendition_scratch
@@ -23,10 +23,8 @@ from media.encode.scoring import (
     scored,
     scored_together,
 )
-from media.inspect.probe import inspect_source
-from media.plan.chunking import grid_chunks, segment_grid
 from media.quality.vmaf import stored_reference_bytes
-from tests.media_factory import make_clip
+from tests.media_factory import second_chunk_task
 from transforms.encode import _EncodeChunkFn
 
 TOLERANCE = 1e-3
@@ -40,17 +38,8 @@ RENDITIONS = (Rendition("180p-250k", 320, 180, 23, 250, 500),
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory) -> ChunkTask:
-    folder = tmp_path_factory.mktemp("stored-reference")
-    clip = make_clip(str(folder / "clip.mp4"), duration_s=4, width=320, height=180, gop=25,
-                     audio=False)
-    source = inspect_source(clip, clip, "clip")
-    grid = segment_grid(source.frame_rate, 2.0, 1)
-    chunk = grid_chunks(source.frame_count, grid)[1]
-    return ChunkTask(source=source, rendition=RENDITIONS[0], chunk=chunk, chunk_count=2,
-                     grid=grid, output_root=str(folder / "out"),
-                     settings=EncodeSettings(preset="ultrafast", threads=1,
-                                             vmaf_backend="libvmaf"),
-                     vmaf_height=180)
+    return second_chunk_task(str(tmp_path_factory.mktemp("stored-reference")),
+                             RENDITIONS[0], "ultrafast")
 
 
 def _tasks(task: ChunkTask, **changes) -> list[ChunkTask]:
