@@ -23,7 +23,8 @@ and what Chromium rendered:
 - test_starts_without_a_stall, three times per player on fresh pages (a stall at the
   start was intermittent: shaka-player on DASH, two runs in three): playback passes the
   first segments of video and audio with the buffer starting at 0, and the player never
-  seeks on its own (a gap jumped or a stall broken shows as a seek).
+  moves the playhead on its own (a gap jumped or a stall broken shows as a seek away from
+  where the playhead stood).
 
 Every test also fails on any player, <video>, page or console error, or failed request.
 The DASH player tests depend on the MPD's audio Label (the track names) and on the main
@@ -56,6 +57,8 @@ ACT_AT_S = 1.0
 # Generous: Chromium, the player and a busy 2-core machine.
 READY_TIMEOUT_S = 60
 START_TIMEOUT_S = 30
+# A seek that moves the playhead less than this (a frame at 50 fps) jumps over nothing.
+SAME_PLACE_S = 0.02
 END_TIMEOUT_S = 90
 SWITCH_TIMEOUT_S = 30
 DURATION_TOLERANCE_S = 0.5
@@ -404,4 +407,8 @@ def test_starts_without_a_stall(player_page, player_name, manifest, conformance_
     report = player.report()
     # Every track starts at 0: the buffer has no hole at the start for a player to cross.
     assert state["buffered"] and state["buffered"][0][0] == 0, report
-    assert state["seeks"] == [] and state["stalls"] == [], report
+    assert state["stalls"] == [], report
+    # A seek that leaves the playhead where it stood skips nothing: shaka-player seeks
+    # from 0 to 0 when it flushes or resets a buffer before playback (seen once on CI).
+    jumps = [seek for seek in state["seeks"] if abs(seek["to"] - seek["from"]) > SAME_PLACE_S]
+    assert jumps == [], report

@@ -12,8 +12,10 @@
 //   lfc.state.cuesShown     [{text, startTime, endTime, atTime, language}] cues that were
 //                           active on a <video> text track in mode "showing"
 //   lfc.state.errors        player, <video> and page errors, as text
-//   lfc.state.seeks         [time] where each seek of the <video> went (the tests never seek:
-//                           a player seeks on its own to jump a gap or break a stall)
+//   lfc.state.seeks         [{from, to}] where each seek of the <video> left and went (the
+//                           tests never seek: a player seeks on its own to jump a gap or
+//                           break a stall; shaka-player also seeks to where the playhead
+//                           stands, from 0 to 0, after it flushes or resets a buffer)
 //   lfc.state.stalls        [{kind, atTime}] gaps jumped and stalls the player reported
 //   lfc.state.ended         the <video> fired "ended"
 //
@@ -502,9 +504,15 @@
       width: video.videoWidth, height: video.videoHeight, atTime: video.currentTime,
     });
   });
+  // Where the playhead stood before a seek: "seeking" already reports the seek's target.
+  let position = 0;
+  video.addEventListener('timeupdate', () => {
+    if (!video.seeking) position = video.currentTime;
+  });
+  video.addEventListener('seeked', () => { position = video.currentTime; });
   video.addEventListener('seeking', () => {
-    state.seeks.push(video.currentTime);
-    noteEvent('seeking');
+    state.seeks.push({ from: position, to: video.currentTime });
+    noteEvent('seeking from ' + position.toFixed(3));
   });
   video.addEventListener('ended', () => {
     state.ended = true;
