@@ -14,12 +14,15 @@ with an SRT track beside it in a title package, and the first `--cut_minutes` of
 For runs 1 and 2 it prints: chunks, segments and chunk-renditions; the critical path by
 stage, from the seconds at which the run logged each line (inspection: start to
 "inspected"; planning: to "planned"; encode stage: to the last chunk encoded and scored;
-tail: from there to "published"); the CPU seconds of the pipeline's own processes
+tail: from there to "published"); the chunk encodes (with the gates' re-encodes) and the
+encoders' CPU seconds per encode; the CPU seconds of the pipeline's own processes
 (everything but FFmpeg and ffprobe) per chunk-rendition, and per chunk-rendition the
 long run adds to the cut's (without the fixed costs: start-up, planning); peak RSS of
 the Python process and of its process tree; the largest part and the largest key's
 state in each gather (pickled bytes, from the `gathered_*_bytes` Beam distributions that
-every gather updates as a key fires). Then the ratios, long over cut, and the goals with PASS/FAIL.
+every gather updates as a key fires). Then the ratios, long over cut; the time ratio with
+the long run's x264 CPU per encode brought to the cut's (the machine's drift between the
+two runs taken out, a check beside the goal); and the goals with PASS/FAIL.
 """
 
 from __future__ import annotations
@@ -128,6 +131,8 @@ def make_sources(work: str, minutes: float, cut_minutes: float) -> tuple[str, st
 _TIMED = re.compile(r"^\s*(\d+\.\d+) (.*)$")
 _CHUNKS_DONE = re.compile(r": encode(?:\+score)? (\d+)/(\d+) chunks ")
 _GATHERED = re.compile(r"metrics: largest gathered part / key, pickled bytes: (.*)$")
+_ENCODED = re.compile(r"metrics: chunks encoded ([\d,]+), reused [\d,]+, retried ([\d,]+), "
+                      r"re-encoded by the gate ([\d,]+)")
 
 
 @dataclass
@@ -191,6 +196,30 @@ def gathered_bytes(lines: list[tuple[float, str]]) -> dict[str, tuple[int, int]]
     return {}
 
 
+def chunk_encodes(lines: list[tuple[float, str]]) -> int | None:
+    """The chunk encodes the run made (first encodes, retries and the gates' re-encodes),
+    from its metrics summary; None where it was not logged."""
+    for _, line in lines:
+        match = _ENCODED.search(line)
+        if match:
+            return sum(int(group.replace(",", "")) for group in match.groups())
+    return None
+
+
+def at_equal_encoder_speed(long: Run, cut: Run) -> float | None:
+    """The long run's wall time over the cut's, with the long run's x264 CPU seconds per
+    chunk encode brought to the cut's: what the ratio would be had the machine (and the
+    CRFs each run's planning chose) made every encode cost the same in both runs. The two
+    runs are minutes apart on a shared machine whose x264 speed drifts by 10-15 %; this
+    separates that drift from what the pipeline scales. A check, not a goal."""
+    if not (long.encodes and cut.encodes and long.measured.encoder_cpu_s
+            and cut.measured.encoder_cpu_s):
+        return None
+    drift = ((long.measured.encoder_cpu_s / long.encodes)
+             / (cut.measured.encoder_cpu_s / cut.encodes))
+    return long.measured.wall_s / cut.measured.wall_s / drift
+
+
 def read_report(output: str, title: str) -> dict:
     """The published title's report.json."""
     found = sorted(glob.glob(os.path.join(output, title, "**", "report.json"), recursive=True),
@@ -211,6 +240,8 @@ class Run:
     segments: int = 0
     renditions: int = 0
     chunk_renditions: int = 0
+    encodes: int | None = None
+    """Chunk encodes made: first encodes, retries and the gates' re-encodes."""
     stages: Stages = field(default_factory=Stages)
     gathered: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -226,7 +257,8 @@ def read_run(title: str, output: str, measured: Measured, log_path: str) -> Run:
     return Run(title, measured, chunks=len(video[0]["chunks"]) if video else 0,
                segments=video[0]["segments"] if video else 0, renditions=len(video),
                chunk_renditions=sum(len(t["chunks"]) for t in video),
-               stages=stages(lines, title), gathered=gathered_bytes(lines))
+               encodes=chunk_encodes(lines), stages=stages(lines, title),
+               gathered=gathered_bytes(lines))
 
 
 # ---- goals --------------------------------------------------------------------------------
@@ -294,8 +326,11 @@ def report_lines(long: Run, cut: Run, minutes: float, cut_minutes: float) -> lis
         ("pipeline's own CPU s", long.measured.own_cpu_s, cut.measured.own_cpu_s),
         ("  per chunk-rendition", long.cpu_per_chunk_s, cut.cpu_per_chunk_s),
         ("  per chunk-rendition the long run adds", _added_cpu_per_chunk(long, cut), None),
+        ("chunk encodes (with retries, gates' re-encodes)", long.encodes, cut.encodes),
         ("encoders' CPU s (libx264 FFmpeg)", long.measured.encoder_cpu_s,
          cut.measured.encoder_cpu_s),
+        ("  per chunk encode", _per(long.measured.encoder_cpu_s, long.encodes),
+         _per(cut.measured.encoder_cpu_s, cut.encodes)),
         ("peak RSS python MiB", long.measured.peak_rss_mib, cut.measured.peak_rss_mib),
         ("peak RSS process tree MiB", long.measured.peak_tree_rss_mib,
          cut.measured.peak_tree_rss_mib),
@@ -317,6 +352,10 @@ def _added_cpu_per_chunk(long: Run, cut: Run) -> float | None:
     if added <= 0:
         return None
     return (long.measured.own_cpu_s - cut.measured.own_cpu_s) / added
+
+
+def _per(total: float | None, count: int | None) -> float | None:
+    return total / count if total is not None and count else None
 
 
 def _cell(value: float | int | None) -> str:
@@ -383,6 +422,10 @@ def main() -> int:
           f"(per-title, VMAF, x264 {PRESET}); {os.cpu_count()} cores")
     for line in report_lines(long, cut, args.minutes, args.cut_minutes):
         print(line)
+    equal = at_equal_encoder_speed(long, cut)
+    if equal is not None:
+        print(f"wall s ratio at equal x264 CPU per chunk encode (the machine's drift between "
+              f"the runs taken out; a check, not a goal): {equal:.2f}x")
     if no_vmaf_s and baseline_s:
         print(f"{args.minutes:g} min, fixed ladder: pipeline --no_vmaf {no_vmaf_s:.1f} s, "
               f"one FFmpeg command {baseline_s:.1f} s")

@@ -12,6 +12,8 @@ from benchmarks._measure import Measured
 from benchmarks.feature_length import (
     Run,
     Stages,
+    at_equal_encoder_speed,
+    chunk_encodes,
     gathered_bytes,
     goals,
     srt_text,
@@ -30,6 +32,8 @@ LOG = [
     (27.5, "23:01:09 film: encode+score 4/4 chunks (144p-300k chunk 1: 130 kb/s)"),
     (27.6, "23:01:09 film: assembled 144p-300k: 30 segments"),
     (32.1, "23:01:14 film: published 2 renditions, 120.0 s: /tmp/out/film/master.m3u8"),
+    (32.2, "23:01:14 metrics: chunks encoded 1,200, reused 3, retried 2, re-encoded by the "
+           "gate 94"),
     (32.2, "23:01:14 metrics: largest gathered part / key, pickled bytes: assemble (gather) "
            "2,674 / 26,739; package (gather) 18,566 / 42,109"),
 ]
@@ -58,6 +62,21 @@ def test_gathered_sizes_from_the_metrics_summary():
     assert gathered_bytes(LOG) == {"assemble (gather)": (2674, 26739),
                                    "package (gather)": (18566, 42109)}
     assert gathered_bytes(LOG[:3]) == {}
+
+
+def test_chunk_encodes_count_retries_and_the_gates_re_encodes_not_reused_chunks():
+    assert chunk_encodes(LOG) == 1200 + 2 + 94
+    assert chunk_encodes(LOG[:3]) is None
+
+
+def test_the_time_ratio_at_equal_encoder_speed_takes_out_the_machines_drift():
+    # The long run's encodes each cost 10 % more x264 CPU than the cut's (a slower hour):
+    # its 13.2x the time is 12x at the cut's speed.
+    long = Run("film", Measured(1320.0, 300.0, 600.0, 0, encoder_cpu_s=1.1 * 1300),
+               encodes=1300)
+    cut = Run("film", Measured(100.0, 280.0, 560.0, 0, encoder_cpu_s=1.0 * 100), encodes=100)
+    assert round(at_equal_encoder_speed(long, cut), 6) == 12.0
+    assert at_equal_encoder_speed(Run("film", long.measured), cut) is None
 
 
 def _run(wall_s: float, rss: float, own_cpu_s: float, chunk_renditions: int,
