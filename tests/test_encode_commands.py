@@ -258,13 +258,13 @@ OUTPUT_OPTIONS = [
     ("x264", PLAIN, 0, f"-c:v libx264 -crf 70 {KEYS} -pix_fmt yuv420p -preset fast "
                        f"-profile:v high {TS} {X264_GRID}"),
     ("x265", CAPPED, 0, f"-bufsize 6000k -c:v libx265 -crf 21.5 {KEYS_X265} -maxrate 3000k "
-                        f"-pix_fmt yuv420p -preset fast -tag:v hvc1 {TS} {X265_GRID}"),
+                        f"-pix_fmt yuv420p -preset medium -tag:v hvc1 {TS} {X265_GRID}"),
     ("x265", CAPPED, 3, f"-bufsize 6000k -c:v libx265 -crf 21.5 {KEYS_X265} -maxrate 3000k "
-                        f"-pix_fmt yuv420p -preset fast -tag:v hvc1 -threads 3 {TS} "
+                        f"-pix_fmt yuv420p -preset medium -tag:v hvc1 -threads 3 {TS} "
                         f"{X265_GRID}"),
     ("x265", FIXED, 0, f"-b:v 1000k -bufsize 3000k -c:v libx265 {KEYS_X265} -maxrate 1500k "
-                       f"-pix_fmt yuv420p -preset fast -tag:v hvc1 {TS} {X265_GRID}"),
-    ("x265", PLAIN, 0, f"-c:v libx265 -crf 51 {KEYS_X265} -pix_fmt yuv420p -preset fast "
+                       f"-pix_fmt yuv420p -preset medium -tag:v hvc1 {TS} {X265_GRID}"),
+    ("x265", PLAIN, 0, f"-c:v libx265 -crf 51 {KEYS_X265} -pix_fmt yuv420p -preset medium "
                        f"-tag:v hvc1 {TS} {X265_GRID}"),
     ("svtav1", CAPPED, 0, f"-bufsize 6000k -c:v libsvtav1 -crf 21.5 {KEYS} -g 50 "
                           f"-maxrate 3000k {SVT} {TS}"),

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import pytest
 
+from media.core.config import X264_PRESETS
 from media.core.errors import MediaError
 from media.core.types import EncodeSettings, Rendition, SegmentGrid
 from media.encode.encoders import (
@@ -16,6 +17,7 @@ from media.encode.encoders import (
     probe_nvenc,
     resolve_encoder,
     video_options,
+    x265_preset,
 )
 from pipeline.local_runner import LOCAL_RUNNER
 
@@ -40,6 +42,18 @@ def test_every_encoder_keeps_the_grid_and_the_cap(name):
 def test_hevc_is_tagged_hvc1_for_hls():
     for name in ("x265", "nvenc-hevc"):
         assert video_options(ENCODERS[name], RUNG, EncodeSettings(), GRID_100)["tag:v"] == "hvc1"
+
+
+def test_x265_runs_one_preset_slower_than_the_x264_name_asked():
+    # x265 at x264's own preset name gains little over x264 on grain and at small sizes
+    # (media.encode.encoders._X265_PRESETS): the default medium is x265's slow.
+    assert x265_preset("medium") == "slow"
+    steps = [x265_preset(name) for name in X264_PRESETS]
+    assert steps[:-1] == list(X264_PRESETS[1:]) and steps[-1] == "placebo"
+    options = video_options(ENCODERS["x265"], RUNG, EncodeSettings(preset="medium"), GRID_100)
+    assert options["preset"] == "slow"
+    assert video_options(ENCODERS["x264"], RUNG, EncodeSettings(preset="medium"),
+                         GRID_100)["preset"] == "medium"
 
 
 def test_quality_values_are_clamped_to_each_encoders_range():
