@@ -14,7 +14,7 @@ prints per source and codec:
   marked "(n/m rungs)"): negative = fewer bits at equal VMAF (goals: AV1 at most -30 %, HEVC at
   most -20 %);
 - the final encodes' CPU seconds over H.264's (goal for AV1: at most 3x), and the SVT-AV1
-  preset that `--preset` maps to;
+  and x265 presets that `--preset` maps to;
 - planning cost: the codec's trial + calibration CPU seconds over its final encodes'.
 
 Separate runs per codec measure each encoder's CPU seconds on its own (in a
@@ -41,7 +41,7 @@ from benchmarks.per_title import (
     monotonic,
     run_pipeline,
 )
-from media.encode.encoders import _SVT_PRESETS
+from media.encode.encoders import _SVT_PRESETS, x265_preset
 from media.quality.bdrate import MIN_POINTS, bd_rate
 
 GOALS = {"av1": -30.0, "hevc": -20.0}
@@ -119,7 +119,8 @@ def main() -> int:
                                           ["--codecs", codec, *args.extra.split()], args.reuse)
         rows.append((name, codec_figures(reports)))
     print(f"\ncodec ladders against H.264, per-title, --preset {args.preset} (SVT-AV1 preset "
-          f"{_SVT_PRESETS.get(args.preset, 8)}), {args.duration:g} s at scale {args.scale:g}, "
+          f"{_SVT_PRESETS.get(args.preset, 8)}, x265 {x265_preset(args.preset)}), "
+          f"{args.duration:g} s at scale {args.scale:g}, "
           f"{os.cpu_count()} cores")
     print("source    codec  rungs  BD-rate (VMAF)               goal     encode CPU s  x H.264  "
           "planning/encode CPU")
