@@ -24,7 +24,7 @@ from pipeline.graph import (
     build_pipeline,
     own_output_prefix,
 )
-from pipeline.local_runner import LOCAL_RUNNER
+from pipeline.local_runner import LOCAL_RUNNER, runner_api_round_trip
 from pipeline.options import LadderflowOptions, job_config, pubsub_path
 from pipeline.watch import watch_in_batches
 from transforms import _storage, metrics
@@ -135,7 +135,7 @@ def run(argv: list[str], pipeline_options: PipelineOptions | None = None) -> int
     build_pipeline(pipeline, sources, config, delivery)
     if submits_only(options):
         return _submitted(pipeline.run(), config)
-    result = pipeline.run()
+    result = pipeline.run(test_runner_api=runner_api_round_trip(pipeline, options))
     result.wait_until_finish()
     log_metrics(result)
     results = outcomes(config, sources)
@@ -239,7 +239,7 @@ def watch_locally(options: PipelineOptions, config: JobConfig, delivery: Deliver
         build_events_batch(pipeline, events, config, delivery)
         running.append(True)
         try:
-            result = pipeline.run()
+            result = pipeline.run(test_runner_api=runner_api_round_trip(pipeline, options))
             result.wait_until_finish()
         finally:
             running.clear()

@@ -226,6 +226,31 @@ def test_beams_direct_runner_tries_prism_and_the_local_runner_does_not(prism):
     assert prism.count == before + 1
 
 
+def test_a_local_batch_run_skips_beams_runner_api_round_trip(monkeypatch):
+    """On the FnApiRunner the graph goes through its protos anyway: Beam's rebuild of the
+    whole graph from them before the run (its check for runners it does not know) is
+    left out, as Beam's DirectRunner leaves it out on batch; elsewhere Beam decides."""
+    from pipeline.local_runner import runner_api_round_trip
+
+    rebuilt = []
+    rebuild = beam.Pipeline.from_runner_api
+    monkeypatch.setattr(beam.Pipeline, "from_runner_api", staticmethod(
+        lambda *args, **kwargs: rebuilt.append(1) or rebuild(*args, **kwargs)))
+    options = PipelineOptions([])
+    launcher.choose_runner(options)
+    pipeline = _tiny(options)
+    assert runner_api_round_trip(pipeline, options) is False
+    pipeline.run(test_runner_api=runner_api_round_trip(pipeline, options)).wait_until_finish()
+    assert rebuilt == []
+    _tiny(options).run().wait_until_finish()  # Beam's own choice for this runner
+    assert rebuilt == [1]
+    streaming = PipelineOptions(["--streaming"])
+    launcher.choose_runner(streaming)
+    assert runner_api_round_trip(_tiny(streaming), streaming) == "AUTO"
+    direct = PipelineOptions(["--runner=DirectRunner"])
+    assert runner_api_round_trip(_tiny(direct), direct) == "AUTO"
+
+
 def test_streaming_runs_on_the_bundle_based_direct_runner():
     from apache_beam.testing.test_stream import TestStream
 
