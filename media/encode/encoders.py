@@ -37,12 +37,13 @@ _SVT_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "
 _X265_PRESETS = {"ultrafast": "superfast", "superfast": "veryfast", "veryfast": "faster",
                  "faster": "fast", "fast": "medium", "medium": "slow", "slow": "slower",
                  "slower": "veryslow", "veryslow": "placebo", "placebo": "placebo"}
-"""x264 preset names onto x265's, one step slower: at x264's own preset name x265 gains
+"""x264 preset names onto x265's, one step slower. At x264's own preset name x265 gains
 little over x264 on grain and at small sizes; one step slower (medium -> slow, which
 turns on RDOQ level 2 and rectangular partitions, and early skip off) it gains what HEVC
-promises, within 3x x264's CPU seconds. Against x264 medium, 16 s at 320x180 and 640x360 with grain,
-four CRFs each: x265 medium -6.0 and -0.7 % BD-rate (VMAF) at 1.36x and 1.40x x264's CPU
-seconds, x265 slow -43.7 and -27.7 % at 2.55x and 2.91x (docs/per-title.md)."""
+promises. Against x264 medium, 16 s at 320x180 and 640x360 with grain, four CRFs each:
+x265 medium -6.0 and -0.7 % BD-rate (VMAF) at 1.36x and 1.40x x264's CPU seconds, x265
+slow -43.7 and -27.7 % at 2.55x and 2.91x; in the pipeline's ladders 2.8-3.9x
+(docs/per-title.md)."""
 _NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p3",
                   "fast": "p4", "medium": "p5", "slow": "p6", "slower": "p7",
                   "veryslow": "p7", "placebo": "p7"}
@@ -63,8 +64,7 @@ def _x265(rendition: Rendition, settings: EncodeSettings, n: int) -> dict[str, s
     # forced-idr: a keyframe forced at a segment start (`keyframe_expr`) is an IDR frame,
     # not an I frame inside a GOP, where a grid cut at shot changes puts it off keyint
     options = {"preset": x265_preset(settings.preset), "tag:v": "hvc1",
-               "crf": _crf(rendition.crf, 51),
-               "forced-idr": "1"}
+               "crf": _crf(rendition.crf, 51), "forced-idr": "1"}
     if rendition.hdr:  # Main10, the colour description in the VUI; HDR10's SEI for PQ
         transfer = HDR_TRANSFERS[rendition.hdr][0]
         params += (f":colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"
