@@ -212,12 +212,11 @@ def at_equal_encoder_speed(long: Run, cut: Run) -> float | None:
     CRFs each run's planning chose) made every encode cost the same in both runs. The two
     runs are minutes apart on a shared machine whose x264 speed drifts by 10-15 %; this
     separates that drift from what the pipeline scales. A check, not a goal."""
-    if not (long.encodes and cut.encodes and long.measured.encoder_cpu_s
-            and cut.measured.encoder_cpu_s):
+    long_per = _per(long.measured.encoder_cpu_s, long.encodes)
+    cut_per = _per(cut.measured.encoder_cpu_s, cut.encodes)
+    if not (long_per and cut_per):
         return None
-    drift = ((long.measured.encoder_cpu_s / long.encodes)
-             / (cut.measured.encoder_cpu_s / cut.encodes))
-    return long.measured.wall_s / cut.measured.wall_s / drift
+    return long.measured.wall_s / cut.measured.wall_s / (long_per / cut_per)
 
 
 def read_report(output: str, title: str) -> dict:
