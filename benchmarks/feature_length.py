@@ -6,12 +6,15 @@ Makes (once, cached in `--work`) a `--minutes` source at 256x144 24 fps (a movin
 pattern under temporal noise, so encodes are not trivial; stereo audio; x264 ultrafast)
 with an SRT track beside it in a title package, and the first `--cut_minutes` of it
 (stream copy, same content), then runs, one after the other on this machine:
-  1. the pipeline with its defaults (per-title ladder, VMAF) on the long title;
-  2. the same on the cut;
-  3. the pipeline with `--ladder fixed --no_vmaf` on the long source (video and audio);
-  4. one plain FFmpeg command making the same fixed-ladder renditions with the same x264
+  1. the pipeline with its defaults (per-title ladder, VMAF) on the cut;
+  2. the same on the long title;
+  3. the same on the cut again: the two runs of the cut bracket the long run, and the cut's
+     figures are their means (`bracketed`), so a machine that drifts steadily over the
+     long run's minutes weighs on both sides of the ratio alike;
+  4. the pipeline with `--ladder fixed --no_vmaf` on the long source (video and audio);
+  5. one plain FFmpeg command making the same fixed-ladder renditions with the same x264
      settings, plus the audio (`benchmarks/overhead.py`'s baseline).
-For runs 1 and 2 it prints: chunks, segments and chunk-renditions; the critical path by
+For the long run and the cut it prints: chunks, segments and chunk-renditions; the critical path by
 stage, from the seconds at which the run logged each line (inspection: start to
 "inspected"; planning: to "planned"; encode stage: to the last chunk encoded and scored;
 tail: from there to "published"); the chunk encodes (with the gates' re-encodes) and the
@@ -28,6 +31,7 @@ two runs taken out, a check beside the goal); and the goals with PASS/FAIL.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -219,6 +223,25 @@ def at_equal_encoder_speed(long: Run, cut: Run) -> float | None:
     return long.measured.wall_s / cut.measured.wall_s / (long_per / cut_per)
 
 
+def bracketed(before: Run, after: Run) -> Run:
+    """The cut's run as the mean of its two runs, one before the long run and one after:
+    each timed figure (wall, CPU, RSS, stage seconds) averaged, the counts and gathered
+    sizes of the first (the same title makes the same chunks; the encodes, should the two
+    differ, the mean rounded)."""
+    def mean(a, b):
+        return None if a is None or b is None else (a + b) / 2
+
+    measured = dataclasses.replace(before.measured, **{
+        name: mean(getattr(before.measured, name), getattr(after.measured, name))
+        for name in ("wall_s", "peak_rss_mib", "peak_tree_rss_mib", "encoder_cpu_s",
+                     "encode_span_s", "own_cpu_s")})
+    timed = Stages(**{f.name: mean(getattr(before.stages, f.name), getattr(after.stages, f.name))
+                      for f in dataclasses.fields(Stages)})
+    encodes = (None if before.encodes is None or after.encodes is None
+               else round((before.encodes + after.encodes) / 2))
+    return dataclasses.replace(before, measured=measured, stages=timed, encodes=encodes)
+
+
 def read_report(output: str, title: str) -> dict:
     """The published title's report.json."""
     found = sorted(glob.glob(os.path.join(output, title, "**", "report.json"), recursive=True),
@@ -392,13 +415,15 @@ def main() -> int:
     long_video, long_package, cut_package = make_sources(args.work, args.minutes,
                                                          args.cut_minutes)
 
-    runs = {}
-    for package in (long_package, cut_package):
+    runs = []
+    for package, suffix in ((cut_package, ""), (long_package, ""), (cut_package, "-again")):
         title = os.path.basename(package).removesuffix(".title.json")
-        out = os.path.join(args.work, "out-" + title)
-        measured = run_pipeline(f"{title}: defaults (per-title, VMAF)", package, out, [])
-        runs[title] = read_run(title, out, measured, out + ".log")
-    long, cut = runs.values()
+        out = os.path.join(args.work, "out-" + title + suffix)
+        measured = run_pipeline(f"{title}{suffix}: defaults (per-title, VMAF)", package, out,
+                                [])
+        runs.append(read_run(title, out, measured, out + ".log"))
+    cut_before, long, cut_after = runs
+    cut = bracketed(cut_before, cut_after)
 
     no_vmaf_s = baseline_s = None
     if not args.skip_overhead:
@@ -419,6 +444,10 @@ def main() -> int:
     print(f"\nfeature length: {WIDTH}x{HEIGHT} {RATE} fps with noise, stereo audio, SRT; "
           f"{args.minutes:g} min against its first {args.cut_minutes:g} min; defaults "
           f"(per-title, VMAF, x264 {PRESET}); {os.cpu_count()} cores")
+    per_encode = [_per(r.measured.encoder_cpu_s, r.encodes) for r in (cut_before, cut_after)]
+    print(f"the cut's column: the mean of its runs before and after the long run (wall "
+          f"{cut_before.measured.wall_s:.1f} and {cut_after.measured.wall_s:.1f} s; x264 CPU "
+          f"per chunk encode {_cell(per_encode[0]).strip()} and {_cell(per_encode[1]).strip()} s)")
     for line in report_lines(long, cut, args.minutes, args.cut_minutes):
         print(line)
     equal = at_equal_encoder_speed(long, cut)

@@ -13,6 +13,7 @@ from benchmarks.feature_length import (
     Run,
     Stages,
     at_equal_encoder_speed,
+    bracketed,
     chunk_encodes,
     gathered_bytes,
     goals,
@@ -77,6 +78,25 @@ def test_the_time_ratio_at_equal_encoder_speed_takes_out_the_machines_drift():
     cut = Run("film", Measured(100.0, 280.0, 560.0, 0, encoder_cpu_s=1.0 * 100), encodes=100)
     assert round(at_equal_encoder_speed(long, cut), 6) == 12.0
     assert at_equal_encoder_speed(Run("film", long.measured), cut) is None
+
+
+def test_the_cut_is_the_mean_of_its_runs_before_and_after_the_long_run():
+    # The machine slowed by a fifth over the long run: the cut before it took 50 s, the cut
+    # after it 60 s. Against the first alone the long run's 660 s read 13.2x; against the
+    # mean of the two, which saw the same drift on average, 12.0x.
+    before = Run("cut", Measured(50.0, 300.0, 600.0, 0, encoder_cpu_s=100.0, own_cpu_s=5.0),
+                 chunks=50, encodes=100, stages=Stages(startup_s=1.0, inspection_s=8.0))
+    after = Run("cut", Measured(60.0, 320.0, 620.0, 0, encoder_cpu_s=120.0, own_cpu_s=7.0),
+                chunks=50, encodes=102, stages=Stages(startup_s=2.0, inspection_s=None))
+    cut = bracketed(before, after)
+    assert cut.measured.wall_s == 55.0
+    assert (cut.measured.encoder_cpu_s, cut.measured.own_cpu_s) == (110.0, 6.0)
+    assert (cut.measured.peak_rss_mib, cut.measured.peak_tree_rss_mib) == (310.0, 610.0)
+    assert cut.stages == Stages(startup_s=1.5)  # a stage one run did not log is missing
+    assert (cut.chunks, cut.encodes) == (50, 101)
+    long = Run("film", Measured(660.0, 330.0, 700.0, 0), chunk_renditions=1200)
+    assert [g.value for g in goals(long, cut, 12.0, None, None)][3] == "12.00x"
+    assert bracketed(before, Run("cut", after.measured)).encodes is None
 
 
 def _run(wall_s: float, rss: float, own_cpu_s: float, chunk_renditions: int,
