@@ -20,7 +20,7 @@ import av
 
 from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import UndecodableVideo, UnreadableSource
-from media.core.source_index import one_source_index
+from media.core.source_index import opened_source
 from media.ingest.imf.pipeline_source import is_imf_title, read_table, stage_image_span
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
 
@@ -47,8 +47,8 @@ def stage_span(source: str | BinaryIO, start_s: float, end_s: float, out_path: s
         staged = stage_image_span(read_table(source, source_uri), start_s, end_s, out_path)
         return StagedSpan(staged.path, staged.packets, staged.bytes_copied, staged.first_pts_s)
     try:
-        with one_source_index(), av.open(source, mode="r",
-                                         options=SOURCE_OPEN_OPTIONS) as container:
+        # Every try below seeks first, so the source the last read left open will do.
+        with opened_source(source, SOURCE_OPEN_OPTIONS) as container:
             video = container.streams.video[0]
             codec = video.codec_context.codec.canonical_name
             chosen = staging_format(codec)

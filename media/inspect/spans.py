@@ -40,7 +40,7 @@ import av
 
 from media.core.containers import UnstageableCodec, staging_format
 from media.core.errors import MediaError, ToolFailed, UnreadableSource
-from media.core.source_index import one_source_index
+from media.core.source_index import opened_source
 from media.ingest.imf.inspection import stage_title_span
 from media.ingest.imf.pipeline_source import is_imf_title, read_table
 from media.inspect import complexity
@@ -324,8 +324,10 @@ def _read_span(source, span: Span, out_base: str, uri: str
         while True:
             if not isinstance(source, str):
                 source.seek(0)  # a handle another read left elsewhere
-            with one_source_index(), av.open(source, mode="r",
-                                             options=SOURCE_OPEN_OPTIONS) as container:
+            # A span with a start seeks to it; the first reads from where a fresh open
+            # starts.
+            with opened_source(source, SOURCE_OPEN_OPTIONS,
+                               reuse=span.start_s is not None) as container:
                 video = _first_video_stream(container, uri)
                 if not formats:
                     codec = video.codec_context.codec.canonical_name
