@@ -87,3 +87,23 @@ def test_a_fresh_read_a_failed_read_and_a_file_object_each_open_anew(clip, opens
     with opened_source(clip, SOURCE_OPEN_OPTIONS) as still:
         assert still is after  # a file object's read leaves the kept source as it was
     assert opens == [clip, clip, clip, "<file object>"]
+
+
+def test_a_stage_that_read_a_title_leaves_no_source_open(clip):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from media.core import source_index
+    from media.core.types import IngestEvent
+    from transforms.inspect import Inspect
+
+    forget_kept_source()
+    with beam.Pipeline(options=PipelineOptions(
+            ["--runner", "pipeline.local_runner.LocalRunner"])) as pipeline:
+        inspected = (pipeline | beam.Create([IngestEvent(clip, "kept")])
+                     | Inspect(span_s=2.0))
+        durations = inspected.main | beam.Map(lambda info: float(info.duration_s))
+        assert_that(durations, equal_to([6.0]))
+    # Three spans read the clip, through one kept source; the end of their bundle closed it.
+    assert source_index._Kept.container is None

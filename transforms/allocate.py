@@ -97,7 +97,7 @@ def _from_json(rows: list) -> tuple[ChunkProbe, ...]:
                  for i, d, c, pts, gap in rows)
 
 
-class _ProbeFn(beam.DoFn):
+class _ProbeFn(_storage.ReleasesKeptSource, beam.DoFn):
     def __init__(self, preset: str, timeout_s: float):
         self._preset = preset
         self._timeout_s = timeout_s

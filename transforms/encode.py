@@ -63,7 +63,7 @@ RETRY_BACKOFF_S = 0.25
 """Wait before the second try; doubled before each later one."""
 
 
-class _EncodeChunkFn(beam.DoFn):
+class _EncodeChunkFn(_storage.ReleasesKeptSource, beam.DoFn):
     def __init__(self, tool_timeout_s: float, max_tries: int = CHUNK_TRIES,
                  retry_backoff_s: float = RETRY_BACKOFF_S):
         self._timeout_s = tool_timeout_s

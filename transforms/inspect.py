@@ -287,7 +287,7 @@ class _HeadFn(beam.DoFn):
             yield key, SpanTask(slim, span)
 
 
-class _InspectFn(beam.DoFn):
+class _InspectFn(_storage.ReleasesKeptSource, beam.DoFn):
     """One span's checks, read by range: its result as a part of its title."""
 
     def __init__(self, timeout_s: float | None = None):

@@ -110,7 +110,7 @@ def _with_hdr_metadata(source: SourceInfo) -> SourceInfo:
                                content_light=found.content_light)
 
 
-class _RunTrialFn(beam.DoFn):
+class _RunTrialFn(_storage.ReleasesKeptSource, beam.DoFn):
     """One trial task, or its stored results where an earlier run made them."""
 
     def __init__(self, tool_timeout_s: float):
@@ -162,7 +162,7 @@ class _RefineFn(beam.DoFn):
         yield from tasks
 
 
-class _ChooseLadderFn(beam.DoFn):
+class _ChooseLadderFn(_storage.ReleasesKeptSource, beam.DoFn):
     """All of a title's trial results -> its plan (`media.plan.per_title.plan_title`),
     with the record of how it was made stored beside the title's work."""
 
