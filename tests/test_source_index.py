@@ -9,6 +9,7 @@ import os
 import av
 import pytest
 
+from media.core.errors import UnreadableSource
 from media.core.source_index import forget_kept_source, opened_source
 from media.encode.staging import stage_span
 from media.inspect.probe import SOURCE_OPEN_OPTIONS
@@ -70,6 +71,16 @@ def test_a_source_that_changed_is_opened_again(clip, opens, tmp_path):
     assert opens == [copy, copy]
     stage_span(clip, 2.0, 3.0, str(tmp_path / "d.mkv"), clip)  # another source
     assert opens == [copy, copy, clip]
+
+
+def test_a_source_gone_since_its_last_read_is_unreadable(clip, opens, tmp_path):
+    copy = str(tmp_path / "gone.mp4")
+    with open(clip, "rb") as src, open(copy, "wb") as dst:
+        dst.write(src.read())
+    stage_span(copy, 1.0, 2.0, str(tmp_path / "a.mkv"), copy)
+    os.remove(copy)
+    with pytest.raises(UnreadableSource, match=r"cannot read 2\.000-3\.000 s of the source"):
+        stage_span(copy, 2.0, 3.0, str(tmp_path / "b.mkv"), copy)
 
 
 def test_a_fresh_read_a_failed_read_and_a_file_object_each_open_anew(clip, opens):

@@ -11,8 +11,8 @@ it in its arenas, so the next index lands beside it instead of in its place).
 
 `opened_source` keeps that one index: a local source stays open for the next read of the
 same file (same path, size and modification time), which seeks it instead of reading the
-index again. Reading a 2-hour MP4's index costs 0.03-0.06 CPU s, paid by every chunk,
-audio span and inspection span of the title: a cost per chunk that grew with the title.
+index again. Reading a 2-hour MP4's index costs 0.03-0.06 CPU s, paid by every chunk and
+inspection span of the title: a cost per chunk that grew with the title.
 A file object (a remote source's FileSystems handle, which its caller closes) is opened
 for its read alone, as before.
 """
@@ -96,7 +96,12 @@ def opened_source(source: str | BinaryIO, options: Mapping[str, str], *,
             with av.open(source, mode="r", options=dict(options)) as container:
                 yield container
             return
-        key = _key(source, options)
+        try:
+            key = _key(source, options)
+        except OSError:  # gone or unreadable: FFmpeg's open says so, as it always has
+            with av.open(source, mode="r", options=dict(options)) as container:
+                yield container
+            return
         if not reuse or _Kept.key != key:
             _drop()
             _Kept.container = av.open(source, mode="r", options=dict(options))
