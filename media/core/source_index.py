@@ -70,9 +70,16 @@ class _Kept:
     container = None
 
 
-def _key(path: str, options: Mapping[str, str]) -> tuple:
-    stat = os.stat(path)
-    return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino,
+def _key(source: str | BinaryIO, options: Mapping[str, str]) -> tuple | None:
+    """What names a local source's contents; None for a file object, or a path that is
+    gone or unreadable (FFmpeg's open then says so, as it always has)."""
+    if not isinstance(source, str):
+        return None
+    try:
+        stat = os.stat(source)
+    except OSError:
+        return None
+    return (os.path.realpath(source), stat.st_size, stat.st_mtime_ns, stat.st_ino,
             tuple(sorted(options.items())))
 
 
@@ -92,13 +99,8 @@ def opened_source(source: str | BinaryIO, options: Mapping[str, str], *,
     where it reads from wherever a fresh open starts). A read that fails drops it. A file
     object is opened and closed here, and the kept container stays as it was."""
     with one_source_index():
-        if not isinstance(source, str):
-            with av.open(source, mode="r", options=dict(options)) as container:
-                yield container
-            return
-        try:
-            key = _key(source, options)
-        except OSError:  # gone or unreadable: FFmpeg's open says so, as it always has
+        key = _key(source, options)
+        if key is None:
             with av.open(source, mode="r", options=dict(options)) as container:
                 yield container
             return
