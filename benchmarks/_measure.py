@@ -100,15 +100,6 @@ def _copy_timed(stream, log, start: float) -> None:
         log.flush()
 
 
-def _tree(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(_children(current))
-    return found
-
-
 def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -117,20 +108,18 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """Resident memory of `pid` and its descendants, each counted once: a child caught
+def _tree(pid: int) -> list[tuple[int, bool]]:
+    """`pid` and its descendants, each with whether its memory is its own: a child caught
     between its fork and its exec (its command line still its parent's) shares its
-    parent's memory, and /proc reports that memory as its own too, so it is left out.
+    parent's memory, which /proc reports as its own too, so it is not counted twice.
     (Catching Python's spawn of FFmpeg there counted a 358 MiB process twice.)"""
-    total, todo = 0, [(pid, None)]
+    found, todo = [], [(pid, None)]
     while todo:
         current, parent_cmdline = todo.pop()
         cmdline = _cmdline(current)
-        if parent_cmdline is not None and cmdline == parent_cmdline:
-            continue  # not exec'd yet; its own children come after the exec
-        total += _rss_kib(current)
+        found.append((current, parent_cmdline is None or cmdline != parent_cmdline))
         todo.extend((child, cmdline) for child in _children(current))
-    return total
+    return found
 
 
 def run_measured(argv: list[str], log_path: str, env: dict | None = None,
@@ -155,10 +144,11 @@ def run_measured(argv: list[str], log_path: str, env: dict | None = None,
         def sample():
             while not done.is_set():
                 peak["hwm"] = max(peak["hwm"], _rss_kib(proc.pid, "VmHWM"))
-                peak["tree"] = max(peak["tree"], _tree_rss_kib(proc.pid))
                 tree = _tree(proc.pid)
+                peak["tree"] = max(peak["tree"], sum(_rss_kib(p) for p, own_memory in tree
+                                                     if own_memory))
                 seen = False
-                for pid in tree:
+                for pid, _ in tree:
                     cpu = _encoder_cpu_s(pid)
                     if cpu is not None:
                         encoders[pid] = max(encoders.get(pid, 0.0), cpu)
